@@ -1,0 +1,1 @@
+"""Synthetic data generator and the speed / quality benchmarks behind `make bench`."""
