@@ -59,6 +59,7 @@ class TierConfig(_Frozen):
     k: int | None = Field(default=None, ge=2)
     k_max: int = Field(default=4, ge=2)
     min_share: float = Field(default=0.02, gt=0.0, lt=0.5)
+    silhouette_tolerance: float = Field(default=0.1, ge=0.0, lt=1.0)
 
     def tier_names(self) -> tuple[str, ...]:
         if self.names:
@@ -86,6 +87,13 @@ class MlflowConfig(_Frozen):
     registered_model: str = "tiercast"
 
 
+class ScoreConfig(_Frozen):
+    """Batch scoring: cutoff (None = the midnight after the last transaction) and rows per chunk."""
+
+    cutoff: str | None = None
+    chunk_size: int = Field(default=200_000, gt=0)
+
+
 class OutputConfig(_Frozen):
     dir: Path = Path("outputs")
     at_risk_tiers: tuple[str, ...] | None = None
@@ -104,6 +112,7 @@ class Config(_Frozen):
     tiers: TierConfig = TierConfig()
     models: ModelConfig = ModelConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    score: ScoreConfig = ScoreConfig()
     outputs: OutputConfig = OutputConfig()
 
 

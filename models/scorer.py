@@ -1,0 +1,101 @@
+"""The one scoring artifact: tier scheme + value model + churn model + feature list, as an MLflow pyfunc.
+
+:class:`TiercastScorer` is plain Python (usable without MLflow); :class:`TiercastPyfunc` wraps it for MLflow so a
+batch job loads a single registered model and scores feature rows, row-aligned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from tiercast.models.churn import ChurnModel
+from tiercast.models.tiering import TierScheme
+from tiercast.models.value import ValueModel
+
+SCORE_COLUMNS: tuple[str, ...] = (
+    "current_tier",
+    "predicted_tier",
+    "predicted_value",
+    "churn_probability",
+    "value_at_risk",
+)
+
+
+class FeatureSchemaError(ValueError):
+    """Feature rows do not match the features the model was trained on."""
+
+
+@dataclass(frozen=True)
+class TiercastScorer:
+    """Scores feature rows built at a cutoff with the same feature definitions as training.
+
+    ``current_value_column`` holds realized spend over the last horizon-length window, which the tier scheme maps
+    to the current tier; the predicted tier comes from the predicted value through the scheme's prediction
+    thresholds. Value at risk = predicted value x churn probability.
+    """
+
+    scheme: TierScheme
+    value_model: ValueModel
+    churn_model: ChurnModel
+    feature_names: tuple[str, ...]
+    current_value_column: str
+    horizon_days: int
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        extra = () if self.current_value_column in self.feature_names else (self.current_value_column,)
+        return (*self.feature_names, *extra)
+
+    def check_schema(self, features: pd.DataFrame) -> None:
+        missing = [c for c in self.required_columns if c not in features.columns]
+        if missing:
+            raise FeatureSchemaError(
+                f"feature rows lack {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
+            )
+        bad = [c for c in self.required_columns if not pd.api.types.is_numeric_dtype(features[c])]
+        if bad:
+            raise FeatureSchemaError(f"feature column(s) are not numeric: {', '.join(bad[:10])}")
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Score columns for each row of ``features`` (same index, same order)."""
+        self.check_schema(features)
+        X = features[list(self.feature_names)].astype("float64")
+        value = np.clip(self.value_model.predict(X), 0.0, None)
+        churn = self.churn_model.predict_proba(X)[:, 1]
+        current = features[self.current_value_column].astype("float64").fillna(0.0).to_numpy()
+        return pd.DataFrame(
+            {
+                "current_tier": self.scheme.assign(current),
+                "predicted_tier": self.scheme.assign_predicted(value),
+                "predicted_value": value,
+                "churn_probability": churn,
+                "value_at_risk": value * churn,
+            },
+            index=features.index,
+        ).astype({"current_tier": "str", "predicted_tier": "str"})
+
+
+class TiercastPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow wrapper: loads the pickled :class:`TiercastScorer` artifact and scores a feature frame."""
+
+    ARTIFACT = "scorer"
+
+    def load_context(self, context) -> None:  # noqa: ANN001 - MLflow's context object
+        self.scorer: TiercastScorer = joblib.load(context.artifacts[self.ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
+        return self.scorer.score(model_input)
+
+
+def dump_scorer(scorer: TiercastScorer, path: str | Path) -> Path:
+    """Pickle the scorer with joblib (the artifact the pyfunc loads)."""
+    path = Path(path)
+    joblib.dump(scorer, path)
+    return path

@@ -1,0 +1,165 @@
+"""The ``tiercast`` command line (typer). Each command is a thin shell over a pipeline function."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from tiercast.pipeline.config import Config, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config YAML (see configs/).")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input and bad config end with a one-line message and exit code 2, never a traceback."""
+    from tiercast.models.scorer import FeatureSchemaError
+    from tiercast.pipeline.io import InputError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, FeatureSchemaError, FileNotFoundError) as exc:
+            _fail(str(exc))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            _fail(f"invalid config: {loc}: {first['msg']} ({exc.error_count()} error(s))")
+
+    return wrapper
+
+
+def _config(path: Path) -> Config:
+    return load_config(path)
+
+
+def _ingest(config: Config):
+    from tiercast.pipeline.io import read_transactions, write_quarantine
+
+    result = read_transactions(config.data)
+    write_quarantine(result, config.data.quarantine_path)
+    return result
+
+
+@app.command()
+@handle_errors
+def validate(config: ConfigOpt) -> None:
+    """Read and validate the transactions; write the quarantine file and print the accounting."""
+    from tiercast.pipeline.summary import print_ingest
+
+    cfg = _config(config)
+    start = time.perf_counter()
+    result = _ingest(cfg)
+    print_ingest(console, result, cfg.data.quarantine_path, seconds=time.perf_counter() - start)
+
+
+@app.command()
+@handle_errors
+def features(
+    config: ConfigOpt,
+    cutoff: Annotated[str, typer.Option(help="Cutoff date (features see only earlier transactions).")],
+    out: Annotated[Path, typer.Option(help="Output Parquet file.")] = Path("features.parquet"),
+) -> None:
+    """Build point-in-time features at a cutoff and write them to Parquet."""
+    from tiercast.features.build import build_features
+    from tiercast.pipeline.files import write_parquet
+
+    cfg = _config(config)
+    result = _ingest(cfg)
+    frame = build_features(
+        result.accepted,
+        cutoff=pd.Timestamp(cutoff),
+        windows_days=cfg.features.windows_days,
+        horizon_days=cfg.horizon_days,
+        satisfaction=result.satisfaction,
+    )
+    write_parquet(frame, out)
+    console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features at {cutoff} -> {out}")
+
+
+@app.command()
+@handle_errors
+def run(config: ConfigOpt) -> None:
+    """The main job: ingest, train and backtest, register the model, score every customer, write the lists."""
+    from tiercast.pipeline.job import run_job
+    from tiercast.pipeline.summary import print_run
+
+    cfg = _config(config)
+    outcome = run_job(cfg)
+    print_run(console, outcome)
+
+
+@app.command()
+@handle_errors
+def score(
+    config: ConfigOpt,
+    model: Annotated[str, typer.Option(help="Registered model URI, e.g. models:/tiercast@champion.")],
+    out: Annotated[Path, typer.Option(help="Output Parquet file.")] = Path("outputs/scores.parquet"),
+    cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the day after the data ends).")] = None,
+) -> None:
+    """Score every customer with a registered model and write the scores atomically."""
+    from tiercast.pipeline.files import write_parquet
+    from tiercast.pipeline.score import score_customers
+    from tiercast.pipeline.tracking import setup_mlflow
+    from tiercast.pipeline.train import data_bounds
+
+    cfg = _config(config)
+    setup_mlflow(cfg)
+    result = _ingest(cfg)
+    when = pd.Timestamp(cutoff) if cutoff else data_bounds(result.accepted)[1]
+    scores = score_customers(
+        result.accepted,
+        model_uri=model,
+        cutoff=when,
+        windows_days=cfg.features.windows_days,
+        horizon_days=cfg.horizon_days,
+        chunk_size=cfg.score.chunk_size,
+    )
+    write_parquet(scores, out)
+    console.print(f"{len(scores):,} customers scored at {when.date()} with {model} -> {out}")
+
+
+@app.command("at-risk")
+@handle_errors
+def at_risk_cmd(
+    scores: Annotated[Path, typer.Option(help="scores.parquet written by `tiercast score` or `tiercast run`.")],
+    out: Annotated[Path, typer.Option(help="Output CSV.")] = Path("outputs/at_risk.csv"),
+    tiers: Annotated[str | None, typer.Option(help="Comma-separated current tiers, e.g. platinum,gold.")] = None,
+    top: Annotated[int, typer.Option(help="How many customers to list.")] = 500,
+    min_churn: Annotated[float, typer.Option(help="Minimum churn probability.")] = 0.0,
+) -> None:
+    """Rank customers of the top tiers by value at risk (predicted value x churn probability)."""
+    from tiercast.pipeline.files import write_csv
+    from tiercast.pipeline.score import at_risk
+
+    if not scores.is_file():
+        _fail(f"{scores}: scores file not found")
+    frame = pd.read_parquet(scores)
+    chosen = [t.strip() for t in tiers.split(",")] if tiers else None
+    unknown = sorted(set(chosen or []) - set(frame["current_tier"].unique()) - set(frame["predicted_tier"].unique()))
+    if unknown:
+        _fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
+    ranked = at_risk(frame, tiers=chosen, top=top, min_churn=min_churn)
+    write_csv(ranked, out)
+    console.print(f"{len(ranked):,} customers at risk -> {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

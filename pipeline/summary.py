@@ -1,0 +1,91 @@
+"""Rich console summaries of ingestion and of the main job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tiercast.pipeline.io import IngestResult
+    from tiercast.pipeline.job import RunOutcome
+
+_METRICS = (
+    ("normalized_gini", "value: normalized Gini"),
+    ("spearman", "value: Spearman"),
+    ("mae", "value: MAE"),
+    ("top10_capture", "value: top-10% capture"),
+    ("predicted_total", "value: predicted total"),
+    ("actual_total", "value: actual total"),
+    ("roc_auc", "churn: ROC AUC"),
+    ("pr_auc", "churn: PR AUC"),
+    ("brier", "churn: Brier"),
+    ("tier_accuracy", "tier: accuracy"),
+    ("tier_macro_f1", "tier: macro-F1"),
+    ("tier_quadratic_kappa", "tier: weighted kappa"),
+)
+
+
+def print_ingest(console: Console, result: IngestResult, quarantine_path: Path, seconds: float | None = None) -> None:
+    table = Table(title=f"Ingested {result.source}", show_header=True)
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_row("read", f"{result.n_read:,}")
+    table.add_row("accepted", f"{len(result.accepted):,}")
+    table.add_row("quarantined", f"{len(result.quarantine):,}")
+    for reason, count in sorted(result.reason_counts().items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  {reason}", f"{count:,}")
+    table.add_row("customers", f"{result.accepted['customer_id'].nunique():,}")
+    console.print(table)
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    console.print(f"quarantine -> {quarantine_path}{took}")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+def print_run(console: Console, outcome: RunOutcome) -> None:
+    print_ingest(console, outcome.ingest, outcome.quarantine_path)
+    trained = outcome.trained
+    plan = trained.plan
+    console.print(
+        f"cutoffs: train {', '.join(str(c.date()) for c in plan.train)} (validation {plan.validation.date()}); "
+        f"test {plan.test.date()}; {trained.n_train_rows:,} training rows, {trained.n_test_rows:,} test rows"
+    )
+
+    scores = outcome.scores
+    tiers = Table(title=f"Tiers at {outcome.score_cutoff.date()} ({len(scores):,} customers)")
+    for col in ("tier", "from value", "customers", "share", "revenue share (last horizon)", "predicted"):
+        tiers.add_column(col, justify="right" if col != "tier" else "left")
+    revenue = scores.groupby("current_tier")["current_value"].sum()
+    total = float(revenue.clip(lower=0).sum()) or 1.0
+    for row in trained.tiers:
+        name = row["tier"]
+        in_tier = scores["current_tier"] == name
+        tiers.add_row(
+            name,
+            f"{row['min_value']:,.0f}",
+            f"{int(in_tier.sum()):,}",
+            f"{in_tier.mean():.1%}",
+            f"{max(float(revenue.get(name, 0.0)), 0.0) / total:.1%}",
+            f"{int((scores['predicted_tier'] == name).sum()):,}",
+        )
+    console.print(tiers)
+
+    metrics = Table(title=f"Test cutoff {plan.test.date()}: next {trained.scorer.horizon_days} days")
+    metrics.add_column("metric")
+    for name in trained.test_metrics:
+        metrics.add_column(name, justify="right")
+    for key, label in _METRICS:
+        metrics.add_row(label, *(_fmt(trained.test_metrics[m].get(key)) for m in trained.test_metrics))
+    console.print(metrics)
+
+    console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
+    console.print(f"at risk  -> {outcome.at_risk_path} ({len(outcome.at_risk):,} rows)")
+    console.print(f"MLflow   -> run {trained.run_id} in {outcome.tracking_uri}")
+    console.print(f"           open the UI with: .venv/bin/mlflow ui --backend-store-uri {outcome.tracking_uri}")

@@ -1,0 +1,236 @@
+"""Training: rolling cutoffs -> stacked training set -> tier scheme, value and churn models -> test-cutoff backtest
+beside the naive baseline -> one MLflow run with the registered pyfunc.
+
+Time layout (all dates are midnight cutoffs, windows half-open):
+
+    data start ... [train cutoffs, step_days apart] ... validation cutoff | test cutoff | data end
+                                                      <- horizon ->       <- horizon ->
+
+The test cutoff is ``data end - horizon`` (or configured) so its label window is the last horizon of data. Every
+training cutoff's label window ends at or before the test cutoff, so nothing of the test horizon is trained on.
+The latest training cutoff is the validation cutoff for early stopping and probability calibration.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+from tiercast.features.training_set import build_training_set
+from tiercast.models.baselines import NaiveBaseline
+from tiercast.models.churn import ChurnModel
+from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
+from tiercast.models.scorer import TiercastPyfunc, TiercastScorer, dump_scorer
+from tiercast.models.tiering import TierScheme
+from tiercast.models.value import ValueModel
+from tiercast.pipeline.config import Config
+from tiercast.pipeline.io import IngestResult
+from tiercast.pipeline.tracking import (
+    data_fingerprint,
+    flatten,
+    git_commit,
+    library_versions,
+    model_pip_requirements,
+    setup_mlflow,
+)
+
+LABEL_COLUMNS = ("future_value", "future_orders", "churned")
+ID_COLUMNS = ("customer_id", "cutoff")
+
+
+@dataclass(frozen=True)
+class CutoffPlan:
+    """The cutoffs of one training run."""
+
+    data_start: pd.Timestamp
+    data_end: pd.Timestamp
+    train: tuple[pd.Timestamp, ...]
+    test: pd.Timestamp
+
+    @property
+    def validation(self) -> pd.Timestamp:
+        return self.train[-1]
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    model_version: str
+    scorer: TiercastScorer
+    plan: CutoffPlan
+    test_metrics: dict[str, dict[str, float]]
+    tiers: list[dict[str, Any]]
+    n_train_rows: int
+    n_test_rows: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.model_version}"
+
+
+def data_bounds(tx: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First day of data and the midnight after the last transaction (the exclusive end of the data)."""
+    return tx["timestamp"].min().normalize(), tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
+
+
+def plan_cutoffs(tx: pd.DataFrame, config: Config) -> CutoffPlan:
+    """Choose test and rolling training cutoffs from the data's span and the config."""
+    start, end = data_bounds(tx)
+    horizon = pd.Timedelta(days=config.horizon_days)
+    c = config.cutoffs
+    test = pd.Timestamp(c.test_cutoff) if c.test_cutoff else end - horizon
+    if test + horizon > end:
+        raise ValueError(f"test cutoff {test.date()} + {config.horizon_days} days passes the data end {end.date()}")
+    last_train = test - horizon
+    earliest = start + pd.Timedelta(days=c.min_history_days)
+    train = [last_train - pd.Timedelta(days=c.step_days * i) for i in range(c.n_train)]
+    train = sorted(t for t in train if t >= earliest)
+    if len(train) < 2:
+        raise ValueError(
+            f"only {len(train)} training cutoff(s) fit between {earliest.date()} and {last_train.date()}: "
+            "need at least two (one to fit, one to validate); shorten horizon_days or cutoffs.step_days"
+        )
+    return CutoffPlan(data_start=start, data_end=end, train=tuple(train), test=test)
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in ID_COLUMNS and c not in LABEL_COLUMNS]
+
+
+def evaluate(
+    scorer: TiercastScorer, baseline: NaiveBaseline, test: pd.DataFrame, horizon_days: int
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
+    """Test-cutoff metrics of tiercast and the naive baseline (value, churn, tiers vs persistence)."""
+    scores = scorer.score(test)
+    y_value = test["future_value"].to_numpy(dtype=float)
+    y_churn = test["churned"].to_numpy(dtype=int)
+    realized_tier = scorer.scheme.assign(np.clip(y_value, 0.0, None))
+    order = list(scorer.scheme.names_)
+    tiercast = {
+        **value_metrics(y_value, scores["predicted_value"].to_numpy()),
+        **churn_metrics(y_churn, scores["churn_probability"].to_numpy()),
+        **{f"tier_{k}": v for k, v in tier_metrics(realized_tier, scores["predicted_tier"].to_numpy(), order).items()},
+    }
+    naive = {
+        **value_metrics(y_value, baseline.predict_value(test, horizon_days)),
+        **churn_metrics(y_churn, baseline.predict_churn(test, horizon_days)),
+        **{f"tier_{k}": v for k, v in tier_metrics(realized_tier, scores["current_tier"].to_numpy(), order).items()},
+    }
+    return {"tiercast": tiercast, "naive": naive}, scores
+
+
+def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
+    """Fit the tier scheme and both models on the stacked training cutoffs."""
+    features = feature_columns(train)
+    is_val = train["cutoff"] == plan.validation
+    fit_rows, val_rows = train[~is_val], train[is_val]
+    m = config.models
+    value_model = ValueModel(
+        params=m.value_params,
+        n_estimators=m.n_estimators,
+        early_stopping_rounds=m.early_stopping_rounds,
+        random_state=config.seed,
+    ).fit(fit_rows[features], fit_rows["future_value"], val_rows[features], val_rows["future_value"])
+    churn_model = ChurnModel(
+        params=m.churn_params,
+        n_estimators=m.n_estimators,
+        early_stopping_rounds=m.early_stopping_rounds,
+        random_state=config.seed,
+    ).fit(fit_rows[features], fit_rows["churned"], val_rows[features], val_rows["churned"])
+
+    current_col = f"spend_{config.horizon_days}d"
+    t = config.tiers
+    scheme = TierScheme(
+        names=t.tier_names(),
+        k=t.k,
+        k_max=t.k_max,
+        min_share=t.min_share,
+        silhouette_tolerance=t.silhouette_tolerance,
+        random_state=config.seed,
+    ).fit(np.clip(val_rows[current_col].to_numpy(dtype=float), 0.0, None))
+    scheme.fit_predictions(value_model.predict(val_rows[features]))
+    return TiercastScorer(
+        scheme=scheme,
+        value_model=value_model,
+        churn_model=churn_model,
+        feature_names=tuple(features),
+        current_value_column=current_col,
+        horizon_days=config.horizon_days,
+        versions=versions,
+    )
+
+
+def train(config: Config, ingest: IngestResult) -> TrainResult:
+    """Run the backtest-and-train job and record it in MLflow; the fitted pyfunc is registered."""
+    tx = ingest.accepted
+    plan = plan_cutoffs(tx, config)
+    windows = config.features.windows_days
+    h = config.horizon_days
+    train_set = build_training_set(
+        tx, cutoffs=list(plan.train), horizon_days=h, windows_days=windows, data_end=plan.test, holdout_start=plan.test
+    )
+    test_set = build_training_set(tx, cutoffs=[plan.test], horizon_days=h, windows_days=windows, data_end=plan.data_end)
+    versions = library_versions()
+    scorer = fit_scorer(train_set, plan, config, versions)
+    baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
+    metrics, _ = evaluate(scorer, baseline, test_set, h)
+
+    experiment_id = setup_mlflow(config)
+    fingerprint = data_fingerprint(
+        config.data.transactions.path, n_read=ingest.n_read, accepted=tx, n_quarantined=len(ingest.quarantine)
+    )
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(flatten("", config.model_dump(mode="json")))
+        mlflow.log_params(
+            {
+                "cutoffs.train_resolved": ",".join(str(c.date()) for c in plan.train),
+                "cutoffs.test_resolved": str(plan.test.date()),
+                "value_model.n_trees": scorer.value_model.n_trees_,
+                "churn_model.n_trees": scorer.churn_model.n_trees_,
+                "tiers.k_resolved": scorer.scheme.k_,
+                "n_features": len(scorer.feature_names),
+            }
+        )
+        mlflow.set_tags({**{f"version.{k}": v for k, v in versions.items()}, "git_commit": git_commit() or "none"})
+        mlflow.set_tags({f"data.{k}": str(v) for k, v in fingerprint.items()})
+        for model_name, values in metrics.items():
+            mlflow.log_metrics({f"test.{model_name}.{k}": float(v) for k, v in values.items() if np.isfinite(v)})
+        mlflow.log_metrics({"train_rows": len(train_set), "test_rows": len(test_set)})
+        mlflow.log_dict({"tiers": scorer.scheme.describe(), "features": list(scorer.feature_names)}, "scheme.json")
+
+        example = test_set[list(scorer.required_columns)].head(5).reset_index(drop=True)
+        signature = infer_signature(example, scorer.score(example))
+        with tempfile.TemporaryDirectory() as tmp:
+            artifact = dump_scorer(scorer, Path(tmp) / "scorer.joblib")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=TiercastPyfunc(),
+                artifacts={TiercastPyfunc.ARTIFACT: str(artifact)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=model_pip_requirements(),
+                registered_model_name=config.mlflow.registered_model,
+            )
+        version = str(info.registered_model_version)
+    return TrainResult(
+        run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        model_name=config.mlflow.registered_model,
+        model_version=version,
+        scorer=scorer,
+        plan=plan,
+        test_metrics=metrics,
+        tiers=scorer.scheme.describe(),
+        n_train_rows=len(train_set),
+        n_test_rows=len(test_set),
+    )

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tiercast.pipeline.config import TIER_PRESETS, Config, load_config
+
+CONFIGS = sorted(Path("configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name != "default.yaml"], ids=lambda p: p.name)
+def test_every_shipped_preset_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    assert cfg.horizon_days > 0
+
+
+def test_demo_inherits_defaults_and_overrides():
+    cfg = load_config("configs/demo.yaml")
+    assert cfg.horizon_days == 90
+    assert cfg.tiers.tier_names() == TIER_PRESETS["pyramid"]
+    assert cfg.outputs.at_risk_tiers == ("platinum", "gold")
+    assert cfg.data.transactions.columns.customer_id == "Customer ID"
+
+
+def test_unknown_keys_are_rejected(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        f"base: {Path('configs/demo.yaml').resolve()}\nhorizon_dayz: 30\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError, match="horizon_dayz"):
+        load_config(cfg)
+
+
+def test_cli_overrides_merge_deeply():
+    cfg = load_config("configs/demo.yaml", overrides={"tiers": {"preset": "abc"}, "horizon_days": 30})
+    assert cfg.tiers.tier_names() == ("A", "B", "C")
+    assert cfg.tiers.k_max == 4  # untouched sibling key kept
+    assert cfg.horizon_days == 30
+
+
+def test_config_is_frozen():
+    cfg = load_config("configs/demo.yaml")
+    with pytest.raises(ValidationError):
+        cfg.horizon_days = 10
+
+
+def test_amount_or_quantity_and_price_required(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "data:\n  transactions:\n    path: x.csv\n    columns: {customer_id: c, timestamp: t, quantity: q}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError, match="unit_price"):
+        load_config(cfg)
