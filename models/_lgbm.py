@@ -14,7 +14,7 @@ import pandas as pd
 
 # Conservative defaults: small leaves and a minimum leaf size keep trees from memorising a few big spenders.
 BASE_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.03,
+    "learning_rate": 0.05,
     "num_leaves": 15,
     "min_child_samples": 40,
     "subsample": 0.8,
@@ -52,7 +52,8 @@ def fit_with_early_stopping(
     probe = estimator_cls(n_estimators=n_estimators, **kwargs).fit(
         X,
         y,
-        eval_set=[(X_val, y_val)],
+        eval_X=(X_val,),
+        eval_y=(y_val,),
         callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
     )
     best = max(int(probe.best_iteration_ or n_estimators), 1)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.models.churn import ChurnModel
+from tiercast.models.reasons import top_reasons
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 
@@ -25,6 +26,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "churn_probability",
     "value_at_risk",
 )
+REASON_COLUMNS: tuple[str, ...] = ("churn_reasons", "value_reasons")
 
 
 class FeatureSchemaError(ValueError):
@@ -63,14 +65,31 @@ class TiercastScorer:
         if bad:
             raise FeatureSchemaError(f"feature column(s) are not numeric: {', '.join(bad[:10])}")
 
-    def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Score columns for each row of ``features`` (same index, same order)."""
+    def explain(self, features: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+        """Reason columns: the ``top`` features raising each customer's churn risk and value, as text.
+
+        Exact per-feature contributions (TreeSHAP) cost far more than scoring, so batch jobs explain the customers
+        they list (the at-risk list) rather than everyone.
+        """
+        self.check_schema(features)
+        X = features[list(self.feature_names)].astype("float64")
+        names = list(self.feature_names)
+        return pd.DataFrame(
+            {
+                "churn_reasons": top_reasons(self.churn_model.contributions(X), X, names, top).to_numpy(),
+                "value_reasons": top_reasons(self.value_model.contributions(X), X, names, top).to_numpy(),
+            },
+            index=features.index,
+        ).astype("str")
+
+    def score(self, features: pd.DataFrame, reasons: bool = False) -> pd.DataFrame:
+        """Score columns (and, with ``reasons``, reason columns) for each row of ``features``, row-aligned."""
         self.check_schema(features)
         X = features[list(self.feature_names)].astype("float64")
         value = np.clip(self.value_model.predict(X), 0.0, None)
         churn = self.churn_model.predict_proba(X)[:, 1]
         current = features[self.current_value_column].astype("float64").fillna(0.0).to_numpy()
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "current_tier": self.scheme.assign(current),
                 "predicted_tier": self.scheme.assign_predicted(value),
@@ -80,6 +99,7 @@ class TiercastScorer:
             },
             index=features.index,
         ).astype({"current_tier": "str", "predicted_tier": "str"})
+        return pd.concat([out, self.explain(features)], axis=1) if reasons else out
 
 
 class TiercastPyfunc(mlflow.pyfunc.PythonModel):
@@ -91,7 +111,8 @@ class TiercastPyfunc(mlflow.pyfunc.PythonModel):
         self.scorer: TiercastScorer = joblib.load(context.artifacts[self.ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
-        return self.scorer.score(model_input)
+        """Scores; ``params={"reasons": True}`` adds the reason columns."""
+        return self.scorer.score(model_input, reasons=bool((params or {}).get("reasons", False)))
 
 
 def dump_scorer(scorer: TiercastScorer, path: str | Path) -> Path:

@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from tiercast.pipeline.config import Config, load_config
+from tiercast.pipeline.config import Config, ConfigError, build_playbook, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -36,7 +36,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (InputError, FeatureSchemaError, FileNotFoundError) as exc:
+        except (InputError, FeatureSchemaError, ConfigError, FileNotFoundError) as exc:
             _fail(str(exc))
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -113,6 +113,7 @@ def score(
     model: Annotated[str, typer.Option(help="Registered model URI, e.g. models:/tiercast@champion.")],
     out: Annotated[Path, typer.Option(help="Output Parquet file.")] = Path("outputs/scores.parquet"),
     cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the day after the data ends).")] = None,
+    reasons: Annotated[bool, typer.Option(help="Add the top-3 churn and value reasons per customer (slower).")] = False,
 ) -> None:
     """Score every customer with a registered model and write the scores atomically."""
     from tiercast.pipeline.files import write_parquet
@@ -131,6 +132,9 @@ def score(
         windows_days=cfg.features.windows_days,
         horizon_days=cfg.horizon_days,
         chunk_size=cfg.score.chunk_size,
+        playbook=build_playbook(cfg),
+        reasons=reasons,
+        satisfaction=result.satisfaction,
     )
     write_parquet(scores, out)
     console.print(f"{len(scores):,} customers scored at {when.date()} with {model} -> {out}")
@@ -159,6 +163,67 @@ def at_risk_cmd(
     ranked = at_risk(frame, tiers=chosen, top=top, min_churn=min_churn)
     write_csv(ranked, out)
     console.print(f"{len(ranked):,} customers at risk -> {out}")
+
+
+@app.command()
+@handle_errors
+def promote(
+    config: ConfigOpt,
+    run_id: Annotated[str, typer.Option("--run", help="MLflow run id whose model to promote.")],
+    force: Annotated[bool, typer.Option(help="Make it champion even if it does not beat the current one.")] = False,
+) -> None:
+    """Register a run's model; it becomes `champion` only if it beats the current champion (else `challenger`)."""
+    from tiercast.pipeline.registry import promote as do_promote
+    from tiercast.pipeline.tracking import setup_mlflow
+
+    cfg = _config(config)
+    setup_mlflow(cfg)
+    decision = do_promote(cfg.mlflow.registered_model, run_id, force=force)
+    console.print(f"{cfg.mlflow.registered_model} version {decision.version} -> @{decision.alias} ({decision.reason})")
+
+
+@app.command()
+@handle_errors
+def compare(
+    config: ConfigOpt,
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (default: the latest runs).")] = None,
+    last: Annotated[int, typer.Option(help="How many recent runs when none are named.")] = 5,
+) -> None:
+    """Side-by-side test metrics of runs, each beside its baselines."""
+    from rich.table import Table
+
+    from tiercast.pipeline.registry import compare_runs
+    from tiercast.pipeline.tracking import setup_mlflow
+
+    cfg = _config(config)
+    setup_mlflow(cfg)
+    frame = compare_runs(cfg.mlflow.experiment, runs or None, last=last)
+    if frame.empty:
+        _fail(f"no runs in experiment {cfg.mlflow.experiment!r}", code=1)
+    table = Table(title=f"Runs of {cfg.mlflow.experiment} (test-cutoff metrics)")
+    for col in frame.columns:
+        table.add_column(col, justify="left" if col in ("run", "started", "test cutoff", "model") else "right")
+    for rec in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v)) for v in rec))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def report(
+    config: ConfigOpt,
+    run_id: Annotated[str, typer.Option("--run", help="MLflow run id.")],
+    out: Annotated[Path, typer.Option(help="Output HTML file.")] = Path("outputs/report.html"),
+    at_risk: Annotated[Path | None, typer.Option(help="at_risk.csv to list the top customers from.")] = None,
+) -> None:
+    """Write a self-contained HTML report of a run (metrics, tiers, plots, top at-risk customers)."""
+    from tiercast.pipeline.report import write_report
+    from tiercast.pipeline.tracking import setup_mlflow
+
+    cfg = _config(config)
+    setup_mlflow(cfg)
+    write_report(run_id, out, at_risk or cfg.outputs.dir / "at_risk.csv")
+    console.print(f"report -> {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

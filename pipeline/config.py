@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.pipeline.sources import DataConfig
 
 TIER_PRESETS: dict[str, tuple[str, ...]] = {
@@ -19,6 +20,10 @@ TIER_PRESETS: dict[str, tuple[str, ...]] = {
     "abc": ("A", "B", "C"),
     "three_level": ("high", "medium", "low"),
 }
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used: unreadable, not a mapping, or inconsistent (e.g. playbook rules)."""
 
 
 class _Frozen(BaseModel):
@@ -87,6 +92,35 @@ class MlflowConfig(_Frozen):
     registered_model: str = "tiercast"
 
 
+class PlaybookRuleConfig(_Frozen):
+    """One playbook rule; an omitted condition matches anything."""
+
+    action: str
+    channel: str = "email"
+    current_tiers: tuple[str, ...] = ()
+    predicted_tiers: tuple[str, ...] = ()
+    movement: tuple[Literal["up", "same", "down"], ...] = ()
+    churn_bands: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+
+
+class PlaybookConfig(_Frozen):
+    """Churn bands (name -> lower bound of churn probability) and disjoint rules; the rest gets the default."""
+
+    churn_bands: dict[str, float] = Field(default_factory=lambda: {"low": 0.0, "medium": 0.4, "high": 0.7})
+    default_action: str = "automated service"
+    default_channel: str = "email"
+    rules: tuple[PlaybookRuleConfig, ...] = ()
+
+    @field_validator("churn_bands")
+    @classmethod
+    def _bands_start_at_zero(cls, v: dict[str, float]) -> dict[str, float]:
+        bounds = sorted(v.values())
+        if not v or bounds[0] != 0.0 or any(not 0.0 <= b < 1.0 for b in bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError("churn_bands: distinct lower bounds in [0, 1), the lowest 0.0")
+        return dict(sorted(v.items(), key=lambda kv: kv[1]))
+
+
 class ScoreConfig(_Frozen):
     """Batch scoring: cutoff (None = the midnight after the last transaction) and rows per chunk."""
 
@@ -112,8 +146,25 @@ class Config(_Frozen):
     tiers: TierConfig = TierConfig()
     models: ModelConfig = ModelConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    playbook: PlaybookConfig = PlaybookConfig()
     score: ScoreConfig = ScoreConfig()
     outputs: OutputConfig = OutputConfig()
+
+
+def build_playbook(config: Config) -> Playbook:
+    """The validated playbook of a config (unknown tier or band names and overlapping rules raise)."""
+    pb = config.playbook
+    bands = ChurnBands(names=tuple(pb.churn_bands), lower_bounds=tuple(pb.churn_bands.values()))
+    rules = tuple(Rule(**r.model_dump()) for r in pb.rules)
+    segments = tuple(sorted({s for r in pb.rules for s in r.segments})) or ("any",)
+    return Playbook(
+        rules=rules,
+        tiers=config.tiers.tier_names(),
+        bands=bands,
+        segments=segments,
+        default_action=pb.default_action,
+        default_channel=pb.default_channel,
+    )
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -130,9 +181,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise FileNotFoundError(f"config file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a config must be a mapping at top level")
+        raise ConfigError(f"{path}: a config must be a mapping at top level")
     base = raw.pop("base", None)
     if base is not None:
         raw = _deep_merge(_read_yaml((path.parent / base).resolve()), raw)
@@ -144,4 +197,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     raw = _read_yaml(Path(path))
     if overrides:
         raw = _deep_merge(raw, overrides)
-    return Config.model_validate(raw)
+    config = Config.model_validate(raw)
+    try:
+        build_playbook(config)
+    except PlaybookError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config

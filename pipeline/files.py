@@ -29,13 +29,22 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` (without its index) to Parquet atomically."""
     with atomic_output(path) as tmp:
         df.to_parquet(tmp, index=False)
+        _fsync(tmp)
     return Path(path)
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` (without its index) to CSV atomically."""
     with atomic_output(path) as tmp:
         df.to_csv(tmp, index=False)
+        _fsync(tmp)
     return Path(path)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercast.pipeline.config import Config
+from tiercast.features.build import build_features
+from tiercast.pipeline.config import Config, build_playbook
 from tiercast.pipeline.files import write_csv, write_parquet
 from tiercast.pipeline.io import IngestResult, read_transactions, write_quarantine
-from tiercast.pipeline.score import at_risk, score_customers
+from tiercast.pipeline.registry import PromotionDecision, promote
+from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features
 from tiercast.pipeline.tracking import resolve_tracking_uri
 from tiercast.pipeline.train import TrainResult, data_bounds, train
 
@@ -26,25 +28,32 @@ class RunOutcome:
     at_risk_path: Path
     score_cutoff: pd.Timestamp
     tracking_uri: str
+    promotion: PromotionDecision
 
 
 def run_job(config: Config) -> RunOutcome:
     ingest = read_transactions(config.data)
     quarantine_path = write_quarantine(ingest, config.data.quarantine_path)
     trained = train(config, ingest)
+    decision = promote(config.mlflow.registered_model, trained.run_id)
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data_bounds(ingest.accepted)[1]
-    scores = score_customers(
+    model = load_model(trained.model_uri)
+    features = build_features(
         ingest.accepted,
-        model_uri=trained.model_uri,
         cutoff=cutoff,
         windows_days=config.features.windows_days,
         horizon_days=config.horizon_days,
-        chunk_size=config.score.chunk_size,
+        satisfaction=ingest.satisfaction,
+    )
+    scores = score_features(
+        model, features, cutoff=cutoff, chunk_size=config.score.chunk_size, playbook=build_playbook(config)
     )
     out = config.outputs
     scores_path = write_parquet(scores, out.dir / "scores.parquet")
     tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
     ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn)
+    listed = features.set_index("customer_id").loc[ranked["customer_id"]].reset_index()
+    ranked = pd.concat([ranked, explain_features(model, listed)], axis=1)
     at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
     return RunOutcome(
         ingest=ingest,
@@ -56,4 +65,5 @@ def run_job(config: Config) -> RunOutcome:
         at_risk_path=at_risk_path,
         score_cutoff=cutoff,
         tracking_uri=resolve_tracking_uri(config),
+        promotion=decision,
     )

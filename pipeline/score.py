@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import mlflow
 import numpy as np
@@ -11,9 +12,23 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from tiercast.features.build import build_features
-from tiercast.models.scorer import SCORE_COLUMNS
+from tiercast.models.playbook import Playbook
+from tiercast.models.scorer import REASON_COLUMNS, SCORE_COLUMNS, TiercastScorer
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered pyfunc with the name and version that get stamped on every scored row."""
+
+    pyfunc: mlflow.pyfunc.PyFuncModel
+    name: str
+    version: str
+
+    @property
+    def scorer(self) -> TiercastScorer:
+        return self.pyfunc.unwrap_python_model().scorer
 
 
 def resolve_model_version(model_uri: str) -> tuple[str, str]:
@@ -27,14 +42,50 @@ def resolve_model_version(model_uri: str) -> tuple[str, str]:
     return m["name"], str(mv.version)
 
 
-def score_frame(model: mlflow.pyfunc.PyFuncModel, features: pd.DataFrame, *, chunk_size: int) -> pd.DataFrame:
-    """Score feature rows chunk by chunk (bounded memory for the model step); row-aligned with ``features``."""
-    parts = [
-        model.predict(features.iloc[start : start + chunk_size]) for start in range(0, len(features), chunk_size)
-    ]
-    if not parts:
-        return pd.DataFrame(columns=list(SCORE_COLUMNS))
-    return pd.concat(parts)
+def load_model(model_uri: str) -> LoadedModel:
+    name, version = resolve_model_version(model_uri)
+    return LoadedModel(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), name, version)
+
+
+def _model_input(model: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
+    model.scorer.check_schema(features)  # a clear error before MLflow's own schema enforcement
+    return features[list(model.scorer.required_columns)]
+
+
+def score_features(
+    model: LoadedModel,
+    features: pd.DataFrame,
+    *,
+    cutoff: pd.Timestamp,
+    chunk_size: int = 200_000,
+    playbook: Playbook | None = None,
+    reasons: bool = False,
+) -> pd.DataFrame:
+    """Score feature rows chunk by chunk (bounded memory in the model step), stamped with model and cutoff.
+
+    ``current_value`` (realized net spend over the last horizon, which sets the current tier) is kept beside the
+    scores so tier revenue can be reported without recomputing features.
+    """
+    features = features.reset_index(drop=True)
+    X = _model_input(model, features)
+    params = {"reasons": reasons}
+    parts = [model.pyfunc.predict(X.iloc[i : i + chunk_size], params=params) for i in range(0, len(X), chunk_size)]
+    cols = [*SCORE_COLUMNS, *(REASON_COLUMNS if reasons else ())]
+    scores = pd.concat(parts) if parts else pd.DataFrame(columns=cols)
+    out = pd.concat([features[["customer_id"]], scores.reset_index(drop=True)], axis=1)
+    out["current_value"] = features[model.scorer.current_value_column].to_numpy(dtype="float64")
+    if playbook is not None:
+        out = pd.concat([out, playbook.apply(out)], axis=1)
+    out["model_name"] = model.name
+    out["model_version"] = model.version
+    out["cutoff"] = pd.Timestamp(cutoff)
+    return out
+
+
+def explain_features(model: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
+    """Reason columns for the given feature rows (same index)."""
+    reasons = model.pyfunc.predict(_model_input(model, features), params={"reasons": True})
+    return reasons[list(REASON_COLUMNS)].set_axis(features.index)
 
 
 def score_customers(
@@ -45,29 +96,19 @@ def score_customers(
     windows_days: Sequence[int],
     horizon_days: int,
     chunk_size: int = 200_000,
+    playbook: Playbook | None = None,
+    reasons: bool = False,
+    satisfaction: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Features at ``cutoff`` for every customer with history, scored by the model; stamped with model and cutoff.
-
-    ``current_value`` (realized net spend over the last horizon, which sets the current tier) is kept beside the
-    scores so tier revenue can be reported without recomputing features.
-    """
-    name, version = resolve_model_version(model_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    features = build_features(tx, cutoff=cutoff, windows_days=tuple(windows_days), horizon_days=horizon_days)
-    scores = score_frame(model, features.reset_index(drop=True), chunk_size=chunk_size)
-    current_col = model.unwrap_python_model().scorer.current_value_column
-    ids = features[["customer_id"]].reset_index(drop=True)
-    out = pd.concat([ids, scores.reset_index(drop=True)], axis=1)
-    out["current_value"] = features[current_col].to_numpy(dtype="float64")
-    out["model_name"] = name
-    out["model_version"] = version
-    out["cutoff"] = pd.Timestamp(cutoff)
-    return out
+    """Features at ``cutoff`` for every customer with history, scored by the registered model."""
+    model = load_model(model_uri)
+    features = build_features(
+        tx, cutoff=cutoff, windows_days=tuple(windows_days), horizon_days=horizon_days, satisfaction=satisfaction
+    )
+    return score_features(model, features, cutoff=cutoff, chunk_size=chunk_size, playbook=playbook, reasons=reasons)
 
 
-def at_risk(
-    scores: pd.DataFrame, *, tiers: Sequence[str] | None, top: int, min_churn: float = 0.0
-) -> pd.DataFrame:
+def at_risk(scores: pd.DataFrame, *, tiers: Sequence[str] | None, top: int, min_churn: float = 0.0) -> pd.DataFrame:
     """Customers of the given current tiers, ranked by value at risk (ties broken by customer id)."""
     sel = scores
     if tiers:

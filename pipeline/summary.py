@@ -29,7 +29,8 @@ _METRICS = (
 
 
 def print_ingest(console: Console, result: IngestResult, quarantine_path: Path, seconds: float | None = None) -> None:
-    table = Table(title=f"Ingested {result.source}", show_header=True)
+    console.print(f"input: {result.source}")
+    table = Table(title="Ingestion", show_header=True)
     table.add_column("rows")
     table.add_column("count", justify="right")
     table.add_row("read", f"{result.n_read:,}")
@@ -88,4 +89,6 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
     console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
     console.print(f"at risk  -> {outcome.at_risk_path} ({len(outcome.at_risk):,} rows)")
     console.print(f"MLflow   -> run {trained.run_id} in {outcome.tracking_uri}")
+    p = outcome.promotion
+    console.print(f"registry -> {trained.model_name} version {p.version} is @{p.alias} ({p.reason})")
     console.print(f"           open the UI with: .venv/bin/mlflow ui --backend-store-uri {outcome.tracking_uri}")

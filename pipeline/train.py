@@ -30,6 +30,7 @@ from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metric
 from tiercast.models.scorer import TiercastPyfunc, TiercastScorer, dump_scorer
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
+from tiercast.pipeline import plots
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.io import IngestResult
 from tiercast.pipeline.tracking import (
@@ -110,23 +111,69 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 def evaluate(
     scorer: TiercastScorer, baseline: NaiveBaseline, test: pd.DataFrame, horizon_days: int
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
-    """Test-cutoff metrics of tiercast and the naive baseline (value, churn, tiers vs persistence)."""
+    """Test-cutoff metrics of tiercast and the naive baseline (value, churn, tiers vs persistence), and the
+    per-customer predictions behind them (no ids) for plots."""
     scores = scorer.score(test)
     y_value = test["future_value"].to_numpy(dtype=float)
     y_churn = test["churned"].to_numpy(dtype=int)
-    realized_tier = scorer.scheme.assign(np.clip(y_value, 0.0, None))
+    preds = pd.DataFrame(
+        {
+            "actual_value": y_value,
+            "churned": y_churn,
+            "tiercast_value": scores["predicted_value"].to_numpy(),
+            "naive_value": baseline.predict_value(test, horizon_days),
+            "tiercast_churn": scores["churn_probability"].to_numpy(),
+            "naive_churn": baseline.predict_churn(test, horizon_days),
+            "current_tier": scores["current_tier"].to_numpy(),
+            "predicted_tier": scores["predicted_tier"].to_numpy(),
+            "realized_tier": scorer.scheme.assign(np.clip(y_value, 0.0, None)),
+        }
+    )
     order = list(scorer.scheme.names_)
-    tiercast = {
-        **value_metrics(y_value, scores["predicted_value"].to_numpy()),
-        **churn_metrics(y_churn, scores["churn_probability"].to_numpy()),
-        **{f"tier_{k}": v for k, v in tier_metrics(realized_tier, scores["predicted_tier"].to_numpy(), order).items()},
+    metrics = {}
+    for name, tier_col in (("tiercast", "predicted_tier"), ("naive", "current_tier")):
+        metrics[name] = {
+            **value_metrics(y_value, preds[f"{name}_value"].to_numpy()),
+            **churn_metrics(y_churn, preds[f"{name}_churn"].to_numpy()),
+            **{
+                f"tier_{k}": v
+                for k, v in tier_metrics(preds["realized_tier"].to_numpy(), preds[tier_col].to_numpy(), order).items()
+            },
+        }
+    return metrics, preds
+
+
+def log_plots(scorer: TiercastScorer, preds: pd.DataFrame) -> None:
+    """Gain, decile, calibration, Pareto, migration and importance plots of the test cutoff, as run artifacts."""
+    figures = {
+        "gain_curve.png": plots.gain_curve(
+            preds["actual_value"].to_numpy(), {m: preds[f"{m}_value"].to_numpy() for m in ("tiercast", "naive")}
+        ),
+        "decile_chart.png": plots.decile_chart(preds["actual_value"].to_numpy(), preds["tiercast_value"].to_numpy()),
+        "calibration_curve.png": plots.calibration_curve(
+            preds["churned"].to_numpy(), {m: preds[f"{m}_churn"].to_numpy() for m in ("tiercast",)}
+        ),
+        "pareto_curve.png": plots.pareto_curve(preds["actual_value"].to_numpy()),
+        "tier_shares.png": plots.tier_bars(
+            scorer.scheme.names_, preds["realized_tier"], preds["actual_value"].to_numpy()
+        ),
+        "tier_migration.png": plots.migration_heatmap(
+            preds["current_tier"], preds["predicted_tier"], scorer.scheme.names_
+        ),
+        "importance_value.png": plots.feature_importance(
+            scorer.feature_names,
+            scorer.value_model.model_.booster_.feature_importance("gain"),
+            "Value model: feature importance",
+        ),
+        "importance_churn.png": plots.feature_importance(
+            scorer.feature_names,
+            scorer.churn_model.model_.booster_.feature_importance("gain"),
+            "Churn model: feature importance",
+        ),
     }
-    naive = {
-        **value_metrics(y_value, baseline.predict_value(test, horizon_days)),
-        **churn_metrics(y_churn, baseline.predict_churn(test, horizon_days)),
-        **{f"tier_{k}": v for k, v in tier_metrics(realized_tier, scores["current_tier"].to_numpy(), order).items()},
-    }
-    return {"tiercast": tiercast, "naive": naive}, scores
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}")
+        plots.close(fig)
 
 
 def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
@@ -183,11 +230,11 @@ def train(config: Config, ingest: IngestResult) -> TrainResult:
     versions = library_versions()
     scorer = fit_scorer(train_set, plan, config, versions)
     baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
-    metrics, _ = evaluate(scorer, baseline, test_set, h)
+    metrics, preds = evaluate(scorer, baseline, test_set, h)
 
     experiment_id = setup_mlflow(config)
     fingerprint = data_fingerprint(
-        config.data.transactions.path, n_read=ingest.n_read, accepted=tx, n_quarantined=len(ingest.quarantine)
+        ingest.source, n_read=ingest.n_read, accepted=tx, n_quarantined=len(ingest.quarantine)
     )
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(flatten("", config.model_dump(mode="json")))
@@ -206,10 +253,11 @@ def train(config: Config, ingest: IngestResult) -> TrainResult:
         for model_name, values in metrics.items():
             mlflow.log_metrics({f"test.{model_name}.{k}": float(v) for k, v in values.items() if np.isfinite(v)})
         mlflow.log_metrics({"train_rows": len(train_set), "test_rows": len(test_set)})
+        log_plots(scorer, preds)
         mlflow.log_dict({"tiers": scorer.scheme.describe(), "features": list(scorer.feature_names)}, "scheme.json")
 
         example = test_set[list(scorer.required_columns)].head(5).reset_index(drop=True)
-        signature = infer_signature(example, scorer.score(example))
+        signature = infer_signature(example, scorer.score(example), params={"reasons": False})
         with tempfile.TemporaryDirectory() as tmp:
             artifact = dump_scorer(scorer, Path(tmp) / "scorer.joblib")
             info = mlflow.pyfunc.log_model(

@@ -2,10 +2,18 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.models import infer_signature
 
 from tests.models.conftest import FEATURES
 from tiercast.models.churn import ChurnModel
-from tiercast.models.scorer import SCORE_COLUMNS, FeatureSchemaError, TiercastPyfunc, TiercastScorer, dump_scorer
+from tiercast.models.scorer import (
+    REASON_COLUMNS,
+    SCORE_COLUMNS,
+    FeatureSchemaError,
+    TiercastPyfunc,
+    TiercastScorer,
+    dump_scorer,
+)
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 
@@ -33,6 +41,15 @@ def test_scores_are_row_aligned_and_complete(scorer, train_val_test):
     pd.testing.assert_frame_equal(one, out.iloc[[7]])
 
 
+def test_reasons_are_added_on_request(scorer, train_val_test):
+    test = train_val_test[2].head(200)
+    out = scorer.score(test, reasons=True)
+    assert list(out.columns) == [*SCORE_COLUMNS, *REASON_COLUMNS]
+    pd.testing.assert_frame_equal(out[list(SCORE_COLUMNS)], scorer.score(test))
+    assert (out["churn_reasons"] != "").mean() > 0.5
+    assert out["churn_reasons"].str.contains("no purchase for|orders|spent|net spend").any()
+
+
 def test_missing_feature_column_is_a_clear_error(scorer, train_val_test):
     with pytest.raises(FeatureSchemaError, match="recency_days"):
         scorer.score(train_val_test[2].drop(columns=["recency_days"]))
@@ -41,12 +58,15 @@ def test_missing_feature_column_is_a_clear_error(scorer, train_val_test):
 def test_pyfunc_save_load_predict_round_trip(scorer, train_val_test, tmp_path):
     test = train_val_test[2]
     artifact = dump_scorer(scorer, tmp_path / "scorer.joblib")
+    rows = test[["customer_id", *FEATURES]]
     mlflow.pyfunc.save_model(
         tmp_path / "model",
+        signature=infer_signature(rows[FEATURES], scorer.score(rows), params={"reasons": False}),
         python_model=TiercastPyfunc(),
         artifacts={TiercastPyfunc.ARTIFACT: str(artifact)},
         pip_requirements=["lightgbm"],
     )
     loaded = mlflow.pyfunc.load_model(str(tmp_path / "model"))
-    rows = test[["customer_id", *FEATURES]]
     pd.testing.assert_frame_equal(loaded.predict(rows), scorer.score(rows))
+    with_reasons = loaded.predict(rows.head(50), params={"reasons": True})
+    pd.testing.assert_frame_equal(with_reasons, scorer.score(rows.head(50), reasons=True))

@@ -34,9 +34,9 @@ def test_unknown_keys_are_rejected(tmp_path):
 
 
 def test_cli_overrides_merge_deeply():
-    cfg = load_config("configs/demo.yaml", overrides={"tiers": {"preset": "abc"}, "horizon_days": 30})
-    assert cfg.tiers.tier_names() == ("A", "B", "C")
-    assert cfg.tiers.k_max == 4  # untouched sibling key kept
+    cfg = load_config("configs/demo.yaml", overrides={"tiers": {"k": 3}, "horizon_days": 30})
+    assert cfg.tiers.k == 3
+    assert cfg.tiers.tier_names() == TIER_PRESETS["pyramid"]  # untouched sibling key kept
     assert cfg.horizon_days == 30
 
 
@@ -54,3 +54,17 @@ def test_amount_or_quantity_and_price_required(tmp_path):
     )
     with pytest.raises(ValidationError, match="unit_price"):
         load_config(cfg)
+
+
+def test_default_playbook_is_valid_and_covers_the_pyramid():
+    from tiercast.pipeline.config import build_playbook
+
+    pb = build_playbook(load_config("configs/demo.yaml"))
+    assert set(pb.table_["action"]) >= {"VIP retention call", "automated service"}
+
+
+def test_playbook_naming_tiers_of_another_preset_is_a_config_error():
+    from tiercast.pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown current_tiers"):
+        load_config("configs/demo.yaml", overrides={"tiers": {"preset": "abc"}})

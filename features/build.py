@@ -1,0 +1,171 @@
+"""The customer feature set at a cutoff: assembles the RFM, tenure and churn-signal definitions into one Ibis
+expression and runs it (DuckDB by default).
+
+The expression is a few set-based passes: lines -> orders (one narrow aggregation: time, net, gross, refund lines),
+one window pass over orders (purchase-day flags and gaps), orders -> customers (one aggregation with every
+customer-level sum, windows included), then per-customer arithmetic; product breadth and satisfaction are joined on
+when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from tiercast.features import as_of, churn_signals, rfm, tenure
+
+REQUIRED_COLUMNS = ("customer_id", "timestamp", "amount", "order_id")
+OPTIONAL_COLUMNS = ("quantity", "product_id", "category", "channel")
+STRING_COLUMNS = ("customer_id", "order_id", "product_id", "category", "channel")
+DEFAULT_WINDOWS_DAYS = (30, 90, 180, 365)
+DEFAULT_HORIZON_DAYS = 90
+
+Frame = pd.DataFrame | ir.Table
+
+
+def as_table(
+    frame: Frame, *, required: Iterable[str] = REQUIRED_COLUMNS, optional: Iterable[str] = OPTIONAL_COLUMNS
+) -> ir.Table:
+    """The frame as an Ibis table of the known columns with canonical types (pandas frames become memtables; the
+    frame itself is never modified). Raises ValueError for a missing column or a time-zone-aware timestamp."""
+    required, optional = tuple(required), tuple(optional)
+    columns = list(frame.columns)
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise ValueError(f"transactions lack required columns {missing}; got {columns}")
+    keep = [c for c in (*required, *optional) if c in columns]
+    t = ibis.memtable(frame[keep]) if isinstance(frame, pd.DataFrame) else frame.select(keep)
+    casts: dict[str, ir.Value] = {}
+    for col in keep:
+        typ = t[col].type()
+        if col == "timestamp":
+            if typ.is_timestamp() and typ.timezone is not None:
+                raise ValueError(f"timestamp must be naive, got time zone {typ.timezone!r}")
+            if not typ.is_timestamp():
+                casts[col] = t[col].cast("timestamp")
+        elif col in STRING_COLUMNS and not typ.is_string():
+            casts[col] = t[col].cast("string")
+        elif col in ("amount", "quantity") and not typ.is_float64():
+            casts[col] = t[col].cast("float64")
+    return t.mutate(**casts) if casts else t
+
+
+def feature_windows(windows_days: Iterable[int], horizon_days: int) -> tuple[int, ...]:
+    """Sorted distinct window lengths: ``windows_days`` plus the horizon."""
+    windows = {int(w) for w in windows_days} | {int(horizon_days)}
+    if any(w <= 0 for w in windows):
+        raise ValueError(f"windows and horizon must be positive days, got {sorted(windows)}")
+    return tuple(sorted(windows))
+
+
+def feature_names(
+    *, windows_days: Iterable[int], horizon_days: int, optional: Iterable[str] = (), satisfaction: Iterable[str] = ()
+) -> list[str]:
+    """Output columns, in order, for the given windows, optional transaction columns and satisfaction columns."""
+    windows = feature_windows(windows_days, horizon_days)
+    names = [
+        "customer_id",
+        "recency_days",
+        "tenure_days",
+        "frequency_orders",
+        "purchase_days",
+        "repeat_purchase_days",
+        "first_to_last_days",
+        "repeat_spend_mean",
+        "monetary_total",
+        "monetary_mean_order",
+        "monetary_max_order",
+        *(f"orders_{w}d" for w in windows),
+        *(f"spend_{w}d" for w in windows),
+        "gap_mean_days",
+        "gap_std_days",
+        "overdue_ratio",
+        "spend_trend",
+        "refund_count",
+        "refund_amount",
+        "refund_share",
+    ]
+    optional = set(optional)
+    names += [name for src, name in rfm.BREADTH_COLUMNS.items() if src in optional]
+    satisfaction = set(satisfaction)
+    names += [c for c in ("review_count", "review_score_mean") if "review_score" in satisfaction]
+    names += ["complaint_count"] if "is_complaint" in satisfaction else []
+    return names
+
+
+def feature_table(
+    t: ir.Table,
+    *,
+    cutoff: as_of.TimeLike,
+    windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    satisfaction: Frame | None = None,
+) -> ir.Table:
+    """The feature expression (unexecuted, rows unordered) for a canonical transaction table; see
+    :func:`build_features`."""
+    cutoff = as_of.to_cutoff(cutoff)
+    windows = feature_windows(windows_days, horizon_days)
+    horizon_days = int(horizon_days)
+
+    lines = as_of.before(t, cutoff=cutoff)
+    orders = rfm.to_orders(lines, **churn_signals.order_columns(lines))
+    orders = tenure.flag_purchase_days(orders)
+    c = orders.group_by("customer_id").aggregate(
+        **rfm.customer_columns(orders, cutoff=cutoff, windows_days=windows),
+        **tenure.customer_columns(orders),
+        **churn_signals.customer_columns(orders, cutoff=cutoff, horizon_days=horizon_days),
+    )
+    c = c.mutate(
+        **rfm.derived_columns(c, cutoff=cutoff, windows_days=windows),
+        **tenure.derived_columns(c, cutoff=cutoff),
+    )
+    c = c.mutate(**churn_signals.derived_columns(c, horizon_days=horizon_days))
+
+    optional = [col for col in OPTIONAL_COLUMNS if col in t.columns]
+    sat_columns: list[str] = []
+    extras = [rfm.breadth(lines)]
+    if satisfaction is not None:
+        sat = as_table(satisfaction, required=churn_signals.SATISFACTION_REQUIRED, optional=("is_complaint",))
+        sat_columns = list(sat.columns)
+        extras.append(churn_signals.satisfaction(sat, cutoff=cutoff))
+    for extra in extras:
+        if extra is not None:
+            c = c.left_join(extra, "customer_id").drop("customer_id_right")
+    fill = {col: 0.0 for col in ("review_count", "complaint_count") if col in c.columns}
+    names = feature_names(windows_days=windows, horizon_days=horizon_days, optional=optional, satisfaction=sat_columns)
+    return c.mutate(**{col: c[col].coalesce(v) for col, v in fill.items()}).select(names)
+
+
+def execute(expr: ir.Table, con: ibis.BaseBackend | None = None) -> pd.DataFrame:
+    """Run an expression (on ``con``, else on the backend its tables are bound to) and return pandas, via Arrow."""
+    table = con.to_pyarrow(expr) if con is not None else expr.to_pyarrow()
+    return table.to_pandas()
+
+
+def build_features(
+    tx: Frame,
+    *,
+    cutoff: as_of.TimeLike,
+    windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    satisfaction: Frame | None = None,
+    con: ibis.BaseBackend | None = None,
+) -> pd.DataFrame:
+    """One row per customer with a transaction before ``cutoff``, sorted by ``customer_id``.
+
+    ``tx`` is a canonical transaction frame (pandas or Ibis). The first column is ``customer_id`` (str); every other
+    column is float64, NaN where undefined. Windows are ``windows_days`` plus ``horizon_days``, each
+    ``[cutoff - w days, cutoff)``. Runs on ``con``, else on an in-memory DuckDB for pandas input (an Ibis table runs
+    on the backend it is bound to). Column definitions: :mod:`~tiercast.features.rfm`,
+    :mod:`~tiercast.features.tenure`, :mod:`~tiercast.features.churn_signals`.
+    """
+    t = as_table(tx)
+    expr = feature_table(
+        t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
+    ).order_by("customer_id")
+    if con is None and isinstance(tx, pd.DataFrame):
+        con = ibis.duckdb.connect()
+    return execute(expr, con)

@@ -1,0 +1,298 @@
+"""Baselines that every tiercast model is compared with, behind one interface.
+
+Each baseline is an estimator with
+
+- ``fit(X, y_value=None, y_churn=None)``: learn from a feature frame (and labels, where the baseline uses them),
+- ``predict_value(X, horizon_days) -> ndarray``: predicted net spend in the next ``horizon_days``,
+- ``predict_churn(X, horizon_days) -> ndarray``: probability-like score of *no purchase* in the horizon,
+
+so a backtest can loop over ``[NaiveBaseline(), RFMBaseline(), BTYDBaseline("bgnbd"), ...]``. ``X`` is a tiercast
+feature frame computed at a cutoff (days as floats): ``recency_days``, ``tenure_days``, ``repeat_purchase_days``,
+``first_to_last_days``, ``repeat_spend_mean``, ``monetary_total``, ``frequency_orders`` and ``spend_{h}d``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from .btyd import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+
+__all__ = ["BTYDBaseline", "NaiveBaseline", "RFMBaseline", "btyd_features", "spend_column"]
+
+Array = NDArray[np.float64]
+
+
+def spend_column(horizon_days: float) -> str:
+    """Name of the feature holding net spend in the last ``horizon_days`` before the cutoff."""
+    h = float(horizon_days)
+    if h <= 0 or h != round(h):
+        raise ValueError(f"horizon_days must be a positive whole number of days, got {horizon_days}")
+    return f"spend_{int(h)}d"
+
+
+def _require(X: pd.DataFrame, cols: list[str]) -> None:
+    missing = [c for c in cols if c not in X.columns]
+    if missing:
+        raise ValueError(f"feature frame lacks columns {missing}")
+
+
+def _col(X: pd.DataFrame, name: str) -> Array:
+    v = X[name].to_numpy(dtype=float)
+    if not np.isfinite(v).all():
+        raise ValueError(f"column {name!r} has missing or infinite values")
+    return v
+
+
+def _labels(X: pd.DataFrame, y: ArrayLike | None, name: str) -> Array | None:
+    if y is None:
+        return None
+    v = np.asarray(y, dtype=float).ravel()
+    if v.size != len(X):
+        raise ValueError(f"{name} has {v.size} rows, X has {len(X)}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name} has missing or infinite values")
+    return v
+
+
+# ----------------------------------------------------------------------------------------------- naive
+
+
+class NaiveBaseline(BaseEstimator):
+    """Value = net spend in the last horizon-length window (``spend_{h}d``); churn = recency.
+
+    The churn score is strictly increasing in ``recency_days`` (so its AUC is exactly recency's). With churn
+    labels, ``fit`` calibrates it as an unpenalized logistic regression on log(1 + recency_days), which gives
+    probabilities for the labels' horizon (Brier, calibration); without labels (or with a single class) the
+    score is the empirical CDF of recency in the training frame (a rank in [0, 1], not a probability).
+    """
+
+    def fit(self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None) -> NaiveBaseline:
+        """Store the training recency distribution and, given churn labels, the recency → churn calibration."""
+        _require(X, ["recency_days"])
+        rec = _col(X, "recency_days")
+        y = _labels(X, y_churn, "y_churn")
+        self.recency_sorted_ = np.sort(rec)
+        self.coef_, self.intercept_ = None, None
+        if y is not None and 0 < y.mean() < 1:
+            lr = LogisticRegression(C=1e10, max_iter=1000).fit(np.log1p(rec)[:, None], y)  # ~unpenalized
+            self.coef_, self.intercept_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        return self
+
+    def predict_value(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """Net spend of the last ``horizon_days`` before the cutoff, as the prediction for the next ones."""
+        col = spend_column(horizon_days)
+        _require(X, [col])
+        return _col(X, col)
+
+    def predict_churn(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """Calibrated P(no purchase) from recency if fitted with labels, else recency's training-CDF rank."""
+        check_is_fitted(self, "recency_sorted_")
+        _require(X, ["recency_days"])
+        rec = _col(X, "recency_days")
+        if self.coef_ is not None:
+            return expit(self.intercept_ + self.coef_ * np.log1p(rec))
+        n = self.recency_sorted_.size
+        lo = np.searchsorted(self.recency_sorted_, rec, side="left")
+        hi = np.searchsorted(self.recency_sorted_, rec, side="right")
+        return (lo + hi) / (2.0 * n)  # mid-rank: ties share one score, strictly monotone between values
+
+
+# ----------------------------------------------------------------------------------------------- RFM
+
+
+def _count_below(edges: Array, v: Array) -> Array:
+    return np.searchsorted(edges, v, side="left")
+
+
+class RFMBaseline(BaseEstimator):
+    """Classic RFM cells: quintile scores R, F, M (1..5, 5 = best) from the training frame's quantiles.
+
+    R from ``recency_days`` (recent = 5), F from ``frequency_orders``, M from ``monetary_total``. The score is 1 +
+    the number of training quantile edges strictly below the value (reversed for R), so heavily tied features
+    (most customers with one order) use fewer levels instead of splitting ties arbitrarily. Value and churn are
+    the mean training label per (R, F, M) cell; cells with fewer than ``min_cell_size`` training customers fall
+    back to (R, F), then R, then the overall mean. Predictions are for the horizon of the training labels.
+    """
+
+    _levels: tuple[tuple[str, ...], ...] = (("R", "F", "M"), ("R", "F"), ("R",))
+
+    def __init__(self, n_bins: int = 5, min_cell_size: int = 30) -> None:
+        self.n_bins = n_bins
+        self.min_cell_size = min_cell_size
+
+    def _scores(self, X: pd.DataFrame) -> pd.DataFrame:
+        _require(X, ["recency_days", "frequency_orders", "monetary_total"])
+        e = self.edges_
+        return pd.DataFrame(
+            {
+                "R": self.n_bins - _count_below(e["R"], _col(X, "recency_days")),
+                "F": 1 + _count_below(e["F"], _col(X, "frequency_orders")),
+                "M": 1 + _count_below(e["M"], _col(X, "monetary_total")),
+            }
+        )
+
+    def fit(self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None) -> RFMBaseline:
+        """Fit quantile edges on X and per-cell label means (needs at least one of the labels)."""
+        if y_value is None and y_churn is None:
+            raise ValueError("RFMBaseline needs y_value and/or y_churn")
+        if len(X) == 0:
+            raise ValueError("empty training frame")
+        q = np.arange(1, self.n_bins) / self.n_bins
+        self.edges_ = {
+            "R": np.quantile(_col(X, "recency_days"), q),
+            "F": np.quantile(_col(X, "frequency_orders"), q),
+            "M": np.quantile(_col(X, "monetary_total"), q),
+        }
+        scores = self._scores(X)
+        self.tables_: dict[str, list[pd.Series] | None] = {}
+        self.global_: dict[str, float] = {}
+        for name, y in (("value", _labels(X, y_value, "y_value")), ("churn", _labels(X, y_churn, "y_churn"))):
+            if y is None:
+                self.tables_[name] = None
+                continue
+            df = scores.assign(y=y)
+            tables = []
+            for keys in self._levels:
+                g = df.groupby(list(keys))["y"].agg(["mean", "size"])
+                tables.append(g.loc[g["size"] >= self.min_cell_size, "mean"])
+            self.tables_[name] = tables
+            self.global_[name] = float(y.mean())
+        return self
+
+    def _predict(self, X: pd.DataFrame, name: str) -> Array:
+        check_is_fitted(self, "tables_")
+        tables = self.tables_[name]
+        if tables is None:
+            raise ValueError(f"RFMBaseline was fitted without y_{name}")
+        scores = self._scores(X)
+        out = np.full(len(X), np.nan)
+        for keys, table in zip(self._levels, tables, strict=True):
+            if table.empty:
+                continue
+            idx = pd.MultiIndex.from_frame(scores[list(keys)]) if len(keys) > 1 else pd.Index(scores[keys[0]])
+            vals = table.reindex(idx).to_numpy(dtype=float)
+            fill = np.isnan(out) & ~np.isnan(vals)
+            out[fill] = vals[fill]
+        out[np.isnan(out)] = self.global_[name]
+        return out
+
+    def predict_value(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """Mean training future value of the customer's RFM cell (with fallback to coarser cells)."""
+        return self._predict(X, "value")
+
+    def predict_churn(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """Training churn rate of the customer's RFM cell (with fallback to coarser cells)."""
+        return self._predict(X, "churn")
+
+
+# ----------------------------------------------------------------------------------------------- BTYD
+
+_BTYD_COLS = ["repeat_purchase_days", "first_to_last_days", "tenure_days", "repeat_spend_mean"]
+_MODELS = {"bgnbd": BetaGeoModel, "paretonbd": ParetoNBDModel}
+
+
+class BTYDBaseline(BaseEstimator):
+    """BG/NBD or Pareto/NBD for purchases × Gamma-Gamma for spend, fitted on X's own summary columns.
+
+    Leak-free by construction: ``fit`` ignores labels and uses only features computed at the cutoff
+    (frequency = ``repeat_purchase_days``, recency = ``first_to_last_days``, T = ``tenure_days``, monetary =
+    ``repeat_spend_mean``), with times divided by ``time_unit_days`` (weeks by default). Because it needs no
+    labels, the natural use is to fit on the scoring frame itself. If X stacks several cutoffs (a
+    ``cutoff_col`` column with several values), only the latest cutoff's rows are used to fit, so no customer
+    enters the likelihood twice.
+
+    value = E[purchases in horizon] × E[spend per purchase]; churn = P(no purchase in horizon | history).
+    When Gamma-Gamma cannot be fitted (fewer than 3 repeat customers with positive spend, or q <= 1), the spend
+    per purchase falls back to the mean ``repeat_spend_mean`` of repeat customers (``gg_`` is then None).
+    """
+
+    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, cutoff_col: str = "cutoff") -> None:
+        self.model = model
+        self.time_unit_days = time_unit_days
+        self.cutoff_col = cutoff_col
+
+    def _summary(self, X: pd.DataFrame) -> tuple[Array, Array, Array, Array]:
+        _require(X, _BTYD_COLS)
+        u = float(self.time_unit_days)
+        x = _col(X, "repeat_purchase_days")
+        tx = _col(X, "first_to_last_days") / u
+        T = _col(X, "tenure_days") / u
+        m = _col(X, "repeat_spend_mean")
+        return x, np.where(x > 0, tx, 0.0), T, m
+
+    def fit(self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None) -> BTYDBaseline:
+        """Fit the count model and Gamma-Gamma on X; labels are accepted for the common interface and ignored."""
+        if self.model not in _MODELS:
+            raise ValueError(f"model must be one of {sorted(_MODELS)}, got {self.model!r}")
+        if self.time_unit_days <= 0:
+            raise ValueError("time_unit_days must be positive")
+        if self.cutoff_col in X.columns and X[self.cutoff_col].nunique() > 1:
+            X = X.loc[X[self.cutoff_col] == X[self.cutoff_col].max()]
+        x, tx, T, m = self._summary(X)
+        self.count_model_ = _MODELS[self.model]().fit(x, tx, T)
+        repeat = (x > 0) & (m > 0)
+        self.mean_repeat_spend_ = float(m[repeat].mean()) if repeat.any() else 0.0
+        try:
+            gg = GammaGammaModel().fit(x, m)
+            self.gg_ = gg if gg.params_["q"] > 1 else None
+        except ValueError:
+            self.gg_ = None
+        return self
+
+    def _expected_spend(self, x: Array, m: Array) -> Array:
+        if self.gg_ is None:
+            return np.full(x.shape, self.mean_repeat_spend_)
+        return self.gg_.conditional_expected_average_profit(x, np.maximum(m, 0.0))
+
+    def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+        """Per-customer BTYD outputs for the horizon, indexed like X: expected purchases, P(alive),
+        P(no purchase), expected spend per purchase and expected value (their product)."""
+        check_is_fitted(self, "count_model_")
+        x, tx, T, m = self._summary(X)
+        t = float(horizon_days) / float(self.time_unit_days)
+        cm = self.count_model_
+        purchases = cm.expected_purchases(t, x, tx, T)
+        spend = self._expected_spend(x, m)
+        return pd.DataFrame(
+            {
+                "btyd_expected_purchases": purchases,
+                "btyd_p_alive": cm.prob_alive(x, tx, T),
+                "btyd_p_no_purchase": cm.prob_no_purchase(t, x, tx, T),
+                "btyd_expected_avg_spend": spend,
+                "btyd_expected_value": purchases * spend,
+            },
+            index=X.index,
+        )
+
+    def predict_value(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """Expected purchases in the horizon × Gamma-Gamma expected spend per purchase."""
+        check_is_fitted(self, "count_model_")
+        x, tx, T, m = self._summary(X)
+        t = float(horizon_days) / float(self.time_unit_days)
+        return self.count_model_.expected_purchases(t, x, tx, T) * self._expected_spend(x, m)
+
+    def predict_churn(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """P(no purchase in the horizon | history) — not 1 − P(alive)."""
+        check_is_fitted(self, "count_model_")
+        x, tx, T, _ = self._summary(X)
+        return self.count_model_.prob_no_purchase(float(horizon_days) / float(self.time_unit_days), x, tx, T)
+
+
+def btyd_features(
+    X: pd.DataFrame, horizon_days: float, model: str = "bgnbd", time_unit_days: float = 7.0
+) -> pd.DataFrame:
+    """BTYD outputs as stacked features for a GBM: fits ``BTYDBaseline`` on X (one cutoff, labels unused) and
+    returns ``btyd_expected_purchases``, ``btyd_p_alive``, ``btyd_p_no_purchase``, ``btyd_expected_avg_spend``
+    and ``btyd_expected_value``, indexed like X. A frame stacking several cutoffs (a ``cutoff`` column) is
+    fitted per cutoff, so each row's features come from a model that saw only that cutoff's past."""
+    est = BTYDBaseline(model=model, time_unit_days=time_unit_days)
+    if "cutoff" not in X.columns or X["cutoff"].nunique() <= 1:
+        return est.fit(X).transform(X, horizon_days)
+    parts = [est.fit(part).transform(part, horizon_days) for _, part in X.groupby("cutoff", sort=True)]
+    return pd.concat(parts).loc[X.index]

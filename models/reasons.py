@@ -1,0 +1,121 @@
+"""Readable reasons from LightGBM per-feature contributions.
+
+For each customer the features that push a score up the most (largest positive contributions) become short
+phrases built from the customer's own feature values, e.g. "no purchase for 95 days; 3.0x the usual gap between
+purchases". Text is built per feature over all rows at once (vectorised), not per customer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+Phrase = Callable[[pd.DataFrame], pd.Series]
+
+
+def _num(frame: pd.DataFrame, col: str, digits: int = 0) -> pd.Series:
+    values = frame[col].astype("float64")
+    if digits == 0:
+        return values.round().map("{:,.0f}".format)
+    return values.map(lambda v: f"{v:,.{digits}f}")
+
+
+def _pct(frame: pd.DataFrame, col: str) -> pd.Series:
+    return (frame[col].astype("float64") * 100).round().map("{:.0f}%".format)
+
+
+def _trend(frame: pd.DataFrame) -> pd.Series:
+    # spend_trend = (recent - previous) / (recent + previous); recent / previous - 1 = 2t / (1 - t).
+    t = frame["spend_trend"].astype("float64")
+    change = np.where(t < 1, 2 * t / (1 - t.where(t < 1, 0.0)), np.inf)
+    text = pd.Series(
+        np.where(
+            t <= -1,
+            "no spend in the latest period after spending in the one before",
+            np.where(
+                t >= 1,
+                "all spend in the latest period",
+                np.where(change < 0, "spend down ", "spend up ")
+                + pd.Series(np.abs(change) * 100).round().map("{:.0f}%".format).to_numpy()
+                + " vs the previous period",
+            ),
+        ),
+        index=frame.index,
+    )
+    return text
+
+
+_FIXED: dict[str, Phrase] = {
+    "recency_days": lambda f: "no purchase for " + _num(f, "recency_days") + " days",
+    "overdue_ratio": lambda f: _num(f, "overdue_ratio", 1) + "x the usual gap between purchases",
+    "gap_mean_days": lambda f: "usually buys every " + _num(f, "gap_mean_days") + " days",
+    "gap_std_days": lambda f: "irregular buyer (gaps vary by " + _num(f, "gap_std_days") + " days)",
+    "spend_trend": _trend,
+    "frequency_orders": lambda f: _num(f, "frequency_orders") + " orders so far",
+    "purchase_days": lambda f: "bought on " + _num(f, "purchase_days") + " different days",
+    "repeat_purchase_days": lambda f: _num(f, "repeat_purchase_days") + " repeat purchase days",
+    "monetary_total": lambda f: "net spend " + _num(f, "monetary_total") + " to date",
+    "monetary_mean_order": lambda f: "average order " + _num(f, "monetary_mean_order"),
+    "monetary_max_order": lambda f: "largest order " + _num(f, "monetary_max_order"),
+    "repeat_spend_mean": lambda f: "average repeat-day spend " + _num(f, "repeat_spend_mean"),
+    "tenure_days": lambda f: "customer for " + _num(f, "tenure_days") + " days",
+    "first_to_last_days": lambda f: "active over " + _num(f, "first_to_last_days") + " days",
+    "refund_count": lambda f: _num(f, "refund_count") + " refunds",
+    "refund_share": lambda f: _pct(f, "refund_share") + " of spend refunded",
+    "n_products": lambda f: _num(f, "n_products") + " distinct products",
+    "n_categories": lambda f: _num(f, "n_categories") + " categories",
+    "review_score_mean": lambda f: "average review " + _num(f, "review_score_mean", 1) + "/5",
+    "complaint_count": lambda f: _num(f, "complaint_count") + " complaints",
+}
+# NaN means "undefined for this customer"; gap-based features are undefined with a single purchase day.
+_MISSING: dict[str, str] = {
+    "overdue_ratio": "a single purchase day so far",
+    "gap_mean_days": "a single purchase day so far",
+    "gap_std_days": "a single purchase day so far",
+    "review_score_mean": "no reviews",
+}
+_WINDOWED = re.compile(r"^(?P<kind>spend|orders)_(?P<days>\d+)d$")
+
+
+def phrase_for(feature: str) -> Phrase:
+    """The phrase builder of one feature (a generic "name = value" for features without a template)."""
+    if feature in _FIXED:
+        return _FIXED[feature]
+    m = _WINDOWED.match(feature)
+    if m and m["kind"] == "spend":
+        return lambda f: "spent " + _num(f, feature) + f" in the last {m['days']} days"
+    if m:
+        return lambda f: _num(f, feature) + f" orders in the last {m['days']} days"
+    return lambda f: feature + " = " + f[feature].astype("float64").map("{:.3g}".format)
+
+
+def top_reasons(contributions: np.ndarray, features: pd.DataFrame, names: list[str], top: int = 3) -> pd.Series:
+    """Join the phrases of each row's ``top`` largest positive contributions with "; ".
+
+    ``contributions`` is LightGBM's ``pred_contrib`` output (n_rows x (n_features + 1), bias last); rows with no
+    positive contribution get an empty string. Ties are broken by feature order, so output is deterministic.
+    """
+    contrib = np.asarray(contributions, dtype=float)[:, : len(names)]
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
+    parts: list[np.ndarray] = []
+    for slot in range(order.shape[1]):
+        idx = order[:, slot]
+        positive = contrib[np.arange(len(idx)), idx] > 0
+        text = np.full(len(idx), "", dtype=object)
+        for j in np.unique(idx[positive]):
+            rows = np.flatnonzero(positive & (idx == j))
+            sub = features.iloc[rows]
+            missing = sub[names[j]].isna().to_numpy()
+            text[rows[missing]] = _MISSING.get(names[j], f"no {names[j]} yet")
+            if (~missing).any():
+                text[rows[~missing]] = phrase_for(names[j])(sub[~missing]).to_numpy()
+        parts.append(text)
+    if not parts:
+        return pd.Series("", index=features.index, dtype="str")
+    joined = parts[0]
+    for text in parts[1:]:
+        joined = np.where(text != "", np.where(joined != "", joined + "; " + text, text), joined)
+    return pd.Series(joined, index=features.index, dtype="str")

@@ -1,0 +1,123 @@
+"""A self-contained HTML report of a run: metrics beside baselines, tiers, plots and the top at-risk customers.
+
+Images are embedded as base64 PNGs, so the single file can be mailed or archived and opens without a server.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from tiercast.pipeline.files import atomic_output
+from tiercast.pipeline.registry import COMPARE_METRICS
+
+_PLOTS = (
+    ("tier_shares.png", "Tier size and revenue share"),
+    ("pareto_curve.png", "Pareto revenue curve"),
+    ("tier_migration.png", "Tier migration (current -> predicted)"),
+    ("gain_curve.png", "Gain curve"),
+    ("decile_chart.png", "Decile chart"),
+    ("calibration_curve.png", "Churn calibration"),
+    ("importance_value.png", "Value model: feature importance"),
+    ("importance_churn.png", "Churn model: feature importance"),
+)
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem} th,td{border:1px solid #ddd;padding:.3rem .6rem}
+th{background:#f4f4f4} td.num{text-align:right}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem} figure{margin:0} img{max-width:100%}
+figcaption{font-weight:600;margin-bottom:.3rem}
+"""
+
+
+def _table(frame: pd.DataFrame, float_format: str = "{:,.3f}") -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for rec in frame.itertuples(index=False):
+        cells = []
+        for v in rec:
+            if isinstance(v, float):
+                cells.append(f'<td class="num">{float_format.format(v)}</td>')
+            else:
+                cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _metrics_frame(metrics: dict[str, float]) -> pd.DataFrame:
+    models = sorted({k.split(".")[1] for k in metrics if k.startswith("test.")}, key=lambda m: (m != "tiercast", m))
+    rows = []
+    for key, label in COMPARE_METRICS:
+        rows.append({"metric": label, **{m: metrics.get(f"test.{m}.{key}") for m in models}})
+    return pd.DataFrame(rows)
+
+
+def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -> str:
+    """The report's HTML for one MLflow run (uses the current tracking URI)."""
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    parts = [
+        f"<h1>tiercast run {html.escape(run_id[:8])}</h1>",
+        f'<p class="sub">test cutoff {html.escape(run.data.params.get("cutoffs.test_resolved", "?"))}, '
+        f"horizon {html.escape(run.data.params.get('horizon_days', '?'))} days, "
+        f"{html.escape(run.data.tags.get('data.data_customers', '?'))} customers, "
+        f"data {html.escape(run.data.tags.get('data.data_first_timestamp', '?'))} .. "
+        f"{html.escape(run.data.tags.get('data.data_last_timestamp', '?'))}</p>",
+        "<h2>Test-cutoff metrics, tiercast beside the baselines</h2>",
+        _table(_metrics_frame(run.data.metrics)),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=tmp))
+        scheme_file = local / "scheme.json"
+        if scheme_file.is_file():
+            tiers = pd.DataFrame(json.loads(scheme_file.read_text(encoding="utf-8"))["tiers"])
+            tiers["share"] = tiers["share"].map("{:.1%}".format)
+            parts += ["<h2>Tiers</h2>", _table(tiers, "{:,.2f}")]
+        figures = []
+        for name, caption in _PLOTS:
+            png = local / "plots" / name
+            if png.is_file():
+                data = base64.b64encode(png.read_bytes()).decode("ascii")
+                figures.append(
+                    f'<figure><figcaption>{caption}</figcaption><img alt="{caption}" '
+                    f'src="data:image/png;base64,{data}"></figure>'
+                )
+        parts += ["<h2>Plots</h2>", f'<div class="grid">{"".join(figures)}</div>']
+    if at_risk_path is not None and Path(at_risk_path).is_file():
+        ranked = pd.read_csv(at_risk_path, dtype={"customer_id": str}).head(top)
+        keep = [
+            c
+            for c in (
+                "rank",
+                "customer_id",
+                "current_tier",
+                "predicted_tier",
+                "predicted_value",
+                "churn_probability",
+                "value_at_risk",
+                "churn_reasons",
+                "action",
+            )
+            if c in ranked.columns
+        ]
+        parts += [f"<h2>Top {len(ranked)} customers at risk</h2>", _table(ranked[keep], "{:,.2f}")]
+    body = "\n".join(parts)
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tiercast report {run_id[:8]}</title>'
+        f"<style>{_CSS}</style></head><body>{body}</body></html>"
+    )
+
+
+def write_report(run_id: str, out: Path, at_risk_path: Path | None = None) -> Path:
+    text = build_report(run_id, at_risk_path)
+    with atomic_output(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return out
