@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,9 @@ from rich.console import Console
 from tiercast.pipeline.config import Config, ConfigError, build_playbook, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
-err_console = Console(stderr=True)
+# Piped or captured output gets a fixed wide layout so comparison tables are not squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config YAML (see configs/).")]
 
@@ -104,6 +106,21 @@ def run(config: ConfigOpt) -> None:
     cfg = _config(config)
     outcome = run_job(cfg)
     print_run(console, outcome)
+
+
+@app.command("train")
+@handle_errors
+def train_cmd(config: ConfigOpt) -> None:
+    """Backtest and train on rolling cutoffs, log the run to MLflow, register the model and apply the promotion rule."""
+    from tiercast.pipeline.registry import promote as do_promote
+    from tiercast.pipeline.summary import print_training
+    from tiercast.pipeline.train import train
+
+    cfg = _config(config)
+    result = _ingest(cfg)
+    trained = train(cfg, result)
+    decision = do_promote(cfg.mlflow.registered_model, trained.run_id)
+    print_training(console, trained, decision)
 
 
 @app.command()

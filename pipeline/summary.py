@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import mlflow
 from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
     from tiercast.pipeline.io import IngestResult
     from tiercast.pipeline.job import RunOutcome
+    from tiercast.pipeline.registry import PromotionDecision
+    from tiercast.pipeline.train import TrainResult
 
 _METRICS = (
     ("normalized_gini", "value: normalized Gini"),
@@ -53,11 +56,7 @@ def _fmt(value: float | None) -> str:
 def print_run(console: Console, outcome: RunOutcome) -> None:
     print_ingest(console, outcome.ingest, outcome.quarantine_path)
     trained = outcome.trained
-    plan = trained.plan
-    console.print(
-        f"cutoffs: train {', '.join(str(c.date()) for c in plan.train)} (validation {plan.validation.date()}); "
-        f"test {plan.test.date()}; {trained.n_train_rows:,} training rows, {trained.n_test_rows:,} test rows"
-    )
+    print_cutoffs(console, trained)
 
     scores = outcome.scores
     tiers = Table(title=f"Tiers at {outcome.score_cutoff.date()} ({len(scores):,} customers)")
@@ -78,6 +77,26 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
         )
     console.print(tiers)
 
+    console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
+    console.print(f"at risk  -> {outcome.at_risk_path} ({len(outcome.at_risk):,} rows)")
+    print_training(console, trained, outcome.promotion, show_cutoffs=False)
+
+
+def print_cutoffs(console: Console, trained: TrainResult) -> None:
+    plan = trained.plan
+    console.print(
+        f"cutoffs: train {', '.join(str(c.date()) for c in plan.train)} (validation {plan.validation.date()}); "
+        f"test {plan.test.date()}; {trained.n_train_rows:,} training rows, {trained.n_test_rows:,} test rows"
+    )
+
+
+def print_training(
+    console: Console, trained: TrainResult, promotion: PromotionDecision, show_cutoffs: bool = True
+) -> None:
+    """Test metrics beside the baseline, where the run is, and what the registry did."""
+    if show_cutoffs:
+        print_cutoffs(console, trained)
+    plan = trained.plan
     metrics = Table(title=f"Test cutoff {plan.test.date()}: next {trained.scorer.horizon_days} days")
     metrics.add_column("metric")
     for name in trained.test_metrics:
@@ -86,9 +105,10 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
         metrics.add_row(label, *(_fmt(trained.test_metrics[m].get(key)) for m in trained.test_metrics))
     console.print(metrics)
 
-    console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
-    console.print(f"at risk  -> {outcome.at_risk_path} ({len(outcome.at_risk):,} rows)")
-    console.print(f"MLflow   -> run {trained.run_id} in {outcome.tracking_uri}")
-    p = outcome.promotion
-    console.print(f"registry -> {trained.model_name} version {p.version} is @{p.alias} ({p.reason})")
-    console.print(f"           open the UI with: .venv/bin/mlflow ui --backend-store-uri {outcome.tracking_uri}")
+    uri = mlflow.get_tracking_uri()
+    console.print(f"MLflow   -> run {trained.run_id} in {uri}")
+    console.print(
+        f"registry -> {trained.model_name} version {promotion.version} is @{promotion.alias} ({promotion.reason})"
+    )
+    if uri.startswith("sqlite:"):
+        console.print(f"           open the UI with: .venv/bin/mlflow ui --backend-store-uri {uri}")

@@ -141,3 +141,72 @@ def test_missing_input_file_exits_2_with_one_line(tmp_path):
     assert result.exit_code == 2
     assert "nope.parquet" in result.output
     assert not (tmp_path / "out" / "quarantine.parquet").exists()
+
+
+FRESH_PROCESS = """
+import sys, mlflow, pandas as pd
+from tiercast.features.build import build_features
+from tiercast.pipeline.config import load_config
+from tiercast.pipeline.io import read_transactions
+cfg = load_config(sys.argv[1])
+mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+model = mlflow.pyfunc.load_model("models:/tiercast@champion")
+tx = read_transactions(cfg.data).accepted
+cutoff = pd.Timestamp(sys.argv[2])
+features = build_features(tx, cutoff=cutoff, windows_days=cfg.features.windows_days, horizon_days=cfg.horizon_days)
+scores = model.predict(features)
+scores.insert(0, "customer_id", features["customer_id"].to_numpy())
+scores.to_parquet(sys.argv[3], index=False)
+"""
+
+
+def test_champion_in_a_fresh_process_reproduces_the_scores(demo_run):
+    import subprocess
+    import sys
+
+    tmp, cfg, _ = demo_run
+    ref = pd.read_parquet(tmp / "out" / "scores.parquet")
+    out = tmp / "fresh.parquet"
+    cutoff = str(ref["cutoff"].iloc[0].date())
+    subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(cfg), cutoff, str(out)], check=True, cwd=tmp)
+    fresh = pd.read_parquet(out)
+    cols = ["customer_id", *SCORE_COLUMNS]
+    pd.testing.assert_frame_equal(fresh[cols], ref[cols])
+
+
+def test_train_compare_promote_and_report(demo_run):
+    tmp, cfg, _ = demo_run
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    # Same data, same config, same seed: identical metrics, so the new version cannot beat the champion.
+    assert "@challenger" in result.output and "does not beat the champion" in result.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("tiercast").experiment_id], order_by=["attributes.start_time DESC"]
+    )
+    newest = runs[0].info.run_id
+    for key in ("normalized_gini", "roc_auc", "brier"):
+        assert runs[0].data.metrics[f"test.tiercast.{key}"] == runs[1].data.metrics[f"test.tiercast.{key}"]
+    artifacts = {a.path for a in client.list_artifacts(newest, "plots")}
+    assert {"plots/gain_curve.png", "plots/calibration_curve.png", "plots/tier_migration.png"} <= artifacts
+    # No customer ids in params, metrics or tags.
+    ids = set(pd.read_parquet(tmp / "out" / "scores.parquet")["customer_id"])
+    logged = {*runs[0].data.params.values(), *runs[0].data.tags.values(), *runs[0].data.metrics}
+    assert not ids & logged
+
+    result = runner.invoke(app, ["compare", "--config", str(cfg), "--last", "3"])
+    assert result.exit_code == 0, result.output
+    assert "tiercast" in result.output and "naive" in result.output and newest[:8] in result.output
+
+    forced = runner.invoke(app, ["promote", "--config", str(cfg), "--run", newest, "--force"])
+    assert forced.exit_code == 0, forced.output
+    champion = client.get_model_version_by_alias("tiercast", "champion")
+    assert champion.run_id == newest
+    assert client.get_model_version("tiercast", champion.version).tags["promotion"] == "forced"
+
+    html_path = tmp / "report.html"
+    result = runner.invoke(app, ["report", "--config", str(cfg), "--run", newest, "--out", str(html_path)])
+    assert result.exit_code == 0, result.output
+    page = html_path.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") >= 6
+    assert "Top" in page and "at risk" in page

@@ -1,0 +1,409 @@
+"""``tiercast monitor``: per tier and month, who stayed, what they spent, and how the predictions held up.
+
+Definitions (month ``m`` is a calendar month; its cutoff ``c_m`` is midnight on its first day; ``H`` is the horizon):
+
+* **Tier in month m** = the tier scheme applied to the customer's realized value over ``[c_m - H days, c_m)`` (the
+  ``spend_{H}d`` feature at cutoff ``c_m``): the *current tier* at ``c_m``, exactly as ``tiercast score`` assigns it.
+  Every customer with a transaction before ``c_m`` has a tier; those with no (or negative) value in the window are
+  in the lowest tier, so the lowest tier also holds lapsed customers.
+* **Activity** is measured over the month itself, ``[c_m, c_{m+1})``, for the customers of each tier:
+  ``retained`` = customers with at least one purchase (order with net > 0) in the month, ``retention_rate`` =
+  retained / customers; ``orders`` = their purchases in the month; ``revenue`` = their net spend in the month
+  (refunds netted); ``avg_ticket`` = revenue / orders (NaN without a purchase). Monthly retention is observable for
+  every month, including the latest; retention over the full horizon is ``1 - realized_churn``.
+* ``(new)`` is a pseudo-tier: customers whose first transaction falls in the month (they had no tier at ``c_m``).
+  ``revenue_share`` = tier revenue / all revenue of the month, so the shares of a month (tiers and ``(new)``) sum to 1.
+* **Predictions** (only with a model): the model scores every customer at ``c_m``; ``predicted_value`` and
+  ``predicted_churn`` are the tier means of predicted net spend and churn probability over ``[c_m, c_m + H)``.
+* **Realized outcome** over the same ``[c_m, c_m + H)``, only when that window ends inside the data:
+  ``realized_value`` = tier mean of net spend (0 without a transaction), ``realized_churn`` = share of the tier with
+  no purchase. Computed with or without a model.
+* ``month_complete`` is False when the month runs past the end of the data (its activity is partial).
+
+The tier scheme comes from a registered model (``--model``, default ``models:/<registered_model>@champion``); when no
+model is given and none is registered, a :class:`~tiercast.models.tiering.TierScheme` is refitted on the values at
+the first month's cutoff (the returned frame's ``attrs["tier_scheme"]`` says which). Windows come from the feature
+and label builders, so :mod:`tiercast.features.as_of` stays the only place that compares times.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import ibis
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from rich.console import Console
+from rich.table import Table
+
+from tiercast.features.build import Frame, as_table, build_features
+from tiercast.features.labels import build_labels
+from tiercast.models.tiering import TierScheme
+from tiercast.pipeline.config import Config
+from tiercast.pipeline.files import write_csv, write_parquet
+from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.score import LoadedModel, load_model, score_features
+from tiercast.pipeline.tracking import resolve_tracking_uri
+from tiercast.pipeline.train import data_bounds
+
+#: Pseudo-tier of the customers whose first transaction falls in the month.
+NEW_TIER = "(new)"
+MONITOR_COLUMNS = (
+    "month",
+    "tier",
+    "customers",
+    "retained",
+    "retention_rate",
+    "orders",
+    "revenue",
+    "revenue_share",
+    "avg_ticket",
+    "predicted_value",
+    "realized_value",
+    "predicted_churn",
+    "realized_churn",
+    "month_complete",
+)
+_PER_CUSTOMER = ("predicted_value", "realized_value", "predicted_churn", "realized_churn")
+
+
+class MonitorError(ValueError):
+    """A monitor request that cannot be answered (bad month, months outside the data, unusable model)."""
+
+
+# ---------------------------------------------------------------------------------------------------------- months
+
+
+def parse_month(value: str | pd.Period) -> pd.Period:
+    """A ``YYYY-MM`` string (or a Period) as a monthly Period."""
+    if isinstance(value, pd.Period):
+        return value.asfreq("M")
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{4}-\d{2}", text):
+        raise MonitorError(f"month must be YYYY-MM, got {value!r}")
+    try:
+        return pd.Period(text, freq="M")
+    except ValueError:
+        raise MonitorError(f"not a month: {value!r}") from None
+
+
+def month_range(start: str | pd.Period, end: str | pd.Period) -> list[pd.Period]:
+    """Months from ``start`` to ``end``, both included."""
+    first, last = parse_month(start), parse_month(end)
+    if last < first:
+        raise MonitorError(f"--to {last} is before --from {first}")
+    return list(pd.period_range(first, last, freq="M"))
+
+
+def cutoff_of(month: pd.Period) -> pd.Timestamp:
+    """Midnight on the first day of ``month``."""
+    return month.start_time.as_unit("us")
+
+
+def check_months(months: Sequence[pd.Period], *, data_start: pd.Timestamp, data_end: pd.Timestamp) -> None:
+    """Raise when the first month has no history before it or the last starts at or after the data end."""
+    first, last = cutoff_of(months[0]), cutoff_of(months[-1])
+    if first <= data_start:
+        raise MonitorError(
+            f"--from {months[0]}: no transactions before {first.date()} (data start {data_start.date()}), "
+            "so no customer has a tier yet"
+        )
+    if last >= data_end:
+        raise MonitorError(f"--to {months[-1]}: starts at or after the end of the data ({data_end.date()})")
+
+
+# ---------------------------------------------------------------------------------------------- per-month figures
+
+
+def current_tiers(features: pd.DataFrame, scheme: TierScheme, value_column: str) -> pd.DataFrame:
+    """``customer_id`` and current ``tier`` of each feature row (value NaN counts as 0, as in the scorer)."""
+    values = features[value_column].to_numpy(dtype="float64", na_value=np.nan)
+    tiers = scheme.assign(np.nan_to_num(values, nan=0.0))
+    return pd.DataFrame({"customer_id": features["customer_id"].to_numpy(), "tier": tiers}).astype({"tier": "str"})
+
+
+def summarize_month(
+    current: pd.DataFrame,
+    activity: pd.DataFrame,
+    outcome: pd.DataFrame | None,
+    *,
+    tiers: Sequence[str],
+) -> pd.DataFrame:
+    """One row per tier (in scheme order) plus ``(new)``, for one month.
+
+    ``current``: customer_id, tier, optionally predicted_value / predicted_churn (customers with history at the
+    cutoff). ``activity``: labels over the month (customer_id, future_value, future_orders). ``outcome``: labels
+    over the horizon, or None when the horizon is not complete. Customers absent from a label frame did nothing.
+    """
+    act = activity.set_index("customer_id")
+    ids = current["customer_id"]
+    orders = ids.map(act["future_orders"]).fillna(0.0)
+    per = pd.DataFrame(
+        {
+            "tier": pd.Categorical(current["tier"], categories=list(tiers)),
+            "retained": (orders > 0).astype("int64"),
+            "orders": orders,
+            "revenue": ids.map(act["future_value"]).fillna(0.0),
+        }
+    )
+    for col in ("predicted_value", "predicted_churn"):
+        per[col] = current[col].astype("float64") if col in current else np.nan
+    if outcome is not None:
+        out = outcome.set_index("customer_id")
+        per["realized_value"] = ids.map(out["future_value"]).fillna(0.0)
+        per["realized_churn"] = ids.map(out["churned"]).fillna(1.0)
+    else:
+        per["realized_value"] = per["realized_churn"] = np.nan
+    grouped = per.groupby("tier", observed=False, sort=True).agg(
+        customers=("retained", "size"),
+        retained=("retained", "sum"),
+        orders=("orders", "sum"),
+        revenue=("revenue", "sum"),
+        **{col: (col, "mean") for col in _PER_CUSTOMER},
+    )
+    new = activity[~activity["customer_id"].isin(ids)]
+    new_row = pd.DataFrame(
+        {"customers": [len(new)], "retained": [np.nan], "orders": [new["future_orders"].sum()]},
+        index=[NEW_TIER],
+    ).assign(revenue=float(new["future_value"].sum()), **dict.fromkeys(_PER_CUSTOMER, np.nan))
+    rows = pd.concat([grouped.set_axis(list(tiers)).astype({"retained": "float64"}), new_row])
+    return _ratios(rows.rename_axis("tier").reset_index())
+
+
+def _ratios(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add retention_rate, revenue_share and avg_ticket (NaN where the denominator is 0) and fix dtypes."""
+    total = rows["revenue"].sum()
+    rows = rows.assign(
+        retention_rate=(rows["retained"] / rows["customers"]).where(rows["customers"] > 0),
+        revenue_share=rows["revenue"] / total if total != 0 else np.nan,
+        avg_ticket=(rows["revenue"] / rows["orders"]).where(rows["orders"] > 0),
+    )
+    return rows.astype(
+        {"tier": "str", "customers": "int64", "retained": "Int64", "orders": "int64", "revenue": "float64"}
+    )
+
+
+def _month_rows(
+    t: ibis.Table,
+    con: ibis.BaseBackend,
+    month: pd.Period,
+    *,
+    scheme: TierScheme,
+    value_column: str,
+    horizon_days: int,
+    data_end: pd.Timestamp,
+    model: LoadedModel | None,
+    windows_days: Iterable[int],
+    satisfaction: Frame | None,
+    chunk_size: int,
+) -> pd.DataFrame:
+    cutoff = cutoff_of(month)
+    features = build_features(
+        t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction, con=con
+    )
+    current = current_tiers(features, scheme, value_column)
+    if model is not None:
+        scores = score_features(model, features, cutoff=cutoff, chunk_size=chunk_size)
+        current["predicted_value"] = scores["predicted_value"].to_numpy(dtype="float64")
+        current["predicted_churn"] = scores["churn_probability"].to_numpy(dtype="float64")
+    activity = build_labels(t, cutoff=cutoff, horizon_days=month.days_in_month, con=con)
+    horizon_done = cutoff + pd.Timedelta(days=horizon_days) <= data_end
+    outcome = build_labels(t, cutoff=cutoff, horizon_days=horizon_days, con=con) if horizon_done else None
+    rows = summarize_month(current, activity, outcome, tiers=scheme.names_)
+    rows.insert(0, "month", str(month))
+    rows["month_complete"] = cutoff_of(month + 1) <= data_end
+    return rows
+
+
+def monitor_table(
+    tx: Frame,
+    *,
+    months: Sequence[pd.Period],
+    scheme: TierScheme,
+    horizon_days: int,
+    data_end: pd.Timestamp,
+    model: LoadedModel | None = None,
+    windows_days: Iterable[int] = (),
+    satisfaction: Frame | None = None,
+    chunk_size: int = 200_000,
+) -> pd.DataFrame:
+    """The monitor frame (:data:`MONITOR_COLUMNS`) of ``months`` for canonical transactions ``tx``.
+
+    ``data_end`` is the exclusive end of the data (decides complete months and horizons). Tiers use
+    ``spend_{horizon_days}d``, or the model's current-value column when a model is given (its horizon must match);
+    ``windows_days`` only matter for the model's features.
+    """
+    if model is not None and model.scorer.horizon_days != horizon_days:
+        raise MonitorError(f"model horizon {model.scorer.horizon_days} days != monitor horizon {horizon_days} days")
+    value_column = model.scorer.current_value_column if model is not None else f"spend_{int(horizon_days)}d"
+    con = ibis.duckdb.connect()
+    t = as_table(tx)
+    frames = [
+        _month_rows(
+            t,
+            con,
+            month,
+            scheme=scheme,
+            value_column=value_column,
+            horizon_days=int(horizon_days),
+            data_end=pd.Timestamp(data_end),
+            model=model,
+            windows_days=tuple(windows_days),
+            satisfaction=satisfaction,
+            chunk_size=chunk_size,
+        )
+        for month in months
+    ]
+    return pd.concat(frames, ignore_index=True)[list(MONITOR_COLUMNS)]
+
+
+# ------------------------------------------------------------------------------------------- scheme and model
+
+
+def refit_scheme(tx: Frame, config: Config, *, cutoff: pd.Timestamp) -> TierScheme:
+    """A tier scheme fitted, as in training, on every customer's value over the horizon before ``cutoff``."""
+    h = config.horizon_days
+    features = build_features(tx, cutoff=cutoff, windows_days=(), horizon_days=h)
+    t = config.tiers
+    return TierScheme(
+        names=t.tier_names(),
+        k=t.k,
+        k_max=t.k_max,
+        min_share=t.min_share,
+        silhouette_tolerance=t.silhouette_tolerance,
+        random_state=config.seed,
+    ).fit(np.clip(features[f"spend_{h}d"].to_numpy(dtype="float64"), 0.0, None))
+
+
+def _use_store(config: Config) -> str:
+    uri = resolve_tracking_uri(config)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:
+    """The given model; without one, the registered champion if there is one, else None.
+
+    A missing sqlite store means nothing is registered: it is not created just to find that out.
+    """
+    uri = _use_store(config)
+    if model_uri is not None:
+        try:
+            return load_model(model_uri)
+        except (MlflowException, ValueError) as exc:
+            raise MonitorError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}") from None
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    try:
+        return load_model(f"models:/{config.mlflow.registered_model}@champion")
+    except MlflowException:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------- entry points
+
+
+def run_monitor(
+    config: Config, *, start: str | pd.Period, end: str | pd.Period, model_uri: str | None = None
+) -> pd.DataFrame:
+    """Read the configured transactions and build the monitor frame for months ``start``..``end`` (YYYY-MM).
+
+    ``attrs["tier_scheme"]`` names the scheme's source, ``attrs["notes"]`` lists caveats (printed by
+    :func:`print_monitor`).
+    """
+    months = month_range(start, end)
+    tx = read_transactions(config.data)
+    data_start, data_end = data_bounds(tx.accepted)
+    check_months(months, data_start=data_start, data_end=data_end)
+    model = resolve_model(config, model_uri)
+    if model is not None:
+        scheme, horizon = model.scorer.scheme, model.scorer.horizon_days
+        source = f"models:/{model.name}/{model.version}"
+    else:
+        horizon = config.horizon_days
+        scheme = refit_scheme(tx.accepted, config, cutoff=cutoff_of(months[0]))
+        source = f"refitted on {months[0]} values (no model given or registered)"
+    frame = monitor_table(
+        tx.accepted,
+        months=months,
+        scheme=scheme,
+        horizon_days=horizon,
+        data_end=data_end,
+        model=model,
+        windows_days=config.features.windows_days,
+        satisfaction=tx.satisfaction,
+        chunk_size=config.score.chunk_size,
+    )
+    frame.attrs.update(tier_scheme=source, horizon_days=horizon, notes=_notes(months, horizon, data_start, data_end))
+    return frame
+
+
+def _notes(months: Sequence[pd.Period], horizon: int, data_start: pd.Timestamp, data_end: pd.Timestamp) -> list[str]:
+    notes = []
+    short = [str(m) for m in months if cutoff_of(m) - pd.Timedelta(days=horizon) < data_start]
+    if short:
+        notes.append(f"tiers of {', '.join(short)} see less than {horizon} days of history")
+    partial = [str(m) for m in months if cutoff_of(m + 1) > data_end]
+    if partial:
+        notes.append(f"{', '.join(partial)}: the data ends {data_end.date()}, so the month is partial")
+    open_ = [str(m) for m in months if cutoff_of(m) + pd.Timedelta(days=horizon) > data_end]
+    if open_:
+        notes.append(f"realized value/churn need a full {horizon}-day horizon: not yet for {', '.join(open_)}")
+    return notes
+
+
+def write_monitor(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write the monitor frame atomically: Parquet for .parquet/.pq, CSV for .csv."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return write_parquet(frame, path)
+    if suffix == ".csv":
+        return write_csv(frame, path)
+    raise MonitorError(f"{path}: output must end in .parquet or .csv")
+
+
+def _cell(value: object, kind: str) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "pct":
+        return f"{float(value):.1%}"
+    if kind == "money":
+        return f"{float(value):,.0f}"
+    return str(value)
+
+
+_DISPLAY = (
+    ("month", "month", "str"),
+    ("tier", "tier", "str"),
+    ("customers", "customers", "int"),
+    ("retention_rate", "retained", "pct"),
+    ("orders", "orders", "int"),
+    ("revenue", "revenue", "money"),
+    ("revenue_share", "share", "pct"),
+    ("avg_ticket", "avg ticket", "money"),
+    ("predicted_value", "pred. value", "money"),
+    ("realized_value", "real. value", "money"),
+    ("predicted_churn", "pred. churn", "pct"),
+    ("realized_churn", "real. churn", "pct"),
+)
+
+
+def print_monitor(console: Console, frame: pd.DataFrame) -> None:
+    """The monitor frame as a rich table (prediction columns only when there are predictions), then the notes."""
+    shown = [d for d in _DISPLAY if not (d[0].startswith("predicted") and frame[d[0]].isna().all())]
+    table = Table(title=f"Tiers per month — scheme {frame.attrs.get('tier_scheme', '?')}")
+    for _, header, kind in shown:
+        table.add_column(header, justify="left" if kind == "str" else "right")
+    for i, rec in enumerate(frame.to_dict("records")):
+        last_of_month = i + 1 == len(frame) or frame["month"].iat[i + 1] != rec["month"]
+        table.add_row(*(_cell(rec[col], kind) for col, _, kind in shown), end_section=last_of_month)
+    console.print(table)
+    for note in frame.attrs.get("notes", ()):
+        console.print(f"note: {note}", highlight=False)
