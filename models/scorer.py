@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.models.churn import ChurnModel
+from tiercast.models.drift import DriftProfile
 from tiercast.models.reasons import top_reasons
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
@@ -49,6 +50,17 @@ class TiercastScorer:
     current_value_column: str
     horizon_days: int
     versions: dict[str, str] = field(default_factory=dict)
+    feature_profile: DriftProfile | None = None
+    score_profile: DriftProfile | None = None
+
+    def drift(self, features: pd.DataFrame, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+        """PSI of each feature and of the score distributions against the training reference (empty without one)."""
+        parts = []
+        if self.feature_profile is not None:
+            parts.append(self.feature_profile.psi(features, threshold=threshold).assign(kind="feature"))
+        if self.score_profile is not None:
+            parts.append(self.score_profile.psi(scores, threshold=threshold).assign(kind="score"))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     @property
     def required_columns(self) -> tuple[str, ...]:

@@ -33,12 +33,13 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Bad input and bad config end with a one-line message and exit code 2, never a traceback."""
     from tiercast.models.scorer import FeatureSchemaError
     from tiercast.pipeline.io import InputError
+    from tiercast.pipeline.monitor import MonitorError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (InputError, FeatureSchemaError, ConfigError, FileNotFoundError) as exc:
+        except (InputError, FeatureSchemaError, ConfigError, MonitorError, FileNotFoundError) as exc:
             _fail(str(exc))
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -133,8 +134,10 @@ def score(
     reasons: Annotated[bool, typer.Option(help="Add the top-3 churn and value reasons per customer (slower).")] = False,
 ) -> None:
     """Score every customer with a registered model and write the scores atomically."""
-    from tiercast.pipeline.files import write_parquet
-    from tiercast.pipeline.score import score_customers
+    from tiercast.features.build import build_features
+    from tiercast.pipeline.files import write_csv, write_parquet
+    from tiercast.pipeline.score import load_model, score_features
+    from tiercast.pipeline.summary import print_drift
     from tiercast.pipeline.tracking import setup_mlflow
     from tiercast.pipeline.train import data_bounds
 
@@ -142,19 +145,27 @@ def score(
     setup_mlflow(cfg)
     result = _ingest(cfg)
     when = pd.Timestamp(cutoff) if cutoff else data_bounds(result.accepted)[1]
-    scores = score_customers(
+    loaded = load_model(model)
+    feats = build_features(
         result.accepted,
-        model_uri=model,
         cutoff=when,
         windows_days=cfg.features.windows_days,
         horizon_days=cfg.horizon_days,
+        satisfaction=result.satisfaction,
+    )
+    scores = score_features(
+        loaded,
+        feats,
+        cutoff=when,
         chunk_size=cfg.score.chunk_size,
         playbook=build_playbook(cfg),
         reasons=reasons,
-        satisfaction=result.satisfaction,
     )
     write_parquet(scores, out)
-    console.print(f"{len(scores):,} customers scored at {when.date()} with {model} -> {out}")
+    drift = loaded.scorer.drift(feats, scores, threshold=cfg.score.psi_threshold)
+    drift_path = write_csv(drift, out.with_name(f"{out.stem}_drift.csv"))
+    console.print(f"{len(scores):,} customers scored at {when.date()} with {model} (version {loaded.version}) -> {out}")
+    print_drift(console, drift, drift_path)
 
 
 @app.command("at-risk")
@@ -165,10 +176,18 @@ def at_risk_cmd(
     tiers: Annotated[str | None, typer.Option(help="Comma-separated current tiers, e.g. platinum,gold.")] = None,
     top: Annotated[int, typer.Option(help="How many customers to list.")] = 500,
     min_churn: Annotated[float, typer.Option(help="Minimum churn probability.")] = 0.0,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config to explain the listed customers (adds reasons).")
+    ] = None,
 ) -> None:
-    """Rank customers of the top tiers by value at risk (predicted value x churn probability)."""
+    """Rank customers of the top tiers by value at risk (predicted value x churn probability).
+
+    Scores written without reasons get them for the listed customers when a config is given: their features are
+    rebuilt at the scores' cutoff and explained by the model version stamped on the scores.
+    """
+    from tiercast.models.scorer import REASON_COLUMNS
     from tiercast.pipeline.files import write_csv
-    from tiercast.pipeline.score import at_risk
+    from tiercast.pipeline.score import at_risk, explain_customers
 
     if not scores.is_file():
         _fail(f"{scores}: scores file not found")
@@ -178,8 +197,52 @@ def at_risk_cmd(
     if unknown:
         _fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
     ranked = at_risk(frame, tiers=chosen, top=top, min_churn=min_churn)
+    has_reasons = all(c in ranked.columns for c in REASON_COLUMNS)
+    if not has_reasons and config is not None and len(ranked):
+        from tiercast.pipeline.tracking import setup_mlflow
+
+        cfg = _config(config)
+        setup_mlflow(cfg)
+        result = _ingest(cfg)
+        reasons = explain_customers(
+            result.accepted,
+            ranked["customer_id"],
+            model_uri=f"models:/{ranked['model_name'].iloc[0]}/{ranked['model_version'].iloc[0]}",
+            cutoff=pd.Timestamp(ranked["cutoff"].iloc[0]),
+            windows_days=cfg.features.windows_days,
+            horizon_days=cfg.horizon_days,
+            satisfaction=result.satisfaction,
+        )
+        ranked = pd.concat([ranked, reasons], axis=1)
+        has_reasons = True
     write_csv(ranked, out)
-    console.print(f"{len(ranked):,} customers at risk -> {out}")
+    note = "" if has_reasons else " (no reasons: pass --config to add them)"
+    console.print(f"{len(ranked):,} customers at risk -> {out}{note}")
+
+
+@app.command()
+@handle_errors
+def monitor(
+    config: ConfigOpt,
+    start: Annotated[str, typer.Option("--from", help="First month, YYYY-MM (tiers at its first day).")],
+    end: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM (included).")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Registered model URI for the tier scheme and predictions, e.g. models:/tiercast@champion "
+            "(default: the champion if one is registered, else a scheme refitted on the first month)."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output file, .parquet or .csv.")] = Path("outputs/monitor.parquet"),
+) -> None:
+    """Per tier and month: customers, retention, orders, revenue share, average ticket; predicted vs realized."""
+    from tiercast.pipeline.monitor import print_monitor, run_monitor, write_monitor
+
+    cfg = _config(config)
+    frame = run_monitor(cfg, start=start, end=end, model_uri=model)
+    path = write_monitor(frame, out)
+    print_monitor(console, frame)
+    console.print(f"{len(frame):,} rows ({frame['month'].nunique()} months) -> {path}")
 
 
 @app.command()

@@ -126,6 +126,7 @@ class ScoreConfig(_Frozen):
 
     cutoff: str | None = None
     chunk_size: int = Field(default=200_000, gt=0)
+    psi_threshold: float = Field(default=0.25, gt=0.0, description="PSI above which a feature or score drifts.")
 
 
 class OutputConfig(_Frozen):

@@ -29,6 +29,8 @@ class RunOutcome:
     score_cutoff: pd.Timestamp
     tracking_uri: str
     promotion: PromotionDecision
+    drift: pd.DataFrame
+    drift_path: Path
 
 
 def run_job(config: Config) -> RunOutcome:
@@ -50,9 +52,11 @@ def run_job(config: Config) -> RunOutcome:
     )
     out = config.outputs
     scores_path = write_parquet(scores, out.dir / "scores.parquet")
+    drift = model.scorer.drift(features, scores, threshold=config.score.psi_threshold)
+    drift_path = write_csv(drift, out.dir / "drift.csv")
     tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
     ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn)
-    listed = features.set_index("customer_id").loc[ranked["customer_id"]].reset_index()
+    listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
     ranked = pd.concat([ranked, explain_features(model, listed)], axis=1)
     at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
     return RunOutcome(
@@ -66,4 +70,6 @@ def run_job(config: Config) -> RunOutcome:
         score_cutoff=cutoff,
         tracking_uri=resolve_tracking_uri(config),
         promotion=decision,
+        drift=drift,
+        drift_path=drift_path,
     )

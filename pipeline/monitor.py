@@ -292,12 +292,15 @@ def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:
     A missing sqlite store means nothing is registered: it is not created just to find that out.
     """
     uri = _use_store(config)
+    missing_store = uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
     if model_uri is not None:
+        if missing_store:
+            raise MonitorError(f"cannot load model {model_uri}: no MLflow store at {uri}")
         try:
             return load_model(model_uri)
         except (MlflowException, ValueError) as exc:
             raise MonitorError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}") from None
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if missing_store:
         return None
     try:
         return load_model(f"models:/{config.mlflow.registered_model}@champion")
@@ -350,7 +353,8 @@ def _notes(months: Sequence[pd.Period], horizon: int, data_start: pd.Timestamp, 
         notes.append(f"tiers of {', '.join(short)} see less than {horizon} days of history")
     partial = [str(m) for m in months if cutoff_of(m + 1) > data_end]
     if partial:
-        notes.append(f"{', '.join(partial)}: the data ends {data_end.date()}, so the month is partial")
+        last_day = (data_end - pd.Timedelta(days=1)).date()
+        notes.append(f"{', '.join(partial)}: the data ends on {last_day}, so the month is partial")
     open_ = [str(m) for m in months if cutoff_of(m) + pd.Timedelta(days=horizon) > data_end]
     if open_:
         notes.append(f"realized value/churn need a full {horizon}-day horizon: not yet for {', '.join(open_)}")
@@ -383,7 +387,7 @@ _DISPLAY = (
     ("month", "month", "str"),
     ("tier", "tier", "str"),
     ("customers", "customers", "int"),
-    ("retention_rate", "retained", "pct"),
+    ("retention_rate", "retention", "pct"),
     ("orders", "orders", "int"),
     ("revenue", "revenue", "money"),
     ("revenue_share", "share", "pct"),

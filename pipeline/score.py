@@ -88,24 +88,23 @@ def explain_features(model: LoadedModel, features: pd.DataFrame) -> pd.DataFrame
     return reasons[list(REASON_COLUMNS)].set_axis(features.index)
 
 
-def score_customers(
+def explain_customers(
     tx: pd.DataFrame,
+    customer_ids: pd.Series,
     *,
     model_uri: str,
     cutoff: pd.Timestamp,
     windows_days: Sequence[int],
     horizon_days: int,
-    chunk_size: int = 200_000,
-    playbook: Playbook | None = None,
-    reasons: bool = False,
     satisfaction: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Features at ``cutoff`` for every customer with history, scored by the registered model."""
+    """Reason columns for the given customers (in the given order, index 0..n-1), features rebuilt at ``cutoff``."""
     model = load_model(model_uri)
     features = build_features(
         tx, cutoff=cutoff, windows_days=tuple(windows_days), horizon_days=horizon_days, satisfaction=satisfaction
     )
-    return score_features(model, features, cutoff=cutoff, chunk_size=chunk_size, playbook=playbook, reasons=reasons)
+    listed = features.set_index("customer_id").loc[list(customer_ids)].reset_index()
+    return explain_features(model, listed)
 
 
 def at_risk(scores: pd.DataFrame, *, tiers: Sequence[str] | None, top: int, min_churn: float = 0.0) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -79,6 +80,7 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
 
     console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
     console.print(f"at risk  -> {outcome.at_risk_path} ({len(outcome.at_risk):,} rows)")
+    print_drift(console, outcome.drift, outcome.drift_path)
     print_training(console, trained, outcome.promotion, show_cutoffs=False)
 
 
@@ -112,3 +114,18 @@ def print_training(
     )
     if uri.startswith("sqlite:"):
         console.print(f"           open the UI with: .venv/bin/mlflow ui --backend-store-uri {uri}")
+
+
+def print_drift(console: Console, drift: pd.DataFrame, path: Path) -> None:
+    """One line per drifting feature or score (PSI over the threshold) against the training reference."""
+    if drift.empty:
+        console.print(f"drift    -> {path} (the model has no training reference)")
+        return
+    warn = drift[drift["status"] == "warn"].sort_values("psi", ascending=False)
+    console.print(f"drift    -> {path} ({len(warn)} of {len(drift)} columns over the PSI threshold)")
+    for row in warn.itertuples(index=False):
+        console.print(
+            f"  [yellow]warning[/]: {row.kind} {row.column} PSI {row.psi:.2f} (largest move in bin {row.bin}: "
+            f"{row.expected_share:.0%} at training -> {row.actual_share:.0%} now)",
+            highlight=False,
+        )

@@ -14,7 +14,7 @@ The latest training cutoff is the validation cutoff for early stopping and proba
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from mlflow.models import infer_signature
 from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.churn import ChurnModel
+from tiercast.models.drift import DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
 from tiercast.models.scorer import TiercastPyfunc, TiercastScorer, dump_scorer
 from tiercast.models.tiering import TierScheme
@@ -43,6 +44,7 @@ from tiercast.pipeline.tracking import (
 )
 
 LABEL_COLUMNS = ("future_value", "future_orders", "churned")
+DRIFT_SCORE_COLUMNS = ("predicted_value", "churn_probability")
 ID_COLUMNS = ("customer_id", "cutoff")
 
 
@@ -206,7 +208,7 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
         random_state=config.seed,
     ).fit(np.clip(val_rows[current_col].to_numpy(dtype=float), 0.0, None))
     scheme.fit_predictions(value_model.predict(val_rows[features]))
-    return TiercastScorer(
+    scorer = TiercastScorer(
         scheme=scheme,
         value_model=value_model,
         churn_model=churn_model,
@@ -214,6 +216,12 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
         current_value_column=current_col,
         horizon_days=config.horizon_days,
         versions=versions,
+    )
+    # Drift references: the validation cutoff is one row per customer at one cutoff, like a scoring population.
+    return replace(
+        scorer,
+        feature_profile=DriftProfile().fit(val_rows, features),
+        score_profile=DriftProfile().fit(scorer.score(val_rows), DRIFT_SCORE_COLUMNS),
     )
 
 

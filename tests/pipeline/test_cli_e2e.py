@@ -78,6 +78,17 @@ def test_run_writes_scores_for_every_customer(demo_run, sample):
         assert needle in output
 
 
+def test_drift_against_the_training_reference_is_written(demo_run):
+    tmp, _, output = demo_run
+    drift = pd.read_csv(tmp / "out" / "drift.csv")
+    assert {"predicted_value", "churn_probability", "recency_days", "tenure_days"} <= set(drift["column"])
+    assert set(drift["kind"]) == {"feature", "score"}
+    assert drift["psi"].ge(0).all()
+    # Customers age between the validation cutoff and scoring: tenure drifts (the cohort-drift pitfall).
+    assert drift.set_index("column").loc["tenure_days", "status"] == "warn"
+    assert "tenure_days" in output
+
+
 def test_model_version_is_registered(demo_run):
     tmp, _, _ = demo_run
     scores = pd.read_parquet(tmp / "out" / "scores.parquet")
@@ -132,7 +143,20 @@ def test_score_and_at_risk_commands_reuse_the_registered_model(demo_run):
         app, ["at-risk", "--scores", str(out), "--tiers", "platinum", "--top", "5", "--out", str(lst)]
     )
     assert result.exit_code == 0, result.output
+    assert "no reasons" in result.output
     assert set(pd.read_csv(lst)["current_tier"]) <= {"platinum"}
+    result = runner.invoke(
+        app,
+        ["at-risk", "--scores", str(out), "--tiers", "platinum", "--top", "5", "--out", str(lst), "--config", str(cfg)],
+    )
+    assert result.exit_code == 0, result.output
+    listed = pd.read_csv(lst, dtype={"customer_id": str}, keep_default_na=False)
+    # The same customers get the same reasons as in the list the main job wrote.
+    main_list = pd.read_csv(tmp / "out" / "at_risk.csv", dtype={"customer_id": str}, keep_default_na=False)
+    merged = listed.merge(main_list, on="customer_id", suffixes=("", "_main"))
+    assert len(merged) > 0
+    assert (merged["churn_reasons"] == merged["churn_reasons_main"]).all()
+    assert (listed["churn_reasons"] != "").any()
 
 
 def test_missing_input_file_exits_2_with_one_line(tmp_path):
