@@ -27,7 +27,11 @@ Frame = pd.DataFrame | ir.Table
 
 
 def as_table(
-    frame: Frame, *, required: Iterable[str] = REQUIRED_COLUMNS, optional: Iterable[str] = OPTIONAL_COLUMNS
+    frame: Frame,
+    *,
+    required: Iterable[str] = REQUIRED_COLUMNS,
+    optional: Iterable[str] = OPTIONAL_COLUMNS,
+    what: str = "transactions",
 ) -> ir.Table:
     """The frame as an Ibis table of the known columns with canonical types (pandas frames become memtables; the
     frame itself is never modified). Raises ValueError for a missing column or a time-zone-aware timestamp."""
@@ -35,7 +39,7 @@ def as_table(
     columns = list(frame.columns)
     missing = [c for c in required if c not in columns]
     if missing:
-        raise ValueError(f"transactions lack required columns {missing}; got {columns}")
+        raise ValueError(f"{what} lack required columns {missing}; got {columns}")
     keep = [c for c in (*required, *optional) if c in columns]
     t = ibis.memtable(frame[keep]) if isinstance(frame, pd.DataFrame) else frame.select(keep)
     casts: dict[str, ir.Value] = {}
@@ -43,7 +47,7 @@ def as_table(
         typ = t[col].type()
         if col == "timestamp":
             if typ.is_timestamp() and typ.timezone is not None:
-                raise ValueError(f"timestamp must be naive, got time zone {typ.timezone!r}")
+                raise ValueError(f"{what}: timestamp must be naive, got time zone {typ.timezone!r}")
             if not typ.is_timestamp():
                 casts[col] = t[col].cast("timestamp")
         elif col in STRING_COLUMNS and not typ.is_string():
@@ -118,25 +122,31 @@ def feature_table(
         **tenure.customer_columns(orders),
         **churn_signals.customer_columns(orders, cutoff=cutoff, horizon_days=horizon_days),
     )
-    c = c.mutate(
+    c = c.select(
+        "customer_id",
         **rfm.derived_columns(c, cutoff=cutoff, windows_days=windows),
         **tenure.derived_columns(c, cutoff=cutoff),
+        **churn_signals.derived_columns(c, cutoff=cutoff, horizon_days=horizon_days),
     )
-    c = c.mutate(**churn_signals.derived_columns(c, horizon_days=horizon_days))
 
     optional = [col for col in OPTIONAL_COLUMNS if col in t.columns]
     sat_columns: list[str] = []
     extras = [rfm.breadth(lines)]
     if satisfaction is not None:
-        sat = as_table(satisfaction, required=churn_signals.SATISFACTION_REQUIRED, optional=("is_complaint",))
+        sat = as_table(
+            satisfaction,
+            required=churn_signals.SATISFACTION_REQUIRED,
+            optional=("is_complaint",),
+            what="satisfaction reviews",
+        )
         sat_columns = list(sat.columns)
         extras.append(churn_signals.satisfaction(sat, cutoff=cutoff))
     for extra in extras:
         if extra is not None:
             c = c.left_join(extra, "customer_id").drop("customer_id_right")
-    fill = {col: 0.0 for col in ("review_count", "complaint_count") if col in c.columns}
     names = feature_names(windows_days=windows, horizon_days=horizon_days, optional=optional, satisfaction=sat_columns)
-    return c.mutate(**{col: c[col].coalesce(v) for col, v in fill.items()}).select(names)
+    counts = {"review_count", "complaint_count"}  # 0 for customers without reviews
+    return c.select(**{name: c[name].coalesce(0.0) if name in counts else c[name] for name in names})
 
 
 def execute(expr: ir.Table, con: ibis.BaseBackend | None = None) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from tiercast.features import as_of
+from tiercast.features import as_of, rfm, tenure
 from tiercast.features.rfm import money, to_float
 
 SATISFACTION_REQUIRED = ("customer_id", "timestamp", "review_score")
@@ -33,17 +33,18 @@ def customer_columns(orders: ir.Table, *, cutoff: as_of.TimeLike, horizon_days: 
         start=as_of.shift_days(cutoff, -2 * horizon_days),
         end=as_of.shift_days(cutoff, -horizon_days),
     )
+    gap = tenure.gap(orders)
     return {
-        "_gap_sum": orders._gap.sum(),
-        "_gap_sq_sum": (orders._gap * orders._gap).sum(),
+        "_gap_sum": gap.sum(),
+        "_gap_sq_sum": (gap * gap).sum(),
         "refund_count": orders.order_id.count(where=orders._refund_lines > 0),
         "_gross": orders._gross.sum(),
         "_spend_prev": orders.net.sum(where=previous),
     }
 
 
-def derived_columns(c: ir.Table, *, horizon_days: int) -> dict[str, ir.Value]:
-    """Features from the customer aggregates (after the RFM and tenure features exist; uses rfm's ``_net_total``).
+def derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike, horizon_days: int) -> dict[str, ir.Value]:
+    """Features from the customer aggregates (reads rfm's and tenure's aggregates too).
 
     - ``gap_mean_days`` / ``gap_std_days``: mean / sample std (ddof=1) of the whole-day gaps between consecutive
       purchase days; NaN with fewer than 1 / 2 gaps.
@@ -51,7 +52,9 @@ def derived_columns(c: ir.Table, *, horizon_days: int) -> dict[str, ir.Value]:
     - ``spend_trend``: ``(recent - previous) / (recent + previous)`` where recent is the net spend of orders in
       ``[cutoff - h, cutoff)`` and previous in ``[cutoff - 2h, cutoff - h)`` (h = horizon), each floored at 0 so
       the trend stays in [-1, 1]; 0 when both are 0. -1 = stopped buying, +1 = new or returning.
-    - ``refund_count``: orders with at least one refund line (amount < 0); includes every order with net < 0.
+    - ``refund_count``: orders with at least one refund line (amount < 0): every return order (net < 0), every
+      order a refund cancels (net = 0) and purchases with a returned line. An order of zero-amount lines only is
+      neither a purchase nor a refund.
     - ``refund_amount``: total refunded (sum of -amount over refund lines = gross - net).
     - ``refund_share``: refund_amount / gross positive amount (sum of amount > 0); NaN when nothing was bought. May
       exceed 1 when returns refer to purchases before the data starts.
@@ -60,7 +63,8 @@ def derived_columns(c: ir.Table, *, horizon_days: int) -> dict[str, ir.Value]:
     n_f = to_float(n)
     gap_mean = c._gap_sum.cast("float64") / n_f
     var = to_float(n * c._gap_sq_sum - c._gap_sum * c._gap_sum) / (n_f * (n_f - 1))
-    recent = ibis.greatest(c[f"spend_{horizon_days}d"], 0.0)
+    recency = rfm.recency_days(c, cutoff=cutoff)
+    recent = ibis.greatest(rfm.window_spend(c, horizon_days), 0.0)
     previous = ibis.greatest(to_float(c._spend_prev.coalesce(0)), 0.0)
     total = recent + previous
     gross = to_float(c._gross.coalesce(0))
@@ -69,7 +73,7 @@ def derived_columns(c: ir.Table, *, horizon_days: int) -> dict[str, ir.Value]:
     return {
         "gap_mean_days": ibis.ifelse(n > 0, gap_mean, null),
         "gap_std_days": ibis.ifelse(n > 1, ibis.greatest(var, 0.0).sqrt(), null),
-        "overdue_ratio": ibis.ifelse(n > 0, c.recency_days / gap_mean, null),
+        "overdue_ratio": ibis.ifelse(n > 0, recency / gap_mean, null),
         "spend_trend": ibis.ifelse(total > 0, (recent - previous) / total, 0.0),
         "refund_count": to_float(c.refund_count),
         "refund_amount": refunded,

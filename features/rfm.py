@@ -48,9 +48,7 @@ def to_orders(lines: ir.Table, **columns: ir.Scalar) -> ir.Table:
     return orders.mutate(is_purchase=orders.net > 0)
 
 
-def customer_columns(
-    orders: ir.Table, *, cutoff: as_of.TimeLike, windows_days: Iterable[int]
-) -> dict[str, ir.Scalar]:
+def customer_columns(orders: ir.Table, *, cutoff: as_of.TimeLike, windows_days: Iterable[int]) -> dict[str, ir.Scalar]:
     """Per-customer aggregates of the orders for recency, frequency, monetary and the windows."""
     buy = orders.is_purchase
     cols: dict[str, ir.Scalar] = {
@@ -76,10 +74,9 @@ def derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike, windows_days: Iterab
     - ``monetary_mean_order`` / ``monetary_max_order``: mean / largest net value of a purchase (NaN without one).
     - ``orders_{w}d`` / ``spend_{w}d``: purchases and net spend of the orders placed in ``[cutoff - w days, cutoff)``.
     """
-    last = c._last_purchase_ts.coalesce(c._last_ts)
     n = c.frequency_orders
     cols: dict[str, ir.Value] = {
-        "recency_days": as_of.days_until(last, cutoff=cutoff),
+        "recency_days": recency_days(c, cutoff=cutoff),
         "frequency_orders": to_float(n),
         "monetary_total": to_float(c._net_total),
         "monetary_mean_order": ibis.ifelse(n > 0, to_float(c._purchase_spend) / to_float(n), ibis.null()),
@@ -87,8 +84,18 @@ def derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike, windows_days: Iterab
     }
     for w in windows_days:
         cols[f"orders_{w}d"] = to_float(c[f"orders_{w}d"])
-        cols[f"spend_{w}d"] = to_float(c[f"spend_{w}d"].coalesce(0))
+        cols[f"spend_{w}d"] = window_spend(c, w)
     return cols
+
+
+def recency_days(c: ir.Table, *, cutoff: as_of.TimeLike) -> ir.FloatingValue:
+    """Days from the last purchase (the last transaction for a customer without one) to the cutoff."""
+    return as_of.days_until(c._last_purchase_ts.coalesce(c._last_ts), cutoff=cutoff)
+
+
+def window_spend(c: ir.Table, w: int) -> ir.FloatingValue:
+    """``spend_{w}d`` as a float (0 without an order in the window)."""
+    return to_float(c[f"spend_{w}d"].coalesce(0))
 
 
 BREADTH_COLUMNS = {"product_id": "n_products", "category": "n_categories", "channel": "n_channels"}

@@ -17,22 +17,31 @@ from tiercast.features.rfm import to_float
 
 
 def flag_purchase_days(orders: ir.Table) -> ir.Table:
-    """Add ``_day`` (calendar day number), ``_new_day`` (first purchase of a calendar day), ``_gap`` (days since the
-    previous purchase day, on new-day rows) and ``_first_day`` (a purchase on the customer's first purchase day).
+    """Add ``_day`` (calendar day number), ``_prev_day`` (day of the previous order in the customer's sequence) and
+    ``_day_rank`` (0 on the customer's first day) in one window pass.
 
     The window is partitioned by (customer, is_purchase) so refund orders never interrupt the purchase sequence;
-    flags are only set on purchase rows. ``rank() == 0`` marks the first day: cheaper than ``first_value``, as it
-    needs no frame.
+    only purchase rows are read through :func:`new_day`, :func:`gap` and :func:`first_day`. ``rank() == 0`` marks
+    the first day: cheaper than ``first_value``, as it needs no frame.
     """
-    o = orders.mutate(_day=as_of.day_number(orders.order_ts))
-    w = ibis.window(group_by=[o.customer_id, o.is_purchase], order_by=o._day)
-    o = o.mutate(_prev_day=o._day.lag().over(w), _day_rank=ibis.rank().over(w))
-    new_day = o.is_purchase & (o._prev_day.isnull() | (o._day != o._prev_day))
-    return o.mutate(
-        _new_day=new_day,
-        _gap=ibis.ifelse(new_day, o._day - o._prev_day, ibis.null("int64")),
-        _first_day=o.is_purchase & (o._day_rank == 0),
-    ).drop("_prev_day", "_day_rank")
+    day = as_of.day_number(orders.order_ts)
+    w = ibis.window(group_by=[orders.customer_id, orders.is_purchase], order_by=day)
+    return orders.mutate(_day=day, _prev_day=day.lag().over(w), _day_rank=ibis.rank().over(w))
+
+
+def new_day(orders: ir.Table) -> ir.BooleanValue:
+    """A purchase opening a new calendar day: exactly one per purchase day, whatever the order of tied rows."""
+    return orders.is_purchase & (orders._prev_day.isnull() | (orders._day != orders._prev_day))
+
+
+def gap(orders: ir.Table) -> ir.IntegerValue:
+    """Whole days since the previous purchase day, on the rows that open a purchase day after the first."""
+    return ibis.ifelse(new_day(orders), orders._day - orders._prev_day, ibis.null("int64"))
+
+
+def first_day(orders: ir.Table) -> ir.BooleanValue:
+    """A purchase on the customer's first purchase day."""
+    return orders.is_purchase & (orders._day_rank == 0)
 
 
 def customer_columns(orders: ir.Table) -> dict[str, ir.Scalar]:
@@ -40,8 +49,8 @@ def customer_columns(orders: ir.Table) -> dict[str, ir.Scalar]:
     return {
         "_first_ts": orders.order_ts.min(),
         "_first_purchase_ts": orders.order_ts.min(where=orders.is_purchase),
-        "purchase_days": orders.order_id.count(where=orders._new_day),
-        "_first_day_spend": orders.net.sum(where=orders._first_day),
+        "purchase_days": orders.order_id.count(where=new_day(orders)),
+        "_first_day_spend": orders.net.sum(where=first_day(orders)),
     }
 
 

@@ -13,6 +13,7 @@ import joblib
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
 
 from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import DriftProfile
@@ -125,6 +126,20 @@ class TiercastPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
         """Scores; ``params={"reasons": True}`` adds the reason columns."""
         return self.scorer.score(model_input, reasons=bool((params or {}).get("reasons", False)))
+
+
+def pyfunc_spec(scorer: TiercastScorer, example: pd.DataFrame, artifact_dir: str | Path) -> dict:
+    """Keyword arguments for ``mlflow.pyfunc.save_model`` / ``log_model``: the pickled scorer as the artifact, the
+    wrapper class, and a signature (feature columns in, score columns out, a ``reasons`` flag as a parameter) with
+    ``example`` rows as the input example."""
+    example = example[list(scorer.required_columns)].reset_index(drop=True)
+    artifact = dump_scorer(scorer, Path(artifact_dir) / "scorer.joblib")
+    return {
+        "python_model": TiercastPyfunc(),
+        "artifacts": {TiercastPyfunc.ARTIFACT: str(artifact)},
+        "signature": infer_signature(example, scorer.score(example), params={"reasons": False}),
+        "input_example": example,
+    }
 
 
 def dump_scorer(scorer: TiercastScorer, path: str | Path) -> Path:

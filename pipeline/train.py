@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
 
 from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
-from tiercast.models.scorer import TiercastPyfunc, TiercastScorer, dump_scorer
+from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 from tiercast.pipeline import plots
@@ -264,18 +262,12 @@ def train(config: Config, ingest: IngestResult) -> TrainResult:
         log_plots(scorer, preds)
         mlflow.log_dict({"tiers": scorer.scheme.describe(), "features": list(scorer.feature_names)}, "scheme.json")
 
-        example = test_set[list(scorer.required_columns)].head(5).reset_index(drop=True)
-        signature = infer_signature(example, scorer.score(example), params={"reasons": False})
         with tempfile.TemporaryDirectory() as tmp:
-            artifact = dump_scorer(scorer, Path(tmp) / "scorer.joblib")
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=TiercastPyfunc(),
-                artifacts={TiercastPyfunc.ARTIFACT: str(artifact)},
-                signature=signature,
-                input_example=example,
                 pip_requirements=model_pip_requirements(),
                 registered_model_name=config.mlflow.registered_model,
+                **pyfunc_spec(scorer, test_set.head(5), tmp),
             )
         version = str(info.registered_model_version)
     return TrainResult(

@@ -2,7 +2,6 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.models import infer_signature
 
 from tests.models.conftest import FEATURES
 from tiercast.models.churn import ChurnModel
@@ -10,9 +9,8 @@ from tiercast.models.scorer import (
     REASON_COLUMNS,
     SCORE_COLUMNS,
     FeatureSchemaError,
-    TiercastPyfunc,
     TiercastScorer,
-    dump_scorer,
+    pyfunc_spec,
 )
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
@@ -57,15 +55,8 @@ def test_missing_feature_column_is_a_clear_error(scorer, train_val_test):
 
 def test_pyfunc_save_load_predict_round_trip(scorer, train_val_test, tmp_path):
     test = train_val_test[2]
-    artifact = dump_scorer(scorer, tmp_path / "scorer.joblib")
     rows = test[["customer_id", *FEATURES]]
-    mlflow.pyfunc.save_model(
-        tmp_path / "model",
-        signature=infer_signature(rows[FEATURES], scorer.score(rows), params={"reasons": False}),
-        python_model=TiercastPyfunc(),
-        artifacts={TiercastPyfunc.ARTIFACT: str(artifact)},
-        pip_requirements=["lightgbm"],
-    )
+    mlflow.pyfunc.save_model(tmp_path / "model", pip_requirements=["lightgbm"], **pyfunc_spec(scorer, rows, tmp_path))
     loaded = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     pd.testing.assert_frame_equal(loaded.predict(rows), scorer.score(rows))
     with_reasons = loaded.predict(rows.head(50), params={"reasons": True})

@@ -1,0 +1,190 @@
+"""Batch-scoring benchmark: features + scores + the at-risk list with reasons, for every customer of a Parquet file.
+
+A model is trained once on a customer sample (two stacked cutoffs) and saved as the tiercast pyfunc. Each
+measurement then runs in a fresh subprocess, like a batch job: load the pyfunc, build features at the cutoff for all
+customers, score them in chunks through the pyfunc, rank the at-risk list and explain its customers (reasons from
+per-feature contributions). Peak memory is the subprocess's ``ru_maxrss``.
+
+Reference measured in the same run: the bare LightGBM boosters predicting on the same feature matrix (the least any
+scorer of these models must spend), so the scoring step is reported as a ratio to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+CORE_COLUMNS = ("customer_id", "timestamp", "amount", "order_id")
+WINDOWS_DAYS = (30, 90, 180, 365)
+HORIZON_DAYS = 90
+AT_RISK_TOP = 500
+CHUNK_SIZE = 200_000
+
+
+def train_model(path: str | Path, *, cutoff: str, model_dir: Path, sample_customers: int = 50_000) -> dict:
+    """Fit a scorer on a customer sample at two earlier cutoffs and save it as a pyfunc in ``model_dir``."""
+    import ibis
+    import mlflow.pyfunc
+
+    from tiercast.features.training_set import build_training_set
+    from tiercast.models.churn import ChurnModel
+    from tiercast.models.scorer import TiercastScorer, pyfunc_spec
+    from tiercast.models.tiering import TierScheme
+    from tiercast.models.value import ValueModel
+
+    con = ibis.duckdb.connect()
+    tx = con.read_parquet(str(path)).select(*CORE_COLUMNS)
+    ids = tx.select("customer_id").distinct().order_by("customer_id").limit(sample_customers)
+    sample = tx.semi_join(ids, "customer_id")
+    end = pd.Timestamp(cutoff)
+    cutoffs = [end - pd.Timedelta(days=HORIZON_DAYS * k) for k in (3, 2)]
+    train = build_training_set(
+        sample,
+        cutoffs=cutoffs,
+        horizon_days=HORIZON_DAYS,
+        windows_days=WINDOWS_DAYS,
+        data_end=end,
+        con=con,
+    )
+    features = [
+        c for c in train.columns if c not in ("customer_id", "cutoff", "future_value", "future_orders", "churned")
+    ]
+    fit, val = train[train["cutoff"] == cutoffs[0]], train[train["cutoff"] == cutoffs[1]]
+    value = ValueModel(n_estimators=500).fit(fit[features], fit["future_value"], val[features], val["future_value"])
+    churn = ChurnModel(n_estimators=500).fit(fit[features], fit["churned"], val[features], val["churned"])
+    current = f"spend_{HORIZON_DAYS}d"
+    scheme = TierScheme(k=4).fit(val[current].clip(lower=0).to_numpy())
+    scheme.fit_predictions(value.predict(val[features]))
+    scorer = TiercastScorer(scheme, value, churn, tuple(features), current, HORIZON_DAYS)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.pyfunc.save_model(model_dir, **pyfunc_spec(scorer, val.head(5), tmp))
+    return {"training_rows": len(train), "value_trees": value.n_trees_, "churn_trees": churn.n_trees_}
+
+
+def _load(model_dir: str):
+    import mlflow.pyfunc
+
+    from tiercast.pipeline.score import LoadedModel
+
+    return LoadedModel(mlflow.pyfunc.load_model(model_dir), "benchmark", "0")
+
+
+def run_tiercast(path: str, model_dir: str, cutoff: str) -> dict:
+    """The batch job: features, chunked scores, at-risk list with reasons; seconds per phase."""
+    import ibis
+
+    from tiercast.features.build import build_features
+    from tiercast.pipeline.score import at_risk, explain_features, score_features
+
+    phases = {}
+    t0 = time.perf_counter()
+    model = _load(model_dir)
+    phases["load_model"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    con = ibis.duckdb.connect()
+    tx = con.read_parquet(path).select(*CORE_COLUMNS)
+    features = build_features(tx, cutoff=cutoff, windows_days=WINDOWS_DAYS, horizon_days=HORIZON_DAYS, con=con)
+    phases["features"] = time.perf_counter() - t
+    t = time.perf_counter()
+    scores = score_features(model, features, cutoff=pd.Timestamp(cutoff), chunk_size=CHUNK_SIZE)
+    phases["scores"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ranked = at_risk(scores, tiers=tuple(model.scorer.scheme.names_[:2]), top=AT_RISK_TOP)
+    listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
+    reasons = explain_features(model, listed)
+    phases["at_risk_with_reasons"] = time.perf_counter() - t
+    phases["total"] = time.perf_counter() - t0
+    return {
+        "customers": len(scores),
+        "listed": len(ranked),
+        "explained": int((reasons != "").any(axis=1).sum()),
+        **phases,
+    }
+
+
+def run_reference(path: str, model_dir: str, cutoff: str) -> dict:
+    """Bare booster predictions on the same feature matrix: the floor for the scoring step."""
+    import ibis
+
+    from tiercast.features.build import build_features
+
+    model = _load(model_dir)
+    con = ibis.duckdb.connect()
+    tx = con.read_parquet(path).select(*CORE_COLUMNS)
+    features = build_features(tx, cutoff=cutoff, windows_days=WINDOWS_DAYS, horizon_days=HORIZON_DAYS, con=con)
+    X = features[list(model.scorer.feature_names)]
+    t = time.perf_counter()
+    model.scorer.value_model.model_.booster_.predict(X)
+    model.scorer.churn_model.model_.booster_.predict(X)
+    return {"customers": len(X), "scores": time.perf_counter() - t}
+
+
+IMPLEMENTATIONS = {"tiercast": run_tiercast, "reference": run_reference}
+
+
+def _worker(impl: str, path: str, model_dir: str, cutoff: str) -> dict:
+    import tiercast.features.build  # noqa: F401 - imports outside the timed region
+    import tiercast.pipeline.score  # noqa: F401
+
+    result = IMPLEMENTATIONS[impl](path, model_dir, cutoff)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"impl": impl, **result, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def measure(impl: str, path: str | Path, model_dir: Path, *, cutoff: str) -> dict:
+    cmd = [sys.executable, "-m", "tiercast.benchmarks.bench_scoring", impl, str(path), str(model_dir), cutoff]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{impl} scoring benchmark failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(path: str | Path, *, cutoff: str, repeats: int = 3) -> dict:
+    """Train once, then alternate ``repeats`` measured runs of the batch job and the bare-booster reference."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "model"
+        start = time.perf_counter()
+        training = train_model(path, cutoff=cutoff, model_dir=model_dir)
+        training["seconds"] = round(time.perf_counter() - start, 1)
+        runs: dict[str, list[dict]] = {name: [] for name in IMPLEMENTATIONS}
+        for _ in range(repeats):
+            for name in IMPLEMENTATIONS:
+                runs[name].append(measure(name, path, model_dir, cutoff=cutoff))
+    tc, ref = runs["tiercast"], runs["reference"]
+    phases = ("load_model", "features", "scores", "at_risk_with_reasons", "total")
+    summary = {f"median_{p}_seconds": statistics.median(r[p] for r in tc) for p in phases}
+    ref_scores = statistics.median(r["scores"] for r in ref)
+    return {
+        "cutoff": cutoff,
+        "repeats": repeats,
+        "training": training,
+        "customers": tc[0]["customers"],
+        "at_risk_listed": tc[0]["listed"],
+        "tiercast": {**summary, "peak_rss_mb": max(r["peak_rss_mb"] for r in tc), "runs": tc},
+        "reference_booster_predict": {"median_seconds": ref_scores, "runs": ref},
+        "ratio_scores_to_booster_predict": summary["median_scores_seconds"] / ref_scores,
+        "targets": {"total_seconds": 60, "peak_rss_mb": 3072},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("impl", choices=sorted(IMPLEMENTATIONS))
+    parser.add_argument("path")
+    parser.add_argument("model_dir")
+    parser.add_argument("cutoff")
+    args = parser.parse_args(argv)
+    print(json.dumps(_worker(args.impl, args.path, args.model_dir, args.cutoff)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Run the benchmarks and write one JSON file per benchmark: ``python -m tiercast.benchmarks.run --out DIR``.
+
+A benchmark is a function ``(RunOptions) -> dict`` registered in :data:`BENCHMARKS`; its result is written to
+``DIR/<name>.json`` together with the machine description, so figures are never separated from where they ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tiercast.benchmarks import bench_features, bench_scoring
+from tiercast.benchmarks.synthetic import SPAN_DAYS, START, write_transactions
+
+DEFAULT_DATA_DIR = Path("benchmarks/data")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path
+    transactions: int = 10_000_000
+    customers: int = 1_000_000
+    seed: int = 0
+    repeats: int = 3
+    data_dir: Path = DEFAULT_DATA_DIR
+
+
+def synthetic_data(opts: RunOptions) -> Path:
+    """The synthetic Parquet file for these options, generated on first use."""
+    path = opts.data_dir / f"synthetic_{opts.transactions}_{opts.customers}_s{opts.seed}.parquet"
+    if not path.exists():
+        start = time.perf_counter()
+        write_transactions(path, opts.transactions, opts.customers, opts.seed)
+        print(f"generated {path} in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    return path
+
+
+def features_benchmark(opts: RunOptions) -> dict:
+    """build_features vs the SQL reference on the synthetic data, cutoff at the end of the generated period."""
+    path = synthetic_data(opts)
+    cutoff = str(START.astype("datetime64[D]") + SPAN_DAYS)
+    result = bench_features.run(path, cutoff=cutoff, repeats=opts.repeats)
+    result["data"] = {
+        "path": str(path),
+        "transactions": pq.ParquetFile(path).metadata.num_rows,
+        "customers_requested": opts.customers,
+        "seed": opts.seed,
+    }
+    return result
+
+
+def scoring_benchmark(opts: RunOptions) -> dict:
+    """Batch scoring of every customer (features + scores + at-risk list with reasons) on the synthetic data."""
+    path = synthetic_data(opts)
+    cutoff = str(START.astype("datetime64[D]") + SPAN_DAYS)
+    result = bench_scoring.run(path, cutoff=cutoff, repeats=opts.repeats)
+    result["data"] = {"path": str(path), "transactions": pq.ParquetFile(path).metadata.num_rows, "seed": opts.seed}
+    return result
+
+
+BENCHMARKS: dict[str, Callable[[RunOptions], dict]] = {
+    "features": features_benchmark,
+    "scoring": scoring_benchmark,
+}
+
+
+def machine_info() -> dict:
+    def version(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    mem_gb = None
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_gb = round(int(fh.readline().split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "packages": {p: version(p) for p in ("duckdb", "ibis-framework", "pandas", "pyarrow", "numpy")},
+    }
+
+
+def run(opts: RunOptions, names: Sequence[str] | None = None) -> dict[str, Path]:
+    """Run the named benchmarks (all by default); returns the JSON file written for each."""
+    opts.out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in names or BENCHMARKS:
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        result = {"benchmark": name, "started": started, **BENCHMARKS[name](opts), "machine": machine_info()}
+        path = opts.out / f"{name}.json"
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        written[name] = path
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--transactions", type=int, default=RunOptions.transactions)
+    parser.add_argument("--customers", type=int, default=None, help="default: transactions / 10")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these benchmarks")
+    args = parser.parse_args(argv)
+    opts = RunOptions(
+        out=args.out,
+        transactions=args.transactions,
+        customers=args.customers or max(1, args.transactions // 10),
+        seed=args.seed,
+        repeats=args.repeats,
+        data_dir=args.data_dir,
+    )
+    for name, path in run(opts, args.only).items():
+        print(f"{name}: {path}")
+        print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
