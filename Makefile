@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tiercast.benchmarks.run --out benchmarks/results
+	$(BIN)/python -m tiercast.benchmarks.readme
 
 clean:
 	rm -rf $(VENV) outputs mlruns mlflow.db
