@@ -79,7 +79,9 @@ def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -
         scheme_file = local / "scheme.json"
         if scheme_file.is_file():
             tiers = pd.DataFrame(json.loads(scheme_file.read_text(encoding="utf-8"))["tiers"])
-            tiers["share"] = tiers["share"].map("{:.1%}".format)
+            for col in ("share", "revenue_share"):
+                if col in tiers.columns:
+                    tiers[col] = tiers[col].map("{:.1%}".format)
             parts += ["<h2>Tiers</h2>", _table(tiers, "{:,.2f}")]
         figures = []
         for name, caption in _PLOTS:

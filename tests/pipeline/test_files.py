@@ -27,3 +27,13 @@ def test_write_parquet_failure_keeps_old_file(tmp_path: Path, monkeypatch: pytes
         write_parquet(pd.DataFrame({"a": [2]}), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_output_gets_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "out.parquet")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
