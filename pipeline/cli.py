@@ -247,6 +247,64 @@ def monitor(
 
 @app.command()
 @handle_errors
+def tiers(
+    config: ConfigOpt,
+    n_test: Annotated[int, typer.Option(help="Test cutoffs, cutoffs.step_days apart, ending at the test cutoff.")] = 3,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap refits per scheme for the stability (ARI).")] = 20,
+) -> None:
+    """Tier study: proposed tiers, predicted vs persistence tiers on a backtest, stability, alternative schemes."""
+    from tiercast.pipeline.tier_study import tier_study
+
+    cfg = _config(config)
+    study = tier_study(cfg, n_test=n_test, n_boot=n_boot, ingest=_ingest(cfg))
+    cutoffs = ", ".join(str(c) for c in study["test_cutoffs"])
+    sil = ", ".join(f"k={k}: {s:.3f}" for k, s in study["scheme"]["silhouette_by_k"].items())
+    console.print(f"scheme fitted at {study['validation_cutoff']} (k={study['scheme']['k']}; silhouette {sil})")
+    _show(study["tiers"].drop(columns=["orders"]), f"Tiers at {study['test_cutoffs'][-1]} (current tier)")
+    _show(study["tier_metrics"], f"Predicted vs realized tier, {study['horizon_days']}-day horizon ({cutoffs})")
+    _show(study["tier_differences"].drop(columns=["n_boot"]), "Predicted minus persistence, 95% CI")
+    _show(study["migration_counts"], "Migration current -> predicted (customers)", index=True)
+    _show(study["migration_revenue"], "Migration current -> predicted (predicted value)", index=True)
+    boot, cons = study["bootstrap"], study["consecutive"]
+    console.print(
+        f"stability: bootstrap ARI mean {boot['ari'].mean():.3f} (min {boot['ari'].min():.3f}), "
+        f"boundary drift {boot['boundary_drift'].mean():.1%}; consecutive cutoffs ARI mean {cons['ari'].mean():.3f} "
+        f"(min {cons['ari'].min():.3f}), boundary drift {cons['boundary_drift'].mean():.1%}"
+    )
+    _show(cons, "Refits at consecutive cutoffs (assigning the latest customers)")
+    schemes = study["schemes"].drop(columns=["tiers"])
+    for col in ("shares", "revenue_shares"):
+        schemes[col] = schemes[col].map(lambda s: " / ".join(f"{x:.0%}" for x in s))
+    schemes.columns = [
+        c.replace("persistence_", "pers ").replace("predicted_", "pred ").replace("_ari", " ARI").replace("_", " ")
+        for c in schemes.columns
+    ]
+    _show(schemes, "Tier schemes: shares at the latest cutoff; metrics averaged over the test cutoffs")
+    z = [c for c in study["segments"].columns if c.startswith("z_")]
+    _show(study["segments"].drop(columns=z), f"Behavioral segments at {study['test_cutoffs'][-1]}")
+    _show(study["segment_tiers"], "Segment x current tier (customers)", index=True)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return "-" if v != v else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _show(frame: pd.DataFrame, title: str, index: bool = False) -> None:
+    from rich.table import Table
+
+    frame = frame.reset_index() if index else frame
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
 def promote(
     config: ConfigOpt,
     run_id: Annotated[str, typer.Option("--run", help="MLflow run id whose model to promote.")],

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.pipeline.sources import DataConfig
@@ -65,6 +65,12 @@ class TierConfig(_Frozen):
     k_max: int = Field(default=4, ge=2)
     min_share: float = Field(default=0.02, gt=0.0, lt=0.5)
     silhouette_tolerance: float = Field(default=0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _k_fits_names(self) -> TierConfig:
+        if self.k is not None and self.k > len(self.tier_names()):
+            raise ValueError(f"tiers.k={self.k} but only {len(self.tier_names())} tier names")
+        return self
 
     def tier_names(self) -> tuple[str, ...]:
         if self.names:

@@ -205,7 +205,10 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
         silhouette_tolerance=t.silhouette_tolerance,
         random_state=config.seed,
     ).fit(np.clip(val_rows[current_col].to_numpy(dtype=float), 0.0, None))
-    scheme.fit_predictions(value_model.predict(val_rows[features]))
+    # Predicted tiers fill the shares customers actually reach over a horizon (more of them lapse to the bottom
+    # tier than the current window shows), learned from the training cutoffs' realized labels.
+    realized = np.clip(train["future_value"].to_numpy(dtype=float), 0.0, None)
+    scheme.fit_predictions(value_model.predict(val_rows[features]), realized=realized)
     scorer = TiercastScorer(
         scheme=scheme,
         value_model=value_model,

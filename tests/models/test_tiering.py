@@ -81,3 +81,62 @@ def test_describe_lists_tiers_best_first():
     rows = scheme.describe()
     assert [r["tier"] for r in rows] == ["high", "medium", "low"]
     assert rows[0]["min_value"] > rows[1]["min_value"] > rows[2]["min_value"] == 0.0
+
+
+# ---------------------------------------------------------------- added with the tier study (issue 7)
+
+
+def test_a_value_on_a_boundary_belongs_to_the_upper_tier():
+    scheme = TierScheme(names=("A", "B", "C"), k=3).fit([9, 10, 11] * 5 + [90, 100, 110] * 5 + [900, 1000] * 5)
+    lo_a, lo_b = scheme.boundaries_
+    assert scheme.assign([lo_a, np.nextafter(lo_a, 0), lo_b, np.nextafter(lo_b, 0)]).tolist() == ["A", "B", "B", "C"]
+
+
+@pytest.mark.parametrize("preset", ["pyramid", "abc", "three_level"])
+def test_config_presets_name_the_tiers_best_first(preset):
+    from tiercast.pipeline.config import TIER_PRESETS, TierConfig
+
+    names = TierConfig(preset=preset).tier_names()
+    assert names == TIER_PRESETS[preset]
+    scheme = TierScheme(names=names, k=len(names)).fit(_lognormal())
+    assert scheme.names_ == names
+    means = [np.mean(_lognormal()[scheme.assign(_lognormal()) == n]) for n in names]
+    assert means == sorted(means, reverse=True)  # the first name is the most valuable tier
+
+
+def test_config_rejects_an_unknown_preset_and_names_override_it():
+    from pydantic import ValidationError
+
+    from tiercast.pipeline.config import TierConfig
+
+    with pytest.raises(ValidationError, match="preset"):
+        TierConfig(preset="diamond")
+    assert TierConfig(preset="abc", names=("top", "rest")).tier_names() == ("top", "rest")
+    with pytest.raises(ValidationError):
+        TierConfig(min_share=0.6)
+
+
+def test_behavior_columns_shape_the_tiers_but_tiers_stay_value_intervals():
+    rng = np.random.default_rng(0)
+    v = _lognormal(1500, seed=1)
+    behavior = np.column_stack([rng.poisson(3, v.size) + 1.0, rng.uniform(30, 700, v.size)])
+    scheme = TierScheme(k=3, random_state=0).fit(v, behavior=behavior)
+    assert scheme.k_ == 3 and np.all(np.diff(scheme.boundaries_) < 0)
+    codes = scheme.assign_codes(np.sort(v))
+    assert np.all(np.diff(codes) <= 0)
+    assert scheme.shares_.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="rows"):
+        TierScheme(k=3).fit(v, behavior=behavior[:10])
+
+
+def test_predicted_tiers_can_target_the_realized_shares():
+    v = _lognormal(4000)
+    scheme = TierScheme(k=4).fit(v)
+    realized = np.where(np.random.default_rng(5).random(v.size) < 0.3, 0.0, v)  # some customers stop buying
+    pred = 200 + 0.1 * v
+    scheme.fit_predictions(pred, realized=realized)
+    target = np.bincount(scheme.assign_codes(realized), minlength=4) / v.size
+    np.testing.assert_allclose(scheme.prediction_shares_, target)
+    shares = np.bincount(scheme.assign_predicted_codes(pred), minlength=4) / v.size
+    np.testing.assert_allclose(shares, target, atol=0.002)
+    assert shares[-1] > scheme.shares_[-1]  # more of the lowest tier than the current shares

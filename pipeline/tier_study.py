@@ -1,0 +1,377 @@
+"""The tier study: what the configured tier scheme proposes on the configured data, how well predicted tiers beat
+persistence on a backtest, how stable the scheme is, and how the alternative schemes compare.
+
+Time layout: ``n_test`` test cutoffs ``cutoffs.step_days`` apart, the latest being the training pipeline's test
+cutoff (``data end - horizon`` unless configured). For each test cutoff T the models are fitted exactly as
+``tiercast train`` fits them (:func:`~tiercast.pipeline.train.plan_cutoffs` with ``test_cutoff = T`` and
+:func:`~tiercast.pipeline.train.fit_scorer`): every training label window ends at or before T, and every scheme is
+fitted on the validation cutoff ``T - horizon``. Then, for the customers with history before T:
+
+* current tier = the scheme on realized value of ``[T - horizon, T)`` (the persistence baseline: the tier stays),
+* predicted tier = the scheme's rank mapping of the value model's prediction, two ways: to the scheme's shares
+  (what ``fit_scorer`` does today) and to the shares of the tiers the training cutoffs' customers actually reached
+  over their horizon (``fit_predictions(..., realized=...)``, :data:`PROPOSED`; also used for the alternatives),
+* realized tier = the scheme on realized value of ``[T, T + horizon)``.
+
+Schemes compared (same population, same cutoffs): the configured clustering scheme, the clustering with frequency
+and tenure, ABC 80/15/5, fixed quantiles, RFM quintile scores (persistence only: future recency and frequency are
+not predicted) and a loyalty programme with the configured scheme's boundaries as points thresholds (1 point per
+unit of spend, one horizon per period, one period of grace). Accuracy rises as tiers get fewer and coarser, so
+compare schemes on kappa and on each scheme's gain over its own persistence baseline.
+
+Stability: the configured scheme (and each alternative) refitted on bootstrap resamples of the latest validation
+population, and refitted at consecutive cutoffs ``step_days`` apart; every refit assigns the same reference
+population (the latest test cutoff's customers), so the adjusted Rand index measures the scheme, not customers
+moving.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import cohen_kappa_score, f1_score
+
+from tiercast.features.build import build_features
+from tiercast.features.training_set import build_training_set
+from tiercast.models.evaluation import paired_bootstrap, tier_metrics
+from tiercast.models.segments import BehaviorSegments
+from tiercast.models.tier_analysis import bootstrap_stability, migration_matrix, refit_stability, tier_summary
+from tiercast.models.tier_schemes import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
+from tiercast.models.tiering import TierScheme
+from tiercast.pipeline.config import Config
+from tiercast.pipeline.io import IngestResult, read_transactions
+from tiercast.pipeline.train import CutoffPlan, data_bounds, feature_columns, fit_scorer, plan_cutoffs
+
+BEHAVIOR = ("frequency_orders", "tenure_days")
+PROPOSED = "predicted (realized shares)"
+Context = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one scheme is built and fed: ``make(main)`` gives an unfitted scheme (``main`` is the configured scheme
+    fitted on the same rows); ``context(rows, when)`` its extra fit inputs for feature rows at a cutoff;
+    ``assign_context`` whether assignment takes them too; ``predicts`` whether it has a predicted tier."""
+
+    name: str
+    make: Callable[[TierScheme], Any]
+    context: Callable[[pd.DataFrame, pd.Timestamp], Context] = lambda rows, when: {}
+    assign_context: bool = True
+    predicts: bool = True
+
+
+def study_plans(tx: pd.DataFrame, config: Config, n_test: int) -> list[CutoffPlan]:
+    """Plans of up to ``n_test`` test cutoffs ``step_days`` apart, ending at the configured test cutoff (oldest
+    first); test cutoffs leaving fewer than two training cutoffs are dropped."""
+    last = plan_cutoffs(tx, config).test
+    plans = []
+    for i in range(n_test - 1, -1, -1):
+        when = last - pd.Timedelta(days=config.cutoffs.step_days * i)
+        try:
+            plans.append(plan_cutoffs(tx, _with_test_cutoff(config, when)))
+        except ValueError:
+            continue
+    return plans
+
+
+def _with_test_cutoff(config: Config, when: pd.Timestamp) -> Config:
+    return config.model_copy(update={"cutoffs": config.cutoffs.model_copy(update={"test_cutoff": str(when.date())})})
+
+
+class _Data:
+    """Feature rows with labels at every cutoff of the study (built once), and horizon-length period spends."""
+
+    def __init__(self, ingest: IngestResult, config: Config, cutoffs: list[pd.Timestamp]) -> None:
+        self.tx, self.satisfaction = ingest.accepted, ingest.satisfaction
+        self.start, self.end = data_bounds(self.tx)
+        self.h = config.horizon_days
+        self.horizon = pd.Timedelta(days=self.h)
+        self.windows = config.features.windows_days
+        self.value_col = f"spend_{self.h}d"
+        self.grid = build_training_set(
+            self.tx,
+            cutoffs=cutoffs,
+            horizon_days=self.h,
+            windows_days=self.windows,
+            data_end=self.end,
+            satisfaction=self.satisfaction,
+        )
+        self._spend = {c: g.set_index("customer_id")[self.value_col] for c, g in self.grid.groupby("cutoff")}
+
+    def at(self, when: pd.Timestamp) -> pd.DataFrame:
+        return self.grid[self.grid["cutoff"] == when].reset_index(drop=True)
+
+    def features_at(self, when: pd.Timestamp) -> pd.DataFrame:
+        """Features (no labels) at any cutoff, indexed by customer."""
+        return build_features(
+            self.tx, cutoff=when, windows_days=self.windows, horizon_days=self.h, satisfaction=self.satisfaction
+        ).set_index("customer_id")
+
+    def value(self, rows: pd.DataFrame, column: str | None = None) -> np.ndarray:
+        """Realized value (floored at 0) of ``[when - h, when)``, or of another column such as future_value."""
+        return np.clip(rows[column or self.value_col].to_numpy(dtype=float, na_value=0.0), 0.0, None)
+
+    def history(self, rows: pd.DataFrame, when: pd.Timestamp) -> np.ndarray:
+        """Spend of each full horizon-length period before ``[when - h, when)``, oldest first (0 when absent)."""
+        n = int((when - self.horizon - self.start) / self.horizon)
+        cols = []
+        for end in (when - self.horizon * j for j in range(n, 0, -1)):
+            if end not in self._spend:
+                self._spend[end] = self.features_at(end)[self.value_col]
+            cols.append(self._spend[end].reindex(rows["customer_id"]).fillna(0.0).to_numpy(dtype=float))
+        return np.column_stack(cols) if cols else np.zeros((len(rows), 0))
+
+
+@dataclass
+class _Backtest:
+    """One test cutoff: the fitted configured scheme, its tiers and the per-scheme results."""
+
+    plan: CutoffPlan
+    scheme: TierScheme
+    test: pd.DataFrame
+    predicted_value: np.ndarray
+    predicted_tier: np.ndarray
+    metrics: list[dict[str, Any]]
+    differences: list[dict[str, Any]]
+    schemes: list[dict[str, Any]]
+    fitted: dict[str, tuple[Any, np.ndarray]]  # scheme name -> (fitted scheme, current codes)
+
+
+def tier_study(
+    config: Config, *, n_test: int = 3, n_boot: int = 20, ingest: IngestResult | None = None
+) -> dict[str, Any]:
+    """Run the study on ``config.data`` (or an already read ``ingest``); see the module docstring.
+
+    Returns a dict of plain values and data frames:
+
+    * ``test_cutoffs`` (dates), ``validation_cutoff`` (of the latest test cutoff), ``horizon_days``;
+    * ``scheme``: the configured scheme fitted at the latest validation cutoff (``k``, ``silhouette_by_k``,
+      ``tiers``: name, min_value, share, revenue_share of the fitted population);
+    * ``tiers``: per-tier summary at the latest test cutoff (current tiers: customers, share, revenue, revenue
+      share, value range, average ticket over ``[T - horizon, T)``, retention = bought in ``[T, T + horizon)``);
+    * ``tier_metrics``: per test cutoff and method (both predicted mappings, persistence): accuracy, macro-F1,
+      quadratic kappa of the tier against the realized tier;
+    * ``tier_differences``: per test cutoff and metric, :data:`PROPOSED` minus persistence with a 95% paired
+      bootstrap interval over customers (``10 * n_boot`` replicates);
+    * ``migration_counts`` / ``migration_revenue``: current -> predicted tier (:data:`PROPOSED`) at the latest test
+      cutoff (customers; predicted value);
+    * ``bootstrap``: per replicate ARI, k and boundary drift; ``consecutive``: per pair of consecutive cutoffs;
+    * ``schemes``: the comparison (k, shares and revenue shares at the latest test cutoff, persistence and predicted
+      accuracy / macro-F1 / kappa averaged over the test cutoffs, mean bootstrap and consecutive ARI);
+      ``scheme_metrics``: the metrics per test cutoff;
+    * ``segments``: behavioral segment profiles at the latest test cutoff; ``segment_tiers``: segment x tier counts.
+    """
+    ingest = ingest if ingest is not None else read_transactions(config.data)
+    plans = study_plans(ingest.accepted, config, n_test)
+    if not plans:
+        raise ValueError("no test cutoff leaves two training cutoffs; shorten horizon_days or cutoffs.step_days")
+    data = _Data(ingest, config, sorted({c for p in plans for c in (*p.train, p.test)}))
+    specs = _specs(config, data)
+    runs = [_backtest(data, plan, config, specs, n_boot) for plan in plans]
+    last = runs[-1]
+
+    names = list(last.scheme.names_)
+    current = last.scheme.assign(data.value(last.test))
+    tiers = tier_summary(
+        current,
+        data.value(last.test),
+        names,
+        n_orders=last.test[f"orders_{data.h}d"].to_numpy(dtype=float, na_value=0.0),
+        retained=1.0 - last.test["churned"].to_numpy(dtype=float),
+    )
+    tiers.insert(1, "min_boundary", [*last.scheme.boundaries_.tolist(), 0.0])
+    bases = {c: clone(last.scheme).fit(data.value(rows)) for c, rows in data.grid.groupby("cutoff")}
+    stability = {spec.name: _stability(data, spec, last, bases, config.seed, n_boot) for spec in specs}
+    segments = BehaviorSegments(random_state=config.seed).fit(last.test)
+    segment_tiers = pd.crosstab(
+        pd.Series(segments.predict(last.test), name="segment"), pd.Series(current, name="tier")
+    ).reindex(index=list(segments.names_), columns=names, fill_value=0)
+    per_cutoff = pd.DataFrame([row for run in runs for row in run.schemes])
+    boot, consecutive = stability[specs[0].name]
+    return {
+        "horizon_days": data.h,
+        "test_cutoffs": [p.test.date() for p in plans],
+        "validation_cutoff": last.plan.validation.date(),
+        "scheme": {
+            "k": int(last.scheme.k_),
+            "silhouette_by_k": last.scheme.silhouette_by_k_,
+            "tiers": last.scheme.describe(),
+        },
+        "tiers": tiers,
+        "tier_metrics": pd.DataFrame([row for run in runs for row in run.metrics]),
+        "tier_differences": pd.DataFrame([row for run in runs for row in run.differences]),
+        "migration_counts": migration_matrix(current, last.predicted_tier, names),
+        "migration_revenue": migration_matrix(current, last.predicted_tier, names, weights=last.predicted_value),
+        "bootstrap": boot,
+        "consecutive": consecutive,
+        "schemes": _compare(specs, per_cutoff, last, data.value(last.test), stability),
+        "scheme_metrics": per_cutoff,
+        "segments": segments.profile_,
+        "segment_tiers": segment_tiers,
+    }
+
+
+def _backtest(data: _Data, plan: CutoffPlan, config: Config, specs: list[_Spec], n_boot: int) -> _Backtest:
+    """Fit as ``tiercast train`` does for test cutoff ``plan.test``; score the tiers of every scheme there."""
+    train_rows = data.grid[data.grid["cutoff"].isin(plan.train)]
+    val_rows, test_rows = data.at(plan.validation), data.at(plan.test)
+    scorer = fit_scorer(train_rows, plan, _with_test_cutoff(config, plan.test), versions={})
+    val_pred = np.clip(scorer.value_model.predict(val_rows[feature_columns(train_rows)]), 0.0, None)
+    scores = scorer.score(test_rows)
+    pred = scores["predicted_value"].to_numpy()
+    realized_train = data.value(train_rows, "future_value")
+    main = scorer.scheme
+    names = list(main.names_)
+    current = main.assign(data.value(test_rows))
+    realized = main.assign(data.value(test_rows, "future_value"))
+    proposed = copy.deepcopy(main).fit_predictions(val_pred, realized=realized_train).assign_predicted(pred)
+    when = plan.test.date()
+    methods = {
+        PROPOSED: proposed,
+        "predicted (scheme shares)": scores["predicted_tier"].to_numpy(),
+        "persistence": current,
+    }
+    metrics = [{"cutoff": when, "method": m, **tier_metrics(realized, t, names)} for m, t in methods.items()]
+    diffs = _differences(realized, proposed, current, names, n_boot=10 * n_boot, seed=config.seed)
+
+    # Every scheme, fitted on the validation cutoff; realized tiers from the state at T + h.
+    after = data.features_at(plan.test + data.horizon).reindex(test_rows["customer_id"]).reset_index()
+    after[data.value_col] = test_rows["future_value"].to_numpy()  # spend over [T, T + h)
+    rows, fitted = [], {}
+    for spec in specs:
+        scheme = spec.make(main).fit(data.value(val_rows), **spec.context(val_rows, plan.validation))
+        now_ctx = spec.context(test_rows, plan.test) if spec.assign_context else {}
+        next_ctx = spec.context(after, plan.test + data.horizon) if spec.assign_context else {}
+        cur = scheme.assign_codes(data.value(test_rows), **now_ctx)
+        real = _names(scheme.assign_codes(data.value(after), **next_ctx), scheme.names_)
+        row = {"cutoff": when, "scheme": spec.name, "k": int(scheme.k_)}
+        row |= _prefixed("persistence", tier_metrics(real, _names(cur, scheme.names_), scheme.names_))
+        if spec.predicts:
+            scheme.fit_predictions(val_pred, realized=realized_train)
+            ctx = {"history": next_ctx["history"]} if "history" in next_ctx else {}
+            predicted = _names(scheme.assign_predicted_codes(pred, **ctx), scheme.names_)
+            row |= _prefixed("predicted", tier_metrics(real, predicted, scheme.names_))
+        rows.append(row)
+        fitted[spec.name] = (scheme, cur)
+    return _Backtest(
+        plan, main, test_rows, pred, proposed, metrics, [{"cutoff": when, **d} for d in diffs], rows, fitted
+    )
+
+
+def _stability(
+    data: _Data, spec: _Spec, last: _Backtest, bases: dict[pd.Timestamp, TierScheme], seed: int, n_boot: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bootstrap refits on the latest validation cutoff, and refits at every cutoff of the study (``bases``: the
+    configured scheme fitted there), all assigning the latest test cutoff's customers."""
+    val_rows = data.at(last.plan.validation)
+    boot = bootstrap_stability(
+        spec.make(last.scheme),
+        data.value(val_rows),
+        n_boot=n_boot,
+        random_state=seed,
+        fit_context=spec.context(val_rows, last.plan.validation),
+        assign_context=None if spec.assign_context else {},
+    )
+    refits, labels = [], []
+    for c, rows in data.grid.groupby("cutoff"):
+        refits.append(spec.make(bases[c]).fit(data.value(rows), **spec.context(rows, c)))
+        labels.append(str(c.date()))
+    ref_ctx = spec.context(last.test, last.plan.test) if spec.assign_context else {}
+    return boot, refit_stability(refits, data.value(last.test), labels, context=ref_ctx)
+
+
+def _specs(config: Config, data: _Data) -> list[_Spec]:
+    names = config.tiers.tier_names()
+    return [
+        _Spec("clustering (value)", lambda main: clone(main)),
+        _Spec(
+            "clustering (value, frequency, tenure)",
+            lambda main: clone(main),
+            context=lambda rows, when: {"behavior": rows[list(BEHAVIOR)].to_numpy(dtype=float, na_value=np.nan)},
+            assign_context=False,
+        ),
+        _Spec("ABC 80/15/5", lambda main: ABCScheme()),
+        _Spec("quantiles 1/5/10/25/50%", lambda main: QuantileScheme()),
+        _Spec(
+            "RFM quintiles",
+            lambda main: RFMScheme(names=names[: min(len(names), 4)]),
+            context=lambda rows, when: {
+                "recency": rows["recency_days"].to_numpy(dtype=float, na_value=np.nan),
+                "frequency": rows["frequency_orders"].to_numpy(dtype=float, na_value=0.0),
+            },
+            predicts=False,
+        ),
+        _Spec(
+            "loyalty (clustering thresholds, 1 period grace)",
+            lambda main: LoyaltyScheme(names=main.names_, thresholds=main.boundaries_, grace_periods=1),
+            context=lambda rows, when: {"history": data.history(rows, when)},
+        ),
+    ]
+
+
+def _differences(
+    realized: np.ndarray, predicted: np.ndarray, persistence: np.ndarray, order: list[str], *, n_boot: int, seed: int
+) -> list[dict[str, Any]]:
+    """Predicted minus persistence per tier metric, with a paired bootstrap interval over customers."""
+    pos = {n: i for i, n in enumerate(order)}
+    r, p, q = (pd.Series(a).map(pos).to_numpy(dtype=float) for a in (realized, predicted, persistence))
+    labels = list(range(len(order)))
+    metrics = {
+        "accuracy": lambda y, a: float(np.mean(y == a)),
+        "macro_f1": lambda y, a: float(f1_score(y, a, labels=labels, average="macro", zero_division=0)),
+        "quadratic_kappa": lambda y, a: float(cohen_kappa_score(y, a, labels=labels, weights="quadratic")),
+    }
+    return [{"metric": name, **paired_bootstrap(fn, r, p, q, n_boot=n_boot, seed=seed)} for name, fn in metrics.items()]
+
+
+def _names(codes: np.ndarray, order: Sequence[str]) -> np.ndarray:
+    return np.asarray(order, dtype=object)[codes]
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    short = {"accuracy": "acc", "macro_f1": "f1", "quadratic_kappa": "kappa"}
+    return {f"{prefix}_{short[k]}": v for k, v in metrics.items()}
+
+
+def _compare(
+    specs: list[_Spec],
+    per_cutoff: pd.DataFrame,
+    last: _Backtest,
+    v: np.ndarray,
+    stab: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
+) -> pd.DataFrame:
+    rows = []
+    for spec in specs:
+        scheme, cur = last.fitted[spec.name]
+        revenue = np.bincount(cur, weights=v, minlength=scheme.k_)
+        m = per_cutoff[per_cutoff["scheme"] == spec.name].mean(numeric_only=True)
+        boot, consecutive = stab[spec.name]
+        rows.append(
+            {
+                "scheme": spec.name,
+                "tiers": ", ".join(scheme.names_),
+                "k": int(scheme.k_),
+                "shares": np.round(np.bincount(cur, minlength=scheme.k_) / len(cur), 3).tolist(),
+                "revenue_shares": np.round(revenue / max(revenue.sum(), 1e-12), 3).tolist(),
+                **{c: float(m[c]) if c in m else float("nan") for c in _METRIC_COLUMNS},
+                "bootstrap_ari": float(boot["ari"].mean()),
+                "consecutive_ari": float(consecutive["ari"].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+_METRIC_COLUMNS = (
+    "persistence_acc",
+    "predicted_acc",
+    "persistence_f1",
+    "predicted_f1",
+    "persistence_kappa",
+    "predicted_kappa",
+)
