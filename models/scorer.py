@@ -18,6 +18,7 @@ from mlflow.models import infer_signature
 from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import DriftProfile
 from tiercast.models.reasons import top_reasons
+from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 
@@ -41,7 +42,8 @@ class TiercastScorer:
 
     ``current_value_column`` holds realized spend over the last horizon-length window, which the tier scheme maps
     to the current tier; the predicted tier comes from the predicted value through the scheme's prediction
-    thresholds. Value at risk = predicted value x churn probability.
+    thresholds. Value at risk = predicted value x churn probability. With ``segments``, each row also gets its
+    behavioral segment (readable name and the key playbook rules refer to).
     """
 
     scheme: TierScheme
@@ -53,6 +55,7 @@ class TiercastScorer:
     versions: dict[str, str] = field(default_factory=dict)
     feature_profile: DriftProfile | None = None
     score_profile: DriftProfile | None = None
+    segments: BehaviorSegments | None = None
 
     def drift(self, features: pd.DataFrame, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
         """PSI of each feature and of the score distributions against the training reference (empty without one)."""
@@ -112,6 +115,9 @@ class TiercastScorer:
             },
             index=features.index,
         ).astype({"current_tier": "str", "predicted_tier": "str"})
+        if self.segments is not None:
+            out["segment"] = pd.Series(self.segments.predict(X), index=out.index, dtype="str")
+            out["segment_key"] = pd.Series(self.segments.predict_keys(X), index=out.index, dtype="str")
         return pd.concat([out, self.explain(features)], axis=1) if reasons else out
 
 

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
+from tiercast.models.segments import SEGMENT_KEYS
 from tiercast.pipeline.sources import DataConfig
 
 TIER_PRESETS: dict[str, tuple[str, ...]] = {
@@ -163,7 +164,7 @@ def build_playbook(config: Config) -> Playbook:
     pb = config.playbook
     bands = ChurnBands(names=tuple(pb.churn_bands), lower_bounds=tuple(pb.churn_bands.values()))
     rules = tuple(Rule(**r.model_dump()) for r in pb.rules)
-    segments = tuple(sorted({s for r in pb.rules for s in r.segments})) or ("any",)
+    segments = SEGMENT_KEYS if any(r.segments for r in pb.rules) else ("any",)
     return Playbook(
         rules=rules,
         tiers=config.tiers.tier_names(),

@@ -75,7 +75,9 @@ def score_features(
     out = pd.concat([features[["customer_id"]], scores.reset_index(drop=True)], axis=1)
     out["current_value"] = features[model.scorer.current_value_column].to_numpy(dtype="float64")
     if playbook is not None:
-        out = pd.concat([out, playbook.apply(out)], axis=1)
+        by_segment = "segment_key" in out.columns and playbook.segments != ("any",)
+        segment = out["segment_key"].to_numpy() if by_segment else None
+        out = pd.concat([out, playbook.apply(out, segment=segment)], axis=1)
     out["model_name"] = model.name
     out["model_version"] = model.version
     out["cutoff"] = pd.Timestamp(cutoff)

@@ -27,6 +27,7 @@ from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
+from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 from tiercast.pipeline import plots
@@ -223,6 +224,7 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
         scorer,
         feature_profile=DriftProfile().fit(val_rows, features),
         score_profile=DriftProfile().fit(scorer.score(val_rows), DRIFT_SCORE_COLUMNS),
+        segments=BehaviorSegments(random_state=config.seed).fit(val_rows[features]),
     )
 
 

@@ -73,6 +73,9 @@ def test_run_writes_scores_for_every_customer(demo_run, sample):
     assert set(scores["customer_id"]) == accepted_ids
     assert not scores[list(SCORE_COLUMNS)].isna().any().any()
     assert (scores["value_at_risk"] >= 0).all()
+    # Behavioral segments and the playbook action for every customer.
+    assert scores["segment"].notna().all() and scores["segment"].nunique() >= 2
+    assert scores["action"].notna().all() and "VIP retention call" in set(scores["action"])
     assert scores["churn_probability"].between(0, 1).all()
     for needle in ("read", "quarantined", "customers", "normalized Gini", "ROC AUC", "scores", "MLflow"):
         assert needle in output

@@ -68,3 +68,24 @@ def test_playbook_naming_tiers_of_another_preset_is_a_config_error():
 
     with pytest.raises(ConfigError, match="unknown current_tiers"):
         load_config("configs/demo.yaml", overrides={"tiers": {"preset": "abc"}})
+
+
+def test_segment_rules_resolve_on_segment_keys():
+    import pandas as pd
+
+    from tiercast.pipeline.config import build_playbook
+
+    pb = build_playbook(load_config("configs/demo.yaml"))
+    scores = pd.DataFrame(
+        {"current_tier": ["iron", "iron"], "predicted_tier": ["iron", "iron"], "churn_probability": [0.1, 0.1]}
+    )
+    out = pb.apply(scores, segment=["growing", "lapsing"])
+    assert out["action"].tolist() == ["upsell / cross-sell", "automated service"]
+
+
+def test_unknown_segment_in_a_rule_is_a_config_error():
+    from tiercast.pipeline.config import ConfigError
+
+    rules = [{"action": "call", "current_tiers": ["platinum"], "segments": ["sparkling"]}]
+    with pytest.raises(ConfigError, match="unknown segments"):
+        load_config("configs/demo.yaml", overrides={"playbook": {"rules": rules}})
