@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.models._lgbm import fit_with_early_stopping
+from tiercast.models._lgbm import GBMFit, fit_gbm
+from tiercast.models.stacking import BLEND_WEIGHTS, BTYDStacker, StackedMixin, choose_weight
 
 _EPS = 1e-6
 
@@ -21,12 +24,27 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-class ChurnModel(ClassifierMixin, BaseEstimator):
+def _platt(z: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    return LogisticRegression(C=1e6).fit(np.asarray(z, dtype=float).reshape(-1, 1), y)
+
+
+class ChurnModel(ClassifierMixin, StackedMixin):
+    _lgbm_cls = lgb.LGBMClassifier
+
     """Predicts the probability that a customer makes no purchase in the next horizon.
 
     Trees are chosen by early stopping on the validation cutoff. Probabilities are recalibrated with a Platt
     (logistic) map fitted on the validation cutoff's out-of-sample scores: monotone, so it keeps the ranking (AUC)
     and only fixes the scale (Brier, calibration curve).
+
+    With ``horizon_days`` set (and ``btyd`` not None) the model is stacked on a BTYD model (see
+    :mod:`tiercast.models.stacking`): BTYD features are added per training cutoff, the trees are boosted from the
+    logit of the BTYD P(no purchase) for each row's label window, and the calibrated probability is
+
+        logit P(churn) = a * (logit P_BTYD(no purchase in horizon) + weight_ * trees(x)) + b
+
+    with ``weight_`` (blend with the BTYD model) and the Platt map (a, b) chosen on the validation cutoff by log
+    loss. Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
     """
 
     def __init__(
@@ -35,11 +53,26 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         n_estimators: int = 2000,
         early_stopping_rounds: int = 50,
         random_state: int = 42,
+        *,
+        horizon_days: int | None = None,
+        btyd: str | None = "bgnbd",
+        blend: bool = True,
+        param_grid: Sequence[dict[str, Any]] | None = None,
+        time_unit_days: float = 7.0,
+        purge: bool = True,
+        calibrate: bool = True,
     ) -> None:
         self.params = params
         self.n_estimators = n_estimators
         self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
+        self.horizon_days = horizon_days
+        self.btyd = btyd
+        self.blend = blend
+        self.param_grid = param_grid
+        self.time_unit_days = time_unit_days
+        self.purge = purge
+        self.calibrate = calibrate
 
     def fit(
         self,
@@ -47,38 +80,104 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         y: np.ndarray | pd.Series,
         X_val: pd.DataFrame | None = None,
         y_val: np.ndarray | pd.Series | None = None,
+        *,
+        groups: Iterable | None = None,
+        label_days: float | Iterable[float] | None = None,
+        val_label_days: float | Iterable[float] | None = None,
+        val_cutoff: object | None = None,
     ) -> ChurnModel:
+        """Fit on stacked training cutoffs (X, y = 1 for churned); choose settings on the validation cutoff.
+
+        ``groups``, ``label_days``, ``val_label_days`` and ``val_cutoff`` as in
+        :meth:`tiercast.models.value.ValueModel.fit`.
+        """
         params = {"objective": "binary", **(self.params or {})}
+        y_fit = np.asarray(y, dtype=int)
         y_v = None if y_val is None else np.asarray(y_val, dtype=int)
-        self.model_, self.n_trees_, val_pred = fit_with_early_stopping(
+        train, at_label, val, val_label = self._stack_fit(X, X_val, groups, label_days, val_label_days, val_cutoff)
+        off = v_off = None
+        self.offset_mean_ = 0.0
+        if self.stacker_ is not None:
+            off = BTYDStacker.churn_offset(at_label)
+            v_off = None if val_label is None else BTYDStacker.churn_offset(val_label)
+            self.offset_mean_ = float(np.mean(off))
+        fit: GBMFit = fit_gbm(
             lgb.LGBMClassifier,
             params,
-            X,
-            np.asarray(y, dtype=int),
-            X_val,
+            train,
+            y_fit,
+            val,
             y_v,
             n_estimators=self.n_estimators,
             early_stopping_rounds=self.early_stopping_rounds,
             random_state=self.random_state,
+            init_score=off,
+            val_init_score=v_off,
+            grid=self.param_grid,
+            probe_mask=self.probe_mask_,
         )
-        self.calibrator_ = None
-        if val_pred is not None and len(np.unique(y_v)) == 2:
-            self.calibrator_ = LogisticRegression(C=1e6).fit(_logit(val_pred).reshape(-1, 1), y_v)
+        self.model_, self.n_trees_, self.params_, self.grid_ = fit.model, fit.n_trees, fit.params, fit.grid
+        self.weight_, self.blend_scores_ = 1.0, {}
+        self.calibrator_: LogisticRegression | None = None
+        two_classes = y_v is not None and len(np.unique(y_v)) == 2
+        if fit.val_raw is not None and two_classes:
+            base = np.zeros(len(y_v)) if v_off is None else v_off
+            if self.stacker_ is not None and self.blend:
+
+                def score(z: np.ndarray) -> float:
+                    p = _platt(z, y_v).predict_proba(z.reshape(-1, 1))[:, 1] if self.calibrate else 1 / (1 + np.exp(-z))
+                    return -log_loss(y_v, p, labels=[0, 1])
+
+                self.weight_, self.blend_scores_ = choose_weight(score, base, fit.val_raw, BLEND_WEIGHTS)
+            if self.calibrate:
+                self.calibrator_ = _platt(base + self.weight_ * fit.val_raw, y_v)
         self.classes_ = np.array([0, 1])
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Columns: P(stays), P(churns)."""
+    @staticmethod
+    def _offset(at_label: pd.DataFrame) -> np.ndarray:
+        return BTYDStacker.churn_offset(at_label)
+
+    @staticmethod
+    def _target(y: np.ndarray | pd.Series) -> np.ndarray:
+        return np.asarray(y, dtype=int)
+
+    def decision_function(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
+        """Uncalibrated log-odds of churning: BTYD offset + weight_ * trees (just the trees when not stacked)."""
         check_is_fitted(self, "model_")
-        raw = self.model_.predict_proba(X[list(self.feature_names_in_)])[:, 1]
-        p = raw if self.calibrator_ is None else self.calibrator_.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
+        raw = np.asarray(self.model_.predict(self.transform(X), raw_score=True), dtype=float)
+        if self.stacker_ is None:
+            return raw
+        return BTYDStacker.churn_offset(self._horizon_btyd(X, horizon_days)) + self.weight_ * raw
+
+    def predict_proba(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
+        """Columns: P(stays), P(churns). ``horizon_days`` overrides the trained horizon when stacked."""
+        z = self.decision_function(X, horizon_days)
+        if self.calibrator_ is None:
+            p = 1.0 / (1.0 + np.exp(-z))
+        else:
+            p = self.calibrator_.predict_proba(z.reshape(-1, 1))[:, 1]
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
-        """Per-feature contributions to the raw log-odds (last column the bias), for reasons."""
+        """Per-feature contributions to the log-odds of churning, columns ``feature_names_in_`` then the bias.
+
+        The trees' TreeSHAP contributions; when stacked they are scaled by the blend weight and the Platt slope,
+        the BTYD offset's deviation from its training mean goes to ``btyd_p_no_purchase``, and each row sums to
+        the calibrated log-odds.
+        """
         check_is_fitted(self, "model_")
-        return np.asarray(self.model_.predict(X[list(self.feature_names_in_)], pred_contrib=True))
+        contrib = np.asarray(self.model_.predict(self.transform(X), pred_contrib=True), dtype=float)
+        if self.stacker_ is None:
+            return contrib
+        a, b = 1.0, 0.0
+        if self.calibrator_ is not None:
+            a, b = float(self.calibrator_.coef_[0, 0]), float(self.calibrator_.intercept_[0])
+        contrib = contrib * (a * self.weight_)
+        off = BTYDStacker.churn_offset(self._horizon_btyd(X, None))
+        contrib[:, list(self.feature_names_in_).index("btyd_p_no_purchase")] += a * (off - self.offset_mean_)
+        contrib[:, -1] += a * self.offset_mean_ + b
+        return contrib

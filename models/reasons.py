@@ -72,6 +72,14 @@ _FIXED: dict[str, Phrase] = {
     "n_categories": lambda f: _num(f, "n_categories") + " categories",
     "review_score_mean": lambda f: "average review " + _num(f, "review_score_mean", 1) + "/5",
     "complaint_count": lambda f: _num(f, "complaint_count") + " complaints",
+    # derived by the stacked BTYD model (tiercast.models.stacking), for the scoring horizon
+    "btyd_expected_purchases": lambda f: (
+        "purchase-rate model expects " + _num(f, "btyd_expected_purchases", 1) + " purchase days"
+    ),
+    "btyd_p_alive": lambda f: _pct(f, "btyd_p_alive") + " chance still active (purchase-rate model)",
+    "btyd_p_no_purchase": lambda f: _pct(f, "btyd_p_no_purchase") + " chance of no purchase (purchase-rate model)",
+    "btyd_expected_avg_spend": lambda f: "expected spend per purchase day " + _num(f, "btyd_expected_avg_spend"),
+    "btyd_expected_value": lambda f: "purchase-rate model expects spend of " + _num(f, "btyd_expected_value"),
 }
 # NaN means "undefined for this customer"; gap-based features are undefined with a single purchase day.
 _MISSING: dict[str, str] = {

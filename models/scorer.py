@@ -89,12 +89,14 @@ class TiercastScorer:
         """
         self.check_schema(features)
         X = features[list(self.feature_names)].astype("float64")
-        names = list(self.feature_names)
+
+        def reasons(model: ValueModel | ChurnModel) -> np.ndarray:
+            # a stacked model's inputs include its derived BTYD features; phrases read them from transform()
+            names = list(model.feature_names_in_)
+            return top_reasons(model.contributions(X), model.transform(X), names, top).to_numpy()
+
         return pd.DataFrame(
-            {
-                "churn_reasons": top_reasons(self.churn_model.contributions(X), X, names, top).to_numpy(),
-                "value_reasons": top_reasons(self.value_model.contributions(X), X, names, top).to_numpy(),
-            },
+            {"churn_reasons": reasons(self.churn_model), "value_reasons": reasons(self.value_model)},
             index=features.index,
         ).astype("str")
 

@@ -1,24 +1,47 @@
-"""Future value model: LightGBM regression of net spend over the horizon."""
+"""Future value model: LightGBM regression of net spend over the horizon, optionally stacked on a BTYD model."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.models._lgbm import fit_with_early_stopping
+from tiercast.models._lgbm import GBMFit, fit_gbm
+from tiercast.models.evaluation import normalized_gini
+from tiercast.models.stacking import BLEND_WEIGHTS, BTYDStacker, StackedMixin, choose_weight
 
 
-class ValueModel(RegressorMixin, BaseEstimator):
+def _gini_or_nan(y: np.ndarray, pred: np.ndarray) -> float:
+    try:
+        return normalized_gini(y, pred)
+    except ValueError:  # constant labels (e.g. nobody bought): no ranking to judge
+        return float("nan")
+
+
+class ValueModel(RegressorMixin, StackedMixin):
+    _lgbm_cls = lgb.LGBMRegressor
+
     """Predicts net spend in the next horizon with a Tweedie objective.
 
     Spend is zero for most customers and heavy-tailed for the rest; a Tweedie loss (compound Poisson-Gamma) models
     both at once and its log link keeps predictions positive and their sum close to the realized total. Net spend
     below zero (refunds exceeding purchases) is clipped to zero for fitting, since the loss is defined on y >= 0.
+
+    With ``horizon_days`` set (and ``btyd`` not None) the model is stacked on a BTYD model (see
+    :mod:`tiercast.models.stacking`): BTYD features are added per training cutoff, the trees are boosted from log
+    of the BTYD expected spend for each row's label window, and the prediction is
+
+        log E[spend] = log BTYD(horizon) + weight_ * trees(x) + intercept_
+
+    with ``weight_`` (blend with the BTYD model, maximizing validation normalized Gini) chosen on the validation
+    cutoff, and ``intercept_`` restoring the level the unshrunk trees give there. Hyperparameters
+    come from ``param_grid`` (None: only ``params``), each candidate early-stopped on the validation cutoff and
+    rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
     """
 
     def __init__(
@@ -27,11 +50,24 @@ class ValueModel(RegressorMixin, BaseEstimator):
         n_estimators: int = 2000,
         early_stopping_rounds: int = 50,
         random_state: int = 42,
+        *,
+        horizon_days: int | None = None,
+        btyd: str | None = "bgnbd",
+        blend: bool = True,
+        param_grid: Sequence[dict[str, Any]] | None = None,
+        time_unit_days: float = 7.0,
+        purge: bool = True,
     ) -> None:
         self.params = params
         self.n_estimators = n_estimators
         self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
+        self.horizon_days = horizon_days
+        self.btyd = btyd
+        self.blend = blend
+        self.param_grid = param_grid
+        self.time_unit_days = time_unit_days
+        self.purge = purge
 
     def fit(
         self,
@@ -39,29 +75,100 @@ class ValueModel(RegressorMixin, BaseEstimator):
         y: np.ndarray | pd.Series,
         X_val: pd.DataFrame | None = None,
         y_val: np.ndarray | pd.Series | None = None,
+        *,
+        groups: Iterable | None = None,
+        label_days: float | Iterable[float] | None = None,
+        val_label_days: float | Iterable[float] | None = None,
+        val_cutoff: object | None = None,
     ) -> ValueModel:
+        """Fit on stacked training cutoffs (X, y); choose settings on the validation cutoff (X_val, y_val).
+
+        ``groups`` names each training row's cutoff (default: X's ``cutoff`` column, else one cutoff); BTYD
+        features are fitted per cutoff. ``label_days`` / ``val_label_days``: length of the label windows (scalar
+        or per row; default ``horizon_days``) when they differ from the horizon predicted. Settings are chosen
+        with trees fitted only on training rows whose label windows end by ``val_cutoff`` (default: X_val's
+        ``cutoff`` column) when ``purge`` is on and the cutoffs are dates (see
+        :func:`tiercast.models.stacking.purge_mask`); the final trees use every row.
+        """
         params = {"objective": "tweedie", "tweedie_variance_power": 1.3, **(self.params or {})}
         y_fit = np.clip(np.asarray(y, dtype=float), 0.0, None)
         y_v = None if y_val is None else np.clip(np.asarray(y_val, dtype=float), 0.0, None)
-        self.model_, self.n_trees_, _ = fit_with_early_stopping(
+        train, at_label, val, val_label = self._stack_fit(X, X_val, groups, label_days, val_label_days, val_cutoff)
+        off = v_off = None
+        if self.stacker_ is not None:
+            off = BTYDStacker.value_offset(at_label)
+            v_off = None if val_label is None else BTYDStacker.value_offset(val_label)
+            self.offset_mean_ = float(np.mean(off))
+        else:
+            self.offset_mean_ = 0.0
+
+        def score(yv: np.ndarray, raw: np.ndarray, init: np.ndarray | None) -> float:
+            return _gini_or_nan(yv, raw if init is None else raw + init)
+
+        fit: GBMFit = fit_gbm(
             lgb.LGBMRegressor,
             params,
-            X,
+            train,
             y_fit,
-            X_val,
+            val,
             y_v,
             n_estimators=self.n_estimators,
             early_stopping_rounds=self.early_stopping_rounds,
             random_state=self.random_state,
+            init_score=off,
+            val_init_score=v_off,
+            grid=self.param_grid,
+            probe_mask=self.probe_mask_,
+            score=score if self.param_grid else None,
         )
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.model_, self.n_trees_, self.params_, self.grid_ = fit.model, fit.n_trees, fit.params, fit.grid
+        self.weight_, self.intercept_, self.blend_scores_ = 1.0, 0.0, {}
+        if self.stacker_ is not None and fit.val_raw is not None and y_v is not None:
+            if self.blend:
+                self.weight_, self.blend_scores_ = choose_weight(
+                    lambda z: np.nan_to_num(_gini_or_nan(y_v, z), nan=-np.inf), v_off, fit.val_raw, BLEND_WEIGHTS
+                )
+            # shrinking the trees moves the level: restore the unshrunk model's validation total
+            full = float(np.exp(v_off + fit.val_raw).sum())
+            shrunk = float(np.exp(v_off + self.weight_ * fit.val_raw).sum())
+            if full > 0 and shrunk > 0:
+                self.intercept_ = float(np.log(full / shrunk))
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    @staticmethod
+    def _offset(at_label: pd.DataFrame) -> np.ndarray:
+        return BTYDStacker.value_offset(at_label)
+
+    @staticmethod
+    def _target(y: np.ndarray | pd.Series) -> np.ndarray:
+        return np.clip(np.asarray(y, dtype=float), 0.0, None)
+
+    def _link(self, X: pd.DataFrame, horizon_days: float | None) -> np.ndarray:
         check_is_fitted(self, "model_")
-        return np.asarray(self.model_.predict(X[list(self.feature_names_in_)]), dtype=float)
+        raw = np.asarray(self.model_.predict(self.transform(X), raw_score=True), dtype=float)
+        if self.stacker_ is None:
+            return raw
+        off = BTYDStacker.value_offset(self._horizon_btyd(X, horizon_days))
+        return off + self.weight_ * raw + self.intercept_
+
+    def predict(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
+        """Expected net spend in the horizon (``horizon_days`` overrides the trained horizon when stacked: the
+        BTYD offset carries the horizon, the trees the correction)."""
+        return np.exp(self._link(X, horizon_days))
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
-        """Per-feature contributions (log scale, last column the bias), for reasons."""
+        """Per-feature contributions to log predicted value, columns ``feature_names_in_`` then the bias.
+
+        The trees' TreeSHAP contributions (scaled by the blend weight); when stacked, the BTYD offset's deviation
+        from its training mean is added to ``btyd_expected_value``, and the bias holds the rest, so each row sums
+        to log of its prediction.
+        """
         check_is_fitted(self, "model_")
-        return np.asarray(self.model_.predict(X[list(self.feature_names_in_)], pred_contrib=True))
+        contrib = np.asarray(self.model_.predict(self.transform(X), pred_contrib=True), dtype=float)
+        if self.stacker_ is None:
+            return contrib
+        contrib = contrib * self.weight_
+        off = BTYDStacker.value_offset(self._horizon_btyd(X, None))
+        contrib[:, list(self.feature_names_in_).index("btyd_expected_value")] += off - self.offset_mean_
+        contrib[:, -1] += self.offset_mean_ + self.intercept_
+        return contrib

@@ -285,6 +285,106 @@ def tiers(
     _show(study["segment_tiers"], "Segment x current tier (customers)", index=True)
 
 
+@app.command()
+@handle_errors
+def backtest(
+    config: ConfigOpt,
+    n_tests: Annotated[int | None, typer.Option(help="Test cutoffs (default: models.backtest_n_tests).")] = None,
+    n_boot: Annotated[int | None, typer.Option(help="Bootstrap replicates (default: models.backtest_n_boot).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table to this CSV file.")] = None,
+) -> None:
+    """Every model and baseline on the same test cutoffs: one table, logged as an MLflow run."""
+    from tiercast.pipeline.backtest import log_backtest, run_backtest
+    from tiercast.pipeline.files import write_csv
+
+    cfg = _config(config)
+    ingest = _ingest(cfg)
+    table = run_backtest(cfg, ingest, n_tests=n_tests, n_boot=n_boot)
+    run_id = log_backtest(cfg, ingest, table)
+    shown = ["method", "normalized_gini", "spearman", "mae", "top20_capture", "predicted_total", "actual_total"]
+    shown += ["roc_auc", "pr_auc", "brier"]
+    for cutoff, rows in table.groupby("test_cutoff", sort=True):
+        first = rows.iloc[0]
+        title = (
+            f"Test cutoff {pd.Timestamp(cutoff).date()} ({cfg.horizon_days}-day horizon; {first['n_customers']:,} "
+            f"customers; {first['n_train_cutoffs']} training cutoffs, validation {first['validation_cutoff'].date()})"
+        )
+        _show(rows[shown], title)
+        tc = rows[rows["method"] == "tiercast"]
+        if len(tc) and "gini_vs" in tc:
+            r = tc.iloc[0]
+            console.print(
+                f"  tiercast - {r['gini_vs']}: nGini {r['gini_diff']:+.3f} [{r['gini_lo']:+.3f}, {r['gini_hi']:+.3f}]; "
+                f"tiercast - {r['auc_vs']}: ROC AUC {r['auc_diff']:+.4f} [{r['auc_lo']:+.4f}, {r['auc_hi']:+.4f}] "
+                "(95% paired bootstrap)",
+                highlight=False,
+            )
+    if out is not None:
+        write_csv(table, out)
+        console.print(f"table -> {out}")
+    console.print(f"MLflow run {run_id}")
+
+
+benchmark_app = typer.Typer(no_args_is_help=True, help="Published benchmarks.")
+app.add_typer(benchmark_app, name="benchmark")
+
+
+@benchmark_app.command("cdnow")
+@handle_errors
+def benchmark_cdnow(
+    data: Annotated[Path, typer.Option(help="CDNOW_master.txt.")] = Path("data/cdnow/CDNOW_master.txt"),
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result JSON here.")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c", help="Config for the MLflow store.")] = Path(
+        "configs/cdnow.yaml"
+    ),
+    n_boot: Annotated[int, typer.Option(help="Paired-bootstrap replicates.")] = 500,
+    sample_every: Annotated[int, typer.Option(help="Keep every k-th customer (quicker, noisier).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """The standard CDNOW split (39-week calibration / 39-week holdout, all customers): tiercast vs BTYD models."""
+    from tiercast.pipeline.benchmark_cdnow import log_cdnow_benchmark, run_cdnow_benchmark
+    from tiercast.pipeline.files import write_json
+
+    if not data.is_file():
+        raise FileNotFoundError(f"{data}: CDNOW file not found")
+    cfg = _config(config)
+    result = run_cdnow_benchmark(data, seed=seed, n_boot=n_boot, sample_every=sample_every, return_predictions=True)
+    run_id = log_cdnow_benchmark(cfg, data, result)
+    result.pop("predictions")
+    rows = [{"method": name, **m["value"], **m["churn"]} for name, m in result["methods"].items()]
+    frame = pd.DataFrame(rows)
+    cols = ["method", "normalized_gini", "spearman", "mae", "rmse", "top10_capture", "predicted_total"]
+    _show(frame[[*cols, "roc_auc", "pr_auc", "brier"]], f"CDNOW holdout ({result['split']['n_customers']:,} customers)")
+    for metric, c in result["comparison"].items():
+        ci = "" if c["lo"] is None else f" [{c['lo']:+.4f}, {c['hi']:+.4f}]"
+        console.print(f"  tiercast - {c['vs']}: {metric} {c['diff']:+.4f}{ci}", highlight=False)
+    t, tc = result["targets"], result["methods"]["tiercast"]
+    total_err = tc["value"]["predicted_total"] / tc["value"]["actual_total"] - 1
+    checks = [
+        (
+            "normalized Gini",
+            tc["value"]["normalized_gini"],
+            f">= {t['normalized_gini_min']}",
+            tc["value"]["normalized_gini"] >= t["normalized_gini_min"],
+        ),
+        ("Spearman", tc["value"]["spearman"], f">= {t['spearman_min']}", tc["value"]["spearman"] >= t["spearman_min"]),
+        ("ROC AUC", tc["churn"]["roc_auc"], f">= {t['roc_auc_min']}", tc["churn"]["roc_auc"] >= t["roc_auc_min"]),
+        ("Brier", tc["churn"]["brier"], f"<= {t['brier_max']}", tc["churn"]["brier"] <= t["brier_max"]),
+        (
+            "total error",
+            total_err,
+            f"within +-{t['total_rel_error_max']:.0%}",
+            abs(total_err) <= t["total_rel_error_max"],
+        ),
+    ]
+    for label, value, target, ok in checks:
+        console.print(f"  target {label} {target}: {value:.4f} {'met' if ok else 'MISSED'}", highlight=False)
+    if json_out is not None:
+        write_json(result, json_out)
+        console.print(f"result -> {json_out}")
+    console.print(f"MLflow run {run_id}")
+
+
 def _cell(v: object) -> str:
     if isinstance(v, float):
         return "-" if v != v else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}"

@@ -88,6 +88,19 @@ class ModelConfig(_Frozen):
     churn_params: dict[str, Any] = Field(default_factory=dict)
     n_estimators: int = Field(default=2000, gt=0)
     early_stopping_rounds: int = Field(default=50, gt=0)
+    # Stacking on a buy-till-you-die model (see tiercast.models.stacking): BTYD features per training cutoff, the
+    # trees boosted from the BTYD prediction, blended with it by a weight chosen on the validation cutoff.
+    btyd: Literal["bgnbd", "paretonbd"] | None = "bgnbd"
+    blend: bool = True
+    # Hyperparameter candidates tried on the validation cutoff: "default" = the built-in grid
+    # (tiercast.models._lgbm.DEFAULT_GRID), "none" = only value_params / churn_params, or an explicit list.
+    param_grid: Literal["default", "none"] | tuple[dict[str, Any], ...] = "default"
+    # Choose settings only on training cutoffs whose label windows end by the validation cutoff (then refit on all).
+    purge: bool = True
+    # `tiercast backtest`: number of test cutoffs (step_days apart, the latest = the training test cutoff) and
+    # paired-bootstrap replicates for "tiercast minus best baseline".
+    backtest_n_tests: int = Field(default=4, ge=1)
+    backtest_n_boot: int = Field(default=500, ge=0)
 
 
 class MlflowConfig(_Frozen):

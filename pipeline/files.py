@@ -5,6 +5,7 @@ A crash or a kill midway leaves the previous file (or none), never a partial one
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -50,5 +51,13 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` (without its index) to CSV atomically."""
     with atomic_output(path) as tmp:
         df.to_csv(tmp, index=False)
+        _fsync(tmp)
+    return Path(path)
+
+
+def write_json(obj: object, path: str | Path) -> Path:
+    """Write ``obj`` as indented JSON atomically (non-finite floats must already be None)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
         _fsync(tmp)
     return Path(path)

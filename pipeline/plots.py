@@ -129,5 +129,19 @@ def tier_bars(tiers: Sequence[str], tier_of_customer: Sequence[str], value: np.n
     return fig
 
 
+def metric_by_cutoff(table: pd.DataFrame, metric: str, title: str) -> Figure:
+    """One line per method of ``metric`` over the test cutoffs of a backtest table (columns test_cutoff, method)."""
+    fig, ax = plt.subplots(figsize=_SIZE)
+    for method, rows in table.groupby("method", sort=False):
+        rows = rows.sort_values("test_cutoff")
+        style = {"linewidth": 2.5} if method == "tiercast" else {"linewidth": 1.0}
+        ax.plot(pd.to_datetime(rows["test_cutoff"]), rows[metric], marker="o", label=str(method), **style)
+    ax.set(xlabel="test cutoff", ylabel=metric.replace("_", " "), title=title)
+    ax.legend(fontsize="small")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
 def close(fig: Figure) -> None:
     plt.close(fig)

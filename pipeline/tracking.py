@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,22 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
 def model_pip_requirements() -> list[str]:
     """Pinned requirements written into the model, so its environment is recorded without slow inference."""
     return [f"{name}=={version}" for name, version in library_versions().items()]
+
+
+def log_run_context(config: Config, *, job: str, fingerprint: dict[str, Any] | None = None) -> None:
+    """Into the active run: the resolved config as params, library versions, git commit, job kind and the data
+    fingerprint as tags (never customer ids)."""
+    mlflow.log_params(flatten("", config.model_dump(mode="json")))
+    tags = {f"version.{k}": v for k, v in library_versions().items()}
+    tags.update({"git_commit": git_commit() or "none", "tiercast.job": job})
+    tags.update({f"data.{k}": str(v) for k, v in (fingerprint or {}).items()})
+    mlflow.set_tags(tags)
+
+
+def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
+    """A result table as a CSV artifact of the active run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        frame.to_csv(path, index=False)
+        parent = str(Path(artifact_file).parent)
+        mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)

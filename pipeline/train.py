@@ -23,16 +23,15 @@ import pandas as pd
 
 from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import NaiveBaseline
-from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiering import TierScheme
-from tiercast.models.value import ValueModel
 from tiercast.pipeline import plots
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.io import IngestResult
+from tiercast.pipeline.model_fit import feature_columns, fit_models
 from tiercast.pipeline.tracking import (
     data_fingerprint,
     flatten,
@@ -42,9 +41,7 @@ from tiercast.pipeline.tracking import (
     setup_mlflow,
 )
 
-LABEL_COLUMNS = ("future_value", "future_orders", "churned")
 DRIFT_SCORE_COLUMNS = ("predicted_value", "churn_probability")
-ID_COLUMNS = ("customer_id", "cutoff")
 
 
 @dataclass(frozen=True)
@@ -105,10 +102,6 @@ def plan_cutoffs(tx: pd.DataFrame, config: Config) -> CutoffPlan:
     return CutoffPlan(data_start=start, data_end=end, train=tuple(train), test=test)
 
 
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in ID_COLUMNS and c not in LABEL_COLUMNS]
-
-
 def evaluate(
     scorer: TiercastScorer, baseline: NaiveBaseline, test: pd.DataFrame, horizon_days: int
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
@@ -162,13 +155,13 @@ def log_plots(scorer: TiercastScorer, preds: pd.DataFrame) -> None:
             preds["current_tier"], preds["predicted_tier"], scorer.scheme.names_
         ),
         "importance_value.png": plots.feature_importance(
-            scorer.feature_names,
-            scorer.value_model.model_.booster_.feature_importance("gain"),
+            list(scorer.value_model.feature_names_in_),
+            scorer.value_model.feature_importances_,
             "Value model: feature importance",
         ),
         "importance_churn.png": plots.feature_importance(
-            scorer.feature_names,
-            scorer.churn_model.model_.booster_.feature_importance("gain"),
+            list(scorer.churn_model.feature_names_in_),
+            scorer.churn_model.feature_importances_,
             "Churn model: feature importance",
         ),
     }
@@ -180,21 +173,8 @@ def log_plots(scorer: TiercastScorer, preds: pd.DataFrame) -> None:
 def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
     """Fit the tier scheme and both models on the stacked training cutoffs."""
     features = feature_columns(train)
-    is_val = train["cutoff"] == plan.validation
-    fit_rows, val_rows = train[~is_val], train[is_val]
-    m = config.models
-    value_model = ValueModel(
-        params=m.value_params,
-        n_estimators=m.n_estimators,
-        early_stopping_rounds=m.early_stopping_rounds,
-        random_state=config.seed,
-    ).fit(fit_rows[features], fit_rows["future_value"], val_rows[features], val_rows["future_value"])
-    churn_model = ChurnModel(
-        params=m.churn_params,
-        n_estimators=m.n_estimators,
-        early_stopping_rounds=m.early_stopping_rounds,
-        random_state=config.seed,
-    ).fit(fit_rows[features], fit_rows["churned"], val_rows[features], val_rows["churned"])
+    value_model, churn_model = fit_models(train, plan.validation, config)
+    val_rows = train[train["cutoff"] == plan.validation]
 
     current_col = f"spend_{config.horizon_days}d"
     t = config.tiers

@@ -1,5 +1,6 @@
 """The CLI end to end on a small sample of the bundled Online Retail II data."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +238,63 @@ def test_train_compare_promote_and_report(demo_run):
     page = html_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 6
     assert "Top" in page and "at risk" in page
+
+
+def test_backtest_command_prints_table_and_logs_a_run(demo_run):
+    tmp, cfg, _ = demo_run
+    out = tmp / "backtest.csv"
+    result = runner.invoke(
+        app, ["backtest", "--config", str(cfg), "--n-tests", "2", "--n-boot", "50", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    table = pd.read_csv(out)
+    assert table["test_cutoff"].nunique() == 2
+    assert set(table["method"]) == {"naive", "rfm", "bgnbd_gg", "paretonbd_gg", "lgbm", "tiercast"}
+    assert "paired bootstrap" in result.output and "Test cutoff" in result.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    run = client.search_runs(
+        [client.get_experiment_by_name("tiercast").experiment_id], order_by=["attributes.start_time DESC"]
+    )[0]
+    assert run.info.run_id in result.output and run.data.tags["tiercast.job"] == "backtest"
+    latest = table[table["test_cutoff"] == table["test_cutoff"].max()].set_index("method")
+    for method in ("tiercast", "paretonbd_gg"):
+        assert run.data.metrics[f"test.{method}.normalized_gini"] == pytest.approx(
+            latest.loc[method, "normalized_gini"]
+        )
+    assert len([k for k in run.data.metrics if k.startswith("cutoff_")]) > 2 * 6 * 10
+    assert "data.data_sha256" in run.data.tags and "version.lightgbm" in run.data.tags
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+        a.path for a in client.list_artifacts(run.info.run_id, "plots")
+    }
+    assert {"backtest.csv", "plots/backtest_normalized_gini.png", "plots/backtest_roc_auc.png"} <= artifacts
+    ids = set(pd.read_parquet(tmp / "out" / "scores.parquet")["customer_id"])
+    assert not ids & {*run.data.params.values(), *run.data.tags.values(), *run.data.metrics}
+
+
+def test_benchmark_cdnow_command_writes_json_and_logs_a_run(demo_run):
+    tmp, cfg, _ = demo_run
+    out = tmp / "cdnow.json"
+    data = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
+    args = ["benchmark", "cdnow", "--data", str(data), "--config", str(cfg), "--json", str(out)]
+    result = runner.invoke(app, [*args, "--sample-every", "10", "--n-boot", "20"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    doc = json.loads(out.read_text())
+    assert set(doc["methods"]) == {"naive", "bgnbd_gg", "paretonbd_gg", "tiercast"}
+    assert set(doc["methods"]["tiercast"]["churn"]) == {"roc_auc", "pr_auc", "brier"}
+    assert "target normalized Gini" in result.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    run = client.search_runs(
+        [client.get_experiment_by_name("tiercast").experiment_id], order_by=["attributes.start_time DESC"]
+    )[0]
+    assert run.data.tags["tiercast.job"] == "benchmark-cdnow"
+    tc = doc["methods"]["tiercast"]
+    assert run.data.metrics["test.tiercast.roc_auc"] == pytest.approx(tc["churn"]["roc_auc"])
+    assert run.data.metrics["test.tiercast.normalized_gini"] == pytest.approx(tc["value"]["normalized_gini"])
+    assert {"plots/gain_curve.png", "plots/calibration_curve.png"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "plots")
+    }
+
+
+def test_benchmark_cdnow_missing_file_exits_2(tmp_path):
+    result = runner.invoke(app, ["benchmark", "cdnow", "--data", str(tmp_path / "nope.txt")])
+    assert result.exit_code == 2 and "nope.txt" in result.output
