@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SPARK  := $(VENV)/.installed-spark
 
 .PHONY: demo test lint bench clean
 
@@ -12,17 +13,22 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
+# The Spark extra (pyspark, ~450 MB) only for the targets that exercise it: its tests skip without it.
+$(SPARK): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,spark]"
+	touch $(SPARK)
+
 demo: $(STAMP)
 	$(BIN)/tiercast run --config configs/demo.yaml
 
-test: $(STAMP)
+test: $(SPARK)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(SPARK)
 	$(BIN)/python -m tiercast.benchmarks.run --out benchmarks/results
 	$(BIN)/python -m tiercast.benchmarks.readme
 

@@ -85,13 +85,35 @@ def _quality(r: dict) -> list[str]:
             f"| {v['predicted_total'] / v['actual_total']:.3f} | {c['roc_auc']:.3f} | {c['pr_auc']:.3f} | "
             f"{c['brier']:.3f} |"
         )
+    lines.append("")
+    for metric, c in r.get("comparison", {}).items():
+        ci = "" if c.get("lo") is None else f" (95% paired bootstrap {c['lo']:+.4f} to {c['hi']:+.4f})"
+        lines.append(f"- tiercast minus {c['vs']}, {metric.replace('_', ' ')}: {c['diff']:+.4f}{ci}")
     return [*lines, ""]
+
+
+def _spark(r: dict) -> list[str]:
+    s, d = r["spark"], r["duckdb"]
+    return [
+        f"**Spark vs DuckDB** ({r['data']['transactions']:,} synthetic transactions, {d['rows']:,} customers; "
+        f"Spark `{r['spark_master']}`, {r['repeats']} run(s) each in a fresh process, {_machine(r)}):",
+        "",
+        "| | wall s | CPU s | peak memory |",
+        "|---|---:|---:|---:|",
+        f"| DuckDB `build_features` | {d['median_seconds']:.1f} | {d['median_cpu_seconds']:.1f} | "
+        f"{d['peak_rss_mb'] / 1024:.2f} GB |",
+        f"| Spark (of which JVM start {s['median_session_start_seconds']:.1f} s) | {s['median_seconds']:.1f} | "
+        f"{s['median_cpu_seconds']:.1f} | {s['peak_rss_mb'] / 1024:.2f} GB |",
+        f"| ratio Spark / DuckDB | {r['ratio_spark_to_duckdb']:.1f} | {r['cpu_ratio_spark_to_duckdb']:.1f} | |",
+        "",
+    ]
 
 
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "cdnow": _quality,
     "features": _features,
     "scoring": _scoring,
+    "spark": _spark,
 }
 
 

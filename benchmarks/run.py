@@ -68,9 +68,36 @@ def scoring_benchmark(opts: RunOptions) -> dict:
     return result
 
 
+def spark_benchmark(opts: RunOptions) -> dict:
+    """Features on Spark local[2] vs DuckDB on the synthetic data (needs the ``spark`` extra and Java 17+)."""
+    from tiercast.benchmarks import bench_spark
+
+    path = synthetic_data(opts)
+    cutoff = str(START.astype("datetime64[D]") + SPAN_DAYS)
+    result = bench_spark.run(path, cutoff=cutoff, repeats=opts.repeats)
+    result["data"] = {"path": str(path), "transactions": pq.ParquetFile(path).metadata.num_rows, "seed": opts.seed}
+    return result
+
+
+def cdnow_benchmark(opts: RunOptions) -> dict:
+    """Model quality on the standard CDNOW split (the bundled file): tiercast against the published baselines."""
+    from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, run_cdnow_benchmark
+
+    result = run_cdnow_benchmark(DEFAULT_PATH, seed=opts.seed)
+    split = result["split"]
+    result["title"] = "CDNOW"
+    result["description"] = (
+        f"all {split['n_customers']:,} customers; calibration {split['calibration'][0]}..{split['calibration'][1]}, "
+        f"holdout {split['holdout'][0]}..{split['holdout'][1]}; tiercast trained only on calibration data"
+    )
+    return result
+
+
 BENCHMARKS: dict[str, Callable[[RunOptions], dict]] = {
+    "cdnow": cdnow_benchmark,
     "features": features_benchmark,
     "scoring": scoring_benchmark,
+    "spark": spark_benchmark,
 }
 
 

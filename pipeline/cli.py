@@ -32,6 +32,7 @@ def _fail(message: str, code: int = 2) -> None:
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Bad input and bad config end with a one-line message and exit code 2, never a traceback."""
     from tiercast.models.scorer import FeatureSchemaError
+    from tiercast.pipeline.engine import EngineError
     from tiercast.pipeline.io import InputError
     from tiercast.pipeline.monitor import MonitorError
 
@@ -39,7 +40,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (InputError, FeatureSchemaError, ConfigError, MonitorError, FileNotFoundError) as exc:
+        except (InputError, FeatureSchemaError, ConfigError, MonitorError, EngineError, FileNotFoundError) as exc:
             _fail(str(exc))
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -49,8 +50,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _config(path: Path) -> Config:
-    return load_config(path)
+def _config(path: Path, engine: str | None = None) -> Config:
+    """The config, with ``engine.kind`` overridden by an ``--engine`` flag (validated like the file)."""
+    return load_config(path, overrides={"engine": {"kind": engine}} if engine else None)
+
+
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", help="duckdb | spark: where features run (default: the config's engine.kind).")
+]
 
 
 def _ingest(config: Config):
@@ -78,21 +85,31 @@ def validate(config: ConfigOpt) -> None:
 def features(
     config: ConfigOpt,
     cutoff: Annotated[str, typer.Option(help="Cutoff date (features see only earlier transactions).")],
-    out: Annotated[Path, typer.Option(help="Output Parquet file.")] = Path("features.parquet"),
+    out: Annotated[
+        Path, typer.Option(help="Output Parquet file; with --engine spark a folder (partition cutoff_date=...).")
+    ] = Path("features.parquet"),
+    engine: EngineOpt = None,
 ) -> None:
     """Build point-in-time features at a cutoff and write them to Parquet."""
     from tiercast.features.build import build_features
+    from tiercast.pipeline.engine import connect, engine_transactions, write_features
     from tiercast.pipeline.files import write_parquet
 
-    cfg = _config(config)
-    result = _ingest(cfg)
-    frame = build_features(
-        result.accepted,
-        cutoff=pd.Timestamp(cutoff),
-        windows_days=cfg.features.windows_days,
-        horizon_days=cfg.horizon_days,
-        satisfaction=result.satisfaction,
-    )
+    cfg = _config(config, engine)
+    when = pd.Timestamp(cutoff)
+    result = None if cfg.engine.transactions is not None else _ingest(cfg)
+    con = connect(cfg.engine)
+    accepted = None if result is None else result.accepted
+    tx, _ = engine_transactions(con, cfg.engine, accepted=accepted, until=when)
+    satisfaction = None if result is None else result.satisfaction
+    windows, h = cfg.features.windows_days, cfg.horizon_days
+    if cfg.engine.kind == "spark":  # written by the executors, partitioned by cutoff
+        folder = write_features(
+            con, tx, str(out), cutoff=when, windows_days=windows, horizon_days=h, satisfaction=satisfaction
+        )
+        console.print(f"features at {cutoff} on spark -> {folder}")
+        return
+    frame = build_features(tx, cutoff=when, windows_days=windows, horizon_days=h, satisfaction=satisfaction, con=con)
     write_parquet(frame, out)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features at {cutoff} -> {out}")
 
@@ -111,14 +128,18 @@ def run(config: ConfigOpt) -> None:
 
 @app.command("train")
 @handle_errors
-def train_cmd(config: ConfigOpt) -> None:
-    """Backtest and train on rolling cutoffs, log the run to MLflow, register the model and apply the promotion rule."""
+def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
+    """Backtest and train on rolling cutoffs, log the run to MLflow, register the model and apply the promotion rule.
+
+    With --engine spark the features and labels run on Spark; the training set (or engine.training_sample_customers
+    of the customers) is collected to this machine for the model fit.
+    """
     from tiercast.pipeline.registry import promote as do_promote
     from tiercast.pipeline.summary import print_training
     from tiercast.pipeline.train import train
 
-    cfg = _config(config)
-    result = _ingest(cfg)
+    cfg = _config(config, engine)
+    result = None if cfg.engine.transactions is not None else _ingest(cfg)
     trained = train(cfg, result)
     decision = do_promote(cfg.mlflow.registered_model, trained.run_id)
     print_training(console, trained, decision)
@@ -132,8 +153,13 @@ def score(
     out: Annotated[Path, typer.Option(help="Output Parquet file.")] = Path("outputs/scores.parquet"),
     cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the day after the data ends).")] = None,
     reasons: Annotated[bool, typer.Option(help="Add the top-3 churn and value reasons per customer (slower).")] = False,
+    engine: EngineOpt = None,
 ) -> None:
-    """Score every customer with a registered model and write the scores atomically."""
+    """Score every customer with a registered model and write the scores atomically.
+
+    With --engine spark the features are built on Spark and scored by the model's spark_udf; --out is then a folder
+    that gets the partition cutoff_date=<cutoff>/.
+    """
     from tiercast.features.build import build_features
     from tiercast.pipeline.files import write_csv, write_parquet
     from tiercast.pipeline.score import load_model, score_features
@@ -141,8 +167,11 @@ def score(
     from tiercast.pipeline.tracking import setup_mlflow
     from tiercast.pipeline.train import data_bounds
 
-    cfg = _config(config)
+    cfg = _config(config, engine)
     setup_mlflow(cfg)
+    if cfg.engine.kind == "spark":
+        _score_on_spark(cfg, model=model, out=out, cutoff=cutoff, reasons=reasons)
+        return
     result = _ingest(cfg)
     when = pd.Timestamp(cutoff) if cutoff else data_bounds(result.accepted)[1]
     loaded = load_model(model)
@@ -166,6 +195,34 @@ def score(
     drift_path = write_csv(drift, out.with_name(f"{out.stem}_drift.csv"))
     console.print(f"{len(scores):,} customers scored at {when.date()} with {model} (version {loaded.version}) -> {out}")
     print_drift(console, drift, drift_path)
+
+
+def _score_on_spark(cfg: Config, *, model: str, out: Path, cutoff: str | None, reasons: bool) -> None:
+    """`tiercast score --engine spark`: features on the cluster, spark_udf scores, partitioned Parquet."""
+    from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions
+    from tiercast.pipeline.spark_score import resolve_spark_model, score_to_folder
+
+    result = None if cfg.engine.transactions is not None else _ingest(cfg)
+    con = connect(cfg.engine)
+    when = pd.Timestamp(cutoff) if cutoff else None
+    accepted = None if result is None else result.accepted
+    tx, _ = engine_transactions(con, cfg.engine, accepted=accepted, until=when)
+    if when is None:
+        when = data_bounds_on(con, tx)[1]
+    loaded = resolve_spark_model(model)
+    folder = score_to_folder(
+        con,
+        loaded,
+        tx,
+        str(out),
+        cutoff=when,
+        windows_days=cfg.features.windows_days,
+        horizon_days=cfg.horizon_days,
+        satisfaction=None if result is None else result.satisfaction,
+        reasons=reasons,
+        playbook=build_playbook(cfg),
+    )
+    console.print(f"scored at {when.date()} on spark with {model} (version {loaded.version}) -> {folder}")
 
 
 @app.command("at-risk")

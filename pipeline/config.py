@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.models.segments import SEGMENT_KEYS
+from tiercast.pipeline.engine import EngineConfig
 from tiercast.pipeline.sources import DataConfig
 
 TIER_PRESETS: dict[str, tuple[str, ...]] = {
@@ -170,6 +171,7 @@ class Config(_Frozen):
     playbook: PlaybookConfig = PlaybookConfig()
     score: ScoreConfig = ScoreConfig()
     outputs: OutputConfig = OutputConfig()
+    engine: EngineConfig = EngineConfig()
 
 
 def build_playbook(config: Config) -> Playbook:

@@ -21,7 +21,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.drift import DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
@@ -30,6 +29,13 @@ from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiering import TierScheme
 from tiercast.pipeline import plots
 from tiercast.pipeline.config import Config
+from tiercast.pipeline.engine import (
+    build_training_set_on,
+    connect,
+    data_bounds_on,
+    engine_transactions,
+    to_engine_table,
+)
 from tiercast.pipeline.io import IngestResult
 from tiercast.pipeline.model_fit import feature_columns, fit_models
 from tiercast.pipeline.tracking import (
@@ -84,7 +90,11 @@ def data_bounds(tx: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def plan_cutoffs(tx: pd.DataFrame, config: Config) -> CutoffPlan:
     """Choose test and rolling training cutoffs from the data's span and the config."""
-    start, end = data_bounds(tx)
+    return plan_cutoffs_between(*data_bounds(tx), config)
+
+
+def plan_cutoffs_between(start: pd.Timestamp, end: pd.Timestamp, config: Config) -> CutoffPlan:
+    """:func:`plan_cutoffs` for data from the day ``start`` to the exclusive end ``end``."""
     horizon = pd.Timedelta(days=config.horizon_days)
     c = config.cutoffs
     test = pd.Timestamp(c.test_cutoff) if c.test_cutoff else end - horizon
@@ -208,25 +218,49 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
     )
 
 
-def train(config: Config, ingest: IngestResult) -> TrainResult:
-    """Run the backtest-and-train job and record it in MLflow; the fitted pyfunc is registered."""
-    tx = ingest.accepted
-    plan = plan_cutoffs(tx, config)
+def train(config: Config, ingest: IngestResult | None) -> TrainResult:
+    """Run the backtest-and-train job and record it in MLflow; the fitted pyfunc is registered.
+
+    Features and labels run on ``config.engine`` (DuckDB or Spark); the stacked training set — every customer, or
+    ``engine.training_sample_customers`` of them — is collected here for the model fit. ``ingest`` is the pandas
+    ingestion of ``data:``; None when ``engine.transactions`` names a table the engine reads itself.
+    """
+    con = connect(config.engine)
+    if ingest is not None:
+        tx = to_engine_table(con, ingest.accepted)
+        plan = plan_cutoffs(ingest.accepted, config)
+        fingerprint = data_fingerprint(
+            ingest.source, n_read=ingest.n_read, accepted=ingest.accepted, n_quarantined=len(ingest.quarantine)
+        )
+    else:
+        tx, counts = engine_transactions(con, config.engine)
+        plan = plan_cutoffs_between(*data_bounds_on(con, tx), config)
+        fingerprint = {
+            "data_path": config.engine.transactions.path,
+            "data_rows_read": counts.n_read,
+            "data_rows_accepted": counts.n_accepted,
+            "data_rows_quarantined": counts.n_quarantined,
+            "data_first_day": str(plan.data_start.date()),
+            "data_end": str(plan.data_end.date()),
+        }
     windows = config.features.windows_days
     h = config.horizon_days
-    train_set = build_training_set(
-        tx, cutoffs=list(plan.train), horizon_days=h, windows_days=windows, data_end=plan.test, holdout_start=plan.test
+    common = {
+        "horizon_days": h,
+        "windows_days": windows,
+        "sample": config.engine.training_sample_customers,
+        "seed": config.seed,
+    }
+    train_set = build_training_set_on(
+        con, tx, cutoffs=list(plan.train), data_end=plan.test, holdout_start=plan.test, **common
     )
-    test_set = build_training_set(tx, cutoffs=[plan.test], horizon_days=h, windows_days=windows, data_end=plan.data_end)
+    test_set = build_training_set_on(con, tx, cutoffs=[plan.test], data_end=plan.data_end, **common)
     versions = library_versions()
     scorer = fit_scorer(train_set, plan, config, versions)
     baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
     metrics, preds = evaluate(scorer, baseline, test_set, h)
 
     experiment_id = setup_mlflow(config)
-    fingerprint = data_fingerprint(
-        ingest.source, n_read=ingest.n_read, accepted=tx, n_quarantined=len(ingest.quarantine)
-    )
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(flatten("", config.model_dump(mode="json")))
         mlflow.log_params(

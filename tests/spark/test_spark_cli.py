@@ -1,0 +1,79 @@
+"""The CLI with ``--engine spark``: train on Spark-built features, score with the model's spark_udf into a
+partitioned folder, and get the scores the DuckDB path gives with the same registered model."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tiercast.models.scorer import SCORE_COLUMNS
+from tiercast.pipeline.cli import app
+
+pytestmark = pytest.mark.spark
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "data" / "online_retail_ii" / "online_retail_ii.parquet"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def project(spark_con, spark_engine, tmp_path_factory):
+    """A config over about 200 Online Retail II customers, with the test session's Spark settings."""
+    tmp = tmp_path_factory.mktemp("spark-cli")
+    raw = pd.read_parquet(BUNDLED)
+    ids = raw["Customer ID"].dropna().drop_duplicates().sort_values()
+    raw[raw["Customer ID"].isin(ids.iloc[::23])].to_parquet(tmp / "sample.parquet", index=False)
+    engine = spark_engine.model_dump(mode="json", exclude_none=True)
+    engine["kind"] = "duckdb"  # the --engine flag switches it
+    cfg = {
+        "base": str(ROOT / "configs" / "online_retail_ii.yaml"),
+        "data": {
+            "transactions": {"path": str(tmp / "sample.parquet")},
+            "quarantine_path": str(tmp / "out" / "quarantine.parquet"),
+        },
+        "cutoffs": {"n_train": 3},
+        "models": {"n_estimators": 200, "early_stopping_rounds": 20, "param_grid": "none"},
+        "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
+        "engine": engine,
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield tmp, path
+    mp.undo()
+
+
+def test_train_and_score_on_spark_match_the_duckdb_path(project):
+    tmp, cfg = project
+    result = runner.invoke(app, ["train", "--config", str(cfg), "--engine", "spark"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    model = "models:/tiercast@champion"
+    cutoff = "2010-12-10"
+    folder = tmp / "scores_spark"
+    args = ["score", "--config", str(cfg), "--model", model, "--cutoff", cutoff]
+    result = runner.invoke(app, [*args, "--engine", "spark", "--out", str(folder)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    partition = folder / f"cutoff_date={cutoff}"
+    assert partition.is_dir() and any(partition.glob("*.parquet"))
+    on_spark = pd.read_parquet(partition).sort_values("customer_id").reset_index(drop=True)
+
+    local_out = tmp / "scores_local.parquet"
+    result = runner.invoke(app, [*args, "--out", str(local_out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    local = pd.read_parquet(local_out).sort_values("customer_id").reset_index(drop=True)
+
+    assert on_spark["customer_id"].tolist() == local["customer_id"].tolist()
+    for col in SCORE_COLUMNS:
+        if pd.api.types.is_float_dtype(local[col]):
+            pd.testing.assert_series_equal(on_spark[col], local[col], check_dtype=False, rtol=1e-9, atol=1e-9)
+        else:
+            assert on_spark[col].astype(str).tolist() == local[col].astype(str).tolist(), col
+
+
+def test_unknown_engine_flag_is_a_config_error(project):
+    _, cfg = project
+    result = runner.invoke(app, ["train", "--config", str(cfg), "--engine", "flink"])
+    assert result.exit_code == 2 and "engine" in result.output
