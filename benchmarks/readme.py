@@ -92,6 +92,37 @@ def _quality(r: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _backtest(r: dict) -> list[str]:
+    rows = r["rows"]
+    cutoffs = sorted({x["test_cutoff"] for x in rows})
+    methods = list(dict.fromkeys(x["method"] for x in rows))
+    cell = {(x["test_cutoff"], x["method"]): x for x in rows}
+    lines = [
+        f"**Backtest on {r['title']}** (`tiercast backtest --config {r['config']}`; {r['horizon_days']}-day horizon; "
+        f"normalized Gini / churn ROC AUC per test cutoff):",
+        "",
+        "| method | " + " | ".join(cutoffs) + " |",
+        "|---|" + "---:|" * len(cutoffs),
+    ]
+    for m in methods:
+        vals = [cell.get((c, m)) for c in cutoffs]
+        lines.append(
+            f"| {m} | "
+            + " | ".join("-" if v is None else f"{v['normalized_gini']:.3f} / {v['roc_auc']:.3f}" for v in vals)
+            + " |"
+        )
+    lines.append("")
+    for c in cutoffs:
+        t = cell.get((c, "tiercast"))
+        if t and t.get("gini_vs"):
+            lines.append(
+                f"- {c}: tiercast minus {t['gini_vs']} nGini {t['gini_diff']:+.3f} "
+                f"[{t['gini_lo']:+.3f}, {t['gini_hi']:+.3f}]; minus {t['auc_vs']} ROC AUC {t['auc_diff']:+.4f} "
+                f"[{t['auc_lo']:+.4f}, {t['auc_hi']:+.4f}] (95% paired bootstrap)"
+            )
+    return [*lines, ""]
+
+
 def _spark(r: dict) -> list[str]:
     s, d = r["spark"], r["duckdb"]
     return [
@@ -111,6 +142,7 @@ def _spark(r: dict) -> list[str]:
 
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "cdnow": _quality,
+    "backtest_online_retail": _backtest,
     "features": _features,
     "scoring": _scoring,
     "spark": _spark,

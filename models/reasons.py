@@ -48,6 +48,17 @@ def _trend(frame: pd.DataFrame) -> pd.Series:
     return text
 
 
+def _history(frame: pd.DataFrame) -> pd.Series:
+    """The BTYD model's inputs as text: repeat purchase days, tenure and days since the last purchase."""
+    n = frame["repeat_purchase_days"].fillna(0).astype("float64")
+    count = np.where(n == 0, "no repeat purchase", np.where(n == 1, "1 repeat purchase day", "x"))
+    count = np.where(count == "x", _num(frame, "repeat_purchase_days") + " repeat purchase days", count)
+    text = pd.Series(count, index=frame.index) + " in " + _num(frame, "tenure_days") + " days as a customer"
+    recency = frame["recency_days"]
+    last = ", the last purchase " + _num(frame.fillna({"recency_days": 0}), "recency_days") + " days ago"
+    return text + last.where(recency.notna(), "")
+
+
 _FIXED: dict[str, Phrase] = {
     "recency_days": lambda f: "no purchase for " + _num(f, "recency_days") + " days",
     "overdue_ratio": lambda f: _num(f, "overdue_ratio", 1) + "x the usual gap between purchases",
@@ -72,14 +83,14 @@ _FIXED: dict[str, Phrase] = {
     "n_categories": lambda f: _num(f, "n_categories") + " categories",
     "review_score_mean": lambda f: "average review " + _num(f, "review_score_mean", 1) + "/5",
     "complaint_count": lambda f: _num(f, "complaint_count") + " complaints",
-    # derived by the stacked BTYD model (tiercast.models.stacking), for the scoring horizon
-    "btyd_expected_purchases": lambda f: (
-        "purchase-rate model expects " + _num(f, "btyd_expected_purchases", 1) + " purchase days"
-    ),
-    "btyd_p_alive": lambda f: _pct(f, "btyd_p_alive") + " chance still active (purchase-rate model)",
-    "btyd_p_no_purchase": lambda f: _pct(f, "btyd_p_no_purchase") + " chance of no purchase (purchase-rate model)",
-    "btyd_expected_avg_spend": lambda f: "expected spend per purchase day " + _num(f, "btyd_expected_avg_spend"),
-    "btyd_expected_value": lambda f: "purchase-rate model expects spend of " + _num(f, "btyd_expected_value"),
+    # Derived by the stacked BTYD model (tiercast.models.stacking) from the purchase history alone, so they are
+    # told as the history they summarize: a retention team acts on "12 purchase days, none for 95 days", not on a
+    # model's probability.
+    "btyd_p_no_purchase": _history,
+    "btyd_p_alive": _history,
+    "btyd_expected_purchases": _history,
+    "btyd_expected_avg_spend": lambda f: "average repeat-day spend " + _num(f, "repeat_spend_mean"),
+    "btyd_expected_value": lambda f: _history(f) + ", averaging " + _num(f, "repeat_spend_mean"),
 }
 # NaN means "undefined for this customer"; gap-based features are undefined with a single purchase day.
 _MISSING: dict[str, str] = {
@@ -110,8 +121,9 @@ def top_reasons(contributions: np.ndarray, features: pd.DataFrame, names: list[s
     positive contribution get an empty string. Ties are broken by feature order, so output is deterministic.
     """
     contrib = np.asarray(contributions, dtype=float)[:, : len(names)]
-    order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
-    parts: list[np.ndarray] = []
+    # a few spare candidates: features that read the same (the BTYD outputs tell one purchase history) count once
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, : top + 4]
+    slots: list[np.ndarray] = []
     for slot in range(order.shape[1]):
         idx = order[:, slot]
         positive = contrib[np.arange(len(idx)), idx] > 0
@@ -123,10 +135,11 @@ def top_reasons(contributions: np.ndarray, features: pd.DataFrame, names: list[s
             text[rows[missing]] = _MISSING.get(names[j], f"no {names[j]} yet")
             if (~missing).any():
                 text[rows[~missing]] = phrase_for(names[j])(sub[~missing]).to_numpy()
-        parts.append(text)
-    if not parts:
+        slots.append(text)
+    if not slots:
         return pd.Series("", index=features.index, dtype="str")
-    joined = parts[0]
-    for text in parts[1:]:
-        joined = np.where(text != "", np.where(joined != "", joined + "; " + text, text), joined)
+    table = np.stack(slots, axis=1)
+    joined = np.empty(len(table), dtype=object)
+    for i, row in enumerate(table):
+        joined[i] = "; ".join(list(dict.fromkeys(t for t in row if t))[:top])
     return pd.Series(joined, index=features.index, dtype="str")

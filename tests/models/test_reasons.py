@@ -46,3 +46,40 @@ def test_top_reasons_rank_positive_contributions_per_row():
     )
     assert out.iloc[1] == "a single purchase day so far"
     assert out.iloc[2] == ""
+
+
+def _history_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "repeat_purchase_days": [12.0, 1.0, 0.0],
+            "tenure_days": [400.0, 30.0, 10.0],
+            "recency_days": [95.0, 3.0, 10.0],
+            "repeat_spend_mean": [80.4, 20.0, 0.0],
+            "btyd_p_no_purchase": [0.7, 0.2, 0.5],
+            "btyd_p_alive": [0.3, 0.9, 0.6],
+            "btyd_expected_value": [100.0, 50.0, 1.0],
+        }
+    )
+
+
+def test_btyd_outputs_read_as_the_purchase_history_they_summarize():
+    f = _history_frame()
+    assert phrase_for("btyd_p_no_purchase")(f).tolist() == [
+        "12 repeat purchase days in 400 days as a customer, the last purchase 95 days ago",
+        "1 repeat purchase day in 30 days as a customer, the last purchase 3 days ago",
+        "no repeat purchase in 10 days as a customer, the last purchase 10 days ago",
+    ]
+    assert phrase_for("btyd_expected_value")(f.iloc[[0]]).tolist() == [
+        "12 repeat purchase days in 400 days as a customer, the last purchase 95 days ago, averaging 80"
+    ]
+
+
+def test_features_that_read_the_same_count_once():
+    f = _history_frame()
+    names = ["btyd_p_no_purchase", "btyd_p_alive", "recency_days", "tenure_days"]
+    contrib = np.array([[0.9, 0.8, 0.5, 0.1, 0.0], [0.9, 0.8, 0.0, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4, 0.0]])
+    out = top_reasons(contrib, f, names, top=2)
+    history = "12 repeat purchase days in 400 days as a customer, the last purchase 95 days ago"
+    assert out.iloc[0] == f"{history}; no purchase for 95 days"  # p_alive reads as p_no_purchase: skipped
+    assert out.iloc[1] == "1 repeat purchase day in 30 days as a customer, the last purchase 3 days ago"
+    assert out.iloc[2] == "customer for 10 days; no purchase for 10 days"

@@ -1,0 +1,47 @@
+"""The README Results section is rendered from the result files and replaces only the text between the markers."""
+
+import json
+
+import pytest
+
+from tiercast.benchmarks.readme import END, START, render, update_readme
+
+
+def _backtest() -> dict:
+    rows = []
+    for cutoff, diff in (("2010-08-12", 0.04), ("2010-09-11", 0.05)):
+        for method, gini, auc in (("naive", 0.66, 0.65), ("tiercast", 0.70 + diff, 0.70)):
+            row = {"test_cutoff": cutoff, "method": method, "normalized_gini": gini, "roc_auc": auc}
+            if method == "tiercast":
+                row.update(gini_vs="naive", gini_diff=diff, gini_lo=0.01, gini_hi=0.09)
+                row.update(auc_vs="naive", auc_diff=0.05, auc_lo=0.02, auc_hi=0.08)
+            rows.append(row)
+    return {"title": "Online Retail II", "config": "configs/online_retail_ii.yaml", "horizon_days": 90, "rows": rows}
+
+
+def test_backtest_table_has_a_column_per_cutoff_and_the_intervals(tmp_path):
+    (tmp_path / "backtest_online_retail.json").write_text(json.dumps(_backtest()))
+    text = render(tmp_path)
+    assert "| method | 2010-08-12 | 2010-09-11 |" in text
+    assert "| tiercast | 0.740 / 0.700 | 0.750 / 0.700 |" in text
+    assert "| naive | 0.660 / 0.650 | 0.660 / 0.650 |" in text
+    assert "- 2010-09-11: tiercast minus naive nGini +0.050 [+0.010, +0.090]" in text
+
+
+def test_update_replaces_only_between_markers(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "backtest_online_retail.json").write_text(json.dumps(_backtest()))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# head\n\n{START}\nold figures\n{END}\n\ntail\n", encoding="utf-8")
+    update_readme(readme, results)
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# head\n\n") and text.endswith(f"{END}\n\ntail\n")
+    assert "old figures" not in text and "0.750 / 0.700" in text
+
+
+def test_missing_markers_are_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="markers"):
+        update_readme(readme, tmp_path)
