@@ -298,3 +298,62 @@ def test_benchmark_cdnow_command_writes_json_and_logs_a_run(demo_run):
 def test_benchmark_cdnow_missing_file_exits_2(tmp_path):
     result = runner.invoke(app, ["benchmark", "cdnow", "--data", str(tmp_path / "nope.txt")])
     assert result.exit_code == 2 and "nope.txt" in result.output
+
+
+# `tiercast score` in a child process whose os.replace stalls (a slow rename), so the test can kill it while the
+# scores are written but not yet in place; the flag file says it got there.
+STALLED_SCORE = """
+import os, sys, time
+real_replace = os.replace
+def stalled(src, dst):
+    if os.fspath(dst) == sys.argv[2]:  # the scores file (other outputs are renamed as usual)
+        open(sys.argv[1], "w").close()
+        time.sleep(120)
+    real_replace(src, dst)
+os.replace = stalled
+from tiercast.pipeline.cli import app
+app(sys.argv[3:], prog_name="tiercast")
+"""
+
+
+def test_rerun_is_byte_identical_and_a_killed_score_leaves_no_partial_file(demo_run):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, cfg, _ = demo_run
+    cutoff = str(pd.read_parquet(tmp / "out" / "scores.parquet")["cutoff"].iloc[0].date())
+    args = ["score", "--config", str(cfg), "--model", "models:/tiercast@champion", "--cutoff", cutoff]
+    first, second = tmp / "kill" / "first.parquet", tmp / "kill" / "second.parquet"
+    for out in (first, second):
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    assert first.read_bytes() == second.read_bytes()
+
+    before = second.read_bytes()
+    flag = tmp / "kill" / "in_rename"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STALLED_SCORE, str(flag), str(second), *args, "--out", str(second)],
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flag.exists(), "the child never reached the rename"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # The killed writer's scores never reached the target: the previous file is intact, the complete but
+    # unrenamed temporary sits beside it.
+    assert second.read_bytes() == before
+    leftovers = list(second.parent.glob(".second.parquet.*.tmp"))
+    assert len(leftovers) == 1
+    # The next run replaces the file and clears the dead writer's temporary.
+    result = runner.invoke(app, [*args, "--out", str(second)])
+    assert result.exit_code == 0, result.output
+    assert second.read_bytes() == before
+    assert not list(second.parent.glob("*.tmp"))

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -37,3 +38,19 @@ def test_output_gets_ordinary_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".out.parquet.{dead_pid}.abc123.tmp"
+    stale.write_bytes(b"partial")
+    live = tmp_path / f".out.parquet.{os.getppid()}.def456.tmp"  # a live writer's file stays
+    live.write_bytes(b"in progress")
+    other = tmp_path / f".other.parquet.{dead_pid}.abc.tmp"  # another target's file is not ours to remove
+    other.write_bytes(b"x")
+    write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "out.parquet")
+    assert not stale.exists() and live.exists() and other.exists()
