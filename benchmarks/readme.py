@@ -46,7 +46,7 @@ def _features(r: dict) -> list[str]:
 
 def _scoring(r: dict) -> list[str]:
     tc = r["tiercast"]
-    return [
+    lines = [
         f"**Batch scoring** ({r['customers']:,} customers from {r['data']['transactions']:,} transactions; "
         f"{r['repeats']} runs in a fresh process, {_machine(r)}): features + chunked pyfunc scores + the top "
         f"{r['at_risk_listed']} at-risk customers with reasons.",
@@ -68,6 +68,15 @@ def _scoring(r: dict) -> list[str]:
         f"{r['ratio_scores_to_booster_predict']:.2f}x the bare LightGBM boosters' prediction time on the same rows.",
         "",
     ]
+    everyone = r.get("reasons_everyone")
+    if everyone:
+        lines += [
+            f"Reasons for every customer (`tiercast score --reasons`, TreeSHAP on all {everyone['customers']:,} rows, "
+            f"one run): scores with reasons {everyone['scores_with_reasons']:.1f} s, "
+            f"{everyone['total']:.1f} s in all, peak memory {everyone['peak_rss_mb'] / 1024:.2f} GB.",
+            "",
+        ]
+    return lines
 
 
 def _quality(r: dict) -> list[str]:
