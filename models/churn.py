@@ -8,6 +8,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.base import ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -28,23 +30,49 @@ def _platt(z: np.ndarray, y: np.ndarray) -> LogisticRegression:
     return LogisticRegression(C=1e6).fit(np.asarray(z, dtype=float).reshape(-1, 1), y)
 
 
+#: Probability calibrations (with ``calibrate``): ``"platt"`` maps the whole log-odds, ``"offset"`` only the
+#: trees' correction, keeping the BTYD offset of the scored horizon as it is (falls back to Platt unstacked).
+CALIBRATIONS: tuple[str, ...] = ("platt", "offset")
+
+
+def _offset_platt(offset: np.ndarray, z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(a, b) maximizing the likelihood of ``logit P = offset + a * z + b`` (logistic regression with an offset)."""
+    off, z, y = (np.asarray(v, dtype=float) for v in (offset, z, y))
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = off + theta[0] * z + theta[1]
+        loss = float(np.sum(np.logaddexp(0.0, eta) - y * eta))
+        r = expit(eta) - y
+        return loss, np.array([float(r @ z), float(r.sum())])
+
+    res = minimize(nll, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    return float(res.x[0]), float(res.x[1])
+
+
 class ChurnModel(ClassifierMixin, StackedMixin):
     _lgbm_cls = lgb.LGBMClassifier
 
     """Predicts the probability that a customer makes no purchase in the next horizon.
 
-    Trees are chosen by early stopping on the validation cutoff. Probabilities are recalibrated with a Platt
-    (logistic) map fitted on the validation cutoff's out-of-sample scores: monotone, so it keeps the ranking (AUC)
-    and only fixes the scale (Brier, calibration curve).
+    Trees are chosen by early stopping on the validation cutoff. Probabilities are recalibrated with a logistic
+    map fitted on the validation cutoff's out-of-sample scores (Platt; when stacked, of the trees' part only, see
+    below), which fixes the scale (Brier, calibration curve).
 
     With ``horizon_days`` set (and ``btyd`` not None) the model is stacked on a BTYD model (see
     :mod:`tiercast.models.stacking`): BTYD features are added per training cutoff, the trees are boosted from the
     logit of the BTYD P(no purchase) for each row's label window, and the calibrated probability is
 
-        logit P(churn) = a * (logit P_BTYD(no purchase in horizon) + weight_ * trees(x)) + b
+        logit P(churn) = logit P_BTYD(no purchase in horizon) + a * weight_ * trees(x) + b
 
-    with ``weight_`` (blend with the BTYD model) and the Platt map (a, b) chosen on the validation cutoff by log
-    loss. Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
+    (``calibration="offset"``, the default) with ``weight_`` (blend with the BTYD model) and (a, b) chosen on the
+    validation cutoff by log loss. Only the trees' correction is calibrated: the BTYD offset enters with
+    coefficient 1 at the horizon scored, so the horizon stays the BTYD model's job. A Platt map of the whole
+    log-odds (``calibration="platt"``: ``a * (offset + weight_ * trees) + b``) fitted on a validation window
+    shorter than the horizon would rescale the BTYD log-odds of a different horizon with the short window's
+    slope. The offset form was kept because it is horizon-consistent by construction; on a rehearsal inside
+    CDNOW's calibration period (settings on 1997-05-15 with 47-day windows, scored at 1997-07-01 for 92 days, no
+    data after 1997-09-30) it matched Platt's Brier and AUC, so the structural argument decided.
+    Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
     """
 
     def __init__(
@@ -61,6 +89,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         time_unit_days: float = 7.0,
         purge: bool = True,
         calibrate: bool = True,
+        calibration: str = "offset",
     ) -> None:
         self.params = params
         self.n_estimators = n_estimators
@@ -73,6 +102,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         self.time_unit_days = time_unit_days
         self.purge = purge
         self.calibrate = calibrate
+        self.calibration = calibration
 
     def fit(
         self,
@@ -117,19 +147,34 @@ class ChurnModel(ClassifierMixin, StackedMixin):
             probe_mask=self.probe_mask_,
         )
         self.model_, self.n_trees_, self.params_, self.grid_ = fit.model, fit.n_trees, fit.params, fit.grid
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         self.weight_, self.blend_scores_ = 1.0, {}
         self.calibrator_: LogisticRegression | None = None
+        self.tree_calibration_: tuple[float, float] | None = None
         two_classes = y_v is not None and len(np.unique(y_v)) == 2
         if fit.val_raw is not None and two_classes:
             base = np.zeros(len(y_v)) if v_off is None else v_off
+            on_trees = self.calibrate and self.calibration == "offset" and self.stacker_ is not None
             if self.stacker_ is not None and self.blend:
 
                 def score(z: np.ndarray) -> float:
-                    p = _platt(z, y_v).predict_proba(z.reshape(-1, 1))[:, 1] if self.calibrate else 1 / (1 + np.exp(-z))
+                    if on_trees:
+                        a, b = _offset_platt(base, z - base, y_v)
+                        p = 1 / (1 + np.exp(-(base + a * (z - base) + b)))
+                    elif self.calibrate:
+                        p = _platt(z, y_v).predict_proba(z.reshape(-1, 1))[:, 1]
+                    else:
+                        p = 1 / (1 + np.exp(-z))
                     return -log_loss(y_v, p, labels=[0, 1])
 
-                self.weight_, self.blend_scores_ = choose_weight(score, base, fit.val_raw, BLEND_WEIGHTS)
-            if self.calibrate:
+                # with the offset form the fitted slope a absorbs any weight > 0: only "BTYD alone" (0) vs
+                # "BTYD + calibrated trees" (1) differ
+                weights = (0.0, 1.0) if on_trees else BLEND_WEIGHTS
+                self.weight_, self.blend_scores_ = choose_weight(score, base, fit.val_raw, weights)
+            if on_trees:
+                self.tree_calibration_ = _offset_platt(base, self.weight_ * fit.val_raw, y_v)
+            elif self.calibrate:
                 self.calibrator_ = _platt(base + self.weight_ * fit.val_raw, y_v)
         self.classes_ = np.array([0, 1])
         return self
@@ -142,13 +187,20 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     def _target(y: np.ndarray | pd.Series) -> np.ndarray:
         return np.asarray(y, dtype=int)
 
+    def _tree_map(self) -> tuple[float, float]:
+        """(slope, intercept) of the offset-relative calibration of the trees; (1, 0) without it."""
+        tc = getattr(self, "tree_calibration_", None)
+        return (1.0, 0.0) if tc is None else tc
+
     def decision_function(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
-        """Uncalibrated log-odds of churning: BTYD offset + weight_ * trees (just the trees when not stacked)."""
+        """Log-odds of churning before any Platt map: BTYD offset + weight_ * trees (just the trees when not
+        stacked), with the trees' part calibrated when ``calibration="offset"``."""
         check_is_fitted(self, "model_")
         raw = np.asarray(self.model_.predict(self.transform(X), raw_score=True), dtype=float)
         if self.stacker_ is None:
             return raw
-        return BTYDStacker.churn_offset(self._horizon_btyd(X, horizon_days)) + self.weight_ * raw
+        a, b = self._tree_map()
+        return BTYDStacker.churn_offset(self._horizon_btyd(X, horizon_days)) + a * self.weight_ * raw + b
 
     def predict_proba(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
         """Columns: P(stays), P(churns). ``horizon_days`` overrides the trained horizon when stacked."""
@@ -176,8 +228,9 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         a, b = 1.0, 0.0
         if self.calibrator_ is not None:
             a, b = float(self.calibrator_.coef_[0, 0]), float(self.calibrator_.intercept_[0])
-        contrib = contrib * (a * self.weight_)
+        ta, tb = self._tree_map()
+        contrib = contrib * (a * ta * self.weight_)
         off = BTYDStacker.churn_offset(self._horizon_btyd(X, None))
         contrib[:, list(self.feature_names_in_).index("btyd_p_no_purchase")] += a * (off - self.offset_mean_)
-        contrib[:, -1] += a * self.offset_mean_ + b
+        contrib[:, -1] += a * (self.offset_mean_ + tb) + b
         return contrib

@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import BTYDBaseline
-from tiercast.models.churn import ChurnModel
+from tiercast.models.churn import ChurnModel, _offset_platt
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.stacking import BTYD_FEATURES, BTYDStacker, btyd_inputs, purge_mask, stacked_btyd
 from tiercast.models.value import ValueModel
@@ -139,7 +139,45 @@ def test_stacked_churn_model_ranks_and_is_calibrated(churn_model, frames):
     btyd = BTYDBaseline("bgnbd").fit(btyd_inputs(test)).predict_churn(btyd_inputs(test), HORIZON)
     assert roc_auc_score(y, p) > roc_auc_score(y, btyd) - 0.02
     assert p.mean() == pytest.approx(y.mean(), abs=0.08)
-    assert churn_model.calibrator_ is not None
+    # stacked: only the trees' correction is calibrated (offset form), no Platt map of the whole log-odds
+    assert churn_model.tree_calibration_ is not None and churn_model.calibrator_ is None
+
+
+def test_offset_calibration_recovers_slope_and_intercept():
+    rng = np.random.default_rng(0)
+    off, z = rng.normal(0, 1, 20_000), rng.normal(0, 1, 20_000)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(off + 0.6 * z - 0.4)))).astype(int)
+    a, b = _offset_platt(off, z, y)
+    assert a == pytest.approx(0.6, abs=0.05) and b == pytest.approx(-0.4, abs=0.05)
+
+
+def test_offset_calibration_keeps_the_btyd_horizon(churn_model, frames):
+    """Changing the horizon moves the calibrated log-odds by exactly the BTYD offset's change (coefficient 1)."""
+    _, _, test, feats = frames
+    X = test[feats]
+    stacker = churn_model.stacker_
+    d_off = BTYDStacker.churn_offset(stacker.transform(X, 3 * HORIZON)) - BTYDStacker.churn_offset(
+        stacker.transform(X, HORIZON)
+    )
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    d_z = logit(churn_model.predict_proba(X, horizon_days=3 * HORIZON)[:, 1]) - logit(
+        churn_model.predict_proba(X)[:, 1]
+    )
+    np.testing.assert_allclose(d_z, d_off, atol=1e-6)
+
+
+def test_platt_calibration_is_still_available(frames):
+    train, val, test, feats = frames
+    model = ChurnModel(horizon_days=HORIZON, calibration="platt", **{**FAST, "n_estimators": 80}).fit(
+        train[feats], train["churned"], val[feats], val["churned"]
+    )
+    assert model.calibrator_ is not None and model.tree_calibration_ is None
+    p = model.predict_proba(test[feats])[:, 1]
+    assert ((p > 0) & (p < 1)).all()
+    with pytest.raises(ValueError, match="calibration"):
+        ChurnModel(horizon_days=HORIZON, calibration="isotonic", **FAST).fit(
+            train[feats], train["churned"], val[feats], val["churned"]
+        )
 
 
 @pytest.mark.parametrize("which", ["value", "churn"])
