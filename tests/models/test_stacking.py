@@ -76,7 +76,9 @@ def value_model(frames):
 @pytest.fixture(scope="module")
 def churn_model(frames):
     train, val, _, feats = frames
-    return ChurnModel(horizon_days=HORIZON, **FAST).fit(train[feats], train["churned"], val[feats], val["churned"])
+    return ChurnModel(horizon_days=HORIZON, calibration="offset", **FAST).fit(
+        train[feats], train["churned"], val[feats], val["churned"]
+    )
 
 
 def test_btyd_features_are_fitted_per_cutoff_without_leakage(frames):
@@ -255,3 +257,13 @@ def test_stacking_gives_the_gbm_what_the_btyd_model_knows(value_model, churn_mod
     assert normalized_gini(y, value_model.predict(test[feats])) > gini_plain + 0.01  # measured +0.024
     auc_plain = roc_auc_score(churned, plain_churn.predict_proba(test[cols])[:, 1])
     assert roc_auc_score(churned, churn_model.predict_proba(test[feats])[:, 1]) > auc_plain  # measured +0.010
+
+
+def test_auto_calibration_uses_the_offset_form_only_for_short_validation_windows(frames):
+    train, val, _, feats = frames
+    kw = {**FAST, "n_estimators": 60}
+    args = (train[feats], train["churned"], val[feats], val["churned"])
+    same = ChurnModel(horizon_days=HORIZON, **kw).fit(*args)
+    assert same.calibration_used_ == "platt" and same.calibrator_ is not None
+    short = ChurnModel(horizon_days=HORIZON, **kw).fit(*args, val_label_days=HORIZON / 2)
+    assert short.calibration_used_ == "offset" and short.tree_calibration_ is not None
