@@ -90,7 +90,7 @@ _FIXED: dict[str, Phrase] = {
     "btyd_p_alive": _history,
     "btyd_expected_purchases": _history,
     "btyd_expected_avg_spend": lambda f: "average repeat-day spend " + _num(f, "repeat_spend_mean"),
-    "btyd_expected_value": lambda f: _history(f) + ", averaging " + _num(f, "repeat_spend_mean"),
+    "btyd_expected_value": _history,
 }
 # NaN means "undefined for this customer"; gap-based features are undefined with a single purchase day.
 _MISSING: dict[str, str] = {

@@ -70,8 +70,9 @@ def test_btyd_outputs_read_as_the_purchase_history_they_summarize():
         "no repeat purchase in 10 days as a customer, the last purchase 10 days ago",
     ]
     assert phrase_for("btyd_expected_value")(f.iloc[[0]]).tolist() == [
-        "12 repeat purchase days in 400 days as a customer, the last purchase 95 days ago, averaging 80"
+        "12 repeat purchase days in 400 days as a customer, the last purchase 95 days ago"
     ]
+    assert phrase_for("btyd_expected_avg_spend")(f.iloc[[0]]).tolist() == ["average repeat-day spend 80"]
 
 
 def test_features_that_read_the_same_count_once():
