@@ -95,6 +95,21 @@ def _quality(r: dict) -> list[str]:
             f"{c['brier']:.3f} |"
         )
     lines.append("")
+    t, tc = r.get("targets"), methods.get("tiercast")
+    if t and tc:
+        v, c = tc["value"], tc["churn"]
+        err = v["predicted_total"] / v["actual_total"] - 1
+        checks = [
+            (f"nGini >= {t['normalized_gini_min']}", v["normalized_gini"] >= t["normalized_gini_min"]),
+            (f"Spearman >= {t['spearman_min']}", v["spearman"] >= t["spearman_min"]),
+            (f"ROC AUC >= {t['roc_auc_min']}", c["roc_auc"] >= t["roc_auc_min"]),
+            (f"Brier <= {t['brier_max']}", c["brier"] <= t["brier_max"]),
+            (f"total within {t['total_rel_error_max']:.0%} (is {err:+.1%})", abs(err) <= t["total_rel_error_max"]),
+        ]
+        lines += [
+            "Targets for tiercast: " + "; ".join(f"{label} {'met' if ok else '**missed**'}" for label, ok in checks),
+            "",
+        ]
     for metric, c in r.get("comparison", {}).items():
         ci = "" if c.get("lo") is None else f" (95% paired bootstrap {c['lo']:+.4f} to {c['hi']:+.4f})"
         lines.append(f"- tiercast minus {c['vs']}, {metric.replace('_', ' ')}: {c['diff']:+.4f}{ci}")

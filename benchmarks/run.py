@@ -84,7 +84,7 @@ def cdnow_benchmark(opts: RunOptions) -> dict:
     """Model quality on the standard CDNOW split (the bundled file): tiercast against the published baselines."""
     from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, run_cdnow_benchmark
 
-    result = run_cdnow_benchmark(DEFAULT_PATH, seed=opts.seed)
+    result = run_cdnow_benchmark(DEFAULT_PATH, seed=42)  # `tiercast benchmark cdnow`'s default seed
     split = result["split"]
     result["title"] = "CDNOW"
     result["description"] = (
