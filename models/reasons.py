@@ -48,6 +48,10 @@ def _trend(frame: pd.DataFrame) -> pd.Series:
     return text
 
 
+def _no_refunds(frame: pd.DataFrame, col: str, text: pd.Series) -> pd.Series:
+    return text.where(frame[col].astype("float64") != 0, "no refunds so far")
+
+
 def _history(frame: pd.DataFrame) -> pd.Series:
     """The BTYD model's inputs as text: repeat purchase days, tenure and days since the last purchase."""
     n = frame["repeat_purchase_days"].fillna(0).astype("float64")
@@ -74,9 +78,10 @@ _FIXED: dict[str, Phrase] = {
     "repeat_spend_mean": lambda f: "average repeat-day spend " + _num(f, "repeat_spend_mean"),
     "tenure_days": lambda f: "customer for " + _num(f, "tenure_days") + " days",
     "first_to_last_days": lambda f: "active over " + _num(f, "first_to_last_days") + " days",
-    "refund_count": lambda f: _num(f, "refund_count") + " refunds",
-    "refund_share": lambda f: _pct(f, "refund_share") + " of spend refunded",
-    "refund_amount": lambda f: "refunded " + _num(f, "refund_amount") + " so far",
+    # the three refund features read alike at zero, so a customer without refunds hears it once
+    "refund_count": lambda f: _no_refunds(f, "refund_count", _num(f, "refund_count") + " refunds"),
+    "refund_share": lambda f: _no_refunds(f, "refund_share", _pct(f, "refund_share") + " of spend refunded"),
+    "refund_amount": lambda f: _no_refunds(f, "refund_amount", "refunded " + _num(f, "refund_amount") + " so far"),
     "n_channels": lambda f: "bought through " + _num(f, "n_channels") + " channels",
     "review_count": lambda f: _num(f, "review_count") + " reviews",
     "n_products": lambda f: _num(f, "n_products") + " distinct products",

@@ -84,3 +84,11 @@ def test_features_that_read_the_same_count_once():
     assert out.iloc[0] == f"{history}; no purchase for 95 days"  # p_alive reads as p_no_purchase: skipped
     assert out.iloc[1] == "1 repeat purchase day in 30 days as a customer, the last purchase 3 days ago"
     assert out.iloc[2] == "customer for 10 days; no purchase for 10 days"
+
+
+def test_refund_features_at_zero_read_once():
+    f = pd.DataFrame({"refund_count": [0.0, 2.0], "refund_share": [0.0, 0.25], "refund_amount": [0.0, 30.0]})
+    names = ["refund_count", "refund_share", "refund_amount"]
+    out = top_reasons(np.array([[0.3, 0.2, 0.1, 0.0], [0.3, 0.2, 0.1, 0.0]]), f, names, top=3)
+    assert out.iloc[0] == "no refunds so far"
+    assert out.iloc[1] == "2 refunds; 25% of spend refunded; refunded 30 so far"
