@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK  := $(VENV)/.installed-spark
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench report clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 bench: $(SPARK)
 	$(BIN)/python -m tiercast.benchmarks.run --out benchmarks/results
 	$(BIN)/python -m tiercast.benchmarks.readme
+
+# HTML report of the latest training run (after `make demo`); add a screenshot with scripts/report_screenshot.sh
+report: $(STAMP)
+	$(BIN)/tiercast report --config configs/demo.yaml --out outputs/report.html
 
 clean:
 	rm -rf $(VENV) outputs mlruns mlflow.db

@@ -507,16 +507,22 @@ def compare(
 @handle_errors
 def report(
     config: ConfigOpt,
-    run_id: Annotated[str, typer.Option("--run", help="MLflow run id.")],
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="MLflow run id (default: the latest training run).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output HTML file.")] = Path("outputs/report.html"),
     at_risk: Annotated[Path | None, typer.Option(help="at_risk.csv to list the top customers from.")] = None,
 ) -> None:
     """Write a self-contained HTML report of a run (metrics, tiers, plots, top at-risk customers)."""
+    from tiercast.pipeline.registry import latest_training_run
     from tiercast.pipeline.report import write_report
     from tiercast.pipeline.tracking import setup_mlflow
 
     cfg = _config(config)
     setup_mlflow(cfg)
+    run_id = run_id or latest_training_run(cfg.mlflow.experiment)
+    if run_id is None:
+        _fail(f"no training run in experiment {cfg.mlflow.experiment!r}: run `tiercast train` or `tiercast run` first")
     write_report(run_id, out, at_risk or cfg.outputs.dir / "at_risk.csv")
     console.print(f"report -> {out}")
 

@@ -125,3 +125,18 @@ def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 
                 row[label] = run.data.metrics.get(f"test.{model}.{key}")
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def latest_training_run(experiment: str) -> str | None:
+    """Id of the newest training run (tag ``tiercast.job = train``) of an experiment, or None."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string="tags.`tiercast.job` = 'train'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None

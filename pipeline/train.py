@@ -273,7 +273,13 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
                 "n_features": len(scorer.feature_names),
             }
         )
-        mlflow.set_tags({**{f"version.{k}": v for k, v in versions.items()}, "git_commit": git_commit() or "none"})
+        mlflow.set_tags(
+            {
+                **{f"version.{k}": v for k, v in versions.items()},
+                "git_commit": git_commit() or "none",
+                "tiercast.job": "train",
+            }
+        )
         mlflow.set_tags({f"data.{k}": str(v) for k, v in fingerprint.items()})
         for model_name, values in metrics.items():
             mlflow.log_metrics({f"test.{model_name}.{k}": float(v) for k, v in values.items() if np.isfinite(v)})

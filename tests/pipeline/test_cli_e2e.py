@@ -357,3 +357,17 @@ def test_rerun_is_byte_identical_and_a_killed_score_leaves_no_partial_file(demo_
     assert result.exit_code == 0, result.output
     assert second.read_bytes() == before
     assert not list(second.parent.glob("*.tmp"))
+
+
+def test_report_defaults_to_the_latest_training_run(demo_run):
+    tmp, cfg, _ = demo_run
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("tiercast").experiment_id], order_by=["attributes.start_time DESC"]
+    )
+    assert runs[0].data.tags.get("tiercast.job") != "train"  # backtest / benchmark runs came after training
+    latest_train = next(r for r in runs if r.data.tags.get("tiercast.job") == "train").info.run_id
+    html_path = tmp / "latest.html"
+    result = runner.invoke(app, ["report", "--config", str(cfg), "--out", str(html_path)])
+    assert result.exit_code == 0, result.output
+    assert f"tiercast run {latest_train[:8]}" in html_path.read_text(encoding="utf-8")
