@@ -128,14 +128,15 @@ def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 
 
 
 def latest_training_run(experiment: str) -> str | None:
-    """Id of the newest training run (tag ``tiercast.job = train``) of an experiment, or None."""
+    """Id of the newest training run of an experiment, or None. Training runs are the ones that log their
+    training cutoffs (``cutoffs.train_resolved``); backtests and benchmarks do not."""
     client = MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string="tags.`tiercast.job` = 'train'",
+        filter_string="params.`cutoffs.train_resolved` LIKE '%'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
