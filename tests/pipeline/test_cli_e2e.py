@@ -362,10 +362,11 @@ def test_rerun_is_byte_identical_and_a_killed_score_leaves_no_partial_file(demo_
 def test_report_defaults_to_the_latest_training_run(demo_run):
     tmp, cfg, _ = demo_run
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
-    runs = client.search_runs(
-        [client.get_experiment_by_name("tiercast").experiment_id], order_by=["attributes.start_time DESC"]
-    )
-    assert runs[0].data.tags.get("tiercast.job") != "train"  # backtest / benchmark runs came after training
+    experiment_id = client.get_experiment_by_name("tiercast").experiment_id
+    later = client.create_run(experiment_id, tags={"tiercast.job": "backtest"})  # newer, but not a training run
+    client.set_terminated(later.info.run_id)
+    runs = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"])
+    assert runs[0].info.run_id == later.info.run_id
     latest_train = next(r for r in runs if r.data.tags.get("tiercast.job") == "train").info.run_id
     html_path = tmp / "latest.html"
     result = runner.invoke(app, ["report", "--config", str(cfg), "--out", str(html_path)])
