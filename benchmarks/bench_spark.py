@@ -165,57 +165,22 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd")
-    worker = sub.add_parser("worker", help="one Spark measurement (used by run())")
+    """``worker PATH --cutoff ...``: one Spark measurement (used by :func:`run`); anything else runs the spark
+    benchmark through the common runner (``--out``, ``--transactions``, ``--repeats``...)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["worker"]:
+        from tiercast.benchmarks import run as runner
+
+        runner.main(["--only", "spark", "--repeats", "1", *argv])
+        return
+    worker = argparse.ArgumentParser(description="one Spark measurement")
     worker.add_argument("path")
     worker.add_argument("--cutoff", required=True)
     worker.add_argument("--master", default=DEFAULT_MASTER)
     worker.add_argument("--conf", default="{}")
     worker.add_argument("--worker-out")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--transactions", type=int, default=10_000_000)
-    parser.add_argument("--customers", type=int, default=None, help="default: transactions / 10")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--master", default=DEFAULT_MASTER)
-    parser.add_argument("--data-dir", type=Path, default=Path("benchmarks/data"))
-    args = parser.parse_args(argv)
-    if args.cmd == "worker":
-        conf = json.loads(args.conf)
-        print(json.dumps(_spark_worker(args.path, args.cutoff, args.worker_out, args.master, conf)))
-        return
-
-    import pyarrow.parquet as pq
-
-    from tiercast.benchmarks.run import RunOptions, machine_info, synthetic_data
-    from tiercast.benchmarks.synthetic import SPAN_DAYS, START
-
-    opts = RunOptions(
-        out=args.out,
-        transactions=args.transactions,
-        customers=args.customers or max(1, args.transactions // 10),
-        seed=args.seed,
-        repeats=args.repeats,
-        data_dir=args.data_dir,
-    )
-    path = synthetic_data(opts)
-    cutoff = str(START.astype("datetime64[D]") + SPAN_DAYS)
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    load_at_start = os.getloadavg()
-    result = run(path, cutoff=cutoff, repeats=opts.repeats, master=args.master)
-    result["data"] = {"path": str(path), "transactions": pq.ParquetFile(path).metadata.num_rows, "seed": opts.seed}
-    machine = machine_info()
-    machine["load_average_at_start"] = load_at_start
-    import pyspark
-
-    machine["packages"]["pyspark"] = pyspark.__version__
-    out = {"benchmark": "spark", "started": started, **result, "machine": machine}
-    opts.out.mkdir(parents=True, exist_ok=True)
-    target = opts.out / "spark.json"
-    target.write_text(json.dumps(out, indent=2, default=str) + "\n")
-    print(f"spark: {target}")
-    print(target.read_text())
+    args = worker.parse_args(argv[1:])
+    print(json.dumps(_spark_worker(args.path, args.cutoff, args.worker_out, args.master, json.loads(args.conf))))
 
 
 if __name__ == "__main__":

@@ -46,38 +46,37 @@ def synthetic_data(opts: RunOptions) -> Path:
     return path
 
 
-def features_benchmark(opts: RunOptions) -> dict:
-    """build_features vs the SQL reference on the synthetic data, cutoff at the end of the generated period."""
+def _synthetic(opts: RunOptions) -> tuple[Path, str, dict]:
+    """The synthetic file, the cutoff at the end of its period and the data note of a result."""
     path = synthetic_data(opts)
     cutoff = str(START.astype("datetime64[D]") + SPAN_DAYS)
-    result = bench_features.run(path, cutoff=cutoff, repeats=opts.repeats)
-    result["data"] = {
+    data = {
         "path": str(path),
         "transactions": pq.ParquetFile(path).metadata.num_rows,
         "customers_requested": opts.customers,
         "seed": opts.seed,
     }
-    return result
+    return path, cutoff, data
+
+
+def features_benchmark(opts: RunOptions) -> dict:
+    """build_features vs the SQL reference on the synthetic data, cutoff at the end of the generated period."""
+    path, cutoff, data = _synthetic(opts)
+    return {**bench_features.run(path, cutoff=cutoff, repeats=opts.repeats), "data": data}
 
 
 def scoring_benchmark(opts: RunOptions) -> dict:
     """Batch scoring of every customer (features + scores + at-risk list with reasons) on the synthetic data."""
-    path = synthetic_data(opts)
-    cutoff = str(START.astype("datetime64[D]") + SPAN_DAYS)
-    result = bench_scoring.run(path, cutoff=cutoff, repeats=opts.repeats)
-    result["data"] = {"path": str(path), "transactions": pq.ParquetFile(path).metadata.num_rows, "seed": opts.seed}
-    return result
+    path, cutoff, data = _synthetic(opts)
+    return {**bench_scoring.run(path, cutoff=cutoff, repeats=opts.repeats), "data": data}
 
 
 def spark_benchmark(opts: RunOptions) -> dict:
     """Features on Spark local[2] vs DuckDB on the synthetic data (needs the ``spark`` extra and Java 17+)."""
     from tiercast.benchmarks import bench_spark
 
-    path = synthetic_data(opts)
-    cutoff = str(START.astype("datetime64[D]") + SPAN_DAYS)
-    result = bench_spark.run(path, cutoff=cutoff, repeats=opts.repeats)
-    result["data"] = {"path": str(path), "transactions": pq.ParquetFile(path).metadata.num_rows, "seed": opts.seed}
-    return result
+    path, cutoff, data = _synthetic(opts)
+    return {**bench_spark.run(path, cutoff=cutoff, repeats=opts.repeats), "data": data}
 
 
 def cdnow_benchmark(opts: RunOptions) -> dict:
@@ -143,7 +142,9 @@ def machine_info() -> dict:
         "memory_gb": mem_gb,
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
-        "packages": {p: version(p) for p in ("duckdb", "ibis-framework", "pandas", "pyarrow", "numpy")},
+        "packages": {
+            p: version(p) for p in ("duckdb", "ibis-framework", "pandas", "pyarrow", "numpy", "lightgbm", "pyspark")
+        },
     }
 
 
@@ -153,7 +154,8 @@ def run(opts: RunOptions, names: Sequence[str] | None = None) -> dict[str, Path]
     written = {}
     for name in names or BENCHMARKS:
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
-        result = {"benchmark": name, "started": started, **BENCHMARKS[name](opts), "machine": machine_info()}
+        machine = machine_info()  # before the run: its load average is the machine's state at the start
+        result = {"benchmark": name, "started": started, **BENCHMARKS[name](opts), "machine": machine}
         path = opts.out / f"{name}.json"
         path.write_text(json.dumps(result, indent=2, default=str) + "\n")
         written[name] = path
