@@ -131,6 +131,7 @@ def fit_gbm(
             value = -float(metric)
         else:
             value = float(score(np.asarray(y_val), val_raw, v_init))
+        value = value if np.isfinite(value) else -np.inf  # an unscorable candidate never locks the choice
         keys = sorted({k for g in grid or () for k in g})
         table.append({**{k: cand[k] for k in keys}, "n_trees": n_trees, "val_score": value})
         if best is None or value > best[0]:

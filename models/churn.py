@@ -50,6 +50,18 @@ def _offset_platt(offset: np.ndarray, z: np.ndarray, y: np.ndarray) -> tuple[flo
     return float(res.x[0]), float(res.x[1])
 
 
+def _offset_aic_score(offset: np.ndarray, trees: np.ndarray, y: np.ndarray) -> float:
+    """Minus the AIC of ``logit P = offset + a * trees + b`` fitted by :func:`_offset_platt` (higher is better).
+
+    "BTYD alone" (trees = 0) is the same family with a = 0, so it can never win on in-sample log loss; counting
+    the free parameters (1: the intercept alone, 2: with the trees' slope) lets trees that add nothing lose.
+    """
+    a, b = _offset_platt(offset, trees, y)
+    p = expit(np.asarray(offset, dtype=float) + a * np.asarray(trees, dtype=float) + b)
+    k = 1 if np.allclose(trees, 0.0) else 2
+    return -2.0 * (log_loss(y, p, labels=[0, 1], normalize=False) + k)
+
+
 class ChurnModel(ClassifierMixin, StackedMixin):
     _lgbm_cls = lgb.LGBMClassifier
 
@@ -157,6 +169,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         self.calibrator_: LogisticRegression | None = None
         self.tree_calibration_: tuple[float, float] | None = None
         two_classes = y_v is not None and len(np.unique(y_v)) == 2
+        self.calibration_used_ = "none"  # no validation scores to calibrate on
         if fit.val_raw is not None and two_classes:
             base = np.zeros(len(y_v)) if v_off is None else v_off
             form = self.calibration
@@ -170,8 +183,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
 
                 def score(z: np.ndarray) -> float:
                     if on_trees:
-                        a, b = _offset_platt(base, z - base, y_v)
-                        p = 1 / (1 + np.exp(-(base + a * (z - base) + b)))
+                        return _offset_aic_score(base, z - base, y_v)
                     elif self.calibrate:
                         p = _platt(z, y_v).predict_proba(z.reshape(-1, 1))[:, 1]
                     else:

@@ -94,7 +94,9 @@ _FIXED: dict[str, Phrase] = {
     "btyd_p_no_purchase": _history,
     "btyd_p_alive": _history,
     "btyd_expected_purchases": _history,
-    "btyd_expected_avg_spend": lambda f: "average repeat-day spend " + _num(f, "repeat_spend_mean"),
+    "btyd_expected_avg_spend": lambda f: ("average repeat-day spend " + _num(f, "repeat_spend_mean")).where(
+        f["repeat_spend_mean"].notna(), "no repeat purchase yet"
+    ),
     "btyd_expected_value": _history,
 }
 # NaN means "undefined for this customer"; gap-based features are undefined with a single purchase day.

@@ -26,6 +26,7 @@ row-wise (a customer scored alone gets the same result as among others).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -42,6 +43,7 @@ __all__ = [
     "BTYD_INPUTS",
     "NON_FEATURE_COLUMNS",
     "BTYDStacker",
+    "PurgeWarning",
     "StackedMixin",
     "btyd_inputs",
     "choose_weight",
@@ -194,6 +196,10 @@ def stacked_btyd(
     return frame(feats), frame(at_label), latest
 
 
+class PurgeWarning(UserWarning):
+    """Settings could not be chosen on time-separated rows."""
+
+
 def purge_mask(groups: np.ndarray, label_days: np.ndarray | None, val_cutoff: object | None) -> np.ndarray | None:
     """Training rows whose label window ``[cutoff, cutoff + label_days)`` ends at or before the validation cutoff.
 
@@ -202,12 +208,20 @@ def purge_mask(groups: np.ndarray, label_days: np.ndarray | None, val_cutoff: ob
     score optimistic, so early stopping runs long and the blend leans on the trees (seen on CDNOW: validation
     nGini 0.74, test 0.60). Choosing settings on purged rows keeps the validation time-separated; the final refit
     still uses every row. None (no purge) when cutoffs are not timestamps, the validation cutoff or the label
-    lengths are unknown, or no row would remain.
+    lengths are unknown, or no row would remain (then with a :class:`PurgeWarning`).
     """
     if val_cutoff is None or label_days is None or not np.issubdtype(np.asarray(groups).dtype, np.datetime64):
         return None
     ends = pd.to_datetime(groups) + pd.to_timedelta(np.asarray(label_days, dtype=float), unit="D")
     keep = np.asarray(ends <= pd.Timestamp(val_cutoff))
+    if not keep.any():
+        warnings.warn(
+            f"no training label window ends by the validation cutoff {pd.Timestamp(val_cutoff).date()}: settings are "
+            "chosen on rows whose label windows overlap the validation window (optimistic); add earlier training "
+            "cutoffs (cutoffs.n_train) or shorten the horizon",
+            PurgeWarning,
+            stacklevel=2,
+        )
     return keep if keep.any() and not keep.all() else None
 
 

@@ -279,7 +279,7 @@ def run_cdnow_benchmark(
                 "n_trees": c.n_trees_,
                 "weight": c.weight_,
                 "num_leaves": c.params_.get("num_leaves"),
-                "calibration": c.calibration,
+                "calibration": c.calibration_used_,
             },
         },
         "references": REFERENCES,

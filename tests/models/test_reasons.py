@@ -92,3 +92,11 @@ def test_refund_features_at_zero_read_once():
     out = top_reasons(np.array([[0.3, 0.2, 0.1, 0.0], [0.3, 0.2, 0.1, 0.0]]), f, names, top=3)
     assert out.iloc[0] == "no refunds so far"
     assert out.iloc[1] == "2 refunds; 25% of spend refunded; refunded 30 so far"
+
+
+def test_btyd_spend_without_repeat_purchases_reads_as_such():
+    f = pd.DataFrame({"btyd_expected_avg_spend": [35.0, 20.0], "repeat_spend_mean": [np.nan, 20.4]})
+    assert phrase_for("btyd_expected_avg_spend")(f).tolist() == [
+        "no repeat purchase yet",
+        "average repeat-day spend 20",
+    ]

@@ -7,9 +7,16 @@ from sklearn.metrics import roc_auc_score
 
 from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import BTYDBaseline
-from tiercast.models.churn import ChurnModel, _offset_platt
+from tiercast.models.churn import ChurnModel, _offset_aic_score, _offset_platt
 from tiercast.models.evaluation import normalized_gini
-from tiercast.models.stacking import BTYD_FEATURES, BTYDStacker, btyd_inputs, purge_mask, stacked_btyd
+from tiercast.models.stacking import (
+    BTYD_FEATURES,
+    BTYDStacker,
+    PurgeWarning,
+    btyd_inputs,
+    purge_mask,
+    stacked_btyd,
+)
 from tiercast.models.value import ValueModel
 
 HORIZON = 60
@@ -267,3 +274,46 @@ def test_auto_calibration_uses_the_offset_form_only_for_short_validation_windows
     assert same.calibration_used_ == "platt" and same.calibrator_ is not None
     short = ChurnModel(horizon_days=HORIZON, **kw).fit(*args, val_label_days=HORIZON / 2)
     assert short.calibration_used_ == "offset" and short.tree_calibration_ is not None
+
+
+def test_purge_that_keeps_nothing_warns():
+    groups = np.array(["2020-03-01", "2020-03-15"], dtype="datetime64[ns]")
+    with pytest.warns(PurgeWarning, match="validation cutoff 2020-04-01"):
+        assert purge_mask(groups, np.array([60.0, 60.0]), pd.Timestamp("2020-04-01")) is None
+
+
+def test_offset_aic_keeps_btyd_alone_unless_the_trees_add_information():
+    rng = np.random.default_rng(0)
+    n = 5_000
+    offset = rng.normal(0, 1.5, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-offset))).astype(int)  # the offset is the whole truth
+    noise = rng.normal(0, 1, n)
+    # noise trees: the fitted slope buys a little in-sample log loss, less than the AIC's extra parameter
+    assert _offset_aic_score(offset, np.zeros(n), y) > _offset_aic_score(offset, noise, y)
+    signal = rng.normal(0, 1, n)
+    y2 = (rng.random(n) < 1 / (1 + np.exp(-(offset + 0.5 * signal)))).astype(int)
+    assert _offset_aic_score(offset, signal, y2) > _offset_aic_score(offset, np.zeros(n), y2)
+
+
+def test_a_candidate_scored_nan_never_locks_the_grid_choice(frames):
+    import lightgbm as lgb
+
+    from tiercast.models._lgbm import fit_gbm
+
+    train, val, _, feats = frames
+    feats = [c for c in feats if c != "cutoff"]
+    calls = iter([np.nan, 0.5])
+    fit = fit_gbm(
+        lgb.LGBMRegressor,
+        {"objective": "regression", "n_jobs": 1, "verbose": -1},
+        train[feats],
+        train["future_value"].to_numpy(),
+        val[feats],
+        val["future_value"].to_numpy(),
+        n_estimators=20,
+        early_stopping_rounds=5,
+        random_state=0,
+        grid=({"num_leaves": 4}, {"num_leaves": 8}),
+        score=lambda y, raw, init: next(calls),
+    )
+    assert fit.params["num_leaves"] == 8
