@@ -32,7 +32,7 @@ def project(spark_con, spark_engine, tmp_path_factory):
             "transactions": {"path": str(tmp / "sample.parquet")},
             "quarantine_path": str(tmp / "out" / "quarantine.parquet"),
         },
-        "cutoffs": {"n_train": 3},
+        "cutoffs": {"n_train": 4},
         "models": {"n_estimators": 200, "early_stopping_rounds": 20, "param_grid": "none"},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
         "engine": engine,
