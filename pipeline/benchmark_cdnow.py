@@ -304,7 +304,9 @@ def benchmark_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def log_cdnow_benchmark(config: Any, data_path: str | Path, result: dict[str, Any]) -> str:
+def log_cdnow_benchmark(
+    config: Any, data_path: str | Path, result: dict[str, Any], transactions: pd.DataFrame | None = None
+) -> str:
     """Record a benchmark result as one MLflow run in ``config``'s store (split and model settings as params,
     metrics per method, the JSON and a gain curve); returns the run id."""
     import mlflow
@@ -313,7 +315,7 @@ def log_cdnow_benchmark(config: Any, data_path: str | Path, result: dict[str, An
     from tiercast.pipeline.tracking import data_fingerprint, flatten, log_run_context, setup_mlflow
 
     experiment_id = setup_mlflow(config)
-    tx = read_cdnow(data_path)
+    tx = read_cdnow(data_path) if transactions is None else transactions
     fingerprint = data_fingerprint(data_path, n_read=len(tx), accepted=tx, n_quarantined=0)
     with mlflow.start_run(experiment_id=experiment_id, run_name="benchmark-cdnow") as run:
         log_run_context(config, job="benchmark-cdnow", fingerprint=fingerprint)

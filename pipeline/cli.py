@@ -399,14 +399,17 @@ def benchmark_cdnow(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
     """The standard CDNOW split (39-week calibration / 39-week holdout, all customers): tiercast vs BTYD models."""
-    from tiercast.pipeline.benchmark_cdnow import log_cdnow_benchmark, run_cdnow_benchmark
+    from tiercast.pipeline.benchmark_cdnow import log_cdnow_benchmark, read_cdnow, run_cdnow_benchmark
     from tiercast.pipeline.files import write_json
 
     if not data.is_file():
         raise FileNotFoundError(f"{data}: CDNOW file not found")
     cfg = _config(config)
-    result = run_cdnow_benchmark(data, seed=seed, n_boot=n_boot, sample_every=sample_every, return_predictions=True)
-    run_id = log_cdnow_benchmark(cfg, data, result)
+    tx = read_cdnow(data)
+    result = run_cdnow_benchmark(
+        data, seed=seed, transactions=tx, n_boot=n_boot, sample_every=sample_every, return_predictions=True
+    )
+    run_id = log_cdnow_benchmark(cfg, data, result, transactions=tx)
     result.pop("predictions")
     rows = [{"method": name, **m["value"], **m["churn"]} for name, m in result["methods"].items()]
     frame = pd.DataFrame(rows)

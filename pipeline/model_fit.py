@@ -8,10 +8,11 @@ import pandas as pd
 
 from tiercast.models._lgbm import DEFAULT_GRID
 from tiercast.models.churn import ChurnModel
+from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 from tiercast.pipeline.config import Config
 
-__all__ = ["feature_columns", "fit_models", "model_kwargs"]
+__all__ = ["feature_columns", "fit_models", "model_kwargs", "tier_scheme"]
 
 LABEL_COLUMNS = ("future_value", "future_orders", "churned")
 ID_COLUMNS = ("customer_id", "cutoff")
@@ -72,3 +73,16 @@ def fit_models(
         fit_rows[cols], fit_rows["churned"], val_rows[cols], val_rows["churned"], **common
     )
     return value, churn
+
+
+def tier_scheme(config: Config) -> TierScheme:
+    """The (unfitted) tier scheme of a config's ``tiers:`` section."""
+    t = config.tiers
+    return TierScheme(
+        names=t.tier_names(),
+        k=t.k,
+        k_max=t.k_max,
+        min_share=t.min_share,
+        silhouette_tolerance=t.silhouette_tolerance,
+        random_state=config.seed,
+    )

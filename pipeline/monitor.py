@@ -46,6 +46,7 @@ from tiercast.models.tiering import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.files import write_csv, write_parquet
 from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.model_fit import tier_scheme
 from tiercast.pipeline.score import LoadedModel, load_model, score_features
 from tiercast.pipeline.tracking import resolve_tracking_uri
 from tiercast.pipeline.train import data_bounds
@@ -268,15 +269,7 @@ def refit_scheme(tx: Frame, config: Config, *, cutoff: pd.Timestamp) -> TierSche
     """A tier scheme fitted, as in training, on every customer's value over the horizon before ``cutoff``."""
     h = config.horizon_days
     features = build_features(tx, cutoff=cutoff, windows_days=(), horizon_days=h)
-    t = config.tiers
-    return TierScheme(
-        names=t.tier_names(),
-        k=t.k,
-        k_max=t.k_max,
-        min_share=t.min_share,
-        silhouette_tolerance=t.silhouette_tolerance,
-        random_state=config.seed,
-    ).fit(np.clip(features[f"spend_{h}d"].to_numpy(dtype="float64"), 0.0, None))
+    return tier_scheme(config).fit(np.clip(features[f"spend_{h}d"].to_numpy(dtype="float64"), 0.0, None))
 
 
 def _use_store(config: Config) -> str:

@@ -26,7 +26,6 @@ from tiercast.models.drift import DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
-from tiercast.models.tiering import TierScheme
 from tiercast.pipeline import plots
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine import (
@@ -37,7 +36,7 @@ from tiercast.pipeline.engine import (
     to_engine_table,
 )
 from tiercast.pipeline.io import IngestResult
-from tiercast.pipeline.model_fit import feature_columns, fit_models
+from tiercast.pipeline.model_fit import feature_columns, fit_models, tier_scheme
 from tiercast.pipeline.tracking import (
     data_fingerprint,
     flatten,
@@ -187,15 +186,7 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
     val_rows = train[train["cutoff"] == plan.validation]
 
     current_col = f"spend_{config.horizon_days}d"
-    t = config.tiers
-    scheme = TierScheme(
-        names=t.tier_names(),
-        k=t.k,
-        k_max=t.k_max,
-        min_share=t.min_share,
-        silhouette_tolerance=t.silhouette_tolerance,
-        random_state=config.seed,
-    ).fit(np.clip(val_rows[current_col].to_numpy(dtype=float), 0.0, None))
+    scheme = tier_scheme(config).fit(np.clip(val_rows[current_col].to_numpy(dtype=float), 0.0, None))
     # Predicted tiers fill the shares customers actually reach over a horizon (more of them lapse to the bottom
     # tier than the current window shows), learned from the training cutoffs' realized labels.
     realized = np.clip(train["future_value"].to_numpy(dtype=float), 0.0, None)
