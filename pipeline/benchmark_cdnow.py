@@ -29,8 +29,10 @@ prediction for each row's own window; at scoring the BTYD prediction is for 273 
 The churn probabilities are calibrated horizon-consistently: the validation cutoff's logistic map rescales only
 the trees' correction, and the BTYD log-odds of the 273-day horizon enter unchanged (a Platt map of the whole
 log-odds, fitted on 92-day labels, would rescale a 273-day BTYD prediction with a 92-day slope); see
-:class:`tiercast.models.churn.ChurnModel`. Design alternatives were judged on a rehearsal inside the calibration
-period (settings on 1997-05-15, scored at 1997-07-01 for 92 days, nothing after 1997-09-30), not on the holdout.
+:class:`tiercast.models.churn.ChurnModel`. Design alternatives are judged on a rehearsal inside
+the calibration period (:data:`REHEARSAL`, ``tiercast benchmark cdnow --split rehearsal``: settings on 1997-05-15,
+scored at 1997-07-01 for 92 days, nothing after 1997-09-30), not on the holdout. How far the holdout can be
+predicted at all is measured by an oracle fitted on its own outcomes, :mod:`tiercast.pipeline.cdnow_ceiling`.
 
 Every label window ends by 1997-09-30 and the training features see only earlier transactions; the holdout is
 used only to score. :func:`run_cdnow_benchmark` returns the JSON-ready result.
@@ -39,6 +41,7 @@ used only to score. :func:`run_cdnow_benchmark` returns the JSON-ready result.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +86,40 @@ VALIDATION_CUTOFF = pd.Timestamp("1997-07-01")
 FIRST_TRAIN_CUTOFF = pd.Timestamp("1997-04-01")
 MIN_LABEL_DAYS = 30
 METHODS = ("naive", "bgnbd_gg", "paretonbd_gg", "tiercast")
+
+
+@dataclass(frozen=True)
+class Split:
+    """A calibration / holdout split of the CDNOW cohort and tiercast's cutoffs inside the calibration period.
+
+    ``calibration_end`` and ``holdout_end`` are exclusive. Training cutoffs fall on the 1st and 15th of each month
+    from ``first_train_cutoff`` to the last one with a ``min_label_days`` window before ``calibration_end``;
+    settings are chosen on ``validation_cutoff``.
+    """
+
+    name: str
+    calibration_end: pd.Timestamp
+    holdout_end: pd.Timestamp
+    validation_cutoff: pd.Timestamp
+    first_train_cutoff: pd.Timestamp = FIRST_TRAIN_CUTOFF
+    min_label_days: int = MIN_LABEL_DAYS
+
+    @property
+    def horizon_days(self) -> int:
+        return (self.holdout_end - self.calibration_end).days
+
+    def training_cutoffs(self) -> list[pd.Timestamp]:
+        last = self.calibration_end - pd.Timedelta(days=self.min_label_days)
+        return list(pd.date_range(self.first_train_cutoff, last, freq="SMS"))
+
+
+#: The published split: 39-week calibration to 1997-09-30, 39-week holdout to 1998-06-30.
+STANDARD = Split("standard", CALIBRATION_END, HOLDOUT_END, VALIDATION_CUTOFF)
+#: The same protocol shifted inside the standard calibration period (calibration to 1997-06-30, holdout
+#: 1997-07-01 .. 1997-09-30, settings on 1997-05-15): design alternatives are judged here, where no holdout
+#: transaction of the standard split is read.
+REHEARSAL = Split("rehearsal", pd.Timestamp("1997-07-01"), CALIBRATION_END, pd.Timestamp("1997-05-15"))
+SPLITS = {s.name: s for s in (STANDARD, REHEARSAL)}
 
 #: Published / measured reference points on this split (DESIGN, issue 6).
 REFERENCES: dict[str, float] = {
@@ -134,10 +171,16 @@ def read_cdnow(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
     return read_transactions(cdnow_data_config(path)).accepted
 
 
-def _rows(tx: pd.DataFrame, cutoff: pd.Timestamp, label_end: pd.Timestamp, windows: tuple[int, ...]) -> pd.DataFrame:
+def _rows(
+    tx: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    label_end: pd.Timestamp,
+    windows: tuple[int, ...],
+    horizon_days: int = HORIZON_DAYS,
+) -> pd.DataFrame:
     """Features at ``cutoff`` (transactions before it) with labels of ``[cutoff, label_end)``; ``label_days``."""
     days = (label_end - cutoff).days
-    feats = build_features(tx, cutoff=cutoff, windows_days=windows, horizon_days=HORIZON_DAYS)
+    feats = build_features(tx, cutoff=cutoff, windows_days=windows, horizon_days=horizon_days)
     labels = build_labels(tx[tx["timestamp"] < label_end], cutoff=cutoff, horizon_days=days)
     out = feats.merge(labels, on="customer_id", how="left")
     out = out.fillna({"future_value": 0.0, "future_orders": 0.0, "churned": 1.0})
@@ -148,8 +191,7 @@ def _rows(tx: pd.DataFrame, cutoff: pd.Timestamp, label_end: pd.Timestamp, windo
 
 def training_cutoffs() -> list[pd.Timestamp]:
     """1st and 15th of each month from 1997-04-01 to the last cutoff with a 30-day window before 1997-10-01."""
-    last = CALIBRATION_END - pd.Timedelta(days=MIN_LABEL_DAYS)
-    return list(pd.date_range(FIRST_TRAIN_CUTOFF, last, freq="SMS"))
+    return STANDARD.training_cutoffs()
 
 
 def _clean(d: dict[str, float]) -> dict[str, float | None]:
@@ -169,6 +211,7 @@ def run_cdnow_benchmark(
     param_grid: tuple[dict[str, Any], ...] | None = DEFAULT_GRID,
     windows_days: tuple[int, ...] = DEFAULT_WINDOWS_DAYS,
     return_predictions: bool = False,
+    split: Split | str = STANDARD,
 ) -> dict[str, Any]:
     """Run the CDNOW benchmark; returns ``{"split", "methods", "comparison", "tiercast_model", "references",
     "targets"}``.
@@ -179,31 +222,35 @@ def run_cdnow_benchmark(
     replicates) of tiercast minus the best baseline per metric. ``transactions`` (a canonical frame) replaces
     reading ``data_path``; ``sample_every`` > 1 keeps every k-th customer (by id) for a quicker, noisier run.
     ``return_predictions`` adds ``predictions``: a frame of customer_id, the targets and every method's value and
-    churn predictions (not JSON; for plots and checks).
+    churn predictions (not JSON; for plots and checks). ``split``: :data:`STANDARD` (the published split) or
+    :data:`REHEARSAL` (by name or as a :class:`Split`); ``references`` and ``targets`` belong to the standard split
+    and are empty for any other.
     """
+    sp = SPLITS[split] if isinstance(split, str) else split
+    horizon = sp.horizon_days
     tx = read_cdnow(data_path) if transactions is None else transactions
     if sample_every > 1:
         ids = np.sort(tx["customer_id"].unique())[::sample_every]
         tx = tx[tx["customer_id"].isin(ids)].reset_index(drop=True)
-    calibration = tx[tx["timestamp"] < CALIBRATION_END]  # every training row is built from these alone
+    calibration = tx[tx["timestamp"] < sp.calibration_end]  # every training row is built from these alone
     windows = tuple(windows_days)
 
     # --- tiercast: settings on the validation cutoff, then a refit on the longest windows
-    cutoffs = training_cutoffs()
+    cutoffs = sp.training_cutoffs()
     probe = pd.concat(
-        [_rows(calibration, c, VALIDATION_CUTOFF, windows) for c in cutoffs if c < VALIDATION_CUTOFF],
+        [_rows(calibration, c, sp.validation_cutoff, windows, horizon) for c in cutoffs if c < sp.validation_cutoff],
         ignore_index=True,
     )
-    refit = pd.concat([_rows(calibration, c, CALIBRATION_END, windows) for c in cutoffs], ignore_index=True)
-    val = refit[refit["cutoff"] == VALIDATION_CUTOFF].reset_index(drop=True)
-    assert (probe["cutoff"] + pd.to_timedelta(probe["label_days"], unit="D")).max() <= VALIDATION_CUTOFF
-    assert (refit["cutoff"] + pd.to_timedelta(refit["label_days"], unit="D")).max() <= CALIBRATION_END
-    test = _rows(tx, CALIBRATION_END, HOLDOUT_END, windows)
+    refit = pd.concat([_rows(calibration, c, sp.calibration_end, windows, horizon) for c in cutoffs], ignore_index=True)
+    val = refit[refit["cutoff"] == sp.validation_cutoff].reset_index(drop=True)
+    assert (probe["cutoff"] + pd.to_timedelta(probe["label_days"], unit="D")).max() <= sp.validation_cutoff
+    assert (refit["cutoff"] + pd.to_timedelta(refit["label_days"], unit="D")).max() <= sp.calibration_end
+    test = _rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, windows, horizon)
     features = [
         c for c in test.columns if c not in ("customer_id", "future_value", "future_orders", "churned", "label_days")
     ]
 
-    common = {"horizon_days": HORIZON_DAYS, "btyd": btyd, "param_grid": param_grid, "random_state": seed}
+    common = {"horizon_days": horizon, "btyd": btyd, "param_grid": param_grid, "random_state": seed}
     models: dict[str, Any] = {}
     for name, cls, target in (("value", ValueModel, "future_value"), ("churn", ChurnModel, "churned")):
         model = cls(**common).fit(
@@ -221,13 +268,13 @@ def run_cdnow_benchmark(
     }
 
     # --- baselines
-    longest = refit[refit["cutoff"] == FIRST_TRAIN_CUTOFF]
+    longest = refit[refit["cutoff"] == sp.first_train_cutoff]
     naive = NaiveBaseline().fit(longest, y_churn=longest["churned"])
-    preds["naive"] = (naive.predict_value(test, HORIZON_DAYS), naive.predict_churn(test, HORIZON_DAYS))
+    preds["naive"] = (naive.predict_value(test, horizon), naive.predict_churn(test, horizon))
     inputs = btyd_inputs(test)
     for name, model_name in (("bgnbd_gg", "bgnbd"), ("paretonbd_gg", "paretonbd")):
         b = BTYDBaseline(model=model_name).fit(inputs)
-        preds[name] = (b.predict_value(inputs, HORIZON_DAYS), b.predict_churn(inputs, HORIZON_DAYS))
+        preds[name] = (b.predict_value(inputs, horizon), b.predict_churn(inputs, horizon))
 
     y = test["future_value"].to_numpy(dtype=float)
     churned = test["churned"].to_numpy(dtype=int)
@@ -259,12 +306,13 @@ def run_cdnow_benchmark(
     v, c = models["value"], models["churn"]
     result: dict[str, Any] = {
         "split": {
-            "calibration": [str(CALIBRATION_START.date()), str((CALIBRATION_END - pd.Timedelta(days=1)).date())],
-            "holdout": [str(CALIBRATION_END.date()), str((HOLDOUT_END - pd.Timedelta(days=1)).date())],
-            "horizon_days": HORIZON_DAYS,
+            "name": sp.name,
+            "calibration": [str(CALIBRATION_START.date()), str((sp.calibration_end - pd.Timedelta(days=1)).date())],
+            "holdout": [str(sp.calibration_end.date()), str((sp.holdout_end - pd.Timedelta(days=1)).date())],
+            "horizon_days": horizon,
             "n_customers": len(test),
             "training_cutoffs": [str(t.date()) for t in cutoffs],
-            "validation_cutoff": str(VALIDATION_CUTOFF.date()),
+            "validation_cutoff": str(sp.validation_cutoff.date()),
             "n_probe_rows": len(probe),
             "n_refit_rows": len(refit),
             "seed": seed,
@@ -282,8 +330,8 @@ def run_cdnow_benchmark(
                 "calibration": c.calibration_used_,
             },
         },
-        "references": REFERENCES,
-        "targets": TARGETS,
+        "references": REFERENCES if sp == STANDARD else {},
+        "targets": TARGETS if sp == STANDARD else {},
     }
     if return_predictions:
         frame = test[["customer_id", "future_value", "churned"]].copy()
@@ -321,7 +369,7 @@ def log_cdnow_benchmark(
         log_run_context(config, job="benchmark-cdnow", fingerprint=fingerprint)
         split = {k: v for k, v in result["split"].items() if k != "training_cutoffs"}
         mlflow.log_params(flatten("benchmark", {"split": split, "tiercast_model": result["tiercast_model"]}))
-        mlflow.log_param("cutoffs.test_resolved", str(CALIBRATION_END.date()))
+        mlflow.log_param("cutoffs.test_resolved", result["split"]["holdout"][0])
         mlflow.log_metrics(benchmark_metrics(result))
         mlflow.log_dict({k: v for k, v in result.items() if k != "predictions"}, "benchmark_cdnow.json")
         preds = result.get("predictions")

@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tiercast.pipeline.benchmark_cdnow import CALIBRATION_END, METHODS, read_cdnow, run_cdnow_benchmark
+from tiercast.pipeline.benchmark_cdnow import (
+    CALIBRATION_END,
+    METHODS,
+    REHEARSAL,
+    STANDARD,
+    read_cdnow,
+    run_cdnow_benchmark,
+    training_cutoffs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
@@ -68,6 +76,38 @@ def test_nothing_of_the_holdout_reaches_tiercast_training(tx):
     assert not np.allclose(base["future_value"], other["future_value"])
     np.testing.assert_array_equal(base["tiercast_value"], other["tiercast_value"])
     np.testing.assert_array_equal(base["tiercast_churn"], other["tiercast_churn"])
+
+
+def test_splits():
+    assert STANDARD.horizon_days == 273 and REHEARSAL.horizon_days == 92
+    assert STANDARD.training_cutoffs() == training_cutoffs()
+    assert [str(c.date()) for c in REHEARSAL.training_cutoffs()] == [
+        "1997-04-01", "1997-04-15", "1997-05-01", "1997-05-15", "1997-06-01",
+    ]  # fmt: skip
+    # the rehearsal lies inside the standard calibration period
+    assert REHEARSAL.holdout_end <= STANDARD.calibration_end
+
+
+def test_rehearsal_reads_nothing_of_its_holdout_or_of_the_standard_holdout(tx):
+    """Scrambling the rehearsal holdout (1997-07-01 .. 09-30) changes its targets, not tiercast's predictions;
+    scrambling the standard holdout (from 1997-10-01) changes nothing at all."""
+    kw = {"seed": 0, "sample_every": 10, "n_boot": 0, "param_grid": None, "return_predictions": True}
+    kw["split"] = "rehearsal"
+    base = run_cdnow_benchmark(DATA, transactions=tx, **kw)
+    assert base["split"]["holdout"] == ["1997-07-01", "1997-09-30"] and base["split"]["horizon_days"] == 92
+    assert base["targets"] == {} and base["references"] == {}
+    rng = np.random.default_rng(0)
+    for start, end, targets_change in (
+        (REHEARSAL.calibration_end, REHEARSAL.holdout_end, True),
+        (STANDARD.calibration_end, STANDARD.holdout_end, False),
+    ):
+        changed = tx.copy()
+        inside = (changed["timestamp"] >= start) & (changed["timestamp"] < end)
+        changed.loc[inside, "amount"] = rng.permutation(changed.loc[inside, "amount"].to_numpy()) * 3
+        other = run_cdnow_benchmark(DATA, transactions=changed, **kw)["predictions"]
+        assert targets_change != np.allclose(base["predictions"]["future_value"], other["future_value"])
+        for col in ("tiercast_value", "tiercast_churn", "paretonbd_gg_churn", "naive_value"):
+            np.testing.assert_array_equal(base["predictions"][col], other[col])
 
 
 @pytest.mark.slow

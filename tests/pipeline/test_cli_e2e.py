@@ -295,6 +295,24 @@ def test_benchmark_cdnow_command_writes_json_and_logs_a_run(demo_run):
     }
 
 
+def test_benchmark_cdnow_rehearsal_split_has_no_targets(demo_run):
+    tmp, cfg, _ = demo_run
+    out = tmp / "rehearsal.json"
+    data = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
+    args = ["benchmark", "cdnow", "--data", str(data), "--config", str(cfg), "--json", str(out), "--split", "rehearsal"]
+    result = runner.invoke(app, [*args, "--sample-every", "10", "--n-boot", "0"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    doc = json.loads(out.read_text())
+    assert doc["split"]["name"] == "rehearsal" and doc["split"]["holdout"] == ["1997-07-01", "1997-09-30"]
+    assert doc["targets"] == {} and "target" not in result.output
+    assert "rehearsal split" in result.output
+
+
+def test_benchmark_cdnow_unknown_split_exits_2():
+    result = runner.invoke(app, ["benchmark", "cdnow", "--split", "holdout"])
+    assert result.exit_code == 2 and "--split" in result.output
+
+
 def test_benchmark_cdnow_missing_file_exits_2(tmp_path):
     result = runner.invoke(app, ["benchmark", "cdnow", "--data", str(tmp_path / "nope.txt")])
     assert result.exit_code == 2 and "nope.txt" in result.output
