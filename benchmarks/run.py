@@ -93,6 +93,28 @@ def cdnow_benchmark(opts: RunOptions) -> dict:
     return result
 
 
+def cdnow_rehearsal_benchmark(opts: RunOptions) -> dict:
+    """The CDNOW protocol shifted inside the calibration period, where design alternatives are judged."""
+    from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, run_cdnow_benchmark
+
+    result = run_cdnow_benchmark(DEFAULT_PATH, seed=42, split="rehearsal")
+    split = result["split"]
+    result["title"] = "the CDNOW rehearsal split"
+    result["description"] = (
+        f"`tiercast benchmark cdnow --split rehearsal`; calibration {split['calibration'][0]}.."
+        f"{split['calibration'][1]}, holdout {split['holdout'][0]}..{split['holdout'][1]}, inside the standard "
+        "calibration period"
+    )
+    return result
+
+
+def cdnow_ceiling_benchmark(opts: RunOptions) -> dict:
+    """An oracle fitted on the CDNOW holdout's own labels (cross-validated): the ceiling of the benchmark."""
+    from tiercast.pipeline.cdnow_ceiling import run_cdnow_ceiling
+
+    return run_cdnow_ceiling()
+
+
 def backtest_benchmark(opts: RunOptions) -> dict:
     """Model quality on Online Retail II: ``tiercast backtest`` with the bundled config (every method, several test
     cutoffs, paired-bootstrap intervals against the best baseline)."""
@@ -115,6 +137,8 @@ def backtest_benchmark(opts: RunOptions) -> dict:
 
 BENCHMARKS: dict[str, Callable[[RunOptions], dict]] = {
     "cdnow": cdnow_benchmark,
+    "cdnow_ceiling": cdnow_ceiling_benchmark,
+    "cdnow_rehearsal": cdnow_rehearsal_benchmark,
     "backtest_online_retail": backtest_benchmark,
     "features": features_benchmark,
     "scoring": scoring_benchmark,

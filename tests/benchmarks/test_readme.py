@@ -45,3 +45,20 @@ def test_missing_markers_are_an_error(tmp_path):
     readme.write_text("# no markers\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="markers"):
         update_readme(readme, tmp_path)
+
+
+def test_ceiling_table_shows_the_oracle_beside_the_targets(tmp_path):
+    best = {"normalized_gini": 0.7211, "spearman": 0.4569, "roc_auc": 0.7709, "brier": 0.1581}
+    best["total_ratio"] = [0.95, 0.98]
+    doc = {
+        "n_folds": 5,
+        "n_customers": 23570,
+        "targets": {"normalized_gini_min": 0.72, "spearman_min": 0.46, "roc_auc_min": 0.775, "brier_max": 0.16,
+                    "total_rel_error_max": 0.1},
+        "inputs": {"tiercast": {"n_columns": 32, "best": best}},
+    }  # fmt: skip
+    (tmp_path / "cdnow_ceiling.json").write_text(json.dumps(doc))
+    text = render(tmp_path)
+    assert "| tiercast | 32 | 0.721 | 0.457 | 0.771 | 0.158 | 0.95 to 0.98 |" in text
+    assert "| target for tiercast | | >= 0.72 | >= 0.46 | >= 0.775 | <= 0.16 | within 10% |" in text
+    assert "23,570 customers" in text

@@ -1,0 +1,153 @@
+"""How far the CDNOW holdout can be predicted at all: an oracle ceiling for the benchmark's metrics.
+
+Every method in :mod:`tiercast.pipeline.benchmark_cdnow` learns only from data before 1997-10-01. The *oracle* here
+learns from the holdout's own labels: 5-fold stratified cross-validation over the 23,570 customers scored at
+1997-10-01, each customer predicted by models fitted on the other folds' holdout outcomes. It therefore trains on
+exactly the scored 273-day horizon and knows the holdout's level (the cohort bought more in the holdout than its
+history suggests), which no leak-free method can. It is never a method, only a bound: a metric the oracle cannot
+reach is out of reach for any model given the same inputs.
+
+Inputs, two sets:
+
+* ``tiercast``: tiercast's feature rows at 1997-10-01 plus the BG/NBD x Gamma-Gamma outputs for 273 days (the
+  inputs of the stacked models);
+* ``rich``: those plus every customer's purchase days and spend per calendar month of the calibration period and
+  CDs per purchase day -- the file's whole content at monthly resolution (diagnostic columns built here with
+  pandas, not product features).
+
+Models per fold: for every candidate of the default parameter grid, a LightGBM classifier of "no purchase in the
+holdout" and a Tweedie regressor of holdout spend, early-stopped on the last fifth of the training fold; and, for
+Spearman, a regressor of the holdout spend's rank (the prediction that maximizes a rank correlation, which the
+expected spend does not). The best candidate per metric is reported, which flatters the oracle further.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.model_selection import StratifiedKFold
+
+from tiercast.features.build import DEFAULT_WINDOWS_DAYS
+from tiercast.models._lgbm import BASE_PARAMS, DEFAULT_GRID
+from tiercast.models.evaluation import churn_metrics, spearman, value_metrics
+from tiercast.models.stacking import BTYDStacker
+from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, STANDARD, TARGETS, _rows, read_cdnow
+
+__all__ = ["INPUT_SETS", "monthly_history", "oracle_inputs", "out_of_fold", "run_cdnow_ceiling"]
+
+INPUT_SETS: tuple[str, ...] = ("tiercast", "rich")
+N_FOLDS = 5
+LABEL_COLUMNS = ("customer_id", "cutoff", "future_value", "future_orders", "churned", "label_days")
+
+
+def monthly_history(tx: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Per customer (index): purchase days and spend in each calendar month before ``cutoff``, and CDs per
+    purchase day (``quantity``)."""
+    t = tx[tx["timestamp"] < cutoff]
+    days = t.groupby(["customer_id", t["timestamp"].dt.normalize()]).agg(
+        amount=("amount", "sum"), quantity=("quantity", "sum")
+    )
+    days = days.reset_index()
+    month = days["timestamp"].dt.strftime("%Y_%m")
+    counts = pd.crosstab(days["customer_id"], month).add_prefix("purchase_days_")
+    spend = days.pivot_table(index="customer_id", columns=month, values="amount", aggfunc="sum", fill_value=0.0)
+    per_day = days.groupby("customer_id")["quantity"].mean().rename("cds_per_purchase_day")
+    return pd.concat([counts.astype(float), spend.add_prefix("spend_"), per_day], axis=1)
+
+
+def oracle_inputs(tx: pd.DataFrame, inputs: str = "tiercast") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(X, targets) at the standard split's holdout cutoff: ``inputs`` in :data:`INPUT_SETS`; targets hold
+    customer_id, future_value and churned. X uses transactions before 1997-10-01 only."""
+    if inputs not in INPUT_SETS:
+        raise ValueError(f"inputs must be one of {INPUT_SETS}, got {inputs!r}")
+    sp = STANDARD
+    rows = _rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, DEFAULT_WINDOWS_DAYS)
+    feats = rows.drop(columns=[c for c in LABEL_COLUMNS if c in rows.columns])
+    btyd = BTYDStacker().fit(rows).transform(rows, sp.horizon_days)
+    X = pd.concat([feats.reset_index(drop=True), btyd.reset_index(drop=True)], axis=1)
+    if inputs == "rich":
+        hist = monthly_history(tx, sp.calibration_end).reindex(rows["customer_id"]).fillna(0.0)
+        X = pd.concat([X, hist.reset_index(drop=True)], axis=1)
+    return X, rows[["customer_id", "future_value", "churned"]].reset_index(drop=True)
+
+
+def out_of_fold(
+    model: type[lgb.LGBMModel],
+    params: dict[str, Any],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """Predictions for every row from the fold model that did not see it (probabilities for a classifier),
+    each early-stopped on the last fifth of its training rows."""
+    out = np.full(len(X), np.nan)
+    for train, test in folds:
+        cut = int(len(train) * 0.8)
+        fit_rows, stop_rows = train[:cut], train[cut:]
+        m = model(n_estimators=2000, **params).fit(
+            X.iloc[fit_rows],
+            y[fit_rows],
+            eval_X=(X.iloc[stop_rows],),
+            eval_y=(y[stop_rows],),
+            callbacks=[lgb.early_stopping(50, verbose=False)],
+        )
+        pred = m.predict_proba(X.iloc[test])[:, 1] if isinstance(m, lgb.LGBMClassifier) else m.predict(X.iloc[test])
+        out[test] = pred
+    assert np.isfinite(out).all()
+    return out
+
+
+def run_cdnow_ceiling(
+    data_path: str | Path = DEFAULT_PATH,
+    *,
+    transactions: pd.DataFrame | None = None,
+    seed: int = 0,
+    grid: tuple[dict[str, Any], ...] = DEFAULT_GRID,
+    input_sets: tuple[str, ...] = INPUT_SETS,
+) -> dict[str, Any]:
+    """The oracle's out-of-fold metrics: ``{"n_folds", "seed", "n_customers", "targets", "inputs": {SET:
+    {"n_columns", "candidates": [...], "best": {...}}}}``; each candidate holds the grid entry, ``value`` and
+    ``churn`` metrics and ``rank_spearman`` (the rank regressor's Spearman); ``best`` the best value of each metric
+    over candidates (Spearman over both regressors) and the range of predicted / actual totals."""
+    tx = read_cdnow(data_path) if transactions is None else transactions
+    base = {k: v for k, v in BASE_PARAMS.items() if k != "n_jobs"}
+    result: dict[str, Any] = {"n_folds": N_FOLDS, "seed": seed, "targets": TARGETS, "inputs": {}}
+    for name in input_sets:
+        X, targets = oracle_inputs(tx, name)
+        churned = targets["churned"].to_numpy(dtype=int)
+        spend = targets["future_value"].clip(lower=0.0).to_numpy(dtype=float)
+        ranks = rankdata(spend) / len(spend)
+        folds = list(StratifiedKFold(N_FOLDS, shuffle=True, random_state=seed).split(X, churned))
+        candidates = []
+        for g in grid:
+            params = {**base, **g, "random_state": seed, "n_jobs": 1}
+            p_churn = out_of_fold(lgb.LGBMClassifier, params, X, churned, folds)
+            tweedie = {**params, "objective": "tweedie", "tweedie_variance_power": 1.3}
+            value = out_of_fold(lgb.LGBMRegressor, tweedie, X, spend, folds)
+            rank = out_of_fold(lgb.LGBMRegressor, params, X, ranks, folds)
+            candidates.append(
+                {
+                    "params": dict(g),
+                    "value": value_metrics(spend, value),
+                    "churn": churn_metrics(churned, p_churn),
+                    "rank_spearman": spearman(spend, rank),
+                }
+            )
+        best = {
+            "normalized_gini": max(c["value"]["normalized_gini"] for c in candidates),
+            "spearman": max(max(c["value"]["spearman"], c["rank_spearman"]) for c in candidates),
+            "roc_auc": max(c["churn"]["roc_auc"] for c in candidates),
+            "brier": min(c["churn"]["brier"] for c in candidates),
+            "total_ratio": [
+                min(c["value"]["predicted_total"] / c["value"]["actual_total"] for c in candidates),
+                max(c["value"]["predicted_total"] / c["value"]["actual_total"] for c in candidates),
+            ],
+        }
+        result["n_customers"] = len(X)
+        result["inputs"][name] = {"n_columns": X.shape[1], "candidates": candidates, "best": best}
+    return result
