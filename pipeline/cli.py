@@ -6,6 +6,7 @@ import functools
 import sys
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -386,6 +387,13 @@ benchmark_app = typer.Typer(no_args_is_help=True, help="Published benchmarks.")
 app.add_typer(benchmark_app, name="benchmark")
 
 
+class SplitName(StrEnum):
+    """The CDNOW splits (``tiercast.pipeline.benchmark_cdnow.SPLITS``)."""
+
+    standard = "standard"
+    rehearsal = "rehearsal"
+
+
 @benchmark_app.command("cdnow")
 @handle_errors
 def benchmark_cdnow(
@@ -398,20 +406,18 @@ def benchmark_cdnow(
     sample_every: Annotated[int, typer.Option(help="Keep every k-th customer (quicker, noisier).")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     split: Annotated[
-        str,
+        SplitName,
         typer.Option(
-            help="standard (the published split) or rehearsal (the same protocol inside the calibration period, "
-            "where design alternatives are judged)."
+            help="standard (the published split) or rehearsal (the protocol inside the calibration period, with a "
+            "92-day holdout, where design alternatives are judged).",
         ),
-    ] = "standard",
+    ] = SplitName.standard,
 ) -> None:
     """CDNOW (all customers): tiercast vs the BTYD models on the standard 39-week calibration / 39-week holdout
     split, or on its rehearsal inside the calibration period."""
-    from tiercast.pipeline.benchmark_cdnow import SPLITS, log_cdnow_benchmark, read_cdnow, run_cdnow_benchmark
+    from tiercast.pipeline.benchmark_cdnow import log_cdnow_benchmark, read_cdnow, run_cdnow_benchmark
     from tiercast.pipeline.files import write_json
 
-    if split not in SPLITS:
-        raise typer.BadParameter(f"must be one of {sorted(SPLITS)}, got {split!r}", param_hint="--split")
     if not data.is_file():
         raise FileNotFoundError(f"{data}: CDNOW file not found")
     cfg = _config(config)
@@ -423,7 +429,7 @@ def benchmark_cdnow(
         n_boot=n_boot,
         sample_every=sample_every,
         return_predictions=True,
-        split=split,
+        split=split.value,
     )
     run_id = log_cdnow_benchmark(cfg, data, result, transactions=tx)
     result.pop("predictions")

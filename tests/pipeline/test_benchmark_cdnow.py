@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tiercast.pipeline.benchmark_cdnow import (
@@ -17,6 +18,7 @@ from tiercast.pipeline.benchmark_cdnow import (
     METHODS,
     REHEARSAL,
     STANDARD,
+    Split,
     read_cdnow,
     run_cdnow_benchmark,
     training_cutoffs,
@@ -80,12 +82,20 @@ def test_nothing_of_the_holdout_reaches_tiercast_training(tx):
 
 def test_splits():
     assert STANDARD.horizon_days == 273 and REHEARSAL.horizon_days == 92
-    assert STANDARD.training_cutoffs() == training_cutoffs()
+    assert training_cutoffs() == STANDARD.training_cutoffs()
+    assert [str(c.date()) for c in STANDARD.training_cutoffs()] == [
+        "1997-04-01", "1997-04-15", "1997-05-01", "1997-05-15", "1997-06-01", "1997-06-15",
+        "1997-07-01", "1997-07-15", "1997-08-01", "1997-08-15", "1997-09-01",
+    ]  # fmt: skip
     assert [str(c.date()) for c in REHEARSAL.training_cutoffs()] == [
         "1997-04-01", "1997-04-15", "1997-05-01", "1997-05-15", "1997-06-01",
     ]  # fmt: skip
     # the rehearsal lies inside the standard calibration period
     assert REHEARSAL.holdout_end <= STANDARD.calibration_end
+    with pytest.raises(ValueError, match="validation cutoff"):
+        Split("bad", STANDARD.calibration_end, STANDARD.holdout_end, pd.Timestamp("1997-07-02"))
+    with pytest.raises(ValueError, match="dates"):
+        Split("bad", STANDARD.holdout_end, STANDARD.calibration_end, STANDARD.validation_cutoff)
 
 
 def test_rehearsal_reads_nothing_of_its_holdout_or_of_the_standard_holdout(tx):
@@ -101,13 +111,15 @@ def test_rehearsal_reads_nothing_of_its_holdout_or_of_the_standard_holdout(tx):
         (REHEARSAL.calibration_end, REHEARSAL.holdout_end, True),
         (STANDARD.calibration_end, STANDARD.holdout_end, False),
     ):
-        changed = tx.copy()
-        inside = (changed["timestamp"] >= start) & (changed["timestamp"] < end)
-        changed.loc[inside, "amount"] = rng.permutation(changed.loc[inside, "amount"].to_numpy()) * 3
-        other = run_cdnow_benchmark(DATA, transactions=changed, **kw)["predictions"]
-        assert targets_change != np.allclose(base["predictions"]["future_value"], other["future_value"])
-        for col in ("tiercast_value", "tiercast_churn", "paretonbd_gg_churn", "naive_value"):
-            np.testing.assert_array_equal(base["predictions"][col], other[col])
+        inside = (tx["timestamp"] >= start) & (tx["timestamp"] < end)
+        scrambled = tx.copy()
+        scrambled.loc[inside, "amount"] = rng.permutation(scrambled.loc[inside, "amount"].to_numpy()) * 3
+        dropped = tx[~(inside & (np.arange(len(tx)) % 2 == 0))].reset_index(drop=True)  # half the lines inside
+        for changed in (scrambled, dropped):
+            other = run_cdnow_benchmark(DATA, transactions=changed, **kw)["predictions"]
+            assert targets_change != np.allclose(base["predictions"]["future_value"], other["future_value"])
+            for col in ("tiercast_value", "tiercast_churn", "paretonbd_gg_churn", "naive_value"):
+                np.testing.assert_array_equal(base["predictions"][col], other[col])
 
 
 @pytest.mark.slow
