@@ -94,7 +94,7 @@ def cdnow_benchmark(opts: RunOptions) -> dict:
 
 
 def cdnow_rehearsal_benchmark(opts: RunOptions) -> dict:
-    """The CDNOW protocol shifted inside the calibration period, where design alternatives are judged."""
+    """The CDNOW protocol inside the calibration period (a 92-day holdout), where design alternatives are judged."""
     from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, run_cdnow_benchmark
 
     result = run_cdnow_benchmark(DEFAULT_PATH, seed=42, split="rehearsal")
@@ -109,7 +109,8 @@ def cdnow_rehearsal_benchmark(opts: RunOptions) -> dict:
 
 
 def cdnow_ceiling_benchmark(opts: RunOptions) -> dict:
-    """An oracle fitted on the CDNOW holdout's own labels (cross-validated): the ceiling of the benchmark."""
+    """An oracle fitted on the CDNOW holdout's own labels (cross-validated): an estimate of the benchmark's
+    ceiling, over three fold seeds."""
     from tiercast.pipeline.cdnow_ceiling import run_cdnow_ceiling
 
     return run_cdnow_ceiling()

@@ -48,17 +48,21 @@ def test_missing_markers_are_an_error(tmp_path):
 
 
 def test_ceiling_table_shows_the_oracle_beside_the_targets(tmp_path):
-    best = {"normalized_gini": 0.7211, "spearman": 0.4569, "roc_auc": 0.7709, "brier": 0.1581}
-    best["total_ratio"] = [0.95, 0.98]
+    keys = ("normalized_gini", "spearman", "roc_auc", "brier", "total_ratio_min", "total_ratio_max")
+    mean = dict(zip(keys, (0.7211, 0.4569, 0.7709, 0.1581, 0.95, 0.98), strict=True))
+    low = dict(zip(keys, (0.7201, 0.4561, 0.7702, 0.1579, 0.94, 0.97), strict=True))
+    high = dict(zip(keys, (0.7221, 0.4579, 0.7719, 0.1585, 0.96, 0.99), strict=True))
     doc = {
         "n_folds": 5,
+        "seeds": [0, 1, 2],
         "n_customers": 23570,
         "targets": {"normalized_gini_min": 0.72, "spearman_min": 0.46, "roc_auc_min": 0.775, "brier_max": 0.16,
                     "total_rel_error_max": 0.1},
-        "inputs": {"tiercast": {"n_columns": 32, "best": best}},
+        "inputs": {"tiercast": {"n_columns": 32, "mean": mean, "low": low, "high": high}},
     }  # fmt: skip
     (tmp_path / "cdnow_ceiling.json").write_text(json.dumps(doc))
     text = render(tmp_path)
-    assert "| tiercast | 32 | 0.721 | 0.457 | 0.771 | 0.158 | 0.95 to 0.98 |" in text
+    row = "| tiercast | 32 | 0.721 (0.720-0.722) | 0.457 (0.456-0.458) | 0.771 (0.770-0.772) | 0.158 (0.158-0.159) |"
+    assert row + " 0.94 to 0.99 |" in text
     assert "| target for tiercast | | >= 0.72 | >= 0.46 | >= 0.775 | <= 0.16 | within 10% |" in text
-    assert "23,570 customers" in text
+    assert "23,570 customers" in text and "3 fold seed(s)" in text
