@@ -147,15 +147,20 @@ def _worker(impl: str, path: str, cutoff: str, out: str | None) -> dict:
     }
 
 
+def run_worker(cmd: list[str], what: str) -> dict:
+    """Run a benchmark worker command in a fresh process; its last stdout line is its JSON result."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} benchmark run failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def measure(impl: str, path: str | Path, *, cutoff: str, out: Path | None = None) -> dict:
     """One measurement of ``impl`` in a fresh Python process."""
     cmd = [sys.executable, "-m", "tiercast.benchmarks.bench_features", impl, str(path), "--cutoff", cutoff]
     if out is not None:
         cmd += ["--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{impl} benchmark run failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(cmd, impl)
 
 
 def compare(reference: pd.DataFrame, tiercast: pd.DataFrame, *, rtol: float = 1e-9, atol: float = 1e-6) -> dict:

@@ -16,13 +16,14 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+
+from tiercast.benchmarks.bench_features import run_worker
 
 CORE_COLUMNS = ("customer_id", "timestamp", "amount", "order_id")
 WINDOWS_DAYS = (30, 90, 180, 365)
@@ -174,10 +175,7 @@ def _worker(impl: str, path: str, model_dir: str, cutoff: str) -> dict:
 
 def measure(impl: str, path: str | Path, model_dir: Path, *, cutoff: str) -> dict:
     cmd = [sys.executable, "-m", "tiercast.benchmarks.bench_scoring", impl, str(path), str(model_dir), cutoff]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{impl} scoring benchmark failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(cmd, f"{impl} scoring")
 
 
 def run(path: str | Path, *, cutoff: str, repeats: int = 3) -> dict:

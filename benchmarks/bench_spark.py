@@ -25,7 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercast.benchmarks.bench_features import CORE_COLUMNS, HORIZON_DAYS, WINDOWS_DAYS, compare, measure
+from tiercast.benchmarks.bench_features import (
+    CORE_COLUMNS,
+    HORIZON_DAYS,
+    WINDOWS_DAYS,
+    compare,
+    measure,
+    run_worker,
+)
 
 DEFAULT_MASTER = "local[2]"
 DEFAULT_CONF = {
@@ -108,16 +115,11 @@ def _spark_worker(path: str, cutoff: str, out: str | None, master: str, conf: di
 
 def measure_spark(path: str | Path, *, cutoff: str, master: str, conf: dict[str, str], out: Path | None) -> dict:
     """One Spark measurement in a fresh Python process (and so a fresh JVM)."""
-    import subprocess
-
     cmd = [sys.executable, "-m", "tiercast.benchmarks.bench_spark", "worker", str(path), "--cutoff", cutoff]
     cmd += ["--master", master, "--conf", json.dumps(conf)]
     if out is not None:
         cmd += ["--worker-out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"spark benchmark run failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(cmd, "spark")
 
 
 def run(

@@ -308,6 +308,13 @@ def test_benchmark_cdnow_rehearsal_split_has_no_targets(demo_run):
     assert "rehearsal split" in result.output
 
 
+def test_benchmark_cdnow_split_choices_are_the_splits():
+    from tiercast.pipeline.benchmark_cdnow import SPLITS
+    from tiercast.pipeline.cli import SplitName
+
+    assert {s.value for s in SplitName} == set(SPLITS)
+
+
 def test_benchmark_cdnow_unknown_split_exits_2():
     result = runner.invoke(app, ["benchmark", "cdnow", "--split", "holdout"])
     assert result.exit_code == 2 and "--split" in result.output
