@@ -100,12 +100,17 @@ def _quality(r: dict) -> list[str]:
         v, c = tc["value"], tc["churn"]
         err = v["predicted_total"] / v["actual_total"] - 1
         checks = [
-            (f"nGini >= {t['normalized_gini_min']}", v["normalized_gini"] >= t["normalized_gini_min"]),
-            (f"Spearman >= {t['spearman_min']}", v["spearman"] >= t["spearman_min"]),
-            (f"ROC AUC >= {t['roc_auc_min']}", c["roc_auc"] >= t["roc_auc_min"]),
-            (f"Brier <= {t['brier_max']}", c["brier"] <= t["brier_max"]),
-            (f"total within {t['total_rel_error_max']:.0%} (is {err:+.1%})", abs(err) <= t["total_rel_error_max"]),
+            (f"nGini >= {t.get('normalized_gini_min')}", v["normalized_gini"] >= t.get("normalized_gini_min", -1)),
+            (f"Spearman >= {t.get('spearman_min')}", v["spearman"] >= t.get("spearman_min", -1)),
+            (f"ROC AUC >= {t.get('roc_auc_min')}", c["roc_auc"] >= t.get("roc_auc_min", -1)),
+            (f"Brier <= {t.get('brier_max')}", c["brier"] <= t.get("brier_max", 2)),
+            (
+                f"total within {t.get('total_rel_error_max', 0):.0%} (is {err:+.1%})",
+                abs(err) <= t.get("total_rel_error_max", 9),
+            ),
         ]
+        keys = ("normalized_gini_min", "spearman_min", "roc_auc_min", "brier_max", "total_rel_error_max")
+        checks = [ck for ck, key in zip(checks, keys, strict=True) if key in t]
         lines += [
             "Targets for tiercast: " + "; ".join(f"{label} {'met' if ok else '**missed**'}" for label, ok in checks),
             "",
@@ -140,9 +145,14 @@ def _ceiling(r: dict) -> list[str]:
             f"{cell(x, 'roc_auc')} | {cell(x, 'brier')} | {x['low']['total_ratio_min']:.2f} to "
             f"{x['high']['total_ratio_max']:.2f} |"
         )
+
+    def target(key: str, fmt: str) -> str:
+        return fmt.format(t[key]) if key in t else "-"
+
     lines += [
-        f"| target for tiercast | | >= {t['normalized_gini_min']} | >= {t['spearman_min']} | >= {t['roc_auc_min']} "
-        f"| <= {t['brier_max']} | within {t['total_rel_error_max']:.0%} |",
+        f"| target for tiercast | | {target('normalized_gini_min', '>= {}')} | {target('spearman_min', '>= {}')} | "
+        f"{target('roc_auc_min', '>= {}')} | {target('brier_max', '<= {}')} | "
+        f"{target('total_rel_error_max', 'within {:.0%}')} |",
         "",
     ]
     return lines
@@ -175,6 +185,28 @@ def _backtest(r: dict) -> list[str]:
                 f"- {c}: tiercast minus {t['gini_vs']} nGini {t['gini_diff']:+.3f} "
                 f"[{t['gini_lo']:+.3f}, {t['gini_hi']:+.3f}]; minus {t['auc_vs']} ROC AUC {t['auc_diff']:+.4f} "
                 f"[{t['auc_lo']:+.4f}, {t['auc_hi']:+.4f}] (95% paired bootstrap)"
+            )
+    calibrated = [m for m in ("bgnbd_gg", "tiercast") if any("realized_churn" in cell.get((c, m), {}) for c in cutoffs)]
+    if calibrated:
+        lines += [
+            "",
+            "Calibration per test cutoff (Brier; mean churn probability vs realized churn; predicted / actual total):",
+            "",
+            "| method | " + " | ".join(cutoffs) + " |",
+            "|---|" + "---:|" * len(cutoffs),
+        ]
+        for m in calibrated:
+            vals = [cell.get((c, m)) for c in cutoffs]
+            lines.append(
+                f"| {m} | "
+                + " | ".join(
+                    "-"
+                    if v is None
+                    else f"{v['brier']:.3f}; {v['mean_churn_probability']:.2f} vs {v['realized_churn']:.2f}; "
+                    f"{v['predicted_total'] / v['actual_total']:.2f}"
+                    for v in vals
+                )
+                + " |"
             )
     return [*lines, ""]
 

@@ -90,6 +90,7 @@ def fit_gbm(
     grid: Sequence[dict[str, Any]] | None = None,
     score: Score | None = None,
     probe_mask: np.ndarray | None = None,
+    folds: Sequence[tuple[np.ndarray | None, np.ndarray]] | None = None,
 ) -> GBMFit:
     """Fit ``estimator_cls``; with a validation set, choose the candidate and tree count there and refit on all.
 
@@ -98,6 +99,12 @@ def fit_gbm(
     objective's own validation loss at the best iteration). Ties go to the earlier candidate, so the choice is
     deterministic. ``probe_mask`` restricts the candidates' fits to some training rows (e.g. those whose label
     windows end before the validation cutoff); the final refit always uses every row.
+
+    ``folds`` (rolling origin): pairs of (training rows of the probe fits or None for all, validation rows), e.g.
+    one per validation cutoff with the training rows whose label windows end by it. Each candidate is fitted and
+    early-stopped per fold; its score is the mean over folds and its tree count the mean of the folds' counts.
+    ``val_raw`` then holds each validation row's score from its own fold. Without ``folds``: one fold of
+    ``probe_mask`` and every validation row.
     """
     base = {**BASE_PARAMS, "n_jobs": 1 if len(X) < SINGLE_THREAD_ROWS else BASE_PARAMS["n_jobs"]}
     base = {**base, **params, "random_state": random_state}
@@ -109,30 +116,39 @@ def fit_gbm(
         return GBMFit(model=model, n_trees=n_estimators, params=chosen, val_raw=None)
 
     v_init = None if val_init_score is None else np.asarray(val_init_score, dtype=float)
-    keep = np.ones(len(X), dtype=bool) if probe_mask is None else np.asarray(probe_mask, dtype=bool)
-    X_p, y_p, init_p = X.loc[keep], np.asarray(y)[keep], None if init is None else init[keep]
+    if folds is None:
+        folds = [(probe_mask, np.ones(len(X_val), dtype=bool))]
+    y_arr, y_val_arr = np.asarray(y), np.asarray(y_val)
+    keys = sorted({k for g in grid or () for k in g})
     best: tuple[float, int, dict[str, Any], np.ndarray] | None = None
     table: list[dict[str, Any]] = []
     for cand in candidates:
-        probe = estimator_cls(n_estimators=n_estimators, **cand).fit(
-            X_p,
-            y_p,
-            init_score=init_p,
-            eval_X=(X_val,),
-            eval_y=(y_val,),
-            eval_init_score=None if v_init is None else [v_init],
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-        )
-        n_trees = max(int(probe.best_iteration_ or n_estimators), 1)
-        val_raw = _raw(probe, X_val, n_trees)
-        if score is None:
-            # LightGBM's own validation loss at the best iteration (lower is better)
-            metric = next(iter(probe.best_score_["valid_0"].values()))
-            value = -float(metric)
-        else:
-            value = float(score(np.asarray(y_val), val_raw, v_init))
-        value = value if np.isfinite(value) else -np.inf  # an unscorable candidate never locks the choice
-        keys = sorted({k for g in grid or () for k in g})
+        val_raw = np.zeros(len(X_val))
+        fold_trees, fold_scores = [], []
+        for probe_rows, val_rows in folds:
+            keep = np.ones(len(X), dtype=bool) if probe_rows is None else np.asarray(probe_rows, dtype=bool)
+            vr = np.asarray(val_rows, dtype=bool)
+            fold_init = None if v_init is None else v_init[vr]
+            probe = estimator_cls(n_estimators=n_estimators, **cand).fit(
+                X.loc[keep],
+                y_arr[keep],
+                init_score=None if init is None else init[keep],
+                eval_X=(X_val.loc[vr],),
+                eval_y=(y_val_arr[vr],),
+                eval_init_score=None if fold_init is None else [fold_init],
+                callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+            )
+            n = max(int(probe.best_iteration_ or n_estimators), 1)
+            val_raw[vr] = _raw(probe, X_val.loc[vr], n)
+            if score is None:
+                # LightGBM's own validation loss at the best iteration (lower is better)
+                value = -float(next(iter(probe.best_score_["valid_0"].values())))
+            else:
+                value = float(score(y_val_arr[vr], val_raw[vr], fold_init))
+            fold_trees.append(n)
+            fold_scores.append(value if np.isfinite(value) else -np.inf)  # unscorable never locks the choice
+        value = float(np.mean(fold_scores))
+        n_trees = max(int(round(float(np.mean(fold_trees)))), 1)
         table.append({**{k: cand[k] for k in keys}, "n_trees": n_trees, "val_score": value})
         if best is None or value > best[0]:
             best = (value, n_trees, cand, val_raw)

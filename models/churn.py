@@ -131,22 +131,27 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         label_days: float | Iterable[float] | None = None,
         val_label_days: float | Iterable[float] | None = None,
         val_cutoff: object | None = None,
+        folds: list[tuple[np.ndarray | None, np.ndarray]] | None = None,
     ) -> ChurnModel:
         """Fit on stacked training cutoffs (X, y = 1 for churned); choose settings on the validation cutoff.
 
-        ``groups``, ``label_days``, ``val_label_days`` and ``val_cutoff`` as in
+        ``groups``, ``label_days``, ``val_label_days``, ``val_cutoff`` and ``folds`` as in
         :meth:`tiercast.models.value.ValueModel.fit`.
         """
         params = {"objective": "binary", **(self.params or {})}
         y_fit = np.asarray(y, dtype=int)
         y_v = None if y_val is None else np.asarray(y_val, dtype=int)
-        train, at_label, val, val_label = self._stack_fit(X, X_val, groups, label_days, val_label_days, val_cutoff)
+        train, at_label, val, val_label = self._stack_fit(
+            X, X_val, groups, label_days, val_label_days, val_cutoff, folds
+        )
         off = v_off = None
         self.offset_mean_ = 0.0
         if self.stacker_ is not None:
             off = BTYDStacker.churn_offset(at_label)
             v_off = None if val_label is None else BTYDStacker.churn_offset(val_label)
             self.offset_mean_ = float(np.mean(off))
+        # Stacked without a validation window: BTYD-led (weight 0, one tree for the input layout), see ValueModel.
+        self.btyd_led_ = self.stacker_ is not None and (val is None or y_v is None)
         fit: GBMFit = fit_gbm(
             lgb.LGBMClassifier,
             params,
@@ -154,13 +159,14 @@ class ChurnModel(ClassifierMixin, StackedMixin):
             y_fit,
             val,
             y_v,
-            n_estimators=self.n_estimators,
+            n_estimators=1 if self.btyd_led_ else self.n_estimators,
             early_stopping_rounds=self.early_stopping_rounds,
             random_state=self.random_state,
             init_score=off,
             val_init_score=v_off,
             grid=self.param_grid,
             probe_mask=self.probe_mask_,
+            folds=self.folds_,
         )
         self.model_, self.n_trees_, self.params_, self.grid_ = fit.model, fit.n_trees, fit.params, fit.grid
         if self.calibration not in CALIBRATIONS:
@@ -170,7 +176,9 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         self.tree_calibration_: tuple[float, float] | None = None
         two_classes = y_v is not None and len(np.unique(y_v)) == 2
         self.calibration_used_ = "none"  # no validation scores to calibrate on
-        if fit.val_raw is not None and two_classes:
+        if self.btyd_led_:
+            self.weight_ = 0.0  # the BTYD model's probabilities as they are (see ValueModel)
+        elif fit.val_raw is not None and two_classes:
             base = np.zeros(len(y_v)) if v_off is None else v_off
             form = self.calibration
             if form == "auto":

@@ -16,11 +16,15 @@ A plain GBM on RFM windows does not automatically beat a BG/NBD or Pareto/NBD x 
   the validation cutoff (w = 0 is the BTYD model, w = 1 the full GBM).
 
 Settings (hyperparameters, tree count, blend weight, calibration) are chosen on the validation cutoff with trees
-fitted only on training cutoffs whose label windows end by it (:func:`purge_mask`); the final trees are refitted
-on every row (and :meth:`StackedMixin.refit` can refit them on longer label windows with the same settings).
+fitted only on training cutoffs whose label windows end by it (:func:`purge_mask`); with several validation
+cutoffs, one such rolling-origin fold per cutoff and the scores averaged over them (one validation window is a
+coin toss on small data). The final trees are refitted on every row (and :meth:`StackedMixin.refit` can refit them
+on longer label windows with the same settings).
 
 For prediction the BTYD parameters of the latest training cutoff are stored in the estimator, so scoring is
-row-wise (a customer scored alone gets the same result as among others).
+row-wise (a customer scored alone gets the same result as among others); :meth:`StackedMixin.fit_btyd_at` refits
+them on the feature rows of the cutoff scored (BTYD needs no labels, so the model that scores reads the newest
+history). Without a validation cutoff (one training label window) the models are the BTYD model itself.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ __all__ = [
     "per_row_days",
     "purge_mask",
     "stacked_btyd",
+    "val_groups",
 ]
 
 #: Derived feature names, in the order they extend a model's ``feature_names_in_``.
@@ -150,6 +155,13 @@ def groups_of(X: pd.DataFrame, groups: Iterable | None) -> np.ndarray:
     if "cutoff" in X.columns:
         return X["cutoff"].to_numpy()
     return np.zeros(len(X), dtype=int)
+
+
+def val_groups(X_val: pd.DataFrame | None) -> np.ndarray | None:
+    """The validation rows' cutoffs (X_val's ``cutoff`` column), None without one."""
+    if X_val is None or "cutoff" not in X_val.columns or len(X_val) == 0:
+        return None
+    return X_val["cutoff"].to_numpy()
 
 
 def per_row_days(value: float | Iterable[float] | None, n: int, default: float) -> np.ndarray:
@@ -273,6 +285,7 @@ class StackedMixin(BaseEstimator):
         label_days: float | Iterable[float] | None,
         val_label_days: float | Iterable[float] | None,
         val_cutoff: object | None = None,
+        folds: list[tuple[np.ndarray | None, np.ndarray]] | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
         """Model inputs for training and validation rows and, when stacked, the label-horizon BTYD predictions
         of each (the offsets' source). Sets ``input_features_``, ``feature_names_in_``, ``stacker_`` and
@@ -282,9 +295,15 @@ class StackedMixin(BaseEstimator):
         h = float(self.horizon_days) if self.horizon_days is not None else None
         g = groups_of(X, groups)
         days = per_row_days(label_days, len(X), h) if h is not None or label_days is not None else None
-        if val_cutoff is None and X_val is not None and "cutoff" in X_val.columns and X_val["cutoff"].nunique() == 1:
-            val_cutoff = X_val["cutoff"].iloc[0]
+        val_cuts = val_groups(X_val)
+        if val_cutoff is None and val_cuts is not None and len(np.unique(val_cuts)) == 1:
+            val_cutoff = val_cuts[0]
         self.probe_mask_ = purge_mask(g, days, val_cutoff) if self.purge else None
+        # several validation cutoffs: one rolling-origin fold each, its trees fitted on rows whose label windows
+        # end by that cutoff
+        self.folds_ = folds
+        if folds is None and val_cuts is not None and len(np.unique(val_cuts)) > 1:
+            self.folds_ = [(purge_mask(g, days, v) if self.purge else None, val_cuts == v) for v in np.unique(val_cuts)]
         if not self.stacked:
             self.feature_names_in_ = np.asarray(self.input_features_, dtype=object)
             self.n_features_in_ = len(self.feature_names_in_)
@@ -350,6 +369,14 @@ class StackedMixin(BaseEstimator):
             self.offset_mean_ = float(np.mean(init))
         cls = self._lgbm_cls
         self.model_ = cls(n_estimators=self.n_trees_, **self.params_).fit(inputs, self._target(y), init_score=init)
+        return self
+
+    def fit_btyd_at(self, X: pd.DataFrame) -> StackedMixin:
+        """Refit the BTYD part used for prediction on the feature rows of one cutoff (e.g. the data end: BTYD
+        needs no labels, so the model that scores reads the newest history). The trees are unchanged."""
+        check_is_fitted(self, "model_")
+        if self.stacked:
+            self.stacker_ = fit_stacker(X, model=self.btyd, time_unit_days=self.time_unit_days)
         return self
 
     @property

@@ -7,8 +7,8 @@ Time layout per test cutoff T (the training pipeline's, :func:`~tiercast.pipelin
 
 Every training label window ends at or before T, so nothing of the test horizon is trained on (checked again
 here with the leakage guard). The test cutoffs are ``model.backtest_n_tests`` cutoffs ``cutoffs.step_days``
-apart, the latest being the training pipeline's test cutoff; a test cutoff leaving fewer than two training
-cutoffs is skipped.
+apart, the latest being the training pipeline's test cutoff; a test cutoff leaving no training cutoff is
+skipped (with one, ``tiercast`` is BTYD-led and ``lgbm``, which needs a validation cutoff, is left out).
 
 Methods (all scored on the same customers — everyone with history before T — against ``[T, T + horizon)``):
 
@@ -40,7 +40,7 @@ from tiercast.models.stacking import btyd_inputs
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.io import IngestResult, read_transactions
 from tiercast.pipeline.model_fit import fit_models, model_kwargs
-from tiercast.pipeline.train import CutoffPlan, plan_cutoffs
+from tiercast.pipeline.train import CutoffPlan, HistoryTooShortError, plan_cutoffs
 
 __all__ = [
     "BASELINES",
@@ -69,15 +69,17 @@ VALUE_METRICS = (
     "predicted_total",
     "actual_total",
 )
-CHURN_METRICS = ("roc_auc", "pr_auc", "brier")
+CHURN_METRICS = ("roc_auc", "pr_auc", "brier", "mean_churn_probability", "realized_churn")
 
 Predictions = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def backtest_plans(tx: pd.DataFrame, config: Config, n_tests: int) -> list[CutoffPlan]:
     """Plans of up to ``n_tests`` test cutoffs ``step_days`` apart ending at the configured test cutoff, oldest
-    first; test cutoffs leaving fewer than two training cutoffs are skipped."""
+    first; test cutoffs leaving no training cutoff are skipped."""
     last = plan_cutoffs(tx, config).test
+    if last is None:
+        raise HistoryTooShortError(f"{plan_cutoffs(tx, config).notes[0]}; a backtest needs a test window")
     plans = []
     for i in range(n_tests - 1, -1, -1):
         when = last - pd.Timedelta(days=config.cutoffs.step_days * i)
@@ -120,7 +122,15 @@ def score_methods(
     churned = test["churned"].to_numpy(dtype=int)
     rows = []
     for name, (value, churn) in preds.items():
-        rows.append({"method": name, **value_metrics(y, value), **churn_metrics(churned, churn)})
+        rows.append(
+            {
+                "method": name,
+                **value_metrics(y, value),
+                **churn_metrics(churned, churn),
+                "mean_churn_probability": float(np.mean(churn)),
+                "realized_churn": float(np.mean(churned)),
+            }
+        )
     table = pd.DataFrame(rows)
     if model in preds:
         base = table[table["method"].isin(BASELINES)]
@@ -168,7 +178,7 @@ def run_backtest(
     h = config.horizon_days
     plans = backtest_plans(tx, config, n_tests)
     if not plans:
-        raise ValueError("no test cutoff leaves two training cutoffs; shorten horizon_days or cutoffs.step_days")
+        raise HistoryTooShortError("no test cutoff leaves a training cutoff; shorten horizon_days or cutoffs.step_days")
     for plan in plans:  # the leakage guard, per test cutoff: training labels end by the test cutoff
         check_cutoffs(plan.train, horizon_days=h, data_end=plan.test, holdout_start=plan.test)
     cutoffs = sorted({c for p in plans for c in (*p.train, p.test)})
@@ -189,8 +199,11 @@ def run_backtest(
             base = baseline_predictions(train, test, h)
             preds.update({k: v for k, v in base.items() if k in methods})
         for name, stacked in (("lgbm", False), ("tiercast", True)):
-            if name in methods:
+            if name in methods and (stacked or len(plan.train) > 1):  # a plain GBM needs a validation cutoff
                 value, churn = fit_models(train, plan.validation, config, stacked=stacked)
+                # the BTYD part fitted at the test cutoff (label-free, as the BTYD baselines and the production
+                # refit at the data end)
+                value, churn = value.fit_btyd_at(test), churn.fit_btyd_at(test)
                 preds[name] = (value.predict(test), churn.predict_proba(test)[:, 1])
         preds = {k: preds[k] for k in methods if k in preds}
         table = score_methods(test, preds, n_boot=n_boot, seed=config.seed)

@@ -455,23 +455,22 @@ def benchmark_cdnow(
 def _cdnow_checks(t: dict[str, float], tc: dict[str, dict[str, float]]) -> list[tuple[str, float, str, bool]]:
     """(label, measured, target, met) for each of the issue's CDNOW targets."""
     total_err = tc["value"]["predicted_total"] / tc["value"]["actual_total"] - 1
-    checks = [
-        (
-            "normalized Gini",
-            tc["value"]["normalized_gini"],
-            f">= {t['normalized_gini_min']}",
-            tc["value"]["normalized_gini"] >= t["normalized_gini_min"],
-        ),
-        ("Spearman", tc["value"]["spearman"], f">= {t['spearman_min']}", tc["value"]["spearman"] >= t["spearman_min"]),
-        ("ROC AUC", tc["churn"]["roc_auc"], f">= {t['roc_auc_min']}", tc["churn"]["roc_auc"] >= t["roc_auc_min"]),
-        ("Brier", tc["churn"]["brier"], f"<= {t['brier_max']}", tc["churn"]["brier"] <= t["brier_max"]),
-        (
-            "total error",
-            total_err,
-            f"within +-{t['total_rel_error_max']:.0%}",
-            abs(total_err) <= t["total_rel_error_max"],
-        ),
-    ]
+    measured = {
+        "normalized_gini_min": ("normalized Gini", tc["value"]["normalized_gini"]),
+        "spearman_min": ("Spearman", tc["value"]["spearman"]),
+        "roc_auc_min": ("ROC AUC", tc["churn"]["roc_auc"]),
+        "brier_max": ("Brier", tc["churn"]["brier"]),
+        "total_rel_error_max": ("total error", total_err),
+    }
+    checks = []
+    for key, target in t.items():
+        label, value = measured[key]
+        if key == "total_rel_error_max":
+            checks.append((label, value, f"within +-{target:.0%}", abs(value) <= target))
+        elif key.endswith("_min"):
+            checks.append((label, value, f">= {target}", value >= target))
+        else:
+            checks.append((label, value, f"<= {target}", value <= target))
     return checks
 
 

@@ -49,13 +49,17 @@ class CutoffConfig(_Frozen):
     """Rolling cutoffs: the test cutoff is ``data end - horizon`` unless given; training cutoffs step back from it.
 
     Training cutoffs are chosen so that their label windows end at or before the test cutoff (no overlap with the
-    test horizon). The latest training cutoff doubles as the time-separated validation cutoff for early stopping.
+    test horizon). The latest ``n_validation`` training cutoffs are the time-separated validation cutoffs for
+    settings (rolling origin). The registered model is refitted on the same steps ending at ``data end - horizon``.
     """
 
     test_cutoff: str | None = None
     step_days: int = Field(default=30, gt=0)
-    n_train: int = Field(default=6, ge=2)
+    n_train: int = Field(default=6, ge=1)
     min_history_days: int = Field(default=60, ge=0)
+    # Settings are chosen on up to this many of the latest training cutoffs (rolling origin, scores averaged),
+    # each with an earlier training cutoff whose label window ends by it.
+    n_validation: int = Field(default=3, ge=1)
 
 
 class TierConfig(_Frozen):
@@ -98,6 +102,9 @@ class ModelConfig(_Frozen):
     param_grid: Literal["default", "none"] | tuple[dict[str, Any], ...] = "default"
     # Choose settings only on training cutoffs whose label windows end by the validation cutoff (then refit on all).
     purge: bool = True
+    # Churn probability calibration on the validation cutoffs (tiercast.models.churn.CALIBRATIONS): "platt" maps
+    # the whole log-odds, "offset" only the trees' correction (the BTYD log-odds kept), "auto" picks by window.
+    churn_calibration: Literal["auto", "platt", "offset"] = "auto"
     # `tiercast backtest`: number of test cutoffs (step_days apart, the latest = the training test cutoff) and
     # paired-bootstrap replicates for "tiercast minus best baseline".
     backtest_n_tests: int = Field(default=4, ge=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -12,7 +13,7 @@ from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 from tiercast.pipeline.config import Config
 
-__all__ = ["feature_columns", "fit_models", "model_kwargs", "tier_scheme"]
+__all__ = ["feature_columns", "fit_models", "model_kwargs", "tier_scheme", "time_separated", "validation_cutoffs"]
 
 LABEL_COLUMNS = ("future_value", "future_orders", "churned")
 ID_COLUMNS = ("customer_id", "cutoff")
@@ -48,23 +49,57 @@ def model_kwargs(config: Config, *, stacked: bool = True) -> dict[str, dict[str,
         "param_grid": _grid(config),
         "purge": m.purge,
     }
-    return {"value": {"params": m.value_params, **common}, "churn": {"params": m.churn_params, **common}}
+    churn = {"params": m.churn_params, "calibration": m.churn_calibration, **common}
+    return {"value": {"params": m.value_params, **common}, "churn": churn}
+
+
+def time_separated(cutoffs: pd.Series | Sequence[pd.Timestamp], validation: pd.Timestamp, horizon_days: int) -> bool:
+    """Whether some training cutoff's label window ends by the validation cutoff (settings can then be chosen on
+    a time-separated validation; see :func:`tiercast.models.stacking.purge_mask`)."""
+    ends = pd.to_datetime(pd.Series(list(cutoffs))) + pd.Timedelta(days=horizon_days)
+    return bool((ends <= pd.Timestamp(validation)).any())
+
+
+def validation_cutoffs(
+    cutoffs: pd.Series | Sequence[pd.Timestamp], latest: pd.Timestamp, horizon_days: int, n: int
+) -> list[pd.Timestamp]:
+    """The validation cutoffs: ``latest`` and up to ``n - 1`` training cutoffs before it, as many as leave every
+    one of them an earlier, non-validation cutoff whose label window ends by it (a time-separated fold)."""
+    cuts = sorted(pd.Timestamp(c) for c in pd.unique(pd.Series(list(cutoffs))) if pd.Timestamp(c) <= latest)
+    for k in range(min(n, len(cuts) - 1), 1, -1):
+        val, fit = cuts[-k:], cuts[:-k]
+        if all(time_separated(fit, v, horizon_days) for v in val):
+            return val
+    return [pd.Timestamp(latest)]
 
 
 def fit_models(
     train: pd.DataFrame, validation: pd.Timestamp, config: Config, *, stacked: bool = True
 ) -> tuple[ValueModel, ChurnModel]:
     """Fit the value and churn models on a stacked training set (rows of ``build_training_set``), the rows of the
-    ``validation`` cutoff choosing settings. The cutoff column goes in as the groups (BTYD features are fitted
-    per cutoff; settings are chosen on training rows whose label windows end by the validation cutoff)."""
+    ``validation`` cutoff and up to ``cutoffs.n_validation - 1`` earlier ones choosing settings
+    (:func:`validation_cutoffs`; scores averaged over them). The cutoff column goes in as the groups (BTYD
+    features are fitted per cutoff; settings are chosen on training rows whose label windows end by each
+    validation cutoff). With one training cutoff the stacked models are BTYD-led."""
     features = feature_columns(train)
-    is_val = (train["cutoff"] == validation).to_numpy()
-    if not is_val.any() or is_val.all():
-        raise ValueError(f"validation cutoff {validation} must be one of several training cutoffs")
-    fit_rows, val_rows = train.loc[~is_val], train.loc[is_val]
     cols = [*features, "cutoff"]
     h = config.horizon_days
     kw = model_kwargs(config, stacked=stacked)
+    is_val = (train["cutoff"] == validation).to_numpy()
+    if not is_val.any():
+        raise ValueError(f"validation cutoff {validation} is not a training cutoff")
+    if is_val.all() and not stacked:
+        raise ValueError("a plain GBM needs at least two training cutoffs (one to fit, one to validate)")
+    if is_val.all():
+        # one training label window: nothing can show that trees beat the BTYD model, so the models are
+        # BTYD-led, their level fitted on that window
+        rows = train
+        value = ValueModel(**kw["value"]).fit(rows[cols], rows["future_value"], label_days=h)
+        churn = ChurnModel(**kw["churn"]).fit(rows[cols], rows["churned"], label_days=h)
+        return value, churn
+    val_cuts = validation_cutoffs(train["cutoff"], validation, h, config.cutoffs.n_validation)
+    is_val = train["cutoff"].isin(val_cuts).to_numpy()
+    fit_rows, val_rows = train.loc[~is_val], train.loc[is_val]
     common = {"label_days": h, "val_label_days": h, "val_cutoff": validation}
     value = ValueModel(**kw["value"]).fit(
         fit_rows[cols], fit_rows["future_value"], val_rows[cols], val_rows["future_value"], **common

@@ -86,9 +86,12 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
 
 def print_cutoffs(console: Console, trained: TrainResult) -> None:
     plan = trained.plan
+    test = plan.test.date() if plan.test is not None else "none"
     console.print(
         f"cutoffs: train {', '.join(str(c.date()) for c in plan.train)} (validation {plan.validation.date()}); "
-        f"test {plan.test.date()}; {trained.n_train_rows:,} training rows, {trained.n_test_rows:,} test rows"
+        f"test {test}; {trained.n_train_rows:,} training rows, {trained.n_test_rows:,} test rows; "
+        f"registered model refitted on {', '.join(str(c.date()) for c in plan.production)} "
+        f"(labels and BTYD to {plan.data_end.date()})"
     )
 
 
@@ -99,7 +102,12 @@ def print_training(
     if show_cutoffs:
         print_cutoffs(console, trained)
     plan = trained.plan
-    metrics = Table(title=f"Test cutoff {plan.test.date()}: next {trained.scorer.horizon_days} days")
+    for note in plan.notes:
+        console.print(f"[yellow]notice[/]: {note}", highlight=False)
+    if plan.test is None:
+        metrics = Table(title="No held-out test window")
+    else:
+        metrics = Table(title=f"Test cutoff {plan.test.date()}: next {trained.scorer.horizon_days} days")
     metrics.add_column("metric")
     for name in trained.test_metrics:
         metrics.add_column(name, justify="right")

@@ -1,5 +1,6 @@
 """Training: rolling cutoffs -> stacked training set -> tier scheme, value and churn models -> test-cutoff backtest
-beside the naive baseline -> one MLflow run with the registered pyfunc.
+beside the naive baseline -> a production refit on the newest label windows -> one MLflow run with the registered
+pyfunc.
 
 Time layout (all dates are midnight cutoffs, windows half-open):
 
@@ -9,10 +10,21 @@ Time layout (all dates are midnight cutoffs, windows half-open):
 The test cutoff is ``data end - horizon`` (or configured) so its label window is the last horizon of data. Every
 training cutoff's label window ends at or before the test cutoff, so nothing of the test horizon is trained on.
 The latest training cutoff is the validation cutoff for early stopping and probability calibration.
+
+The model evaluated on the test cutoff is not the one registered: settings chosen, the trees are refitted with the
+same settings on the production cutoffs (the same steps, the newest being ``data end - horizon``, so its labels
+end at the data end) and the BTYD part is fitted on the feature rows at the data end (it needs no labels). The
+test metrics come from the evaluation model, which never saw the test window.
+
+Short histories: with less than ``min_history_days + 2 * horizon`` days there is no room for a held-out test
+window; the model is then fitted on the production cutoffs alone (one label window is enough: the models are
+BTYD-led without a validation cutoff) and the run says what was dropped. Less than ``min_history_days + horizon``
+days is refused (:class:`HistoryTooShortError`).
 """
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,22 +33,31 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from tiercast.features.build import build_features
 from tiercast.models.baselines import NaiveBaseline
+from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
+from tiercast.models.value import ValueModel
 from tiercast.pipeline import plots
-from tiercast.pipeline.config import Config
+from tiercast.pipeline.config import Config, ConfigError
 from tiercast.pipeline.engine import (
     build_training_set_on,
     connect,
     data_bounds_on,
     engine_transactions,
+    sample_customers,
     to_engine_table,
 )
 from tiercast.pipeline.io import IngestResult
-from tiercast.pipeline.model_fit import feature_columns, fit_models, tier_scheme
+from tiercast.pipeline.model_fit import (  # noqa: F401 (feature_columns re-exported)
+    feature_columns,
+    fit_models,
+    tier_scheme,
+    time_separated,
+)
 from tiercast.pipeline.tracking import (
     data_fingerprint,
     flatten,
@@ -49,14 +70,25 @@ from tiercast.pipeline.tracking import (
 DRIFT_SCORE_COLUMNS = ("predicted_value", "churn_probability")
 
 
+class HistoryTooShortError(ConfigError):
+    """The data span is too short for any training label window with the configured horizon and history."""
+
+
 @dataclass(frozen=True)
 class CutoffPlan:
-    """The cutoffs of one training run."""
+    """The cutoffs of one training run.
+
+    ``train`` (validated on its latest cutoff) fits the model evaluated on ``test``; ``production`` are the
+    cutoffs of the registered model's refit, the newest at ``data_end - horizon``. ``test`` is None when the
+    history leaves no room for a held-out window (``notes`` say what was dropped).
+    """
 
     data_start: pd.Timestamp
     data_end: pd.Timestamp
     train: tuple[pd.Timestamp, ...]
-    test: pd.Timestamp
+    test: pd.Timestamp | None
+    production: tuple[pd.Timestamp, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def validation(self) -> pd.Timestamp:
@@ -92,23 +124,62 @@ def plan_cutoffs(tx: pd.DataFrame, config: Config) -> CutoffPlan:
     return plan_cutoffs_between(*data_bounds(tx), config)
 
 
+def _steps_back(last: pd.Timestamp, earliest: pd.Timestamp, config: Config) -> tuple[pd.Timestamp, ...]:
+    c = config.cutoffs
+    cuts = [last - pd.Timedelta(days=c.step_days * i) for i in range(c.n_train)]
+    return tuple(sorted(t for t in cuts if t >= earliest))
+
+
 def plan_cutoffs_between(start: pd.Timestamp, end: pd.Timestamp, config: Config) -> CutoffPlan:
-    """:func:`plan_cutoffs` for data from the day ``start`` to the exclusive end ``end``."""
+    """:func:`plan_cutoffs` for data from the day ``start`` to the exclusive end ``end``.
+
+    Raises :class:`HistoryTooShortError` when not even one label window fits after ``min_history_days``.
+    """
     horizon = pd.Timedelta(days=config.horizon_days)
     c = config.cutoffs
-    test = pd.Timestamp(c.test_cutoff) if c.test_cutoff else end - horizon
-    if test + horizon > end:
-        raise ValueError(f"test cutoff {test.date()} + {config.horizon_days} days passes the data end {end.date()}")
-    last_train = test - horizon
     earliest = start + pd.Timedelta(days=c.min_history_days)
-    train = [last_train - pd.Timedelta(days=c.step_days * i) for i in range(c.n_train)]
-    train = sorted(t for t in train if t >= earliest)
-    if len(train) < 2:
-        raise ValueError(
-            f"only {len(train)} training cutoff(s) fit between {earliest.date()} and {last_train.date()}: "
-            "need at least two (one to fit, one to validate); shorten horizon_days or cutoffs.step_days"
+    needed = c.min_history_days + config.horizon_days
+    span = (end - start).days
+    if end - horizon < earliest:
+        raise HistoryTooShortError(
+            f"the data covers {span} days ({start.date()} to {(end - pd.Timedelta(days=1)).date()}); training "
+            f"needs at least {needed} days (cutoffs.min_history_days={c.min_history_days} + "
+            f"horizon_days={config.horizon_days}), and {needed + config.horizon_days} for a held-out test window"
         )
-    return CutoffPlan(data_start=start, data_end=end, train=tuple(train), test=test)
+    production = _steps_back(end - horizon, earliest, config)
+    if c.test_cutoff:
+        test = pd.Timestamp(c.test_cutoff)
+        if test + horizon > end:
+            raise ConfigError(
+                f"test cutoff {test.date()} + {config.horizon_days} days passes the data end {end.date()}"
+            )
+    elif end - 2 * horizon >= earliest:
+        test = end - horizon
+    else:
+        note = (
+            f"{span} days of history leave no held-out test window (that needs {needed + config.horizon_days}): "
+            f"no test metrics; trained on {len(production)} label window(s) ending by {end.date()}"
+            + (" (the BTYD model alone: no validation cutoff)" if len(production) == 1 else "")
+        )
+        return CutoffPlan(start, end, train=production, test=None, production=production, notes=(note,))
+    train = _steps_back(test - horizon, earliest, config)
+    if not train:
+        raise HistoryTooShortError(
+            f"no training cutoff fits between {earliest.date()} and {(test - horizon).date()} before the test "
+            f"cutoff {test.date()}: move cutoffs.test_cutoff later or shorten horizon_days"
+        )
+    notes = ()
+    if len(train) == 1:
+        notes = (
+            "one training label window before the test cutoff: no validation cutoff, so the GBM correction is "
+            "dropped (the BTYD model alone)",
+        )
+    elif not time_separated(train[:-1], train[-1], config.horizon_days):
+        notes = (
+            f"no training label window ends by the validation cutoff {train[-1].date()}: settings are chosen on "
+            "overlapping label windows (optimistic)",
+        )
+    return CutoffPlan(start, end, train=train, test=test, production=production, notes=notes)
 
 
 def evaluate(
@@ -179,18 +250,22 @@ def log_plots(scorer: TiercastScorer, preds: pd.DataFrame) -> None:
         plots.close(fig)
 
 
-def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
-    """Fit the tier scheme and both models on the stacked training cutoffs."""
-    features = feature_columns(train)
-    value_model, churn_model = fit_models(train, plan.validation, config)
-    val_rows = train[train["cutoff"] == plan.validation]
-
+def _assemble(
+    value_model: ValueModel,
+    churn_model: ChurnModel,
+    rows: pd.DataFrame,
+    realized: np.ndarray,
+    config: Config,
+    versions: dict[str, str],
+) -> TiercastScorer:
+    """A scorer around fitted models: the tier scheme, drift references and segments fitted on ``rows`` (one
+    cutoff's feature rows, like a scoring population); predicted-tier shares from ``realized`` label values."""
+    features = list(value_model.input_features_)
     current_col = f"spend_{config.horizon_days}d"
-    scheme = tier_scheme(config).fit(np.clip(val_rows[current_col].to_numpy(dtype=float), 0.0, None))
+    scheme = tier_scheme(config).fit(np.clip(rows[current_col].to_numpy(dtype=float), 0.0, None))
     # Predicted tiers fill the shares customers actually reach over a horizon (more of them lapse to the bottom
     # tier than the current window shows), learned from the training cutoffs' realized labels.
-    realized = np.clip(train["future_value"].to_numpy(dtype=float), 0.0, None)
-    scheme.fit_predictions(value_model.predict(val_rows[features]), realized=realized)
+    scheme.fit_predictions(value_model.predict(rows[features]), realized=np.clip(realized, 0.0, None))
     scorer = TiercastScorer(
         scheme=scheme,
         value_model=value_model,
@@ -200,17 +275,63 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
         horizon_days=config.horizon_days,
         versions=versions,
     )
-    # Drift references: the validation cutoff is one row per customer at one cutoff, like a scoring population.
     return replace(
         scorer,
-        feature_profile=DriftProfile().fit(val_rows, features),
-        score_profile=DriftProfile().fit(scorer.score(val_rows), DRIFT_SCORE_COLUMNS),
-        segments=BehaviorSegments(random_state=config.seed).fit(val_rows[features]),
+        feature_profile=DriftProfile().fit(rows, features),
+        score_profile=DriftProfile().fit(scorer.score(rows), DRIFT_SCORE_COLUMNS),
+        segments=BehaviorSegments(random_state=config.seed).fit(rows[features]),
+    )
+
+
+def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
+    """Fit the tier scheme and both models on the stacked training cutoffs (settings chosen on the validation
+    cutoff): the model the test cutoff evaluates."""
+    value_model, churn_model = fit_models(train, plan.validation, config)
+    val_rows = train[train["cutoff"] == plan.validation]
+    return _assemble(value_model, churn_model, val_rows, train["future_value"].to_numpy(dtype=float), config, versions)
+
+
+def btyd_at(scorer: TiercastScorer, rows: pd.DataFrame) -> TiercastScorer:
+    """``scorer`` with the BTYD part of its models fitted on ``rows`` (the feature rows of the cutoff scored;
+    labels are not read), as the production refit fits it at the data end. ``scorer`` is left unchanged."""
+    value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
+    return replace(scorer, value_model=value_model.fit_btyd_at(rows), churn_model=churn_model.fit_btyd_at(rows))
+
+
+def refit_for_production(
+    scorer: TiercastScorer,
+    production: pd.DataFrame,
+    now: pd.DataFrame,
+    config: Config,
+    versions: dict[str, str],
+) -> TiercastScorer:
+    """The registered model: ``scorer``'s models with their chosen settings (parameters, tree counts, blend
+    weights, calibration) refitted on the ``production`` cutoffs (the newest label window ends at the data end),
+    and their BTYD part fitted on ``now`` (feature rows at the data end). ``scorer`` is left unchanged."""
+    value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
+    cols = [*scorer.feature_names, "cutoff"]
+    h = config.horizon_days
+    value_model.refit(production[cols], production["future_value"], label_days=h).fit_btyd_at(now)
+    churn_model.refit(production[cols], production["churned"], label_days=h).fit_btyd_at(now)
+    realized = production["future_value"].to_numpy(dtype=float)
+    # tiers, drift references and segments from the newest training cutoff, as the evaluated model's come from
+    # its validation cutoff: drift then measures the change since the newest rows the model learned from
+    newest = production[production["cutoff"] == production["cutoff"].max()]
+    return _assemble(value_model, churn_model, newest, realized, config, versions)
+
+
+def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config) -> pd.DataFrame:
+    """Feature rows at ``cutoff`` (the training sample of customers when one is configured)."""
+    t = tx
+    if config.engine.training_sample_customers is not None:
+        t = sample_customers(tx, config.engine.training_sample_customers, seed=config.seed)
+    return build_features(
+        t, cutoff=cutoff, windows_days=config.features.windows_days, horizon_days=config.horizon_days, con=con
     )
 
 
 def train(config: Config, ingest: IngestResult | None) -> TrainResult:
-    """Run the backtest-and-train job and record it in MLflow; the fitted pyfunc is registered.
+    """Run the backtest-and-train job and record it in MLflow; the production refit is registered.
 
     Features and labels run on ``config.engine`` (DuckDB or Spark); the stacked training set — every customer, or
     ``engine.training_sample_customers`` of them — is collected here for the model fit. ``ingest`` is the pandas
@@ -242,14 +363,22 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
         "sample": config.engine.training_sample_customers,
         "seed": config.seed,
     }
+    held_out = plan.test if plan.test is not None else plan.data_end
     train_set = build_training_set_on(
-        con, tx, cutoffs=list(plan.train), data_end=plan.test, holdout_start=plan.test, **common
+        con, tx, cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out, **common
     )
-    test_set = build_training_set_on(con, tx, cutoffs=[plan.test], data_end=plan.data_end, **common)
     versions = library_versions()
-    scorer = fit_scorer(train_set, plan, config, versions)
-    baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
-    metrics, preds = evaluate(scorer, baseline, test_set, h)
+    evaluated = fit_scorer(train_set, plan, config, versions)
+    metrics: dict[str, dict[str, float]] = {}
+    test_set = train_set.iloc[:0]
+    preds = None
+    if plan.test is not None:
+        test_set = build_training_set_on(con, tx, cutoffs=[plan.test], data_end=plan.data_end, **common)
+        baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
+        metrics, preds = evaluate(btyd_at(evaluated, test_set), baseline, test_set, h)
+    production = build_training_set_on(con, tx, cutoffs=list(plan.production), data_end=plan.data_end, **common)
+    now = _features_at(con, tx, plan.data_end, config)
+    scorer = refit_for_production(evaluated, production, now, config, versions)
 
     experiment_id = setup_mlflow(config)
     with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -257,9 +386,14 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
         mlflow.log_params(
             {
                 "cutoffs.train_resolved": ",".join(str(c.date()) for c in plan.train),
-                "cutoffs.test_resolved": str(plan.test.date()),
+                "cutoffs.test_resolved": str(plan.test.date()) if plan.test is not None else "none",
+                "production.train_cutoffs": ",".join(str(c.date()) for c in plan.production),
+                "production.labels_end": str(plan.data_end.date()),
+                "production.btyd_cutoff": str(plan.data_end.date()),
                 "value_model.n_trees": scorer.value_model.n_trees_,
                 "churn_model.n_trees": scorer.churn_model.n_trees_,
+                "value_model.blend_weight": getattr(scorer.value_model, "weight_", 1.0),
+                "churn_model.blend_weight": getattr(scorer.churn_model, "weight_", 1.0),
                 "tiers.k_resolved": scorer.scheme.k_,
                 "n_features": len(scorer.feature_names),
             }
@@ -269,21 +403,41 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
                 **{f"version.{k}": v for k, v in versions.items()},
                 "git_commit": git_commit() or "none",
                 "tiercast.job": "train",
+                **({"tiercast.notes": " | ".join(plan.notes)} if plan.notes else {}),
             }
         )
         mlflow.set_tags({f"data.{k}": str(v) for k, v in fingerprint.items()})
         for model_name, values in metrics.items():
             mlflow.log_metrics({f"test.{model_name}.{k}": float(v) for k, v in values.items() if np.isfinite(v)})
-        mlflow.log_metrics({"train_rows": len(train_set), "test_rows": len(test_set)})
-        log_plots(scorer, preds)
-        mlflow.log_dict({"tiers": scorer.scheme.describe(), "features": list(scorer.feature_names)}, "scheme.json")
+        mlflow.log_metrics(
+            {"train_rows": len(train_set), "test_rows": len(test_set), "production_rows": len(production)}
+        )
+        if preds is not None:
+            log_plots(evaluated, preds)
+        mlflow.log_dict(
+            {
+                "tiers": scorer.scheme.describe(),
+                "features": list(scorer.feature_names),
+                "evaluation": {
+                    "train_cutoffs": [str(c.date()) for c in plan.train],
+                    "test_cutoff": str(plan.test.date()) if plan.test is not None else None,
+                },
+                "production": {
+                    "train_cutoffs": [str(c.date()) for c in plan.production],
+                    "labels_end": str(plan.data_end.date()),
+                    "btyd_cutoff": str(plan.data_end.date()),
+                },
+                "notes": list(plan.notes),
+            },
+            "scheme.json",
+        )
 
         with tempfile.TemporaryDirectory() as tmp:
             info = mlflow.pyfunc.log_model(
                 name="model",
                 pip_requirements=model_pip_requirements(),
                 registered_model_name=config.mlflow.registered_model,
-                **pyfunc_spec(scorer, test_set.head(5), tmp),
+                **pyfunc_spec(scorer, now.head(5), tmp),
             )
         version = str(info.registered_model_version)
     return TrainResult(
@@ -297,4 +451,5 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
         tiers=scorer.scheme.describe(),
         n_train_rows=len(train_set),
         n_test_rows=len(test_set),
+        extra={"evaluated": evaluated, "production_rows": len(production)},
     )

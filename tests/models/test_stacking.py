@@ -317,3 +317,28 @@ def test_a_candidate_scored_nan_never_locks_the_grid_choice(frames):
         score=lambda y, raw, init: next(calls),
     )
     assert fit.params["num_leaves"] == 8
+
+
+def test_several_validation_cutoffs_form_rolling_origin_folds(frames):
+    """Two validation cutoffs: one fold each, its probe trees fitted only on rows whose label windows end by that
+    cutoff; every validation row is scored out of sample by its own fold; the grid score is the folds' mean."""
+    train, val, _, feats = frames
+    cuts = sorted(train["cutoff"].unique())
+    X = train[train["cutoff"].isin(cuts[:-1])].reset_index(drop=True)
+    X_val = pd.concat([train[train["cutoff"] == cuts[-1]], val], ignore_index=True)
+    grid = ({"num_leaves": 4}, {"num_leaves": 15})
+    model = ValueModel(horizon_days=HORIZON, **{**FAST, "param_grid": grid}).fit(
+        X[feats], X["future_value"], X_val[feats], X_val["future_value"]
+    )
+    assert len(model.folds_) == 2
+    for (probe, rows), v in zip(model.folds_, sorted(X_val["cutoff"].unique()), strict=True):
+        ends = X["cutoff"] + pd.Timedelta(days=HORIZON)
+        kept = np.ones(len(X), dtype=bool) if probe is None else probe
+        assert (ends[kept] <= v).all()
+        assert (X_val["cutoff"][rows] == v).all()
+    assert len(model.grid_) == 2 and all(np.isfinite(r["val_score"]) for r in model.grid_)
+    assert 0.0 <= model.weight_ <= 1.0
+    one = ValueModel(horizon_days=HORIZON, **{**FAST, "param_grid": grid}).fit(
+        X[feats], X["future_value"], val[feats], val["future_value"]
+    )
+    assert one.folds_ is None  # one validation cutoff: the single time-separated fit as before

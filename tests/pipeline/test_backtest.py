@@ -95,4 +95,6 @@ def test_unknown_method_and_bad_validation_are_errors(setup):
         run_backtest(config, ingest, methods=("naive", "oracle"))
     frame = pd.DataFrame({"cutoff": pd.to_datetime(["2022-01-01"]), "future_value": [1.0], "churned": [0.0]})
     with pytest.raises(ValueError, match="validation cutoff"):
-        fit_models(frame, pd.Timestamp("2022-01-01"), config)
+        fit_models(frame, pd.Timestamp("2022-02-01"), config)
+    with pytest.raises(ValueError, match="at least two training cutoffs"):
+        fit_models(frame, pd.Timestamp("2022-01-01"), config, stacked=False)

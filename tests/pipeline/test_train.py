@@ -1,0 +1,150 @@
+"""Training plan, production refit and honest test metrics on a simulated BTYD world."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.models.test_stacking import simulate_transactions
+from tiercast.features.build import build_features
+from tiercast.features.training_set import build_training_set
+from tiercast.models.baselines import BTYDBaseline
+from tiercast.models.stacking import btyd_inputs
+from tiercast.pipeline.config import ConfigError, load_config
+from tiercast.pipeline.model_fit import fit_models, validation_cutoffs
+from tiercast.pipeline.train import (
+    HistoryTooShortError,
+    btyd_at,
+    fit_scorer,
+    plan_cutoffs_between,
+    refit_for_production,
+)
+
+START = pd.Timestamp("2022-01-01")
+
+
+def _config(**overrides):
+    base = {
+        "horizon_days": 60,
+        "features": {"windows_days": [30, 90]},
+        "cutoffs": {"step_days": 30, "n_train": 4, "min_history_days": 30},
+        "models": {
+            "n_estimators": 150,
+            "early_stopping_rounds": 20,
+            "param_grid": "none",
+            "value_params": {"n_jobs": 1},
+            "churn_params": {"n_jobs": 1},
+        },
+    }
+    return load_config("configs/online_retail_ii.yaml", overrides={**base, **overrides})
+
+
+def test_plan_refits_production_on_the_newest_label_windows():
+    end = START + pd.Timedelta(days=420)
+    plan = plan_cutoffs_between(START, end, _config())
+    h = pd.Timedelta(days=60)
+    assert plan.test == end - h
+    assert plan.train[-1] == plan.test - h  # evaluation labels end at the test cutoff
+    assert plan.production[-1] == end - h  # the registered model's newest labels end at the data end
+    assert [b - a for a, b in zip(plan.production, plan.production[1:], strict=False)] == [pd.Timedelta(days=30)] * 3
+    assert plan.notes == ()
+
+
+def test_short_history_trains_without_a_test_window_and_says_so():
+    # 6 months with a 90-day horizon: one production label window, no room for a held-out test window
+    end = START + pd.Timedelta(days=182)
+    plan = plan_cutoffs_between(START, end, _config(horizon_days=90))
+    assert plan.test is None
+    assert plan.production[-1] == end - pd.Timedelta(days=90)
+    assert all(c >= START + pd.Timedelta(days=30) for c in plan.production)
+    assert len(plan.notes) == 1 and "no held-out test window" in plan.notes[0]
+
+
+def test_one_training_window_before_the_test_cutoff_is_noted():
+    end = START + pd.Timedelta(days=30 + 2 * 90 + 10)
+    plan = plan_cutoffs_between(START, end, _config(horizon_days=90))
+    assert plan.test == end - pd.Timedelta(days=90) and len(plan.train) == 1
+    assert "the BTYD model alone" in plan.notes[0]
+
+
+def test_too_short_history_names_the_length_needed():
+    with pytest.raises(HistoryTooShortError, match=r"covers 100 days .* needs at least 120 days") as err:
+        plan_cutoffs_between(START, START + pd.Timedelta(days=100), _config(horizon_days=90))
+    assert isinstance(err.value, ConfigError)  # the CLI turns it into one line and exit 2
+    assert "\n" not in str(err.value)
+
+
+def _frames(tx: pd.DataFrame, config, plan):
+    kw = {"horizon_days": config.horizon_days, "windows_days": config.features.windows_days}
+    train = build_training_set(tx, cutoffs=plan.train, data_end=plan.test, holdout_start=plan.test, **kw)
+    test = build_training_set(tx, cutoffs=[plan.test], data_end=plan.data_end, **kw)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def world():
+    tx = simulate_transactions(n_customers=500, days=420, seed=5)
+    config = _config()
+    end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    plan = plan_cutoffs_between(START, end, config)
+    return tx, config, plan
+
+
+def test_test_window_evaluation_never_sees_the_test_window(world):
+    """Scrambling every transaction at or after the test cutoff leaves the evaluated model's test predictions
+    unchanged: only the realized labels it is compared with move."""
+    tx, config, plan = world
+    rng = np.random.default_rng(0)
+    scrambled = tx.copy()
+    after = (scrambled["timestamp"] >= plan.test).to_numpy()
+    assert after.sum() > 50
+    scrambled.loc[after, "amount"] = rng.permutation(scrambled.loc[after, "amount"].to_numpy()) * 3.0
+    scrambled.loc[after, "customer_id"] = rng.permutation(scrambled.loc[after, "customer_id"].to_numpy())
+    scores = []
+    for data in (tx, scrambled):
+        train, test = _frames(data, config, plan)
+        scorer = btyd_at(fit_scorer(train, plan, config, versions={}), test)  # what the test metrics score
+        scores.append((scorer.score(test), test))
+    (a, test_a), (b, test_b) = scores
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(test_a["future_value"], test_b["future_value"])  # the labels did change
+
+
+def test_production_refit_reads_the_newest_history(world):
+    tx, config, plan = world
+    train, test = _frames(tx, config, plan)
+    evaluated = fit_scorer(train, plan, config, versions={})
+    kw = {"horizon_days": config.horizon_days, "windows_days": config.features.windows_days}
+    production = build_training_set(tx, cutoffs=plan.production, data_end=plan.data_end, **kw)
+    now = build_features(tx, cutoff=plan.data_end, **kw)
+    before = evaluated.score(now)
+    scorer = refit_for_production(evaluated, production, now, config, versions={})
+    pd.testing.assert_frame_equal(evaluated.score(now), before)  # the evaluated model is untouched
+    assert scorer.value_model.n_trees_ == evaluated.value_model.n_trees_  # settings carried over
+    assert scorer.value_model.weight_ == evaluated.value_model.weight_
+    # BTYD fitted at the data end: the scoring population's own parameters
+    at_end = scorer.value_model.stacker_.params_
+    assert at_end != evaluated.value_model.stacker_.params_
+    scores = scorer.score(now)
+    assert len(scores) == len(now) and scores["churn_probability"].between(0, 1).all()
+    assert np.isfinite(scores["predicted_value"]).all()
+
+
+def test_one_label_window_gives_the_btyd_model_itself(world):
+    tx, config, plan = world
+    kw = {"horizon_days": config.horizon_days, "windows_days": config.features.windows_days}
+    rows = build_training_set(tx, cutoffs=[plan.test], data_end=plan.data_end, **kw)
+    value, churn = fit_models(rows, plan.test, config)
+    assert value.weight_ == 0.0 and churn.weight_ == 0.0
+    btyd = BTYDBaseline(model="bgnbd").fit(btyd_inputs(rows))
+    np.testing.assert_allclose(value.predict(rows), np.maximum(btyd.predict_value(btyd_inputs(rows), 60), 1e-3))
+    np.testing.assert_allclose(churn.predict_proba(rows)[:, 1], btyd.predict_churn(btyd_inputs(rows), 60), atol=1e-4)
+
+
+def test_validation_cutoffs_keep_every_fold_time_separated():
+    day = pd.Timestamp("2022-06-01")
+    cuts = [day - pd.Timedelta(days=30 * k) for k in range(5, -1, -1)]  # six cutoffs 30 days apart
+    # horizon 90: the earliest validation cutoff needs a fit cutoff 90 days before it
+    assert validation_cutoffs(cuts, day, 90, 3) == cuts[-3:]
+    assert validation_cutoffs(cuts, day, 90, 4) == cuts[-3:]  # a fourth would leave no time-separated fold
+    assert validation_cutoffs(cuts, day, 90, 1) == [day]
+    assert validation_cutoffs(cuts[-2:], day, 90, 3) == [day]  # too few cutoffs: the latest alone
