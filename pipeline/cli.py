@@ -22,7 +22,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config YAML (see configs/).")]
+ConfigOpt = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c", help="Config YAML; `base: NAME` picks a packaged preset (tiercast init writes one)."
+    ),
+]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -67,6 +72,34 @@ def _ingest(config: Config):
     result = read_transactions(config.data)
     write_quarantine(result, config.data.quarantine_path)
     return result
+
+
+@app.command()
+@handle_errors
+def init(
+    data: Annotated[Path, typer.Option("--data", help="Transaction file (CSV / text or Parquet) to look at.")],
+    out: Annotated[Path, typer.Option("--out", help="Config file to write.")] = Path("config.yaml"),
+    column: Annotated[
+        list[str] | None, typer.Option("--column", help="FIELD=COLUMN, for a field the column names do not reveal.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
+) -> None:
+    """Write a starter config for a transaction file: sniffed format, delimiter, dates and column mapping."""
+    from tiercast.pipeline.files import atomic_output
+    from tiercast.pipeline.starter import starter_config
+
+    if out.exists() and not force:
+        _fail(f"{out} exists; pass --force to overwrite it")
+    pairs = [c.split("=", 1) for c in column or []]
+    if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+        _fail("--column takes FIELD=COLUMN, e.g. --column customer_id=client")
+    text, found = starter_config(data, dict(pairs))
+    with atomic_output(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out}: " + ", ".join(f"{k} <- {v!r}" for k, v in found.transactions["columns"].items()))
+    for note in found.notes:
+        console.print(f"[yellow]check:[/] {note}", highlight=False)
+    console.print(f"next: tiercast validate --config {out}", highlight=False)
 
 
 @app.command()

@@ -1,11 +1,14 @@
-"""The tiercast configuration: frozen pydantic models loaded from ``configs/*.yaml``.
+"""The tiercast configuration: frozen pydantic models loaded from YAML files.
 
-A config file may name a ``base:`` file (relative to itself) whose values it overrides key by key, so presets stay
-small. Every section forbids unknown keys.
+A config file may name a ``base:`` whose values it overrides key by key, so configs stay small: a file relative to
+itself, or a preset shipped with the package by name (``base: online_retail_ii``, ``base: default.yaml``; see
+:func:`preset_names`). Every section forbids unknown keys, and a config must end up with a ``data:`` and a
+``playbook:`` section, so one that forgot its base fails instead of running with an empty playbook.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -207,26 +210,73 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+PRESETS_PACKAGE = "tiercast.pipeline"
+# Sections a usable config must have after merging its bases; every preset gets them from ``default``.
+REQUIRED_SECTIONS: tuple[str, ...] = ("data", "playbook")
+
+
+def _presets_dir() -> Path:
+    return Path(str(resources.files(PRESETS_PACKAGE) / "presets"))
+
+
+def preset_names() -> tuple[str, ...]:
+    """The presets shipped with the package (``default``, the bundled data layouts), by name."""
+    return tuple(sorted(p.stem for p in _presets_dir().glob("*.yaml")))
+
+
+def preset_path(name: str) -> Path:
+    """The packaged preset file for ``name`` (with or without ``.yaml``); ConfigError when there is none."""
+    stem = name.removesuffix(".yaml").removesuffix(".yml")
+    path = _presets_dir() / f"{stem}.yaml"
+    if "/" in stem or "\\" in stem or not path.is_file():
+        known = ", ".join(preset_names())
+        raise ConfigError(f"unknown preset {name!r}: not a file next to the config and not one of {known}")
+    return path.resolve()
+
+
+def _resolve_base(base: str, parent: Path) -> Path:
+    """A ``base:`` file relative to the config that names it if it exists, else a packaged preset by name."""
+    candidate = (parent / base).expanduser()
+    if candidate.is_file():
+        return candidate.resolve()
+    if Path(base).suffix in ("", ".yaml", ".yml") and len(Path(base).parts) == 1:
+        return preset_path(base)
+    raise ConfigError(f"{parent / base}: base config not found")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ConfigError(f"{path}: base configs form a cycle ({' -> '.join(str(p) for p in (*seen, path))})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a config file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping at top level")
     base = raw.pop("base", None)
     if base is not None:
-        raw = _deep_merge(_read_yaml((path.parent / base).resolve()), raw)
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: base must be a file name or a preset name, got {base!r}")
+        raw = _deep_merge(_read_yaml(_resolve_base(base, path.parent), (*seen, path)), raw)
     return raw
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Load and validate a config file; relative data paths resolve against the current directory."""
-    raw = _read_yaml(Path(path))
+    raw = _read_yaml(Path(path).resolve())
     if overrides:
         raw = _deep_merge(raw, overrides)
+    missing = [s for s in REQUIRED_SECTIONS if s not in raw]
+    if missing:
+        raise ConfigError(
+            f"{path}: no {' and no '.join(f'`{s}:`' for s in missing)} section; start from a preset "
+            f"(`base: default`, or one of {', '.join(n for n in preset_names() if n != 'default')}) "
+            "or write one with `tiercast init --data FILE`"
+        )
     config = Config.model_validate(raw)
     try:
         build_playbook(config)

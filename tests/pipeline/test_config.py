@@ -3,16 +3,68 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tiercast.pipeline.config import TIER_PRESETS, Config, load_config
+from tiercast.pipeline.config import TIER_PRESETS, Config, ConfigError, load_config, preset_names, preset_path
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name != "default.yaml"], ids=lambda p: p.name)
-def test_every_shipped_preset_validates(path):
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_repository_config_validates(path):
     cfg = load_config(path)
     assert isinstance(cfg, Config)
     assert cfg.horizon_days > 0
+
+
+def test_presets_ship_inside_the_package():
+    assert set(preset_names()) >= {"default", "online_retail_ii", "cdnow", "olist"}
+    for name in preset_names():
+        path = preset_path(name)
+        assert path.parent.name == "presets" and path.parent.parent.name == "pipeline"
+        if name != "default":
+            assert load_config(path).playbook.rules, name
+
+
+@pytest.mark.parametrize("base", ["online_retail_ii", "online_retail_ii.yaml"])
+def test_a_preset_resolves_by_name_from_any_folder(tmp_path, monkeypatch, base):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text(f"base: {base}\nhorizon_days: 30\n", encoding="utf-8")
+    cfg = load_config("mine.yaml")
+    assert cfg.horizon_days == 30
+    assert cfg.data.transactions.columns.customer_id == "Customer ID"
+    assert cfg.playbook.rules == load_config(preset_path("default").parent / "online_retail_ii.yaml").playbook.rules
+
+
+def test_a_base_file_next_to_the_config_wins_over_the_preset_of_that_name(tmp_path):
+    (tmp_path / "default.yaml").write_text(f"base: {preset_path('default')}\nhorizon_days: 45\n", encoding="utf-8")
+    (tmp_path / "mine.yaml").write_text(
+        "base: default.yaml\ndata: {transactions: {path: x.csv, columns: {customer_id: c, timestamp: t, amount: a}}}\n",
+        encoding="utf-8",
+    )
+    assert load_config(tmp_path / "mine.yaml").horizon_days == 45
+
+
+def test_unknown_preset_names_the_known_ones(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: online_retail\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown preset 'online_retail'.*online_retail_ii"):
+        load_config(tmp_path / "mine.yaml")
+
+
+def test_base_cycle_is_a_config_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_a_config_without_a_playbook_is_an_error_not_an_empty_playbook(tmp_path):
+    (tmp_path / "mine.yaml").write_text(
+        "data: {transactions: {path: x.csv, columns: {customer_id: c, timestamp: t, amount: a}}}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="no `playbook:` section.*base: default"):
+        load_config(tmp_path / "mine.yaml")
+    (tmp_path / "empty.yaml").write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no `data:` and no `playbook:` section"):
+        load_config(tmp_path / "empty.yaml")
 
 
 def test_demo_inherits_defaults_and_overrides():
@@ -49,7 +101,8 @@ def test_config_is_frozen():
 def test_amount_or_quantity_and_price_required(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(
-        "data:\n  transactions:\n    path: x.csv\n    columns: {customer_id: c, timestamp: t, quantity: q}\n",
+        "base: default\ndata:\n  transactions:\n    path: x.csv\n"
+        "    columns: {customer_id: c, timestamp: t, quantity: q}\n",
         encoding="utf-8",
     )
     with pytest.raises(ValidationError, match="unit_price"):

@@ -306,7 +306,7 @@ BAD_CASES = [
     ("missing_column.csv", {}, ["missing column", "'ts'", "columns found", "'when'", "'value'"]),
     ("semicolon.csv", {}, ["wrong delimiter", "';'"]),
     ("latin1.csv", {}, ["UTF-8", "0xe9", "byte offset 56", "line 4"]),
-    ("bad_dates.csv", {}, ["'ts'", "timestamp", "yesterday"]),
+    ("bad_dates.csv", {}, ["'ts'", "timestamp", "yesterday", "set timestamp_format"]),
     ("bad_dates.csv", {"timestamp_format": "%Y-%m-%d"}, ["'ts'", "format '%Y-%m-%d'"]),
     ("ragged.csv", {}, ["line 3"]),
     ("non_numeric.csv", {}, ["'amount'", "number"]),

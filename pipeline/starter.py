@@ -1,0 +1,248 @@
+"""``tiercast init``: a starter config for a transaction file, from a look at its first rows.
+
+The file's format, delimiter, decimal mark and timestamp format are sniffed, and its columns are matched by name to
+tiercast's transaction fields (customer id, timestamp, amount or quantity x unit price, order, product, category,
+channel). The config names the packaged ``default`` preset as its base, so it has the horizon, tiers and playbook;
+the user checks the mapping and runs ``tiercast validate``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from tiercast.pipeline.config import Config, ConfigError, _deep_merge, _read_yaml, preset_path
+from tiercast.pipeline.sources import _SUFFIX_FORMATS, WHITESPACE
+
+SAMPLE_ROWS = 5000
+
+# Normalized column names (lower case, letters and digits only) tried for each field, best first.
+FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    "customer_id": (
+        "customerid",
+        "customer",
+        "custid",
+        "clientid",
+        "client",
+        "userid",
+        "memberid",
+        "accountid",
+        "customeruniqueid",
+        "buyerid",
+        "shopperid",
+    ),
+    "timestamp": (
+        "timestamp",
+        "invoicedate",
+        "orderdate",
+        "transactiondate",
+        "purchasedate",
+        "date",
+        "datetime",
+        "orderpurchasetimestamp",
+        "createdat",
+        "time",
+        "saledate",
+    ),
+    "amount": (
+        "amount",
+        "total",
+        "totalamount",
+        "revenue",
+        "sales",
+        "salesamount",
+        "value",
+        "dollarvalue",
+        "spend",
+        "netamount",
+        "ordervalue",
+        "linetotal",
+        "totalprice",
+    ),
+    "quantity": ("quantity", "qty", "units", "numberofitems", "numberofcds", "count"),
+    "unit_price": ("unitprice", "price", "itemprice", "priceeach"),
+    "order_id": (
+        "orderid",
+        "invoice",
+        "invoiceno",
+        "invoiceid",
+        "transactionid",
+        "receiptid",
+        "ordernumber",
+        "basketid",
+    ),
+    "product_id": ("productid", "stockcode", "sku", "itemid", "product", "article", "productcode"),
+    "category": ("category", "productcategory", "department", "categoryname"),
+    "channel": ("channel", "store", "country", "region", "shop"),
+}
+
+# Text timestamp formats tried when the values are not ISO 8601; day-first before month-first.
+TIMESTAMP_FORMATS: tuple[str, ...] = tuple(
+    f"{d}{t}"
+    for d in ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y/%m/%d", "%Y%m%d", "%d/%m/%y", "%m/%d/%y")
+    for t in ("", " %H:%M", " %H:%M:%S")
+)
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What was learnt from the file: the ``data.transactions`` mapping and notes for the user."""
+
+    transactions: dict[str, Any]
+    unmapped: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The first rows as a frame (text cells for text files) and the reading keys found (delimiter, decimal)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS), None)
+        if batch is None:
+            raise ConfigError(f"{path}: no rows to look at")
+        return batch.to_pandas(), {}
+    if fmt == "duckdb":
+        raise ConfigError(f"{path}: a DuckDB database; write data.transactions with `table:` or `query:` by hand")
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+        head = [line.rstrip("\r\n") for _, line in zip(range(SAMPLE_ROWS + 1), fh, strict=False)]
+    if len(head) < 2:
+        raise ConfigError(f"{path}: needs a header line and at least one data row")
+    counts = {d: head[0].count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    keys: dict[str, Any] = {}
+    if counts[best] > 0:
+        sep, keys["delimiter"] = best, best
+    elif len(head[0].split()) > 1:
+        sep, keys["delimiter"] = r"\s+", WHITESPACE
+    else:
+        raise ConfigError(f"{path}: cannot tell the delimiter from the header {head[0][:80]!r}")
+    frame = pd.read_csv(
+        path, sep=sep, dtype="str", nrows=SAMPLE_ROWS, keep_default_na=False, engine="python" if sep == r"\s+" else "c"
+    )
+    comma_numbers = frame.apply(lambda s: s.str.fullmatch(r"-?\d+,\d+").mean() > 0.5 if len(s) else False)
+    if best != "," and comma_numbers.any():
+        keys["decimal"] = ","
+    return frame, keys
+
+
+def _match(columns: list[str], taken: set[str], names: tuple[str, ...]) -> str | None:
+    by_norm = {_norm(c): c for c in columns if c not in taken}
+    for n in names:
+        if n in by_norm:
+            return by_norm[n]
+    for n in names:  # a longer column name containing the field's name (e.g. 'Customer ID (hashed)')
+        hits = [c for norm, c in by_norm.items() if len(n) >= 4 and n in norm]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def _timestamp_format(values: pd.Series) -> tuple[str | None, str | None]:
+    """(timestamp_format or None for ISO 8601 / typed timestamps, a note when the choice is a guess)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return None, None
+    text = values.astype("str").str.strip()
+    text = pd.Series(pd.unique(text[text != ""])[:500], dtype="str")
+    if text.empty:
+        raise ConfigError("the timestamp column is empty in the first rows")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if (
+            pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True).notna().all()
+            and text.str.match(r"\d{4}-\d{2}-\d{2}").all()
+        ):
+            return None, None
+        share = {f: pd.to_datetime(text, format=f, errors="coerce").notna().mean() for f in TIMESTAMP_FORMATS}
+    first = max(TIMESTAMP_FORMATS, key=lambda f: share[f])  # the first of the best on a tie: day-first
+    if share[first] < 0.5:
+        return None, f"no known format parses the timestamps (e.g. {text.iloc[0]!r}): set timestamp_format"
+    swapped = first.replace("%d", "%_").replace("%m", "%d").replace("%_", "%m")
+    if "%d" in first and "%m" in first and share.get(swapped) == share[first]:
+        return first, f"timestamps fit both {first!r} and {swapped!r} (no day above 12 seen): check timestamp_format"
+    if share[first] < 1:
+        bad = text[pd.to_datetime(text, format=first, errors="coerce").isna()]
+        return (
+            first,
+            f"{len(bad)} of {len(text)} distinct timestamps do not parse with {first!r} (e.g. {bad.iloc[0]!r})",
+        )
+    return first, None
+
+
+def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
+    """Look at the first rows of ``path`` and propose its ``data.transactions`` section.
+
+    ``overrides`` (field -> column) fix fields the names do not reveal. Raises ConfigError when the customer id,
+    the timestamp or the money cannot be placed.
+    """
+    if not path.is_file():
+        raise ConfigError(f"data file not found: {path}")
+    fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{path}: unknown file type (expected .csv/.txt/.tsv, .parquet or .duckdb)")
+    frame, keys = _read_sample(path, fmt)
+    columns = [str(c) for c in frame.columns]
+    mapping: dict[str, str] = {}
+    for name, col in (overrides or {}).items():
+        if name not in FIELD_NAMES:
+            raise ConfigError(f"--column {name}={col}: unknown field (one of {', '.join(FIELD_NAMES)})")
+        if col not in columns:
+            raise ConfigError(f"--column {name}={col}: {path} has no column {col!r}; columns: {columns}")
+        mapping[name] = col
+    for name, names in FIELD_NAMES.items():
+        if name not in mapping and (col := _match(columns, set(mapping.values()), names)) is not None:
+            mapping[name] = col
+    if "amount" in mapping and "unit_price" in mapping:
+        del mapping["unit_price"]  # amount is the line value; unit_price only when there is no amount
+    if "amount" not in mapping and not {"quantity", "unit_price"} <= mapping.keys():
+        mapping.pop("unit_price", None)
+    missing = [f for f in ("customer_id", "timestamp") if f not in mapping]
+    if "amount" not in mapping and "unit_price" not in mapping:
+        missing.append("amount")
+    if missing:
+        free = [c for c in columns if c not in mapping.values()] or columns
+        raise ConfigError(
+            f"{path}: cannot tell which column is {' / '.join(missing)}; columns: {columns}; "
+            f"name them with --column FIELD=COLUMN (e.g. --column {missing[0]}={free[0]})"
+        )
+    notes = []
+    ts_format, note = _timestamp_format(frame[mapping["timestamp"]])
+    if note:
+        notes.append(note)
+    tx: dict[str, Any] = {"path": str(path.resolve()), "format": fmt, **keys}
+    if ts_format:
+        tx["timestamp_format"] = ts_format
+    tx["columns"] = {k: mapping[k] for k in FIELD_NAMES if k in mapping}
+    unmapped = tuple(c for c in columns if c not in mapping.values())
+    return Sniffed(transactions=tx, unmapped=unmapped, notes=tuple(notes))
+
+
+def starter_config(path: Path, overrides: dict[str, str] | None = None) -> tuple[str, Sniffed]:
+    """The starter config's YAML text for data file ``path`` (validated against the packaged defaults)."""
+    found = sniff(path, overrides)
+    body: dict[str, Any] = {
+        "data": {"transactions": found.transactions, "quarantine_path": "outputs/quarantine.parquet"},
+        "outputs": {"dir": "outputs"},
+    }
+    Config.model_validate(_deep_merge(_read_yaml(preset_path("default")), body))
+    lines = [
+        f"# Starter config for {path.name}, written by `tiercast init`: check the column mapping, then run",
+        "# `tiercast validate --config THIS_FILE`. Every key: README, 'Your own data'.",
+        "# The packaged defaults (horizon, tiers, playbook) come from the `default` preset; override any key here.",
+        "base: default",
+        yaml.safe_dump(body, sort_keys=False, allow_unicode=True).rstrip(),
+    ]
+    if found.unmapped:
+        lines.append(f"# Columns not mapped: {', '.join(found.unmapped)}")
+    lines += [f"# Check: {n}" for n in found.notes]
+    return "\n".join(lines) + "\n", found

@@ -1,0 +1,100 @@
+"""tiercast init: a starter config sniffed from a transaction file reads that file as intended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tiercast.pipeline.cli import app
+from tiercast.pipeline.config import ConfigError, load_config
+from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.starter import sniff
+
+REPO = Path(__file__).resolve().parents[2]
+TX = REPO / "tests" / "fixtures" / "transactions"
+runner = CliRunner()
+
+
+def test_init_writes_a_config_that_reads_a_semicolon_day_first_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shop.csv").write_text(
+        "Kunden-Nr;Bestelldatum;Umsatz;Bestellnummer;Land\n"
+        "K1;13/02/2020 10:05;12,50;B1;DE\n"
+        "K1;03/03/2020 11:00;3,10;B2;DE\n"
+        "K2;01/02/2020 09:00;100,00;B3;AT\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app,
+        [
+            "init",
+            "--data",
+            "shop.csv",
+            "--column",
+            "amount=Umsatz",
+            "--column",
+            "customer_id=Kunden-Nr",
+            "--column",
+            "order_id=Bestellnummer",
+            "--column",
+            "timestamp=Bestelldatum",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    cfg = load_config(tmp_path / "config.yaml")
+    src = cfg.data.transactions
+    assert (src.delimiter, src.decimal, src.timestamp_format) == (";", ",", "%d/%m/%Y %H:%M")
+    assert cfg.playbook.rules  # the packaged defaults came with it
+    tx = read_transactions(cfg.data).accepted.sort_values("timestamp")
+    assert tx["amount"].tolist() == [100.0, 12.5, 3.1]
+    assert tx["timestamp"].tolist() == [
+        pd.Timestamp(s) for s in ("2020-02-01 09:00", "2020-02-13 10:05", "2020-03-03 11:00")
+    ]
+    # A second init does not overwrite silently.
+    again = runner.invoke(app, ["init", "--data", "shop.csv"])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_sniff_maps_the_online_retail_layout_by_name(tmp_path):
+    raw = pd.read_parquet(REPO / "data" / "online_retail_ii" / "online_retail_ii.parquet").head(500)
+    raw.to_parquet(tmp_path / "lines.parquet", index=False)
+    found = sniff(tmp_path / "lines.parquet")
+    assert found.transactions["columns"] == {
+        "customer_id": "Customer ID",
+        "timestamp": "InvoiceDate",
+        "quantity": "Quantity",
+        "unit_price": "Price",
+        "order_id": "Invoice",
+        "product_id": "StockCode",
+        "channel": "Country",
+    }
+    assert found.unmapped == ("Description",)
+    assert "timestamp_format" not in found.transactions  # typed timestamps
+
+
+def test_sniff_reads_whitespace_files_and_compact_dates():
+    found = sniff(TX / "cdnow_sample.txt")
+    tx = found.transactions
+    assert (tx["delimiter"], tx["timestamp_format"]) == ("whitespace", "%Y%m%d")
+    assert tx["columns"] == {
+        "customer_id": "customer_id",
+        "timestamp": "date",
+        "amount": "dollar_value",
+        "quantity": "number_of_cds",
+    }
+
+
+def test_ambiguous_day_month_order_is_flagged(tmp_path):
+    (tmp_path / "a.csv").write_text("customer,date,amount\na,01/02/2020,1\nb,03/04/2020,2\n", encoding="utf-8")
+    found = sniff(tmp_path / "a.csv")
+    assert found.transactions["timestamp_format"] == "%d/%m/%Y"
+    assert any("'%m/%d/%Y'" in n for n in found.notes)
+
+
+def test_unrecognised_columns_are_an_error_naming_the_columns(tmp_path):
+    (tmp_path / "a.csv").write_text("who,when,what\na,2020-01-01,1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"customer_id / timestamp / amount; columns: \['who', 'when', 'what'\]"):
+        sniff(tmp_path / "a.csv")
