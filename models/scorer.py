@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import joblib
 import mlflow.pyfunc
@@ -90,13 +91,13 @@ class TiercastScorer:
         self.check_schema(features)
         X = features[list(self.feature_names)].astype("float64")
 
-        def reasons(model: ValueModel | ChurnModel) -> np.ndarray:
+        def reasons(model: ValueModel | ChurnModel, target: Literal["churn", "value"]) -> np.ndarray:
             # a stacked model's inputs include its derived BTYD features; phrases read them from transform()
             names = list(model.feature_names_in_)
-            return top_reasons(model.contributions(X), model.transform(X), names, top).to_numpy()
+            return top_reasons(model.contributions(X), model.transform(X), names, top, target=target).to_numpy()
 
         return pd.DataFrame(
-            {"churn_reasons": reasons(self.churn_model), "value_reasons": reasons(self.value_model)},
+            {"churn_reasons": reasons(self.churn_model, "churn"), "value_reasons": reasons(self.value_model, "value")},
             index=features.index,
         ).astype("str")
 

@@ -1,12 +1,13 @@
 """Behavioral segments: the optional second axis beside tiers, clustered on scaled behavior features and named by
-an automatic, readable profile (e.g. "growing, new", "long-tenure, frequent", "lapsing, declining").
+an automatic, readable profile (e.g. "growing, new", "long-tenure, frequent", "declining, lapsing").
 
 Each feature is transformed (log1p for counts and durations, as is for bounded ratios), NaN filled with the median of
 the fitted population, and standardized. KMeans proposes the segments; the number is chosen like the tiers'
 (:func:`~tiercast.models.tiering.choose_k`, with a minimum segment share). A segment's profile is its mean z-score
-per feature; its name lists the descriptors of the features that deviate most (|z| >= ``min_deviation``), strongest
-first, from a closed vocabulary (:data:`DESCRIPTORS`), so playbook rules can name segments before any fit: a
-segment's ``key`` is its strongest descriptor, or ``"average"``.
+per feature; its name lists the descriptors of the features that deviate most (|z| >= ``min_deviation``), from a
+closed vocabulary (:data:`DESCRIPTORS`) and in its order, so one profile has one name ("frequent, active", never
+also "active, frequent"), and playbook rules can name segments before any fit: a segment's ``key`` is its
+strongest descriptor, or ``"average"``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ AVERAGE = "average"
 SEGMENT_KEYS: tuple[str, ...] = (*(w for _, hi, lo in DESCRIPTORS.values() for w in (hi, lo)), AVERAGE)
 DEFAULT_FEATURES = ("spend_trend", "tenure_days", "frequency_orders", "recency_days", "review_score_mean")
 _SILHOUETTE_SAMPLE = 4000
+
+
+_VOCABULARY_ORDER = {w: i for i, w in enumerate(SEGMENT_KEYS)}
+
+
+def _canonical(words: Sequence[str]) -> str:
+    """Descriptors joined in vocabulary order, so the same profile always reads the same ("frequent, active")."""
+    return ", ".join(sorted(words, key=_VOCABULARY_ORDER.__getitem__))
 
 
 class BehaviorSegments(BaseEstimator):
@@ -137,8 +146,8 @@ class BehaviorSegments(BaseEstimator):
             )
         names: list[str] = []
         for w in words:  # duplicates get one more descriptor, else a number
-            base = ", ".join(w[: self.max_descriptors]) or AVERAGE
-            longer = [", ".join(w[:m]) for m in range(self.max_descriptors + 1, len(w) + 1)]
+            base = _canonical(w[: self.max_descriptors]) or AVERAGE
+            longer = [_canonical(w[:m]) for m in range(self.max_descriptors + 1, len(w) + 1)]
             numbered = (f"{base} ({n})" for n in range(2, len(words) + 2))
             names.append(next(c for c in (base, *longer, *numbered) if c not in names))
         keys = tuple(w[0] if w else AVERAGE for w in words)

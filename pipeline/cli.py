@@ -267,18 +267,24 @@ def at_risk_cmd(
     tiers: Annotated[str | None, typer.Option(help="Comma-separated current tiers, e.g. platinum,gold.")] = None,
     top: Annotated[int, typer.Option(help="How many customers to list.")] = 500,
     min_churn: Annotated[float, typer.Option(help="Minimum churn probability.")] = 0.0,
+    churn_bands: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated churn bands to list (default: the config's, else all but the lowest)."),
+    ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Config to explain the listed customers (adds reasons).")
+        Path | None,
+        typer.Option("--config", "-c", help="Config: adds reasons for the listed customers, currency and horizon."),
     ] = None,
 ) -> None:
-    """Rank customers of the top tiers by value at risk (predicted value x churn probability).
+    """Rank customers of the top tiers whose churn risk is medium or high by value at risk (predicted value x churn
+    probability).
 
     Scores written without reasons get them for the listed customers when a config is given: their features are
     rebuilt at the scores' cutoff and explained by the model version stamped on the scores.
     """
     from tiercast.models.scorer import REASON_COLUMNS
     from tiercast.pipeline.files import write_csv
-    from tiercast.pipeline.score import at_risk, explain_customers
+    from tiercast.pipeline.score import at_risk, bands_above_lowest, explain_customers, team_list
 
     if not scores.is_file():
         _fail(f"{scores}: scores file not found")
@@ -287,12 +293,21 @@ def at_risk_cmd(
     unknown = sorted(set(chosen or []) - set(frame["current_tier"].unique()) - set(frame["predicted_tier"].unique()))
     if unknown:
         _fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
-    ranked = at_risk(frame, tiers=chosen, top=top, min_churn=min_churn)
+    cfg = _config(config) if config is not None else None
+    if churn_bands is not None:
+        bands = tuple(b.strip() for b in churn_bands.split(",") if b.strip())
+    elif cfg is not None:
+        bands = cfg.outputs.churn_bands(cfg.playbook)
+    else:
+        bands = bands_above_lowest(frame)
+    unknown = sorted(set(bands) - set(frame["churn_band"].unique()))
+    if churn_bands is not None and unknown:
+        _fail(f"{scores}: no customer is in churn band(s) {', '.join(unknown)}")
+    ranked = at_risk(frame, tiers=chosen, top=top, min_churn=min_churn, bands=bands)
     has_reasons = all(c in ranked.columns for c in REASON_COLUMNS)
-    if not has_reasons and config is not None and len(ranked):
+    if not has_reasons and cfg is not None and len(ranked):
         from tiercast.pipeline.tracking import setup_mlflow
 
-        cfg = _config(config)
         setup_mlflow(cfg)
         result = _ingest(cfg)
         reasons = explain_customers(
@@ -306,9 +321,11 @@ def at_risk_cmd(
         )
         ranked = pd.concat([ranked, reasons], axis=1)
         has_reasons = True
+    horizon, currency = (cfg.horizon_days, cfg.outputs.currency) if cfg is not None else (None, None)
+    ranked = team_list(ranked, horizon_days=horizon, currency=currency)
     write_csv(ranked, out)
     note = "" if has_reasons else " (no reasons: pass --config to add them)"
-    console.print(f"{len(ranked):,} customers at risk -> {out}{note}")
+    console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
 
 
 @app.command()

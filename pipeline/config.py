@@ -161,10 +161,19 @@ class ScoreConfig(_Frozen):
 
 
 class OutputConfig(_Frozen):
+    """Output folder and the at-risk list: which tiers and churn bands it lists, how many, in which currency."""
+
     dir: Path = Path("outputs")
     at_risk_tiers: tuple[str, ...] | None = None
     at_risk_top: int = Field(default=500, gt=0)
     at_risk_min_churn: float = Field(default=0.0, ge=0.0, le=1.0)
+    # None: every churn band but the lowest (medium and high with the default bands).
+    at_risk_churn_bands: tuple[str, ...] | None = None
+    currency: str | None = Field(default=None, description="Currency of the amounts (e.g. GBP), shown with money.")
+
+    def churn_bands(self, playbook: PlaybookConfig) -> tuple[str, ...]:
+        """The churn bands the at-risk list keeps."""
+        return self.at_risk_churn_bands if self.at_risk_churn_bands is not None else tuple(playbook.churn_bands)[1:]
 
 
 class Config(_Frozen):
@@ -182,6 +191,15 @@ class Config(_Frozen):
     score: ScoreConfig = ScoreConfig()
     outputs: OutputConfig = OutputConfig()
     engine: EngineConfig = EngineConfig()
+
+    @model_validator(mode="after")
+    def _at_risk_bands_exist(self) -> Config:
+        unknown = sorted(set(self.outputs.at_risk_churn_bands or ()) - set(self.playbook.churn_bands))
+        if unknown:
+            raise ValueError(
+                f"outputs.at_risk_churn_bands: unknown band(s) {unknown}; known: {list(self.playbook.churn_bands)}"
+            )
+        return self
 
 
 def build_playbook(config: Config) -> Playbook:

@@ -12,7 +12,7 @@ from tiercast.pipeline.config import Config, build_playbook
 from tiercast.pipeline.files import write_csv, write_parquet
 from tiercast.pipeline.io import IngestResult, read_transactions, write_quarantine
 from tiercast.pipeline.registry import PromotionDecision, promote
-from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features
+from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features, team_list
 from tiercast.pipeline.tracking import resolve_tracking_uri
 from tiercast.pipeline.train import TrainResult, data_bounds, train
 
@@ -55,9 +55,11 @@ def run_job(config: Config) -> RunOutcome:
     drift = model.scorer.drift(features, scores, threshold=config.score.psi_threshold)
     drift_path = write_csv(drift, out.dir / "drift.csv")
     tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
-    ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn)
+    bands = out.churn_bands(config.playbook)
+    ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn, bands=bands)
     listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
     ranked = pd.concat([ranked, explain_features(model, listed)], axis=1)
+    ranked = team_list(ranked, horizon_days=config.horizon_days, currency=out.currency)
     at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
     return RunOutcome(
         ingest=ingest,

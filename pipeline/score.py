@@ -109,13 +109,67 @@ def explain_customers(
     return explain_features(model, listed)
 
 
-def at_risk(scores: pd.DataFrame, *, tiers: Sequence[str] | None, top: int, min_churn: float = 0.0) -> pd.DataFrame:
-    """Customers of the given current tiers, ranked by value at risk (ties broken by customer id)."""
+def at_risk(
+    scores: pd.DataFrame,
+    *,
+    tiers: Sequence[str] | None,
+    top: int,
+    min_churn: float = 0.0,
+    bands: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Customers of the given current tiers and churn bands, ranked by value at risk (ties broken by customer id)."""
     sel = scores
     if tiers:
         sel = sel[sel["current_tier"].isin(list(tiers))]
+    if bands is not None:
+        sel = sel[sel["churn_band"].isin(list(bands))]
     sel = sel[sel["churn_probability"] >= min_churn]
     ranked = sel.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="mergesort").head(top)
     ranked = ranked.reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
     return ranked
+
+
+def bands_above_lowest(scores: pd.DataFrame) -> tuple[str, ...]:
+    """The churn bands of ``scores`` except the lowest (bands ordered by their smallest churn probability)."""
+    order = scores.groupby("churn_band", sort=False)["churn_probability"].min().sort_values()
+    return tuple(order.index[1:])
+
+
+#: Columns of the scores that are bookkeeping for machines, not for a retention team's list.
+INTERNAL_COLUMNS: tuple[str, ...] = ("model_name", "segment_key")
+_MONEY = ("predicted_value", "value_at_risk", "current_value")
+_TEAM_ORDER = (
+    "rank",
+    "customer_id",
+    "current_tier",
+    "predicted_tier",
+    "churn_band",
+    "churn_probability",
+    "predicted_value",
+    "value_at_risk",
+    "current_value",
+    "currency",
+    "horizon_days",
+    "segment",
+    "action",
+    "channel",
+    "churn_reasons",
+    "value_reasons",
+)
+
+
+def team_list(ranked: pd.DataFrame, *, horizon_days: int | None, currency: str | None) -> pd.DataFrame:
+    """The at-risk list as a retention team reads it: money in whole currency units, churn as a rounded
+    probability, the currency and the horizon the values cover as columns, no internal columns."""
+    out = ranked.drop(columns=[c for c in INTERNAL_COLUMNS if c in ranked.columns])
+    money = [c for c in _MONEY if c in out.columns]
+    out[money] = out[money].astype("float64").round(0)
+    if "churn_probability" in out.columns:
+        out["churn_probability"] = out["churn_probability"].astype("float64").round(3)
+    if currency is not None:
+        out["currency"] = currency
+    if horizon_days is not None:
+        out["horizon_days"] = int(horizon_days)
+    first = [c for c in _TEAM_ORDER if c in out.columns]
+    return out[first + [c for c in out.columns if c not in first]]

@@ -79,7 +79,14 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
     console.print(tiers)
 
     console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
-    console.print(f"at risk  -> {outcome.at_risk_path} ({len(outcome.at_risk):,} rows)")
+    listed = outcome.at_risk
+    bands = "/".join(dict.fromkeys(listed["churn_band"])) if len(listed) else "none"
+    money = f"{listed['currency'].iloc[0]} " if len(listed) and "currency" in listed.columns else ""
+    console.print(
+        f"at risk  -> {outcome.at_risk_path} ({len(listed):,} rows, churn {bands}; "
+        f"{money}value over the next {trained.scorer.horizon_days} days)",
+        highlight=False,
+    )
     print_drift(console, outcome.drift, outcome.drift_path)
     print_training(console, trained, outcome.promotion, show_cutoffs=False)
 

@@ -20,8 +20,11 @@ def _frame() -> pd.DataFrame:
 
 def test_phrases_use_the_customers_own_values():
     f = _frame()
-    assert phrase_for("recency_days")(f).tolist()[0] == "no purchase for 95 days"
-    assert phrase_for("overdue_ratio")(f.iloc[[0]]).tolist() == ["3.0x the usual gap between purchases"]
+    assert phrase_for("recency_days")(f).tolist()[0] == "95 days since the last purchase"
+    assert phrase_for("overdue_ratio")(f.iloc[[0]]).tolist() == ["95 days since the last purchase"]
+    assert phrase_for("overdue_ratio")(f[["overdue_ratio"]].iloc[[0]]).tolist() == [
+        "3.0x the usual gap between purchases"
+    ]
     assert phrase_for("spend_90d")(f).tolist()[1] == "spent 1,234 in the last 90 days"
     # t = -0.6: recent/previous - 1 = 2t/(1-t) = -1.2/1.6 = -75%.
     assert phrase_for("spend_trend")(f).tolist()[0] == "spend down 75% vs the previous period"
@@ -42,8 +45,8 @@ def test_top_reasons_rank_positive_contributions_per_row():
     out = top_reasons(contrib, f, NAMES, top=3)
     assert out.index.tolist() == [10, 11, 12]
     assert out.iloc[0] == (
-        "no purchase for 95 days; 3.0x the usual gap between purchases; spend down 75% vs the previous period"
-    )
+        "95 days since the last purchase; spend down 75% vs the previous period"
+    )  # overdue_ratio tells the same fact as recency here: once
     assert out.iloc[1] == "a single purchase day so far"
     assert out.iloc[2] == ""
 
@@ -81,9 +84,9 @@ def test_features_that_read_the_same_count_once():
     contrib = np.array([[0.9, 0.8, 0.5, 0.1, 0.0], [0.9, 0.8, 0.0, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4, 0.0]])
     out = top_reasons(contrib, f, names, top=2)
     history = "12 repeat purchase days in 400 days as a customer, the last purchase 95 days ago"
-    assert out.iloc[0] == f"{history}; no purchase for 95 days"  # p_alive reads as p_no_purchase: skipped
+    assert out.iloc[0] == f"{history}; 95 days since the last purchase"  # p_alive reads as p_no_purchase: skipped
     assert out.iloc[1] == "1 repeat purchase day in 30 days as a customer, the last purchase 3 days ago"
-    assert out.iloc[2] == "customer for 10 days; no purchase for 10 days"
+    assert out.iloc[2] == "customer for 10 days; 10 days since the last purchase"
 
 
 def test_refund_features_at_zero_read_once():
@@ -100,3 +103,36 @@ def test_btyd_spend_without_repeat_purchases_reads_as_such():
         "no repeat purchase yet",
         "average repeat-day spend 20",
     ]
+
+
+def test_churn_reasons_say_what_they_raise_and_skip_values_pointing_the_other_way():
+    f = pd.DataFrame(
+        {
+            "recency_days": [80.0, 5.0, 0.0],
+            "gap_mean_days": [21.0, 21.0, np.nan],
+            "overdue_ratio": [80 / 21, 5 / 21, np.nan],
+            "refund_count": [0.0, 0.0, 0.0],
+            "orders_30d": [0.0, 2.0, 1.0],
+            "repeat_spend_mean": [0.0, 15.0, np.nan],
+        }
+    )
+    names = list(f.columns)
+    contrib = np.array([[0.9, 0.0, 0.5, 0.4, 0.3, 0.1, 0.0]] * 3)
+    churn = top_reasons(contrib, f, names, top=3, target="churn")
+    # no refunds never raises churn risk; recency within the usual gap (row 1) or zero (row 2) is no churn reason
+    assert churn.tolist() == [
+        "raises churn risk: 80 days since the last purchase, usually every 21; no orders in the last 30 days; "
+        "no net spend on repeat days",
+        "raises churn risk: 2 orders in the last 30 days; average repeat-day spend 15",
+        "raises churn risk: a single purchase day so far; 1 order in the last 30 days; no repeat purchase yet",
+    ]
+    value = top_reasons(contrib, f, names, top=3, target="value")
+    # zero spend or orders never raise predicted value
+    assert value.tolist() == [
+        "raises predicted value: 80 days since the last purchase, usually every 21; no refunds so far",
+        "raises predicted value: 5 days since the last purchase, usually every 21; no refunds so far; "
+        "2 orders in the last 30 days",
+        "raises predicted value: 0 days since the last purchase; a single purchase day so far; no refunds so far",
+    ]
+    nothing = top_reasons(np.zeros((3, len(names) + 1)), f, names, target="churn")
+    assert nothing.tolist() == ["", "", ""]

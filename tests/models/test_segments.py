@@ -98,3 +98,13 @@ def test_playbook_rules_resolve_on_segment_keys(fitted):
     actions = pb.apply(scores, segment=keys)["action"]
     by_group = actions.groupby(frame["planted"]).agg(lambda s: s.mode()[0])
     assert by_group.to_dict() == {"lapsing": "win-back offer", "new": "welcome series", "loyal": "no action"}
+
+
+def test_one_profile_has_one_name_whatever_descriptor_is_strongest():
+    from tiercast.models.segments import BehaviorSegments
+
+    seg = BehaviorSegments(min_deviation=0.5, max_descriptors=2)
+    seg.features_ = ("frequency_orders", "recency_days")
+    names, keys = seg._names(np.array([[2.0, -1.0], [1.0, -2.0], [0.1, 0.9]]))
+    assert names == ("frequent, active", "frequent, active (2)", "lapsing")
+    assert keys == ("frequent", "active", "lapsing")  # playbook keys stay the strongest descriptor

@@ -113,12 +113,26 @@ def test_quarantine_plus_accepted_is_rows_read(demo_run, sample):
 
 
 def test_at_risk_list_is_ranked_within_top_tiers(demo_run):
-    tmp, _, _ = demo_run
-    ranked = pd.read_csv(tmp / "out" / "at_risk.csv", dtype={"customer_id": str})
+    tmp, _, output = demo_run
+    ranked = pd.read_csv(tmp / "out" / "at_risk.csv", dtype={"customer_id": str}, keep_default_na=False)
     assert 0 < len(ranked) <= 50
     assert set(ranked["current_tier"]) <= {"platinum", "gold"}
     assert np.all(np.diff(ranked["value_at_risk"].to_numpy()) <= 0)
     assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+    # Only customers a team should call: churn risk medium or high (the default bands are >= 0.4).
+    assert set(ranked["churn_band"]) <= {"medium", "high"}
+    assert (ranked["churn_probability"] >= 0.4).all()
+    scores = pd.read_parquet(tmp / "out" / "scores.parquet")
+    eligible = scores[scores["current_tier"].isin(["platinum", "gold"]) & (scores["churn_probability"] >= 0.4)]
+    assert len(ranked) == min(50, len(eligible))
+    # Money rounded, currency and horizon stated, no bookkeeping columns.
+    assert (ranked["value_at_risk"] == ranked["value_at_risk"].round(0)).all()
+    assert set(ranked["currency"]) == {"GBP"} and set(ranked["horizon_days"]) == {90}
+    assert not {"model_name", "segment_key"} & set(ranked.columns)
+    reasons = ranked["churn_reasons"][ranked["churn_reasons"] != ""]
+    assert len(reasons) > 0 and reasons.str.startswith("raises churn risk: ").all()
+    assert not reasons.str.contains("no refunds so far|for 0 days|spend 0\\b").any()
+    assert "GBP value over the next 90 days" in output
 
 
 def test_second_run_gives_identical_scores(demo_run):
@@ -237,7 +251,8 @@ def test_train_compare_promote_and_report(demo_run):
     assert result.exit_code == 0, result.output
     page = html_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 6
-    assert "Top" in page and "at risk" in page
+    assert "customers at risk (GBP, value over the next 90 days)" in page
+    assert ">nan<" not in page and "<th>churn risk</th>" in page
 
 
 def test_backtest_command_prints_table_and_logs_a_run(demo_run):
