@@ -63,8 +63,6 @@ def _offset_aic_score(offset: np.ndarray, trees: np.ndarray, y: np.ndarray) -> f
 
 
 class ChurnModel(ClassifierMixin, StackedMixin):
-    _lgbm_cls = lgb.LGBMClassifier
-
     """Predicts the probability that a customer makes no purchase in the next horizon.
 
     Trees are chosen by early stopping on the validation cutoff. Probabilities are recalibrated with a logistic
@@ -90,6 +88,8 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     windows (CDNOW: 92 days for a 273-day holdout) it uses the offset form.
     Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
     """
+
+    _lgbm_cls = lgb.LGBMClassifier
 
     def __init__(
         self,

@@ -24,8 +24,6 @@ def _gini_or_nan(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 class ValueModel(RegressorMixin, StackedMixin):
-    _lgbm_cls = lgb.LGBMRegressor
-
     """Predicts net spend in the next horizon with a Tweedie objective.
 
     Spend is zero for most customers and heavy-tailed for the rest; a Tweedie loss (compound Poisson-Gamma) models
@@ -43,6 +41,8 @@ class ValueModel(RegressorMixin, StackedMixin):
     come from ``param_grid`` (None: only ``params``), each candidate early-stopped on the validation cutoff and
     rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
     """
+
+    _lgbm_cls = lgb.LGBMRegressor
 
     def __init__(
         self,
