@@ -40,6 +40,7 @@ from tiercast.models.stacking import btyd_inputs
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.io import IngestResult, read_transactions
 from tiercast.pipeline.model_fit import fit_models, model_kwargs
+from tiercast.pipeline.predictions import predictions_frame
 from tiercast.pipeline.train import CutoffPlan, HistoryTooShortError, plan_cutoffs
 
 __all__ = [
@@ -159,14 +160,17 @@ def run_backtest(
     n_tests: int | None = None,
     n_boot: int | None = None,
     methods: Sequence[str] = METHODS,
-) -> pd.DataFrame:
+    return_predictions: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Run every method on every test cutoff; one row per (test cutoff, method).
 
     Columns: ``test_cutoff``, ``validation_cutoff``, ``n_train_cutoffs``, ``n_customers``, ``method``, the value
     metrics (:data:`VALUE_METRICS`), the churn metrics (:data:`CHURN_METRICS`) and, on ``tiercast`` rows, the
     paired-bootstrap comparison with the best baseline (``gini_vs``, ``gini_diff``, ``gini_lo``, ``gini_hi``,
     ``auc_vs``, ``auc_diff``, ``auc_lo``, ``auc_hi``). ``n_tests`` / ``n_boot`` default to
-    ``config.models.backtest_n_tests`` / ``backtest_n_boot``.
+    ``config.models.backtest_n_tests`` / ``backtest_n_boot``. ``return_predictions`` returns ``(table,
+    predictions)``: the per-customer predictions of every method at every test cutoff with the realized labels
+    (:func:`tiercast.pipeline.predictions.predictions_frame`).
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -190,7 +194,7 @@ def run_backtest(
         data_end=plans[-1].data_end,
         satisfaction=ingest.satisfaction,
     )
-    tables = []
+    tables, predictions = [], []
     for plan in plans:
         train = frame[frame["cutoff"].isin(plan.train)].reset_index(drop=True)
         test = frame[frame["cutoff"] == plan.test].reset_index(drop=True)
@@ -206,13 +210,18 @@ def run_backtest(
                 value, churn = value.fit_btyd_at(test), churn.fit_btyd_at(test)
                 preds[name] = (value.predict(test), churn.predict_proba(test)[:, 1])
         preds = {k: preds[k] for k in methods if k in preds}
+        if return_predictions:
+            predictions.append(predictions_frame(test, preds, cutoff=plan.test))
         table = score_methods(test, preds, n_boot=n_boot, seed=config.seed)
         table.insert(0, "n_customers", len(test))
         table.insert(0, "n_train_cutoffs", len(plan.train))
         table.insert(0, "validation_cutoff", plan.validation)
         table.insert(0, "test_cutoff", plan.test)
         tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    if return_predictions:
+        return table, pd.concat(predictions, ignore_index=True)
+    return table
 
 
 def backtest_metrics(table: pd.DataFrame) -> dict[str, float]:

@@ -65,6 +65,7 @@ from tiercast.models.evaluation import (
 from tiercast.models.stacking import btyd_inputs
 from tiercast.models.value import ValueModel
 from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.predictions import predictions_frame
 from tiercast.pipeline.sources import DataConfig
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "Split",
     "benchmark_metrics",
     "cdnow_data_config",
+    "cdnow_predictions",
     "log_cdnow_benchmark",
     "read_cdnow",
     "run_cdnow_benchmark",
@@ -375,6 +377,14 @@ def run_cdnow_benchmark(
             frame[f"{name}_value"], frame[f"{name}_churn"] = preds[name]
         result["predictions"] = frame
     return result
+
+
+def cdnow_predictions(result: dict[str, Any]) -> pd.DataFrame:
+    """The per-customer predictions of a result run with ``return_predictions`` as the long table of
+    :mod:`tiercast.pipeline.predictions` (one row per customer x method, cutoff = the holdout start)."""
+    wide = result["predictions"]
+    preds = {m: (wide[f"{m}_value"].to_numpy(), wide[f"{m}_churn"].to_numpy()) for m in METHODS}
+    return predictions_frame(wide, preds, cutoff=pd.Timestamp(result["split"]["holdout"][0]))
 
 
 def benchmark_metrics(result: dict[str, Any]) -> dict[str, float]:

@@ -393,6 +393,16 @@ def tiers(
     _show(study["segment_tiers"], "Segment x current tier (customers)", index=True)
 
 
+PredictionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--predictions",
+        help="Write per-customer predictions to this Parquet file: customer_id, cutoff, method, predicted_value, "
+        "churn_probability, realized_value, churned (one row per customer x test cutoff x method).",
+    ),
+]
+
+
 @app.command()
 @handle_errors
 def backtest(
@@ -400,14 +410,16 @@ def backtest(
     n_tests: Annotated[int | None, typer.Option(help="Test cutoffs (default: models.backtest_n_tests).")] = None,
     n_boot: Annotated[int | None, typer.Option(help="Bootstrap replicates (default: models.backtest_n_boot).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the table to this CSV file.")] = None,
+    predictions: PredictionsOpt = None,
 ) -> None:
     """Every model and baseline on the same test cutoffs: one table, logged as an MLflow run."""
     from tiercast.pipeline.backtest import log_backtest, run_backtest
     from tiercast.pipeline.files import write_csv
+    from tiercast.pipeline.predictions import write_predictions
 
     cfg = _config(config)
     ingest = _ingest(cfg)
-    table = run_backtest(cfg, ingest, n_tests=n_tests, n_boot=n_boot)
+    table, preds = run_backtest(cfg, ingest, n_tests=n_tests, n_boot=n_boot, return_predictions=True)
     run_id = log_backtest(cfg, ingest, table)
     shown = ["method", "normalized_gini", "spearman", "mae", "top20_capture", "predicted_total", "actual_total"]
     shown += ["roc_auc", "pr_auc", "brier"]
@@ -430,6 +442,9 @@ def backtest(
     if out is not None:
         write_csv(table, out)
         console.print(f"table -> {out}")
+    if predictions is not None:
+        write_predictions(preds, predictions)
+        console.print(f"per-customer predictions ({len(preds):,} rows) -> {predictions}")
     console.print(f"MLflow run {run_id}")
 
 
@@ -462,11 +477,18 @@ def benchmark_cdnow(
             "92-day holdout, where design alternatives are judged).",
         ),
     ] = SplitName.standard,
+    predictions: PredictionsOpt = None,
 ) -> None:
     """CDNOW (all customers): tiercast vs the BTYD models on the standard 39-week calibration / 39-week holdout
     split, or on its rehearsal inside the calibration period."""
-    from tiercast.pipeline.benchmark_cdnow import log_cdnow_benchmark, read_cdnow, run_cdnow_benchmark
+    from tiercast.pipeline.benchmark_cdnow import (
+        cdnow_predictions,
+        log_cdnow_benchmark,
+        read_cdnow,
+        run_cdnow_benchmark,
+    )
     from tiercast.pipeline.files import write_json
+    from tiercast.pipeline.predictions import write_predictions
 
     if not data.is_file():
         raise FileNotFoundError(f"{data}: CDNOW file not found")
@@ -482,6 +504,7 @@ def benchmark_cdnow(
         split=split.value,
     )
     run_id = log_cdnow_benchmark(cfg, data, result, transactions=tx)
+    per_customer = cdnow_predictions(result)
     result.pop("predictions")
     rows = [{"method": name, **m["value"], **m["churn"]} for name, m in result["methods"].items()]
     frame = pd.DataFrame(rows)
@@ -499,6 +522,9 @@ def benchmark_cdnow(
     if json_out is not None:
         write_json(result, json_out)
         console.print(f"result -> {json_out}")
+    if predictions is not None:
+        write_predictions(per_customer, predictions)
+        console.print(f"per-customer predictions ({len(per_customer):,} rows) -> {predictions}")
     console.print(f"MLflow run {run_id}")
 
 

@@ -5,9 +5,11 @@ import pandas as pd
 import pytest
 
 from tests.models.test_stacking import simulate_transactions
+from tiercast.features.labels import build_labels
 from tiercast.pipeline.backtest import BASELINES, METHODS, backtest_plans, fit_models, run_backtest
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.io import IngestResult
+from tiercast.pipeline.predictions import PREDICTION_COLUMNS
 
 HORIZON = 60
 
@@ -36,9 +38,32 @@ def setup():
 
 
 @pytest.fixture(scope="module")
-def table(setup):
+def result(setup):
     config, ingest = setup
-    return run_backtest(config, ingest, n_tests=2, n_boot=100)
+    return run_backtest(config, ingest, n_tests=2, n_boot=100, return_predictions=True)
+
+
+@pytest.fixture(scope="module")
+def table(result):
+    return result[0]
+
+
+def test_per_customer_predictions_match_the_table_and_the_labels(setup, result):
+    config, ingest = setup
+    table, preds = result
+    assert list(preds.columns) == list(PREDICTION_COLUMNS)
+    n = table.drop_duplicates("test_cutoff")["n_customers"].sum()
+    assert len(preds) == n * len(METHODS)  # customers x test cutoffs x methods
+    assert not preds.duplicated(["customer_id", "cutoff", "method"]).any()
+    for (cutoff, method), part in preds.groupby(["cutoff", "method"]):
+        row = table[(table["test_cutoff"] == cutoff) & (table["method"] == method)].iloc[0]
+        assert part["predicted_value"].sum() == pytest.approx(row["predicted_total"])
+        assert part["churn_probability"].mean() == pytest.approx(row["mean_churn_probability"])
+        # the realized columns are the labels of [cutoff, cutoff + horizon), computed here from the transactions
+        labels = build_labels(ingest.accepted, cutoff=cutoff, horizon_days=HORIZON).set_index("customer_id")
+        realized = labels.reindex(part["customer_id"])
+        np.testing.assert_allclose(part["realized_value"], realized["future_value"].fillna(0.0))
+        np.testing.assert_array_equal(part["churned"], realized["churned"].fillna(1).astype(int))
 
 
 def test_every_method_is_scored_on_the_same_cutoffs_and_customers(table):

@@ -259,10 +259,20 @@ def test_backtest_command_prints_table_and_logs_a_run(demo_run):
     tmp, cfg, _ = demo_run
     out = tmp / "backtest.csv"
     result = runner.invoke(
-        app, ["backtest", "--config", str(cfg), "--n-tests", "2", "--n-boot", "50", "--out", str(out)]
+        app,
+        ["backtest", "--config", str(cfg), "--n-tests", "2", "--n-boot", "50", "--out", str(out)]
+        + ["--predictions", str(tmp / "backtest_predictions.parquet")],
     )
     assert result.exit_code == 0, result.output + repr(result.exception)
     table = pd.read_csv(out)
+    preds = pd.read_parquet(tmp / "backtest_predictions.parquet")
+    assert list(preds.columns) == [
+        "customer_id", "cutoff", "method", "predicted_value", "churn_probability", "realized_value", "churned"
+    ]  # fmt: skip
+    assert len(preds) == table.drop_duplicates("test_cutoff")["n_customers"].sum() * 6
+    totals = preds.groupby(["cutoff", "method"])["realized_value"].sum().groupby("cutoff").unique()
+    for cutoff, total in totals.items():
+        assert total == pytest.approx(table.loc[pd.to_datetime(table["test_cutoff"]) == cutoff, "actual_total"].iloc[0])
     assert table["test_cutoff"].nunique() == 2
     assert set(table["method"]) == {"naive", "rfm", "bgnbd_gg", "paretonbd_gg", "lgbm", "tiercast"}
     assert "paired bootstrap" in result.output and "Test cutoff" in result.output
@@ -291,9 +301,18 @@ def test_benchmark_cdnow_command_writes_json_and_logs_a_run(demo_run):
     out = tmp / "cdnow.json"
     data = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
     args = ["benchmark", "cdnow", "--data", str(data), "--config", str(cfg), "--json", str(out)]
-    result = runner.invoke(app, [*args, "--sample-every", "10", "--n-boot", "20"])
+    preds_path = tmp / "cdnow_predictions.parquet"
+    result = runner.invoke(app, [*args, "--sample-every", "10", "--n-boot", "20", "--predictions", str(preds_path)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     doc = json.loads(out.read_text())
+    preds = pd.read_parquet(preds_path)
+    assert (
+        len(preds) == doc["split"]["n_customers"] * 4 and preds["customer_id"].nunique() == doc["split"]["n_customers"]
+    )
+    assert (preds["cutoff"] == pd.Timestamp("1997-10-01")).all()
+    for method, part in preds.groupby("method"):
+        assert part["predicted_value"].sum() == pytest.approx(doc["methods"][method]["value"]["predicted_total"])
+        assert part["realized_value"].sum() == pytest.approx(doc["methods"][method]["value"]["actual_total"])
     assert set(doc["methods"]) == {"naive", "bgnbd_gg", "paretonbd_gg", "tiercast"}
     assert set(doc["methods"]["tiercast"]["churn"]) == {"roc_auc", "pr_auc", "brier"}
     assert "target normalized Gini" in result.output

@@ -1,0 +1,82 @@
+"""Per-customer predictions of a backtest or benchmark, in one long table, for paired comparisons elsewhere.
+
+One row per customer x test cutoff x method: ``customer_id``, ``cutoff``, ``method``, ``predicted_value`` (net spend
+in the horizon), ``churn_probability`` (P(no purchase in the horizon)), ``realized_value`` and ``churned`` (the
+labels of ``[cutoff, cutoff + horizon)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tiercast.pipeline.files import write_parquet
+
+__all__ = ["PREDICTION_COLUMNS", "predictions_frame", "write_predictions"]
+
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "cutoff",
+    "method",
+    "predicted_value",
+    "churn_probability",
+    "realized_value",
+    "churned",
+)
+
+
+def predictions_frame(
+    test: pd.DataFrame, preds: Mapping[str, tuple[np.ndarray, np.ndarray]], *, cutoff: pd.Timestamp | str
+) -> pd.DataFrame:
+    """The long table for one cutoff: ``test`` holds ``customer_id``, ``future_value`` and ``churned`` row-aligned
+    with every method's (value, churn) arrays in ``preds``."""
+    n = len(test)
+    parts = []
+    for method, (value, churn) in preds.items():
+        value, churn = np.asarray(value, dtype=float), np.asarray(churn, dtype=float)
+        if value.shape != (n,) or churn.shape != (n,):
+            raise ValueError(f"{method}: predictions for {value.size}/{churn.size} rows, expected {n}")
+        parts.append(
+            pd.DataFrame(
+                {
+                    "customer_id": test["customer_id"].to_numpy(),
+                    "cutoff": pd.Timestamp(cutoff),
+                    "method": method,
+                    "predicted_value": value,
+                    "churn_probability": churn,
+                    "realized_value": test["future_value"].to_numpy(dtype=float),
+                    "churned": test["churned"].to_numpy(dtype=int),
+                }
+            )
+        )
+    if not parts:
+        return empty_predictions()
+    out = pd.concat(parts, ignore_index=True)
+    out["cutoff"] = out["cutoff"].astype("datetime64[us]")
+    return out[list(PREDICTION_COLUMNS)]
+
+
+def empty_predictions() -> pd.DataFrame:
+    """A predictions table without rows, with the column types of a filled one."""
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype=object),
+            "cutoff": pd.Series(dtype="datetime64[us]"),
+            "method": pd.Series(dtype=object),
+            "predicted_value": pd.Series(dtype=float),
+            "churn_probability": pd.Series(dtype=float),
+            "realized_value": pd.Series(dtype=float),
+            "churned": pd.Series(dtype=int),
+        }
+    )
+
+
+def write_predictions(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write the predictions table to Parquet atomically (temporary file + rename)."""
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"predictions table lacks columns {missing}")
+    return write_parquet(frame[list(PREDICTION_COLUMNS)], path)
