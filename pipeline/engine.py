@@ -180,6 +180,18 @@ def _import_pyspark():
     return SparkSession
 
 
+def worker_python(settings: dict[str, str], environ: Mapping[str, str]) -> str | None:
+    """The interpreter Spark's Python workers (UDFs, spark_udf scoring) should run, or None to leave it alone.
+
+    Without a choice they start PATH's ``python3``, which lacks pandas unless this venv is activated. So: the
+    user's ``PYSPARK_PYTHON`` wins (None: already set), then a ``spark_conf`` ``spark.pyspark.python``, else the
+    driver's own interpreter (``sys.executable``), whatever the master.
+    """
+    if environ.get("PYSPARK_PYTHON"):
+        return None
+    return settings.get("spark.pyspark.python") or sys.executable
+
+
 def spark_session(config: EngineConfig) -> SparkSession:
     """The Spark session for ``config``: the active one (spark-submit, notebooks) when ``spark_master`` is unset and
     a session is running, else a new one (``spark_master`` or spark-submit's master). The SQL settings of
@@ -194,11 +206,11 @@ def spark_session(config: EngineConfig) -> SparkSession:
         builder = SparkSession.builder.appName(config.spark_app_name)
         if config.spark_master is not None:
             builder = builder.master(config.spark_master)
-        local = (config.spark_master or "").startswith("local")
-        if local and "spark.pyspark.python" not in settings and not os.environ.get("PYSPARK_PYTHON"):
-            # Local Python workers (UDFs, spark_udf scoring) run this interpreter, not PATH's python3; pyspark
-            # reads the variable when the SparkContext starts.
-            os.environ["PYSPARK_PYTHON"] = sys.executable
+        python = worker_python(settings, os.environ)
+        if python is not None:
+            # pyspark reads the variable when the SparkContext starts, for any master
+            os.environ["PYSPARK_PYTHON"] = python
+            settings = {**settings, "spark.pyspark.python": python}
         for key, value in settings.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()

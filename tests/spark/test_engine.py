@@ -177,3 +177,54 @@ def test_spark_reads_maps_and_quarantines_like_duckdb(spark_con, duck_con, tmp_p
         counts[name] = c
     assert counts["spark"] == counts["duckdb"]
     assert counts["spark"].reasons == {"missing_customer": 2, "unparseable_timestamp": 1, "non_numeric_amount": 1}
+
+
+def test_worker_python_defaults_to_the_driver_interpreter():
+    import sys
+
+    from tiercast.pipeline.engine import worker_python
+
+    assert worker_python({}, {}) == sys.executable
+    assert worker_python({"spark.pyspark.python": "/opt/py/bin/python"}, {}) == "/opt/py/bin/python"
+    assert worker_python({}, {"PYSPARK_PYTHON": "/usr/bin/python3"}) is None  # the user's choice stays
+
+
+_WORKER_SCRIPT = """
+import sys
+from tiercast.pipeline.engine import EngineConfig, connect, session_of
+cfg = EngineConfig(kind="spark", spark_conf={"spark.ui.enabled": False, "spark.driver.host": "127.0.0.1",
+                                             "spark.driver.bindAddress": "127.0.0.1"})
+spark = session_of(connect(cfg))
+def where(batches):
+    import sys
+    import pandas as pd
+    for _ in batches:
+        yield pd.DataFrame({"python": [sys.executable]})
+rows = spark.range(1).mapInPandas(where, "python string").collect()
+print("WORKER", rows[0]["python"])
+spark.stop()
+"""
+
+
+@pytest.mark.spark
+def test_spark_workers_run_the_driver_python_without_an_activated_venv(tmp_path):
+    """No master configured (spark-submit's default), no PYSPARK_PYTHON, PATH without the venv: the Python
+    workers still run this interpreter (with pandas), not PATH's python3."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.spark.conftest import spark_missing
+
+    pytest.importorskip("pyspark", exc_type=ImportError)
+    reason = spark_missing()
+    if reason:
+        pytest.skip(reason)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(sys.prefix))
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER_SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    worker = [line for line in done.stdout.splitlines() if line.startswith("WORKER ")]
+    assert worker == [f"WORKER {sys.executable}"]
