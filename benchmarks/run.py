@@ -136,11 +136,20 @@ def backtest_benchmark(opts: RunOptions) -> dict:
     }
 
 
+def retailer_benchmark(opts: RunOptions) -> dict:
+    """Model quality where the truth is known: ``tiercast backtest`` on the synthetic retailers (pure BTYD, a
+    December peak, a 600-customer sample) beside the fitted and the true-parameter BTYD models."""
+    from tiercast.benchmarks import bench_retailer
+
+    return bench_retailer.run(opts.data_dir)
+
+
 BENCHMARKS: dict[str, Callable[[RunOptions], dict]] = {
     "cdnow": cdnow_benchmark,
     "cdnow_ceiling": cdnow_ceiling_benchmark,
     "cdnow_rehearsal": cdnow_rehearsal_benchmark,
     "backtest_online_retail": backtest_benchmark,
+    "backtest_synthetic_retailer": retailer_benchmark,
     "features": features_benchmark,
     "scoring": scoring_benchmark,
     "spark": spark_benchmark,
