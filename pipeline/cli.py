@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from tiercast.pipeline.config import Config, ConfigError, build_playbook, load_config
+from tiercast.pipeline.terminal import print_table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(no_args_is_help=True, help=__doc__)
 # Piped or captured output gets a fixed wide layout so comparison tables are not squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -28,6 +29,31 @@ ConfigOpt = Annotated[
         "--config", "-c", help="Config YAML; `base: NAME` picks a packaged preset (tiercast init writes one)."
     ),
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tiercast {version('tiercast')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show MLflow's own log messages.")] = False,
+) -> None:
+    """tiercast: customer tiers, predicted value, churn risk and ranked retention lists."""
+    from tiercast.pipeline.terminal import configure
+
+    if quiet and verbose:
+        _fail("--quiet and --verbose exclude each other")
+    console.quiet = quiet
+    configure(quiet=quiet, verbose=verbose)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -68,9 +94,11 @@ EngineOpt = Annotated[
 
 def _ingest(config: Config):
     from tiercast.pipeline.io import read_transactions, write_quarantine
+    from tiercast.pipeline.terminal import step
 
-    result = read_transactions(config.data)
-    write_quarantine(result, config.data.quarantine_path)
+    with step(f"reading {config.data.source.describe()}"):
+        result = read_transactions(config.data)
+        write_quarantine(result, config.data.quarantine_path)
     return result
 
 
@@ -170,12 +198,15 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
     """
     from tiercast.pipeline.registry import promote as do_promote
     from tiercast.pipeline.summary import print_training
+    from tiercast.pipeline.terminal import step
     from tiercast.pipeline.train import train
 
     cfg = _config(config, engine)
     result = None if cfg.engine.transactions is not None else _ingest(cfg)
-    trained = train(cfg, result)
-    decision = do_promote(cfg.mlflow.registered_model, trained.run_id)
+    with step("training on rolling cutoffs, testing, logging to MLflow"):
+        trained = train(cfg, result)
+    with step("promotion"):
+        decision = do_promote(cfg.mlflow.registered_model, trained.run_id)
     print_training(console, trained, decision)
 
 
@@ -357,14 +388,19 @@ def monitor(
 @handle_errors
 def tiers(
     config: ConfigOpt,
-    n_test: Annotated[int, typer.Option(help="Test cutoffs, cutoffs.step_days apart, ending at the test cutoff.")] = 3,
+    n_tests: Annotated[int, typer.Option(help="Test cutoffs, cutoffs.step_days apart, ending at the test cutoff.")] = 3,
     n_boot: Annotated[int, typer.Option(help="Bootstrap refits per scheme for the stability (ARI).")] = 20,
+    n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True)] = None,
 ) -> None:
     """Tier study: proposed tiers, predicted vs persistence tiers on a backtest, stability, alternative schemes."""
+    from tiercast.pipeline.terminal import step
     from tiercast.pipeline.tier_study import tier_study
 
     cfg = _config(config)
-    study = tier_study(cfg, n_test=n_test, n_boot=n_boot, ingest=_ingest(cfg))
+    ingest = _ingest(cfg)
+    n_tests = n_test_alias if n_test_alias is not None else n_tests
+    with step(f"tier study on {n_tests} test cutoffs"):
+        study = tier_study(cfg, n_test=n_tests, n_boot=n_boot, ingest=ingest)
     cutoffs = ", ".join(str(c) for c in study["test_cutoffs"])
     sil = ", ".join(f"k={k}: {s:.3f}" for k, s in study["scheme"]["silhouette_by_k"].items())
     console.print(f"scheme fitted at {study['validation_cutoff']} (k={study['scheme']['k']}; silhouette {sil})")
@@ -411,15 +447,19 @@ def backtest(
     n_boot: Annotated[int | None, typer.Option(help="Bootstrap replicates (default: models.backtest_n_boot).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the table to this CSV file.")] = None,
     predictions: PredictionsOpt = None,
+    n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True)] = None,
 ) -> None:
     """Every model and baseline on the same test cutoffs: one table, logged as an MLflow run."""
     from tiercast.pipeline.backtest import log_backtest, run_backtest
     from tiercast.pipeline.files import write_csv
     from tiercast.pipeline.predictions import write_predictions
+    from tiercast.pipeline.terminal import step
 
     cfg = _config(config)
     ingest = _ingest(cfg)
-    table, preds = run_backtest(cfg, ingest, n_tests=n_tests, n_boot=n_boot, return_predictions=True)
+    n_tests = n_tests if n_tests is not None else n_test_alias
+    with step(f"backtest on {n_tests or cfg.models.backtest_n_tests} test cutoffs (every model and baseline)"):
+        table, preds = run_backtest(cfg, ingest, n_tests=n_tests, n_boot=n_boot, return_predictions=True)
     run_id = log_backtest(cfg, ingest, table)
     shown = ["method", "normalized_gini", "spearman", "mae", "top20_capture", "predicted_total", "actual_total"]
     shown += ["roc_auc", "pr_auc", "brier"]
@@ -565,7 +605,7 @@ def _show(frame: pd.DataFrame, title: str, index: bool = False) -> None:
         table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
     for row in frame.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
-    console.print(table)
+    print_table(console, table)
 
 
 @app.command()
@@ -608,7 +648,7 @@ def compare(
         table.add_column(col, justify="left" if col in ("run", "started", "test cutoff", "model") else "right")
     for rec in frame.itertuples(index=False):
         table.add_row(*(f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v)) for v in rec))
-    console.print(table)
+    print_table(console, table)
 
 
 @app.command()

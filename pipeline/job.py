@@ -13,6 +13,7 @@ from tiercast.pipeline.files import write_csv, write_parquet
 from tiercast.pipeline.io import IngestResult, read_transactions, write_quarantine
 from tiercast.pipeline.registry import PromotionDecision, promote
 from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features, team_list
+from tiercast.pipeline.terminal import step
 from tiercast.pipeline.tracking import resolve_tracking_uri
 from tiercast.pipeline.train import TrainResult, data_bounds, train
 
@@ -34,33 +35,38 @@ class RunOutcome:
 
 
 def run_job(config: Config) -> RunOutcome:
-    ingest = read_transactions(config.data)
-    quarantine_path = write_quarantine(ingest, config.data.quarantine_path)
-    trained = train(config, ingest)
-    decision = promote(config.mlflow.registered_model, trained.run_id)
+    with step(f"reading {config.data.source.describe()}"):
+        ingest = read_transactions(config.data)
+        quarantine_path = write_quarantine(ingest, config.data.quarantine_path)
+    with step("training and testing on rolling cutoffs, logging to MLflow"):
+        trained = train(config, ingest)
+    with step("registering the model and applying the promotion rule"):
+        decision = promote(config.mlflow.registered_model, trained.run_id)
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data_bounds(ingest.accepted)[1]
-    model = load_model(trained.model_uri)
-    features = build_features(
-        ingest.accepted,
-        cutoff=cutoff,
-        windows_days=config.features.windows_days,
-        horizon_days=config.horizon_days,
-        satisfaction=ingest.satisfaction,
-    )
-    scores = score_features(
-        model, features, cutoff=cutoff, chunk_size=config.score.chunk_size, playbook=build_playbook(config)
-    )
-    out = config.outputs
-    scores_path = write_parquet(scores, out.dir / "scores.parquet")
-    drift = model.scorer.drift(features, scores, threshold=config.score.psi_threshold)
-    drift_path = write_csv(drift, out.dir / "drift.csv")
-    tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
-    bands = out.churn_bands(config.playbook)
-    ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn, bands=bands)
-    listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
-    ranked = pd.concat([ranked, explain_features(model, listed)], axis=1)
-    ranked = team_list(ranked, horizon_days=config.horizon_days, currency=out.currency)
-    at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
+    with step(f"scoring every customer at {cutoff.date()}"):
+        model = load_model(trained.model_uri)
+        features = build_features(
+            ingest.accepted,
+            cutoff=cutoff,
+            windows_days=config.features.windows_days,
+            horizon_days=config.horizon_days,
+            satisfaction=ingest.satisfaction,
+        )
+        scores = score_features(
+            model, features, cutoff=cutoff, chunk_size=config.score.chunk_size, playbook=build_playbook(config)
+        )
+        out = config.outputs
+        scores_path = write_parquet(scores, out.dir / "scores.parquet")
+        drift = model.scorer.drift(features, scores, threshold=config.score.psi_threshold)
+        drift_path = write_csv(drift, out.dir / "drift.csv")
+    with step("ranking the at-risk list and explaining it"):
+        tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
+        bands = out.churn_bands(config.playbook)
+        ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn, bands=bands)
+        listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
+        ranked = pd.concat([ranked, explain_features(model, listed)], axis=1)
+        ranked = team_list(ranked, horizon_days=config.horizon_days, currency=out.currency)
+        at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
     return RunOutcome(
         ingest=ingest,
         quarantine_path=quarantine_path,

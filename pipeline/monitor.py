@@ -48,6 +48,7 @@ from tiercast.pipeline.files import write_csv, write_parquet
 from tiercast.pipeline.io import read_transactions
 from tiercast.pipeline.model_fit import tier_scheme
 from tiercast.pipeline.score import LoadedModel, load_model, score_features
+from tiercast.pipeline.terminal import print_table
 from tiercast.pipeline.tracking import resolve_tracking_uri
 from tiercast.pipeline.train import data_bounds
 
@@ -401,6 +402,6 @@ def print_monitor(console: Console, frame: pd.DataFrame) -> None:
     for i, rec in enumerate(frame.to_dict("records")):
         last_of_month = i + 1 == len(frame) or frame["month"].iat[i + 1] != rec["month"]
         table.add_row(*(_cell(rec[col], kind) for col, _, kind in shown), end_section=last_of_month)
-    console.print(table)
+    print_table(console, table)
     for note in frame.attrs.get("notes", ()):
         console.print(f"note: {note}", highlight=False)

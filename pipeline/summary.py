@@ -10,6 +10,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from tiercast.pipeline.terminal import print_table
+
 if TYPE_CHECKING:
     from tiercast.pipeline.io import IngestResult
     from tiercast.pipeline.job import RunOutcome
@@ -43,7 +45,7 @@ def print_ingest(console: Console, result: IngestResult, quarantine_path: Path, 
     for reason, count in sorted(result.reason_counts().items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {reason}", f"{count:,}")
     table.add_row("customers", f"{result.accepted['customer_id'].nunique():,}")
-    console.print(table)
+    print_table(console, table)
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     console.print(f"quarantine -> {quarantine_path}{took}")
 
@@ -76,7 +78,7 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
             f"{max(float(revenue.get(name, 0.0)), 0.0) / total:.1%}",
             f"{int((scores['predicted_tier'] == name).sum()):,}",
         )
-    console.print(tiers)
+    print_table(console, tiers)
 
     console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
     listed = outcome.at_risk
@@ -120,7 +122,7 @@ def print_training(
         metrics.add_column(name, justify="right")
     for key, label in _METRICS:
         metrics.add_row(label, *(_fmt(trained.test_metrics[m].get(key)) for m in trained.test_metrics))
-    console.print(metrics)
+    print_table(console, metrics)
 
     uri = mlflow.get_tracking_uri()
     console.print(f"MLflow   -> run {trained.run_id} in {uri}")

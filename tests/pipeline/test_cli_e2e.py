@@ -80,6 +80,8 @@ def test_run_writes_scores_for_every_customer(demo_run, sample):
     assert scores["churn_probability"].between(0, 1).all()
     for needle in ("read", "quarantined", "customers", "normalized Gini", "ROC AUC", "scores", "MLflow"):
         assert needle in output
+    # MLflow's own chatter (INFO lines, registry messages, the CloudPickle warning) stays out without --verbose.
+    assert "Successfully registered" not in output and "INFO mlflow" not in output and "CloudPickle" not in output
 
 
 def test_drift_against_the_training_reference_is_written(demo_run):

@@ -1,0 +1,83 @@
+"""How the command line talks while it works: a spinner on each long step, a one-line "done" with its duration
+after it, MLflow's own chatter (INFO logs, "Successfully registered model", the CloudPickle warning) kept out unless
+``--verbose``, and nothing but errors under ``--quiet``.
+
+Progress goes to stderr, so the tables and paths on stdout stay clean for a pipe; on a non-terminal (a batch job's
+log) the steps print nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+
+_progress = Console(stderr=True)
+_mode = {"quiet": False, "verbose": False}
+
+
+def configure(*, quiet: bool = False, verbose: bool = False) -> None:
+    """Set the terminal mode for this process and route MLflow's messages accordingly."""
+    _mode["quiet"], _mode["verbose"] = quiet, verbose
+    _route_mlflow(verbose)
+
+
+def _route_mlflow(verbose: bool) -> None:
+    from mlflow.utils import logging_utils
+
+    logger = logging.getLogger("mlflow")
+    if verbose:
+        logging_utils.enable_logging()
+        logger.setLevel(logging.INFO)
+        return
+    # MLflow prints its INFO lines and registry messages to one stream; silence it, but keep its errors.
+    logging_utils.disable_logging()
+    if not any(getattr(h, "_tiercast_errors", False) for h in logger.handlers):
+        errors = logging.StreamHandler(_Stderr())
+        errors.setLevel(logging.ERROR)
+        errors.setFormatter(logging.Formatter("MLflow error: %(message)s"))
+        errors._tiercast_errors = True  # type: ignore[attr-defined]
+        logger.addHandler(errors)
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the time of the write (test runners and redirections swap it)."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextmanager
+def step(label: str) -> Iterator[None]:
+    """Show ``label`` with a spinner while the block runs, then a check mark with the seconds it took."""
+    if _mode["quiet"] or not _progress.is_terminal:
+        yield
+        return
+    start = time.perf_counter()
+    with _progress.status(f"{label} ...", spinner="dots"):
+        yield
+    _progress.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:,.1f} s)[/]", highlight=False)
+
+
+def print_table(console: Console, table: object) -> None:
+    """Print a table at its natural width even when that is wider than the terminal: columns are never squeezed
+    into wrapped or ellipsized cells (a wide comparison wraps as whole lines instead, and a pipe keeps it whole)."""
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    width = console.width
+    console.width = natural  # print() never renders wider than the console
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = width
