@@ -15,6 +15,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from tiercast.pipeline.comparisons import METHOD_LABELS
 from tiercast.pipeline.files import atomic_output
 from tiercast.pipeline.registry import COMPARE_METRICS
 
@@ -45,7 +46,7 @@ def _table(frame: pd.DataFrame, float_format: str = "{:,.3f}") -> str:
         cells = []
         for v in rec:
             if isinstance(v, float):
-                cells.append(f'<td class="num">{float_format.format(v)}</td>')
+                cells.append(f'<td class="num">{"-" if v != v else float_format.format(v)}</td>')  # NaN: not measured
             else:
                 cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -53,10 +54,12 @@ def _table(frame: pd.DataFrame, float_format: str = "{:,.3f}") -> str:
 
 
 def _metrics_frame(metrics: dict[str, float]) -> pd.DataFrame:
-    models = sorted({k.split(".")[1] for k in metrics if k.startswith("test.")}, key=lambda m: (m != "tiercast", m))
+    order = list(METHOD_LABELS)
+    found = {k.split(".")[1] for k in metrics if k.startswith("test.")}
+    models = sorted(found, key=lambda m: (order.index(m) if m in order else len(order), m))
     rows = []
     for key, label in COMPARE_METRICS:
-        rows.append({"metric": label, **{m: metrics.get(f"test.{m}.{key}") for m in models}})
+        rows.append({"metric": label, **{METHOD_LABELS.get(m, m): metrics.get(f"test.{m}.{key}") for m in models}})
     return pd.DataFrame(rows)
 
 

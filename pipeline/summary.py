@@ -10,6 +10,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from tiercast.pipeline.comparisons import METHOD_LABELS
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def print_training(
         metrics = Table(title=f"Test cutoff {plan.test.date()}: next {trained.scorer.horizon_days} days")
     metrics.add_column("metric")
     for name in trained.test_metrics:
-        metrics.add_column(name, justify="right")
+        metrics.add_column(METHOD_LABELS.get(name, name), justify="right")
     for key, label in _METRICS:
         metrics.add_row(label, *(_fmt(trained.test_metrics[m].get(key)) for m in trained.test_metrics))
     print_table(console, metrics)

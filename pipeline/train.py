@@ -42,6 +42,7 @@ from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
 from tiercast.models.value import ValueModel
 from tiercast.pipeline import plots
+from tiercast.pipeline.comparisons import comparison_predictions
 from tiercast.pipeline.config import Config, ConfigError
 from tiercast.pipeline.engine import (
     build_training_set_on,
@@ -183,10 +184,15 @@ def plan_cutoffs_between(start: pd.Timestamp, end: pd.Timestamp, config: Config)
 
 
 def evaluate(
-    scorer: TiercastScorer, baseline: NaiveBaseline, test: pd.DataFrame, horizon_days: int
+    scorer: TiercastScorer,
+    baseline: NaiveBaseline,
+    test: pd.DataFrame,
+    horizon_days: int,
+    others: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
-    """Test-cutoff metrics of tiercast and the naive baseline (value, churn, tiers vs persistence), and the
-    per-customer predictions behind them (no ids) for plots."""
+    """Test-cutoff metrics of tiercast and the naive baseline (value, churn, tiers vs persistence), plus value and
+    churn metrics of ``others`` ((value, churn) predictions per method, e.g. the BTYD baselines and the plain GBM),
+    and the per-customer predictions behind them (no ids) for plots."""
     scores = scorer.score(test)
     y_value = test["future_value"].to_numpy(dtype=float)
     y_churn = test["churned"].to_numpy(dtype=int)
@@ -214,6 +220,8 @@ def evaluate(
                 for k, v in tier_metrics(preds["realized_tier"].to_numpy(), preds[tier_col].to_numpy(), order).items()
             },
         }
+    for name, (value, churn) in (others or {}).items():
+        metrics[name] = {**value_metrics(y_value, np.asarray(value)), **churn_metrics(y_churn, np.asarray(churn))}
     return metrics, preds
 
 
@@ -375,7 +383,8 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
     if plan.test is not None:
         test_set = build_training_set_on(con, tx, cutoffs=[plan.test], data_end=plan.data_end, **common)
         baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
-        metrics, preds = evaluate(btyd_at(evaluated, test_set), baseline, test_set, h)
+        others = comparison_predictions(train_set, test_set, plan.validation, config)
+        metrics, preds = evaluate(btyd_at(evaluated, test_set), baseline, test_set, h, others)
     production = build_training_set_on(con, tx, cutoffs=list(plan.production), data_end=plan.data_end, **common)
     now = _features_at(con, tx, plan.data_end, config)
     scorer = refit_for_production(evaluated, production, now, config, versions)

@@ -78,7 +78,7 @@ def test_run_writes_scores_for_every_customer(demo_run, sample):
     assert scores["segment"].notna().all() and scores["segment"].nunique() >= 2
     assert scores["action"].notna().all() and "VIP retention call" in set(scores["action"])
     assert scores["churn_probability"].between(0, 1).all()
-    for needle in ("read", "quarantined", "customers", "normalized Gini", "ROC AUC", "scores", "MLflow"):
+    for needle in ("read", "quarantined", "customers", "normalized Gini", "ROC AUC", "scores", "MLflow", "BG/NBD x GG"):
         assert needle in output
     # MLflow's own chatter (INFO lines, registry messages, the CloudPickle warning) stays out without --verbose.
     assert "Successfully registered" not in output and "INFO mlflow" not in output and "CloudPickle" not in output
@@ -104,6 +104,9 @@ def test_model_version_is_registered(demo_run):
     run = client.get_run(mv.run_id)
     assert "test.tiercast.normalized_gini" in run.data.metrics
     assert "test.naive.roc_auc" in run.data.metrics
+    # The comparisons a user asks first, on the same test customers.
+    for method in ("bgnbd_gg", "paretonbd_gg", "lgbm"):
+        assert {f"test.{method}.normalized_gini", f"test.{method}.roc_auc"} <= set(run.data.metrics), method
     assert int(run.data.tags["data.data_rows_read"]) > 0
 
 
@@ -241,6 +244,7 @@ def test_train_compare_promote_and_report(demo_run):
     result = runner.invoke(app, ["compare", "--config", str(cfg), "--last", "3"])
     assert result.exit_code == 0, result.output
     assert "tiercast" in result.output and "naive" in result.output and newest[:8] in result.output
+    assert all(m in result.output for m in ("bgnbd_gg", "paretonbd_gg", "lgbm"))
 
     forced = runner.invoke(app, ["promote", "--config", str(cfg), "--run", newest, "--force"])
     assert forced.exit_code == 0, forced.output
@@ -254,6 +258,7 @@ def test_train_compare_promote_and_report(demo_run):
     page = html_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 6
     assert "customers at risk (GBP, value over the next 90 days)" in page
+    assert all(f"<th>{m}</th>" in page for m in ("BG/NBD x GG", "Pareto/NBD x GG", "plain LightGBM"))
     assert ">nan<" not in page and "<th>churn risk</th>" in page
 
 
