@@ -86,6 +86,8 @@ def score_features(
 
 def explain_features(model: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
     """Reason columns for the given feature rows (same index)."""
+    if len(features) == 0:  # an empty list (e.g. nobody at medium or high churn in the listed tiers)
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in REASON_COLUMNS}, index=features.index)
     reasons = model.pyfunc.predict(_model_input(model, features), params={"reasons": True})
     return reasons[list(REASON_COLUMNS)].set_axis(features.index)
 
