@@ -23,6 +23,13 @@ Binning, per column (numeric; booleans count as 0/1):
   bins, and a constant column has two: ``(-inf, c]`` and ``(c, +inf)``;
 * NaN goes to the ``missing`` bin, the last one.
 
+Age columns: a customer's tenure (days since the first transaction) and first-to-last-purchase span grow with the
+history itself, so between a training reference and a later scoring cutoff they shift on any growing history (PSI
+near 1 on the demo's 90 days), a warning that would always fire. Columns named in ``relative_columns`` are
+compared as a share of the history's length instead: divided by the frame's largest ``length_column`` value (the
+oldest customer's tenure, i.e. the time since the data start). A steady history then keeps its distribution, while
+a real change in the customer base (a burst of new customers, acquisition stopping) still moves it.
+
 Empty bins: a share of 0 in either population would make ``ln(a / e)`` infinite, so shares are floored at
 ``epsilon`` (default 1e-4, i.e. 0.01 %) inside the PSI terms only. A bin empty in the reference that holds a share
 ``a`` now contributes about ``a * ln(a / 1e-4)`` (0.69 for a = 0.1): large but finite. Bins empty in both
@@ -44,6 +51,10 @@ EPSILON = 1e-4
 WARN_THRESHOLD = 0.25
 #: Label of the missing-value bin (always the last bin of a column).
 MISSING_BIN = "missing"
+#: Features that grow with the history's length, compared relative to it (see the module docstring).
+AGE_COLUMNS = ("tenure_days", "first_to_last_days")
+#: The feature whose largest value is the history's length at a cutoff.
+HISTORY_LENGTH_COLUMN = "tenure_days"
 #: Columns of :meth:`DriftProfile.psi`.
 PSI_COLUMNS = ("column", "psi", "status", "bin", "expected_share", "actual_share")
 
@@ -118,13 +129,32 @@ class DriftProfile(BaseEstimator):
 
     ``fit`` stores, per column, the quantile bin edges of the reference (``edges_``) and the reference share of each
     bin, missing last (``shares_``); no rows are kept. ``psi`` bins a current frame with the same edges and returns
-    one row per column. A PSI above ``warn_threshold`` gets status ``warn``.
+    one row per column. A PSI above ``warn_threshold`` gets status ``warn``. ``relative_columns`` are binned as a
+    share of the frame's largest ``length_column`` value (their edges and bin labels are such shares).
     """
 
-    def __init__(self, n_bins: int = 10, warn_threshold: float = WARN_THRESHOLD, epsilon: float = EPSILON) -> None:
+    def __init__(
+        self,
+        n_bins: int = 10,
+        warn_threshold: float = WARN_THRESHOLD,
+        epsilon: float = EPSILON,
+        relative_columns: tuple[str, ...] = (),
+        length_column: str = HISTORY_LENGTH_COLUMN,
+    ) -> None:
         self.n_bins = n_bins
         self.warn_threshold = warn_threshold
         self.epsilon = epsilon
+        self.relative_columns = relative_columns
+        self.length_column = length_column
+
+    def _column(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        """A column's values, as a share of the history's length for a relative column."""
+        x = _values(frame, column)
+        if column not in getattr(self, "relative_columns", ()):  # profiles pickled before relative columns
+            return x
+        length = _values(frame, self.length_column)
+        scale = np.nanmax(length) if np.isfinite(length).any() else np.nan
+        return x / scale if np.isfinite(scale) and scale > 0 else x
 
     def fit(self, frame: pd.DataFrame, columns: Iterable[str] | None = None) -> DriftProfile:
         """Learn edges and shares of ``columns`` (default: every numeric column) on the reference ``frame``."""
@@ -136,10 +166,12 @@ class DriftProfile(BaseEstimator):
             columns = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
         cols = tuple(str(c) for c in columns)
         _require(frame, cols)
+        if set(self.relative_columns) & set(cols):
+            _require(frame, (self.length_column,))
         edges: dict[str, np.ndarray] = {}
         shares: dict[str, np.ndarray] = {}
         for col in cols:
-            x = _values(frame, col)
+            x = self._column(frame, col)
             edges[col] = _edges(x, int(self.n_bins))
             shares[col] = bin_shares(x, edges[col])
         self.columns_ = cols
@@ -154,7 +186,9 @@ class DriftProfile(BaseEstimator):
         if len(frame) == 0:
             raise ValueError("cannot compare an empty frame with the drift profile")
         _require(frame, self.columns_)
-        return {col: bin_shares(_values(frame, col), self.edges_[col]) for col in self.columns_}
+        if set(getattr(self, "relative_columns", ())) & set(self.columns_):
+            _require(frame, (self.length_column,))
+        return {col: bin_shares(self._column(frame, col), self.edges_[col]) for col in self.columns_}
 
     def psi(self, frame: pd.DataFrame, *, threshold: float | None = None) -> pd.DataFrame:
         """PSI of each fitted column between the reference and ``frame``, in fitted column order.

@@ -197,6 +197,7 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
     of the customers) is collected to this machine for the model fit.
     """
     from tiercast.pipeline.registry import promote as do_promote
+    from tiercast.pipeline.registry import promotion_settings
     from tiercast.pipeline.summary import print_training
     from tiercast.pipeline.terminal import step
     from tiercast.pipeline.train import train
@@ -206,7 +207,12 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
     with step("training on rolling cutoffs, testing, logging to MLflow"):
         trained = train(cfg, result)
     with step("promotion"):
-        decision = do_promote(cfg.mlflow.registered_model, trained.run_id)
+        decision = do_promote(
+            cfg.mlflow.registered_model,
+            trained.run_id,
+            window_from=trained.extra.get("window_from"),
+            settings=promotion_settings(cfg),
+        )
     print_training(console, trained, decision)
 
 

@@ -121,6 +121,11 @@ class MlflowConfig(_Frozen):
     tracking_uri: str | None = None
     experiment: str = "tiercast"
     registered_model: str = "tiercast"
+    # A retrain on newer data becomes champion when, on its test window, it is at most this much below the
+    # champion in normalized Gini and in ROC AUC (the champion re-evaluated on the same customers and labels).
+    promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)
+    # Paired-bootstrap replicates for the logged intervals of that comparison.
+    promotion_n_boot: int = Field(default=200, ge=1)
 
 
 class PlaybookRuleConfig(_Frozen):

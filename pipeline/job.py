@@ -11,7 +11,7 @@ from tiercast.features.build import build_features
 from tiercast.pipeline.config import Config, build_playbook
 from tiercast.pipeline.files import write_csv, write_parquet
 from tiercast.pipeline.io import IngestResult, read_transactions, write_quarantine
-from tiercast.pipeline.registry import PromotionDecision, promote
+from tiercast.pipeline.registry import PromotionDecision, promote, promotion_settings
 from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features, team_list
 from tiercast.pipeline.terminal import step
 from tiercast.pipeline.tracking import resolve_tracking_uri
@@ -41,7 +41,12 @@ def run_job(config: Config) -> RunOutcome:
     with step("training and testing on rolling cutoffs, logging to MLflow"):
         trained = train(config, ingest)
     with step("registering the model and applying the promotion rule"):
-        decision = promote(config.mlflow.registered_model, trained.run_id)
+        decision = promote(
+            config.mlflow.registered_model,
+            trained.run_id,
+            window_from=trained.extra.get("window_from"),
+            settings=promotion_settings(config),
+        )
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data_bounds(ingest.accepted)[1]
     with step(f"scoring every customer at {cutoff.date()}"):
         model = load_model(trained.model_uri)

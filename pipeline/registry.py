@@ -1,19 +1,35 @@
 """Model registry rules: which version is ``champion``, and side-by-side comparison of runs.
 
-A version becomes champion only when its run beats the current champion's run on the primary test metrics
-(value: normalized Gini; churn: ROC AUC) measured on the same data and test cutoff; otherwise it is tagged
-``challenger``. ``force`` overrides, and the override is recorded on the version.
+Two runs on the same data and test cutoff: the new version becomes champion only when its run beats the champion's
+on the primary test metrics (value: normalized Gini; churn: ROC AUC) and is not worse on either.
+
+A retrain on newer data (the monthly job): the champion is re-evaluated on the challenger's test window — the
+champion pyfunc scores the same customers' feature rows against the same labels as the challenger's evaluation
+model (which never saw that window). The champion's own training labels end at its data end, which for a monthly
+retrain falls inside that window (two of its three months with a 90-day horizon; the champion then wins by about
+0.1 normalized Gini on outcomes it has learned). So the window starts at the later of the test cutoff and the
+champion's data end: feature rows at that instant, labels over the days left (at most a horizon), outcomes neither
+model has seen. The new version is promoted when, on both primary metrics, challenger minus champion is not below
+``-margin``; the paired-bootstrap intervals over customers are logged to the challenger's run with the decision.
+
+Otherwise the version is tagged ``challenger``. ``force`` overrides, and the override is recorded on the version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlflow
+import numpy as np
 import pandas as pd
-from mlflow.entities import Run
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from tiercast.models.evaluation import normalized_gini, paired_bootstrap, roc_auc
+from tiercast.models.scorer import FeatureSchemaError
+from tiercast.pipeline.config import Config
 
 PRIMARY_METRICS: tuple[str, ...] = ("test.tiercast.normalized_gini", "test.tiercast.roc_auc")
 COMPARABLE_TAGS: tuple[str, ...] = ("data.data_sha256", "data.data_rows_accepted")
@@ -34,6 +50,131 @@ class PromotionDecision:
     version: str
     alias: str
     reason: str
+
+
+@dataclass(frozen=True)
+class EvaluationWindow:
+    """Feature rows at ``cutoff`` with the realized labels (``future_value``, ``churned``) over the next
+    ``label_days``, and the predictions of a run's evaluation model on them, row-aligned. Kept in memory only (it
+    holds customer ids)."""
+
+    cutoff: pd.Timestamp
+    label_days: int
+    rows: pd.DataFrame
+    predicted_value: np.ndarray
+    churn_probability: np.ndarray
+
+
+@dataclass(frozen=True)
+class PromotionSettings:
+    """How far below the champion (on either primary metric) a retrain may land and still be promoted."""
+
+    margin: float = 0.02
+    n_boot: int = 200
+    seed: int = 0
+
+
+#: Primary metrics of the window comparison: (name, metric, target column, prediction).
+_WINDOW_METRICS = (
+    ("normalized_gini", normalized_gini, "future_value", "predicted_value"),
+    ("roc_auc", roc_auc, "churned", "churn_probability"),
+)
+
+
+def promotion_settings(config: Config) -> PromotionSettings:
+    """The promotion rule's settings from a config."""
+    m = config.mlflow
+    return PromotionSettings(margin=m.promotion_margin, n_boot=m.promotion_n_boot, seed=config.seed)
+
+
+def _data_end(run: Run) -> pd.Timestamp | None:
+    """The exclusive end (midnight after the last transaction) of the data a run was trained on, if logged."""
+    tags = run.data.tags
+    if tags.get("data.data_last_timestamp"):
+        return pd.Timestamp(tags["data.data_last_timestamp"]).normalize() + pd.Timedelta(days=1)
+    return pd.Timestamp(tags["data.data_end"]) if tags.get("data.data_end") else None
+
+
+def compare_on_window(
+    champion: mlflow.pyfunc.PyFuncModel, window: EvaluationWindow, settings: PromotionSettings
+) -> dict:
+    """Challenger minus champion on the challenger's test window, per primary metric: the full-window difference,
+    both values and the paired-bootstrap 95% interval over customers. Raises FeatureSchemaError when the champion
+    needs feature columns the window's rows lack."""
+    scorer = champion.unwrap_python_model().scorer
+    scorer.check_schema(window.rows)
+    theirs = champion.predict(window.rows[list(scorer.required_columns)], params={"reasons": False})
+    ours = {"predicted_value": window.predicted_value, "churn_probability": window.churn_probability}
+    out: dict[str, dict[str, float]] = {}
+    for name, metric, target, column in _WINDOW_METRICS:
+        y = window.rows[target].to_numpy(dtype=float)
+        a = np.asarray(ours[column], dtype=float)
+        b = theirs[column].to_numpy(dtype=float)
+        boot = paired_bootstrap(metric, y, a, b, n_boot=settings.n_boot, seed=settings.seed)
+        out[name] = {"challenger": metric(y, a), "champion": metric(y, b), **boot}
+    return out
+
+
+def _window_decision(
+    client: MlflowClient,
+    run_id: str,
+    champion_version: str,
+    champion_run: Run,
+    window_from: Callable[[pd.Timestamp], EvaluationWindow | None],
+    settings: PromotionSettings,
+    name: str,
+) -> tuple[bool, str]:
+    """Re-evaluate the champion on the challenger's test window — from the champion's data end when that falls
+    inside it — log the comparison to the challenger's run, decide."""
+    run = client.get_run(run_id)
+    test = run.data.params.get("cutoffs.test_resolved", "none")
+    champion_end = _data_end(champion_run)
+    starts = [t for t in (champion_end, None if test == "none" else pd.Timestamp(test)) if t is not None]
+    window = window_from(max(starts)) if starts else None
+    if window is None:
+        reason = f"no data after champion v{champion_version}'s to compare on"
+        client.set_tag(run_id, "promotion.reason", reason)
+        return False, reason
+    champion = mlflow.pyfunc.load_model(f"models:/{name}/{champion_version}")
+    try:
+        comparison = compare_on_window(champion, window, settings)
+    except FeatureSchemaError as exc:
+        reason = f"champion v{champion_version} cannot score the new rows ({exc})"
+        client.set_tag(run_id, "promotion.reason", reason)
+        return False, reason
+    ok = all(c["diff"] >= -settings.margin for c in comparison.values())
+    text = ", ".join(
+        f"{'nGini' if m == 'normalized_gini' else 'AUC'} {c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}]"
+        for m, c in comparison.items()
+    )
+    verdict = "not worse than" if ok else f"worse by more than {settings.margin:g} than"
+    reason = (
+        f"{verdict} champion v{champion_version} on {window.label_days} days from {window.cutoff.date()} "
+        f"(margin {settings.margin:g}): {text} ({len(window.rows):,} customers, 95% paired bootstrap)"
+    )
+    now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+    metrics = [Metric(f"promotion.{m}.{k}", float(v), now, 0) for m, c in comparison.items() for k, v in c.items()]
+    metrics += [
+        Metric("promotion.margin", settings.margin, now, 0),
+        Metric("promotion.window_customers", float(len(window.rows)), now, 0),
+        Metric("promotion.window_days", float(window.label_days), now, 0),
+    ]
+    tags = [
+        RunTag("promotion.champion_version", str(champion_version)),
+        RunTag("promotion.window_cutoff", str(window.cutoff.date())),
+        RunTag("promotion.not_worse", str(ok).lower()),
+        RunTag("promotion.reason", reason),
+    ]
+    client.log_batch(run_id, metrics=metrics, tags=tags, params=[Param("promotion.n_boot", str(settings.n_boot))])
+    return ok, reason
+
+
+def _logged_decision(run: Run, champion_version: str) -> tuple[bool, str] | None:
+    """A window comparison logged to ``run`` against this champion version (by an earlier promotion), if any."""
+    tags = run.data.tags
+    if tags.get("promotion.champion_version") != str(champion_version) or "promotion.not_worse" not in tags:
+        return None
+    return tags["promotion.not_worse"] == "true", tags.get("promotion.reason", "logged window comparison")
 
 
 def _champion(client: MlflowClient, name: str):
@@ -79,17 +220,41 @@ def version_of_run(client: MlflowClient, name: str, run_id: str) -> str:
     return str(mlflow.register_model(f"runs:/{run_id}/model", name).version)
 
 
-def promote(name: str, run_id: str, *, force: bool = False) -> PromotionDecision:
-    """Register the run's model (if needed) and move ``champion`` to it when it wins (or ``force``)."""
+def promote(
+    name: str,
+    run_id: str,
+    *,
+    force: bool = False,
+    window_from: Callable[[pd.Timestamp], EvaluationWindow | None] | None = None,
+    settings: PromotionSettings | None = None,
+) -> PromotionDecision:
+    """Register the run's model (if needed) and move ``champion`` to it when it wins (or ``force``).
+
+    Same data and test cutoff as the champion: the logged test metrics decide (:func:`beats`). Different data (a
+    retrain): the champion is re-evaluated on a window built by ``window_from(start)`` (see the module docstring);
+    without it, a comparison already logged to the run against this champion decides.
+    """
     client = MlflowClient()
     version = version_of_run(client, name, run_id)
     current = _champion(client, name)
     if current is None:
         ok, reason = True, "no champion yet"
-    elif current.version == version:
+    elif str(current.version) == version:
         return PromotionDecision(version, "champion", "already the champion")
     else:
-        ok, reason = beats(client.get_run(run_id), client.get_run(current.run_id))
+        run, champion_run = client.get_run(run_id), client.get_run(current.run_id)
+        logged = _logged_decision(run, current.version)
+        if _comparable(run, champion_run) is None:
+            ok, reason = beats(run, champion_run)
+        elif window_from is not None:
+            ok, reason = _window_decision(
+                client, run_id, current.version, champion_run, window_from, settings or PromotionSettings(), name
+            )
+        elif logged is not None:
+            ok, reason = logged
+        else:
+            ok, reason = beats(run, champion_run)
+            reason += " (retrain with `tiercast train` to compare on its test window)"
         if not ok and force:
             ok, reason = True, f"forced: {reason}"
             client.set_model_version_tag(name, version, "promotion", "forced")

@@ -25,6 +25,7 @@ days is refused (:class:`HistoryTooShortError`).
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,9 +35,11 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.build import build_features
+from tiercast.features.labels import build_labels
+from tiercast.features.training_set import LABEL_FILL
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.churn import ChurnModel
-from tiercast.models.drift import DriftProfile
+from tiercast.models.drift import AGE_COLUMNS, DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
@@ -59,6 +62,7 @@ from tiercast.pipeline.model_fit import (  # noqa: F401 (feature_columns re-expo
     tier_scheme,
     time_separated,
 )
+from tiercast.pipeline.registry import EvaluationWindow
 from tiercast.pipeline.tracking import (
     data_fingerprint,
     flatten,
@@ -285,7 +289,7 @@ def _assemble(
     )
     return replace(
         scorer,
-        feature_profile=DriftProfile().fit(rows, features),
+        feature_profile=DriftProfile(relative_columns=AGE_COLUMNS).fit(rows, features),
         score_profile=DriftProfile().fit(scorer.score(rows), DRIFT_SCORE_COLUMNS),
         segments=BehaviorSegments(random_state=config.seed).fit(rows[features]),
     )
@@ -338,6 +342,41 @@ def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config) -> pd.
     )
 
 
+def _window_from(
+    con: Any,
+    tx: Any,
+    evaluated: TiercastScorer,
+    test_window: EvaluationWindow | None,
+    start: pd.Timestamp,
+    *,
+    plan: CutoffPlan,
+    config: Config,
+) -> EvaluationWindow | None:
+    """Feature rows at ``start`` with labels over ``[start, data end)`` (at most a horizon), scored by the
+    evaluation model (trained on labels ending by the test cutoff): the window a promotion compares the champion
+    on when the champion's own labels end at ``start``. The test window itself when ``start`` is the test cutoff;
+    None when no day of data is left after ``start``."""
+    if test_window is not None and start == test_window.cutoff:
+        return test_window
+    if plan.test is not None and start < plan.test:
+        raise ValueError(f"window start {start.date()} is before the test cutoff {plan.test.date()}")
+    days = min(config.horizon_days, (plan.data_end - start).days)
+    if days <= 0:
+        return None
+    rows = _features_at(con, tx, start, config)
+    labels = build_labels(tx, cutoff=start, horizon_days=days, con=con)
+    rows = rows.merge(labels, on="customer_id", how="left", validate="one_to_one")
+    rows = rows.fillna({col: value for col, value in LABEL_FILL.items()})
+    scores = btyd_at(evaluated, rows).score(rows)
+    return EvaluationWindow(
+        cutoff=start,
+        label_days=days,
+        rows=rows,
+        predicted_value=scores["predicted_value"].to_numpy(),
+        churn_probability=scores["churn_probability"].to_numpy(),
+    )
+
+
 def train(config: Config, ingest: IngestResult | None) -> TrainResult:
     """Run the backtest-and-train job and record it in MLflow; the production refit is registered.
 
@@ -380,11 +419,19 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
     metrics: dict[str, dict[str, float]] = {}
     test_set = train_set.iloc[:0]
     preds = None
+    window: EvaluationWindow | None = None
     if plan.test is not None:
         test_set = build_training_set_on(con, tx, cutoffs=[plan.test], data_end=plan.data_end, **common)
         baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
         others = comparison_predictions(train_set, test_set, plan.validation, config)
         metrics, preds = evaluate(btyd_at(evaluated, test_set), baseline, test_set, h, others)
+        window = EvaluationWindow(
+            cutoff=plan.test,
+            label_days=h,
+            rows=test_set,
+            predicted_value=preds["tiercast_value"].to_numpy(),
+            churn_probability=preds["tiercast_churn"].to_numpy(),
+        )
     production = build_training_set_on(con, tx, cutoffs=list(plan.production), data_end=plan.data_end, **common)
     now = _features_at(con, tx, plan.data_end, config)
     scorer = refit_for_production(evaluated, production, now, config, versions)
@@ -460,5 +507,10 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
         tiers=scorer.scheme.describe(),
         n_train_rows=len(train_set),
         n_test_rows=len(test_set),
-        extra={"evaluated": evaluated, "production_rows": len(production)},
+        extra={
+            "evaluated": evaluated,
+            "production_rows": len(production),
+            "window": window,
+            "window_from": functools.partial(_window_from, con, tx, evaluated, window, plan=plan, config=config),
+        },
     )

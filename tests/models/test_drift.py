@@ -158,3 +158,63 @@ def test_errors():
         DriftProfile().fit(pd.DataFrame({"s": ["a", "b"]}), ["s"])
     with pytest.raises(ValueError, match="empty frame"):
         DriftProfile().fit(pd.DataFrame({"x": pd.Series([], dtype="float64")}), ["x"])
+
+
+def _growing_history(n_customers: int, start: str, days: int, seed: int) -> pd.DataFrame:
+    """Steady acquisition: first purchases uniform over ``days`` from ``start``, then a purchase every ~40 days
+    (exponential gaps) until the customer lapses (each gap ends the relationship with probability 0.1)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    begin = pd.Timestamp(start)
+    for i in range(n_customers):
+        t = rng.uniform(0, days)
+        while t < days:
+            rows.append(
+                (f"c{seed}_{i:05d}", (begin + pd.Timedelta(days=float(t))).floor("s"), float(rng.lognormal(3, 0.5)))
+            )
+            if rng.random() < 0.1:
+                break
+            t += rng.exponential(40)
+    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    frame["order_id"] = [f"o{seed}_{i}" for i in range(len(frame))]
+    return frame
+
+
+def _age_psi(reference: pd.DataFrame, current: pd.DataFrame, relative: bool) -> pd.Series:
+    from tiercast.features.build import build_features
+    from tiercast.models.drift import AGE_COLUMNS
+
+    ref_cut, cur_cut = pd.Timestamp("2021-10-01"), pd.Timestamp("2021-12-30")
+    ref = build_features(reference, cutoff=ref_cut, windows_days=(30, 90), horizon_days=90)
+    cur = build_features(current, cutoff=cur_cut, windows_days=(30, 90), horizon_days=90)
+    profile = DriftProfile(relative_columns=AGE_COLUMNS if relative else ()).fit(ref, list(AGE_COLUMNS))
+    return profile.psi(cur).set_index("column")["psi"]
+
+
+def test_age_features_of_a_growing_history_do_not_drift_but_a_burst_of_new_customers_does():
+    # A year of steady acquisition (like the demo), reference 90 days before the scoring cutoff (as training and
+    # scoring).
+    history = _growing_history(3000, "2021-01-01", 363, seed=1)
+    absolute = _age_psi(history, history, relative=False)
+    assert absolute["tenure_days"] > 0.25  # the always-firing warning: everyone aged by 90 days
+    steady = _age_psi(history, history, relative=True)
+    assert steady["tenure_days"] < 0.1 and steady["first_to_last_days"] < 0.1
+    # A real change of the base: as many new customers in the last 90 days as the whole history had.
+    burst = _growing_history(3000, "2021-10-01", 89, seed=2)
+    shifted = _age_psi(history, pd.concat([history, burst], ignore_index=True), relative=True)
+    assert shifted["tenure_days"] > 0.25
+    print(
+        f"PSI tenure: absolute {absolute['tenure_days']:.3f}, relative {steady['tenure_days']:.3f}, "
+        f"relative after a burst {shifted['tenure_days']:.3f}"
+    )
+
+
+def test_relative_columns_survive_pickling_and_need_the_length_column():
+    frame = pd.DataFrame({"tenure_days": [10.0, 20.0, 40.0, 80.0], "first_to_last_days": [0.0, 5.0, 30.0, 60.0]})
+    profile = DriftProfile(n_bins=2, relative_columns=("tenure_days", "first_to_last_days")).fit(frame)
+    # as shares of the longest tenure (80): 0.125 0.25 0.5 1.0 -> the median edge 0.25
+    np.testing.assert_allclose(profile.edges_["tenure_days"], [0.25])
+    doubled = frame * 2  # the same history twice as long: identical relative shares
+    assert pickle.loads(pickle.dumps(profile)).psi(doubled)["psi"].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="tenure_days"):
+        profile.psi(frame[["first_to_last_days"]])

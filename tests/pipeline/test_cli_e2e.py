@@ -90,9 +90,10 @@ def test_drift_against_the_training_reference_is_written(demo_run):
     assert {"predicted_value", "churn_probability", "recency_days", "tenure_days"} <= set(drift["column"])
     assert set(drift["kind"]) == {"feature", "score"}
     assert drift["psi"].ge(0).all()
-    # Customers age between the validation cutoff and scoring: tenure drifts (the cohort-drift pitfall).
-    assert drift.set_index("column").loc["tenure_days", "status"] == "warn"
-    assert "tenure_days" in output
+    # Customers age between the training reference and scoring; tenure is compared as a share of the history's
+    # length, so a growing history does not raise the warning on every run.
+    assert drift.set_index("column").loc["tenure_days", "status"] == "ok"
+    assert "feature tenure_days PSI" not in output
 
 
 def test_model_version_is_registered(demo_run):

@@ -1,0 +1,109 @@
+"""Promotion of monthly retrains: train, append a month, retrain; the retrain is compared with the champion
+re-evaluated on the retrain's test window."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from tiercast.pipeline.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "data" / "online_retail_ii" / "online_retail_ii.parquet"
+runner = CliRunner()
+MONTH_END = pd.Timestamp("2010-11-10")  # the first training sees data up to here; the retrains one month more
+
+#: A deliberately crippled model: no buy-till-you-die part and trees that cannot split (constant predictions).
+CRIPPLED = {
+    "btyd": None,
+    "blend": False,
+    "param_grid": "none",
+    "value_params": {"min_child_samples": 1_000_000},
+    "churn_params": {"min_child_samples": 1_000_000},
+}
+
+
+def _write_config(tmp: Path, name: str, data: Path, models: dict | None = None) -> Path:
+    cfg = {
+        "base": str(ROOT / "configs" / "online_retail_ii.yaml"),
+        "data": {"transactions": {"path": str(data)}, "quarantine_path": str(tmp / name / "quarantine.parquet")},
+        "cutoffs": {"n_train": 4},
+        "models": {"n_estimators": 300, "early_stopping_rounds": 30, **(models or {})},
+        "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
+        "outputs": {"dir": str(tmp / name)},
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Every 11th customer's lines (about 400 customers): up to MONTH_END, and the same with the next month."""
+    tmp = tmp_path_factory.mktemp("promotion")
+    raw = pd.read_parquet(BUNDLED)
+    ids = raw["Customer ID"].dropna().drop_duplicates().sort_values()
+    part = raw[raw["Customer ID"].isin(ids.iloc[::11])]
+    month = tmp / "until_month.parquet"
+    part[part["InvoiceDate"] < MONTH_END].to_parquet(month, index=False)
+    appended = tmp / "with_next_month.parquet"
+    part.to_parquet(appended, index=False)
+    return tmp, month, appended
+
+
+def _train(cfg: Path) -> str:
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
+    tmp, month, appended = store
+    monkeypatch.chdir(tmp)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+
+    _train(_write_config(tmp, "first", month))
+    first = client.get_model_version_by_alias("tiercast", "champion")
+
+    # The month appended, a crippled model: worse on the new window, stays challenger.
+    output = _train(_write_config(tmp, "crippled", appended, CRIPPLED))
+    assert "@challenger" in output
+    assert client.get_model_version_by_alias("tiercast", "champion").version == first.version
+    crippled = client.get_model_version_by_alias("tiercast", "challenger")
+    run = client.get_run(crippled.run_id)
+    m, tags = run.data.metrics, run.data.tags
+    assert tags["promotion.champion_version"] == str(first.version) and tags["promotion.not_worse"] == "false"
+    assert (
+        m["promotion.normalized_gini.diff"] < -m["promotion.margin"]
+        or m["promotion.roc_auc.diff"] < -m["promotion.margin"]
+    )
+    for key in ("normalized_gini", "roc_auc"):
+        assert m[f"promotion.{key}.lo"] <= m[f"promotion.{key}.mean_diff"] <= m[f"promotion.{key}.hi"]
+        assert m[f"promotion.{key}.diff"] == pytest.approx(
+            m[f"promotion.{key}.challenger"] - m[f"promotion.{key}.champion"]
+        )
+    # The champion's labels end inside the retrain's 90-day test window: both are judged on the month neither saw.
+    first_end = pd.read_parquet(month)["InvoiceDate"].max().normalize() + pd.Timedelta(days=1)
+    new_end = pd.read_parquet(appended)["InvoiceDate"].max().normalize() + pd.Timedelta(days=1)
+    assert tags["promotion.window_cutoff"] == str(first_end.date())
+    assert m["promotion.window_days"] == (new_end - first_end).days == 30
+    print("crippled:", {k: round(v, 4) for k, v in m.items() if k.startswith("promotion.")})
+
+    # The month appended, the usual model: not worse than the champion on its window, becomes champion.
+    output = _train(_write_config(tmp, "retrain", appended))
+    assert "@champion" in output, output
+    champion = client.get_model_version_by_alias("tiercast", "champion")
+    assert int(champion.version) > int(crippled.version)
+    run = client.get_run(champion.run_id)
+    m, tags = run.data.metrics, run.data.tags
+    assert tags["promotion.champion_version"] == str(first.version) and tags["promotion.not_worse"] == "true"
+    for key in ("normalized_gini", "roc_auc"):
+        assert m[f"promotion.{key}.diff"] >= -m["promotion.margin"]
+    assert tags["promotion.window_cutoff"] == str(first_end.date())
+    assert 0 < m["promotion.window_customers"] <= run.data.metrics["production_rows"]
+    print("retrain:", {k: round(v, 4) for k, v in m.items() if k.startswith("promotion.")})
+    assert client.get_model_version("tiercast", champion.version).tags["promotion_reason"].startswith("not worse")
