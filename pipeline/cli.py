@@ -67,12 +67,21 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     from tiercast.pipeline.engine import EngineError
     from tiercast.pipeline.io import InputError
     from tiercast.pipeline.monitor import MonitorError
+    from tiercast.pipeline.tables import TableTargetError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (InputError, FeatureSchemaError, ConfigError, MonitorError, EngineError, FileNotFoundError) as exc:
+        except (
+            InputError,
+            FeatureSchemaError,
+            ConfigError,
+            MonitorError,
+            EngineError,
+            FileNotFoundError,
+            TableTargetError,
+        ) as exc:
             _fail(str(exc))
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -221,12 +230,20 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
 def score(
     config: ConfigOpt,
     model: Annotated[str, typer.Option(help="Registered model URI, e.g. models:/tiercast@champion.")],
-    out: Annotated[Path, typer.Option(help="Output Parquet file.")] = Path("outputs/scores.parquet"),
+    out: Annotated[
+        str,
+        typer.Option(
+            help="Output Parquet file, or a table: duckdb://FILE::TABLE or "
+            "postgresql://USER@HOST:PORT/DB::SCHEMA.TABLE (replaced atomically; drift CSV in outputs.dir)."
+        ),
+    ] = "outputs/scores.parquet",
     cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the day after the data ends).")] = None,
     reasons: Annotated[bool, typer.Option(help="Add the top-3 churn and value reasons per customer (slower).")] = False,
     engine: EngineOpt = None,
 ) -> None:
-    """Score every customer with a registered model and write the scores atomically.
+    """Score every customer with a registered model and write the scores atomically, to a Parquet file or a
+    DuckDB / PostgreSQL table (a staging table swapped in within one transaction), model version and cutoff on
+    every row.
 
     With --engine spark the features are built on Spark and scored by the model's spark_udf; --out is then a folder
     that gets the partition cutoff_date=<cutoff>/.
@@ -235,13 +252,17 @@ def score(
     from tiercast.pipeline.files import write_csv, write_parquet
     from tiercast.pipeline.score import load_model, score_features
     from tiercast.pipeline.summary import print_drift
+    from tiercast.pipeline.tables import parse_table_target, write_table
     from tiercast.pipeline.tracking import setup_mlflow
     from tiercast.pipeline.train import data_bounds
 
     cfg = _config(config, engine)
+    target = parse_table_target(out)
     setup_mlflow(cfg)
     if cfg.engine.kind == "spark":
-        _score_on_spark(cfg, model=model, out=out, cutoff=cutoff, reasons=reasons)
+        if target is not None:
+            _fail(f"--engine spark writes a Parquet folder, not a table ({target.describe()})")
+        _score_on_spark(cfg, model=model, out=Path(out), cutoff=cutoff, reasons=reasons)
         return
     result = _ingest(cfg)
     when = pd.Timestamp(cutoff) if cutoff else data_bounds(result.accepted)[1]
@@ -261,10 +282,18 @@ def score(
         playbook=build_playbook(cfg),
         reasons=reasons,
     )
-    write_parquet(scores, out)
+    if target is not None:
+        write_table(scores, target)
+        drift_file, shown = cfg.outputs.dir / f"{target.table}_drift.csv", target.describe()
+    else:
+        path = write_parquet(scores, Path(out))
+        drift_file, shown = path.with_name(f"{path.stem}_drift.csv"), str(path)
     drift = loaded.scorer.drift(feats, scores, threshold=cfg.score.psi_threshold)
-    drift_path = write_csv(drift, out.with_name(f"{out.stem}_drift.csv"))
-    console.print(f"{len(scores):,} customers scored at {when.date()} with {model} (version {loaded.version}) -> {out}")
+    drift_path = write_csv(drift, drift_file)
+    console.print(
+        f"{len(scores):,} customers scored at {when.date()} with {model} (version {loaded.version}) -> {shown}",
+        highlight=False,
+    )
     print_drift(console, drift, drift_path)
 
 

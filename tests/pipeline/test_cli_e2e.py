@@ -439,3 +439,36 @@ def test_report_defaults_to_the_latest_training_run(demo_run):
     result = runner.invoke(app, ["report", "--config", str(cfg), "--out", str(html_path)])
     assert result.exit_code == 0, result.output
     assert f"tiercast run {latest_train[:8]}" in html_path.read_text(encoding="utf-8")
+
+
+def test_score_into_duckdb_and_postgresql_tables(demo_run, postgres_url):
+    from tiercast.pipeline.tables import parse_table_target, read_table
+
+    tmp, cfg, _ = demo_run
+    ref = pd.read_parquet(tmp / "out" / "scores.parquet")
+    model = f"models:/tiercast/{ref['model_version'].iloc[0]}"
+    cutoff = ref["cutoff"].iloc[0]
+    earlier = cutoff - pd.Timedelta(days=30)
+    for target in (f"duckdb://{tmp}/warehouse.duckdb::scores", f"{postgres_url}::retention.scores"):
+        # a first write at an earlier cutoff, then the scores of the run's cutoff replace it
+        for when in (earlier, cutoff):
+            result = runner.invoke(
+                app, ["score", "--config", str(cfg), "--model", model, "--out", target, "--cutoff", str(when.date())]
+            )
+            assert result.exit_code == 0, result.output + repr(result.exception)
+        assert "table retention.scores" in result.output or "table scores" in result.output
+        back = read_table(parse_table_target(target)).sort_values("customer_id").reset_index(drop=True)
+        want = ref.sort_values("customer_id").reset_index(drop=True)
+        assert len(back) == len(want) > 0
+        assert set(back["cutoff"]) == {cutoff} and set(back["model_version"]) == {want["model_version"].iloc[0]}
+        cols = ["customer_id", *SCORE_COLUMNS, "current_value", "action", "model_name"]
+        pd.testing.assert_frame_equal(back[cols], want[cols], check_dtype=False)
+        print(f"{target.split('::')[0].split(':')[0]}: {len(back):,} rows read back")
+
+
+def test_score_into_a_malformed_table_target_is_a_one_line_error(demo_run):
+    tmp, cfg, _ = demo_run
+    result = runner.invoke(
+        app, ["score", "--config", str(cfg), "--model", "models:/tiercast@champion", "--out", "duckdb://x.duckdb"]
+    )
+    assert result.exit_code == 2 and "::TABLE" in result.output and "Traceback" not in result.output
