@@ -122,7 +122,9 @@ def _quality(r: dict) -> list[str]:
 
 
 def _ceiling(r: dict) -> list[str]:
-    t = r["targets"]
+    from tiercast.pipeline.benchmark_cdnow import TARGETS
+
+    t = TARGETS  # the current targets (a stored result may hold older ones)
     seeds = r["seeds"]
     lines = [
         "**Ceiling estimate for the CDNOW holdout**: an oracle fitted on the holdout's own outcomes "

@@ -58,8 +58,12 @@ def as_table(
 
 
 def feature_windows(windows_days: Iterable[int], horizon_days: int) -> tuple[int, ...]:
-    """Sorted distinct window lengths: ``windows_days`` plus the horizon."""
+    """Sorted distinct window lengths: ``windows_days`` plus the horizon and, with a 365-day window and a shorter
+    horizon, ``365 - horizon``: the difference of the two is the horizon-length window a year before the next one
+    (last year's same season, read by the seasonal BTYD index)."""
     windows = {int(w) for w in windows_days} | {int(horizon_days)}
+    if 365 in windows and 0 < int(horizon_days) < 365:
+        windows.add(365 - int(horizon_days))
     if any(w <= 0 for w in windows):
         raise ValueError(f"windows and horizon must be positive days, got {sorted(windows)}")
     return tuple(sorted(windows))

@@ -104,6 +104,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         param_grid: Sequence[dict[str, Any]] | None = None,
         time_unit_days: float = 7.0,
         purge: bool = True,
+        seasonal: bool = True,
         calibrate: bool = True,
         calibration: str = "auto",
     ) -> None:
@@ -117,6 +118,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         self.param_grid = param_grid
         self.time_unit_days = time_unit_days
         self.purge = purge
+        self.seasonal = seasonal
         self.calibrate = calibrate
         self.calibration = calibration
 

@@ -90,13 +90,45 @@ def btyd_inputs(X: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Bounds of the seasonal index (a window a year ago with a quarter or four times the year's average purchases).
+SEASON_CLIP: tuple[float, float] = (0.25, 4.0)
+
+
+def season_indices(X: pd.DataFrame) -> dict[int, float]:
+    """Seasonal indices of one cutoff's feature rows, by horizon length h: the purchases of customers present a
+    whole year in ``[cutoff - 365, cutoff - 365 + h)`` (``orders_365d - orders_{365-h}d``: last year's window of
+    the next h days) over their average h-day share of that year. 1 = no season; empty when no customer's history
+    reaches a year back. Label-free: only transactions before the cutoff."""
+    if "tenure_days" not in X.columns or "orders_365d" not in X.columns:
+        return {}
+    year_old = X["tenure_days"].to_numpy(dtype=float) >= 365
+    if year_old.sum() == 0:
+        return {}
+    year = float(np.nansum(X["orders_365d"].to_numpy(dtype=float)[year_old]))
+    out: dict[int, float] = {}
+    for col in X.columns:
+        if not (col.startswith("orders_") and col.endswith("d")) or not col[7:-1].isdigit():
+            continue
+        h = 365 - int(col[7:-1])
+        if 0 < h < 365 and year > 0:
+            window = year - float(np.nansum(X[col].to_numpy(dtype=float)[year_old]))
+            out[h] = float(np.clip(window / (year * h / 365.0), *SEASON_CLIP))
+    return out
+
+
 class BTYDStacker(BaseEstimator):
     """A BTYD model (``"bgnbd"`` or ``"paretonbd"`` x Gamma-Gamma) fitted on one cutoff's feature rows, giving the
-    :data:`BTYD_FEATURES` and the offsets for any horizon. Labels are never used."""
+    :data:`BTYD_FEATURES` and the offsets for any horizon. Labels are never used.
 
-    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0) -> None:
+    With ``seasonal``, the BTYD purchase rate over the next h days is scaled by the cutoff's seasonal index for h
+    (:func:`season_indices`: last year's same window against the year's average), i.e. the BTYD model is read at
+    the effective horizon ``h * index``. Without a year of history the index is 1 (the plain BTYD model).
+    """
+
+    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, seasonal: bool = True) -> None:
         self.model = model
         self.time_unit_days = time_unit_days
+        self.seasonal = seasonal
 
     def fit(self, X: pd.DataFrame) -> BTYDStacker:
         """Fit on the rows of one cutoff (stacking several cutoffs would count customers twice)."""
@@ -104,12 +136,14 @@ class BTYDStacker(BaseEstimator):
             raise ValueError("BTYD stacking needs at least one feature row")
         self.btyd_ = BTYDBaseline(model=self.model, time_unit_days=self.time_unit_days).fit(btyd_inputs(X))
         self.params_ = {**self.btyd_.count_model_.params_, **(self.btyd_.gg_.params_ if self.btyd_.gg_ else {})}
+        self.season_ = season_indices(X) if self.seasonal else {}
         return self
 
     def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
         """:data:`BTYD_FEATURES` for ``horizon_days``, indexed like X (row-wise)."""
         check_is_fitted(self, "btyd_")
-        return self.btyd_.transform(btyd_inputs(X), horizon_days)[list(BTYD_FEATURES)]
+        h = float(horizon_days) * getattr(self, "season_", {}).get(int(round(float(horizon_days))), 1.0)
+        return self.btyd_.transform(btyd_inputs(X), h)[list(BTYD_FEATURES)]
 
     @staticmethod
     def value_offset(features: pd.DataFrame) -> np.ndarray:
@@ -127,18 +161,19 @@ _FIT_CACHE: OrderedDict[tuple, BTYDStacker] = OrderedDict()
 _FIT_CACHE_SIZE = 64
 
 
-def fit_stacker(X: pd.DataFrame, *, model: str, time_unit_days: float) -> BTYDStacker:
-    """A :class:`BTYDStacker` fitted on X, memoized on the exact BTYD inputs: the value and the churn model, and
-    the test cutoffs of a backtest that share training cutoffs, reuse one maximum-likelihood fit. The fit is a
-    deterministic function of these inputs, so the cache changes no result."""
+def fit_stacker(X: pd.DataFrame, *, model: str, time_unit_days: float, seasonal: bool = True) -> BTYDStacker:
+    """A :class:`BTYDStacker` fitted on X, memoized on the exact BTYD inputs (and seasonal indices): the value and
+    the churn model, and the test cutoffs of a backtest that share training cutoffs, reuse one maximum-likelihood
+    fit. The fit is a deterministic function of these inputs, so the cache changes no result."""
     inputs = btyd_inputs(X)
     digest = hashlib.sha256(np.ascontiguousarray(inputs.to_numpy(dtype=float)).tobytes()).hexdigest()
-    key = (model, float(time_unit_days), len(inputs), digest)
+    season = tuple(sorted(season_indices(X).items())) if seasonal else ()
+    key = (model, float(time_unit_days), len(inputs), digest, season)
     hit = _FIT_CACHE.get(key)
     if hit is not None:
         _FIT_CACHE.move_to_end(key)
         return hit
-    stacker = BTYDStacker(model=model, time_unit_days=time_unit_days).fit(inputs)
+    stacker = BTYDStacker(model=model, time_unit_days=time_unit_days, seasonal=seasonal).fit(X)
     _FIT_CACHE[key] = stacker
     while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
         _FIT_CACHE.popitem(last=False)
@@ -182,6 +217,7 @@ def stacked_btyd(
     time_unit_days: float,
     feature_horizon_days: float,
     label_days: np.ndarray,
+    seasonal: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, BTYDStacker]:
     """Fit one BTYD model per cutoff group on that group's rows.
 
@@ -197,7 +233,7 @@ def stacked_btyd(
     for g in sorted(keys):
         rows = np.flatnonzero(groups == g)
         part = X.iloc[rows]
-        stacker = fit_stacker(part, model=model, time_unit_days=time_unit_days)
+        stacker = fit_stacker(part, model=model, time_unit_days=time_unit_days, seasonal=seasonal)
         feats[rows] = stacker.transform(part, feature_horizon_days).to_numpy()
         for d in np.unique(label_days[rows]):
             sub = rows[label_days[rows] == d]
@@ -309,6 +345,7 @@ class StackedMixin(BaseEstimator):
             self.n_features_in_ = len(self.feature_names_in_)
             return X[self.input_features_], None, None if X_val is None else X_val[self.input_features_], None
         kw = {"model": self.btyd, "time_unit_days": self.time_unit_days, "feature_horizon_days": h}
+        kw["seasonal"] = getattr(self, "seasonal", True)
         feats, at_label, stacker = stacked_btyd(X, g, label_days=days, **kw)
         train = pd.concat([X[self.input_features_], feats], axis=1)
         val = val_label = None
@@ -361,6 +398,7 @@ class StackedMixin(BaseEstimator):
                 g,
                 model=self.btyd,
                 time_unit_days=self.time_unit_days,
+                seasonal=getattr(self, "seasonal", True),
                 feature_horizon_days=h,
                 label_days=per_row_days(label_days, len(X), h),
             )
@@ -376,7 +414,9 @@ class StackedMixin(BaseEstimator):
         needs no labels, so the model that scores reads the newest history). The trees are unchanged."""
         check_is_fitted(self, "model_")
         if self.stacked:
-            self.stacker_ = fit_stacker(X, model=self.btyd, time_unit_days=self.time_unit_days)
+            self.stacker_ = fit_stacker(
+                X, model=self.btyd, time_unit_days=self.time_unit_days, seasonal=getattr(self, "seasonal", True)
+            )
         return self
 
     @property

@@ -57,6 +57,7 @@ class ValueModel(RegressorMixin, StackedMixin):
         param_grid: Sequence[dict[str, Any]] | None = None,
         time_unit_days: float = 7.0,
         purge: bool = True,
+        seasonal: bool = True,
     ) -> None:
         self.params = params
         self.n_estimators = n_estimators
@@ -68,6 +69,7 @@ class ValueModel(RegressorMixin, StackedMixin):
         self.param_grid = param_grid
         self.time_unit_days = time_unit_days
         self.purge = purge
+        self.seasonal = seasonal
 
     def fit(
         self,

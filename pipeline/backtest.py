@@ -270,8 +270,18 @@ def log_backtest(config: Config, ingest: IngestResult, table: pd.DataFrame) -> s
         )
         mlflow.log_metrics(backtest_metrics(table))
         log_table(table, "backtest.csv")
-        for metric, title in (("normalized_gini", "Normalized Gini"), ("roc_auc", "Churn ROC AUC")):
-            fig = plots.metric_by_cutoff(table, metric, f"{title} by test cutoff")
+        calib = table.assign(
+            total_ratio=table["predicted_total"] / table["actual_total"],
+            churn_gap=table["mean_churn_probability"] - table["realized_churn"],
+        )
+        for metric, title in (
+            ("normalized_gini", "Normalized Gini"),
+            ("roc_auc", "Churn ROC AUC"),
+            ("brier", "Churn Brier score"),
+            ("total_ratio", "Predicted / actual total"),
+            ("churn_gap", "Mean churn probability minus realized churn"),
+        ):
+            fig = plots.metric_by_cutoff(calib, metric, f"{title} by test cutoff")
             mlflow.log_figure(fig, f"plots/backtest_{metric}.png")
             plots.close(fig)
     return run.info.run_id

@@ -63,6 +63,8 @@ class CutoffConfig(_Frozen):
     # Settings are chosen on up to this many of the latest training cutoffs (rolling origin, scores averaged),
     # each with an earlier training cutoff whose label window ends by it.
     n_validation: int = Field(default=3, ge=1)
+    # With history enough, add training cutoffs until their label windows cover a whole year.
+    span_year: bool = True
 
 
 class TierConfig(_Frozen):
@@ -108,6 +110,9 @@ class ModelConfig(_Frozen):
     # Churn probability calibration on the validation cutoffs (tiercast.models.churn.CALIBRATIONS): "platt" maps
     # the whole log-odds, "offset" only the trees' correction (the BTYD log-odds kept), "auto" picks by window.
     churn_calibration: Literal["auto", "platt", "offset"] = "auto"
+    # Scale the BTYD rate by the seasonal index of the next horizon (last year's same window against the year's
+    # average; needs a year of history and the 365-day feature window, else the plain BTYD model).
+    seasonal: bool = True
     # `tiercast backtest`: number of test cutoffs (step_days apart, the latest = the training test cutoff) and
     # paired-bootstrap replicates for "tiercast minus best baseline".
     backtest_n_tests: int = Field(default=4, ge=1)

@@ -48,6 +48,7 @@ def model_kwargs(config: Config, *, stacked: bool = True) -> dict[str, dict[str,
         "blend": m.blend,
         "param_grid": _grid(config),
         "purge": m.purge,
+        "seasonal": m.seasonal,
     }
     churn = {"params": m.churn_params, "calibration": m.churn_calibration, **common}
     return {"value": {"params": m.value_params, **common}, "churn": churn}

@@ -130,8 +130,15 @@ def plan_cutoffs(tx: pd.DataFrame, config: Config) -> CutoffPlan:
 
 
 def _steps_back(last: pd.Timestamp, earliest: pd.Timestamp, config: Config) -> tuple[pd.Timestamp, ...]:
+    """``cutoffs.n_train`` cutoffs ``step_days`` apart ending at ``last``, none before ``earliest``; with
+    ``cutoffs.span_year`` and history enough, as many as make their label windows cover a whole year (every
+    season appears in the labels)."""
     c = config.cutoffs
-    cuts = [last - pd.Timedelta(days=c.step_days * i) for i in range(c.n_train)]
+    n = c.n_train
+    year = int(np.ceil((365 - min(config.horizon_days, 365)) / c.step_days)) + 1
+    if c.span_year and last - pd.Timedelta(days=c.step_days * (year - 1)) >= earliest:
+        n = max(n, year)
+    cuts = [last - pd.Timedelta(days=c.step_days * i) for i in range(n)]
     return tuple(sorted(t for t in cuts if t >= earliest))
 
 
@@ -219,6 +226,8 @@ def evaluate(
         metrics[name] = {
             **value_metrics(y_value, preds[f"{name}_value"].to_numpy()),
             **churn_metrics(y_churn, preds[f"{name}_churn"].to_numpy()),
+            "mean_churn_probability": float(preds[f"{name}_churn"].mean()),
+            "realized_churn": float(y_churn.mean()),
             **{
                 f"tier_{k}": v
                 for k, v in tier_metrics(preds["realized_tier"].to_numpy(), preds[tier_col].to_numpy(), order).items()

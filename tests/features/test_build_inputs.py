@@ -34,7 +34,10 @@ def test_default_columns_in_order(con):
     names = feature_names(windows_days=(30, 90, 180, 365), horizon_days=90, optional=["channel"])
     assert f.columns.tolist() == names
     assert names[:3] == ["customer_id", "recency_days", "tenure_days"]
-    assert [c for c in names if c.startswith("orders_")] == ["orders_30d", "orders_90d", "orders_180d", "orders_365d"]
+    # 275 = 365 - horizon: with the 365-day window it gives last year's window of the next horizon
+    orders = ["orders_30d", "orders_90d", "orders_180d", "orders_275d", "orders_365d"]
+    assert [c for c in names if c.startswith("orders_")] == orders
+    assert "spend_275d" not in feature_names(windows_days=(30, 90), horizon_days=90)
     assert f["customer_id"].tolist() == ["a", "b"]
     assert f["n_channels"].tolist() == [1.0, 2.0]
 

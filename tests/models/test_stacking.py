@@ -15,6 +15,7 @@ from tiercast.models.stacking import (
     PurgeWarning,
     btyd_inputs,
     purge_mask,
+    season_indices,
     stacked_btyd,
 )
 from tiercast.models.value import ValueModel
@@ -342,3 +343,31 @@ def test_several_validation_cutoffs_form_rolling_origin_folds(frames):
         X[feats], X["future_value"], val[feats], val["future_value"]
     )
     assert one.folds_ is None  # one validation cutoff: the single time-separated fit as before
+
+
+def test_season_index_is_last_years_window_against_the_years_average():
+    X = pd.DataFrame(
+        {
+            "tenure_days": [400.0, 500.0, 380.0, 100.0],  # the last customer is not a year old: left out
+            "orders_365d": [4.0, 8.0, 0.0, 50.0],
+            "orders_275d": [2.0, 6.0, 0.0, 50.0],
+        }
+    )
+    # last year's next 90 days: (4 + 8) - (2 + 6) = 4 orders against 12 * 90 / 365 in an average 90 days
+    assert season_indices(X) == pytest.approx({90: 4 / (12 * 90 / 365)})
+    assert season_indices(X.assign(tenure_days=200.0)) == {}  # no year of history: no index
+    assert season_indices(X.drop(columns="orders_275d")) == {}
+
+
+def test_seasonal_btyd_reads_the_rate_at_the_effective_horizon(frames):
+    train, _, _, _ = frames
+    rows = train[train["cutoff"] == train["cutoff"].max()].copy()
+    plain = BTYDStacker(seasonal=False).fit(rows)
+    peak = rows.assign(tenure_days=rows["tenure_days"] + 400.0, orders_365d=12.0, orders_275d=4.0)
+    seasonal = BTYDStacker().fit(peak)
+    index = seasonal.season_[90]
+    assert index == pytest.approx(8 / (12 * 90 / 365))
+    np.testing.assert_allclose(
+        seasonal.transform(peak, 90).to_numpy(), BTYDStacker(seasonal=False).fit(peak).transform(peak, 90 * index)
+    )
+    assert plain.season_ == {} and BTYDStacker().fit(rows).season_ == {}  # a short history: the plain model

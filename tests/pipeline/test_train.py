@@ -45,7 +45,8 @@ def test_plan_refits_production_on_the_newest_label_windows():
     assert plan.test == end - h
     assert plan.train[-1] == plan.test - h  # evaluation labels end at the test cutoff
     assert plan.production[-1] == end - h  # the registered model's newest labels end at the data end
-    assert [b - a for a, b in zip(plan.production, plan.production[1:], strict=False)] == [pd.Timedelta(days=30)] * 3
+    steps = {b - a for a, b in zip(plan.production, plan.production[1:], strict=False)}
+    assert steps == {pd.Timedelta(days=30)} and len(plan.production) >= len(plan.train)
     assert plan.notes == ()
 
 
@@ -148,3 +149,16 @@ def test_validation_cutoffs_keep_every_fold_time_separated():
     assert validation_cutoffs(cuts, day, 90, 4) == cuts[-3:]  # a fourth would leave no time-separated fold
     assert validation_cutoffs(cuts, day, 90, 1) == [day]
     assert validation_cutoffs(cuts[-2:], day, 90, 3) == [day]  # too few cutoffs: the latest alone
+
+
+def test_training_cutoffs_span_a_year_when_the_history_allows():
+    config = _config(horizon_days=90)
+    end = START + pd.Timedelta(days=3 * 365)
+    plan = plan_cutoffs_between(START, end, config)
+    # label windows of the training cutoffs cover a whole year: 11 cutoffs 30 days apart (300 + 90 days)
+    assert len(plan.train) == 11 and plan.train[-1] + pd.Timedelta(days=90) - plan.train[0] >= pd.Timedelta(days=365)
+    assert len(plan.production) == 11
+    off = _config(horizon_days=90, cutoffs={"step_days": 30, "n_train": 4, "min_history_days": 30, "span_year": False})
+    assert len(plan_cutoffs_between(START, end, off).train) == 4
+    short = plan_cutoffs_between(START, START + pd.Timedelta(days=420), config)
+    assert len(short.train) == 4  # no room for a year: the configured count
