@@ -91,4 +91,4 @@ def test_ceiling_result_on_a_sample(sample):
     assert best["spearman"] == max(cand["value"]["spearman"], cand["rank_spearman"])
     ratio = cand["value"]["predicted_total"] / cand["value"]["actual_total"]
     assert best["total_ratio_min"] == best["total_ratio_max"] == pytest.approx(ratio)
-    assert r["targets"]["roc_auc_min"] == 0.775
+    assert r["targets"]["roc_auc_min"] == 0.772
