@@ -240,6 +240,8 @@ def _read_single(src: TransactionSource, run_date: pd.Timestamp | None) -> Inges
         raw = _read_csv(src.path, src.delimiter)
     elif fmt == "parquet":
         raw = _read_parquet(src.path)
+    elif fmt == "postgres":
+        raw = _read_postgres(src)
     else:
         raw = _read_duckdb(src)
     cols = src.columns.source_columns()
@@ -851,6 +853,43 @@ def _read_duckdb(src: TransactionSource) -> pd.DataFrame:
         con.close()
     if df.empty:
         raise InputError(f"{src.describe()}: no data rows (columns: {list(df.columns)})")
+    return df
+
+
+def _read_postgres(src: TransactionSource) -> pd.DataFrame:
+    """A PostgreSQL table or query through Ibis's postgres backend (``pip install "tiercast[postgres]"``)."""
+    import ibis
+
+    try:
+        con = ibis.connect(str(src.url).replace("postgres://", "postgresql://", 1))
+    except Exception as err:  # driver and connection errors differ; the message names the source
+        raise InputError(f"{src.describe()}: cannot connect ({str(err).splitlines()[0]})") from None
+    try:
+        if src.table is not None:
+            *schema, name = src.table.split(".")
+            df = con.table(name, database=schema[0] if schema else None).to_pandas()
+        else:
+            df = _postgres_query(con, str(src.query))
+    except Exception as err:
+        raise InputError(f"{src.describe()}: query failed: {str(err).splitlines()[0]}") from None
+    finally:
+        con.disconnect()
+    if df.empty:
+        raise InputError(f"{src.describe()}: no data rows (columns: {list(df.columns)})")
+    return df
+
+
+def _postgres_query(con, query: str) -> pd.DataFrame:
+    """The rows of a SELECT, through the backend's cursor (exact NUMERIC values become floats)."""
+    from decimal import Decimal
+
+    with con.raw_sql(query) as cur:
+        rows = cur.fetchall()
+        names = [d.name for d in cur.description]
+    df = pd.DataFrame.from_records(rows, columns=names)
+    for col in df.columns:
+        if df[col].dtype == object and df[col].map(lambda v: isinstance(v, Decimal)).any():
+            df[col] = df[col].map(lambda v: float(v) if isinstance(v, Decimal) else v)
     return df
 
 

@@ -16,6 +16,7 @@ Exactly one of the two is given. Reading, the row rules and the quarantine are i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -132,15 +133,19 @@ class TransactionSource(_RowRules):
     """One table of transaction lines and its column mapping.
 
     ``format``: ``csv`` (any single-character ``delimiter``, or ``whitespace``; UTF-8 only), ``parquet``, or
-    ``duckdb`` (``path`` is the database file, read-only; give ``table`` or ``query``). ``auto`` picks from the file
-    suffix (.csv/.txt/.tsv/.dat, .parquet/.pq, .duckdb/.ddb/.db).
+    ``duckdb`` (``path`` is the database file, read-only; give ``table`` or ``query``), or ``postgres`` (``url`` is a
+    ``postgresql://`` URL instead of a path; give ``table`` or ``query``). ``auto`` picks from the file suffix
+    (.csv/.txt/.tsv/.dat, .parquet/.pq, .duckdb/.ddb/.db).
     """
 
-    path: Path
-    format: Literal["auto", "csv", "parquet", "duckdb"] = "auto"
+    path: Path | None = None
+    url: str | None = Field(default=None, description="postgres: postgresql://USER:PASSWORD@HOST:PORT/DATABASE.")
+    format: Literal["auto", "csv", "parquet", "duckdb", "postgres"] = "auto"
     delimiter: str = Field(default=",", description="One character, or 'whitespace' for runs of spaces/tabs.")
-    table: str | None = Field(default=None, description="DuckDB: table or view name (optionally schema.table).")
-    query: str | None = Field(default=None, description="DuckDB: a SELECT query returning the source columns.")
+    table: str | None = Field(
+        default=None, description="DuckDB / PostgreSQL: table or view name (optionally schema.table)."
+    )
+    query: str | None = Field(default=None, description="DuckDB / PostgreSQL: a SELECT returning the source columns.")
     columns: ColumnMapping
     non_product_codes: tuple[str, ...] = Field(
         default=(), description="product_id values that are not purchases (postage, fees, bank charges...)."
@@ -153,20 +158,28 @@ class TransactionSource(_RowRules):
 
     @model_validator(mode="after")
     def _format_fields(self) -> TransactionSource:
+        if self.format == "postgres":
+            if self.url is None or self.path is not None:
+                raise ValueError("format postgres: give `url` (postgresql://...), not `path`")
+            if not self.url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("format postgres: `url` must start with postgresql://")
+        elif self.path is None or self.url is not None:
+            raise ValueError("give the data file as `path` (`url` is for format postgres)")
         fmt = self.resolved_format()
-        if fmt == "duckdb":
+        if fmt in ("duckdb", "postgres"):
             if (self.table is None) == (self.query is None):
-                raise ValueError("format duckdb: give exactly one of `table` or `query`")
+                raise ValueError(f"format {fmt}: give exactly one of `table` or `query`")
         elif self.table is not None or self.query is not None:
-            raise ValueError(f"`table` / `query` only apply to format duckdb (format is {fmt})")
+            raise ValueError(f"`table` / `query` only apply to format duckdb or postgres (format is {fmt})")
         if self.non_product_codes and self.columns.product_id is None:
             raise ValueError("non_product_codes needs columns.product_id")
         return self
 
-    def resolved_format(self) -> Literal["csv", "parquet", "duckdb"]:
+    def resolved_format(self) -> Literal["csv", "parquet", "duckdb", "postgres"]:
         """The format, with ``auto`` resolved from the file suffix."""
         if self.format != "auto":
             return self.format
+        assert self.path is not None  # every format but postgres has a path (validated)
         fmt = _SUFFIX_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise ValueError(
@@ -175,12 +188,14 @@ class TransactionSource(_RowRules):
         return fmt  # type: ignore[return-value]
 
     def describe(self) -> str:
-        """Where the lines come from, for messages: the path, plus the table or 'query' for DuckDB."""
+        """Where the lines come from, for messages: the path (a PostgreSQL URL without its credentials), plus the
+        table or 'query' for a database."""
+        where = str(self.path) if self.url is None else re.sub(r"//[^@/]*@", "//", self.url)
         if self.table is not None:
-            return f"{self.path}:{self.table}"
+            return f"{where}:{self.table}"
         if self.query is not None:
-            return f"{self.path} (query)"
-        return str(self.path)
+            return f"{where} (query)"
+        return where
 
 
 class OlistSource(_RowRules):
