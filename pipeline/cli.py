@@ -208,20 +208,17 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
     from tiercast.pipeline.registry import promote as do_promote
     from tiercast.pipeline.registry import promotion_settings
     from tiercast.pipeline.summary import print_training
-    from tiercast.pipeline.terminal import step
     from tiercast.pipeline.train import train
 
     cfg = _config(config, engine)
     result = None if cfg.engine.transactions is not None else _ingest(cfg)
-    with step("training on rolling cutoffs, testing, logging to MLflow"):
-        trained = train(cfg, result)
-    with step("promotion"):
-        decision = do_promote(
-            cfg.mlflow.registered_model,
-            trained.run_id,
-            window_from=trained.extra.get("window_from"),
-            settings=promotion_settings(cfg),
-        )
+    trained = train(cfg, result)  # shows its own stages
+    decision = do_promote(
+        cfg.mlflow.registered_model,
+        trained.run_id,
+        window_from=trained.extra.get("window_from"),
+        settings=promotion_settings(cfg),
+    )
     print_training(console, trained, decision)
 
 

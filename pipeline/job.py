@@ -38,15 +38,13 @@ def run_job(config: Config) -> RunOutcome:
     with step(f"reading {config.data.source.describe()}"):
         ingest = read_transactions(config.data)
         quarantine_path = write_quarantine(ingest, config.data.quarantine_path)
-    with step("training and testing on rolling cutoffs, logging to MLflow"):
-        trained = train(config, ingest)
-    with step("registering the model and applying the promotion rule"):
-        decision = promote(
-            config.mlflow.registered_model,
-            trained.run_id,
-            window_from=trained.extra.get("window_from"),
-            settings=promotion_settings(config),
-        )
+    trained = train(config, ingest)  # shows its own stages
+    decision = promote(
+        config.mlflow.registered_model,
+        trained.run_id,
+        window_from=trained.extra.get("window_from"),
+        settings=promotion_settings(config),
+    )
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data_bounds(ingest.accepted)[1]
     with step(f"scoring every customer at {cutoff.date()}"):
         model = load_model(trained.model_uri)

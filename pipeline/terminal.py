@@ -8,15 +8,19 @@ log) the steps print nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 from rich.console import Console
 
 _progress = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
 _mode = {"quiet": False, "verbose": False}
 
 
@@ -54,16 +58,59 @@ class _Stderr:
         sys.stderr.flush()
 
 
+_running: dict[str, object] = {"steps": 0, "phase": None}
+
+
 @contextmanager
 def step(label: str) -> Iterator[None]:
     """Show ``label`` with a spinner while the block runs, then a check mark with the seconds it took."""
-    if _mode["quiet"] or not _progress.is_terminal:
+    if _mode["quiet"] or not _progress.is_terminal or _running["steps"] or _running["phase"]:
         yield
         return
     start = time.perf_counter()
-    with _progress.status(f"{label} ...", spinner="dots"):
-        yield
+    _running["steps"] = 1
+    try:
+        with _progress.status(f"{label} ...", spinner="dots"):
+            yield
+    finally:
+        _running["steps"] = 0
     _progress.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:,.1f} s)[/]", highlight=False)
+
+
+def phase(label: str) -> None:
+    """Finish the running phase (check mark and seconds) and show ``label`` with a spinner: one line per stage of
+    a long function, without re-indenting it. The function is decorated with :func:`phased`, which finishes the
+    last phase however the function ends."""
+    end_phase()
+    if _mode["quiet"] or not _progress.is_terminal or _running["steps"]:
+        return
+    status = _progress.status(f"{label} ...", spinner="dots")
+    status.start()
+    _running["phase"] = (label, time.perf_counter(), status)
+
+
+def end_phase() -> None:
+    """Finish the running phase, if any."""
+    running = _running["phase"]
+    if running is None:
+        return
+    label, start, status = running  # type: ignore[misc]
+    status.stop()
+    _running["phase"] = None
+    _progress.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:,.1f} s)[/]", highlight=False)
+
+
+def phased(fn: Callable[P, R]) -> Callable[P, R]:
+    """Finish the last :func:`phase` when ``fn`` returns or raises."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            end_phase()
+
+    return wrapper
 
 
 def print_table(console: Console, table: object) -> None:

@@ -63,6 +63,7 @@ from tiercast.pipeline.model_fit import (  # noqa: F401 (feature_columns re-expo
     time_separated,
 )
 from tiercast.pipeline.registry import EvaluationWindow
+from tiercast.pipeline.terminal import phase, phased
 from tiercast.pipeline.tracking import (
     data_fingerprint,
     flatten,
@@ -386,6 +387,7 @@ def _window_from(
     )
 
 
+@phased
 def train(config: Config, ingest: IngestResult | None) -> TrainResult:
     """Run the backtest-and-train job and record it in MLflow; the production refit is registered.
 
@@ -420,16 +422,19 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
         "seed": config.seed,
     }
     held_out = plan.test if plan.test is not None else plan.data_end
+    phase(f"features and labels at {len(plan.train)} training cutoffs")
     train_set = build_training_set_on(
         con, tx, cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out, **common
     )
     versions = library_versions()
+    phase("fitting the value and churn models")
     evaluated = fit_scorer(train_set, plan, config, versions)
     metrics: dict[str, dict[str, float]] = {}
     test_set = train_set.iloc[:0]
     preds = None
     window: EvaluationWindow | None = None
     if plan.test is not None:
+        phase(f"testing at {plan.test.date()} beside the baselines")
         test_set = build_training_set_on(con, tx, cutoffs=[plan.test], data_end=plan.data_end, **common)
         baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
         others = comparison_predictions(train_set, test_set, plan.validation, config)
@@ -441,10 +446,12 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
             predicted_value=preds["tiercast_value"].to_numpy(),
             churn_probability=preds["tiercast_churn"].to_numpy(),
         )
+    phase(f"refitting on the newest label windows (to {plan.data_end.date()})")
     production = build_training_set_on(con, tx, cutoffs=list(plan.production), data_end=plan.data_end, **common)
     now = _features_at(con, tx, plan.data_end, config)
     scorer = refit_for_production(evaluated, production, now, config, versions)
 
+    phase("logging the run to MLflow and registering the model")
     experiment_id = setup_mlflow(config)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(flatten("", config.model_dump(mode="json")))

@@ -6,6 +6,7 @@ import io
 import logging
 from importlib.metadata import version
 
+import pytest
 from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
@@ -68,3 +69,25 @@ def test_wide_tables_are_printed_whole_on_a_narrow_terminal():
     text = out.getvalue()
     assert all(f"value-{i}-abcdefghij" in text for i in range(8)) and "…" not in text
     assert max(len(line) for line in text.splitlines()) > 120
+
+
+def test_phases_end_however_the_function_ends(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(terminal, "_progress", Console(file=out, force_terminal=True, color_system=None, width=100))
+
+    @terminal.phased
+    def job(fail: bool) -> None:
+        terminal.phase("first")
+        terminal.phase("second")
+        if fail:
+            raise ValueError("boom")
+
+    job(False)
+    text = out.getvalue()
+    assert "✓ first" in text and "✓ second" in text and terminal._running["phase"] is None
+    with pytest.raises(ValueError, match="boom"):
+        job(True)
+    assert terminal._running["phase"] is None
+    with terminal.step("outer"):
+        terminal.phase("inside a step: not shown")  # one live display at a time
+        assert terminal._running["phase"] is None
