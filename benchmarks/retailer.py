@@ -16,7 +16,8 @@ Nothing is generated at or after ``end``. :func:`write_world` writes the transac
 config next to them (``tiercast backtest --config DIR/NAME.yaml`` runs as on real data); :func:`true_predictions`
 gives the true-parameter Pareto/NBD x Gamma-Gamma prediction for each customer at a cutoff from their history
 (the project's closed forms in :mod:`tiercast.models.btyd` with the true parameters plugged in, times converted
-to seasonal time). Customers summarize their history as the features do: purchase days, first and last purchase.
+to seasonal time). Customers summarize their history as the features do: purchase days, first and last purchase;
+the spend posterior uses every purchase day's amount, the first one's included.
 """
 
 from __future__ import annotations
@@ -228,8 +229,8 @@ def write_world(world: World, folder: str | Path) -> tuple[Path, Path]:
 
 
 def _histories(tx: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Per customer with a purchase before the cutoff: first and last purchase, purchase days - 1 and the mean
-    spend per purchase day after the first (as the features define them)."""
+    """Per customer with a purchase before the cutoff: first and last purchase, purchase days - 1 (as the
+    features define them) and the mean spend per purchase day, the first included."""
     past = tx[tx["timestamp"] < cutoff]
     day = past["timestamp"].dt.floor("D")
     per_day = past.assign(day=day).groupby(["customer_id", "day"], sort=True)["amount"].sum().reset_index()
@@ -238,8 +239,7 @@ def _histories(tx: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     ts = past.groupby("customer_id", sort=True)["timestamp"]
     h["first"], h["last"] = ts.min(), ts.max()
     h["x"] = (h["n_days"] - 1).astype(float)
-    repeat = h["day_spend"] - h["first_day_spend"]
-    h["m"] = np.where(h["x"] > 0, repeat / h["x"].where(h["x"] > 0, 1.0), 0.0)
+    h["mean_spend"] = h["day_spend"] / h["n_days"]
     return h
 
 
@@ -262,7 +262,10 @@ def true_predictions(world: World, tx: pd.DataFrame, *, cutoff: str | pd.Timesta
     gg.params_ = {"p": world.p, "q": world.q, "v": world.v}
     x = h["x"].to_numpy()
     purchases = pnbd.expected_purchases(t, x, tx_, T)
-    spend = gg.conditional_expected_average_profit(x, h["m"].to_numpy())
+    # every purchase's amount, the first one's too, is a draw from the customer's Gamma(p, nu): the posterior mean
+    # spend per purchase uses all of them (the Gamma-Gamma fit's convention of repeat purchases only is a choice
+    # made for real data, where first orders often differ)
+    spend = gg.conditional_expected_average_profit(x + 1, h["mean_spend"].to_numpy())
     return pd.DataFrame(
         {
             "expected_purchases": purchases,

@@ -125,6 +125,26 @@ def test_true_predictions_add_up_to_what_happens(season):
         assert ((truth["p_alive"] >= 0) & (truth["p_alive"] <= 1)).all()
 
 
+def test_true_spend_is_the_posterior_mean_over_every_purchase():
+    """Hand-computed: E[spend per purchase | n amounts with mean m] = p (v + n m) / (p n + q - 1)."""
+    world = tiny(seed=9)
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "b", "b"],
+            "timestamp": pd.to_datetime(
+                ["2021-01-05 09:00", "2021-01-05 09:00", "2021-02-01 10:00", "2021-02-01 15:00"]
+            ),
+            "amount": [40.0, 10.0, 5.0, 15.0],
+            "order_id": ["1", "2", "3", "4"],
+        }
+    )
+    truth = true_predictions(world, tx, cutoff="2021-03-01", horizon_days=91)
+    p, q, v = world.p, world.q, world.v
+    assert truth.loc["a", "expected_spend"] == pytest.approx(p * (v + 40.0) / (p + q - 1))
+    # b: two purchase days (10; 5 + 15 on one day), mean 15 per day
+    assert truth.loc["b", "expected_spend"] == pytest.approx(p * (v + 2 * 15.0) / (2 * p + q - 1))
+
+
 def test_written_world_reads_back_through_the_config(tmp_path):
     world = tiny(seed=3)
     data, config_path = write_world(world, tmp_path)
