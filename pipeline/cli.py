@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from tiercast.pipeline.config import Config, ConfigError, build_playbook, load_config
+from tiercast.pipeline.config import Config, ConfigError, build_playbook, load_config, preset_path
 from tiercast.pipeline.terminal import print_table
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -536,9 +536,9 @@ class SplitName(StrEnum):
 def benchmark_cdnow(
     data: Annotated[Path, typer.Option(help="CDNOW_master.txt.")] = Path("data/cdnow/CDNOW_master.txt"),
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result JSON here.")] = None,
-    config: Annotated[Path, typer.Option("--config", "-c", help="Config for the MLflow store.")] = Path(
-        "configs/cdnow.yaml"
-    ),
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config for the MLflow store (default: the cdnow preset).")
+    ] = None,
     n_boot: Annotated[int, typer.Option(help="Paired-bootstrap replicates.")] = 500,
     sample_every: Annotated[int, typer.Option(help="Keep every k-th customer (quicker, noisier).")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
@@ -564,7 +564,7 @@ def benchmark_cdnow(
 
     if not data.is_file():
         raise FileNotFoundError(f"{data}: CDNOW file not found")
-    cfg = _config(config)
+    cfg = _config(config if config is not None else preset_path("cdnow"))
     tx = read_cdnow(data)
     result = run_cdnow_benchmark(
         data,
