@@ -2,9 +2,10 @@
 
 Also the two definitions everything else builds on:
 
-- money: amounts are summed as ``DECIMAL(18, 6)``, so sums are exact. Floating-point sums depend on the order in
-  which rows arrive (and on DuckDB's thread scheduling); exact sums make features independent of row order,
-  byte-identical between runs, and make "net amount <= 0" exact for an order whose refund cancels its purchase.
+- money: amounts are summed as ``DECIMAL(38, 6)``, so sums are exact (any amount below 1e24 fits, summed over up
+  to 1e8 lines). Floating-point sums depend on the order in which rows arrive (and on DuckDB's thread
+  scheduling); exact sums make features independent of row order, byte-identical between runs, and make
+  "net amount <= 0" exact for an order whose refund cancels its purchase.
 - orders: lines are aggregated once to orders (``customer_id``, ``order_id``). An order's time is its earliest line;
   its net is the sum of its lines. A **purchase** is an order with net > 0; any other order is a refund/return order.
 
@@ -27,7 +28,7 @@ import ibis.expr.types as ir
 
 from tiercast.features import as_of
 
-MONEY = dt.Decimal(18, 6)
+MONEY = dt.Decimal(38, 6)
 ORDER_KEYS = ("customer_id", "order_id")
 
 

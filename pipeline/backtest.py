@@ -33,15 +33,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tiercast.features.training_set import build_training_set, check_cutoffs
+from tiercast.features.training_set import check_cutoffs
 from tiercast.models.baselines import BTYDBaseline, NaiveBaseline, RFMBaseline
 from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bootstrap, roc_auc, value_metrics
 from tiercast.models.stacking import btyd_inputs
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.io import IngestResult, read_transactions
+from tiercast.pipeline.engine import build_training_set_on
+from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.model_fit import fit_models, model_kwargs
 from tiercast.pipeline.predictions import predictions_frame
-from tiercast.pipeline.train import CutoffPlan, HistoryTooShortError, plan_cutoffs
+from tiercast.pipeline.train import CutoffPlan, HistoryTooShortError, data_bounds, plan_cutoffs_between
 
 __all__ = [
     "BASELINES",
@@ -75,18 +76,23 @@ CHURN_METRICS = ("roc_auc", "pr_auc", "brier", "mean_churn_probability", "realiz
 Predictions = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def backtest_plans(tx: pd.DataFrame, config: Config, n_tests: int) -> list[CutoffPlan]:
+def backtest_plans(
+    tx: pd.DataFrame | tuple[pd.Timestamp, pd.Timestamp], config: Config, n_tests: int
+) -> list[CutoffPlan]:
     """Plans of up to ``n_tests`` test cutoffs ``step_days`` apart ending at the configured test cutoff, oldest
-    first; test cutoffs leaving no training cutoff are skipped."""
-    last = plan_cutoffs(tx, config).test
+    first; test cutoffs leaving no training cutoff are skipped. ``tx``: the transactions or their bounds (first
+    day, exclusive end)."""
+    start, end = tx if isinstance(tx, tuple) else data_bounds(tx)
+    first = plan_cutoffs_between(start, end, config)
+    last = first.test
     if last is None:
-        raise HistoryTooShortError(f"{plan_cutoffs(tx, config).notes[0]}; a backtest needs a test window")
+        raise HistoryTooShortError(f"{first.notes[0]}; a backtest needs a test window")
     plans = []
     for i in range(n_tests - 1, -1, -1):
         when = last - pd.Timedelta(days=config.cutoffs.step_days * i)
         cut = config.cutoffs.model_copy(update={"test_cutoff": str(when.date())})
         try:
-            plans.append(plan_cutoffs(tx, config.model_copy(update={"cutoffs": cut})))
+            plans.append(plan_cutoffs_between(start, end, config.model_copy(update={"cutoffs": cut})))
         except ValueError:
             continue
     return plans
@@ -155,7 +161,7 @@ def score_methods(
 
 def run_backtest(
     config: Config,
-    ingest: IngestResult | None = None,
+    data: Transactions | None = None,
     *,
     n_tests: int | None = None,
     n_boot: int | None = None,
@@ -175,24 +181,24 @@ def run_backtest(
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
-    ingest = ingest if ingest is not None else read_transactions(config.data)
-    tx = ingest.accepted
+    data = data if data is not None else load_transactions(config)
     n_tests = config.models.backtest_n_tests if n_tests is None else n_tests
     n_boot = config.models.backtest_n_boot if n_boot is None else n_boot
     h = config.horizon_days
-    plans = backtest_plans(tx, config, n_tests)
+    plans = backtest_plans(data.bounds, config, n_tests)
     if not plans:
         raise HistoryTooShortError("no test cutoff leaves a training cutoff; shorten horizon_days or cutoffs.step_days")
     for plan in plans:  # the leakage guard, per test cutoff: training labels end by the test cutoff
         check_cutoffs(plan.train, horizon_days=h, data_end=plan.test, holdout_start=plan.test)
     cutoffs = sorted({c for p in plans for c in (*p.train, p.test)})
-    frame = build_training_set(
-        tx,
+    frame = build_training_set_on(
+        data.con,
+        data.table,
         cutoffs=cutoffs,
         horizon_days=h,
         windows_days=config.features.windows_days,
         data_end=plans[-1].data_end,
-        satisfaction=ingest.satisfaction,
+        satisfaction=data.engine_satisfaction(),
     )
     tables, predictions = [], []
     for plan in plans:
@@ -246,18 +252,16 @@ def backtest_metrics(table: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def log_backtest(config: Config, ingest: IngestResult, table: pd.DataFrame) -> str:
+def log_backtest(config: Config, data: Transactions, table: pd.DataFrame) -> str:
     """Record a backtest as one MLflow run (config, versions, data fingerprint, metrics per method and cutoff,
     the table and per-cutoff plots); returns the run id."""
     import mlflow
 
     from tiercast.pipeline import plots
-    from tiercast.pipeline.tracking import data_fingerprint, log_run_context, log_table, setup_mlflow
+    from tiercast.pipeline.tracking import log_run_context, log_table, setup_mlflow
 
     experiment_id = setup_mlflow(config)
-    fingerprint = data_fingerprint(
-        ingest.source, n_read=ingest.n_read, accepted=ingest.accepted, n_quarantined=len(ingest.quarantine)
-    )
+    fingerprint = dict(data.fingerprint)
     with mlflow.start_run(experiment_id=experiment_id, run_name="backtest") as run:
         log_run_context(config, job="backtest", fingerprint=fingerprint)
         cutoffs = sorted(pd.to_datetime(table["test_cutoff"].unique()))

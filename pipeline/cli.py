@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -17,6 +17,9 @@ from rich.console import Console
 
 from tiercast.pipeline.config import Config, ConfigError, build_playbook, load_config, preset_path
 from tiercast.pipeline.terminal import print_table
+
+if TYPE_CHECKING:
+    from tiercast.pipeline.loader import Transactions
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 # Piped or captured output gets a fixed wide layout so comparison tables are not squeezed to 80 columns.
@@ -101,14 +104,22 @@ EngineOpt = Annotated[
 ]
 
 
-def _ingest(config: Config):
-    from tiercast.pipeline.io import read_transactions, write_quarantine
+RunDateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run-date",
+        help="Rows dated after this day are quarantined as future_timestamp (default: data.run_date, else today).",
+    ),
+]
+
+
+def _load(config: Config, run_date: str | None = None):
+    """The transactions every command works on (:func:`tiercast.pipeline.loader.load_transactions`)."""
+    from tiercast.pipeline.loader import load_transactions
     from tiercast.pipeline.terminal import step
 
     with step(f"reading {config.data.source.describe()}"):
-        result = read_transactions(config.data)
-        write_quarantine(result, config.data.quarantine_path)
-    return result
+        return load_transactions(config, run_date=run_date)
 
 
 @app.command()
@@ -141,14 +152,14 @@ def init(
 
 @app.command()
 @handle_errors
-def validate(config: ConfigOpt) -> None:
+def validate(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt = None) -> None:
     """Read and validate the transactions; write the quarantine file and print the accounting."""
     from tiercast.pipeline.summary import print_ingest
 
-    cfg = _config(config)
+    cfg = _config(config, engine)
     start = time.perf_counter()
-    result = _ingest(cfg)
-    print_ingest(console, result, cfg.data.quarantine_path, seconds=time.perf_counter() - start)
+    data = _load(cfg, run_date)
+    print_ingest(console, data, cfg.data.quarantine_path, seconds=time.perf_counter() - start)
 
 
 @app.command()
@@ -160,19 +171,18 @@ def features(
         Path, typer.Option(help="Output Parquet file; with --engine spark a folder (partition cutoff_date=...).")
     ] = Path("features.parquet"),
     engine: EngineOpt = None,
+    run_date: RunDateOpt = None,
 ) -> None:
     """Build point-in-time features at a cutoff and write them to Parquet."""
     from tiercast.features.build import build_features
-    from tiercast.pipeline.engine import connect, engine_transactions, write_features
+    from tiercast.pipeline.engine import write_features
     from tiercast.pipeline.files import write_parquet
 
     cfg = _config(config, engine)
     when = pd.Timestamp(cutoff)
-    result = None if cfg.engine.transactions is not None else _ingest(cfg)
-    con = connect(cfg.engine)
-    accepted = None if result is None else result.accepted
-    tx, _ = engine_transactions(con, cfg.engine, accepted=accepted, until=when)
-    satisfaction = None if result is None else result.satisfaction
+    data = _load(cfg, run_date)
+    con, tx = data.con, data.table
+    satisfaction = data.engine_satisfaction()
     windows, h = cfg.features.windows_days, cfg.horizon_days
     if cfg.engine.kind == "spark":  # written by the executors, partitioned by cutoff
         folder = write_features(
@@ -187,19 +197,19 @@ def features(
 
 @app.command()
 @handle_errors
-def run(config: ConfigOpt) -> None:
+def run(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt = None) -> None:
     """The main job: ingest, train and backtest, register the model, score every customer, write the lists."""
     from tiercast.pipeline.job import run_job
     from tiercast.pipeline.summary import print_run
 
-    cfg = _config(config)
-    outcome = run_job(cfg)
+    cfg = _config(config, engine)
+    outcome = run_job(cfg, _load(cfg, run_date))
     print_run(console, outcome)
 
 
 @app.command("train")
 @handle_errors
-def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
+def train_cmd(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt = None) -> None:
     """Backtest and train on rolling cutoffs, log the run to MLflow, register the model and apply the promotion rule.
 
     With --engine spark the features and labels run on Spark; the training set (or engine.training_sample_customers
@@ -211,8 +221,8 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None) -> None:
     from tiercast.pipeline.train import train
 
     cfg = _config(config, engine)
-    result = None if cfg.engine.transactions is not None else _ingest(cfg)
-    trained = train(cfg, result)  # shows its own stages
+    data = _load(cfg, run_date)
+    trained = train(cfg, data)  # shows its own stages
     decision = do_promote(
         cfg.mlflow.registered_model,
         trained.run_id,
@@ -237,6 +247,7 @@ def score(
     cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the day after the data ends).")] = None,
     reasons: Annotated[bool, typer.Option(help="Add the top-3 churn and value reasons per customer (slower).")] = False,
     engine: EngineOpt = None,
+    run_date: RunDateOpt = None,
 ) -> None:
     """Score every customer with a registered model and write the scores atomically, to a Parquet file or a
     DuckDB / PostgreSQL table (a staging table swapped in within one transaction), model version and cutoff on
@@ -251,25 +262,25 @@ def score(
     from tiercast.pipeline.summary import print_drift
     from tiercast.pipeline.tables import parse_table_target, write_table
     from tiercast.pipeline.tracking import setup_mlflow
-    from tiercast.pipeline.train import data_bounds
 
     cfg = _config(config, engine)
     target = parse_table_target(out)
     setup_mlflow(cfg)
+    data = _load(cfg, run_date)
     if cfg.engine.kind == "spark":
         if target is not None:
             _fail(f"--engine spark writes a Parquet folder, not a table ({target.describe()})")
-        _score_on_spark(cfg, model=model, out=Path(out), cutoff=cutoff, reasons=reasons)
+        _score_on_spark(cfg, data, model=model, out=Path(out), cutoff=cutoff, reasons=reasons)
         return
-    result = _ingest(cfg)
-    when = pd.Timestamp(cutoff) if cutoff else data_bounds(result.accepted)[1]
+    when = pd.Timestamp(cutoff) if cutoff else data.data_end
     loaded = load_model(model)
     feats = build_features(
-        result.accepted,
+        data.table,
         cutoff=when,
         windows_days=cfg.features.windows_days,
         horizon_days=cfg.horizon_days,
-        satisfaction=result.satisfaction,
+        satisfaction=data.engine_satisfaction(),
+        con=data.con,
     )
     scores = score_features(
         loaded,
@@ -294,28 +305,23 @@ def score(
     print_drift(console, drift, drift_path)
 
 
-def _score_on_spark(cfg: Config, *, model: str, out: Path, cutoff: str | None, reasons: bool) -> None:
+def _score_on_spark(
+    cfg: Config, data: Transactions, *, model: str, out: Path, cutoff: str | None, reasons: bool
+) -> None:
     """`tiercast score --engine spark`: features on the cluster, spark_udf scores, partitioned Parquet."""
-    from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions
     from tiercast.pipeline.spark_score import resolve_spark_model, score_to_folder
 
-    result = None if cfg.engine.transactions is not None else _ingest(cfg)
-    con = connect(cfg.engine)
-    when = pd.Timestamp(cutoff) if cutoff else None
-    accepted = None if result is None else result.accepted
-    tx, _ = engine_transactions(con, cfg.engine, accepted=accepted, until=when)
-    if when is None:
-        when = data_bounds_on(con, tx)[1]
+    when = pd.Timestamp(cutoff) if cutoff else data.data_end
     loaded = resolve_spark_model(model)
     folder = score_to_folder(
-        con,
+        data.con,
         loaded,
-        tx,
+        data.table,
         str(out),
         cutoff=when,
         windows_days=cfg.features.windows_days,
         horizon_days=cfg.horizon_days,
-        satisfaction=None if result is None else result.satisfaction,
+        satisfaction=data.satisfaction,
         reasons=reasons,
         playbook=build_playbook(cfg),
     )
@@ -372,15 +378,15 @@ def at_risk_cmd(
         from tiercast.pipeline.tracking import setup_mlflow
 
         setup_mlflow(cfg)
-        result = _ingest(cfg)
+        data = _load(cfg)
         reasons = explain_customers(
-            result.accepted,
+            data.accepted,
             ranked["customer_id"],
             model_uri=f"models:/{ranked['model_name'].iloc[0]}/{ranked['model_version'].iloc[0]}",
             cutoff=pd.Timestamp(ranked["cutoff"].iloc[0]),
             windows_days=cfg.features.windows_days,
             horizon_days=cfg.horizon_days,
-            satisfaction=result.satisfaction,
+            satisfaction=data.satisfaction,
         )
         ranked = pd.concat([ranked, reasons], axis=1)
         has_reasons = True
@@ -405,12 +411,14 @@ def monitor(
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Output file, .parquet or .csv.")] = Path("outputs/monitor.parquet"),
+    engine: EngineOpt = None,
+    run_date: RunDateOpt = None,
 ) -> None:
     """Per tier and month: customers, retention, orders, revenue share, average ticket; predicted vs realized."""
     from tiercast.pipeline.monitor import print_monitor, run_monitor, write_monitor
 
-    cfg = _config(config)
-    frame = run_monitor(cfg, start=start, end=end, model_uri=model)
+    cfg = _config(config, engine)
+    frame = run_monitor(cfg, start=start, end=end, model_uri=model, data=_load(cfg, run_date))
     path = write_monitor(frame, out)
     print_monitor(console, frame)
     console.print(f"{len(frame):,} rows ({frame['month'].nunique()} months) -> {path}")
@@ -423,16 +431,18 @@ def tiers(
     n_tests: Annotated[int, typer.Option(help="Test cutoffs, cutoffs.step_days apart, ending at the test cutoff.")] = 3,
     n_boot: Annotated[int, typer.Option(help="Bootstrap refits per scheme for the stability (ARI).")] = 20,
     n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True)] = None,
+    engine: EngineOpt = None,
+    run_date: RunDateOpt = None,
 ) -> None:
     """Tier study: proposed tiers, predicted vs persistence tiers on a backtest, stability, alternative schemes."""
     from tiercast.pipeline.terminal import step
     from tiercast.pipeline.tier_study import tier_study
 
-    cfg = _config(config)
-    ingest = _ingest(cfg)
+    cfg = _config(config, engine)
+    data = _load(cfg, run_date)
     n_tests = n_test_alias if n_test_alias is not None else n_tests
     with step(f"tier study on {n_tests} test cutoffs"):
-        study = tier_study(cfg, n_test=n_tests, n_boot=n_boot, ingest=ingest)
+        study = tier_study(cfg, n_test=n_tests, n_boot=n_boot, data=data)
     cutoffs = ", ".join(str(c) for c in study["test_cutoffs"])
     sil = ", ".join(f"k={k}: {s:.3f}" for k, s in study["scheme"]["silhouette_by_k"].items())
     console.print(f"scheme fitted at {study['validation_cutoff']} (k={study['scheme']['k']}; silhouette {sil})")
@@ -480,6 +490,8 @@ def backtest(
     out: Annotated[Path | None, typer.Option(help="Also write the table to this CSV file.")] = None,
     predictions: PredictionsOpt = None,
     n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True)] = None,
+    engine: EngineOpt = None,
+    run_date: RunDateOpt = None,
 ) -> None:
     """Every model and baseline on the same test cutoffs: one table, logged as an MLflow run."""
     from tiercast.pipeline.backtest import log_backtest, run_backtest
@@ -487,12 +499,12 @@ def backtest(
     from tiercast.pipeline.predictions import write_predictions
     from tiercast.pipeline.terminal import step
 
-    cfg = _config(config)
-    ingest = _ingest(cfg)
+    cfg = _config(config, engine)
+    data = _load(cfg, run_date)
     n_tests = n_tests if n_tests is not None else n_test_alias
     with step(f"backtest on {n_tests or cfg.models.backtest_n_tests} test cutoffs (every model and baseline)"):
-        table, preds = run_backtest(cfg, ingest, n_tests=n_tests, n_boot=n_boot, return_predictions=True)
-    run_id = log_backtest(cfg, ingest, table)
+        table, preds = run_backtest(cfg, data, n_tests=n_tests, n_boot=n_boot, return_predictions=True)
+    run_id = log_backtest(cfg, data, table)
     shown = ["method", "normalized_gini", "spearman", "mae", "top20_capture", "predicted_total", "actual_total"]
     shown += ["roc_auc", "pr_auc", "brier"]
     for cutoff, rows in table.groupby("test_cutoff", sort=True):

@@ -326,8 +326,9 @@ class QuarantineCounts:
         return self.n_quarantined / self.n_read if self.n_read else 0.0
 
 
-def _reason(t: ir.Table) -> ir.StringValue:
-    """The first rule a canonical row breaks (as in :mod:`tiercast.pipeline.io`), NULL for a good row."""
+def _reason(t: ir.Table, run_date: pd.Timestamp | None = None) -> ir.StringValue:
+    """The first rule a canonical row breaks (as in :mod:`tiercast.pipeline.io`), NULL for a good row; rows after
+    ``run_date`` are ``future_timestamp``."""
     amount = t.amount
 
     def blank(s: ir.StringValue) -> ir.BooleanValue:  # a regex: ibis' strip() compiles wrongly for Spark's trim
@@ -336,20 +337,24 @@ def _reason(t: ir.Table) -> ir.StringValue:
     rules = [
         ("missing_customer", blank(t.customer_id)),
         ("unparseable_timestamp", t.timestamp.isnull()),
-        ("non_numeric_amount", amount.isnull() | amount.isnan() | amount.isinf()),
+        ("non_numeric_amount", amount.isnull() | amount.isnan() | amount.isinf() | (amount.abs() >= 1e24)),
         ("missing_order_id", blank(t.order_id)),
     ]
+    if run_date is not None:
+        rules.append(("future_timestamp", t.timestamp > ibis.literal(run_date.to_pydatetime(), type="timestamp")))
     case = ibis.cases(*[(cond, ibis.literal(name)) for name, cond in rules], else_=ibis.null("string"))
     return case
 
 
-def quarantine_invalid(con: ibis.BaseBackend, t: ir.Table, source: TableSource) -> tuple[ir.Table, QuarantineCounts]:
+def quarantine_invalid(
+    con: ibis.BaseBackend, t: ir.Table, source: TableSource, *, run_date: pd.Timestamp | None = None
+) -> tuple[ir.Table, QuarantineCounts]:
     """Count (one pass) the rows the features cannot use, write them with their reason to
     ``source.quarantine_path`` (partitioned Parquet), and return the good rows and the counts.
 
     Raises :class:`EngineError` when the share set aside exceeds ``source.max_quarantine_share``.
     """
-    flagged = t.mutate(reason=_reason(t))
+    flagged = t.mutate(reason=_reason(t, run_date))
     counts = flagged.group_by("reason").aggregate(n=flagged.count())
     rows = con.execute(counts)
     n_read = int(rows["n"].sum())
@@ -391,16 +396,18 @@ def engine_transactions(
     *,
     accepted: pd.DataFrame | None = None,
     until: as_of.TimeLike | None = None,
+    run_date: pd.Timestamp | None = None,
 ) -> tuple[ir.Table, QuarantineCounts | None]:
     """The transactions a command works on, as a table on ``con``: ``engine.transactions`` read by the engine
     (partitions up to ``until``, unusable rows set aside by :func:`quarantine_invalid`), else the ``accepted``
-    frame of the pandas ingestion (``data:``), shipped to the engine as it is."""
+    frame of the pandas ingestion (``data:``), shipped to the engine as it is. Rows after ``run_date`` are set
+    aside as ``future_timestamp``."""
     if engine.transactions is None:
         if accepted is None:
             raise EngineError("no transactions: set engine.transactions or pass the ingested frame")
         return as_table(to_engine_table(con, accepted)), None
     t = read_transactions_table(con, engine.transactions, until=until)
-    return quarantine_invalid(con, t, engine.transactions)
+    return quarantine_invalid(con, t, engine.transactions, run_date=run_date)
 
 
 def data_bounds_on(con: ibis.BaseBackend, tx: ir.Table) -> tuple[pd.Timestamp, pd.Timestamp]:

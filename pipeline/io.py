@@ -12,7 +12,8 @@ Row rules — each rejected row gets exactly one reason, the FIRST that applies,
 2. ``canceled_order``        (Olist) the order's status is in ``canceled_statuses``
 3. ``missing_customer``      customer id empty / a missing-value marker (``na_values``), or not in customers (Olist)
 4. ``unparseable_timestamp`` timestamp missing or not parseable with ``timestamp_format`` (or ISO 8601 / guessed)
-5. ``non_numeric_amount``    amount, quantity or unit price (Olist: price or freight) missing, non-numeric or infinite
+5. ``non_numeric_amount``    amount, quantity or unit price (Olist: price or freight) missing, non-numeric, infinite
+                             or of magnitude 1e24 or more (:data:`MAX_ABS_NUMBER`)
 6. ``missing_order_id``      the order id column is mapped but empty on this row
 7. ``non_product_code``      product_id is one of ``non_product_codes`` (postage, fees, manual adjustments...)
 8. ``zero_price``            unit price <= 0, or (``amount`` mapping) amount == 0; off with ``zero_amounts: keep``
@@ -95,10 +96,15 @@ SATISFACTION_REASONS: tuple[str, ...] = (
     "schema",
 )
 
+#: Amounts, quantities and prices at or beyond this magnitude are ``non_numeric_amount``: money is summed exactly
+#: as DECIMAL(38, 6) (:mod:`tiercast.features.rfm`), which holds sums of up to 1e8 such lines.
+MAX_ABS_NUMBER = 1e24
+
 _TS_UNIT = "datetime64[us]"
 _TX_SORT = ["timestamp", "customer_id", "order_id"]  # then source row (stable sort over rows in source order)
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
 _TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
+_ZONE_NAME_SUFFIX = r"\s*(?:UTC|GMT)$"
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -268,6 +274,7 @@ def _read_single(src: TransactionSource, run_date: pd.Timestamp | None) -> Inges
         _require_some(price, raw[cols["unit_price"]], where, cols["unit_price"], "number", None)
         numeric_bad |= bad
         amount = quantity * price  # type: ignore[operator]
+        numeric_bad |= (np.abs(amount) >= MAX_ABS_NUMBER).to_numpy()
         zero = (price <= 0).to_numpy()
 
     order_id = _ids(raw[cols["order_id"]], src.na_values) if "order_id" in cols else None
@@ -618,7 +625,8 @@ def _numbers(s: pd.Series, decimal: str, na_values: tuple[str, ...]) -> tuple[pd
         v = pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
     else:
         v = _per_distinct(_text(s, na_values), lambda u: _parse_numbers(u, decimal), np.nan, "float64")
-    bad = ~np.isfinite(v.to_numpy())
+    values = v.to_numpy()
+    bad = ~(np.abs(values) < MAX_ABS_NUMBER)  # NaN, infinite, or beyond what an exact money sum holds
     return v.where(~bad), bad
 
 
@@ -675,7 +683,10 @@ def _parse_into(out: pd.Series, t: pd.Series, rows: np.ndarray, aware: np.ndarra
             parsed = parsed.dt.tz_localize(None)
         out.iloc[np.flatnonzero(naive_rows)] = parsed.astype(_TS_UNIT).to_numpy()
     if aware_rows.any():
-        parsed = pd.to_datetime(t[aware_rows], format=fmt, errors="coerce", utc=True)
+        text = t[aware_rows]
+        if "%Z" not in fmt:  # ' UTC' / 'GMT' written after the time: the zero offset ISO 8601 parsers know
+            text = text.str.replace(_ZONE_NAME_SUFFIX, "+00:00", regex=True)
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
         local = parsed.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(_TS_UNIT)
         out.iloc[np.flatnonzero(aware_rows)] = local.to_numpy()
 

@@ -10,17 +10,17 @@ import pandas as pd
 from tiercast.features.build import build_features
 from tiercast.pipeline.config import Config, build_playbook
 from tiercast.pipeline.files import write_csv, write_parquet
-from tiercast.pipeline.io import IngestResult, read_transactions, write_quarantine
+from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.registry import PromotionDecision, promote, promotion_settings
 from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features, team_list
 from tiercast.pipeline.terminal import step
 from tiercast.pipeline.tracking import resolve_tracking_uri
-from tiercast.pipeline.train import TrainResult, data_bounds, train
+from tiercast.pipeline.train import TrainResult, train
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    ingest: IngestResult
+    data: Transactions
     quarantine_path: Path
     trained: TrainResult
     scores: pd.DataFrame
@@ -34,26 +34,30 @@ class RunOutcome:
     drift_path: Path
 
 
-def run_job(config: Config) -> RunOutcome:
-    with step(f"reading {config.data.source.describe()}"):
-        ingest = read_transactions(config.data)
-        quarantine_path = write_quarantine(ingest, config.data.quarantine_path)
-    trained = train(config, ingest)  # shows its own stages
+def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
+    """Everything ``tiercast run`` does, on ``data`` (the configured transactions loaded when None), on its
+    engine."""
+    if data is None:
+        with step(f"reading {config.data.source.describe()}"):
+            data = load_transactions(config)
+    quarantine_path = config.data.quarantine_path
+    trained = train(config, data)  # shows its own stages
     decision = promote(
         config.mlflow.registered_model,
         trained.run_id,
         window_from=trained.extra.get("window_from"),
         settings=promotion_settings(config),
     )
-    cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data_bounds(ingest.accepted)[1]
+    cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
     with step(f"scoring every customer at {cutoff.date()}"):
         model = load_model(trained.model_uri)
         features = build_features(
-            ingest.accepted,
+            data.table,
             cutoff=cutoff,
             windows_days=config.features.windows_days,
             horizon_days=config.horizon_days,
-            satisfaction=ingest.satisfaction,
+            satisfaction=data.engine_satisfaction(),
+            con=data.con,
         )
         scores = score_features(
             model, features, cutoff=cutoff, chunk_size=config.score.chunk_size, playbook=build_playbook(config)
@@ -71,7 +75,7 @@ def run_job(config: Config) -> RunOutcome:
         ranked = team_list(ranked, horizon_days=config.horizon_days, currency=out.currency)
         at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
     return RunOutcome(
-        ingest=ingest,
+        data=data,
         quarantine_path=quarantine_path,
         trained=trained,
         scores=scores,

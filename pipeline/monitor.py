@@ -45,12 +45,11 @@ from tiercast.features.labels import build_labels
 from tiercast.models.tiering import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.files import write_csv, write_parquet
-from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.model_fit import tier_scheme
 from tiercast.pipeline.score import LoadedModel, load_model, score_features
 from tiercast.pipeline.terminal import print_table
 from tiercast.pipeline.tracking import resolve_tracking_uri
-from tiercast.pipeline.train import data_bounds
 
 #: Pseudo-tier of the customers whose first transaction falls in the month.
 NEW_TIER = "(new)"
@@ -232,17 +231,19 @@ def monitor_table(
     windows_days: Iterable[int] = (),
     satisfaction: Frame | None = None,
     chunk_size: int = 200_000,
+    con: ibis.BaseBackend | None = None,
 ) -> pd.DataFrame:
     """The monitor frame (:data:`MONITOR_COLUMNS`) of ``months`` for canonical transactions ``tx``.
 
     ``data_end`` is the exclusive end of the data (decides complete months and horizons). Tiers use
     ``spend_{horizon_days}d``, or the model's current-value column when a model is given (its horizon must match);
-    ``windows_days`` only matter for the model's features.
+    ``windows_days`` only matter for the model's features. ``con``: the engine ``tx`` lives on (default: an
+    embedded DuckDB).
     """
     if model is not None and model.scorer.horizon_days != horizon_days:
         raise MonitorError(f"model horizon {model.scorer.horizon_days} days != monitor horizon {horizon_days} days")
     value_column = model.scorer.current_value_column if model is not None else f"spend_{int(horizon_days)}d"
-    con = ibis.duckdb.connect()
+    con = con if con is not None else ibis.duckdb.connect()
     t = as_table(tx)
     frames = [
         _month_rows(
@@ -266,10 +267,10 @@ def monitor_table(
 # ------------------------------------------------------------------------------------------- scheme and model
 
 
-def refit_scheme(tx: Frame, config: Config, *, cutoff: pd.Timestamp) -> TierScheme:
+def refit_scheme(tx: Frame, config: Config, *, cutoff: pd.Timestamp, con: ibis.BaseBackend | None = None) -> TierScheme:
     """A tier scheme fitted, as in training, on every customer's value over the horizon before ``cutoff``."""
     h = config.horizon_days
-    features = build_features(tx, cutoff=cutoff, windows_days=(), horizon_days=h)
+    features = build_features(tx, cutoff=cutoff, windows_days=(), horizon_days=h, con=con)
     return tier_scheme(config).fit(np.clip(features[f"spend_{h}d"].to_numpy(dtype="float64"), 0.0, None))
 
 
@@ -306,16 +307,22 @@ def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:
 
 
 def run_monitor(
-    config: Config, *, start: str | pd.Period, end: str | pd.Period, model_uri: str | None = None
+    config: Config,
+    *,
+    start: str | pd.Period,
+    end: str | pd.Period,
+    model_uri: str | None = None,
+    data: Transactions | None = None,
 ) -> pd.DataFrame:
-    """Read the configured transactions and build the monitor frame for months ``start``..``end`` (YYYY-MM).
+    """Build the monitor frame of the transactions (``data``, or the configured ones loaded) for months
+    ``start``..``end`` (YYYY-MM), on their engine.
 
     ``attrs["tier_scheme"]`` names the scheme's source, ``attrs["notes"]`` lists caveats (printed by
     :func:`print_monitor`).
     """
     months = month_range(start, end)
-    tx = read_transactions(config.data)
-    data_start, data_end = data_bounds(tx.accepted)
+    tx = data if data is not None else load_transactions(config)
+    data_start, data_end = tx.bounds
     check_months(months, data_start=data_start, data_end=data_end)
     model = resolve_model(config, model_uri)
     if model is not None:
@@ -323,18 +330,19 @@ def run_monitor(
         source = f"models:/{model.name}/{model.version}"
     else:
         horizon = config.horizon_days
-        scheme = refit_scheme(tx.accepted, config, cutoff=cutoff_of(months[0]))
+        scheme = refit_scheme(tx.table, config, cutoff=cutoff_of(months[0]), con=tx.con)
         source = f"refitted on {months[0]} values (no model given or registered)"
     frame = monitor_table(
-        tx.accepted,
+        tx.table,
         months=months,
         scheme=scheme,
         horizon_days=horizon,
         data_end=data_end,
         model=model,
         windows_days=config.features.windows_days,
-        satisfaction=tx.satisfaction,
+        satisfaction=tx.engine_satisfaction(),
         chunk_size=config.score.chunk_size,
+        con=tx.con,
     )
     frame.attrs.update(tier_scheme=source, horizon_days=horizon, notes=_notes(months, horizon, data_start, data_end))
     return frame

@@ -16,6 +16,7 @@ Exactly one of the two is given. Reading, the row rules and the quarantine are i
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Literal
@@ -255,6 +256,10 @@ class DataConfig(_Frozen):
         default=0.5, ge=0.0, le=1.0, description="Fail the read when a larger share of the lines is quarantined."
     )
     quarantine_path: Path = Path("outputs/quarantine.parquet")
+    run_date: dt.date | None = Field(
+        default=None,
+        description="Rows dated after this day are quarantined as future_timestamp (None: after the current time).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:

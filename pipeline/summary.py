@@ -14,8 +14,8 @@ from tiercast.pipeline.comparisons import METHOD_LABELS
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
-    from tiercast.pipeline.io import IngestResult
     from tiercast.pipeline.job import RunOutcome
+    from tiercast.pipeline.loader import Transactions
     from tiercast.pipeline.registry import PromotionDecision
     from tiercast.pipeline.train import TrainResult
 
@@ -35,17 +35,18 @@ _METRICS = (
 )
 
 
-def print_ingest(console: Console, result: IngestResult, quarantine_path: Path, seconds: float | None = None) -> None:
-    console.print(f"input: {result.source}")
+def print_ingest(console: Console, data: Transactions, quarantine_path: Path, seconds: float | None = None) -> None:
+    console.print(f"input: {data.source}")
     table = Table(title="Ingestion", show_header=True)
     table.add_column("rows")
     table.add_column("count", justify="right")
-    table.add_row("read", f"{result.n_read:,}")
-    table.add_row("accepted", f"{len(result.accepted):,}")
-    table.add_row("quarantined", f"{len(result.quarantine):,}")
-    for reason, count in sorted(result.reason_counts().items(), key=lambda kv: -kv[1]):
+    table.add_row("read", f"{data.n_read:,}")
+    table.add_row("accepted", f"{data.n_accepted:,}")
+    table.add_row("quarantined", f"{data.n_quarantined:,}")
+    for reason, count in sorted(data.reasons.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {reason}", f"{count:,}")
-    table.add_row("customers", f"{result.accepted['customer_id'].nunique():,}")
+    if "data_customers" in data.fingerprint:
+        table.add_row("customers", f"{data.fingerprint['data_customers']:,}")
     print_table(console, table)
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     console.print(f"quarantine -> {quarantine_path}{took}")
@@ -58,7 +59,7 @@ def _fmt(value: float | None) -> str:
 
 
 def print_run(console: Console, outcome: RunOutcome) -> None:
-    print_ingest(console, outcome.ingest, outcome.quarantine_path)
+    print_ingest(console, outcome.data, outcome.quarantine_path)
     trained = outcome.trained
     print_cutoffs(console, trained)
 

@@ -38,15 +38,15 @@ from sklearn.base import clone
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from tiercast.features.build import build_features
-from tiercast.features.training_set import build_training_set
 from tiercast.models.evaluation import paired_bootstrap, tier_metrics
 from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tier_analysis import bootstrap_stability, migration_matrix, refit_stability, tier_summary
 from tiercast.models.tier_schemes import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
 from tiercast.models.tiering import TierScheme
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.io import IngestResult, read_transactions
-from tiercast.pipeline.train import CutoffPlan, data_bounds, feature_columns, fit_scorer, plan_cutoffs
+from tiercast.pipeline.engine import build_training_set_on
+from tiercast.pipeline.loader import Transactions, load_transactions
+from tiercast.pipeline.train import CutoffPlan, data_bounds, feature_columns, fit_scorer, plan_cutoffs_between
 
 BEHAVIOR = ("frequency_orders", "tenure_days")
 PROPOSED = "predicted (realized shares)"
@@ -66,15 +66,16 @@ class _Spec:
     predicts: bool = True
 
 
-def study_plans(tx: pd.DataFrame, config: Config, n_test: int) -> list[CutoffPlan]:
+def study_plans(tx: pd.DataFrame | tuple[pd.Timestamp, pd.Timestamp], config: Config, n_test: int) -> list[CutoffPlan]:
     """Plans of up to ``n_test`` test cutoffs ``step_days`` apart, ending at the configured test cutoff (oldest
-    first); test cutoffs leaving fewer than two training cutoffs are dropped."""
-    last = plan_cutoffs(tx, config).test
+    first); test cutoffs leaving fewer than two training cutoffs are dropped. ``tx``: transactions or their bounds."""
+    start, end = tx if isinstance(tx, tuple) else data_bounds(tx)
+    last = plan_cutoffs_between(start, end, config).test
     plans = []
     for i in range(n_test - 1, -1, -1):
         when = last - pd.Timedelta(days=config.cutoffs.step_days * i)
         try:
-            plans.append(plan_cutoffs(tx, _with_test_cutoff(config, when)))
+            plans.append(plan_cutoffs_between(start, end, _with_test_cutoff(config, when)))
         except ValueError:
             continue
     return plans
@@ -87,14 +88,15 @@ def _with_test_cutoff(config: Config, when: pd.Timestamp) -> Config:
 class _Data:
     """Feature rows with labels at every cutoff of the study (built once), and horizon-length period spends."""
 
-    def __init__(self, ingest: IngestResult, config: Config, cutoffs: list[pd.Timestamp]) -> None:
-        self.tx, self.satisfaction = ingest.accepted, ingest.satisfaction
-        self.start, self.end = data_bounds(self.tx)
+    def __init__(self, loaded: Transactions, config: Config, cutoffs: list[pd.Timestamp]) -> None:
+        self.con, self.tx, self.satisfaction = loaded.con, loaded.table, loaded.engine_satisfaction()
+        self.start, self.end = loaded.bounds
         self.h = config.horizon_days
         self.horizon = pd.Timedelta(days=self.h)
         self.windows = config.features.windows_days
         self.value_col = f"spend_{self.h}d"
-        self.grid = build_training_set(
+        self.grid = build_training_set_on(
+            self.con,
             self.tx,
             cutoffs=cutoffs,
             horizon_days=self.h,
@@ -110,7 +112,12 @@ class _Data:
     def features_at(self, when: pd.Timestamp) -> pd.DataFrame:
         """Features (no labels) at any cutoff, indexed by customer."""
         return build_features(
-            self.tx, cutoff=when, windows_days=self.windows, horizon_days=self.h, satisfaction=self.satisfaction
+            self.tx,
+            cutoff=when,
+            windows_days=self.windows,
+            horizon_days=self.h,
+            satisfaction=self.satisfaction,
+            con=self.con,
         ).set_index("customer_id")
 
     def value(self, rows: pd.DataFrame, column: str | None = None) -> np.ndarray:
@@ -144,9 +151,9 @@ class _Backtest:
 
 
 def tier_study(
-    config: Config, *, n_test: int = 3, n_boot: int = 20, ingest: IngestResult | None = None
+    config: Config, *, n_test: int = 3, n_boot: int = 20, data: Transactions | None = None
 ) -> dict[str, Any]:
-    """Run the study on ``config.data`` (or an already read ``ingest``); see the module docstring.
+    """Run the study on the configured transactions (or already loaded ``data``); see the module docstring.
 
     Returns a dict of plain values and data frames:
 
@@ -167,11 +174,11 @@ def tier_study(
       ``scheme_metrics``: the metrics per test cutoff;
     * ``segments``: behavioral segment profiles at the latest test cutoff; ``segment_tiers``: segment x tier counts.
     """
-    ingest = ingest if ingest is not None else read_transactions(config.data)
-    plans = study_plans(ingest.accepted, config, n_test)
+    loaded = data if data is not None else load_transactions(config)
+    plans = study_plans(loaded.bounds, config, n_test)
     if not plans:
         raise ValueError("no test cutoff leaves two training cutoffs; shorten horizon_days or cutoffs.step_days")
-    data = _Data(ingest, config, sorted({c for p in plans for c in (*p.train, p.test)}))
+    data = _Data(loaded, config, sorted({c for p in plans for c in (*p.train, p.test)}))
     specs = _specs(config, data)
     runs = [_backtest(data, plan, config, specs, n_boot) for plan in plans]
     last = runs[-1]

@@ -47,15 +47,8 @@ from tiercast.models.value import ValueModel
 from tiercast.pipeline import plots
 from tiercast.pipeline.comparisons import comparison_predictions
 from tiercast.pipeline.config import Config, ConfigError
-from tiercast.pipeline.engine import (
-    build_training_set_on,
-    connect,
-    data_bounds_on,
-    engine_transactions,
-    sample_customers,
-    to_engine_table,
-)
-from tiercast.pipeline.io import IngestResult
+from tiercast.pipeline.engine import build_training_set_on, sample_customers
+from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.model_fit import (  # noqa: F401 (feature_columns re-exported)
     feature_columns,
     fit_models,
@@ -65,7 +58,6 @@ from tiercast.pipeline.model_fit import (  # noqa: F401 (feature_columns re-expo
 from tiercast.pipeline.registry import EvaluationWindow
 from tiercast.pipeline.terminal import phase, phased
 from tiercast.pipeline.tracking import (
-    data_fingerprint,
     flatten,
     git_commit,
     library_versions,
@@ -342,13 +334,18 @@ def refit_for_production(
     return _assemble(value_model, churn_model, newest, realized, config, versions)
 
 
-def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config) -> pd.DataFrame:
+def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config, satisfaction: Any = None) -> pd.DataFrame:
     """Feature rows at ``cutoff`` (the training sample of customers when one is configured)."""
     t = tx
     if config.engine.training_sample_customers is not None:
         t = sample_customers(tx, config.engine.training_sample_customers, seed=config.seed)
     return build_features(
-        t, cutoff=cutoff, windows_days=config.features.windows_days, horizon_days=config.horizon_days, con=con
+        t,
+        cutoff=cutoff,
+        windows_days=config.features.windows_days,
+        horizon_days=config.horizon_days,
+        satisfaction=satisfaction,
+        con=con,
     )
 
 
@@ -361,6 +358,7 @@ def _window_from(
     *,
     plan: CutoffPlan,
     config: Config,
+    satisfaction: Any = None,
 ) -> EvaluationWindow | None:
     """Feature rows at ``start`` with labels over ``[start, data end)`` (at most a horizon), scored by the
     evaluation model (trained on labels ending by the test cutoff): the window a promotion compares the champion
@@ -373,7 +371,7 @@ def _window_from(
     days = min(config.horizon_days, (plan.data_end - start).days)
     if days <= 0:
         return None
-    rows = _features_at(con, tx, start, config)
+    rows = _features_at(con, tx, start, config, satisfaction)
     labels = build_labels(tx, cutoff=start, horizon_days=days, con=con)
     rows = rows.merge(labels, on="customer_id", how="left", validate="one_to_one")
     rows = rows.fillna({col: value for col, value in LABEL_FILL.items()})
@@ -388,31 +386,19 @@ def _window_from(
 
 
 @phased
-def train(config: Config, ingest: IngestResult | None) -> TrainResult:
+def train(config: Config, data: Transactions | None = None) -> TrainResult:
     """Run the backtest-and-train job and record it in MLflow; the production refit is registered.
 
-    Features and labels run on ``config.engine`` (DuckDB or Spark); the stacked training set — every customer, or
-    ``engine.training_sample_customers`` of them — is collected here for the model fit. ``ingest`` is the pandas
-    ingestion of ``data:``; None when ``engine.transactions`` names a table the engine reads itself.
+    Features and labels run on ``data``'s engine (DuckDB or Spark; :func:`~tiercast.pipeline.loader.
+    load_transactions` of ``config`` when None), with the customer-level extras (satisfaction) exactly as in the
+    backtest; the stacked training set — every customer, or ``engine.training_sample_customers`` of them — is
+    collected here for the model fit.
     """
-    con = connect(config.engine)
-    if ingest is not None:
-        tx = to_engine_table(con, ingest.accepted)
-        plan = plan_cutoffs(ingest.accepted, config)
-        fingerprint = data_fingerprint(
-            ingest.source, n_read=ingest.n_read, accepted=ingest.accepted, n_quarantined=len(ingest.quarantine)
-        )
-    else:
-        tx, counts = engine_transactions(con, config.engine)
-        plan = plan_cutoffs_between(*data_bounds_on(con, tx), config)
-        fingerprint = {
-            "data_path": config.engine.transactions.path,
-            "data_rows_read": counts.n_read,
-            "data_rows_accepted": counts.n_accepted,
-            "data_rows_quarantined": counts.n_quarantined,
-            "data_first_day": str(plan.data_start.date()),
-            "data_end": str(plan.data_end.date()),
-        }
+    data = data if data is not None else load_transactions(config)
+    con, tx = data.con, data.table
+    plan = plan_cutoffs_between(*data.bounds, config)
+    fingerprint = dict(data.fingerprint)
+    satisfaction = data.engine_satisfaction()
     windows = config.features.windows_days
     h = config.horizon_days
     common = {
@@ -420,6 +406,7 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
         "windows_days": windows,
         "sample": config.engine.training_sample_customers,
         "seed": config.seed,
+        "satisfaction": satisfaction,
     }
     held_out = plan.test if plan.test is not None else plan.data_end
     phase(f"features and labels at {len(plan.train)} training cutoffs")
@@ -448,7 +435,7 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
         )
     phase(f"refitting on the newest label windows (to {plan.data_end.date()})")
     production = build_training_set_on(con, tx, cutoffs=list(plan.production), data_end=plan.data_end, **common)
-    now = _features_at(con, tx, plan.data_end, config)
+    now = _features_at(con, tx, plan.data_end, config, satisfaction)
     scorer = refit_for_production(evaluated, production, now, config, versions)
 
     phase("logging the run to MLflow and registering the model")
@@ -527,6 +514,8 @@ def train(config: Config, ingest: IngestResult | None) -> TrainResult:
             "evaluated": evaluated,
             "production_rows": len(production),
             "window": window,
-            "window_from": functools.partial(_window_from, con, tx, evaluated, window, plan=plan, config=config),
+            "window_from": functools.partial(
+                _window_from, con, tx, evaluated, window, plan=plan, config=config, satisfaction=satisfaction
+            ),
         },
     )

@@ -9,6 +9,7 @@ from tiercast.features.labels import build_labels
 from tiercast.pipeline.backtest import BASELINES, METHODS, backtest_plans, fit_models, run_backtest
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.io import IngestResult
+from tiercast.pipeline.loader import from_ingest
 from tiercast.pipeline.predictions import PREDICTION_COLUMNS
 
 HORIZON = 60
@@ -33,7 +34,9 @@ def setup():
         },
     )
     tx = simulate_transactions(n_customers=700, seed=3)
-    ingest = IngestResult(accepted=tx, quarantine=pd.DataFrame(), n_read=len(tx), source="synthetic")
+    ingest = from_ingest(
+        config, IngestResult(accepted=tx, quarantine=pd.DataFrame(), n_read=len(tx), source="synthetic")
+    )
     return config, ingest
 
 

@@ -237,6 +237,18 @@ def test_text_timestamps_with_offsets_and_naive(tmp_path: Path) -> None:
     assert by_amount[4.0] == pd.Timestamp("2010-06-01 09:00")
 
 
+def test_text_timestamps_with_a_zone_name_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "customer,ts,amount\na,2010-06-01 12:00:00 UTC,1\nb,2010-06-01 12:00:00 GMT,2\nc,2010-06-01T12:00:00Z,3\n",
+        encoding="utf-8",
+    )
+    result = read_transactions(data_config(path, timezone="Europe/London"))
+    check_invariants(result)
+    assert result.n_quarantined == 0
+    assert result.accepted["timestamp"].tolist() == [pd.Timestamp("2010-06-01 13:00")] * 3  # BST = UTC+1
+
+
 def test_guessed_formats_never_mix_day_and_month_order(tmp_path: Path) -> None:
     path = tmp_path / "tx.csv"
     path.write_text(

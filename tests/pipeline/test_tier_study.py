@@ -4,6 +4,7 @@ import pytest
 
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.io import IngestResult
+from tiercast.pipeline.loader import from_ingest
 from tiercast.pipeline.tier_study import PROPOSED, tier_study
 
 
@@ -42,8 +43,10 @@ def study():
         },
     )
     tx = _transactions()
-    ingest = IngestResult(accepted=tx, quarantine=pd.DataFrame(), n_read=len(tx), source="synthetic")
-    return tier_study(config, n_test=2, n_boot=3, ingest=ingest)
+    ingest = from_ingest(
+        config, IngestResult(accepted=tx, quarantine=pd.DataFrame(), n_read=len(tx), source="synthetic")
+    )
+    return tier_study(config, n_test=2, n_boot=3, data=ingest)
 
 
 def test_study_reports_tiers_metrics_stability_and_schemes(study):

@@ -1,0 +1,165 @@
+"""The one way every command obtains its transactions: :func:`load_transactions`.
+
+It reads the configured source once — the file / table / Olist layout of ``data:`` through
+:func:`tiercast.pipeline.io.read_transactions` (rules, quarantine, accounting), or the table the engine reads
+itself (``engine.transactions``) — writes the quarantine, and returns one frozen :class:`Transactions`: the
+accepted rows as a table on the configured engine (DuckDB or Spark), the connection, the accounting, the data
+bounds, the fingerprint and the customer-level extras (satisfaction). Commands take that object and nothing else,
+so ``validate``, ``features``, ``train``, ``backtest``, ``tiers``, ``monitor``, ``score`` and ``run`` see the same
+rows, the same run date and the same satisfaction signals on either engine.
+
+Run date: rows dated after it are quarantined as ``future_timestamp``. It is ``data.run_date`` (a date; rows on
+later days are future) or, unset, the current time in the source's time zone; a run date in the data's past
+(backtests of old files) is set in config or with ``--run-date``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from tiercast.features.build import as_table
+from tiercast.pipeline.config import Config
+from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions, to_engine_table
+from tiercast.pipeline.io import REASONS, IngestResult, InputError, read_transactions, write_quarantine
+from tiercast.pipeline.tracking import data_fingerprint
+
+__all__ = ["Transactions", "from_ingest", "load_transactions", "resolve_run_date"]
+
+
+@dataclass(frozen=True, eq=False)
+class Transactions:
+    """Accepted transactions on the engine, with everything a command needs to know about how they were read."""
+
+    table: ir.Table
+    con: ibis.BaseBackend
+    source: str
+    n_read: int
+    reasons: Mapping[str, int]
+    data_start: pd.Timestamp
+    data_end: pd.Timestamp
+    fingerprint: Mapping[str, Any]
+    run_date: pd.Timestamp | None = None
+    satisfaction: pd.DataFrame | None = None
+    #: the row-level ingestion (accepted frame, quarantine rows) when ``data:`` was read; None for engine tables
+    ingest: IngestResult | None = field(default=None, repr=False)
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(self.reasons.values())
+
+    @property
+    def n_accepted(self) -> int:
+        return self.n_read - self.n_quarantined
+
+    @property
+    def bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First day of data and the midnight after the last transaction (exclusive end)."""
+        return self.data_start, self.data_end
+
+    @cached_property
+    def accepted(self) -> pd.DataFrame:
+        """The accepted rows as a pandas frame (for the in-memory steps: tier studies, monitors, explanations)."""
+        if self.ingest is not None:
+            return self.ingest.accepted
+        return self.con.execute(self.table)
+
+    def engine_satisfaction(self) -> ir.Table | None:
+        """The satisfaction frame as a table on the engine (None without reviews)."""
+        return None if self.satisfaction is None else to_engine_table(self.con, self.satisfaction)
+
+
+def resolve_run_date(config: Config, run_date: str | dt.date | pd.Timestamp | None = None) -> pd.Timestamp:
+    """The last instant a row may carry (naive, in the source's zone): the end of ``run_date`` / ``data.run_date``
+    when given, else now."""
+    day = run_date if run_date is not None else config.data.run_date
+    if day is not None:
+        ts = pd.Timestamp(day)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(config.data.timezone or "UTC").tz_localize(None)
+        if ts == ts.normalize():  # a date: the whole day is in the past
+            ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+        return ts
+    return pd.Timestamp.now(tz=config.data.timezone or "UTC").tz_localize(None)
+
+
+def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp | None = None) -> Transactions:
+    """:class:`Transactions` over an already read (or in-memory) ingestion result, on ``config.engine``."""
+    con = connect(config.engine)
+    accepted = ingest.accepted
+    if accepted.empty:
+        raise InputError(f"{ingest.source}: no accepted rows ({ingest.n_read:,} read, all quarantined)")
+    start = accepted["timestamp"].min().normalize()
+    end = accepted["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    return Transactions(
+        table=as_table(to_engine_table(con, accepted)),
+        con=con,
+        source=ingest.source,
+        n_read=ingest.n_read,
+        reasons=MappingProxyType(ingest.reason_counts() if len(ingest.quarantine) else {}),
+        data_start=start,
+        data_end=end,
+        fingerprint=MappingProxyType(
+            data_fingerprint(
+                ingest.source, n_read=ingest.n_read, accepted=accepted, n_quarantined=len(ingest.quarantine)
+            )
+        ),
+        run_date=run_date,
+        satisfaction=ingest.satisfaction,
+        ingest=ingest,
+    )
+
+
+def load_transactions(
+    config: Config, *, run_date: str | dt.date | pd.Timestamp | None = None, write: bool = True
+) -> Transactions:
+    """Read the configured transactions once (see the module docstring); the quarantine is written (``write``)
+    even when the run then fails on ``data.max_quarantine_share``, so the rejected rows can be inspected."""
+    run = resolve_run_date(config, run_date)
+    if config.engine.transactions is not None:
+        return _from_engine_table(config, run)
+    try:
+        ingest = read_transactions(config.data, run_date=run)
+    except InputError as err:
+        if write and err.result is not None:
+            write_quarantine(err.result, config.data.quarantine_path)
+        raise
+    if write:
+        write_quarantine(ingest, config.data.quarantine_path)
+    return from_ingest(config, ingest, run_date=run)
+
+
+def _from_engine_table(config: Config, run: pd.Timestamp) -> Transactions:
+    source = config.engine.transactions
+    assert source is not None
+    con = connect(config.engine)
+    table, counts = engine_transactions(con, config.engine, run_date=run)
+    start, end = data_bounds_on(con, table)
+    reasons = {r: counts.reasons[r] for r in REASONS if r in counts.reasons} if counts is not None else {}
+    fingerprint = {
+        "data_path": source.path,
+        "data_rows_read": counts.n_read if counts is not None else None,
+        "data_rows_accepted": counts.n_accepted if counts is not None else None,
+        "data_rows_quarantined": counts.n_quarantined if counts is not None else None,
+        "data_first_day": str(start.date()),
+        "data_end": str(end.date()),
+    }
+    return Transactions(
+        table=table,
+        con=con,
+        source=source.path,
+        n_read=counts.n_read if counts is not None else 0,
+        reasons=MappingProxyType(reasons),
+        data_start=start,
+        data_end=end,
+        fingerprint=MappingProxyType(fingerprint),
+        run_date=run,
+    )
