@@ -22,7 +22,7 @@ runner = CliRunner()
 
 def _write_config(tmp: Path, data: Path, **extra) -> Path:
     cfg = {
-        "base": str(ROOT / "configs" / "default.yaml"),
+        "base": "default",
         "data": {
             "transactions": {"path": str(data), "columns": {"customer_id": "c", "timestamp": "ts", "amount": "amt"}},
             "quarantine_path": str(tmp / "out" / "quarantine.parquet"),
