@@ -25,7 +25,7 @@ import pandas as pd
 from tiercast.benchmarks.retailer import WORLDS, World, true_predictions, write_world
 from tiercast.models.evaluation import brier, normalized_gini, paired_bootstrap, roc_auc
 
-__all__ = ["BTYD_METHODS", "TRUE", "run", "run_world", "world_checks"]
+__all__ = ["BTYD_METHODS", "TRUE", "result_of", "run", "run_world", "world_checks"]
 
 TRUE = "true_btyd"
 BTYD_METHODS = ("bgnbd_gg", "paretonbd_gg")
@@ -188,6 +188,11 @@ def run_world(
 def run(data_dir: Path, names: Sequence[str] | None = None, *, n_boot: int = 500) -> dict[str, Any]:
     """Every world (or the named ones); ``{"title", "description", "worlds": {name: result}}``."""
     worlds = {n: run_world(WORLDS[n], Path(data_dir) / "retailer", n_boot=n_boot) for n in (names or WORLDS)}
+    return result_of(worlds, n_boot=n_boot)
+
+
+def result_of(worlds: dict[str, dict[str, Any]], *, n_boot: int = 500) -> dict[str, Any]:
+    """The benchmark result of worlds run by :func:`run_world` (one each, e.g. in separate processes)."""
     return {
         "title": "synthetic retailers with known truth",
         "description": (
