@@ -659,7 +659,9 @@ def promote(
     run_id: Annotated[str, typer.Option("--run", help="MLflow run id whose model to promote.")],
     force: Annotated[bool, typer.Option(help="Make it champion even if it does not beat the current one.")] = False,
 ) -> None:
-    """Register a run's model; it becomes `champion` only if it beats the current champion (else `challenger`)."""
+    """Register a run's model; it becomes `champion` only if it wins the promotion rule (else `challenger`): on the same
+    data it must beat the champion; a retrain on newer data must not be worse than the champion on outcomes neither
+    has seen (compared when `tiercast train` ran; README: Monthly retrain and scoring)."""
     from tiercast.pipeline.registry import promote as do_promote
     from tiercast.pipeline.tracking import setup_mlflow
 

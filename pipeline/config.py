@@ -126,8 +126,8 @@ class MlflowConfig(_Frozen):
     tracking_uri: str | None = None
     experiment: str = "tiercast"
     registered_model: str = "tiercast"
-    # A retrain on newer data becomes champion when, on its test window, it is at most this much below the
-    # champion in normalized Gini and in ROC AUC (the champion re-evaluated on the same customers and labels).
+    # A retrain on newer data stays challenger when the 95% interval of its normalized Gini or ROC AUC minus the
+    # champion's (re-evaluated on the same customers and labels) lies wholly below -promotion_margin.
     promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)
     # Paired-bootstrap replicates for the logged intervals of that comparison.
     promotion_n_boot: int = Field(default=200, ge=1)

@@ -9,8 +9,10 @@ model (which never saw that window). The champion's own training labels end at i
 retrain falls inside that window (two of its three months with a 90-day horizon; the champion then wins by about
 0.1 normalized Gini on outcomes it has learned). So the window starts at the later of the test cutoff and the
 champion's data end: feature rows at that instant, labels over the days left (at most a horizon), outcomes neither
-model has seen. The new version is promoted when, on both primary metrics, challenger minus champion is not below
-``-margin``; the paired-bootstrap intervals over customers are logged to the challenger's run with the decision.
+model has seen. The new version is promoted unless it is worse: on either primary metric, the paired-bootstrap
+95% interval over customers of challenger minus champion lies wholly below ``-margin`` (a point difference on a
+month of a few hundred customers' outcomes is mostly noise, and a fresher model is the better default). The
+differences, intervals and the decision are logged to the challenger's run.
 
 Otherwise the version is tagged ``challenger``. ``force`` overrides, and the override is recorded on the version.
 """
@@ -142,7 +144,8 @@ def _window_decision(
         reason = f"champion v{champion_version} cannot score the new rows ({exc})"
         client.set_tag(run_id, "promotion.reason", reason)
         return False, reason
-    ok = all(c["diff"] >= -settings.margin for c in comparison.values())
+    # worse = the whole 95% interval below -margin: a point difference on a month of outcomes is mostly noise
+    ok = all(c["hi"] >= -settings.margin for c in comparison.values())
     text = ", ".join(
         f"{'nGini' if m == 'normalized_gini' else 'AUC'} {c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}]"
         for m, c in comparison.items()

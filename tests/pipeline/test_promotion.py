@@ -64,13 +64,15 @@ def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
     tmp, month, appended = store
     monkeypatch.chdir(tmp)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    store_uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)  # not a registry left by another test
 
     _train(_write_config(tmp, "first", month))
     first = client.get_model_version_by_alias("tiercast", "champion")
 
     # The month appended, a crippled model: worse on the new window, stays challenger.
-    output = _train(_write_config(tmp, "crippled", appended, CRIPPLED))
+    crippled_cfg = _write_config(tmp, "crippled", appended, CRIPPLED)
+    output = _train(crippled_cfg)
     assert "@challenger" in output
     assert client.get_model_version_by_alias("tiercast", "champion").version == first.version
     crippled = client.get_model_version_by_alias("tiercast", "challenger")
@@ -78,8 +80,7 @@ def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
     m, tags = run.data.metrics, run.data.tags
     assert tags["promotion.champion_version"] == str(first.version) and tags["promotion.not_worse"] == "false"
     assert (
-        m["promotion.normalized_gini.diff"] < -m["promotion.margin"]
-        or m["promotion.roc_auc.diff"] < -m["promotion.margin"]
+        m["promotion.normalized_gini.hi"] < -m["promotion.margin"] or m["promotion.roc_auc.hi"] < -m["promotion.margin"]
     )
     for key in ("normalized_gini", "roc_auc"):
         assert m[f"promotion.{key}.lo"] <= m[f"promotion.{key}.mean_diff"] <= m[f"promotion.{key}.hi"]
@@ -92,6 +93,10 @@ def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
     assert tags["promotion.window_cutoff"] == str(first_end.date())
     assert m["promotion.window_days"] == (new_end - first_end).days == 30
     print("crippled:", {k: round(v, 4) for k, v in m.items() if k.startswith("promotion.")})
+    # Asked again later, `tiercast promote` reuses the comparison logged against this champion.
+    again = runner.invoke(app, ["promote", "--config", str(crippled_cfg), "--run", crippled.run_id])
+    assert again.exit_code == 0, again.output
+    assert "@challenger" in again.output and "worse by more than" in again.output
 
     # The month appended, the usual model: not worse than the champion on its window, becomes champion.
     output = _train(_write_config(tmp, "retrain", appended))
@@ -102,7 +107,7 @@ def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
     m, tags = run.data.metrics, run.data.tags
     assert tags["promotion.champion_version"] == str(first.version) and tags["promotion.not_worse"] == "true"
     for key in ("normalized_gini", "roc_auc"):
-        assert m[f"promotion.{key}.diff"] >= -m["promotion.margin"]
+        assert m[f"promotion.{key}.hi"] >= -m["promotion.margin"]
     assert tags["promotion.window_cutoff"] == str(first_end.date())
     assert 0 < m["promotion.window_customers"] <= run.data.metrics["production_rows"]
     print("retrain:", {k: round(v, 4) for k, v in m.items() if k.startswith("promotion.")})
