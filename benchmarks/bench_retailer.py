@@ -136,15 +136,15 @@ def run_world(
     change the written config's settings (e.g. fewer trees in tests)."""
     from tiercast.pipeline.backtest import run_backtest
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.io import read_transactions
+    from tiercast.pipeline.loader import load_transactions
 
     _, config_path = write_world(world, data_dir)
     config = load_config(config_path, overrides=config_overrides)
     started = time.perf_counter()
-    ingest = read_transactions(config.data)
-    table, preds = run_backtest(config, ingest, n_boot=0, return_predictions=True)
+    data = load_transactions(config)
+    table, preds = run_backtest(config, data, n_boot=0, return_predictions=True)
     seconds = time.perf_counter() - started
-    preds = _with_truth(world, ingest.accepted, preds, config.horizon_days)
+    preds = _with_truth(world, data.accepted, preds, config.horizon_days)
     rows, comparisons = [], []
     for cutoff, at in preds.groupby("cutoff", sort=True):
         day = str(pd.Timestamp(cutoff).date())
@@ -175,8 +175,8 @@ def run_world(
         "world": world.model_dump(mode="json"),
         "config": str(config_path),
         "horizon_days": config.horizon_days,
-        "n_customers": int(ingest.accepted["customer_id"].nunique()),
-        "n_transactions": int(len(ingest.accepted)),
+        "n_customers": int(data.accepted["customer_id"].nunique()),
+        "n_transactions": int(len(data.accepted)),
         "n_train_cutoffs": [int(v) for v in model_rows["n_train_cutoffs"]],
         "backtest_seconds": round(seconds, 1),
         "rows": rows,
