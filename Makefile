@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK  := $(VENV)/.installed-spark
 
-.PHONY: demo test lint bench report clean
+.PHONY: demo test lint bench fuzz report clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 bench: $(SPARK)
 	$(BIN)/python -m tiercast.benchmarks.run --out benchmarks/results
 	$(BIN)/python -m tiercast.benchmarks.readme
+
+# The long fuzz campaign: hundreds of generated files, configs and arguments through the real CLI, more races
+# and kills of the MLflow store (`make test` runs a few derandomized cases of each).
+fuzz: $(STAMP)
+	TIERCAST_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -q tests/fuzz tests/pipeline/test_store.py
 
 # HTML report of the latest training run (after `make demo`); add a screenshot with scripts/report_screenshot.sh
 report: $(STAMP)

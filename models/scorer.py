@@ -137,11 +137,21 @@ class TiercastPyfunc(mlflow.pyfunc.PythonModel):
         return self.scorer.score(model_input, reasons=bool((params or {}).get("reasons", False)))
 
 
+EXAMPLE_QUANTILES = (0.25, 0.5, 0.75)
+
+
+def aggregate_example(features: pd.DataFrame, quantiles: tuple[float, ...] = EXAMPLE_QUANTILES) -> pd.DataFrame:
+    """Input-example rows that are no customer's row: each row holds one quantile of every column, taken over all
+    the given rows (a model artifact must not carry real customers' features). Column dtypes are kept."""
+    rows = features.quantile(list(quantiles), interpolation="nearest").reset_index(drop=True)
+    return rows.astype(features.dtypes.to_dict())
+
+
 def pyfunc_spec(scorer: TiercastScorer, example: pd.DataFrame, artifact_dir: str | Path) -> dict:
     """Keyword arguments for ``mlflow.pyfunc.save_model`` / ``log_model``: the pickled scorer as the artifact, the
     wrapper class, and a signature (feature columns in, score columns out, a ``reasons`` flag as a parameter) with
-    ``example`` rows as the input example."""
-    example = example[list(scorer.required_columns)].reset_index(drop=True)
+    an input example aggregated from ``example`` (per-column quantiles, never a customer's own row)."""
+    example = aggregate_example(example[list(scorer.required_columns)])
     artifact = dump_scorer(scorer, Path(artifact_dir) / "scorer.joblib")
     return {
         "python_model": TiercastPyfunc(),

@@ -21,6 +21,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.errors import InsufficientDataError
 from tiercast.models.tiering import choose_k, kmeans
 
 #: feature -> (transform, descriptor when high, descriptor when low). Transform "log" = log1p of the value floored at 0.
@@ -119,7 +120,10 @@ class BehaviorSegments(BaseEstimator):
             elif np.bincount(km.labels_, minlength=k).min() / len(Z) >= self.min_share:
                 scores[k] = float(silhouette_score(Z[idx], km.labels_[idx]))
         if not scores:
-            raise ValueError(f"no number of segments in {candidates} gives every segment a share >= {self.min_share}")
+            raise InsufficientDataError(
+                f"no number of segments in {candidates} gives every segment a share >= {self.min_share}: the "
+                "customers' behavior is too uniform to segment; use more, or more varied, customers"
+            )
         k = choose_k(scores, self.silhouette_tolerance)
         km = fits[k]
         sizes = np.bincount(km.labels_, minlength=k)

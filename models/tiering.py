@@ -26,6 +26,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from tiercast.features.errors import InsufficientDataError
+
 # Silhouette on a seeded sample: the full O(n^2) computation is not worth it for a low-dimensional clustering.
 _SILHOUETTE_SAMPLE = 5000
 
@@ -199,7 +201,10 @@ class TierScheme(ValueTiers):
         else:
             candidates = list(range(2, k_hi + 1))
         if len(np.unique(pos)) < max(candidates):
-            raise ValueError(f"too few distinct positive values ({len(np.unique(pos))}) to form tiers")
+            raise InsufficientDataError(
+                f"too few distinct positive values ({len(np.unique(pos))}) to form {max(candidates)} tiers; "
+                "use more customers or fewer tiers (tiers.k)"
+            )
         log_pos = np.log1p(pos)
         X = None if behavior is None else _behavior_matrix(log_pos, behavior, is_pos, len(v))
         rng = np.random.default_rng(self.random_state)
@@ -224,7 +229,10 @@ class TierScheme(ValueTiers):
                 continue
             scores[k] = float(silhouette_score(space, labels)) if len(np.unique(labels)) > 1 else -1.0
         if not scores:
-            raise ValueError(f"no k in {candidates} gives every tier a share >= {self.min_share}")
+            raise InsufficientDataError(
+                f"no number of tiers in {candidates} gives every tier a share >= {self.min_share}; "
+                "use more customers or a smaller tiers.min_share"
+            )
         best_k = choose_k(scores, self.silhouette_tolerance)
         self.k_ = best_k
         self.boundaries_ = fitted[best_k]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
+import traceback
+import warnings
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,15 +23,126 @@ from tiercast.pipeline.terminal import print_table
 if TYPE_CHECKING:
     from tiercast.pipeline.loader import Transactions
 
-app = typer.Typer(no_args_is_help=True, help=__doc__)
 # Piped or captured output gets a fixed wide layout so comparison tables are not squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
+
+def _one_line(text: object) -> str:
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return " ".join(lines) if len(lines) <= 3 else lines[0]
+
+
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {_one_line(message)}", highlight=False, soft_wrap=True, markup=True)
+
+
+def _notice(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings hook
+    """Warnings as one-line notices (no file paths or source lines)."""
+    err_console.print(f"[yellow]warning:[/] {_one_line(message)}", highlight=False, soft_wrap=True)
+
+
+def expected_failure(exc: BaseException) -> str | None:
+    """The one-line message for a failure the user can fix (bad input, config, argument, missing model or run,
+    full disk, permissions, too little data), or None for an unexpected one."""
+    import errno
+
+    from mlflow.exceptions import MlflowException
+
+    from tiercast.features.errors import InsufficientDataError
+    from tiercast.models.playbook import PlaybookError
+    from tiercast.models.scorer import FeatureSchemaError
+    from tiercast.pipeline.engine import EngineError
+    from tiercast.pipeline.io import InputError
+    from tiercast.pipeline.monitor import MonitorError
+    from tiercast.pipeline.score import ModelNotFoundError
+    from tiercast.pipeline.tables import TableTargetError
+
+    known = (InputError, FeatureSchemaError, ConfigError, MonitorError, EngineError, PlaybookError, TableTargetError)
+    if isinstance(exc, (*known, ModelNotFoundError)):
+        return str(exc)
+    if isinstance(exc, InsufficientDataError):
+        return f"not enough data: {exc}"
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return f"invalid config: {loc}: {first['msg']} ({exc.error_count()} error(s))"
+    if isinstance(exc, OSError):
+        where = exc.filename or "a file"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{where}: no space left on the device; free some space and rerun (nothing was overwritten)"
+        if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+            return f"{where}: permission denied ({exc.strerror}); check the file's and folder's permissions"
+        if isinstance(exc, FileNotFoundError):
+            return str(exc) if exc.filename is None else f"{where}: file or folder not found"
+        if isinstance(exc, IsADirectoryError):
+            return f"{where}: is a folder, expected a file"
+        if isinstance(exc, NotADirectoryError):
+            return f"{where}: a part of this path is a file, expected a folder"
+        return None
+    if isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        return f"MLflow: {_one_line(exc.message)}"
+    return None
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """The error boundary of the command line: a usage or expected error is one line on stderr and exit 2; an
+    unexpected one is one line and exit 1, with the traceback only under ``--debug``. Warnings are one-line
+    notices."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001
+        from typer._click import exceptions as click  # typer's own (vendored) click exceptions
+
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+        shown = warnings.showwarning
+        if not debug:
+            warnings.showwarning = _notice
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            code = 0
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            _print_error(f"{where}{exc.format_message()} (see --help)")
+            code = 2
+        except click.ClickException as exc:
+            _print_error(exc.format_message())
+            code = exc.exit_code
+        except typer.Abort:
+            _print_error("aborted")
+            code = 1
+        except Exception as exc:  # noqa: BLE001 - the boundary: every failure ends here as one line
+            message = expected_failure(exc)
+            if debug:
+                traceback.print_exc()
+            if message is not None:
+                _print_error(message)
+                code = 2
+            else:
+                detail = _one_line(exc) or "no message"
+                hint = "" if debug else "; rerun with --debug for the traceback"
+                _print_error(f"unexpected {type(exc).__name__}: {detail}{hint}")
+                code = 1
+        finally:
+            warnings.showwarning = shown
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, cls=_OneLineErrors)
+
 ConfigOpt = Annotated[
     Path,
     typer.Option(
-        "--config", "-c", help="Config YAML; `base: NAME` picks a packaged preset (tiercast init writes one)."
+        "--config",
+        "-c",
+        help="Config YAML; `base: NAME` picks a packaged preset (tiercast init writes one).",
+        exists=True,
+        dir_okay=False,
     ),
 ]
 
@@ -49,6 +162,7 @@ def _global(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show MLflow's own log messages.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
 ) -> None:
     """tiercast: customer tiers, predicted value, churn risk and ranked retention lists."""
     from tiercast.pipeline.terminal import configure
@@ -60,38 +174,69 @@ def _global(
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _print_error(message)
     raise typer.Exit(code)
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input and bad config end with a one-line message and exit code 2, never a traceback."""
-    from tiercast.models.scorer import FeatureSchemaError
-    from tiercast.pipeline.engine import EngineError
-    from tiercast.pipeline.io import InputError
-    from tiercast.pipeline.monitor import MonitorError
-    from tiercast.pipeline.tables import TableTargetError
+    """Mark a command as running behind the error boundary (kept for the commands that name it; the boundary
+    itself is :class:`_OneLineErrors`, which every command of ``app`` runs under)."""
+    return fn
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+
+def _date_arg(value: str | None) -> str | None:
+    """A ``--cutoff``: a calendar date (YYYY-MM-DD) that exists, without a time of day or a time zone."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date that exists; use YYYY-MM-DD, e.g. 2010-06-01") from None
+    if parsed.tzinfo is not None:
+        raise typer.BadParameter(f"{value!r} carries a time zone; give a plain date YYYY-MM-DD (a local midnight)")
+    if parsed.time() != datetime.min.time():
+        raise typer.BadParameter(f"{value!r} has a time of day; a cutoff is a date YYYY-MM-DD (its midnight)")
+    return parsed.date().isoformat()
+
+
+def _model_arg(value: str | None) -> str | None:
+    """A ``--model`` registry URI is checked for its form here and against the registry when it is loaded."""
+    from tiercast.pipeline.score import ModelNotFoundError, check_model_uri
+
+    if value is not None and value.startswith("models:"):
         try:
-            return fn(*args, **kwargs)
-        except (
-            InputError,
-            FeatureSchemaError,
-            ConfigError,
-            MonitorError,
-            EngineError,
-            FileNotFoundError,
-            TableTargetError,
-        ) as exc:
-            _fail(str(exc))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            _fail(f"invalid config: {loc}: {first['msg']} ({exc.error_count()} error(s))")
+            check_model_uri(value)
+        except ModelNotFoundError:
+            raise typer.BadParameter(
+                f"{value!r} is not a registered-model URI; use models:/NAME/VERSION or models:/NAME@ALIAS"
+            ) from None
+    return value
 
-    return wrapper
+
+def _out_file(value: Path | None) -> Path | None:
+    """An output file path: not an existing folder."""
+    if value is not None and value.is_dir():
+        raise typer.BadParameter(f"{value} is a folder; give a file path inside it")
+    return value
+
+
+def _local_out(cfg: Config, out: Path) -> None:
+    """On the DuckDB engine ``--out`` is one file (on Spark it is a folder)."""
+    if cfg.engine.kind != "spark" and out.is_dir():
+        _fail(f"--out {out}: is a folder; give a file path inside it (a folder is the output only with --engine spark)")
+
+
+def _known_runs(run_ids: list[str]) -> None:
+    """Every run id exists in the store, else a one-line error naming it."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for run_id in run_ids:
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            _fail(f"--run {run_id}: no such run in the MLflow store; list the runs with `tiercast compare`")
 
 
 def _config(path: Path, engine: str | None = None) -> Config:
@@ -166,7 +311,9 @@ def validate(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt =
 @handle_errors
 def features(
     config: ConfigOpt,
-    cutoff: Annotated[str, typer.Option(help="Cutoff date (features see only earlier transactions).")],
+    cutoff: Annotated[
+        str, typer.Option(help="Cutoff date YYYY-MM-DD (features see only earlier transactions).", callback=_date_arg)
+    ],
     out: Annotated[
         Path, typer.Option(help="Output Parquet file; with --engine spark a folder (partition cutoff_date=...).")
     ] = Path("features.parquet"),
@@ -179,6 +326,7 @@ def features(
     from tiercast.pipeline.files import write_parquet
 
     cfg = _config(config, engine)
+    _local_out(cfg, out)
     when = pd.Timestamp(cutoff)
     data = _load(cfg, run_date)
     con, tx = data.con, data.table
@@ -218,17 +366,19 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt 
     from tiercast.pipeline.registry import promote as do_promote
     from tiercast.pipeline.registry import promotion_settings
     from tiercast.pipeline.summary import print_training
+    from tiercast.pipeline.tracking import registry_lock
     from tiercast.pipeline.train import train
 
     cfg = _config(config, engine)
     data = _load(cfg, run_date)
     trained = train(cfg, data)  # shows its own stages
-    decision = do_promote(
-        cfg.mlflow.registered_model,
-        trained.run_id,
-        window_from=trained.extra.get("window_from"),
-        settings=promotion_settings(cfg),
-    )
+    with registry_lock(cfg):
+        decision = do_promote(
+            cfg.mlflow.registered_model,
+            trained.run_id,
+            window_from=trained.extra.get("window_from"),
+            settings=promotion_settings(cfg),
+        )
     print_training(console, trained, decision)
 
 
@@ -236,7 +386,9 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt 
 @handle_errors
 def score(
     config: ConfigOpt,
-    model: Annotated[str, typer.Option(help="Registered model URI, e.g. models:/tiercast@champion.")],
+    model: Annotated[
+        str, typer.Option(help="Registered model URI, e.g. models:/tiercast@champion.", callback=_model_arg)
+    ],
     out: Annotated[
         str,
         typer.Option(
@@ -244,7 +396,10 @@ def score(
             "postgresql://USER@HOST:PORT/DB::SCHEMA.TABLE (replaced atomically; drift CSV in outputs.dir)."
         ),
     ] = "outputs/scores.parquet",
-    cutoff: Annotated[str | None, typer.Option(help="Scoring cutoff (default: the day after the data ends).")] = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Scoring cutoff YYYY-MM-DD (default: the day after the data ends).", callback=_date_arg),
+    ] = None,
     reasons: Annotated[bool, typer.Option(help="Add the top-3 churn and value reasons per customer (slower).")] = False,
     engine: EngineOpt = None,
     run_date: RunDateOpt = None,
@@ -265,6 +420,8 @@ def score(
 
     cfg = _config(config, engine)
     target = parse_table_target(out)
+    if target is None:
+        _local_out(cfg, Path(out))
     setup_mlflow(cfg)
     data = _load(cfg, run_date)
     if cfg.engine.kind == "spark":
@@ -290,13 +447,14 @@ def score(
         playbook=build_playbook(cfg),
         reasons=reasons,
     )
+    drift = loaded.scorer.drift(feats, scores, threshold=cfg.score.psi_threshold)
+    # written only once everything they depend on has succeeded: a failing run leaves the previous output alone
     if target is not None:
         write_table(scores, target)
         drift_file, shown = cfg.outputs.dir / f"{target.table}_drift.csv", target.describe()
     else:
         path = write_parquet(scores, Path(out))
         drift_file, shown = path.with_name(f"{path.stem}_drift.csv"), str(path)
-    drift = loaded.scorer.drift(feats, scores, threshold=cfg.score.psi_threshold)
     drift_path = write_csv(drift, drift_file)
     console.print(
         f"{len(scores):,} customers scored at {when.date()} with {model} (version {loaded.version}) -> {shown}",
@@ -331,18 +489,27 @@ def _score_on_spark(
 @app.command("at-risk")
 @handle_errors
 def at_risk_cmd(
-    scores: Annotated[Path, typer.Option(help="scores.parquet written by `tiercast score` or `tiercast run`.")],
-    out: Annotated[Path, typer.Option(help="Output CSV.")] = Path("outputs/at_risk.csv"),
+    scores: Annotated[
+        Path,
+        typer.Option(help="scores.parquet written by `tiercast score` or `tiercast run`.", exists=True, dir_okay=False),
+    ],
+    out: Annotated[Path, typer.Option(help="Output CSV.", callback=_out_file)] = Path("outputs/at_risk.csv"),
     tiers: Annotated[str | None, typer.Option(help="Comma-separated current tiers, e.g. platinum,gold.")] = None,
-    top: Annotated[int, typer.Option(help="How many customers to list.")] = 500,
-    min_churn: Annotated[float, typer.Option(help="Minimum churn probability.")] = 0.0,
+    top: Annotated[int, typer.Option(help="How many customers to list (at least 1).", min=1)] = 500,
+    min_churn: Annotated[float, typer.Option(help="Minimum churn probability, 0..1.", min=0.0, max=1.0)] = 0.0,
     churn_bands: Annotated[
         str | None,
         typer.Option(help="Comma-separated churn bands to list (default: the config's, else all but the lowest)."),
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config: adds reasons for the listed customers, currency and horizon."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config: adds reasons for the listed customers, currency and horizon.",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
 ) -> None:
     """Rank customers of the top tiers whose churn risk is medium or high by value at risk (predicted value x churn
@@ -355,9 +522,7 @@ def at_risk_cmd(
     from tiercast.pipeline.files import write_csv
     from tiercast.pipeline.score import at_risk, bands_above_lowest, explain_customers, team_list
 
-    if not scores.is_file():
-        _fail(f"{scores}: scores file not found")
-    frame = pd.read_parquet(scores)
+    frame = _read_scores(scores)
     chosen = [t.strip() for t in tiers.split(",")] if tiers else None
     unknown = sorted(set(chosen or []) - set(frame["current_tier"].unique()) - set(frame["predicted_tier"].unique()))
     if unknown:
@@ -397,6 +562,23 @@ def at_risk_cmd(
     console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
 
 
+SCORES_FILE_COLUMNS = ("customer_id", "current_tier", "predicted_tier", "churn_probability", "value_at_risk")
+
+
+def _read_scores(path: Path) -> pd.DataFrame:
+    """A scores file written by ``tiercast score``, or a one-line error naming what it lacks."""
+    import pyarrow.lib
+
+    try:
+        frame = pd.read_parquet(path)
+    except (pyarrow.lib.ArrowException, OSError, ValueError) as exc:
+        _fail(f"--scores {path}: not a Parquet file ({_one_line(exc)}); pass the scores written by `tiercast score`")
+    missing = [c for c in (*SCORES_FILE_COLUMNS, "model_name", "model_version", "cutoff") if c not in frame.columns]
+    if missing:
+        _fail(f"--scores {path}: not a scores file written by `tiercast score` (missing columns: {', '.join(missing)})")
+    return frame
+
+
 @app.command()
 @handle_errors
 def monitor(
@@ -407,10 +589,13 @@ def monitor(
         str | None,
         typer.Option(
             help="Registered model URI for the tier scheme and predictions, e.g. models:/tiercast@champion "
-            "(default: the champion if one is registered, else a scheme refitted on the first month)."
+            "(default: the champion if one is registered, else a scheme refitted on the first month).",
+            callback=_model_arg,
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output file, .parquet or .csv.")] = Path("outputs/monitor.parquet"),
+    out: Annotated[Path, typer.Option(help="Output file, .parquet or .csv.", callback=_out_file)] = Path(
+        "outputs/monitor.parquet"
+    ),
     engine: EngineOpt = None,
     run_date: RunDateOpt = None,
 ) -> None:
@@ -428,9 +613,11 @@ def monitor(
 @handle_errors
 def tiers(
     config: ConfigOpt,
-    n_tests: Annotated[int, typer.Option(help="Test cutoffs, cutoffs.step_days apart, ending at the test cutoff.")] = 3,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap refits per scheme for the stability (ARI).")] = 20,
-    n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True)] = None,
+    n_tests: Annotated[
+        int, typer.Option(help="Test cutoffs, cutoffs.step_days apart, ending at the test cutoff.", min=1)
+    ] = 3,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap refits per scheme for the stability (ARI).", min=1)] = 20,
+    n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True, min=1)] = None,
     engine: EngineOpt = None,
     run_date: RunDateOpt = None,
 ) -> None:
@@ -485,11 +672,13 @@ PredictionsOpt = Annotated[
 @handle_errors
 def backtest(
     config: ConfigOpt,
-    n_tests: Annotated[int | None, typer.Option(help="Test cutoffs (default: models.backtest_n_tests).")] = None,
-    n_boot: Annotated[int | None, typer.Option(help="Bootstrap replicates (default: models.backtest_n_boot).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Also write the table to this CSV file.")] = None,
+    n_tests: Annotated[int | None, typer.Option(help="Test cutoffs (default: models.backtest_n_tests).", min=1)] = None,
+    n_boot: Annotated[
+        int | None, typer.Option(help="Bootstrap replicates (default: models.backtest_n_boot).", min=0)
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table to this CSV file.", callback=_out_file)] = None,
     predictions: PredictionsOpt = None,
-    n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True)] = None,
+    n_test_alias: Annotated[int | None, typer.Option("--n-test", hidden=True, min=1)] = None,
     engine: EngineOpt = None,
     run_date: RunDateOpt = None,
 ) -> None:
@@ -547,12 +736,14 @@ class SplitName(StrEnum):
 @handle_errors
 def benchmark_cdnow(
     data: Annotated[Path, typer.Option(help="CDNOW_master.txt.")] = Path("data/cdnow/CDNOW_master.txt"),
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result JSON here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result JSON here.", callback=_out_file)
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Config for the MLflow store (default: the cdnow preset).")
     ] = None,
-    n_boot: Annotated[int, typer.Option(help="Paired-bootstrap replicates.")] = 500,
-    sample_every: Annotated[int, typer.Option(help="Keep every k-th customer (quicker, noisier).")] = 1,
+    n_boot: Annotated[int, typer.Option(help="Paired-bootstrap replicates.", min=0)] = 500,
+    sample_every: Annotated[int, typer.Option(help="Keep every k-th customer (quicker, noisier).", min=1)] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     split: Annotated[
         SplitName,
@@ -663,11 +854,13 @@ def promote(
     data it must beat the champion; a retrain on newer data must not be worse than the champion on outcomes neither
     has seen (compared when `tiercast train` ran; README: Monthly retrain and scoring)."""
     from tiercast.pipeline.registry import promote as do_promote
-    from tiercast.pipeline.tracking import setup_mlflow
+    from tiercast.pipeline.tracking import registry_lock, setup_mlflow
 
     cfg = _config(config)
     setup_mlflow(cfg)
-    decision = do_promote(cfg.mlflow.registered_model, run_id, force=force)
+    _known_runs([run_id])
+    with registry_lock(cfg):
+        decision = do_promote(cfg.mlflow.registered_model, run_id, force=force)
     console.print(f"{cfg.mlflow.registered_model} version {decision.version} -> @{decision.alias} ({decision.reason})")
 
 
@@ -676,7 +869,7 @@ def promote(
 def compare(
     config: ConfigOpt,
     runs: Annotated[list[str] | None, typer.Argument(help="Run ids (default: the latest runs).")] = None,
-    last: Annotated[int, typer.Option(help="How many recent runs when none are named.")] = 5,
+    last: Annotated[int, typer.Option(help="How many recent runs when none are named.", min=1)] = 5,
 ) -> None:
     """Side-by-side test metrics of runs, each beside its baselines."""
     from rich.table import Table
@@ -686,6 +879,7 @@ def compare(
 
     cfg = _config(config)
     setup_mlflow(cfg)
+    _known_runs(runs or [])
     frame = compare_runs(cfg.mlflow.experiment, runs or None, last=last)
     if frame.empty:
         _fail(f"no runs in experiment {cfg.mlflow.experiment!r}", code=1)
@@ -704,8 +898,10 @@ def report(
     run_id: Annotated[
         str | None, typer.Option("--run", help="MLflow run id (default: the latest training run).")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output HTML file.")] = Path("outputs/report.html"),
-    at_risk: Annotated[Path | None, typer.Option(help="at_risk.csv to list the top customers from.")] = None,
+    out: Annotated[Path, typer.Option(help="Output HTML file.", callback=_out_file)] = Path("outputs/report.html"),
+    at_risk: Annotated[
+        Path | None, typer.Option(help="at_risk.csv to list the top customers from.", exists=True, dir_okay=False)
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report of a run (metrics, tiers, plots, top at-risk customers)."""
     from tiercast.pipeline.registry import latest_training_run
@@ -714,6 +910,8 @@ def report(
 
     cfg = _config(config)
     setup_mlflow(cfg)
+    if run_id is not None:
+        _known_runs([run_id])
     run_id = run_id or latest_training_run(cfg.mlflow.experiment)
     if run_id is None:
         _fail(f"no training run in experiment {cfg.mlflow.experiment!r}: run `tiercast train` or `tiercast run` first")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.models.segments import SEGMENT_KEYS
@@ -25,6 +25,10 @@ TIER_PRESETS: dict[str, tuple[str, ...]] = {
     "abc": ("A", "B", "C"),
     "three_level": ("high", "medium", "low"),
 }
+
+
+# Day counts above this (about 27 years) are typos, and would overflow date arithmetic further on.
+MAX_DAYS = 10_000
 
 
 class ConfigError(ValueError):
@@ -43,8 +47,8 @@ class FeatureConfig(_Frozen):
     @field_validator("windows_days")
     @classmethod
     def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if not v or any(w <= 0 for w in v):
-            raise ValueError("windows_days must be positive")
+        if not v or any(w <= 0 or w > MAX_DAYS for w in v):
+            raise ValueError(f"windows_days must be positive and at most {MAX_DAYS}")
         return tuple(sorted(set(v)))
 
 
@@ -57,9 +61,9 @@ class CutoffConfig(_Frozen):
     """
 
     test_cutoff: str | None = None
-    step_days: int = Field(default=30, gt=0)
-    n_train: int = Field(default=6, ge=1)
-    min_history_days: int = Field(default=60, ge=0)
+    step_days: int = Field(default=30, gt=0, le=MAX_DAYS)
+    n_train: int = Field(default=6, ge=1, le=1000)
+    min_history_days: int = Field(default=60, ge=0, le=MAX_DAYS)
     # Settings are chosen on up to this many of the latest training cutoffs (rolling origin, scores averaged),
     # each with an earlier training cutoff whose label window ends by it.
     n_validation: int = Field(default=3, ge=1)
@@ -190,7 +194,7 @@ class Config(_Frozen):
     """The whole run configuration."""
 
     data: DataConfig
-    horizon_days: int = Field(default=90, gt=0)
+    horizon_days: int = Field(default=90, gt=0, le=MAX_DAYS)
     seed: int = 42
     features: FeatureConfig = FeatureConfig()
     cutoffs: CutoffConfig = CutoffConfig()
@@ -273,6 +277,12 @@ def _resolve_base(base: str, parent: Path) -> Path:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The merged mapping of ``path`` and its ``base:`` chain."""
+    return _read_with_sources(path, seen)[0]
+
+
+def _read_with_sources(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[tuple[str, ...], Path]]:
+    """The merged mapping of ``path`` and its ``base:`` chain, and for every key path the file that sets it."""
     if path in seen:
         raise ConfigError(f"{path}: base configs form a cycle ({' -> '.join(str(p) for p in (*seen, path))})")
     try:
@@ -281,23 +291,51 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: a folder, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied; make the config file readable") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {exc.start}); save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping at top level")
     base = raw.pop("base", None)
+    sources = {key: path for key in _key_paths(raw)}
     if base is not None:
         if not isinstance(base, str) or not base:
             raise ConfigError(f"{path}: base must be a file name or a preset name, got {base!r}")
-        raw = _deep_merge(_read_yaml(_resolve_base(base, path.parent), (*seen, path)), raw)
-    return raw
+        merged, base_sources = _read_with_sources(_resolve_base(base, path.parent), (*seen, path))
+        raw = _deep_merge(merged, raw)
+        sources = {**base_sources, **sources}
+    return raw, sources
+
+
+def _key_paths(mapping: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for key, value in mapping.items():
+        out.append((*prefix, str(key)))
+        if isinstance(value, dict):
+            out.extend(_key_paths(value, (*prefix, str(key))))
+    return out
+
+
+def _holder(loc: tuple[Any, ...], sources: dict[tuple[str, ...], Path], default: Path) -> Path:
+    """The file that sets the longest prefix of ``loc`` (the file given when no file sets it)."""
+    parts = tuple(str(p) for p in loc)
+    for n in range(len(parts), 0, -1):
+        if parts[:n] in sources:
+            return sources[parts[:n]]
+    return default
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Load and validate a config file; relative data paths resolve against the current directory."""
-    raw = _read_yaml(Path(path).resolve())
+    """Load and validate a config file; relative data paths resolve against the current directory.
+
+    Every error is a ConfigError naming the file that holds the offending key."""
+    raw, sources = _read_with_sources(Path(path).resolve())
     if overrides:
         raw = _deep_merge(raw, overrides)
+        sources.update({key: Path("(command-line option)") for key in _key_paths(overrides)})
     missing = [s for s in REQUIRED_SECTIONS if s not in raw]
     if missing:
         raise ConfigError(
@@ -305,7 +343,14 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
             f"(`base: default`, or one of {', '.join(n for n in preset_names() if n != 'default')}) "
             "or write one with `tiercast init --data FILE`"
         )
-    config = Config.model_validate(raw)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        holder = _holder(first["loc"], sources, Path(path))
+        raise ConfigError(f"{holder}: {loc}: {first['msg']}{more}") from None
     try:
         build_playbook(config)
     except PlaybookError as exc:

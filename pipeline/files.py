@@ -31,6 +31,10 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, target)
         remove_stale_temporaries(target)
+    except OSError as exc:
+        if exc.errno is not None and exc.filename in (None, str(tmp_path), tmp_path):  # name the output
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -14,7 +14,7 @@ from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.registry import PromotionDecision, promote, promotion_settings
 from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features, team_list
 from tiercast.pipeline.terminal import step
-from tiercast.pipeline.tracking import resolve_tracking_uri
+from tiercast.pipeline.tracking import registry_lock, resolve_tracking_uri
 from tiercast.pipeline.train import TrainResult, train
 
 
@@ -42,12 +42,13 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
             data = load_transactions(config)
     quarantine_path = config.data.quarantine_path
     trained = train(config, data)  # shows its own stages
-    decision = promote(
-        config.mlflow.registered_model,
-        trained.run_id,
-        window_from=trained.extra.get("window_from"),
-        settings=promotion_settings(config),
-    )
+    with registry_lock(config):
+        decision = promote(
+            config.mlflow.registered_model,
+            trained.run_id,
+            window_from=trained.extra.get("window_from"),
+            settings=promotion_settings(config),
+        )
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
     with step(f"scoring every customer at {cutoff.date()}"):
         model = load_model(trained.model_uri)
@@ -63,9 +64,7 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
             model, features, cutoff=cutoff, chunk_size=config.score.chunk_size, playbook=build_playbook(config)
         )
         out = config.outputs
-        scores_path = write_parquet(scores, out.dir / "scores.parquet")
         drift = model.scorer.drift(features, scores, threshold=config.score.psi_threshold)
-        drift_path = write_csv(drift, out.dir / "drift.csv")
     with step("ranking the at-risk list and explaining it"):
         tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
         bands = out.churn_bands(config.playbook)
@@ -73,7 +72,10 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
         listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
         ranked = pd.concat([ranked, explain_features(model, listed)], axis=1)
         ranked = team_list(ranked, horizon_days=config.horizon_days, currency=out.currency)
-        at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
+    # the outputs are written only once all of them are computed: a failure leaves the previous files alone
+    scores_path = write_parquet(scores, out.dir / "scores.parquet")
+    drift_path = write_csv(drift, out.dir / "drift.csv")
+    at_risk_path = write_csv(ranked, out.dir / "at_risk.csv")
     return RunOutcome(
         data=data,
         quarantine_path=quarantine_path,

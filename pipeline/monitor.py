@@ -299,7 +299,7 @@ def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:
         return None
     try:
         return load_model(f"models:/{config.mlflow.registered_model}@champion")
-    except MlflowException:
+    except (MlflowException, ValueError):  # no such model or no champion yet
         return None
 
 

@@ -296,15 +296,16 @@ def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 
 
 
 def latest_training_run(experiment: str) -> str | None:
-    """Id of the newest training run of an experiment, or None. Training runs are the ones that log their
-    training cutoffs (``cutoffs.train_resolved``); backtests and benchmarks do not."""
+    """Id of the newest finished training run of an experiment, or None. Training runs are the ones that log their
+    training cutoffs (``cutoffs.train_resolved``); backtests and benchmarks do not. A run that failed or was
+    killed midway is never the latest."""
     client = MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string="params.`cutoffs.train_resolved` LIKE '%'",
+        filter_string="params.`cutoffs.train_resolved` LIKE '%' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tiercast.features.build import build_features
@@ -31,15 +32,45 @@ class LoadedModel:
         return self.pyfunc.unwrap_python_model().scorer
 
 
+class ModelNotFoundError(ValueError):
+    """A model URI that is malformed or names no registered model, alias or version."""
+
+
+def check_model_uri(model_uri: str) -> str:
+    """``model_uri`` if it is a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI, else ModelNotFoundError."""
+    if not _MODELS_URI.match(model_uri):
+        raise ModelNotFoundError(
+            f"--model {model_uri!r}: not a registered-model URI; use models:/NAME/VERSION or models:/NAME@ALIAS "
+            "(e.g. models:/tiercast@champion)"
+        )
+    return model_uri
+
+
 def resolve_model_version(model_uri: str) -> tuple[str, str]:
-    """(registered name, version) of a ``models:/name/N`` or ``models:/name@alias`` URI."""
-    m = _MODELS_URI.match(model_uri)
-    if not m:
-        raise ValueError(f"not a registered-model URI (models:/NAME/VERSION or models:/NAME@ALIAS): {model_uri}")
+    """(registered name, version) of a ``models:/name/N`` or ``models:/name@alias`` URI that exists in the
+    registry; otherwise ModelNotFoundError saying what is registered."""
+    m = _MODELS_URI.match(check_model_uri(model_uri))
+    client = MlflowClient()
+    name = m["name"]
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        names = sorted(r.name for r in client.search_registered_models(max_results=50))
+        known = ", ".join(names) if names else "none: run `tiercast train` or `tiercast run` first"
+        raise ModelNotFoundError(f"--model {model_uri}: no registered model {name!r} (registered: {known})") from None
     if m["version"]:
-        return m["name"], m["version"]
-    mv = MlflowClient().get_model_version_by_alias(m["name"], m["alias"])
-    return m["name"], str(mv.version)
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        if int(m["version"]) not in versions:
+            raise ModelNotFoundError(
+                f"--model {model_uri}: {name} has no version {m['version']} (versions: "
+                f"{', '.join(map(str, versions)) or 'none'})"
+            )
+        return name, str(int(m["version"]))
+    aliases = registered.aliases or {}
+    if m["alias"] not in aliases:
+        known = ", ".join(f"@{a}" for a in sorted(aliases)) or "none"
+        raise ModelNotFoundError(f"--model {model_uri}: {name} has no alias @{m['alias']} (aliases: {known})")
+    return name, str(aliases[m["alias"]])
 
 
 def load_model(model_uri: str) -> LoadedModel:

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import sqlite3
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from filelock import FileLock
+from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from tiercast.pipeline.config import Config
@@ -35,17 +41,99 @@ def resolve_tracking_uri(config: Config) -> str:
     return f"sqlite:///{Path(DEFAULT_STORE).resolve()}"
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive file lock beside a sqlite store (``mlflow.db.lock``): creating and migrating the schema
+    is not safe to run twice at once, so a second process waits here until the first is done."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{db}.lock", is_singleton=True):  # one lock per file and process: re-entrant
+        yield
+
+
+def registry_lock(config: Config):
+    """The store's lock, held while the champion alias is compared and moved: two trainings finishing together
+    then promote one after the other, each against the champion the other left."""
+    return store_lock(resolve_tracking_uri(config))
+
+
+def _drop_interrupted_migration(uri: str) -> None:
+    """Remove the temporary tables a schema migration leaves when it is interrupted (a kill, a full disk), so the
+    next migration can run instead of failing on ``table _alembic_tmp_... already exists``. Call under the lock."""
+    db = _sqlite_path(uri)
+    if db is None or not db.is_file() or db.stat().st_size == 0:
+        return
+    con = sqlite3.connect(db)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for name in (n for n in names if n.startswith("_alembic_tmp_")):
+            con.execute(f'DROP TABLE "{name}"')
+        con.commit()
+    finally:
+        con.close()
+
+
+RUN_HOST_TAG = "tiercast.host"
+RUN_PID_TAG = "tiercast.pid"
+
+
+def run_owner_tags() -> dict[str, str]:
+    """Tags naming the process that runs an MLflow run, so a later start can tell a killed run from a live one."""
+    return {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_abandoned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark FAILED the runs still RUNNING whose process (on this host) is gone: a run killed midway would
+    otherwise stay RUNNING forever. Returns their ids."""
+    host = socket.gethostname()
+    closed = []
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    for run in running:
+        tags = run.data.tags
+        pid = tags.get(RUN_PID_TAG, "")
+        if tags.get(RUN_HOST_TAG) != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        client.set_tag(run.info.run_id, "tiercast.failure", "the process ended before the run finished")
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))
+        closed.append(run.info.run_id)
+    return closed
+
+
 def setup_mlflow(config: Config) -> str:
-    """Point MLflow at the store and make sure the experiment exists; returns the experiment id."""
+    """Point MLflow at the store, create or migrate it under a file lock, make sure the experiment exists and
+    close runs abandoned by killed processes; returns the experiment id."""
     uri = resolve_tracking_uri(config)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient()
-    exp = client.get_experiment_by_name(config.mlflow.experiment)
-    if exp is not None:
-        return exp.experiment_id
-    location = Path(DEFAULT_ARTIFACTS).resolve().as_uri() if uri.startswith("sqlite:") else None
-    return client.create_experiment(config.mlflow.experiment, artifact_location=location)
+    with store_lock(uri):
+        _drop_interrupted_migration(uri)
+        client = MlflowClient()
+        client.search_registered_models(max_results=1)  # creates the registry tables, under the lock
+        exp = client.get_experiment_by_name(config.mlflow.experiment)
+        if exp is None:
+            location = Path(DEFAULT_ARTIFACTS).resolve().as_uri() if uri.startswith("sqlite:") else None
+            experiment_id = client.create_experiment(config.mlflow.experiment, artifact_location=location)
+        else:
+            experiment_id = exp.experiment_id
+    close_abandoned_runs(client, experiment_id)
+    return experiment_id
 
 
 def library_versions() -> dict[str, str]:
@@ -109,7 +197,7 @@ def log_run_context(config: Config, *, job: str, fingerprint: dict[str, Any] | N
     fingerprint as tags (never customer ids)."""
     mlflow.log_params(flatten("", config.model_dump(mode="json")))
     tags = {f"version.{k}": v for k, v in library_versions().items()}
-    tags.update({"git_commit": git_commit() or "none", "tiercast.job": job})
+    tags.update({"git_commit": git_commit() or "none", "tiercast.job": job, **run_owner_tags()})
     tags.update({f"data.{k}": str(v) for k, v in (fingerprint or {}).items()})
     mlflow.set_tags(tags)
 

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.build import build_features
+from tiercast.features.errors import InsufficientDataError
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import LABEL_FILL
 from tiercast.models.baselines import NaiveBaseline
@@ -62,6 +63,7 @@ from tiercast.pipeline.tracking import (
     git_commit,
     library_versions,
     model_pip_requirements,
+    run_owner_tags,
     setup_mlflow,
 )
 
@@ -264,6 +266,48 @@ def log_plots(scorer: TiercastScorer, preds: pd.DataFrame) -> None:
         plots.close(fig)
 
 
+MIN_CUSTOMERS = 20  # at the validation cutoff: fewer cannot be split into tiers and scored with any confidence
+MIN_BUYERS = 10  # customers with a purchase in a training label window: the value model's positive labels
+CHURN_RATE_BOUNDS = (0.03, 0.97)  # outside them the churn label is nearly one class
+
+
+def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> None:
+    """Refuse, naming what is missing, a training set the models cannot learn from: too few customers, (almost)
+    no purchases in the label windows (only one-time buyers), a churn label of one class, or a single tier."""
+    h = config.horizon_days
+    val_rows = train[train["cutoff"] == plan.validation]
+    n_customers = int(val_rows["customer_id"].nunique())
+    if n_customers < MIN_CUSTOMERS:
+        raise InsufficientDataError(
+            f"too few customers: {n_customers} have a history at the validation cutoff {plan.validation.date()}, "
+            f"need at least {MIN_CUSTOMERS}; use more customers' transactions"
+        )
+    buyers = int((train["future_value"] > 0).sum())
+    if buyers < MIN_BUYERS:
+        raise InsufficientDataError(
+            f"too few repeat buyers: {buyers} customer-cutoff(s) with a purchase in the {h}-day label windows "
+            f"(need {MIN_BUYERS}); the data looks like one-time buyers only: use a longer history or horizon_days"
+        )
+    rate = float(train["churned"].mean())
+    lo, hi = CHURN_RATE_BOUNDS
+    if rate > hi:
+        raise InsufficientDataError(
+            f"degenerate churn label: {rate:.1%} of customers make no purchase within horizon_days={h} "
+            f"(above {hi:.0%}); use a longer horizon_days"
+        )
+    if rate < lo:
+        raise InsufficientDataError(
+            f"degenerate churn label: only {rate:.1%} of customers make no purchase within horizon_days={h} "
+            f"(below {lo:.0%}); use a shorter horizon_days"
+        )
+    current = val_rows[f"spend_{h}d"].to_numpy(dtype=float)
+    if len(np.unique(current[current > 0])) < 2:
+        raise InsufficientDataError(
+            f"one tier only: fewer than two distinct spend levels over the {h} days before the validation cutoff "
+            f"{plan.validation.date()}; use more customers or a longer horizon_days"
+        )
+
+
 def _assemble(
     value_model: ValueModel,
     churn_model: ChurnModel,
@@ -299,7 +343,8 @@ def _assemble(
 
 def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
     """Fit the tier scheme and both models on the stacked training cutoffs (settings chosen on the validation
-    cutoff): the model the test cutoff evaluates."""
+    cutoff): the model the test cutoff evaluates. Refused by :func:`check_trainable` when it cannot be learned."""
+    check_trainable(train, plan, config)
     value_model, churn_model = fit_models(train, plan.validation, config)
     val_rows = train[train["cutoff"] == plan.validation]
     return _assemble(value_model, churn_model, val_rows, train["future_value"].to_numpy(dtype=float), config, versions)
@@ -440,7 +485,7 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
 
     phase("logging the run to MLflow and registering the model")
     experiment_id = setup_mlflow(config)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    with mlflow.start_run(experiment_id=experiment_id, tags=run_owner_tags()) as run:
         mlflow.log_params(flatten("", config.model_dump(mode="json")))
         mlflow.log_params(
             {
@@ -496,7 +541,7 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
                 name="model",
                 pip_requirements=model_pip_requirements(),
                 registered_model_name=config.mlflow.registered_model,
-                **pyfunc_spec(scorer, now.head(5), tmp),
+                **pyfunc_spec(scorer, now, tmp),
             )
         version = str(info.registered_model_version)
     return TrainResult(

@@ -10,6 +10,7 @@ from tiercast.models.scorer import (
     SCORE_COLUMNS,
     FeatureSchemaError,
     TiercastScorer,
+    aggregate_example,
     pyfunc_spec,
 )
 from tiercast.models.tiering import TierScheme
@@ -61,3 +62,19 @@ def test_pyfunc_save_load_predict_round_trip(scorer, train_val_test, tmp_path):
     pd.testing.assert_frame_equal(loaded.predict(rows), scorer.score(rows))
     with_reasons = loaded.predict(rows.head(50), params={"reasons": True})
     pd.testing.assert_frame_equal(with_reasons, scorer.score(rows.head(50), reasons=True))
+
+
+def test_model_input_example_holds_no_customer_row(scorer, train_val_test, tmp_path):
+    test = train_val_test[2]
+    rows = test[["customer_id", *FEATURES]]
+    mlflow.pyfunc.save_model(tmp_path / "model", pip_requirements=["lightgbm"], **pyfunc_spec(scorer, rows, tmp_path))
+    texts = [p.read_text() for p in (tmp_path / "model").glob("*example*.json")]
+    assert texts, "the model has an input example"
+    assert not any(str(cid) in t for cid in rows["customer_id"] for t in texts)
+    example = aggregate_example(rows[FEATURES])
+    assert len(example) == 3 and list(example.dtypes) == list(rows[FEATURES].dtypes)
+    pd.testing.assert_series_equal(
+        example.iloc[1], rows[FEATURES].quantile(0.5, interpolation="nearest"), check_names=False
+    )
+    real = set(map(tuple, rows[FEATURES].to_numpy().tolist()))
+    assert not any(tuple(r) in real for r in example.to_numpy().tolist())

@@ -81,7 +81,7 @@ def test_unknown_keys_are_rejected(tmp_path):
         f"base: {Path('configs/demo.yaml').resolve()}\nhorizon_dayz: 30\n",
         encoding="utf-8",
     )
-    with pytest.raises(ValidationError, match="horizon_dayz"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: horizon_dayz"):
         load_config(cfg)
 
 
@@ -105,7 +105,7 @@ def test_amount_or_quantity_and_price_required(tmp_path):
         "    columns: {customer_id: c, timestamp: t, quantity: q}\n",
         encoding="utf-8",
     )
-    with pytest.raises(ValidationError, match="unit_price"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: data\.transactions.*unit_price"):
         load_config(cfg)
 
 

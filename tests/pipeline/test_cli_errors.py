@@ -1,0 +1,336 @@
+"""Every way a user can get the command line wrong ends in one line and exit 2, through the real ``tiercast``
+command; nothing a failing command does changes or leaves partial output files."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.pipeline.cli_harness import assert_clean_failure, cli, snapshot, temporaries
+from tiercast.pipeline.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "data" / "online_retail_ii" / "online_retail_ii.parquet"
+
+
+def small_config(folder: Path, data: Path, **extra) -> Path:
+    """A quick training config on ``data`` (Online Retail II columns) with its store in ``folder``."""
+    cfg = {
+        "base": str(ROOT / "configs" / "online_retail_ii.yaml"),
+        "data": {"transactions": {"path": str(data)}, "quarantine_path": "out/quarantine.parquet"},
+        "cutoffs": {"n_train": 4},
+        "models": {"n_estimators": 60, "early_stopping_rounds": 10, "param_grid": "none"},
+        "mlflow": {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}"},
+        "outputs": {"dir": "out", "at_risk_top": 50},
+        **extra,
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def retail_sample(path: Path, every: int = 11) -> Path:
+    raw = pd.read_parquet(BUNDLED)
+    ids = raw["Customer ID"].dropna().drop_duplicates().sort_values().iloc[::every]
+    raw[raw["Customer ID"].isin(ids)].to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A project folder after one `tiercast run`: a store with a champion, scores, lists."""
+    folder = tmp_path_factory.mktemp("project")
+    small_config(folder, retail_sample(folder / "sample.parquet"))
+    result = cli("run", "--config", "config.yaml", cwd=folder)
+    assert result.code == 0, result.stderr
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------- arguments
+
+
+def test_negative_top_is_an_error_not_everyone_but_the_last(project):
+    before = snapshot(project)
+    result = cli("at-risk", "--scores", "out/scores.parquet", "--top", "-5", "--out", "out/list.csv", cwd=project)
+    assert_clean_failure(result, "--top")
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "needle"),
+    [
+        ("yesterday", "not a date"),
+        ("2010-02-30", "not a date that exists"),
+        ("2010-06-01T00:00:00+02:00", "time zone"),
+        ("2010-06-01 12:00", "time of day"),
+    ],
+)
+def test_bad_cutoff_is_refused_at_parse_time(project, cutoff, needle):
+    result = cli("features", "--config", "config.yaml", "--cutoff", cutoff, "--out", "out/f.parquet", cwd=project)
+    assert_clean_failure(result, "--cutoff", needle)
+    assert not (project / "out" / "f.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("uri", "needles"),
+    [
+        ("models:/tiercast", ("--model", "models:/NAME/VERSION")),
+        ("modls:/tiercast@champion", ("--model", "not a registered-model URI")),
+        ("models:/tiercast@nope", ("no alias @nope", "@champion")),
+        ("models:/nope@champion", ("no registered model 'nope'", "tiercast")),
+        ("models:/tiercast/99", ("no version 99",)),
+    ],
+)
+def test_bad_model_uri_is_one_line(project, uri, needles):
+    before = snapshot(project)
+    result = cli("score", "--config", "config.yaml", "--model", uri, cwd=project)
+    assert_clean_failure(result, *needles)
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("promote", "--config", "config.yaml", "--run", "0123456789abcdef0123456789abcdef"),
+        ("compare", "--config", "config.yaml", "0123456789abcdef0123456789abcdef"),
+        ("report", "--config", "config.yaml", "--run", "0123456789abcdef0123456789abcdef", "--out", "out/r.html"),
+    ],
+    ids=["promote", "compare", "report"],
+)
+def test_unknown_run_id_is_one_line(project, args):
+    result = cli(*args, cwd=project)
+    assert_clean_failure(result, "--run 0123456789abcdef0123456789abcdef", "no such run")
+    assert not (project / "out" / "r.html").exists()
+
+
+def test_out_that_is_a_folder_is_refused(project):
+    (project / "a_folder").mkdir(exist_ok=True)
+    result = cli(
+        "score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", "a_folder", cwd=project
+    )
+    assert_clean_failure(result, "--out a_folder", "folder")
+    result = cli("at-risk", "--scores", "out/scores.parquet", "--out", "a_folder", cwd=project)
+    assert_clean_failure(result, "--out", "a_folder is a folder")
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "out/at_risk.csv", "out/quarantine.parquet", "missing.parquet"])
+def test_scores_that_are_not_a_scores_parquet(project, name):
+    result = cli("at-risk", "--scores", name, "--out", "out/list.csv", cwd=project)
+    assert_clean_failure(result, "--scores", name)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_config_is_one_line(project, tmp_path):
+    cfg = tmp_path / "locked.yaml"
+    cfg.write_text((project / "config.yaml").read_text())
+    cfg.chmod(0)
+    assert_clean_failure(cli("validate", "--config", str(cfg), cwd=project), "locked.yaml", "permission")
+
+
+def test_no_arguments_prints_help():
+    result = cli("--help", cwd=ROOT)
+    assert result.code == 0 and "Usage" in result.stdout
+
+
+# -------------------------------------------------------------------------------------------------- config
+
+
+def _validate(folder: Path, config: Path):
+    return cli("validate", "--config", str(config), cwd=folder)
+
+
+def test_base_cycle_is_one_line_naming_the_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    assert_clean_failure(_validate(tmp_path, tmp_path / "a.yaml"), "cycle", "a.yaml", "b.yaml")
+
+
+def test_config_that_is_a_folder(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    assert_clean_failure(_validate(tmp_path, tmp_path / "cfg"), "--config", "directory")
+
+
+def test_config_base_that_is_a_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "c.yaml").write_text("base: sub\n")
+    assert_clean_failure(_validate(tmp_path, tmp_path / "c.yaml"), "sub")
+
+
+def test_non_utf8_config(tmp_path):
+    (tmp_path / "c.yaml").write_bytes(b"base: default\n# caf\xe9\n")
+    assert_clean_failure(_validate(tmp_path, tmp_path / "c.yaml"), "c.yaml", "UTF-8")
+
+
+def test_huge_horizon_names_the_file_that_holds_it(project, tmp_path):
+    (tmp_path / "base.yaml").write_text((project / "config.yaml").read_text())
+    (tmp_path / "base.yaml").write_text(
+        (project / "config.yaml").read_text() + "horizon_days: 99999999999\n", encoding="utf-8"
+    )
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nseed: 7\n")
+    line = assert_clean_failure(_validate(project, tmp_path / "child.yaml"), "horizon_days", "less than or equal")
+    assert "base.yaml" in line and "child.yaml" not in line
+
+
+# ------------------------------------------------------------------------------------------ degenerate data
+
+
+def _tx_config(folder: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(folder / "tx.csv", index=False)
+    cfg = {
+        "base": "default",
+        "data": {
+            "transactions": {
+                "path": "tx.csv",
+                "columns": {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"},
+            },
+            "quarantine_path": "out/quarantine.parquet",
+        },
+        "models": {"n_estimators": 50, "param_grid": "none"},
+        "mlflow": {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}"},
+        "outputs": {"dir": "out"},
+    }
+    (folder / "c.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return folder / "c.yaml"
+
+
+def _weekly(customers: int, start: str, end: str, every: str) -> pd.DataFrame:
+    rows = [
+        (f"c{i}", t, 10.0 + i)
+        for i in range(customers)
+        for t in pd.date_range(start, end, freq=every, inclusive="left")
+    ]
+    return pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+
+
+rng = np.random.default_rng(0)
+DEGENERATE = {
+    "two_rows": (
+        pd.DataFrame({"customer_id": ["a", "b"], "timestamp": ["2010-01-01", "2010-02-01"], "amount": [1.0, 2.0]}),
+        ("days",),
+    ),
+    "one_day": (
+        pd.DataFrame({"customer_id": [f"c{i}" for i in range(300)], "timestamp": "2010-01-01", "amount": 5.0}),
+        ("days",),
+    ),
+    "one_customer": (_weekly(1, "2009-01-01", "2011-01-01", "7D"), ("too few customers", "1 ")),
+    "one_time_buyers": (
+        pd.DataFrame(
+            {
+                "customer_id": [f"c{i}" for i in range(1500)],
+                "timestamp": pd.Timestamp("2009-01-01") + pd.to_timedelta(rng.integers(0, 720, 1500), unit="D"),
+                "amount": rng.gamma(2.0, 10.0, 1500),
+            }
+        ),
+        ("repeat buyers",),
+    ),
+    "nobody_churns": (_weekly(150, "2009-01-01", "2011-01-01", "5D"), ("churn label", "shorter horizon_days")),
+}
+
+
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_degenerate_data_is_refused_naming_what_is_missing(tmp_path, case):
+    frame, needles = DEGENERATE[case]
+    _tx_config(tmp_path, frame)
+    result = cli("run", "--config", "c.yaml", cwd=tmp_path)
+    assert_clean_failure(result, *needles)
+    assert not (tmp_path / "out" / "scores.parquet").exists()
+
+
+# --------------------------------------------------------------------------------- faults, in the process
+
+runner = CliRunner()
+
+
+def test_score_failing_after_scoring_leaves_the_previous_output(project, monkeypatch):
+    """A failure after the scores are computed (here: drift) must not replace a good scores file."""
+    from tiercast.models.scorer import TiercastScorer
+
+    monkeypatch.chdir(project)
+    out = project / "out" / "scores.parquet"
+    before = out.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drift failed")
+
+    monkeypatch.setattr(TiercastScorer, "drift", broken)
+    result = runner.invoke(
+        app, ["score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "unexpected RuntimeError: drift failed" in result.output and "--debug" in result.output
+    assert "Traceback" not in result.output
+    assert out.read_bytes() == before
+    assert not temporaries(project / "out")
+    result = runner.invoke(
+        app,
+        ["--debug", "score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", str(out)],
+    )
+    assert result.exit_code == 1 and "Traceback" in result.output and "drift failed" in result.output
+
+
+def test_full_disk_is_one_line_and_keeps_the_previous_file(project, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.chdir(project)
+    out = project / "out" / "scores.parquet"
+    before = out.read_bytes()
+
+    def full(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"PAR1")  # a partial write, then the device is full
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    result = runner.invoke(
+        app, ["score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no space left" in lines[0], result.output
+    assert out.read_bytes() == before and not temporaries(project / "out")
+
+
+def test_warnings_are_one_line_notices(project, monkeypatch):
+    import warnings
+
+    from tiercast.pipeline import cli as cli_module
+
+    monkeypatch.chdir(project)
+
+    original = cli_module.load_config
+
+    def noisy(*args, **kwargs):
+        warnings.warn("something odd\nsecond line", UserWarning, stacklevel=1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cli_module, "load_config", noisy)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["validate", "--config", "config.yaml"])
+    assert result.exit_code == 0, result.output
+    notices = [ln for ln in result.output.splitlines() if "something odd" in ln]
+    assert notices == ["warning: something odd second line"]
+    assert ".py" not in "".join(notices)
+
+
+# ------------------------------------------------------------------------------------ what the model keeps
+
+
+def test_registered_model_keeps_no_customer_rows(project):
+    scores = pd.read_parquet(project / "out" / "scores.parquet")
+    examples = [p for p in (project / "mlruns").rglob("*example*.json")]
+    assert examples
+    ids = set(scores["customer_id"].astype(str))
+    for path in examples:
+        data = json.loads(path.read_text())
+        assert "customer_id" not in json.dumps(data)
+        text = path.read_text()
+        assert not any(f'"{cid}"' in text for cid in ids)
