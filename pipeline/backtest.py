@@ -42,7 +42,13 @@ from tiercast.pipeline.engine import build_training_set_on
 from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.model_fit import fit_models, model_kwargs
 from tiercast.pipeline.predictions import predictions_frame
-from tiercast.pipeline.train import CutoffPlan, HistoryTooShortError, data_bounds, plan_cutoffs_between
+from tiercast.pipeline.train import (
+    CutoffPlan,
+    HistoryTooShortError,
+    check_trainable,
+    data_bounds,
+    plan_cutoffs_between,
+)
 
 __all__ = [
     "BASELINES",
@@ -205,6 +211,8 @@ def run_backtest(
         train = frame[frame["cutoff"].isin(plan.train)].reset_index(drop=True)
         test = frame[frame["cutoff"] == plan.test].reset_index(drop=True)
         preds: Predictions = {}
+        if {"lgbm", "tiercast"} & set(methods):
+            check_trainable(train, plan, config)  # the models' refusal, as in training: one line, not a GBM error
         if set(methods) & set(BASELINES):
             base = baseline_predictions(train, test, h)
             preds.update({k: v for k, v in base.items() if k in methods})

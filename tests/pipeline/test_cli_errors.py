@@ -244,6 +244,14 @@ def test_degenerate_data_is_refused_naming_what_is_missing(tmp_path, case):
     assert not (tmp_path / "out" / "scores.parquet").exists()
 
 
+@pytest.mark.parametrize("command", ["backtest", "tiers"])
+def test_degenerate_data_is_refused_by_the_other_training_commands(tmp_path, command):
+    frame, needles = DEGENERATE["one_customer"]
+    _tx_config(tmp_path, frame)
+    result = cli(command, "--config", "c.yaml", cwd=tmp_path)
+    assert_clean_failure(result, *needles)
+
+
 # --------------------------------------------------------------------------------- faults, in the process
 
 runner = CliRunner()
