@@ -321,24 +321,27 @@ def features(
     run_date: RunDateOpt = None,
 ) -> None:
     """Build point-in-time features at a cutoff and write them to Parquet."""
-    from tiercast.features.build import build_features
     from tiercast.pipeline.engine import write_features
     from tiercast.pipeline.files import write_parquet
+    from tiercast.pipeline.loader import features_at
 
     cfg = _config(config, engine)
     _local_out(cfg, out)
     when = pd.Timestamp(cutoff)
     data = _load(cfg, run_date)
-    con, tx = data.con, data.table
-    satisfaction = data.engine_satisfaction()
-    windows, h = cfg.features.windows_days, cfg.horizon_days
     if cfg.engine.kind == "spark":  # written by the executors, partitioned by cutoff
         folder = write_features(
-            con, tx, str(out), cutoff=when, windows_days=windows, horizon_days=h, satisfaction=satisfaction
+            data.con,
+            data.table,
+            str(out),
+            cutoff=when,
+            windows_days=cfg.features.windows_days,
+            horizon_days=cfg.horizon_days,
+            satisfaction=data.engine_satisfaction(),
         )
         console.print(f"features at {cutoff} on spark -> {folder}")
         return
-    frame = build_features(tx, cutoff=when, windows_days=windows, horizon_days=h, satisfaction=satisfaction, con=con)
+    frame = features_at(data, cfg, when)
     write_parquet(frame, out)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features at {cutoff} -> {out}")
 
@@ -363,22 +366,11 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt 
     With --engine spark the features and labels run on Spark; the training set (or engine.training_sample_customers
     of the customers) is collected to this machine for the model fit.
     """
-    from tiercast.pipeline.registry import promote as do_promote
-    from tiercast.pipeline.registry import promotion_settings
+    from tiercast.pipeline.job import train_and_promote
     from tiercast.pipeline.summary import print_training
-    from tiercast.pipeline.tracking import registry_lock
-    from tiercast.pipeline.train import train
 
     cfg = _config(config, engine)
-    data = _load(cfg, run_date)
-    trained = train(cfg, data)  # shows its own stages
-    with registry_lock(cfg):
-        decision = do_promote(
-            cfg.mlflow.registered_model,
-            trained.run_id,
-            window_from=trained.extra.get("window_from"),
-            settings=promotion_settings(cfg),
-        )
+    trained, decision = train_and_promote(cfg, _load(cfg, run_date))
     print_training(console, trained, decision)
 
 
@@ -411,8 +403,8 @@ def score(
     With --engine spark the features are built on Spark and scored by the model's spark_udf; --out is then a folder
     that gets the partition cutoff_date=<cutoff>/.
     """
-    from tiercast.features.build import build_features
     from tiercast.pipeline.files import write_csv, write_parquet
+    from tiercast.pipeline.loader import features_at
     from tiercast.pipeline.score import load_model, score_features
     from tiercast.pipeline.summary import print_drift
     from tiercast.pipeline.tables import parse_table_target, write_table
@@ -431,14 +423,7 @@ def score(
         return
     when = pd.Timestamp(cutoff) if cutoff else data.data_end
     loaded = load_model(model)
-    feats = build_features(
-        data.table,
-        cutoff=when,
-        windows_days=cfg.features.windows_days,
-        horizon_days=cfg.horizon_days,
-        satisfaction=data.engine_satisfaction(),
-        con=data.con,
-    )
+    feats = features_at(data, cfg, when)
     scores = score_features(
         loaded,
         feats,

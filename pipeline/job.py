@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercast.features.build import build_features
 from tiercast.pipeline.config import Config, build_playbook
 from tiercast.pipeline.files import write_csv, write_parquet
-from tiercast.pipeline.loader import Transactions, load_transactions
+from tiercast.pipeline.loader import Transactions, features_at, load_transactions
 from tiercast.pipeline.registry import PromotionDecision, promote, promotion_settings
 from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features, team_list
 from tiercast.pipeline.terminal import step
@@ -34,13 +33,8 @@ class RunOutcome:
     drift_path: Path
 
 
-def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
-    """Everything ``tiercast run`` does, on ``data`` (the configured transactions loaded when None), on its
-    engine."""
-    if data is None:
-        with step(f"reading {config.data.source.describe()}"):
-            data = load_transactions(config)
-    quarantine_path = config.data.quarantine_path
+def train_and_promote(config: Config, data: Transactions) -> tuple[TrainResult, PromotionDecision]:
+    """Train and register a model on ``data``, then apply the promotion rule under the store's lock."""
     trained = train(config, data)  # shows its own stages
     with registry_lock(config):
         decision = promote(
@@ -49,17 +43,21 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
             window_from=trained.extra.get("window_from"),
             settings=promotion_settings(config),
         )
+    return trained, decision
+
+
+def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
+    """Everything ``tiercast run`` does, on ``data`` (the configured transactions loaded when None), on its
+    engine."""
+    if data is None:
+        with step(f"reading {config.data.source.describe()}"):
+            data = load_transactions(config)
+    quarantine_path = config.data.quarantine_path
+    trained, decision = train_and_promote(config, data)
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
     with step(f"scoring every customer at {cutoff.date()}"):
         model = load_model(trained.model_uri)
-        features = build_features(
-            data.table,
-            cutoff=cutoff,
-            windows_days=config.features.windows_days,
-            horizon_days=config.horizon_days,
-            satisfaction=data.engine_satisfaction(),
-            con=data.con,
-        )
+        features = features_at(data, config, cutoff)
         scores = score_features(
             model, features, cutoff=cutoff, chunk_size=config.score.chunk_size, playbook=build_playbook(config)
         )

@@ -26,13 +26,13 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from tiercast.features.build import as_table
+from tiercast.features.build import as_table, build_features
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions, to_engine_table
 from tiercast.pipeline.io import REASONS, IngestResult, InputError, read_transactions, write_quarantine
 from tiercast.pipeline.tracking import data_fingerprint
 
-__all__ = ["Transactions", "from_ingest", "load_transactions", "resolve_run_date"]
+__all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "resolve_run_date"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,4 +162,17 @@ def _from_engine_table(config: Config, run: pd.Timestamp) -> Transactions:
         data_end=end,
         fingerprint=MappingProxyType(fingerprint),
         run_date=run,
+    )
+
+
+def features_at(data: Transactions, config: Config, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Point-in-time feature rows of every customer of ``data`` at ``cutoff``, with the config's windows, horizon
+    and the satisfaction signals: the feature build that scoring, ``features`` and ``run`` share."""
+    return build_features(
+        data.table,
+        cutoff=cutoff,
+        windows_days=config.features.windows_days,
+        horizon_days=config.horizon_days,
+        satisfaction=data.engine_satisfaction(),
+        con=data.con,
     )

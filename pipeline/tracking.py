@@ -86,7 +86,8 @@ RUN_PID_TAG = "tiercast.pid"
 
 def run_owner_tags() -> dict[str, str]:
     """Tags naming the process that runs an MLflow run, so a later start can tell a killed run from a live one."""
-    return {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())}
+    # "pid 1234", not a bare number: a run's logged values must never read as a customer id
+    return {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: f"pid {os.getpid()}"}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -107,7 +108,7 @@ def close_abandoned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
     for run in running:
         tags = run.data.tags
-        pid = tags.get(RUN_PID_TAG, "")
+        pid = tags.get(RUN_PID_TAG, "").removeprefix("pid ")
         if tags.get(RUN_HOST_TAG) != host or not pid.isdigit() or _pid_alive(int(pid)):
             continue
         client.set_tag(run.info.run_id, "tiercast.failure", "the process ended before the run finished")
