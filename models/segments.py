@@ -22,22 +22,9 @@ from sklearn.metrics import silhouette_score
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.errors import InsufficientDataError
+from tiercast.models.segment_keys import AVERAGE, DESCRIPTORS, SEGMENT_KEYS  # noqa: F401 - re-exported
 from tiercast.models.tiering import choose_k, kmeans
 
-#: feature -> (transform, descriptor when high, descriptor when low). Transform "log" = log1p of the value floored at 0.
-DESCRIPTORS: dict[str, tuple[str, str, str]] = {
-    "spend_trend": ("identity", "growing", "declining"),
-    "tenure_days": ("log", "long-tenure", "new"),
-    "frequency_orders": ("log", "frequent", "occasional"),
-    "recency_days": ("log", "lapsing", "active"),
-    "review_score_mean": ("identity", "satisfied", "dissatisfied"),
-    "complaint_count": ("log", "complaining", "uncomplaining"),
-    "monetary_mean_order": ("log", "big-basket", "small-basket"),
-    "refund_share": ("identity", "returns-heavy", "few-returns"),
-}
-AVERAGE = "average"
-#: Every key a segment can get: playbook rules may name these.
-SEGMENT_KEYS: tuple[str, ...] = (*(w for _, hi, lo in DESCRIPTORS.values() for w in (hi, lo)), AVERAGE)
 DEFAULT_FEATURES = ("spend_trend", "tenure_days", "frequency_orders", "recency_days", "review_score_mean")
 _SILHOUETTE_SAMPLE = 4000
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
-from tiercast.models.segments import SEGMENT_KEYS
+from tiercast.models.segment_keys import SEGMENT_KEYS
 from tiercast.pipeline.engine import EngineConfig
 from tiercast.pipeline.sources import DataConfig
 

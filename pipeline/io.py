@@ -46,7 +46,6 @@ A source column named ``source_row`` or ``reason`` is kept as ``src_source_row``
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +53,21 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.api import guess_datetime_format
 
 from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
 from tiercast.pipeline.files import write_parquet
-from tiercast.pipeline.sources import WHITESPACE, DataConfig, OlistSource, TransactionSource
+from tiercast.pipeline.ingest.common import REASONS, SATISFACTION_REASONS, InputError, check_share
+from tiercast.pipeline.ingest.parsing import (
+    _TS_UNIT,
+    _ids,
+    _numbers,
+    _text,
+    _timestamps,
+)
+from tiercast.pipeline.ingest.raw import ROW, run
+from tiercast.pipeline.ingest.readers import _check_utf8, _read_csv, _require_columns, _require_some  # noqa: F401
+from tiercast.pipeline.ingest.sql import BAD, EngineIngest
+from tiercast.pipeline.sources import DataConfig, OlistSource, TransactionSource
 
 __all__ = [
     "REASONS",
@@ -70,54 +79,8 @@ __all__ = [
     "write_quarantine",
 ]
 
-#: Quarantine reasons of transaction lines, in the order the rules are applied (a row gets the first that fails).
-REASONS: tuple[str, ...] = (
-    "unknown_order",
-    "canceled_order",
-    "missing_customer",
-    "unparseable_timestamp",
-    "non_numeric_amount",
-    "missing_order_id",
-    "non_product_code",
-    "zero_price",
-    "future_timestamp",
-    "duplicate",
-    "schema",
-)
-
-#: Quarantine reasons of review rows (Olist satisfaction), in rule order.
-SATISFACTION_REASONS: tuple[str, ...] = (
-    "unknown_order",
-    "missing_customer",
-    "unparseable_timestamp",
-    "invalid_score",
-    "future_timestamp",
-    "duplicate",
-    "schema",
-)
-
-#: Amounts, quantities and prices at or beyond this magnitude are ``non_numeric_amount``: money is summed exactly
-#: as DECIMAL(38, 6) (:mod:`tiercast.features.rfm`), which holds sums of up to 1e8 such lines.
-MAX_ABS_NUMBER = 1e24
-
-_TS_UNIT = "datetime64[us]"
 _TX_SORT = ["timestamp", "customer_id", "order_id"]  # then source row (stable sort over rows in source order)
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
-_TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
-_ZONE_NAME_SUFFIX = r"\s*(?:UTC|GMT)$"
-_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
-
-
-class InputError(Exception):
-    """A source that cannot be read as configured; the message is one line naming the file and the problem.
-
-    ``result`` holds the :class:`IngestResult` when the rows were read but too many were quarantined, so a caller
-    may still write the quarantine for diagnosis.
-    """
-
-    def __init__(self, message: str, *, result: IngestResult | None = None) -> None:
-        super().__init__(" ".join(str(message).split()))
-        self.result = result
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,12 +186,14 @@ def count_orphan_refunds(accepted: pd.DataFrame, *, by_product: bool = True) -> 
     return int(orphan.sum())
 
 
-def write_quarantine(result: IngestResult, path: str | os.PathLike[str]) -> Path:
+def write_quarantine(result: IngestResult | EngineIngest, path: str | os.PathLike[str]) -> Path:
     """Write the quarantine (possibly empty) to Parquet atomically; returns ``path``.
 
     For Olist sources with reviews, rejected review rows go next to it as ``<stem>_satisfaction<suffix>``.
     """
     path = Path(path)
+    if isinstance(result, EngineIngest):
+        return result.write_quarantine(path)
     if result.satisfaction_quarantine is not None:
         write_parquet(result.satisfaction_quarantine, path.with_name(f"{path.stem}_satisfaction{path.suffix}"))
     return write_parquet(result.quarantine, path)
@@ -240,74 +205,35 @@ def write_quarantine(result: IngestResult, path: str | os.PathLike[str]) -> Path
 
 
 def _read_single(src: TransactionSource, run_date: pd.Timestamp | None) -> IngestResult:
-    fmt = src.resolved_format()
-    where = src.describe()
-    if fmt == "csv":
-        raw = _read_csv(src.path, src.delimiter)
-    elif fmt == "parquet":
-        raw = _read_parquet(src.path)
-    elif fmt == "postgres":
-        raw = _read_postgres(src)
-    else:
-        raw = _read_duckdb(src)
-    cols = src.columns.source_columns()
-    _require_columns(raw, cols, where, src.path if fmt == "csv" else None, src.delimiter, "columns.")
-    n = len(raw)
+    """The rules run as DuckDB SQL (:mod:`tiercast.pipeline.ingest.sql`); the accepted rows are then collected
+    sorted and checked once against :data:`TRANSACTIONS` (rows it rejects get reason ``schema``)."""
+    import duckdb
 
-    customer = _ids(raw[cols["customer_id"]], src.na_values)
-    timestamp = _timestamps(raw[cols["timestamp"]], src.timestamp_format, src.timezone, src.na_values)
-    _require_some(timestamp, raw[cols["timestamp"]], where, cols["timestamp"], "timestamp", src.timestamp_format)
+    from tiercast.pipeline.ingest.sql import ingest
 
-    numeric_bad = np.zeros(n, dtype=bool)
-    if "amount" in cols:
-        amount, bad = _numbers(raw[cols["amount"]], src.decimal, src.na_values)
-        _require_some(amount, raw[cols["amount"]], where, cols["amount"], "number", None)
-        numeric_bad |= bad
-        zero = (amount == 0).to_numpy()
-    quantity = None
-    if "quantity" in cols:
-        quantity, bad = _numbers(raw[cols["quantity"]], src.decimal, src.na_values)
-        _require_some(quantity, raw[cols["quantity"]], where, cols["quantity"], "number", None)
-        numeric_bad |= bad
-    if "unit_price" in cols:
-        price, bad = _numbers(raw[cols["unit_price"]], src.decimal, src.na_values)
-        _require_some(price, raw[cols["unit_price"]], where, cols["unit_price"], "number", None)
-        numeric_bad |= bad
-        amount = quantity * price  # type: ignore[operator]
-        numeric_bad |= (np.abs(amount) >= MAX_ABS_NUMBER).to_numpy()
-        zero = (price <= 0).to_numpy()
+    con = duckdb.connect()
+    try:
+        return _collect(ingest(con, src, run_date))
+    finally:
+        con.close()
 
-    order_id = _ids(raw[cols["order_id"]], src.na_values) if "order_id" in cols else None
-    optional = {k: _text(raw[cols[k]], src.na_values) for k in ("product_id", "category", "channel") if k in cols}
-    non_product = (
-        optional["product_id"].isin(src.non_product_codes).to_numpy()
-        if "product_id" in optional and src.non_product_codes
-        else np.zeros(n, dtype=bool)
+
+def _collect(engine: EngineIngest) -> IngestResult:
+    con = engine.con
+    accepted = con.execute(engine.accepted_sql(ordered=True, with_row=True)).df()
+    accepted.index = accepted.pop(ROW).to_numpy()
+    dtypes = {"timestamp": _TS_UNIT, "amount": "float64", "quantity": "float64"}
+    accepted = accepted.astype({c: dtypes.get(c, "str") for c in accepted.columns})
+    failed = _schema_failures(accepted, TRANSACTIONS)
+    if len(failed):
+        run(con, f"DELETE FROM {BAD} WHERE list_contains(?::BIGINT[], {ROW})", [failed.tolist()])
+        run(con, f"INSERT INTO {BAD} SELECT unnest(?::BIGINT[]), 'schema'", [failed.tolist()])
+        accepted = accepted.drop(index=failed)
+    quarantine = con.execute(engine.quarantine_sql()).df()
+    where = engine.source
+    return _result(
+        accepted.reset_index(drop=True), quarantine, engine.n_read, where, details={f"rows:{where}": engine.n_read}
     )
-
-    rules = [
-        ("missing_customer", customer.isna().to_numpy()),
-        ("unparseable_timestamp", timestamp.isna().to_numpy()),
-        ("non_numeric_amount", numeric_bad),
-        ("missing_order_id", order_id.isna().to_numpy() if order_id is not None else None),
-        ("non_product_code", non_product),
-        ("zero_price", zero if src.zero_amounts == "quarantine" else None),
-        ("future_timestamp", (timestamp > run_date).to_numpy() if run_date is not None else None),
-        ("duplicate", raw.duplicated(keep="first").to_numpy() if src.duplicates == "quarantine" else None),
-    ]
-    reason = _judge(n, rules)
-
-    canonical = {
-        "customer_id": customer,
-        "timestamp": timestamp,
-        "amount": amount.astype("float64"),
-        "order_id": order_id if order_id is not None else _synthetic_order_ids(customer, timestamp),
-    }
-    if quantity is not None:
-        canonical["quantity"] = quantity.astype("float64")
-    canonical.update(optional)
-    accepted, quarantine = _split(raw, reason, pd.DataFrame(canonical), TRANSACTIONS, _TX_SORT)
-    return _result(accepted, quarantine, n, where, details={f"rows:{where}": n})
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -554,18 +480,8 @@ def _result(
 
 
 def _check_share(quarantine: pd.DataFrame, n_read: int, where: str, max_share: float, result: IngestResult) -> None:
-    if not n_read:
-        return
-    share = len(quarantine) / n_read
-    if share > max_share:
-        counts = _reason_counts(quarantine, (*REASONS, *SATISFACTION_REASONS))
-        top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]  # stable: ties in rule order
-        reasons = ", ".join(f"{r} {c:,}" for r, c in top)
-        raise InputError(
-            f"{where}: {share:.1%} of {n_read:,} rows quarantined, above max_quarantine_share {max_share:.1%} "
-            f"(top reasons: {reasons})",
-            result=result,
-        )
+    counts = _reason_counts(quarantine, (*REASONS, *SATISFACTION_REASONS))
+    check_share(counts, n_read, where, max_share, result)
 
 
 def _naive_run_date(run_date: pd.Timestamp | None, tz: str | None) -> pd.Timestamp | None:
@@ -575,361 +491,3 @@ def _naive_run_date(run_date: pd.Timestamp | None, tz: str | None) -> pd.Timesta
     if ts.tzinfo is not None:
         ts = ts.tz_convert(tz or "UTC").tz_localize(None)
     return ts
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Column parsing (vectorised)
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _text(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
-    """Stripped strings; missing markers -> NaN. Integral floats print without '.0'."""
-    if pd.api.types.is_float_dtype(s.dtype):
-        return _float_text(s)
-    if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("str").where(s.notna())
-    t = s.astype("str").str.strip()
-    return t.where(~t.isin(na_values) & t.notna())
-
-
-def _ids(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
-    """Identifiers: like :func:`_text`, and text like '13085.0' (a float id saved as text) becomes '13085'."""
-    t = _text(s, na_values)
-    if pd.api.types.is_float_dtype(s.dtype):
-        return t
-    dotted = t.str.contains(".", regex=False, na=False)
-    if dotted.any():
-        t = t.where(~dotted, _per_distinct(t.where(dotted), _drop_point_zero, np.nan, "object"))
-    return t.astype("str")
-
-
-def _drop_point_zero(u: pd.Series) -> pd.Series:
-    return u.str.replace(r"^(\d+)\.0*$", r"\1", regex=True)
-
-
-def _float_text(s: pd.Series) -> pd.Series:
-    """Text of float ids, formatted once per distinct value: integral values without '.0', NaN/inf missing."""
-    codes, uniques = pd.factorize(s)
-    v = np.asarray(uniques, dtype="float64")
-    integral = np.isfinite(v) & (np.floor(v) == v) & (np.abs(v) < 2**63)
-    text = pd.Series(v).astype("str").to_numpy(dtype=object)
-    text[integral] = pd.Series(v[integral].astype("int64")).astype("str").to_numpy(dtype=object)
-    text[~np.isfinite(v)] = None
-    out = np.where(codes >= 0, text[np.maximum(codes, 0)] if len(text) else None, None)
-    return pd.Series(out, index=s.index, dtype="str")
-
-
-def _numbers(s: pd.Series, decimal: str, na_values: tuple[str, ...]) -> tuple[pd.Series, np.ndarray]:
-    """float64 values (NaN where bad) and the 'bad' mask (missing, non-numeric or infinite)."""
-    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        v = pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
-    else:
-        v = _per_distinct(_text(s, na_values), lambda u: _parse_numbers(u, decimal), np.nan, "float64")
-    values = v.to_numpy()
-    bad = ~(np.abs(values) < MAX_ABS_NUMBER)  # NaN, infinite, or beyond what an exact money sum holds
-    return v.where(~bad), bad
-
-
-def _timestamps(s: pd.Series, fmt: str | None, tz: str | None, na_values: tuple[str, ...]) -> pd.Series:
-    """Naive datetime64[us] in zone ``tz`` (NaT where unparseable); see the module docstring."""
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(_TS_UNIT)
-    if pd.api.types.is_datetime64_dtype(s.dtype):
-        return s.astype(_TS_UNIT)
-    t = _text(s, na_values)  # numbers (e.g. 19970101) become their text
-    return _per_distinct(t, lambda u: _parse_timestamps(u, fmt, tz), np.datetime64("NaT", "us"), _TS_UNIT)
-
-
-def _per_distinct(t: pd.Series, parse, missing, dtype: str) -> pd.Series:
-    """Apply ``parse`` (Series -> Series) to the distinct non-missing values of ``t`` only, then spread back."""
-    codes, uniques = pd.factorize(t)
-    parsed = parse(pd.Series(uniques, dtype="str")).to_numpy(dtype=dtype)
-    taken = parsed[np.maximum(codes, 0)] if len(parsed) else np.full(len(t), missing, dtype=dtype)
-    return pd.Series(np.where(codes >= 0, taken, np.array(missing, dtype=dtype)), index=t.index, dtype=dtype)
-
-
-def _parse_numbers(t: pd.Series, decimal: str) -> pd.Series:
-    if decimal == ",":
-        t = t.str.replace(",", ".", regex=False)
-    return pd.to_numeric(t, errors="coerce").astype("float64")
-
-
-def _parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None) -> pd.Series:
-    """Parse distinct non-missing timestamp texts (see :func:`_timestamps`)."""
-    out = pd.Series(pd.NaT, index=t.index, dtype=_TS_UNIT)
-    present = t.notna().to_numpy()
-    if not present.any():
-        return out
-    if fmt is not None:
-        formats = [fmt]
-        aware = np.full(len(t), "%z" in fmt or "%Z" in fmt)
-    else:
-        formats = _guess_formats(t[present])
-        aware = t.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy()
-    for use_fmt in formats:  # best guess first; later ones only on the rows still unparsed
-        todo = present & out.isna().to_numpy()
-        if not todo.any():
-            break
-        _parse_into(out, t, todo, aware, use_fmt, tz)
-    return out
-
-
-def _parse_into(out: pd.Series, t: pd.Series, rows: np.ndarray, aware: np.ndarray, fmt: str, tz: str | None) -> None:
-    naive_rows = rows & ~aware
-    aware_rows = rows & aware
-    if naive_rows.any():
-        parsed = pd.to_datetime(t[naive_rows], format=fmt, errors="coerce")
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            parsed = parsed.dt.tz_localize(None)
-        out.iloc[np.flatnonzero(naive_rows)] = parsed.astype(_TS_UNIT).to_numpy()
-    if aware_rows.any():
-        text = t[aware_rows]
-        if "%Z" not in fmt:  # ' UTC' / 'GMT' written after the time: the zero offset ISO 8601 parsers know
-            text = text.str.replace(_ZONE_NAME_SUFFIX, "+00:00", regex=True)
-        parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
-        local = parsed.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(_TS_UNIT)
-        out.iloc[np.flatnonzero(aware_rows)] = local.to_numpy()
-
-
-def _guess_formats(t: pd.Series, limit: int = 3) -> list[str]:
-    """Formats guessed over a sample of distinct values, the one parsing most of the sample first.
-
-    ISO-like guesses become 'ISO8601'. Formats putting day and month in the other order than a format already
-    chosen are left out, so a file of dd/mm dates is never partly read as mm/dd.
-    """
-    sample = pd.Series(pd.unique(t.iloc[:5000])[:200], dtype="str")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        guesses = {g for v in sample if (g := guess_datetime_format(str(v))) is not None}
-    candidates = {"ISO8601" if g.startswith("%Y-%m-%d") else g for g in guesses}
-    hits = {
-        f: int(pd.to_datetime(sample, format=f, errors="coerce", utc="%z" in f or f == "ISO8601").notna().sum())
-        for f in candidates
-    }
-    chosen: list[str] = []
-    orders: set[str] = set()
-    for f in sorted(candidates, key=lambda f: (-hits[f], f)):
-        order = _day_month_order(f)
-        if not hits[f] or (order and orders - {order}):
-            continue
-        chosen.append(f)
-        if order:
-            orders.add(order)
-    return chosen[:limit]
-
-
-def _day_month_order(fmt: str) -> str | None:
-    if "%d" not in fmt or "%m" not in fmt:
-        return None
-    return "dm" if fmt.index("%d") < fmt.index("%m") else "md"
-
-
-def _synthetic_order_ids(customer: pd.Series, timestamp: pd.Series) -> pd.Series:
-    """'<customer_id>@<timestamp>': one order per customer and instant (date only when the time is midnight)."""
-    codes, uniques = pd.factorize(timestamp)
-    values = np.asarray(uniques, dtype=_TS_UNIT)
-    midnight = values == values.astype("datetime64[D]")
-    whole_second = values == values.astype("datetime64[s]")
-    text = np.where(
-        midnight,
-        np.datetime_as_string(values, unit="D"),
-        np.where(whole_second, np.datetime_as_string(values, unit="s"), np.datetime_as_string(values, unit="us")),
-    )
-    ts_text = pd.Series(np.where(codes >= 0, text[np.maximum(codes, 0)], None), index=timestamp.index, dtype="str")
-    return (customer + "@" + ts_text).astype("str")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Readers and file checks
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty (0 bytes)")
-
-
-def _check_utf8(path: Path, chunk_size: int = 1 << 22) -> None:
-    """Fail on the first byte sequence that is not UTF-8, naming its byte offset and line; bounded memory."""
-    offset = 0  # bytes before `buf`
-    lines = 0  # newlines before `buf`
-    carry = b""
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(chunk_size)
-            buf = carry + chunk
-            if not buf:
-                return
-            try:
-                buf.decode("utf-8")
-                carry = b""
-                good = len(buf)
-            except UnicodeDecodeError as err:
-                if chunk and err.reason == "unexpected end of data":
-                    good = err.start  # a character split across chunks: finish it with the next chunk
-                    carry = buf[good:]
-                else:
-                    pos = offset + err.start
-                    line = lines + buf.count(b"\n", 0, err.start) + 1
-                    raise InputError(
-                        f"{path}: not valid UTF-8: byte 0x{buf[err.start]:02x} at byte offset {pos} (line {line}); "
-                        "re-save the file as UTF-8"
-                    ) from None
-            lines += buf.count(b"\n", 0, good)
-            offset += good
-            if not chunk:
-                return
-
-
-def _header_line(path: Path) -> str:
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    return head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
-
-
-def _delimiter_hint(path: Path | None, delimiter: str) -> str:
-    """' — the header looks ';'-separated ...' when another delimiter is likelier than the configured one."""
-    if path is None or delimiter == WHITESPACE:
-        return ""
-    header = _header_line(path)
-    counts = {d: header.count(d) for d in _CANDIDATE_DELIMITERS if d != delimiter}
-    best = max(counts, key=lambda d: counts[d]) if counts else None
-    if best is None or counts[best] == 0 or header.count(delimiter) >= counts[best]:
-        return ""
-    return (
-        f"; wrong delimiter? read with {delimiter!r}, but the header has {counts[best]} {best!r} "
-        f"(set delimiter: {best!r})"
-    )
-
-
-def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
-    path = Path(path)
-    _check_file(path)
-    _check_utf8(path)
-    sep = r"\s+" if delimiter == WHITESPACE else delimiter
-    try:
-        df = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            encoding="utf-8-sig",
-            engine="c",
-        )
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: file is empty (no header line)") from None
-    except pd.errors.ParserError as err:
-        raise InputError(f"{path}: cannot parse as delimited text: {err}{_delimiter_hint(path, delimiter)}") from None
-    if df.empty:
-        raise InputError(f"{path}: header but no data rows (columns: {list(df.columns)})")
-    return df
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    path = Path(path)
-    _check_file(path)
-    try:
-        df = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several types for a file that is not Parquet
-        raise InputError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from None
-    if df.empty:
-        raise InputError(f"{path}: no data rows (columns: {list(df.columns)})")
-    return df.reset_index(drop=True)
-
-
-def _read_duckdb(src: TransactionSource) -> pd.DataFrame:
-    import duckdb
-
-    path = Path(src.path)
-    _check_file(path)
-    if src.table is not None:
-        name = ".".join('"' + part.replace('"', '""') + '"' for part in src.table.split("."))
-        sql = f"SELECT * FROM {name}"
-    else:
-        sql = src.query  # type: ignore[assignment]
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as err:
-        raise InputError(f"{path}: not a readable DuckDB database ({err})") from None
-    try:
-        df = con.sql(sql).df()
-    except duckdb.Error as err:
-        raise InputError(f"{src.describe()}: query failed: {err}") from None
-    finally:
-        con.close()
-    if df.empty:
-        raise InputError(f"{src.describe()}: no data rows (columns: {list(df.columns)})")
-    return df
-
-
-def _read_postgres(src: TransactionSource) -> pd.DataFrame:
-    """A PostgreSQL table or query through Ibis's postgres backend (``pip install "tiercast[postgres]"``)."""
-    import ibis
-
-    try:
-        con = ibis.connect(str(src.url).replace("postgres://", "postgresql://", 1))
-    except Exception as err:  # driver and connection errors differ; the message names the source
-        raise InputError(f"{src.describe()}: cannot connect ({str(err).splitlines()[0]})") from None
-    try:
-        if src.table is not None:
-            *schema, name = src.table.split(".")
-            df = con.table(name, database=schema[0] if schema else None).to_pandas()
-        else:
-            df = _postgres_query(con, str(src.query))
-    except Exception as err:
-        raise InputError(f"{src.describe()}: query failed: {str(err).splitlines()[0]}") from None
-    finally:
-        con.disconnect()
-    if df.empty:
-        raise InputError(f"{src.describe()}: no data rows (columns: {list(df.columns)})")
-    return df
-
-
-def _postgres_query(con, query: str) -> pd.DataFrame:
-    """The rows of a SELECT, through the backend's cursor (exact NUMERIC values become floats)."""
-    from decimal import Decimal
-
-    with con.raw_sql(query) as cur:
-        rows = cur.fetchall()
-        names = [d.name for d in cur.description]
-    df = pd.DataFrame.from_records(rows, columns=names)
-    for col in df.columns:
-        if df[col].dtype == object and df[col].map(lambda v: isinstance(v, Decimal)).any():
-            df[col] = df[col].map(lambda v: float(v) if isinstance(v, Decimal) else v)
-    return df
-
-
-def _require_columns(
-    df: pd.DataFrame, mapping: dict[str, str], where: str, path: Path | None, delimiter: str, prefix: str
-) -> None:
-    missing = [(field_, col) for field_, col in mapping.items() if col not in df.columns]
-    if not missing:
-        return
-    names = ", ".join(f"{col!r} ({prefix}{field_})" if field_ != col else repr(col) for field_, col in missing)
-    found = [str(c) for c in df.columns]
-    hint = _delimiter_hint(path, delimiter) if len(found) == 1 and path is not None else ""
-    if len(found) == 1 and path is not None and not hint and len(mapping) > 1:
-        hint = f"; only one column was read with delimiter {delimiter!r}: wrong delimiter?"
-    raise InputError(f"{where}: missing column {names}; columns found: {found}{hint}")
-
-
-def _require_some(parsed: pd.Series, raw: pd.Series, where: str, column: str, kind: str, fmt: str | None) -> None:
-    """A column where no row parses means a wrong mapping or format, not bad rows: fail the file."""
-    if parsed.notna().any():
-        return
-    examples = [repr(v) for v in pd.unique(raw.astype("str"))[:3]]
-    how = f" with format {fmt!r}" if fmt else ""
-    advice = ""
-    if kind == "timestamp":
-        advice = (
-            "; set timestamp_format in the data source to the strptime format of these values, e.g. '%d/%m/%Y %H:%M'"
-        )
-    raise InputError(
-        f"{where}: no value of column {column!r} parses as a {kind}{how} ({len(raw):,} rows; "
-        f"e.g. {', '.join(examples)}){advice}"
-    )

@@ -16,11 +16,13 @@ later days are future) or, unset, the current time in the source's time zone; a 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
@@ -29,8 +31,12 @@ import pandas as pd
 from tiercast.features.build import as_table, build_features
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions, to_engine_table
-from tiercast.pipeline.io import REASONS, IngestResult, InputError, read_transactions, write_quarantine
-from tiercast.pipeline.tracking import data_fingerprint
+from tiercast.pipeline.ingest.common import REASONS, InputError
+from tiercast.pipeline.sources import TransactionSource
+
+if TYPE_CHECKING:
+    from tiercast.pipeline.ingest.sql import EngineIngest
+    from tiercast.pipeline.io import IngestResult
 
 __all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "resolve_run_date"]
 
@@ -67,10 +73,11 @@ class Transactions:
 
     @cached_property
     def accepted(self) -> pd.DataFrame:
-        """The accepted rows as a pandas frame (for the in-memory steps: tier studies, monitors, explanations)."""
+        """The accepted rows as a pandas frame (for the in-memory steps: tier studies, monitors, explanations),
+        sorted by timestamp, customer and order."""
         if self.ingest is not None:
             return self.ingest.accepted
-        return self.con.execute(self.table)
+        return self.con.execute(self.table.order_by(["timestamp", "customer_id", "order_id"]))
 
     def engine_satisfaction(self) -> ir.Table | None:
         """The satisfaction frame as a table on the engine (None without reviews)."""
@@ -93,6 +100,8 @@ def resolve_run_date(config: Config, run_date: str | dt.date | pd.Timestamp | No
 
 def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp | None = None) -> Transactions:
     """:class:`Transactions` over an already read (or in-memory) ingestion result, on ``config.engine``."""
+    from tiercast.pipeline.tracking import data_fingerprint
+
     con = connect(config.engine)
     accepted = ingest.accepted
     if accepted.empty:
@@ -126,6 +135,10 @@ def load_transactions(
     run = resolve_run_date(config, run_date)
     if config.engine.transactions is not None:
         return _from_engine_table(config, run)
+    if config.engine.kind == "duckdb" and isinstance(config.data.source, TransactionSource):
+        return _from_source_on_duckdb(config, run, write=write)
+    from tiercast.pipeline.io import read_transactions, write_quarantine
+
     try:
         ingest = read_transactions(config.data, run_date=run)
     except InputError as err:
@@ -135,6 +148,62 @@ def load_transactions(
     if write:
         write_quarantine(ingest, config.data.quarantine_path)
     return from_ingest(config, ingest, run_date=run)
+
+
+def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) -> Transactions:
+    """The rules run in the engine's own DuckDB (:mod:`tiercast.pipeline.ingest.sql`); the accepted rows stay there
+    as a view the features read, nothing is collected to pandas."""
+    from tiercast.pipeline.ingest.common import check_share
+    from tiercast.pipeline.ingest.sql import TRANSACTIONS, ingest
+
+    con = connect(config.engine)
+    path = config.data.quarantine_path
+    result: EngineIngest | None = None
+    try:
+        result = ingest(con.con, config.data.source, run)  # type: ignore[arg-type]
+        check_share(result.reasons, result.n_read, result.source, config.data.max_quarantine_share, result)
+    except InputError as err:
+        if write and err.result is not None:
+            err.result.write_quarantine(path)
+        raise
+    if write:
+        result.write_quarantine(path)
+    if not result.n_accepted:
+        raise InputError(f"{result.source}: no accepted rows ({result.n_read:,} read, all quarantined)")
+    customers, first, last = con.con.execute(
+        "SELECT count(DISTINCT customer_id), min(timestamp), max(timestamp) FROM _tc_accepted"
+    ).fetchall()[0]  # type: ignore[misc]
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    source = result.source
+    fingerprint = {
+        "data_path": str(Path(source)),
+        "data_sha256": _sha256(source) if Path(source).is_file() else "n/a",
+        "data_rows_read": result.n_read,
+        "data_rows_accepted": result.n_accepted,
+        "data_rows_quarantined": result.n_quarantined,
+        "data_customers": int(customers),
+        "data_first_timestamp": str(first),
+        "data_last_timestamp": str(last),
+    }
+    return Transactions(
+        table=as_table(con.table(TRANSACTIONS)),
+        con=con,
+        source=result.source,
+        n_read=result.n_read,
+        reasons=MappingProxyType(result.reason_counts()),
+        data_start=first.normalize(),
+        data_end=last.normalize() + pd.Timedelta(days=1),
+        fingerprint=MappingProxyType(fingerprint),
+        run_date=run,
+    )
+
+
+def _sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _from_engine_table(config: Config, run: pd.Timestamp) -> Transactions:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import mlflow
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from tiercast.pipeline.comparisons import METHOD_LABELS
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
@@ -110,6 +108,10 @@ def print_training(
     console: Console, trained: TrainResult, promotion: PromotionDecision, show_cutoffs: bool = True
 ) -> None:
     """Test metrics beside the baseline, where the run is, and what the registry did."""
+    import mlflow  # here, not at the top: `tiercast validate` prints its ingestion summary without MLflow
+
+    from tiercast.pipeline.comparisons import METHOD_LABELS
+
     if show_cutoffs:
         print_cutoffs(console, trained)
     plan = trained.plan

@@ -9,6 +9,8 @@ log) the steps print nothing.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.util
 import logging
 import sys
 import time
@@ -25,9 +27,33 @@ _mode = {"quiet": False, "verbose": False}
 
 
 def configure(*, quiet: bool = False, verbose: bool = False) -> None:
-    """Set the terminal mode for this process and route MLflow's messages accordingly."""
+    """Set the terminal mode for this process and route MLflow's messages accordingly (once MLflow is imported:
+    the commands that do not track, such as ``validate`` and ``features``, never import it)."""
     _mode["quiet"], _mode["verbose"] = quiet, verbose
-    _route_mlflow(verbose)
+    if "mlflow" in sys.modules:
+        _route_mlflow(verbose)
+    elif not any(isinstance(f, _RouteAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RouteAfterImport())
+
+
+class _RouteAfterImport(importlib.abc.MetaPathFinder):
+    """Routes MLflow's messages right after ``import mlflow`` runs (MLflow configures its loggers on import)."""
+
+    def find_spec(self, name, path, target=None):  # noqa: ANN001, ANN201 - the import system's protocol
+        if name != "mlflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module) -> None:  # noqa: ANN001
+            run(module)
+            _route_mlflow(_mode["verbose"])
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 def _route_mlflow(verbose: bool) -> None:

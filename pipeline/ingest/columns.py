@@ -1,0 +1,167 @@
+"""SQL (DuckDB) expressions that parse one source column into a canonical value, with the semantics of the pandas
+parsers in :mod:`tiercast.pipeline.ingest.parsing`: stripped text with missing-value markers as NULL, identifiers
+without a float's '.0', numbers with the configured decimal mark, timestamps in the configured zone.
+
+Text timestamps without a configured format (or with a directive DuckDB's ``strptime`` reads differently from
+pandas) are parsed in Python by :func:`tiercast.pipeline.ingest.parsing._parse_timestamps` — pandas' format
+guessing (ISO 8601, day-first or month-first, ``UTC``/``GMT`` suffixes) has no SQL equivalent — but only once per
+*distinct* text: the distinct texts go to pandas and come back as a lookup table the rows are joined to.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pandas as pd
+
+from tiercast.pipeline.ingest.parsing import _parse_timestamps
+from tiercast.pipeline.ingest.raw import RAW, ROW, lit, run
+
+#: The characters Python's ``str.strip()`` removes (DuckDB's one-argument ``trim`` removes only spaces).
+_BLANKS = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+#: What ``pd.to_numeric`` reads as a finite number (DuckDB's cast also takes '1_000'; inf / nan are bad anyway).
+_NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+#: strptime directives DuckDB reads like pandas' ``to_datetime(format=...)``.
+_SQL_DIRECTIVES = set("YmdHMSyjbBpIaA%")
+_INT = re.compile(r"(U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?|UHUGEINT)")
+
+
+def kind(duck_type: str) -> str:
+    """'float', 'int', 'bool', 'tz', 'ts', 'date' or 'text' for a DuckDB column type."""
+    t = duck_type.upper()
+    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+        return "float"
+    if _INT.fullmatch(t):
+        return "int"
+    if t == "BOOLEAN":
+        return "bool"
+    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+        return "tz"
+    if t.startswith("TIMESTAMP"):
+        return "ts"
+    if t == "DATE":
+        return "date"
+    return "text"
+
+
+def _ends_maybe_blank(v: str) -> str:
+    """TRUE when the first or last character may be one ``str.strip()`` removes: each of those is below '!' or
+    beyond ASCII; cheaper than ``trim(v, characters)``, which then runs only on these values."""
+    last = f"ascii(right({v}, 1))"
+    return f"({v} < '!' OR {v} >= chr(127) OR {last} < 33 OR {last} > 126)"
+
+
+def _is_marker(v: str, na_values: tuple[str, ...]) -> str:
+    # Equalities rather than IN: DuckDB proves most of them false from the column's min/max statistics.
+    return "(" + " OR ".join(f"{v} = {lit(m)}" for m in na_values) + ")" if na_values else "false"
+
+
+def text(c: str, duck_type: str, na_values: tuple[str, ...]) -> str:
+    """Stripped text of column reference ``c``, missing markers NULL; integral floats without '.0', NaN / infinite
+    floats NULL. (As one expression; :func:`text_steps` gives the same in steps that compute each part once.)"""
+    first, second = text_steps(c, duck_type, na_values)
+    return second.replace("{x}", f"({first})") if second else first
+
+
+def text_steps(c: str, duck_type: str, na_values: tuple[str, ...]) -> tuple[str, str | None]:
+    """:func:`text` as (an expression over ``c``, None or an expression over its result named ``{x}``)."""
+    k = kind(duck_type)
+    if k == "float":
+        v = f"CAST({c} AS DOUBLE)"
+        return (
+            f"(CASE WHEN NOT isfinite({v}) THEN NULL WHEN {v} = floor({v}) AND abs({v}) < 9.2e18 "
+            f"THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END)"
+        ), None
+    if k == "int":
+        return f"CAST({c} AS VARCHAR)", None
+    if k == "bool":
+        return f"(CASE WHEN {c} THEN 'True' WHEN NOT {c} THEN 'False' END)", None
+    v = f"CAST({c} AS VARCHAR)"
+    stripped = f"(CASE WHEN {_ends_maybe_blank(v)} THEN trim({v}, {lit(_BLANKS)}) ELSE {v} END)"
+    if not na_values:
+        return stripped, None
+    return stripped, f"(CASE WHEN {_is_marker('{x}', na_values)} THEN NULL ELSE {{x}} END)"
+
+
+def id_step(duck_type: str) -> str | None:
+    """The step after :func:`text_steps` for identifiers (over ``{x}``): '13085.0' (a float id saved as text)
+    becomes '13085'; None when the column is not text."""
+    if kind(duck_type) != "text":
+        return None
+    return "(CASE WHEN contains({x}, '.') THEN regexp_replace({x}, '^(\\p{Nd}+)\\.0*$', '\\1') ELSE {x} END)"
+
+
+def ids(c: str, duck_type: str, na_values: tuple[str, ...]) -> str:
+    """Identifiers: :func:`text`, and text such as '13085.0' (a float id saved as text) becomes '13085'."""
+    t, step = text(c, duck_type, na_values), id_step(duck_type)
+    return step.replace("{x}", f"({t})") if step else t
+
+
+def needs_cleaning(c: str, duck_type: str, na_values: tuple[str, ...], *, is_id: bool) -> str | None:
+    """For a text column: TRUE where :func:`text` / :func:`ids` may give something else than the value as read
+    (blank ends, a missing-value marker, a '.' in an id); None for typed columns (always converted)."""
+    if kind(duck_type) != "text":
+        return None
+    v = f"CAST({c} AS VARCHAR)"
+    dot = f" OR contains({v}, '.')" if is_id else ""
+    return f"coalesce({_ends_maybe_blank(v)} OR {_is_marker(v, na_values)}{dot}, false)"
+
+
+def number(c: str, duck_type: str, decimal: str, na_values: tuple[str, ...]) -> str:
+    """DOUBLE value, NULL where missing or not a number (non-finite values stay, and are judged bad)."""
+    k = kind(duck_type)
+    if k in ("float", "int"):
+        return f"CAST({c} AS DOUBLE)"
+    if k == "bool":
+        return "CAST(NULL AS DOUBLE)"
+    t = text(c, duck_type, na_values)
+    if decimal == ",":
+        t = f"replace({t}, ',', '.')"
+    return f"(CASE WHEN regexp_full_match({t}, {lit(_NUMBER)}) THEN TRY_CAST({t} AS DOUBLE) END)"
+
+
+def good_number(expr: str) -> str:
+    """TRUE when the value is a number of magnitude below 1e24 (NaN compares above every number in DuckDB)."""
+    return f"coalesce(abs({expr}) < 1e24, false)"
+
+
+def _sql_format(fmt: str | None) -> bool:
+    return fmt is not None and all(d in _SQL_DIRECTIVES for d in re.findall(r"%(.)", fmt))
+
+
+def timestamp(
+    con: duckdb.DuckDBPyConnection,
+    c: str,
+    duck_type: str,
+    fmt: str | None,
+    tz: str | None,
+    na_values: tuple[str, ...],
+) -> tuple[str, str | None]:
+    """(naive TIMESTAMP expression in zone ``tz`` of column reference ``c`` (of raw rows ``r``), the join of the
+    lookup table ``m`` it needs or None)."""
+    k = kind(duck_type)
+    if k == "tz":
+        return f"CAST(timezone({lit(tz or 'UTC')}, {c}) AS TIMESTAMP)", None
+    if k in ("ts", "date"):
+        return f"CAST({c} AS TIMESTAMP)", None
+    t = text(c, duck_type, na_values)
+    if _sql_format(fmt):
+        return f"try_strptime({t}, {lit(fmt)})", None  # type: ignore[arg-type]
+    table = _distinct_timestamps(con, t, fmt, tz)
+    return "m.ts", f"LEFT JOIN {table} m ON m.t = {t}"
+
+
+def _distinct_timestamps(con: duckdb.DuckDBPyConnection, t: str, fmt: str | None, tz: str | None) -> str:
+    """Parse each distinct text once in pandas (see the module docstring); returns the lookup table's name."""
+    rows = con.execute(
+        f"SELECT t, first_row FROM (SELECT {t} AS t, min(r.{ROW}) AS first_row FROM {RAW} r GROUP BY 1) "
+        "WHERE t IS NOT NULL ORDER BY first_row"
+    ).df()
+    values = rows["t"].astype("str").reset_index(drop=True)  # in order of first appearance, as guessing expects
+    parsed = _parse_timestamps(values, fmt, tz)
+    lookup = pd.DataFrame({"t": values, "ts": parsed.to_numpy()})
+    con.register("_tc_ts_frame", lookup)
+    run(con, "CREATE OR REPLACE TABLE _tc_ts AS SELECT t, CAST(ts AS TIMESTAMP) AS ts FROM _tc_ts_frame")
+    con.unregister("_tc_ts_frame")
+    return "_tc_ts"

@@ -1,0 +1,68 @@
+"""Names shared by the ingestion modules: the quarantine reasons, the number bound and the input error."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tiercast.pipeline.ingest.sql import EngineIngest
+    from tiercast.pipeline.io import IngestResult
+
+#: Quarantine reasons of transaction lines, in the order the rules are applied (a row gets the first that fails).
+REASONS: tuple[str, ...] = (
+    "unknown_order",
+    "canceled_order",
+    "missing_customer",
+    "unparseable_timestamp",
+    "non_numeric_amount",
+    "missing_order_id",
+    "non_product_code",
+    "zero_price",
+    "future_timestamp",
+    "duplicate",
+    "schema",
+)
+
+#: Quarantine reasons of review rows (Olist satisfaction), in rule order.
+SATISFACTION_REASONS: tuple[str, ...] = (
+    "unknown_order",
+    "missing_customer",
+    "unparseable_timestamp",
+    "invalid_score",
+    "future_timestamp",
+    "duplicate",
+    "schema",
+)
+
+#: Amounts, quantities and prices at or beyond this magnitude are ``non_numeric_amount``: money is summed exactly
+#: as DECIMAL(38, 6) (:mod:`tiercast.features.rfm`), which holds sums of up to 1e8 such lines.
+MAX_ABS_NUMBER = 1e24
+
+
+class InputError(Exception):
+    """A source that cannot be read as configured; the message is one line naming the file and the problem.
+
+    ``result`` holds the :class:`IngestResult` when the rows were read but too many were quarantined, so a caller
+    may still write the quarantine for diagnosis.
+    """
+
+    def __init__(self, message: str, *, result: IngestResult | None = None) -> None:
+        super().__init__(" ".join(str(message).split()))
+        self.result = result
+
+
+def check_share(
+    counts: dict[str, int], n_read: int, where: str, max_share: float, result: IngestResult | EngineIngest
+) -> None:
+    """Raise :class:`InputError` (holding ``result``) when the quarantined share is above ``max_share``."""
+    if not n_read:
+        return
+    share = sum(counts.values()) / n_read
+    if share > max_share:
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]  # stable: ties in rule order
+        reasons = ", ".join(f"{r} {c:,}" for r, c in top)
+        raise InputError(
+            f"{where}: {share:.1%} of {n_read:,} rows quarantined, above max_quarantine_share {max_share:.1%} "
+            f"(top reasons: {reasons})",
+            result=result,
+        )

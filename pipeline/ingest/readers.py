@@ -1,0 +1,205 @@
+"""File checks and the pandas readers of whole sources (whitespace text, PostgreSQL, Olist CSV tables), with the
+one-line errors naming the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.sources import WHITESPACE, TransactionSource
+
+_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes)")
+
+
+def _check_utf8(path: Path, chunk_size: int = 1 << 22) -> None:
+    """Fail on the first byte sequence that is not UTF-8, naming its byte offset and line; bounded memory."""
+    offset = 0  # bytes before `buf`
+    lines = 0  # newlines before `buf`
+    carry = b""
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(chunk_size)
+            buf = carry + chunk
+            if not buf:
+                return
+            try:
+                buf.decode("utf-8")
+                carry = b""
+                good = len(buf)
+            except UnicodeDecodeError as err:
+                if chunk and err.reason == "unexpected end of data":
+                    good = err.start  # a character split across chunks: finish it with the next chunk
+                    carry = buf[good:]
+                else:
+                    pos = offset + err.start
+                    line = lines + buf.count(b"\n", 0, err.start) + 1
+                    raise InputError(
+                        f"{path}: not valid UTF-8: byte 0x{buf[err.start]:02x} at byte offset {pos} (line {line}); "
+                        "re-save the file as UTF-8"
+                    ) from None
+            lines += buf.count(b"\n", 0, good)
+            offset += good
+            if not chunk:
+                return
+
+
+def _header_line(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    return head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+
+
+def _delimiter_hint(path: Path | None, delimiter: str) -> str:
+    """' — the header looks ';'-separated ...' when another delimiter is likelier than the configured one."""
+    if path is None or delimiter == WHITESPACE:
+        return ""
+    header = _header_line(path)
+    counts = {d: header.count(d) for d in _CANDIDATE_DELIMITERS if d != delimiter}
+    best = max(counts, key=lambda d: counts[d]) if counts else None
+    if best is None or counts[best] == 0 or header.count(delimiter) >= counts[best]:
+        return ""
+    return (
+        f"; wrong delimiter? read with {delimiter!r}, but the header has {counts[best]} {best!r} "
+        f"(set delimiter: {best!r})"
+    )
+
+
+def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
+    path = Path(path)
+    _check_file(path)
+    _check_utf8(path)
+    sep = r"\s+" if delimiter == WHITESPACE else delimiter
+    try:
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8-sig",
+            engine="c",
+        )
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file is empty (no header line)") from None
+    except pd.errors.ParserError as err:
+        raise InputError(f"{path}: cannot parse as delimited text: {err}{_delimiter_hint(path, delimiter)}") from None
+    if df.empty:
+        raise InputError(f"{path}: header but no data rows (columns: {list(df.columns)})")
+    return df
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    _check_file(path)
+    try:
+        df = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for a file that is not Parquet
+        raise InputError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from None
+    if df.empty:
+        raise InputError(f"{path}: no data rows (columns: {list(df.columns)})")
+    return df.reset_index(drop=True)
+
+
+def _read_duckdb(src: TransactionSource) -> pd.DataFrame:
+    import duckdb
+
+    path = Path(src.path)
+    _check_file(path)
+    if src.table is not None:
+        name = ".".join('"' + part.replace('"', '""') + '"' for part in src.table.split("."))
+        sql = f"SELECT * FROM {name}"
+    else:
+        sql = src.query  # type: ignore[assignment]
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as err:
+        raise InputError(f"{path}: not a readable DuckDB database ({err})") from None
+    try:
+        df = con.sql(sql).df()
+    except duckdb.Error as err:
+        raise InputError(f"{src.describe()}: query failed: {err}") from None
+    finally:
+        con.close()
+    if df.empty:
+        raise InputError(f"{src.describe()}: no data rows (columns: {list(df.columns)})")
+    return df
+
+
+def _read_postgres(src: TransactionSource) -> pd.DataFrame:
+    """A PostgreSQL table or query through Ibis's postgres backend (``pip install "tiercast[postgres]"``)."""
+    import ibis
+
+    try:
+        con = ibis.connect(str(src.url).replace("postgres://", "postgresql://", 1))
+    except Exception as err:  # driver and connection errors differ; the message names the source
+        raise InputError(f"{src.describe()}: cannot connect ({str(err).splitlines()[0]})") from None
+    try:
+        if src.table is not None:
+            *schema, name = src.table.split(".")
+            df = con.table(name, database=schema[0] if schema else None).to_pandas()
+        else:
+            df = _postgres_query(con, str(src.query))
+    except Exception as err:
+        raise InputError(f"{src.describe()}: query failed: {str(err).splitlines()[0]}") from None
+    finally:
+        con.disconnect()
+    if df.empty:
+        raise InputError(f"{src.describe()}: no data rows (columns: {list(df.columns)})")
+    return df
+
+
+def _postgres_query(con, query: str) -> pd.DataFrame:
+    """The rows of a SELECT, through the backend's cursor (exact NUMERIC values become floats)."""
+    from decimal import Decimal
+
+    with con.raw_sql(query) as cur:
+        rows = cur.fetchall()
+        names = [d.name for d in cur.description]
+    df = pd.DataFrame.from_records(rows, columns=names)
+    for col in df.columns:
+        if df[col].dtype == object and df[col].map(lambda v: isinstance(v, Decimal)).any():
+            df[col] = df[col].map(lambda v: float(v) if isinstance(v, Decimal) else v)
+    return df
+
+
+def _require_columns(
+    df: pd.DataFrame, mapping: dict[str, str], where: str, path: Path | None, delimiter: str, prefix: str
+) -> None:
+    missing = [(field_, col) for field_, col in mapping.items() if col not in df.columns]
+    if not missing:
+        return
+    names = ", ".join(f"{col!r} ({prefix}{field_})" if field_ != col else repr(col) for field_, col in missing)
+    found = [str(c) for c in df.columns]
+    hint = _delimiter_hint(path, delimiter) if len(found) == 1 and path is not None else ""
+    if len(found) == 1 and path is not None and not hint and len(mapping) > 1:
+        hint = f"; only one column was read with delimiter {delimiter!r}: wrong delimiter?"
+    raise InputError(f"{where}: missing column {names}; columns found: {found}{hint}")
+
+
+def _require_some(parsed: pd.Series, raw: pd.Series, where: str, column: str, kind: str, fmt: str | None) -> None:
+    """A column where no row parses means a wrong mapping or format, not bad rows: fail the file."""
+    if parsed.notna().any():
+        return
+    examples = [repr(v) for v in pd.unique(raw.astype("str"))[:3]]
+    how = f" with format {fmt!r}" if fmt else ""
+    advice = ""
+    if kind == "timestamp":
+        advice = (
+            "; set timestamp_format in the data source to the strptime format of these values, e.g. '%d/%m/%Y %H:%M'"
+        )
+    raise InputError(
+        f"{where}: no value of column {column!r} parses as a {kind}{how} ({len(raw):,} rows; "
+        f"e.g. {', '.join(examples)}){advice}"
+    )
