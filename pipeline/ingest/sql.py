@@ -134,13 +134,18 @@ def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.
     canonical = tuple(c for c in CANONICAL if c in exprs or c == "order_id")
     order_id = "order_id" if "order_id" in mapped else _synthetic_order_id()
     select = ", ".join(ident(c) if c != "order_id" else f"{order_id} AS order_id" for c in canonical)
-    # Accepted rows: as read (typed columns converted) when nothing needed cleaning, else the cleaned values.
-    run(
-        con,
-        f"CREATE OR REPLACE VIEW {ACCEPTED} AS SELECT {ROW}, {select} FROM _tc_fast ANTI JOIN {BAD} USING ({ROW}) "
-        f"UNION ALL SELECT {ROW}, {select} FROM _tc_parsed "
-        f"SEMI JOIN (SELECT {ROW} FROM {BAD} WHERE reason IS NULL) USING ({ROW})",
-    )
+    # Accepted rows: as read (typed columns converted) when nothing needed cleaning, else the cleaned values; the
+    # parts with no row are left out, so the features read the source with no join when every row is clean.
+    n_dirty, n_judged = con.execute(f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FROM {BAD}").fetchall()[0]
+    accepted = f"SELECT {ROW}, {select} FROM _tc_fast"
+    if n_judged:
+        accepted += f" ANTI JOIN {BAD} USING ({ROW})"
+    if n_dirty:
+        accepted += (
+            f" UNION ALL SELECT {ROW}, {select} FROM _tc_parsed "
+            f"SEMI JOIN (SELECT {ROW} FROM {BAD} WHERE reason IS NULL) USING ({ROW})"
+        )
+    run(con, f"CREATE OR REPLACE VIEW {ACCEPTED} AS {accepted}")
     run(
         con, f"CREATE OR REPLACE VIEW {TRANSACTIONS} AS SELECT {', '.join(ident(c) for c in canonical)} FROM {ACCEPTED}"
     )
