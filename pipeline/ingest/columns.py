@@ -46,10 +46,9 @@ def kind(duck_type: str) -> str:
 
 
 def _ends_maybe_blank(v: str) -> str:
-    """TRUE when the first or last character may be one ``str.strip()`` removes: each of those is below '!' or
-    beyond ASCII; cheaper than ``trim(v, characters)``, which then runs only on these values."""
-    last = f"ascii(right({v}, 1))"
-    return f"({v} < '!' OR {v} >= chr(127) OR {last} < 33 OR {last} > 126)"
+    """TRUE when the first or last character may be one ``str.strip()`` removes (each is ASCII below '!' or not
+    ASCII): cheap tests standing in for ``trim(v, characters)``, which then runs only on these values."""
+    return f"({v} < '!' OR {v}[-1] < '!' OR strlen({v}) <> length({v}))"
 
 
 def _is_marker(v: str, na_values: tuple[str, ...]) -> str:
