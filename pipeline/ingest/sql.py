@@ -253,15 +253,23 @@ def _rules(
 
 
 def _mark_duplicates(con: duckdb.DuckDBPyConnection, raw: RawSource) -> str:
-    """Rows that repeat an earlier row in every source column, as table ``_tc_dup``."""
+    """Rows that repeat an earlier row in every source column, as table ``_tc_dup``: each row is hashed once, and
+    only rows sharing a hash are compared column by column (none at all in a file without repeated lines)."""
     cols = ", ".join(ident(c) for c in raw.columns)
+    run(con, f"CREATE OR REPLACE TABLE _tc_hash AS SELECT {ROW}, hash({cols}) AS h FROM {RAW}")
     run(
         con,
-        f"CREATE OR REPLACE TABLE _tc_dup AS "
-        f"WITH shared AS (SELECT h FROM (SELECT hash({cols}) AS h FROM {RAW}) GROUP BY h HAVING count(*) > 1) "
-        f"SELECT {ROW} FROM (SELECT {ROW}, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW}) AS k "
-        f"FROM {RAW} WHERE hash({cols}) IN (SELECT h FROM shared)) WHERE k > 1",
+        f"CREATE OR REPLACE TABLE _tc_shared AS SELECT {ROW} FROM _tc_hash "
+        "SEMI JOIN (SELECT h FROM _tc_hash GROUP BY h HAVING count(*) > 1) USING (h)",
     )
+    run(con, "DROP TABLE _tc_hash")
+    run(con, f"CREATE OR REPLACE TABLE _tc_dup ({ROW} BIGINT)")
+    if con.execute("SELECT count(*) FROM _tc_shared").fetchall()[0][0]:
+        run(
+            con,
+            f"INSERT INTO _tc_dup SELECT {ROW} FROM (SELECT {ROW}, row_number() OVER (PARTITION BY {cols} "
+            f"ORDER BY {ROW}) AS k FROM {RAW} SEMI JOIN _tc_shared USING ({ROW})) WHERE k > 1",
+        )
     return "_tc_dup"
 
 
