@@ -14,8 +14,9 @@ Reading transactions (``engine.transactions``): a Parquet file or a folder of Pa
 Hive-partitioned by the transaction date (``.../date=2024-01-31/part-0.parquet``), or a Delta table (Spark with
 delta-spark on the cluster; DuckDB with its ``delta`` extension). Columns are mapped with the same
 :class:`~tiercast.pipeline.sources.ColumnMapping` as file sources. The rows are expected to be canonical already
-(the pandas ingestion with its quarantine does not scale to a cluster); :func:`quarantine_invalid` still counts and
-sets aside the rows the features cannot use (missing ids, times or amounts), so none is dropped silently.
+(the full row rules of ``data:`` run as DuckDB SQL on one machine, :mod:`tiercast.pipeline.ingest.sql`);
+:func:`quarantine_invalid` still counts and sets aside the rows the features cannot use (missing ids, times or
+amounts), so none is dropped silently.
 """
 
 from __future__ import annotations
