@@ -87,6 +87,9 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     the more flexible Platt map of the whole log-odds (with the blend weight from a grid); with shorter validation
     windows (CDNOW: 92 days for a 273-day holdout) it uses the offset form.
     Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
+
+    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one whose P(no purchase) has the lowest validation log
+    loss, :func:`~tiercast.models.stacking.choose_btyd`); the model used is ``btyd_``.
     """
 
     _lgbm_cls = lgb.LGBMClassifier
@@ -144,7 +147,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         y_fit = np.asarray(y, dtype=int)
         y_v = None if y_val is None else np.asarray(y_val, dtype=int)
         train, at_label, val, val_label = self._stack_fit(
-            X, X_val, groups, label_days, val_label_days, val_cutoff, folds
+            X, X_val, groups, label_days, val_label_days, val_cutoff, folds, y=y_fit, y_val=y_v
         )
         off = v_off = None
         self.offset_mean_ = 0.0
@@ -214,6 +217,10 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     @staticmethod
     def _offset(at_label: pd.DataFrame) -> np.ndarray:
         return BTYDStacker.churn_offset(at_label)
+
+    @staticmethod
+    def _no_purchase(y: np.ndarray) -> np.ndarray:  # no purchase: the churn label
+        return (np.asarray(y, dtype=float) == 1).astype(float)
 
     @staticmethod
     def _target(y: np.ndarray | pd.Series) -> np.ndarray:

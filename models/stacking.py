@@ -13,7 +13,9 @@ A plain GBM on RFM windows does not automatically beat a BG/NBD or Pareto/NBD x 
   used, so no 39-week label exists before it) still predicts the scoring horizon's level, and the trees only
   learn what the BTYD model gets wrong;
 * **blend**: the correction is shrunk, ``link(prediction) = offset + w * trees`` with ``w`` in [0, 1] chosen on
-  the validation cutoff (w = 0 is the BTYD model, w = 1 the full GBM).
+  the validation cutoff (w = 0 is the BTYD model, w = 1 the full GBM);
+* **base**: BG/NBD or Pareto/NBD; ``btyd="auto"`` chooses the one whose P(no purchase in the label window) has the
+  lower log loss on the validation cutoffs (:func:`choose_btyd`; label-free fits scored on the labels).
 
 Settings (hyperparameters, tree count, blend weight, calibration) are chosen on the validation cutoff with trees
 fitted only on training cutoffs whose label windows end by it (:func:`purge_mask`); with several validation
@@ -45,11 +47,13 @@ __all__ = [
     "BLEND_WEIGHTS",
     "BTYD_FEATURES",
     "BTYD_INPUTS",
+    "BTYD_MODELS",
     "NON_FEATURE_COLUMNS",
     "BTYDStacker",
     "PurgeWarning",
     "StackedMixin",
     "btyd_inputs",
+    "choose_btyd",
     "choose_weight",
     "fit_stacker",
     "groups_of",
@@ -244,6 +248,51 @@ def stacked_btyd(
     return frame(feats), frame(at_label), latest
 
 
+#: The BTYD models a stacked model can be built on; ``btyd="auto"`` chooses one of them on labelled rows
+#: (:func:`choose_btyd`).
+BTYD_MODELS: tuple[str, ...] = ("bgnbd", "paretonbd")
+
+
+def choose_btyd(
+    X: pd.DataFrame,
+    no_purchase: np.ndarray,
+    groups: np.ndarray,
+    *,
+    label_days: np.ndarray,
+    time_unit_days: float,
+    seasonal: bool = True,
+    candidates: Iterable[str] = BTYD_MODELS,
+) -> tuple[str, dict[str, float]]:
+    """The BTYD model predicting "no purchase in the row's label window" best on labelled rows (e.g. the
+    validation cutoffs), and every candidate's score.
+
+    Each candidate is fitted per cutoff group on the feature rows alone (label-free, as in stacking); the score is
+    the mean over groups of the log loss of its P(no purchase in ``label_days``) against ``no_purchase`` (lower
+    is better). The two count models share the Gamma-Gamma spend model, so the purchase process is what tells
+    them apart, for the value and the churn model alike. Ties go to the earlier candidate (BG/NBD: the faster
+    fit)."""
+    y = np.asarray(no_purchase, dtype=float)
+    if y.shape != (len(X),):
+        raise ValueError(f"no_purchase has {y.size} values, X has {len(X)} rows")
+    parts = [groups == g for g in pd.unique(pd.Series(groups))]
+    scores: dict[str, float] = {}
+    for name in candidates:
+        _, at_label, _ = stacked_btyd(
+            X,
+            groups,
+            model=name,
+            time_unit_days=time_unit_days,
+            feature_horizon_days=float(np.max(label_days)),
+            label_days=label_days,
+            seasonal=seasonal,
+        )
+        p = np.clip(at_label["btyd_p_no_purchase"].to_numpy(dtype=float), _P_CLIP, 1 - _P_CLIP)
+        loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+        scores[name] = float(np.mean([loss[m].mean() for m in parts]))
+    best = min(scores.items(), key=lambda kv: kv[1])[0]
+    return best, scores
+
+
 class PurgeWarning(UserWarning):
     """Settings could not be chosen on time-separated rows."""
 
@@ -303,6 +352,14 @@ class StackedMixin(BaseEstimator):
     def stacked(self) -> bool:
         return self.horizon_days is not None and self.btyd is not None
 
+    @staticmethod
+    def _no_purchase(y: np.ndarray) -> np.ndarray:  # pragma: no cover - set by the concrete model
+        raise NotImplementedError
+
+    def _btyd_model(self) -> str:
+        """The BTYD model in use (``btyd_`` once fitted; models saved before ``"auto"`` existed have ``btyd``)."""
+        return getattr(self, "btyd_", self.btyd)
+
     def _inputs(self, X: pd.DataFrame) -> list[str]:
         cols = [c for c in X.columns if c not in NON_FEATURE_COLUMNS]
         bad = [c for c in cols if not pd.api.types.is_numeric_dtype(X[c])]
@@ -322,15 +379,36 @@ class StackedMixin(BaseEstimator):
         val_label_days: float | Iterable[float] | None,
         val_cutoff: object | None = None,
         folds: list[tuple[np.ndarray | None, np.ndarray]] | None = None,
+        *,
+        y: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
         """Model inputs for training and validation rows and, when stacked, the label-horizon BTYD predictions
-        of each (the offsets' source). Sets ``input_features_``, ``feature_names_in_``, ``stacker_`` and
-        ``probe_mask_`` (see :func:`purge_mask`)."""
+        of each (the offsets' source). Sets ``input_features_``, ``feature_names_in_``, ``stacker_``,
+        ``probe_mask_`` (see :func:`purge_mask`) and ``btyd_`` (the BTYD model used: ``btyd``, or with
+        ``"auto"`` the one :func:`choose_btyd` picks on the validation rows, or without them on the latest
+        training cutoff's rows)."""
         self.input_features_ = self._inputs(X)
         self.stacker_: BTYDStacker | None = None
         h = float(self.horizon_days) if self.horizon_days is not None else None
         g = groups_of(X, groups)
         days = per_row_days(label_days, len(X), h) if h is not None or label_days is not None else None
+        self.btyd_, self.btyd_scores_ = self.btyd, {}
+        if self.stacked and self.btyd == "auto":
+            if X_val is not None and len(X_val) and y_val is not None:
+                rows, labels, rg = X_val, y_val, groups_of(X_val, None)
+                rdays = per_row_days(val_label_days, len(X_val), h)
+            else:
+                latest = g == max(pd.unique(pd.Series(g)))
+                rows, labels, rg, rdays = X.loc[latest], np.asarray(y)[latest], g[latest], days[latest]
+            self.btyd_, self.btyd_scores_ = choose_btyd(
+                rows,
+                self._no_purchase(np.asarray(labels)),
+                rg,
+                label_days=rdays,
+                time_unit_days=self.time_unit_days,
+                seasonal=getattr(self, "seasonal", True),
+            )
         val_cuts = val_groups(X_val)
         if val_cutoff is None and val_cuts is not None and len(np.unique(val_cuts)) == 1:
             val_cutoff = val_cuts[0]
@@ -344,7 +422,7 @@ class StackedMixin(BaseEstimator):
             self.feature_names_in_ = np.asarray(self.input_features_, dtype=object)
             self.n_features_in_ = len(self.feature_names_in_)
             return X[self.input_features_], None, None if X_val is None else X_val[self.input_features_], None
-        kw = {"model": self.btyd, "time_unit_days": self.time_unit_days, "feature_horizon_days": h}
+        kw = {"model": self.btyd_, "time_unit_days": self.time_unit_days, "feature_horizon_days": h}
         kw["seasonal"] = getattr(self, "seasonal", True)
         feats, at_label, stacker = stacked_btyd(X, g, label_days=days, **kw)
         train = pd.concat([X[self.input_features_], feats], axis=1)
@@ -396,7 +474,7 @@ class StackedMixin(BaseEstimator):
             feats, at_label, self.stacker_ = stacked_btyd(
                 X,
                 g,
-                model=self.btyd,
+                model=self._btyd_model(),
                 time_unit_days=self.time_unit_days,
                 seasonal=getattr(self, "seasonal", True),
                 feature_horizon_days=h,
@@ -415,7 +493,10 @@ class StackedMixin(BaseEstimator):
         check_is_fitted(self, "model_")
         if self.stacked:
             self.stacker_ = fit_stacker(
-                X, model=self.btyd, time_unit_days=self.time_unit_days, seasonal=getattr(self, "seasonal", True)
+                X,
+                model=self._btyd_model(),
+                time_unit_days=self.time_unit_days,
+                seasonal=getattr(self, "seasonal", True),
             )
         return self
 

@@ -40,6 +40,9 @@ class ValueModel(RegressorMixin, StackedMixin):
     cutoff, and ``intercept_`` restoring the level the unshrunk trees give there. Hyperparameters
     come from ``param_grid`` (None: only ``params``), each candidate early-stopped on the validation cutoff and
     rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
+
+    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one predicting "no positive spend in the window" best
+    on the validation rows, :func:`~tiercast.models.stacking.choose_btyd`); the model used is ``btyd_``.
     """
 
     _lgbm_cls = lgb.LGBMRegressor
@@ -99,7 +102,7 @@ class ValueModel(RegressorMixin, StackedMixin):
         y_fit = np.clip(np.asarray(y, dtype=float), 0.0, None)
         y_v = None if y_val is None else np.clip(np.asarray(y_val, dtype=float), 0.0, None)
         train, at_label, val, val_label = self._stack_fit(
-            X, X_val, groups, label_days, val_label_days, val_cutoff, folds
+            X, X_val, groups, label_days, val_label_days, val_cutoff, folds, y=y_fit, y_val=y_v
         )
         off = v_off = None
         if self.stacker_ is not None:
@@ -157,6 +160,10 @@ class ValueModel(RegressorMixin, StackedMixin):
     @staticmethod
     def _offset(at_label: pd.DataFrame) -> np.ndarray:
         return BTYDStacker.value_offset(at_label)
+
+    @staticmethod
+    def _no_purchase(y: np.ndarray) -> np.ndarray:  # no purchase: no positive net spend in the label window
+        return (np.asarray(y, dtype=float) <= 0).astype(float)
 
     @staticmethod
     def _target(y: np.ndarray | pd.Series) -> np.ndarray:

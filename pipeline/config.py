@@ -103,8 +103,9 @@ class ModelConfig(_Frozen):
     n_estimators: int = Field(default=2000, gt=0)
     early_stopping_rounds: int = Field(default=50, gt=0)
     # Stacking on a buy-till-you-die model (see tiercast.models.stacking): BTYD features per training cutoff, the
-    # trees boosted from the BTYD prediction, blended with it by a weight chosen on the validation cutoff.
-    btyd: Literal["bgnbd", "paretonbd"] | None = "bgnbd"
+    # trees boosted from the BTYD prediction, blended with it by a weight chosen on the validation cutoff. "auto":
+    # BG/NBD or Pareto/NBD, whichever predicts "no purchase" on the validation cutoffs best (log loss, label-free fits).
+    btyd: Literal["auto", "bgnbd", "paretonbd"] | None = "bgnbd"
     blend: bool = True
     # Hyperparameter candidates tried on the validation cutoff: "default" = the built-in grid
     # (tiercast.models._lgbm.DEFAULT_GRID), "none" = only value_params / churn_params, or an explicit list.

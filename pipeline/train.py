@@ -498,6 +498,8 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
                 "churn_model.n_trees": scorer.churn_model.n_trees_,
                 "value_model.blend_weight": getattr(scorer.value_model, "weight_", 1.0),
                 "churn_model.blend_weight": getattr(scorer.churn_model, "weight_", 1.0),
+                "value_model.btyd": str(getattr(scorer.value_model, "btyd_", None)),
+                "churn_model.btyd": str(getattr(scorer.churn_model, "btyd_", None)),
                 "tiers.k_resolved": scorer.scheme.k_,
                 "n_features": len(scorer.feature_names),
             }

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 
 from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import BTYDBaseline
@@ -11,9 +11,11 @@ from tiercast.models.churn import ChurnModel, _offset_aic_score, _offset_platt
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.stacking import (
     BTYD_FEATURES,
+    BTYD_MODELS,
     BTYDStacker,
     PurgeWarning,
     btyd_inputs,
+    choose_btyd,
     purge_mask,
     season_indices,
     stacked_btyd,
@@ -371,3 +373,52 @@ def test_seasonal_btyd_reads_the_rate_at_the_effective_horizon(frames):
         seasonal.transform(peak, 90).to_numpy(), BTYDStacker(seasonal=False).fit(peak).transform(peak, 90 * index)
     )
     assert plain.season_ == {} and BTYDStacker().fit(rows).season_ == {}  # a short history: the plain model
+
+
+def test_choose_btyd_scores_each_model_by_the_log_loss_of_no_purchase_per_cutoff(frames):
+    """Score of a BTYD candidate = mean over cutoffs of the log loss of its P(no purchase in the label window),
+    each cutoff's model fitted on that cutoff's rows alone."""
+    train, val, _, _ = frames
+    last = train[train["cutoff"] == train["cutoff"].max()]
+    rows = pd.concat([last, val], ignore_index=True)
+    groups, days = rows["cutoff"].to_numpy(), np.full(len(rows), float(HORIZON))
+    best, scores = choose_btyd(rows, rows["churned"].to_numpy(), groups, label_days=days, time_unit_days=7.0)
+    assert set(scores) == set(BTYD_MODELS) and best == min(scores, key=scores.get)
+    for name in BTYD_MODELS:
+        per_cutoff = []
+        for part in (last, val):
+            p = BTYDStacker(model=name).fit(part).transform(part, HORIZON)["btyd_p_no_purchase"]
+            per_cutoff.append(log_loss(part["churned"], p, labels=[0, 1]))
+        assert scores[name] == pytest.approx(np.mean(per_cutoff), rel=1e-6)
+
+
+def test_choose_btyd_breaks_ties_toward_the_first_candidate(frames):
+    _, val, _, _ = frames
+    days = np.full(len(val), float(HORIZON))
+    args = (val, val["churned"].to_numpy(), val["cutoff"].to_numpy())
+    best, scores = choose_btyd(*args, label_days=days, time_unit_days=7.0, candidates=("bgnbd", "bgnbd"))
+    assert best == "bgnbd" and len(scores) == 1
+    with pytest.raises(ValueError, match="no_purchase"):
+        choose_btyd(val, np.ones(3), val["cutoff"].to_numpy(), label_days=days, time_unit_days=7.0)
+
+
+@pytest.mark.parametrize("which", ["value", "churn"])
+def test_auto_btyd_is_the_model_it_chooses(which, frames):
+    """btyd="auto" picks a BTYD model on the validation rows (label-free fits, scored on their labels) and is then
+    exactly the model stacked on that choice; without validation rows it picks on the latest training cutoff."""
+    train, val, test, feats = frames
+    cls, target = (ValueModel, "future_value") if which == "value" else (ChurnModel, "churned")
+    kw = {**FAST, "n_estimators": 60, "horizon_days": HORIZON}
+    auto = cls(btyd="auto", **kw).fit(train[feats], train[target], val[feats], val[target])
+    assert auto.btyd_ in BTYD_MODELS and set(auto.btyd_scores_) == set(BTYD_MODELS)
+    no_purchase = val["churned"] if which == "churn" else (val["future_value"] <= 0).astype(float)
+    days = np.full(len(val), float(HORIZON))
+    assert choose_btyd(val, no_purchase.to_numpy(), val["cutoff"].to_numpy(), label_days=days, time_unit_days=7.0)[
+        1
+    ] == pytest.approx(auto.btyd_scores_)
+    fixed = cls(btyd=auto.btyd_, **kw).fit(train[feats], train[target], val[feats], val[target])
+    assert fixed.btyd_ == auto.btyd_ and fixed.btyd_scores_ == {}
+    out = (lambda m: m.predict(test[feats])) if which == "value" else (lambda m: m.predict_proba(test[feats]))
+    np.testing.assert_array_equal(out(auto.fit_btyd_at(test[feats])), out(fixed.fit_btyd_at(test[feats])))
+    alone = cls(btyd="auto", **kw).fit(train[feats], train[target])
+    assert alone.btyd_ in BTYD_MODELS and alone.btyd_led_

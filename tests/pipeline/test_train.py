@@ -130,15 +130,22 @@ def test_production_refit_reads_the_newest_history(world):
     assert np.isfinite(scores["predicted_value"]).all()
 
 
-def test_one_label_window_gives_the_btyd_model_itself(world):
+@pytest.mark.parametrize("btyd", ["bgnbd", "auto"])
+def test_one_label_window_gives_the_btyd_model_itself(world, btyd):
     tx, config, plan = world
+    config = config.model_copy(update={"models": config.models.model_copy(update={"btyd": btyd})})
     kw = {"horizon_days": config.horizon_days, "windows_days": config.features.windows_days}
     rows = build_training_set(tx, cutoffs=[plan.test], data_end=plan.data_end, **kw)
     value, churn = fit_models(rows, plan.test, config)
     assert value.weight_ == 0.0 and churn.weight_ == 0.0
-    btyd = BTYDBaseline(model="bgnbd").fit(btyd_inputs(rows))
-    np.testing.assert_allclose(value.predict(rows), np.maximum(btyd.predict_value(btyd_inputs(rows), 60), 1e-3))
-    np.testing.assert_allclose(churn.predict_proba(rows)[:, 1], btyd.predict_churn(btyd_inputs(rows), 60), atol=1e-4)
+    # the configured BTYD model, or with "auto" the one chosen on that window, as it is
+    expected = ("bgnbd", "paretonbd") if btyd == "auto" else (btyd,)
+    assert value.btyd_ in expected and churn.btyd_ in expected
+    inputs = btyd_inputs(rows)
+    btyd = BTYDBaseline(model=value.btyd_).fit(inputs)
+    np.testing.assert_allclose(value.predict(rows), np.maximum(btyd.predict_value(inputs, 60), 1e-3))
+    btyd = BTYDBaseline(model=churn.btyd_).fit(inputs)
+    np.testing.assert_allclose(churn.predict_proba(rows)[:, 1], btyd.predict_churn(inputs, 60), atol=1e-4)
 
 
 def test_validation_cutoffs_keep_every_fold_time_separated():
