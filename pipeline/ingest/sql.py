@@ -184,7 +184,7 @@ def _parse_exprs(
     steps: list[dict[str, str]]
     fast: dict[str, str] = {}
     dirty: list[str] = []
-    steps = [{}, {}, {}]
+    steps = [{}]
     for f in ("customer_id", "order_id", "product_id", "category", "channel"):
         if f not in mapped:
             continue
@@ -197,11 +197,8 @@ def _parse_exprs(
         flag, raw_text = ident(f"_d_{f}"), f"CAST({ref[f]} AS VARCHAR)"
         exprs[f], exprs[f"_d_{f}"], fast[f] = raw_text, check, raw_text
         dirty.append(flag)
-        first, markers = col.text_steps(ident(f), typ, na)
-        for i, step in enumerate((first, markers, col.id_step(typ) if is_id else None)):
-            if step:
-                step = step if i else step.replace(ident(f), "{x}")
-                steps[i][f] = f"(CASE WHEN {flag} THEN {step} ELSE {{x}} END)"
+        cleaned = (col.ids if is_id else col.text)("{x}", "VARCHAR", na)
+        steps[0][f] = f"(CASE WHEN {flag} THEN {cleaned} ELSE {{x}} END)"
     exprs["timestamp"], join = col.timestamp(
         con, ref["timestamp"], types[mapped["timestamp"]], src.timestamp_format, src.timezone, na
     )
