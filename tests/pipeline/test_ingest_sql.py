@@ -170,3 +170,23 @@ def test_sql_timestamps_with_zone_match_pandas(tmp_path: Path) -> None:
     got = [r[0] for r in con.execute(f"SELECT {expr} FROM f ORDER BY i").fetchall()]
     assert [pd.Timestamp(g) if g is not None else pd.NaT for g in got][:2] == expected[:2]
     assert got[2] is None
+
+
+def test_duplicates_compare_every_source_column_like_pandas(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "customer": ["a", "a", "a", "b", "b", "a"],
+            "ts": pd.to_datetime(["2020-01-01"] * 6),
+            "amount": [1.0, 1.0, 1.0, 2.0, 2.0, 1.0],
+            "note": [None, None, "x", np.nan, np.nan, None],
+            "score": [np.nan, np.nan, np.nan, 1.5, 1.5, 0.0],
+        }
+    )
+    path = tmp_path / "tx.parquet"
+    frame.to_parquet(path)
+    columns = {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}
+    data = load_transactions(config(tmp_path, {"path": str(path), "columns": columns}, run_date="2030-01-01"))
+    quarantine = pd.read_parquet(tmp_path / "quarantine.parquet")
+    expected = np.flatnonzero(frame.duplicated(keep="first").to_numpy()).tolist()
+    assert quarantine.loc[quarantine["reason"] == "duplicate", "source_row"].tolist() == expected == [1, 4]
+    assert data.n_accepted == 4
