@@ -11,9 +11,10 @@ source columns is shared are the only candidates, and only they are compared col
 
 The transaction schema (:data:`tiercast.features.schemas.TRANSACTIONS`) is checked here as SQL (the last rule,
 reason ``schema``), not through pandera's Ibis backend: pandera 0.35 validating the accepted view of 1M synthetic
-rows took about 3 s more (it runs one query per check, each re-reading the source) against about 7 s for the whole
-ingestion on the same loaded machine, so at 10M rows it would add roughly half again. pandera stays the contract of
-the collected frames (:func:`tiercast.pipeline.io.read_transactions`) and of the feature and score frames.
+rows (ids non-empty, amount in range, types) took 1.5 s, against 6.3 s for the whole ingestion and 0.3 s for the
+same checks as one SQL pass (same machine, load average 6.6): it runs one query per check, each re-reading the
+source, which at 10M rows would add about half again to the ingestion. pandera stays the contract of the collected
+frames (:func:`tiercast.pipeline.io.read_transactions`) and of the feature and score frames.
 """
 
 from __future__ import annotations
