@@ -304,6 +304,51 @@ def _spark(r: dict) -> list[str]:
     ]
 
 
+def _scale(r: dict) -> list[str]:
+    from tiercast.benchmarks.bench_scale import COMMANDS, QUERY, label, targets_met
+
+    steps = [c for c in (*r.get("commands", COMMANDS), QUERY)]
+    loads = sorted({round(s[step]["load_average_before"][0], 1) for s in r["sizes"] for step in steps if step in s})
+    lines = [
+        "**Scale** (`benchmarks/bench_scale.py`: synthetic transactions in one Parquet file, customers = "
+        "transactions / 10; each command a fresh process of the installed `tiercast` CLI with a config written for "
+        f"the file, beside the hand-written DuckDB feature query in a fresh Python; {_machine(r)}, 1-minute load "
+        f"{loads[0]:.1f} to {loads[-1]:.1f} during the run; `{r.get('uptime') or '?'}` at the end). Wall s / CPU s "
+        "(user + system) / peak memory; the last figure is wall time over the query's at that size:"
+        if loads
+        else "**Scale**:",
+        "",
+        "| size | " + " | ".join("query" if s == QUERY else f"`{s}`" for s in steps) + " |",
+        "|---|" + "---:|" * len(steps),
+    ]
+    for s in r["sizes"]:
+        query = s.get(QUERY, {}).get("wall_seconds")
+        cells = []
+        for step in steps:
+            m = s.get(step)
+            if m is None:
+                cells.append("-")
+                continue
+            ratio = f" / {m['wall_seconds'] / query:,.0f}x" if query and step != QUERY else ""
+            cells.append(
+                f"{m['wall_seconds']:,.1f} / {m['cpu_seconds']:,.1f} / {m['peak_rss_mb'] / 1024:.2f} GB{ratio}"
+            )
+        lines.append(f"| {label(s['transactions'])} ({s['customers']:,} customers) | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "![time against size](benchmarks/results/scale.png)",
+        "",
+        "Targets: "
+        + "; ".join(
+            f"{name}: {'not measured' if ok is None else ('met' if ok else '**missed**')}"
+            + ("" if ok is None else f" ({got})")
+            for name, ok, got in targets_met(r)
+        ),
+        "",
+    ]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "cdnow": _quality,
     "cdnow_ceiling": _ceiling,
@@ -313,6 +358,7 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "features": _features,
     "scoring": _scoring,
     "spark": _spark,
+    "scale": _scale,
 }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tiercast.benchmarks import bench_features, bench_scoring
+from tiercast.benchmarks import bench_features, bench_scale, bench_scoring
 from tiercast.benchmarks.synthetic import SPAN_DAYS, START, write_transactions
 
 DEFAULT_DATA_DIR = Path("benchmarks/data")
@@ -34,6 +34,7 @@ class RunOptions:
     seed: int = 0
     repeats: int = 3
     data_dir: Path = DEFAULT_DATA_DIR
+    scale_sizes: tuple[int, ...] = bench_scale.DEFAULT_SIZES
 
 
 def synthetic_data(opts: RunOptions) -> Path:
@@ -144,6 +145,15 @@ def retailer_benchmark(opts: RunOptions) -> dict:
     return bench_retailer.run(opts.data_dir)
 
 
+def scale_benchmark(opts: RunOptions) -> dict:
+    """``tiercast validate / features / run / score`` as a user runs them at each scale size (default 1M, 10M and
+    30M transactions), beside the hand-written DuckDB feature query; the plot goes next to the result."""
+    scale = bench_scale.ScaleOptions(sizes=opts.scale_sizes, data_dir=opts.data_dir, seed=opts.seed)
+    result = bench_scale.run(scale, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    bench_scale.plot(result, opts.out / "scale.png")
+    return result
+
+
 BENCHMARKS: dict[str, Callable[[RunOptions], dict]] = {
     "cdnow": cdnow_benchmark,
     "cdnow_ceiling": cdnow_ceiling_benchmark,
@@ -153,6 +163,7 @@ BENCHMARKS: dict[str, Callable[[RunOptions], dict]] = {
     "features": features_benchmark,
     "scoring": scoring_benchmark,
     "spark": spark_benchmark,
+    "scale": scale_benchmark,
 }
 
 
@@ -205,6 +216,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these benchmarks")
+    parser.add_argument(
+        "--scale-sizes",
+        default=os.environ.get(bench_scale.SIZES_ENV),
+        help=f"transactions per scale run, e.g. 1M,10M (default 1M,10M,30M; env {bench_scale.SIZES_ENV})",
+    )
     args = parser.parse_args(argv)
     opts = RunOptions(
         out=args.out,
@@ -213,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=args.seed,
         repeats=args.repeats,
         data_dir=args.data_dir,
+        scale_sizes=bench_scale.parse_sizes(args.scale_sizes),
     )
     for name, path in run(opts, args.only).items():
         print(f"{name}: {path}")

@@ -7,9 +7,10 @@ holdout (the test period would leak into training).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features import as_of
@@ -71,6 +72,7 @@ def build_training_set(
     holdout_start: as_of.TimeLike | None = None,
     satisfaction: Frame | None = None,
     con: ibis.BaseBackend | None = None,
+    sample_rows: Callable[[ir.Table, pd.Timestamp], ir.Table] | None = None,
 ) -> pd.DataFrame:
     """Features at each cutoff left-joined with that cutoff's labels, stacked, sorted by (cutoff, customer_id).
 
@@ -78,6 +80,8 @@ def build_training_set(
     :func:`tiercast.features.build.build_features`, then ``future_value``, ``future_orders``, ``churned``.
     Customers without a transaction in the label window get future_value 0, future_orders 0, churned 1.
     ``data_end`` is the exclusive end of the data; see :func:`check_cutoffs` for the leakage guard.
+    ``sample_rows(rows, cutoff)``, when given, selects from each cutoff's labelled rows in the engine, before they
+    are collected (e.g. a per-cutoff cap on the training rows).
     """
     parsed = check_cutoffs(cutoffs, horizon_days=horizon_days, data_end=data_end, holdout_start=holdout_start)
     if con is None and isinstance(tx, pd.DataFrame):
@@ -93,6 +97,8 @@ def build_training_set(
         labels = label_table(t, cutoff=cutoff, horizon_days=horizon_days)
         joined = feats.left_join(labels, "customer_id").drop("customer_id_right")
         joined = joined.mutate(**{col: joined[col].coalesce(v) for col, v in LABEL_FILL.items()})
+        if sample_rows is not None:
+            joined = sample_rows(joined, cutoff)
         df = execute(joined.order_by("customer_id"), con)
         df.insert(1, "cutoff", pd.Series(cutoff, index=df.index, dtype="datetime64[us]"))
         frames.append(df)

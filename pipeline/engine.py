@@ -30,13 +30,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercast.features import as_of
-from tiercast.features.build import DEFAULT_HORIZON_DAYS, DEFAULT_WINDOWS_DAYS, Frame, as_table, feature_table
-from tiercast.features.training_set import build_training_set
+from tiercast.features.build import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_WINDOWS_DAYS,
+    Frame,
+    as_table,
+    execute,
+    feature_table,
+)
+from tiercast.features.training_set import build_training_set, check_cutoffs
 from tiercast.pipeline.sources import ColumnMapping
 
 if TYPE_CHECKING:
@@ -51,9 +59,14 @@ __all__ = [
     "EngineError",
     "QuarantineCounts",
     "TableSource",
+    "CutoffRows",
+    "CutoffSample",
     "build_training_set_on",
+    "features_on",
+    "sample_cutoff_rows",
     "connect",
     "data_bounds_on",
+    "engine_resident",
     "engine_transactions",
     "is_spark",
     "partition_value",
@@ -91,6 +104,11 @@ SPARK_DEFAULTS: dict[str, str] = {
 #: The partition column of written features and scores: the cutoff as ``YYYY-MM-DD`` (``YYYY-MM-DDTHHMMSS`` when
 #: the cutoff is not a midnight).
 PARTITION_COLUMN = "cutoff_date"
+
+
+#: The default cap on one cutoff's training rows: enough for stable trees and BTYD fits, bounded memory and time
+#: on any number of customers.
+DEFAULT_MAX_ROWS_PER_CUTOFF = 200_000
 
 
 class EngineError(RuntimeError):
@@ -145,6 +163,12 @@ class EngineConfig(_Frozen):
     # Training: the stacked training set is collected to one machine for LightGBM.
     training_sample_customers: int | None = Field(
         default=None, gt=0, description="Train on this many customers (a seeded hash sample); None: all."
+    )
+    training_max_rows_per_cutoff: int | None = Field(
+        default=DEFAULT_MAX_ROWS_PER_CUTOFF,
+        gt=0,
+        description="At most this many customers' rows per training / test cutoff: a cutoff with more is sampled "
+        "in the engine, stratified on the spend of the horizon window before it (seeded); None: every row.",
     )
 
     @field_validator("spark_conf", mode="before")
@@ -512,7 +536,177 @@ def sample_customers(tx: ir.Table, n: int, *, seed: int = 0) -> ir.Table:
     return tx.semi_join(chosen, "customer_id")
 
 
+#: Quantile bins of positive spend that stratify a cutoff's sample (beside the customers without spend).
+SAMPLE_SPEND_BINS = 4
+#: Column carrying a cutoff's row count before sampling through the query (dropped after collection).
+ROWS_BEFORE = "_rows_before_sampling"
+
+
+def sample_cutoff_rows(
+    rows: ir.Table, max_rows: int, *, value_column: str, cutoff: as_of.TimeLike, seed: int = 0
+) -> ir.Table:
+    """At most ``max_rows`` of one cutoff's customer rows, chosen in the engine, and the row count before
+    sampling in :data:`ROWS_BEFORE`.
+
+    Stratified on value: customers without positive ``value_column`` (spend in the horizon window before the
+    cutoff), and :data:`SAMPLE_SPEND_BINS` quantile bins of the positive ones; each stratum keeps its share of
+    the rows (``floor(n_stratum * max_rows / n)``), so the sample has the population's value mix and needs no
+    weights. Within a stratum the customers with the smallest MD5 of ``"<seed>:<cutoff>:<customer_id>"`` are
+    kept: seeded, the same on every engine, a new draw per cutoff. With ``n <= max_rows`` every row is kept.
+    """
+    if max_rows <= 0:
+        raise ValueError(f"max_rows must be positive, got {max_rows}")
+    day = as_of.to_cutoff(cutoff).isoformat()
+    spend = rows[value_column].cast("float64").coalesce(0.0)
+    positive = spend > 0
+    ranked = rows.mutate(
+        _positive=positive,
+        _bin=ibis.ntile(SAMPLE_SPEND_BINS).over(group_by=positive, order_by=[spend, rows.customer_id]),
+        _key=(ibis.literal(f"{seed}:{day}:") + rows.customer_id.cast("string")).hexdigest("md5"),
+        **{ROWS_BEFORE: rows.customer_id.count().over()},
+    )
+    stratum = ranked._positive.ifelse(ranked._bin + 1, 0)
+    ranked = ranked.mutate(_stratum=stratum)
+    ranked = ranked.mutate(
+        _rank=ibis.row_number().over(group_by=ranked._stratum, order_by=[ranked._key, ranked.customer_id]),
+        _n_stratum=ranked.count().over(group_by=ranked._stratum),
+    )
+    n = ranked[ROWS_BEFORE].cast("int64")
+    keep = (ranked._rank + 1) * n <= ranked._n_stratum.cast("int64") * max_rows
+    return ranked.filter(keep).drop("_positive", "_bin", "_key", "_stratum", "_rank", "_n_stratum")
+
+
+@dataclass(frozen=True)
+class CutoffSample:
+    """How many customer rows a cutoff had and how many were kept by :func:`sample_cutoff_rows`."""
+
+    cutoff: pd.Timestamp
+    rows_before: int
+    rows_after: int
+
+
+def _pop_sampling(df: pd.DataFrame) -> tuple[pd.DataFrame, list[CutoffSample]]:
+    """The collected rows without :data:`ROWS_BEFORE`, and the per-cutoff counts it carried."""
+    if ROWS_BEFORE not in df.columns:
+        return df, []
+    counts = []
+    if len(df):
+        groups = df.groupby("cutoff", sort=True)[ROWS_BEFORE] if "cutoff" in df.columns else None
+        pairs = groups.agg(["first", "size"]).itertuples() if groups is not None else []
+        counts = [CutoffSample(pd.Timestamp(c), int(first), int(size)) for c, first, size in pairs]
+    return df.drop(columns=[ROWS_BEFORE]), counts
+
+
+def features_on(
+    con: ibis.BaseBackend,
+    tx: Frame,
+    *,
+    cutoff: as_of.TimeLike,
+    windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    satisfaction: Frame | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    max_rows: int | None = None,
+) -> pd.DataFrame:
+    """:func:`~tiercast.features.build.build_features` at ``cutoff`` on ``con`` (sorted by customer_id), on all
+    customers or a seeded ``sample`` of them (:func:`sample_customers`), with at most ``max_rows`` rows
+    (:func:`sample_cutoff_rows`, in the engine; the counts in ``frame.attrs["sampling"]``)."""
+    t = as_table(to_engine_table(con, tx))
+    if sample is not None:
+        t = sample_customers(t, sample, seed=seed)
+    satisfaction = to_engine_table(con, satisfaction) if satisfaction is not None else None
+    expr = feature_table(
+        t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
+    )
+    if max_rows is not None:
+        value_column = f"spend_{int(horizon_days)}d"
+        expr = sample_cutoff_rows(expr, max_rows, value_column=value_column, cutoff=cutoff, seed=seed)
+    df = execute(expr.order_by("customer_id"), con)
+    counts = []
+    if ROWS_BEFORE in df.columns:
+        before = int(df[ROWS_BEFORE].iloc[0]) if len(df) else 0
+        counts = [CutoffSample(as_of.to_cutoff(cutoff), before, len(df))]
+        df = df.drop(columns=[ROWS_BEFORE])
+    df.attrs["sampling"] = counts
+    return df
+
+
+def engine_resident(con: ibis.BaseBackend, t: ir.Table) -> ir.Table:
+    """``t`` stored as a DuckDB temporary table when it reads an in-memory (pandas) table, else ``t`` itself.
+
+    A job that queries the transactions many times (every training cutoff, the test, the production refit and the
+    scoring cutoff) then scans DuckDB's own columnar copy each time instead of converting the frame again.
+    """
+    if is_spark(con) or not t.op().find(ops.InMemoryTable):
+        return t
+    return as_table(con.create_table(ibis.util.gen_name("tiercast_transactions"), t, temp=True))
+
+
+class CutoffRows:
+    """Training sets assembled from labelled rows built once per cutoff on ``con``
+    (:func:`build_training_set_on` with ``common``: horizon, windows, samples, satisfaction).
+
+    A cutoff's features and labels do not depend on the set that names it (sets differ only in how far their
+    label windows may reach, which :func:`~tiercast.features.training_set.check_cutoffs` still checks per set),
+    so a training, test and production set sharing cutoffs query each of them once.
+    """
+
+    def __init__(self, con: ibis.BaseBackend, tx: Frame, **common: Any) -> None:
+        self.con, self.tx, self.common = con, tx, common
+        self._rows: dict[pd.Timestamp, tuple[pd.DataFrame, CutoffSample | None]] = {}
+
+    def training_set(
+        self,
+        *,
+        cutoffs: Iterable[as_of.TimeLike],
+        data_end: as_of.TimeLike,
+        holdout_start: as_of.TimeLike | None = None,
+    ) -> pd.DataFrame:
+        """What :func:`build_training_set_on` returns for these cutoffs (same rows, order and columns)."""
+        parsed = check_cutoffs(
+            cutoffs, horizon_days=self.common["horizon_days"], data_end=data_end, holdout_start=holdout_start
+        )
+        missing = [c for c in parsed if c not in self._rows]
+        if missing:
+            built = build_training_set_on(
+                self.con, self.tx, cutoffs=missing, data_end=data_end, holdout_start=holdout_start, **self.common
+            )
+            counts = {s.cutoff: s for s in built.attrs.get("sampling", [])}
+            for c in missing:
+                self._rows[c] = (built.loc[built["cutoff"] == c], counts.get(c))
+        out = pd.concat([self._rows[c][0] for c in parsed], ignore_index=True)
+        out.attrs = {"sampling": [self._rows[c][1] for c in parsed if self._rows[c][1] is not None]}
+        return out
+
+
 def build_training_set_on(
+    con: ibis.BaseBackend,
+    tx: Frame,
+    *,
+    sample: int | None = None,
+    seed: int = 0,
+    max_rows_per_cutoff: int | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """:func:`~tiercast.features.training_set.build_training_set` run on ``con`` and collected to pandas, on all
+    customers or on a seeded sample of ``sample`` customers (:func:`sample_customers`), with at most
+    ``max_rows_per_cutoff`` rows per cutoff (:func:`sample_cutoff_rows`, in the engine before collection; the
+    per-cutoff counts are in ``frame.attrs["sampling"]``, a list of :class:`CutoffSample`). ``kwargs``: cutoffs,
+    horizon_days, windows_days, data_end, holdout_start, satisfaction."""
+    if max_rows_per_cutoff is not None:
+        value_column = f"spend_{int(kwargs['horizon_days'])}d"
+
+        def cap(rows: ir.Table, cutoff: pd.Timestamp) -> ir.Table:
+            return sample_cutoff_rows(rows, max_rows_per_cutoff, value_column=value_column, cutoff=cutoff, seed=seed)
+
+        kwargs["sample_rows"] = cap
+    df, counts = _pop_sampling(_build_training_set_on(con, tx, sample=sample, seed=seed, **kwargs))
+    df.attrs["sampling"] = counts
+    return df
+
+
+def _build_training_set_on(
     con: ibis.BaseBackend,
     tx: Frame,
     *,
@@ -520,9 +714,6 @@ def build_training_set_on(
     seed: int = 0,
     **kwargs: Any,
 ) -> pd.DataFrame:
-    """:func:`~tiercast.features.training_set.build_training_set` run on ``con`` and collected to pandas, on all
-    customers or on a seeded sample of ``sample`` customers (:func:`sample_customers`). ``kwargs``: cutoffs,
-    horizon_days, windows_days, data_end, holdout_start, satisfaction."""
     t = as_table(to_engine_table(con, tx))  # a pandas frame is shipped to ``con`` once, for every cutoff
     if isinstance(kwargs.get("satisfaction"), pd.DataFrame):
         kwargs["satisfaction"] = to_engine_table(con, kwargs["satisfaction"])

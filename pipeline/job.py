@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from tiercast.pipeline.config import Config, build_playbook
+from tiercast.pipeline.engine import engine_resident
 from tiercast.pipeline.files import write_csv, write_parquet
 from tiercast.pipeline.loader import Transactions, features_at, load_transactions
 from tiercast.pipeline.registry import PromotionDecision, promote, promotion_settings
@@ -53,6 +54,8 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
         with step(f"reading {config.data.source.describe()}"):
             data = load_transactions(config)
     quarantine_path = config.data.quarantine_path
+    # training and scoring query the transactions at many cutoffs: from DuckDB's own copy, not the pandas frame
+    data = replace(data, table=engine_resident(data.con, data.table))
     trained, decision = train_and_promote(config, data)
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
     with step(f"scoring every customer at {cutoff.date()}"):

@@ -34,7 +34,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from tiercast.features.build import build_features
 from tiercast.features.errors import InsufficientDataError
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import LABEL_FILL
@@ -48,7 +47,7 @@ from tiercast.models.value import ValueModel
 from tiercast.pipeline import plots
 from tiercast.pipeline.comparisons import comparison_predictions
 from tiercast.pipeline.config import Config, ConfigError
-from tiercast.pipeline.engine import build_training_set_on, sample_customers
+from tiercast.pipeline.engine import CutoffRows, engine_resident, features_on
 from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.model_fit import (  # noqa: F401 (feature_columns re-exported)
     feature_columns,
@@ -380,18 +379,41 @@ def refit_for_production(
 
 
 def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config, satisfaction: Any = None) -> pd.DataFrame:
-    """Feature rows at ``cutoff`` (the training sample of customers when one is configured)."""
-    t = tx
-    if config.engine.training_sample_customers is not None:
-        t = sample_customers(tx, config.engine.training_sample_customers, seed=config.seed)
-    return build_features(
-        t,
+    """Feature rows at ``cutoff`` (the training sample of customers when one is configured), at most
+    ``engine.training_max_rows_per_cutoff`` of them (a value-stratified sample drawn in the engine)."""
+    return features_on(
+        con,
+        tx,
         cutoff=cutoff,
         windows_days=config.features.windows_days,
         horizon_days=config.horizon_days,
         satisfaction=satisfaction,
-        con=con,
+        sample=config.engine.training_sample_customers,
+        seed=config.seed,
+        max_rows=config.engine.training_max_rows_per_cutoff,
     )
+
+
+def sampling_log(sets: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Rows per cutoff before and after the per-cutoff cap, per training set (counts only, never customer ids)."""
+    out: dict[str, Any] = {}
+    for name, frame in sets.items():
+        counts = frame.attrs.get("sampling", [])
+        out[name] = [
+            {"cutoff": str(c.cutoff.date()), "rows_before": c.rows_before, "rows_after": c.rows_after} for c in counts
+        ]
+    return out
+
+
+def sampling_params(log: dict[str, Any], cap: int | None) -> dict[str, Any]:
+    """MLflow params summarizing :func:`sampling_log`: the cap, and per set the cutoffs sampled and the rows before
+    and after."""
+    params: dict[str, Any] = {"sampling.max_rows_per_cutoff": cap if cap is not None else "none"}
+    for name, rows in log.items():
+        params[f"sampling.{name}.cutoffs_sampled"] = sum(r["rows_after"] < r["rows_before"] for r in rows)
+        params[f"sampling.{name}.rows_before"] = sum(r["rows_before"] for r in rows)
+        params[f"sampling.{name}.rows_after"] = sum(r["rows_after"] for r in rows)
+    return params
 
 
 def _window_from(
@@ -440,7 +462,7 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
     collected here for the model fit.
     """
     data = data if data is not None else load_transactions(config)
-    con, tx = data.con, data.table
+    con, tx = data.con, engine_resident(data.con, data.table)
     plan = plan_cutoffs_between(*data.bounds, config)
     fingerprint = dict(data.fingerprint)
     satisfaction = data.engine_satisfaction()
@@ -452,22 +474,23 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
         "sample": config.engine.training_sample_customers,
         "seed": config.seed,
         "satisfaction": satisfaction,
+        "max_rows_per_cutoff": config.engine.training_max_rows_per_cutoff,
     }
     held_out = plan.test if plan.test is not None else plan.data_end
     phase(f"features and labels at {len(plan.train)} training cutoffs")
-    train_set = build_training_set_on(
-        con, tx, cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out, **common
-    )
+    rows = CutoffRows(con, tx, **common)  # a cutoff shared by the training, test and production sets is built once
+    train_set = rows.training_set(cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out)
     versions = library_versions()
     phase("fitting the value and churn models")
     evaluated = fit_scorer(train_set, plan, config, versions)
     metrics: dict[str, dict[str, float]] = {}
-    test_set = train_set.iloc[:0]
+    test_set = train_set.iloc[:0].copy()
+    test_set.attrs = {"sampling": []}
     preds = None
     window: EvaluationWindow | None = None
     if plan.test is not None:
         phase(f"testing at {plan.test.date()} beside the baselines")
-        test_set = build_training_set_on(con, tx, cutoffs=[plan.test], data_end=plan.data_end, **common)
+        test_set = rows.training_set(cutoffs=[plan.test], data_end=plan.data_end)
         baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
         others = comparison_predictions(train_set, test_set, plan.validation, config)
         metrics, preds = evaluate(btyd_at(evaluated, test_set), baseline, test_set, h, others)
@@ -479,7 +502,7 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
             churn_probability=preds["tiercast_churn"].to_numpy(),
         )
     phase(f"refitting on the newest label windows (to {plan.data_end.date()})")
-    production = build_training_set_on(con, tx, cutoffs=list(plan.production), data_end=plan.data_end, **common)
+    production = rows.training_set(cutoffs=list(plan.production), data_end=plan.data_end)
     now = _features_at(con, tx, plan.data_end, config, satisfaction)
     scorer = refit_for_production(evaluated, production, now, config, versions)
 
@@ -518,6 +541,9 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
         mlflow.log_metrics(
             {"train_rows": len(train_set), "test_rows": len(test_set), "production_rows": len(production)}
         )
+        sampled = sampling_log({"train": train_set, "test": test_set, "production": production, "scoring_fit": now})
+        mlflow.log_params(sampling_params(sampled, config.engine.training_max_rows_per_cutoff))
+        mlflow.log_dict(sampled, "sampling.json")
         if preds is not None:
             log_plots(evaluated, preds)
         mlflow.log_dict(

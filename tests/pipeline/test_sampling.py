@@ -1,0 +1,79 @@
+"""The per-cutoff cap on training rows: drawn in the engine, stratified on value, seeded, and a no-op under the cap."""
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from tiercast.benchmarks.synthetic import generate_transactions
+from tiercast.pipeline.engine import (
+    ROWS_BEFORE,
+    CutoffSample,
+    build_training_set_on,
+    features_on,
+    sample_cutoff_rows,
+)
+
+
+@pytest.fixture(scope="module")
+def tx() -> pd.DataFrame:
+    return generate_transactions(30_000, 3_000, seed=1)
+
+
+CUTOFF = pd.Timestamp("2023-06-01")
+
+
+def test_under_the_cap_every_row_is_kept_unchanged(tx):
+    con = ibis.duckdb.connect()
+    full = features_on(con, tx, cutoff=CUTOFF)
+    capped = features_on(con, tx, cutoff=CUTOFF, max_rows=len(full))
+    pd.testing.assert_frame_equal(capped, full)
+    assert capped.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(full))]
+    assert full.attrs["sampling"] == []
+
+
+def test_cap_keeps_the_value_mix_and_is_seeded(tx):
+    con = ibis.duckdb.connect()
+    full = features_on(con, tx, cutoff=CUTOFF)
+    a = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
+    again = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
+    other = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=8)
+    assert 495 <= len(a) <= 500 and a.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(a))]
+    pd.testing.assert_frame_equal(a, again)
+    assert set(a["customer_id"]) != set(other["customer_id"])
+    assert set(a["customer_id"]) <= set(full["customer_id"])
+    assert ROWS_BEFORE not in a.columns
+    # stratified: the share without spend in the horizon window and each positive-spend quartile keep their size
+    spend = full["spend_90d"].to_numpy()
+    edges = np.quantile(spend[spend > 0], [0.25, 0.5, 0.75])
+    share = lambda s: np.bincount(np.where(s > 0, 1 + np.searchsorted(edges, s), 0), minlength=5) / len(s)  # noqa: E731
+    np.testing.assert_allclose(share(a["spend_90d"].to_numpy()), share(spend), atol=0.01)
+    # the same customers' rows, unchanged
+    rows = full.set_index("customer_id").loc[a["customer_id"]].reset_index()
+    pd.testing.assert_frame_equal(a, rows, check_like=False)
+
+
+def test_training_set_is_capped_per_cutoff_with_counts(tx):
+    con = ibis.duckdb.connect()
+    cutoffs = [pd.Timestamp("2023-03-01"), CUTOFF]
+    kw = {"cutoffs": cutoffs, "horizon_days": 90, "data_end": "2024-01-01"}
+    full = build_training_set_on(con, tx, **kw)
+    capped = build_training_set_on(con, tx, max_rows_per_cutoff=400, seed=3, **kw)
+    sizes = full.groupby("cutoff").size()
+    counts = capped.attrs["sampling"]
+    assert [c.rows_before for c in counts] == sizes.tolist()
+    assert [c.rows_after for c in counts] == capped.groupby("cutoff").size().tolist()
+    assert all(396 <= c.rows_after <= 400 for c in counts)
+    assert list(capped.columns) == list(full.columns)
+    # labels travel with the sampled rows
+    merged = capped.merge(full, on=["cutoff", "customer_id"], suffixes=("", "_full"))
+    assert len(merged) == len(capped)
+    assert (merged["future_value"] == merged["future_value_full"]).all()
+    untouched = build_training_set_on(con, tx, max_rows_per_cutoff=10**6, **kw)
+    pd.testing.assert_frame_equal(untouched, full)
+
+
+def test_cap_must_be_positive(tx):
+    t = ibis.memtable(pd.DataFrame({"customer_id": ["a"], "spend_90d": [1.0]}))
+    with pytest.raises(ValueError, match="positive"):
+        sample_cutoff_rows(t, 0, value_column="spend_90d", cutoff=CUTOFF)
