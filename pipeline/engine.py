@@ -584,6 +584,11 @@ class CutoffSample:
     rows_before: int
     rows_after: int
 
+    def record(self) -> dict[str, Any]:
+        """As kept in a frame's ``attrs["sampling"]``: plain JSON values (frames with attrs still write to
+        Parquet), the cutoff as ISO text."""
+        return {"cutoff": self.cutoff.isoformat(), "rows_before": self.rows_before, "rows_after": self.rows_after}
+
 
 def _pop_sampling(df: pd.DataFrame) -> tuple[pd.DataFrame, list[CutoffSample]]:
     """The collected rows without :data:`ROWS_BEFORE`, and the per-cutoff counts it carried."""
@@ -626,7 +631,7 @@ def features_on(
     counts = []
     if ROWS_BEFORE in df.columns:
         before = int(df[ROWS_BEFORE].iloc[0]) if len(df) else 0
-        counts = [CutoffSample(as_of.to_cutoff(cutoff), before, len(df))]
+        counts = [CutoffSample(as_of.to_cutoff(cutoff), before, len(df)).record()]
         df = df.drop(columns=[ROWS_BEFORE])
     df.attrs["sampling"] = counts
     return df
@@ -654,7 +659,7 @@ class CutoffRows:
 
     def __init__(self, con: ibis.BaseBackend, tx: Frame, **common: Any) -> None:
         self.con, self.tx, self.common = con, tx, common
-        self._rows: dict[pd.Timestamp, tuple[pd.DataFrame, CutoffSample | None]] = {}
+        self._rows: dict[pd.Timestamp, tuple[pd.DataFrame, dict[str, Any] | None]] = {}
 
     def training_set(
         self,
@@ -672,9 +677,9 @@ class CutoffRows:
             built = build_training_set_on(
                 self.con, self.tx, cutoffs=missing, data_end=data_end, holdout_start=holdout_start, **self.common
             )
-            counts = {s.cutoff: s for s in built.attrs.get("sampling", [])}
+            counts = {r["cutoff"]: r for r in built.attrs.get("sampling", [])}
             for c in missing:
-                self._rows[c] = (built.loc[built["cutoff"] == c], counts.get(c))
+                self._rows[c] = (built.loc[built["cutoff"] == c], counts.get(c.isoformat()))
         out = pd.concat([self._rows[c][0] for c in parsed], ignore_index=True)
         out.attrs = {"sampling": [self._rows[c][1] for c in parsed if self._rows[c][1] is not None]}
         return out
@@ -692,7 +697,7 @@ def build_training_set_on(
     """:func:`~tiercast.features.training_set.build_training_set` run on ``con`` and collected to pandas, on all
     customers or on a seeded sample of ``sample`` customers (:func:`sample_customers`), with at most
     ``max_rows_per_cutoff`` rows per cutoff (:func:`sample_cutoff_rows`, in the engine before collection; the
-    per-cutoff counts are in ``frame.attrs["sampling"]``, a list of :class:`CutoffSample`). ``kwargs``: cutoffs,
+    per-cutoff counts are in ``frame.attrs["sampling"]``, :meth:`CutoffSample.record` of each). ``kwargs``: cutoffs,
     horizon_days, windows_days, data_end, holdout_start, satisfaction."""
     if max_rows_per_cutoff is not None:
         value_column = f"spend_{int(kwargs['horizon_days'])}d"
@@ -702,7 +707,7 @@ def build_training_set_on(
 
         kwargs["sample_rows"] = cap
     df, counts = _pop_sampling(_build_training_set_on(con, tx, sample=sample, seed=seed, **kwargs))
-    df.attrs["sampling"] = counts
+    df.attrs["sampling"] = [c.record() for c in counts]
     return df
 
 

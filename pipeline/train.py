@@ -399,9 +399,7 @@ def sampling_log(sets: dict[str, pd.DataFrame]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, frame in sets.items():
         counts = frame.attrs.get("sampling", [])
-        out[name] = [
-            {"cutoff": str(c.cutoff.date()), "rows_before": c.rows_before, "rows_after": c.rows_after} for c in counts
-        ]
+        out[name] = [{**c, "cutoff": str(pd.Timestamp(c["cutoff"]).date())} for c in counts]
     return out
 
 

@@ -1,15 +1,20 @@
 """The per-cutoff cap on training rows: drawn in the engine, stratified on value, seeded, and a no-op under the cap."""
 
 import ibis
+import ibis.expr.operations as ops
 import numpy as np
 import pandas as pd
 import pytest
 
 from tiercast.benchmarks.synthetic import generate_transactions
+from tiercast.features.build import as_table
+from tiercast.features.training_set import LeakageError
 from tiercast.pipeline.engine import (
     ROWS_BEFORE,
+    CutoffRows,
     CutoffSample,
     build_training_set_on,
+    engine_resident,
     features_on,
     sample_cutoff_rows,
 )
@@ -28,7 +33,7 @@ def test_under_the_cap_every_row_is_kept_unchanged(tx):
     full = features_on(con, tx, cutoff=CUTOFF)
     capped = features_on(con, tx, cutoff=CUTOFF, max_rows=len(full))
     pd.testing.assert_frame_equal(capped, full)
-    assert capped.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(full))]
+    assert capped.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(full)).record()]
     assert full.attrs["sampling"] == []
 
 
@@ -38,7 +43,7 @@ def test_cap_keeps_the_value_mix_and_is_seeded(tx):
     a = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
     again = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
     other = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=8)
-    assert 495 <= len(a) <= 500 and a.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(a))]
+    assert 495 <= len(a) <= 500 and a.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(a)).record()]
     pd.testing.assert_frame_equal(a, again)
     assert set(a["customer_id"]) != set(other["customer_id"])
     assert set(a["customer_id"]) <= set(full["customer_id"])
@@ -53,7 +58,7 @@ def test_cap_keeps_the_value_mix_and_is_seeded(tx):
     pd.testing.assert_frame_equal(a, rows, check_like=False)
 
 
-def test_training_set_is_capped_per_cutoff_with_counts(tx):
+def test_training_set_is_capped_per_cutoff_with_counts(tx, tmp_path):
     con = ibis.duckdb.connect()
     cutoffs = [pd.Timestamp("2023-03-01"), CUTOFF]
     kw = {"cutoffs": cutoffs, "horizon_days": 90, "data_end": "2024-01-01"}
@@ -61,9 +66,11 @@ def test_training_set_is_capped_per_cutoff_with_counts(tx):
     capped = build_training_set_on(con, tx, max_rows_per_cutoff=400, seed=3, **kw)
     sizes = full.groupby("cutoff").size()
     counts = capped.attrs["sampling"]
-    assert [c.rows_before for c in counts] == sizes.tolist()
-    assert [c.rows_after for c in counts] == capped.groupby("cutoff").size().tolist()
-    assert all(396 <= c.rows_after <= 400 for c in counts)
+    assert [c["cutoff"] for c in counts] == [c.isoformat() for c in cutoffs]
+    assert [c["rows_before"] for c in counts] == sizes.tolist()
+    assert [c["rows_after"] for c in counts] == capped.groupby("cutoff").size().tolist()
+    assert all(396 <= c["rows_after"] <= 400 for c in counts)
+    capped.to_parquet(tmp_path / "capped.parquet")  # the counts kept in attrs do not stop a frame from being written
     assert list(capped.columns) == list(full.columns)
     # labels travel with the sampled rows
     merged = capped.merge(full, on=["cutoff", "customer_id"], suffixes=("", "_full"))
@@ -77,3 +84,21 @@ def test_cap_must_be_positive(tx):
     t = ibis.memtable(pd.DataFrame({"customer_id": ["a"], "spend_90d": [1.0]}))
     with pytest.raises(ValueError, match="positive"):
         sample_cutoff_rows(t, 0, value_column="spend_90d", cutoff=CUTOFF)
+
+
+def test_sets_sharing_cutoffs_equal_their_own_builds(tx):
+    con = ibis.duckdb.connect()
+    t = engine_resident(con, as_table(ibis.memtable(tx)))
+    assert not t.op().find(ops.InMemoryTable)
+    assert engine_resident(con, t) is t
+    rows = CutoffRows(con, t, horizon_days=90, max_rows_per_cutoff=300, seed=2)
+    a, b = [pd.Timestamp("2023-01-01"), pd.Timestamp("2023-03-01")], [pd.Timestamp("2023-03-01"), CUTOFF]
+    first = rows.training_set(cutoffs=a, data_end="2023-06-01", holdout_start="2023-06-01")
+    second = rows.training_set(cutoffs=b, data_end="2024-01-01")
+    for got, cutoffs in ((first, a), (second, b)):
+        own = build_training_set_on(con, tx, cutoffs=cutoffs, horizon_days=90, data_end="2024-01-01",
+                                    max_rows_per_cutoff=300, seed=2)  # fmt: skip
+        pd.testing.assert_frame_equal(got, own)
+        assert got.attrs == own.attrs
+    with pytest.raises(LeakageError):  # each set still checks its own label windows
+        rows.training_set(cutoffs=b, data_end="2023-06-01")
