@@ -258,7 +258,17 @@ def run(opts: ScaleOptions, *, work_dir: Path | None = None, progress: Callable[
         "reference": "hand-written DuckDB feature query (benchmarks/bench_features.py), collected to pandas",
         "targets": TARGETS,
         "uptime": _uptime(),
+        "git_commit": _git_commit(),
     }
+
+
+def _git_commit() -> str | None:
+    """The commit of the code measured (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
 
 
 def _uptime() -> str | None:
