@@ -673,14 +673,24 @@ def features_on(
 
 
 def engine_resident(con: ibis.BaseBackend, t: ir.Table) -> ir.Table:
-    """``t`` stored as a DuckDB temporary table when it reads an in-memory (pandas) table, else ``t`` itself.
+    """``t`` stored as a DuckDB temporary table when it reads an in-memory (pandas) table or a view (e.g. the
+    accepted rows of the SQL ingestion, parsed and judged from the raw file on every read), else ``t`` itself.
 
     A job that queries the transactions many times (every training cutoff, the test, the production refit and the
-    scoring cutoff) then scans DuckDB's own columnar copy each time instead of converting the frame again.
+    scoring cutoff) then scans DuckDB's own columnar copy each time instead of converting the frame or
+    re-running the view again.
     """
-    if is_spark(con) or not t.op().find(ops.InMemoryTable):
+    if is_spark(con) or not (t.op().find(ops.InMemoryTable) or _reads_a_view(con, t)):
         return t
     return as_table(con.create_table(ibis.util.gen_name("tiercast_transactions"), t, temp=True))
+
+
+def _reads_a_view(con: ibis.BaseBackend, t: ir.Table) -> bool:
+    names = {op.name for op in t.op().find(ops.DatabaseTable)}
+    if not names or con.name != "duckdb":
+        return False
+    views = {row[0] for row in con.con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    return bool(names & views)
 
 
 class CutoffRows:

@@ -91,6 +91,12 @@ def test_sets_sharing_cutoffs_equal_their_own_builds(tx):
     t = engine_resident(con, as_table(ibis.memtable(tx)))
     assert not t.op().find(ops.InMemoryTable)
     assert engine_resident(con, t) is t
+    (stored,) = {op.name for op in t.op().find(ops.DatabaseTable)}
+    con.con.execute(f"CREATE VIEW tx_view AS SELECT * FROM {stored}")
+    viewed = engine_resident(con, con.table("tx_view"))
+    assert "tx_view" not in {op.name for op in viewed.op().find(ops.DatabaseTable)}
+    assert viewed.count().execute() == len(tx)
+    assert engine_resident(con, viewed) is viewed
     rows = CutoffRows(con, t, horizon_days=90, max_rows_per_cutoff=300, seed=2)
     a, b = [pd.Timestamp("2023-01-01"), pd.Timestamp("2023-03-01")], [pd.Timestamp("2023-03-01"), CUTOFF]
     first = rows.training_set(cutoffs=a, data_end="2023-06-01", holdout_start="2023-06-01")
