@@ -16,7 +16,7 @@ from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.models._lgbm import GBMFit, fit_gbm
-from tiercast.models.stacking import BLEND_WEIGHTS, BTYDStacker, StackedMixin, choose_weight
+from tiercast.models.stacking import BLEND_WEIGHTS, BTYDStacker, StackedMixin, choose_weight, intercept_shift
 
 _EPS = 1e-6
 
@@ -89,7 +89,10 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
 
     ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one whose P(no purchase) has the lowest validation log
-    loss, :func:`~tiercast.models.stacking.choose_btyd`); the model used is ``btyd_``.
+    loss, :func:`~tiercast.models.stacking.choose_btyd`); the model used is ``btyd_``. ``seasonal``: True
+    (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.stacking.season_indices`. With ``btyd_level``
+    :meth:`fit_btyd_at` shifts the log-odds so that the mean probability over the rows it is given is the BTYD
+    model's mean P(no purchase) there (``level_shift_``; see :mod:`tiercast.models.stacking`).
     """
 
     _lgbm_cls = lgb.LGBMClassifier
@@ -107,9 +110,10 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         param_grid: Sequence[dict[str, Any]] | None = None,
         time_unit_days: float = 7.0,
         purge: bool = True,
-        seasonal: bool = True,
+        seasonal: bool | str = True,
         calibrate: bool = True,
         calibration: str = "auto",
+        btyd_level: bool = False,
     ) -> None:
         self.params = params
         self.n_estimators = n_estimators
@@ -124,6 +128,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         self.seasonal = seasonal
         self.calibrate = calibrate
         self.calibration = calibration
+        self.btyd_level = btyd_level
 
     def fit(
         self,
@@ -244,11 +249,18 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     def predict_proba(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
         """Columns: P(stays), P(churns). ``horizon_days`` overrides the trained horizon when stacked."""
         z = self.decision_function(X, horizon_days)
-        if self.calibrator_ is None:
-            p = 1.0 / (1.0 + np.exp(-z))
-        else:
-            p = self.calibrator_.predict_proba(z.reshape(-1, 1))[:, 1]
+        if self.calibrator_ is not None:
+            z = float(self.calibrator_.coef_[0, 0]) * z + float(self.calibrator_.intercept_[0])
+        p = expit(z + getattr(self, "level_shift_", 0.0))
         return np.column_stack([1.0 - p, p])
+
+    def _btyd_level_shift(self, X: pd.DataFrame) -> float:
+        """The log-odds shift putting the mean churn probability on X (the scored rows) on the BTYD model's mean
+        P(no purchase): the level is the BTYD model's, the ranking the trees'."""
+        self.level_shift_ = 0.0
+        target = self._horizon_btyd(X, None)["btyd_p_no_purchase"].to_numpy(dtype=float)
+        shift = intercept_shift(_logit(self.predict_proba(X)[:, 1]), target)
+        return 0.0 if shift is None else shift
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
@@ -271,5 +283,5 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         contrib = contrib * (a * ta * self.weight_)
         off = BTYDStacker.churn_offset(self._horizon_btyd(X, None))
         contrib[:, list(self.feature_names_in_).index("btyd_p_no_purchase")] += a * (off - self.offset_mean_)
-        contrib[:, -1] += a * (self.offset_mean_ + tb) + b
+        contrib[:, -1] += a * (self.offset_mean_ + tb) + b + getattr(self, "level_shift_", 0.0)
         return contrib

@@ -14,6 +14,12 @@ A plain GBM on RFM windows does not automatically beat a BG/NBD or Pareto/NBD x 
   learn what the BTYD model gets wrong;
 * **blend**: the correction is shrunk, ``link(prediction) = offset + w * trees`` with ``w`` in [0, 1] chosen on
   the validation cutoff (w = 0 is the BTYD model, w = 1 the full GBM);
+* **level** (``btyd_level``, off by default): when the BTYD part is fitted at the scoring cutoff
+  (:meth:`StackedMixin.fit_btyd_at`) the predictions' level on the scored rows (total spend, mean churn
+  probability) is set to the BTYD model's there: the trees and the calibration give the ranking, the BTYD model,
+  reading the newest history, the level. A level learned on past label windows carries their season to the next
+  one (Online Retail II, calibrated on February-May: mean churn probability of May-August 0.43 against 0.50
+  realized, BG/NBD's 0.50);
 * **base**: BG/NBD or Pareto/NBD; ``btyd="auto"`` chooses the one whose P(no purchase in the label window) has the
   lower log loss on the validation cutoffs (:func:`choose_btyd`; label-free fits scored on the labels).
 
@@ -38,6 +44,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -57,8 +65,12 @@ __all__ = [
     "choose_weight",
     "fit_stacker",
     "groups_of",
+    "intercept_shift",
+    "level_factor",
     "per_row_days",
     "purge_mask",
+    "season_indices",
+    "season_method",
     "stacked_btyd",
     "val_groups",
 ]
@@ -98,11 +110,17 @@ def btyd_inputs(X: pd.DataFrame) -> pd.DataFrame:
 SEASON_CLIP: tuple[float, float] = (0.25, 4.0)
 
 
-def season_indices(X: pd.DataFrame) -> dict[int, float]:
-    """Seasonal indices of one cutoff's feature rows, by horizon length h: the purchases of customers present a
-    whole year in ``[cutoff - 365, cutoff - 365 + h)`` (``orders_365d - orders_{365-h}d``: last year's window of
-    the next h days) over their average h-day share of that year. 1 = no season; empty when no customer's history
-    reaches a year back. Label-free: only transactions before the cutoff."""
+def _orders(X: pd.DataFrame, days: int) -> np.ndarray | None:
+    """The ``orders_{days}d`` column (NaN as 0), None when the features lack that window."""
+    col = f"orders_{int(days)}d"
+    return np.nan_to_num(X[col].to_numpy(dtype=float)) if col in X.columns else None
+
+
+def _season_all(X: pd.DataFrame) -> dict[int, float]:
+    """``"all"``: the purchases of every customer present a whole year in ``[cutoff - 365, cutoff - 365 + h)``
+    (``orders_365d - orders_{365-h}d``) over their average h-day share of that year. Customers who drop out during
+    the year buy early and not late, so with no season this reads above 1 (1.15 on a synthetic world of yearly
+    cohorts)."""
     if "tenure_days" not in X.columns or "orders_365d" not in X.columns:
         return {}
     year_old = X["tenure_days"].to_numpy(dtype=float) >= 365
@@ -120,16 +138,84 @@ def season_indices(X: pd.DataFrame) -> dict[int, float]:
     return out
 
 
+def _season_alive(X: pd.DataFrame) -> dict[int, float]:
+    """``"alive"``: by horizon length h < 365 / 2, last year's window of the next h days, ``[cutoff - 365, cutoff -
+    365 + h)``, against the rate over ``[cutoff - 365, cutoff - h)``, both counted on the customers certainly alive
+    all that time. A horizon is left out (index 1) when a window it needs is not a feature or no customer qualifies.
+
+    Customers qualify with a year of history (``tenure_days >= 365``) and a purchase in the last h days
+    (``orders_{h}d > 0``): in a buy-till-you-die world a customer who buys at ``cutoff - h`` or later was alive the
+    whole year before. Over the year, dropouts buy early and not late, so counting every customer reads the year's
+    start as a peak; customers alive throughout buy at their own steady rate in both windows, so with no season
+    the index is 1 whatever the spread of rates, and with one it is the window's rate relative to the year's. The
+    conditioning window ``[cutoff - h, cutoff)`` holds at least one purchase by selection, so it is left out of the
+    reference: index = ``(orders_365d - orders_{365-h}d) / ((orders_365d - orders_{h}d) * h / (365 - h))``,
+    summed over the qualifying customers (a ratio of totals). From h = 365 / 2 on, the conditioning window would
+    overlap last year's window, so longer horizons get no index."""
+    if "tenure_days" not in X.columns:
+        return {}
+    year = _orders(X, 365)
+    if year is None:
+        return {}
+    year_old = np.nan_to_num(X["tenure_days"].to_numpy(dtype=float)) >= 365
+    out: dict[int, float] = {}
+    for col in X.columns:
+        if not (col.startswith("orders_") and col.endswith("d")) or not col[7:-1].isdigit():
+            continue
+        h = 365 - int(col[7:-1])
+        recent = _orders(X, h)
+        if not 0 < 2 * h < 365 or recent is None:
+            continue
+        alive = year_old & (recent > 0)
+        window = float((year - _orders(X, 365 - h))[alive].sum())
+        reference = float((year - recent)[alive].sum())
+        if reference > 0:
+            out[h] = float(np.clip(window / (reference * h / (365.0 - h)), *SEASON_CLIP))
+    return out
+
+
+#: Ways of reading a seasonal index (:func:`season_indices`).
+SEASON_METHODS: tuple[str, ...] = ("all", "alive")
+
+
+def season_indices(X: pd.DataFrame, method: str = "all") -> dict[int, float]:
+    """Seasonal indices of one cutoff's feature rows, by horizon length h: how much last year's window of the next
+    h days bought against the year's rate. 1 = no season; empty when no customer's history reaches a year back (or
+    the 365-day window is not a feature). Label-free: only transactions before the cutoff. ``method``:
+
+    * ``"all"``: every customer with a year of history (:func:`_season_all`); biased upward by dropouts;
+    * ``"alive"``: only customers certainly alive through the year, against their rate over the rest of it
+      (:func:`_season_alive`); about 1 with no season whatever the dropouts and the spread of rates.
+    """
+    if method == "all":
+        return _season_all(X)
+    if method == "alive":
+        return _season_alive(X)
+    raise ValueError(f"season index method must be one of {SEASON_METHODS}, got {method!r}")
+
+
+def season_method(seasonal: bool | str) -> str | None:
+    """The :func:`season_indices` method of a ``seasonal`` setting: True = ``"all"``, False = None (no index)."""
+    if seasonal is True:
+        return "all"
+    if seasonal is False or seasonal is None:
+        return None
+    if seasonal not in SEASON_METHODS:
+        raise ValueError(f"seasonal must be a bool or one of {SEASON_METHODS}, got {seasonal!r}")
+    return str(seasonal)
+
+
 class BTYDStacker(BaseEstimator):
     """A BTYD model (``"bgnbd"`` or ``"paretonbd"`` x Gamma-Gamma) fitted on one cutoff's feature rows, giving the
     :data:`BTYD_FEATURES` and the offsets for any horizon. Labels are never used.
 
     With ``seasonal``, the BTYD purchase rate over the next h days is scaled by the cutoff's seasonal index for h
-    (:func:`season_indices`: last year's same window against the year's average), i.e. the BTYD model is read at
-    the effective horizon ``h * index``. Without a year of history the index is 1 (the plain BTYD model).
+    (:func:`season_indices`: last year's same window against the year's rate; True or ``"all"``: counted on every
+    customer with a year of history, ``"alive"``: on those certainly alive all year), i.e. the BTYD model is read
+    at the effective horizon ``h * index``. Without a year of history the index is 1 (the plain BTYD model).
     """
 
-    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, seasonal: bool = True) -> None:
+    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, seasonal: bool | str = True) -> None:
         self.model = model
         self.time_unit_days = time_unit_days
         self.seasonal = seasonal
@@ -140,7 +226,8 @@ class BTYDStacker(BaseEstimator):
             raise ValueError("BTYD stacking needs at least one feature row")
         self.btyd_ = BTYDBaseline(model=self.model, time_unit_days=self.time_unit_days).fit(btyd_inputs(X))
         self.params_ = {**self.btyd_.count_model_.params_, **(self.btyd_.gg_.params_ if self.btyd_.gg_ else {})}
-        self.season_ = season_indices(X) if self.seasonal else {}
+        method = season_method(self.seasonal)
+        self.season_ = season_indices(X, method) if method else {}
         return self
 
     def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
@@ -165,13 +252,14 @@ _FIT_CACHE: OrderedDict[tuple, BTYDStacker] = OrderedDict()
 _FIT_CACHE_SIZE = 64
 
 
-def fit_stacker(X: pd.DataFrame, *, model: str, time_unit_days: float, seasonal: bool = True) -> BTYDStacker:
+def fit_stacker(X: pd.DataFrame, *, model: str, time_unit_days: float, seasonal: bool | str = True) -> BTYDStacker:
     """A :class:`BTYDStacker` fitted on X, memoized on the exact BTYD inputs (and seasonal indices): the value and
     the churn model, and the test cutoffs of a backtest that share training cutoffs, reuse one maximum-likelihood
     fit. The fit is a deterministic function of these inputs, so the cache changes no result."""
     inputs = btyd_inputs(X)
     digest = hashlib.sha256(np.ascontiguousarray(inputs.to_numpy(dtype=float)).tobytes()).hexdigest()
-    season = tuple(sorted(season_indices(X).items())) if seasonal else ()
+    method = season_method(seasonal)
+    season = tuple(sorted(season_indices(X, method).items())) if method else ()
     key = (model, float(time_unit_days), len(inputs), digest, season)
     hit = _FIT_CACHE.get(key)
     if hit is not None:
@@ -221,7 +309,7 @@ def stacked_btyd(
     time_unit_days: float,
     feature_horizon_days: float,
     label_days: np.ndarray,
-    seasonal: bool = True,
+    seasonal: bool | str = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, BTYDStacker]:
     """Fit one BTYD model per cutoff group on that group's rows.
 
@@ -260,7 +348,7 @@ def choose_btyd(
     *,
     label_days: np.ndarray,
     time_unit_days: float,
-    seasonal: bool = True,
+    seasonal: bool | str = True,
     candidates: Iterable[str] = BTYD_MODELS,
 ) -> tuple[str, dict[str, float]]:
     """The BTYD model predicting "no purchase in the row's label window" best on labelled rows (e.g. the
@@ -336,6 +424,30 @@ def choose_weight(
 BLEND_WEIGHTS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
+def level_factor(target: np.ndarray, predicted: np.ndarray) -> float | None:
+    """Target total over predicted total (the factor putting a prediction's level on the target's), None when
+    either total is not positive (nothing to scale by)."""
+    want, pred = float(np.sum(target)), float(np.sum(predicted))
+    return want / pred if want > 0 and pred > 0 else None
+
+
+def intercept_shift(eta: np.ndarray, target: np.ndarray) -> float | None:
+    """The shift b with ``sum(sigmoid(eta + b)) = sum(target)``: the intercept putting the mean probability of a
+    logistic model with log-odds ``eta`` on the mean of ``target`` (probabilities or 0/1 outcomes; with outcomes it
+    is the maximum-likelihood intercept with the slope held). None when the target mean is 0 or 1."""
+    eta, target = np.asarray(eta, dtype=float), np.asarray(target, dtype=float)
+    want = float(target.sum())
+    if len(target) == 0 or want <= 0 or want >= len(target):
+        return None
+    gap = lambda b: float(expit(eta + b).sum()) - want  # noqa: E731 (increasing in b)
+    lo, hi = -1.0, 1.0
+    while gap(lo) > 0:
+        lo *= 2
+    while gap(hi) < 0:
+        hi *= 2
+    return float(brentq(gap, lo, hi, xtol=1e-10))
+
+
 class StackedMixin(BaseEstimator):
     """Feature handling shared by the value and churn models: input columns, BTYD-derived columns, offsets."""
 
@@ -390,6 +502,7 @@ class StackedMixin(BaseEstimator):
         training cutoff's rows)."""
         self.input_features_ = self._inputs(X)
         self.stacker_: BTYDStacker | None = None
+        self.level_shift_ = 0.0  # set by fit_btyd_at (btyd_level)
         h = float(self.horizon_days) if self.horizon_days is not None else None
         g = groups_of(X, groups)
         days = per_row_days(label_days, len(X), h) if h is not None or label_days is not None else None
@@ -468,6 +581,7 @@ class StackedMixin(BaseEstimator):
         if list(self._inputs(X)) != list(self.input_features_):
             raise ValueError("refit needs the same feature columns as fit")
         inputs, init = X[self.input_features_], None
+        self.level_shift_ = 0.0  # the BTYD part is refitted: fit_btyd_at sets the level again
         if self.stacked:
             h = float(self.horizon_days)
             g = groups_of(X, groups)
@@ -489,7 +603,9 @@ class StackedMixin(BaseEstimator):
 
     def fit_btyd_at(self, X: pd.DataFrame) -> StackedMixin:
         """Refit the BTYD part used for prediction on the feature rows of one cutoff (e.g. the data end: BTYD
-        needs no labels, so the model that scores reads the newest history). The trees are unchanged."""
+        needs no labels, so the model that scores reads the newest history). The trees are unchanged. With
+        ``btyd_level`` the level of the predictions on X (total spend, mean churn probability) is then put on the
+        BTYD model's there (``level_shift_``, one stored constant: scoring stays row-wise)."""
         check_is_fitted(self, "model_")
         if self.stacked:
             self.stacker_ = fit_stacker(
@@ -498,7 +614,13 @@ class StackedMixin(BaseEstimator):
                 time_unit_days=self.time_unit_days,
                 seasonal=getattr(self, "seasonal", True),
             )
+            self.level_shift_ = 0.0
+            if getattr(self, "btyd_level", False):
+                self.level_shift_ = self._btyd_level_shift(X)
         return self
+
+    def _btyd_level_shift(self, X: pd.DataFrame) -> float:  # pragma: no cover - set by the concrete model
+        raise NotImplementedError
 
     @property
     def feature_importances_(self) -> np.ndarray:

@@ -13,7 +13,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.models._lgbm import GBMFit, fit_gbm
 from tiercast.models.evaluation import normalized_gini
-from tiercast.models.stacking import BLEND_WEIGHTS, BTYDStacker, StackedMixin, choose_weight, val_groups
+from tiercast.models.stacking import (
+    BLEND_WEIGHTS,
+    BTYDStacker,
+    StackedMixin,
+    choose_weight,
+    level_factor,
+    val_groups,
+)
 
 
 def _gini_or_nan(y: np.ndarray, pred: np.ndarray) -> float:
@@ -43,6 +50,9 @@ class ValueModel(RegressorMixin, StackedMixin):
 
     ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one predicting "no positive spend in the window" best
     on the validation rows, :func:`~tiercast.models.stacking.choose_btyd`); the model used is ``btyd_``.
+    ``seasonal``: True (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.stacking.season_indices`.
+    With ``btyd_level`` :meth:`fit_btyd_at` puts the total over the rows it is given on the BTYD model's total
+    there (``level_shift_``; see :mod:`tiercast.models.stacking`).
     """
 
     _lgbm_cls = lgb.LGBMRegressor
@@ -60,7 +70,8 @@ class ValueModel(RegressorMixin, StackedMixin):
         param_grid: Sequence[dict[str, Any]] | None = None,
         time_unit_days: float = 7.0,
         purge: bool = True,
-        seasonal: bool = True,
+        seasonal: bool | str = True,
+        btyd_level: bool = False,
     ) -> None:
         self.params = params
         self.n_estimators = n_estimators
@@ -73,6 +84,7 @@ class ValueModel(RegressorMixin, StackedMixin):
         self.time_unit_days = time_unit_days
         self.purge = purge
         self.seasonal = seasonal
+        self.btyd_level = btyd_level
 
     def fit(
         self,
@@ -175,7 +187,13 @@ class ValueModel(RegressorMixin, StackedMixin):
         if self.stacker_ is None:
             return raw
         off = BTYDStacker.value_offset(self._horizon_btyd(X, horizon_days))
-        return off + self.weight_ * raw + self.intercept_
+        return off + self.weight_ * raw + self.intercept_ + getattr(self, "level_shift_", 0.0)
+
+    def _btyd_level_shift(self, X: pd.DataFrame) -> float:
+        """log of the BTYD model's total over the model's total on X (the scored rows): the level is the BTYD
+        model's, the ranking the trees'."""
+        level = level_factor(self._horizon_btyd(X, None)["btyd_expected_value"].to_numpy(), self.predict(X))
+        return 0.0 if level is None else float(np.log(level))
 
     def predict(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
         """Expected net spend in the horizon (``horizon_days`` overrides the trained horizon when stacked: the
@@ -196,5 +214,5 @@ class ValueModel(RegressorMixin, StackedMixin):
         contrib = contrib * self.weight_
         off = BTYDStacker.value_offset(self._horizon_btyd(X, None))
         contrib[:, list(self.feature_names_in_).index("btyd_expected_value")] += off - self.offset_mean_
-        contrib[:, -1] += self.offset_mean_ + self.intercept_
+        contrib[:, -1] += self.offset_mean_ + self.intercept_ + getattr(self, "level_shift_", 0.0)
         return contrib

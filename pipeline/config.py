@@ -116,8 +116,14 @@ class ModelConfig(_Frozen):
     # the whole log-odds, "offset" only the trees' correction (the BTYD log-odds kept), "auto" picks by window.
     churn_calibration: Literal["auto", "platt", "offset"] = "auto"
     # Scale the BTYD rate by the seasonal index of the next horizon (last year's same window against the year's
-    # average; needs a year of history and the 365-day feature window, else the plain BTYD model).
-    seasonal: bool = True
+    # rate; needs a year of history and the 365-day feature window, else the plain BTYD model). true / "all":
+    # counted on every customer with a year of history (reads dropouts as a season: about 1.15 on a world with
+    # none); "alive": on the customers certainly alive all year (a purchase in the last horizon), against their
+    # rate over the rest of the year, horizons under half a year; false: no index.
+    seasonal: bool | Literal["all", "alive"] = True
+    # Put the level of the scored rows' predictions (total spend, mean churn probability) on the BTYD model fitted
+    # at the scoring cutoff; the trees keep the ranking.
+    btyd_level: bool = False
     # `tiercast backtest`: number of test cutoffs (step_days apart, the latest = the training test cutoff) and
     # paired-bootstrap replicates for "tiercast minus best baseline".
     backtest_n_tests: int = Field(default=4, ge=1)

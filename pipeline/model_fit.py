@@ -49,6 +49,7 @@ def model_kwargs(config: Config, *, stacked: bool = True) -> dict[str, dict[str,
         "param_grid": _grid(config),
         "purge": m.purge,
         "seasonal": m.seasonal,
+        "btyd_level": m.btyd_level,
     }
     churn = {"params": m.churn_params, "calibration": m.churn_calibration, **common}
     return {"value": {"params": m.value_params, **common}, "churn": churn}
