@@ -33,7 +33,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import ibis
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -49,7 +48,7 @@ from tiercast.pipeline.loader import Transactions, load_transactions
 from tiercast.pipeline.model_fit import tier_scheme
 from tiercast.pipeline.score import LoadedModel, load_model, score_features
 from tiercast.pipeline.terminal import print_table
-from tiercast.pipeline.tracking import resolve_tracking_uri
+from tiercast.pipeline.tracking import resolve_tracking_uri, use_store
 
 #: Pseudo-tier of the customers whose first transaction falls in the month.
 NEW_TIER = "(new)"
@@ -275,10 +274,7 @@ def refit_scheme(tx: Frame, config: Config, *, cutoff: pd.Timestamp, con: ibis.B
 
 
 def _use_store(config: Config) -> str:
-    uri = resolve_tracking_uri(config)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
+    return use_store(resolve_tracking_uri(config))
 
 
 def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:

@@ -32,7 +32,8 @@ _LIBRARIES = ("tiercast", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy"
 
 
 def resolve_tracking_uri(config: Config) -> str:
-    """``MLFLOW_TRACKING_URI`` wins, then the config, then a sqlite store in the current (project) folder."""
+    """``MLFLOW_TRACKING_URI`` set by the user wins, then the config, then a sqlite store in the current (project)
+    folder."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
@@ -117,12 +118,28 @@ def close_abandoned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     return closed
 
 
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def use_store(uri: str) -> str:
+    """Point MLflow's tracking and registry at ``uri`` (returned). ``mlflow.set_tracking_uri`` also copies the URI
+    into ``MLFLOW_TRACKING_URI`` for subprocesses; that copy is undone, so the variable keeps meaning the user's
+    choice and a second job in the same process (two configs trained from Python) uses its own config's store."""
+    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return uri
+
+
 def setup_mlflow(config: Config) -> str:
     """Point MLflow at the store, create or migrate it under a file lock, make sure the experiment exists and
     close runs abandoned by killed processes; returns the experiment id."""
-    uri = resolve_tracking_uri(config)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    uri = use_store(resolve_tracking_uri(config))
     with store_lock(uri):
         _drop_interrupted_migration(uri)
         client = MlflowClient()

@@ -190,3 +190,25 @@ def test_two_trainings_racing_for_the_champion(tmp_path):
     # the same data and settings: the second to promote met a champion and was compared with it
     assert "no champion yet" in (champion.tags.get("promotion_reason", "") + other.tags.get("promotion_reason", ""))
     assert sum("no champion yet" in v.tags.get("promotion_reason", "") for v in versions) == 1
+
+
+def test_a_second_job_in_the_same_process_uses_its_own_store(tmp_path, monkeypatch):
+    """MLflow copies the URI it is given into MLFLOW_TRACKING_URI; that copy is not the user's choice, so the next
+    config's store is used. A URI the user set in the environment still wins."""
+    import mlflow
+
+    from tiercast.pipeline.config import load_config
+    from tiercast.pipeline.tracking import resolve_tracking_uri, use_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    first, second = (f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db"))
+    config = lambda uri: load_config(ROOT / "configs" / "demo.yaml", overrides={"mlflow": {"tracking_uri": uri}})  # noqa: E731
+    use_store(resolve_tracking_uri(config(first)))
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow's copy of the URI is undone
+    assert mlflow.get_tracking_uri() == first and mlflow.get_registry_uri() == first
+    assert resolve_tracking_uri(config(second)) == second
+    use_store(second)
+    assert mlflow.get_tracking_uri() == second
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///chosen.db")
+    assert resolve_tracking_uri(config(first)) == "sqlite:///chosen.db"
