@@ -46,6 +46,7 @@ from tiercast.features.build import (
     feature_table,
 )
 from tiercast.features.training_set import build_training_set, check_cutoffs
+from tiercast.pipeline.ingest.common import ReasonTally
 from tiercast.pipeline.sources import ColumnMapping
 
 if TYPE_CHECKING:
@@ -336,19 +337,11 @@ def read_transactions_table(
 
 
 @dataclass(frozen=True)
-class QuarantineCounts:
+class QuarantineCounts(ReasonTally):
     """Rows read, accepted and set aside per reason by :func:`quarantine_invalid` (accepted + set aside == read)."""
 
     n_read: int
     reasons: dict[str, int]
-
-    @property
-    def n_quarantined(self) -> int:
-        return sum(self.reasons.values())
-
-    @property
-    def n_accepted(self) -> int:
-        return self.n_read - self.n_quarantined
 
     @property
     def share(self) -> float:

@@ -33,7 +33,7 @@ import pandas as pd
 from tiercast.features.build import as_table, build_features
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions, to_engine_table
-from tiercast.pipeline.ingest.common import REASONS, InputError
+from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
 from tiercast.pipeline.sources import TransactionSource
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ __all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "r
 
 
 @dataclass(frozen=True, eq=False)
-class Transactions:
+class Transactions(ReasonTally):
     """Accepted transactions on the engine, with everything a command needs to know about how they were read."""
 
     table: ir.Table
@@ -59,14 +59,6 @@ class Transactions:
     satisfaction: pd.DataFrame | None = None
     #: the row-level ingestion (accepted frame, quarantine rows) when ``data:`` was read; None for engine tables
     ingest: IngestResult | None = field(default=None, repr=False)
-
-    @property
-    def n_quarantined(self) -> int:
-        return sum(self.reasons.values())
-
-    @property
-    def n_accepted(self) -> int:
-        return self.n_read - self.n_quarantined
 
     @property
     def bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -66,3 +67,33 @@ def check_share(
             f"(top reasons: {reasons})",
             result=result,
         )
+
+
+class ReasonTally:
+    """Accounting shared by every ingestion result: ``n_read`` rows, ``reasons`` rows set aside per reason, and
+    accepted + set aside == read."""
+
+    n_read: int
+    reasons: Mapping[str, int]
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(self.reasons.values())
+
+    @property
+    def n_accepted(self) -> int:
+        return self.n_read - self.n_quarantined
+
+
+def unparseable_column(where: str, column: str, kind: str, fmt: str | None, n_rows: int, examples: list[str]) -> str:
+    """The error for a column where no row parses: a wrong mapping or format, not bad rows."""
+    how = f" with format {fmt!r}" if fmt else ""
+    advice = ""
+    if kind == "timestamp":
+        advice = (
+            "; set timestamp_format in the data source to the strptime format of these values, e.g. '%d/%m/%Y %H:%M'"
+        )
+    return (
+        f"{where}: no value of column {column!r} parses as a {kind}{how} ({n_rows:,} rows; "
+        f"e.g. {', '.join(examples)}){advice}"
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.common import InputError, unparseable_column
 from tiercast.pipeline.sources import WHITESPACE, TransactionSource
 
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
@@ -193,13 +193,4 @@ def _require_some(parsed: pd.Series, raw: pd.Series, where: str, column: str, ki
     if parsed.notna().any():
         return
     examples = [repr(v) for v in pd.unique(raw.astype("str"))[:3]]
-    how = f" with format {fmt!r}" if fmt else ""
-    advice = ""
-    if kind == "timestamp":
-        advice = (
-            "; set timestamp_format in the data source to the strptime format of these values, e.g. '%d/%m/%Y %H:%M'"
-        )
-    raise InputError(
-        f"{where}: no value of column {column!r} parses as a {kind}{how} ({len(raw):,} rows; "
-        f"e.g. {', '.join(examples)}){advice}"
-    )
+    raise InputError(unparseable_column(where, column, kind, fmt, len(raw), examples))

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 
 from tiercast.pipeline.ingest import columns as col
-from tiercast.pipeline.ingest.common import REASONS, InputError
+from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally, unparseable_column
 from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ CANONICAL = ("customer_id", "timestamp", "amount", "order_id", "quantity", "prod
 
 
 @dataclass(eq=False)
-class EngineIngest:
+class EngineIngest(ReasonTally):
     """The outcome of :func:`ingest`: counts, and the relations ``_tc_accepted`` / ``_tc_bad`` on ``con``."""
 
     con: duckdb.DuckDBPyConnection
@@ -58,14 +58,6 @@ class EngineIngest:
     @property
     def source(self) -> str:
         return self.raw.where
-
-    @property
-    def n_quarantined(self) -> int:
-        return sum(self.reasons.values())
-
-    @property
-    def n_accepted(self) -> int:
-        return self.n_read - self.n_quarantined
 
     @property
     def quarantine_share(self) -> float:
@@ -316,13 +308,4 @@ def _fail_column(con: duckdb.DuckDBPyConnection, raw: RawSource, column: str, ki
             "GROUP BY 1) ORDER BY first_row LIMIT 3"
         ).fetchall()
     ]
-    how = f" with format {fmt!r}" if fmt else ""
-    advice = ""
-    if kind == "timestamp":
-        advice = (
-            "; set timestamp_format in the data source to the strptime format of these values, e.g. '%d/%m/%Y %H:%M'"
-        )
-    raise InputError(
-        f"{raw.where}: no value of column {column!r} parses as a {kind}{how} ({raw.n_read:,} rows; "
-        f"e.g. {', '.join(examples)}){advice}"
-    )
+    raise InputError(unparseable_column(raw.where, column, kind, fmt, raw.n_read, examples))
