@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from tiercast.pipeline.config import Config, ConfigError, build_playbook, load_config, preset_path
+from tiercast.pipeline.config import Config, build_playbook, load_config, preset_path
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
@@ -42,26 +42,34 @@ def _notice(message, category, filename, lineno, file=None, line=None) -> None: 
     err_console.print(f"[yellow]warning:[/] {_one_line(message)}", highlight=False, soft_wrap=True)
 
 
+# The failures a user can fix, by class name (tiercast's own exceptions, matched on the exception's class and its
+# bases): naming them keeps the error path from importing the modules that define them (MLflow, LightGBM).
+_EXPECTED = frozenset(
+    {
+        "InputError",
+        "FeatureSchemaError",
+        "ConfigError",
+        "MonitorError",
+        "EngineError",
+        "PlaybookError",
+        "TableTargetError",
+        "ModelNotFoundError",
+    }
+)
+
+
+def _tiercast_class(exc: BaseException, names: frozenset[str] | set[str]) -> bool:
+    return any(c.__name__ in names and c.__module__.startswith("tiercast.") for c in type(exc).__mro__)
+
+
 def expected_failure(exc: BaseException) -> str | None:
     """The one-line message for a failure the user can fix (bad input, config, argument, missing model or run,
     full disk, permissions, too little data), or None for an unexpected one."""
     import errno
 
-    from mlflow.exceptions import MlflowException
-
-    from tiercast.features.errors import InsufficientDataError
-    from tiercast.models.playbook import PlaybookError
-    from tiercast.models.scorer import FeatureSchemaError
-    from tiercast.pipeline.engine import EngineError
-    from tiercast.pipeline.io import InputError
-    from tiercast.pipeline.monitor import MonitorError
-    from tiercast.pipeline.score import ModelNotFoundError
-    from tiercast.pipeline.tables import TableTargetError
-
-    known = (InputError, FeatureSchemaError, ConfigError, MonitorError, EngineError, PlaybookError, TableTargetError)
-    if isinstance(exc, (*known, ModelNotFoundError)):
+    if _tiercast_class(exc, _EXPECTED):
         return str(exc)
-    if isinstance(exc, InsufficientDataError):
+    if _tiercast_class(exc, {"InsufficientDataError"}):
         return f"not enough data: {exc}"
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
@@ -80,7 +88,12 @@ def expected_failure(exc: BaseException) -> str | None:
         if isinstance(exc, NotADirectoryError):
             return f"{where}: a part of this path is a file, expected a folder"
         return None
-    if isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+    mlflow_error = getattr(sys.modules.get("mlflow.exceptions"), "MlflowException", None)  # never raised unloaded
+    if (
+        mlflow_error is not None
+        and isinstance(exc, mlflow_error)
+        and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+    ):
         return f"MLflow: {_one_line(exc.message)}"
     return None
 
