@@ -1,5 +1,7 @@
-"""Run the real ``tiercast`` command in a subprocess and check the error contract: exit 0 or 2, a failure is one
-line on stderr, never a traceback (unless ``--debug``), and no output file changed or left partial.
+"""Run the real ``tiercast`` command in a subprocess (:func:`cli`) or the same command line in this process
+(:func:`invoke`: the same error boundary, without a fresh interpreter per case) and check the error contract: exit
+0 or 2, a failure is one line on stderr, never a traceback (unless ``--debug``), and no output file changed or left
+partial.
 
 Set ``TIERCAST_STDERR_DIR`` to keep every run's stderr there (for ``grep -r Traceback``).
 """
@@ -50,6 +52,26 @@ def cli(*args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None 
         name = f"{os.getpid()}-{next(_counter)}-{'debug-' if '--debug' in args else ''}{args[0] if args else 'none'}"
         (folder / f"{name}.txt").write_text(f"$ tiercast {' '.join(args)}\n[exit {proc.returncode}]\n{proc.stderr}")
     return result
+
+
+def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
+    """``tiercast ARGS`` run in this process from ``cwd``, stdout and stderr captured apart, as :func:`cli` gives
+    them (MLflow store from the config or the folder, never the caller's environment)."""
+    from typer.testing import CliRunner
+
+    from tiercast.pipeline.cli import app
+
+    runner = CliRunner(env={"MLFLOW_TRACKING_URI": None, **(env or {})})
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        done = runner.invoke(app, list(args), prog_name="tiercast")
+    finally:
+        os.chdir(here)
+    code = done.exit_code
+    if done.exception is not None and not isinstance(done.exception, SystemExit):
+        raise AssertionError(f"tiercast {' '.join(args)} raised through the error boundary") from done.exception
+    return CliResult(tuple(args), code, done.stdout, done.stderr)
 
 
 def assert_clean_failure(result: CliResult, *needles: str, code: int = 2) -> str:

@@ -1,5 +1,7 @@
-"""Every way a user can get the command line wrong ends in one line and exit 2, through the real ``tiercast``
-command; nothing a failing command does changes or leaves partial output files."""
+"""Every way a user can get the command line wrong ends in one line and exit 2; nothing a failing command does changes
+or leaves partial output files. The cases run the ``tiercast`` command line in this process (:func:`invoke`, the
+same error boundary); a few run the real ``tiercast`` command in a subprocess (:func:`cli`) for the process's own
+contract: its exit code, one line on stderr, and the traceback only under ``--debug``."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.pipeline.cli_harness import assert_clean_failure, cli, snapshot, temporaries
+from tests.pipeline.cli_harness import assert_clean_failure, cli, invoke, snapshot, temporaries
 from tiercast.pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +51,7 @@ def project(tmp_path_factory) -> Path:
     """A project folder after one `tiercast run`: a store with a champion, scores, lists."""
     folder = tmp_path_factory.mktemp("project")
     small_config(folder, retail_sample(folder / "sample.parquet"))
-    result = cli("run", "--config", "config.yaml", cwd=folder)
+    result = invoke("run", "--config", "config.yaml", cwd=folder)
     assert result.code == 0, result.stderr
     return folder
 
@@ -74,7 +76,7 @@ def test_negative_top_is_an_error_not_everyone_but_the_last(project):
     ],
 )
 def test_bad_cutoff_is_refused_at_parse_time(project, cutoff, needle):
-    result = cli("features", "--config", "config.yaml", "--cutoff", cutoff, "--out", "out/f.parquet", cwd=project)
+    result = invoke("features", "--config", "config.yaml", "--cutoff", cutoff, "--out", "out/f.parquet", cwd=project)
     assert_clean_failure(result, "--cutoff", needle)
     assert not (project / "out" / "f.parquet").exists()
 
@@ -91,7 +93,7 @@ def test_bad_cutoff_is_refused_at_parse_time(project, cutoff, needle):
 )
 def test_bad_model_uri_is_one_line(project, uri, needles):
     before = snapshot(project)
-    result = cli("score", "--config", "config.yaml", "--model", uri, cwd=project)
+    result = invoke("score", "--config", "config.yaml", "--model", uri, cwd=project)
     assert_clean_failure(result, *needles)
     assert snapshot(project) == before
 
@@ -106,24 +108,24 @@ def test_bad_model_uri_is_one_line(project, uri, needles):
     ids=["promote", "compare", "report"],
 )
 def test_unknown_run_id_is_one_line(project, args):
-    result = cli(*args, cwd=project)
+    result = invoke(*args, cwd=project)
     assert_clean_failure(result, "--run 0123456789abcdef0123456789abcdef", "no such run")
     assert not (project / "out" / "r.html").exists()
 
 
 def test_out_that_is_a_folder_is_refused(project):
     (project / "a_folder").mkdir(exist_ok=True)
-    result = cli(
+    result = invoke(
         "score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", "a_folder", cwd=project
     )
     assert_clean_failure(result, "--out a_folder", "folder")
-    result = cli("at-risk", "--scores", "out/scores.parquet", "--out", "a_folder", cwd=project)
+    result = invoke("at-risk", "--scores", "out/scores.parquet", "--out", "a_folder", cwd=project)
     assert_clean_failure(result, "--out", "a_folder is a folder")
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "out/at_risk.csv", "out/quarantine.parquet", "missing.parquet"])
 def test_scores_that_are_not_a_scores_parquet(project, name):
-    result = cli("at-risk", "--scores", name, "--out", "out/list.csv", cwd=project)
+    result = invoke("at-risk", "--scores", name, "--out", "out/list.csv", cwd=project)
     assert_clean_failure(result, "--scores", name)
 
 
@@ -132,7 +134,7 @@ def test_unreadable_config_is_one_line(project, tmp_path):
     cfg = tmp_path / "locked.yaml"
     cfg.write_text((project / "config.yaml").read_text())
     cfg.chmod(0)
-    assert_clean_failure(cli("validate", "--config", str(cfg), cwd=project), "locked.yaml", "permission")
+    assert_clean_failure(invoke("validate", "--config", str(cfg), cwd=project), "locked.yaml", "permission")
 
 
 def test_no_arguments_prints_help():
@@ -144,13 +146,25 @@ def test_no_arguments_prints_help():
 
 
 def _validate(folder: Path, config: Path):
-    return cli("validate", "--config", str(config), cwd=folder)
+    return invoke("validate", "--config", str(config), cwd=folder)
 
 
 def test_base_cycle_is_one_line_naming_the_files(tmp_path):
     (tmp_path / "a.yaml").write_text("base: b.yaml\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     assert_clean_failure(_validate(tmp_path, tmp_path / "a.yaml"), "cycle", "a.yaml", "b.yaml")
+
+
+def test_in_a_real_process_a_failure_is_one_line_and_debug_adds_the_traceback(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    before = snapshot(tmp_path)
+    assert_clean_failure(cli("validate", "--config", "a.yaml", cwd=tmp_path), "cycle", "a.yaml", "b.yaml")
+    debug = cli("--debug", "validate", "--config", "a.yaml", cwd=tmp_path)
+    assert debug.code == 2 and "Traceback" in debug.stderr, debug.stderr
+    last = debug.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("error:") and "cycle" in last, debug.stderr
+    assert snapshot(tmp_path) == before
 
 
 def test_config_that_is_a_folder(tmp_path):
@@ -239,7 +253,8 @@ DEGENERATE = {
 def test_degenerate_data_is_refused_naming_what_is_missing(tmp_path, case):
     frame, needles = DEGENERATE[case]
     _tx_config(tmp_path, frame)
-    result = cli("run", "--config", "c.yaml", cwd=tmp_path)
+    run = cli if case == "two_rows" else invoke  # one case through the real command, in its own process
+    result = run("run", "--config", "c.yaml", cwd=tmp_path)
     assert_clean_failure(result, *needles)
     assert not (tmp_path / "out" / "scores.parquet").exists()
 
@@ -248,7 +263,7 @@ def test_degenerate_data_is_refused_naming_what_is_missing(tmp_path, case):
 def test_degenerate_data_is_refused_by_the_other_training_commands(tmp_path, command):
     frame, needles = DEGENERATE["one_customer"]
     _tx_config(tmp_path, frame)
-    result = cli(command, "--config", "c.yaml", cwd=tmp_path)
+    result = invoke(command, "--config", "c.yaml", cwd=tmp_path)
     assert_clean_failure(result, *needles)
 
 
@@ -342,3 +357,35 @@ def test_registered_model_keeps_no_customer_rows(project):
         assert "customer_id" not in json.dumps(data)
         text = path.read_text()
         assert not any(f'"{cid}"' in text for cid in ids)
+
+
+# ------------------------------------------------------------------------------------- the failure classes
+
+
+def test_every_failure_a_user_can_fix_is_one_line_and_others_are_unexpected():
+    """The error boundary tells fixable failures by class (and subclass) without importing their modules."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST
+
+    from tiercast.features.errors import InsufficientDataError
+    from tiercast.models.playbook import PlaybookError
+    from tiercast.models.scorer import FeatureSchemaError
+    from tiercast.pipeline.cli import expected_failure
+    from tiercast.pipeline.config import ConfigError
+    from tiercast.pipeline.engine import EngineError
+    from tiercast.pipeline.io import InputError
+    from tiercast.pipeline.monitor import MonitorError
+    from tiercast.pipeline.score import ModelNotFoundError
+    from tiercast.pipeline.tables import TableTargetError
+
+    fixable = (InputError, FeatureSchemaError, ConfigError, MonitorError, EngineError, PlaybookError)
+    for cls in (*fixable, TableTargetError, ModelNotFoundError):
+        assert expected_failure(cls("what went wrong")) == "what went wrong", cls
+        sub = type("Narrower", (cls,), {"__module__": cls.__module__})
+        assert expected_failure(sub("narrower")) == "narrower", cls
+    assert expected_failure(InsufficientDataError("3 customers")) == "not enough data: 3 customers"
+    gone = MlflowException("Registered Model with name=x not found", error_code=RESOURCE_DOES_NOT_EXIST)
+    assert expected_failure(gone) == "MLflow: Registered Model with name=x not found"
+    assert expected_failure(MlflowException("server down", error_code=INTERNAL_ERROR)) is None
+    assert expected_failure(ValueError("what went wrong")) is None
+    assert expected_failure(type("InputError", (Exception,), {})("not ours")) is None
