@@ -149,8 +149,24 @@ def feature_table(
         if extra is not None:
             c = c.left_join(extra, "customer_id").drop("customer_id_right")
     names = feature_names(windows_days=windows, horizon_days=horizon_days, optional=optional, satisfaction=sat_columns)
-    counts = {"review_count", "complaint_count"}  # 0 for customers without reviews
+    # 0 for customers without reviews / without a bought line
+    counts = {"review_count", "complaint_count", *rfm.BREADTH_COLUMNS.values()}
     return c.select(**{name: c[name].coalesce(0.0) if name in counts else c[name] for name in names})
+
+
+def feature_query(
+    tx: Frame,
+    *,
+    cutoff: as_of.TimeLike,
+    windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    satisfaction: Frame | None = None,
+) -> ir.Table:
+    """The rows of :func:`build_features` as one unexecuted expression, sorted by ``customer_id``: to collect, or to
+    write from the engine (:func:`tiercast.pipeline.loader.write_features_at`)."""
+    return feature_table(
+        as_table(tx), cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
+    ).order_by("customer_id")
 
 
 def execute(expr: ir.Table, con: ibis.BaseBackend | None = None) -> pd.DataFrame:
@@ -176,10 +192,9 @@ def build_features(
     on the backend it is bound to). Column definitions: :mod:`~tiercast.features.rfm`,
     :mod:`~tiercast.features.tenure`, :mod:`~tiercast.features.churn_signals`.
     """
-    t = as_table(tx)
-    expr = feature_table(
-        t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
-    ).order_by("customer_id")
+    expr = feature_query(
+        tx, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
+    )
     if con is None and isinstance(tx, pd.DataFrame):
         con = ibis.duckdb.connect()
     return execute(expr, con)

@@ -106,12 +106,14 @@ def breadth(lines: ir.Table) -> ir.Table | None:
     """Distinct products / categories / channels bought (lines with amount > 0), for the columns the data has.
 
     A separate pass over the lines (distinct counts cannot be pre-aggregated to orders); None when the data has none
-    of these columns.
+    of these columns. Customers without a bought line have no row here (the feature builder fills 0): filtering the
+    lines before grouping keeps the distinct-count hash tables to the bought lines, instead of grouping every line
+    with its filter flag as one more key.
     """
     present = {src: name for src, name in BREADTH_COLUMNS.items() if src in lines.columns}
     if not present:
         return None
-    bought = lines.amount > 0
-    return lines.group_by("customer_id").aggregate(
-        **{name: to_float(lines[src].nunique(where=bought)) for src, name in present.items()}
+    bought = lines.filter(lines.amount > 0)
+    return bought.group_by("customer_id").aggregate(
+        **{name: to_float(bought[src].nunique()) for src, name in present.items()}
     )

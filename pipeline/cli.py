@@ -335,8 +335,7 @@ def features(
 ) -> None:
     """Build point-in-time features at a cutoff and write them to Parquet."""
     from tiercast.pipeline.engine import write_features
-    from tiercast.pipeline.files import write_parquet
-    from tiercast.pipeline.loader import features_at
+    from tiercast.pipeline.loader import write_features_at
 
     cfg = _config(config, engine)
     _local_out(cfg, out)
@@ -354,9 +353,8 @@ def features(
         )
         console.print(f"features at {cutoff} on spark -> {folder}")
         return
-    frame = features_at(data, cfg, when)
-    write_parquet(frame, out)
-    console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features at {cutoff} -> {out}")
+    rows, n_features = write_features_at(data, cfg, when, out)
+    console.print(f"{rows:,} customers x {n_features} features at {cutoff} -> {out}")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +30,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from tiercast.features.build import as_table, build_features
+from tiercast.features.build import as_table, build_features, feature_query
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from tiercast.pipeline.ingest.sql import EngineIngest
     from tiercast.pipeline.io import IngestResult
 
-__all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "resolve_run_date"]
+__all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "resolve_run_date", "write_features_at"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,21 +164,23 @@ def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) ->
         result.write_quarantine(path)
     if not result.n_accepted:
         raise InputError(f"{result.source}: no accepted rows ({result.n_read:,} read, all quarantined)")
-    customers, first, last = con.con.execute(
-        "SELECT count(DISTINCT customer_id), min(timestamp), max(timestamp) FROM _tc_accepted"
-    ).fetchall()[0]  # type: ignore[misc]
+    first, last = con.con.execute(f"SELECT min(timestamp), max(timestamp) FROM {TRANSACTIONS}").fetchall()[0]  # type: ignore[misc]
     first, last = pd.Timestamp(first), pd.Timestamp(last)
     source = result.source
-    fingerprint = {
-        "data_path": str(Path(source)),
-        "data_sha256": _sha256(source) if Path(source).is_file() else "n/a",
-        "data_rows_read": result.n_read,
-        "data_rows_accepted": result.n_accepted,
-        "data_rows_quarantined": result.n_quarantined,
-        "data_customers": int(customers),
-        "data_first_timestamp": str(first),
-        "data_last_timestamp": str(last),
-    }
+
+    def fingerprint() -> dict[str, Any]:
+        (customers,) = con.con.execute(f"SELECT count(DISTINCT customer_id) FROM {TRANSACTIONS}").fetchall()[0]  # type: ignore[misc]
+        return {
+            "data_path": str(Path(source)),
+            "data_sha256": _sha256(source) if Path(source).is_file() else "n/a",
+            "data_rows_read": result.n_read,
+            "data_rows_accepted": result.n_accepted,
+            "data_rows_quarantined": result.n_quarantined,
+            "data_customers": int(customers),
+            "data_first_timestamp": str(first),
+            "data_last_timestamp": str(last),
+        }
+
     return Transactions(
         table=as_table(con.table(TRANSACTIONS)),
         con=con,
@@ -187,9 +189,36 @@ def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) ->
         reasons=MappingProxyType(result.reason_counts()),
         data_start=first.normalize(),
         data_end=last.normalize() + pd.Timedelta(days=1),
-        fingerprint=MappingProxyType(fingerprint),
+        fingerprint=LazyMapping(fingerprint),
         run_date=run,
     )
+
+
+class LazyMapping(Mapping[str, Any]):
+    """A read-only mapping computed on first use: the SQL ingestion's fingerprint (a full pass counting distinct
+    customers, and the file's digest) is read by the commands that log or print it, not by ``features`` or
+    ``score``."""
+
+    def __init__(self, compute: Callable[[], Mapping[str, Any]]) -> None:
+        self._compute: Callable[[], Mapping[str, Any]] | None = compute
+        self._values: Mapping[str, Any] = {}
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._compute is not None:
+            self._values, self._compute = MappingProxyType(dict(self._compute())), None
+        return self._values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return f"LazyMapping({dict(self._get())!r})" if self._compute is None else "LazyMapping(<not computed>)"
 
 
 def _sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -226,6 +255,27 @@ def _from_engine_table(config: Config, run: pd.Timestamp) -> Transactions:
         fingerprint=MappingProxyType(fingerprint),
         run_date=run,
     )
+
+
+def write_features_at(data: Transactions, config: Config, cutoff: pd.Timestamp, path: str | Path) -> tuple[int, int]:
+    """The rows of :func:`features_at` written to Parquet at ``path`` (atomically) by the engine itself: DuckDB's
+    COPY streams the query's result into the file, so the feature frame never exists in pandas. Returns (rows,
+    features)."""
+    import pyarrow.parquet as pq
+
+    from tiercast.pipeline.files import _fsync, atomic_output
+
+    expr = feature_query(
+        data.table,
+        cutoff=cutoff,
+        windows_days=config.features.windows_days,
+        horizon_days=config.horizon_days,
+        satisfaction=data.engine_satisfaction(),
+    )
+    with atomic_output(path) as tmp:
+        data.con.to_parquet(expr, tmp)
+        _fsync(tmp)
+    return pq.ParquetFile(path).metadata.num_rows, len(expr.columns) - 1
 
 
 def features_at(data: Transactions, config: Config, cutoff: pd.Timestamp) -> pd.DataFrame:
