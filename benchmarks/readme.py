@@ -329,7 +329,7 @@ def _scale(r: dict) -> list[str]:
             if m is None:
                 cells.append("-")
                 continue
-            ratio = f" / {m['wall_seconds'] / query:,.0f}x" if query and step != QUERY else ""
+            ratio = f" / {m['wall_seconds'] / query:,.1f}x" if query and step != QUERY else ""
             cells.append(
                 f"{m['wall_seconds']:,.1f} / {m['cpu_seconds']:,.1f} / {m['peak_rss_mb'] / 1024:.2f} GB{ratio}"
             )

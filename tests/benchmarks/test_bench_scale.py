@@ -73,11 +73,16 @@ def _result(run_10m: float, run_30m: float | None, score_10m: float = 30.0) -> d
 
 def test_targets_come_from_the_numbers():
     met = {name: ok for name, ok, _ in bench_scale.targets_met(_result(250.0, 800.0))}
-    assert list(met.values()) == [True, True, True, True]
+    assert list(met.values()) == [True, True, True, True, False, True]  # features: 5x the query
     missed = dict((name, ok) for name, ok, _ in bench_scale.targets_met(_result(320.0, 1200.0, score_10m=61.0)))
-    assert list(missed.values()) == [False, True, False, False]
+    assert list(missed.values()) == [False, True, False, False, False, True]
     unmeasured = bench_scale.targets_met(_result(250.0, None))
-    assert unmeasured[-1][1] is None and unmeasured[-1][2] == "not measured"
+    assert unmeasured[3][1] is None and unmeasured[3][2] == "not measured"
+    quick = _result(250.0, None)
+    quick["sizes"][1]["features"] = _step(5.0, gb=2.5)  # 2x the query (2.5 s), over 2 GB
+    got = {name: (ok, figure) for name, ok, figure in bench_scale.targets_met(quick)}
+    assert got["`features` at 10M within 2x the query's time"] == (True, "2.0 x")
+    assert got["`features` at 10M under 2 GB"] == (False, "2.5 GB")
 
 
 def test_plot_and_readme_table(tmp_path):
@@ -88,8 +93,8 @@ def test_plot_and_readme_table(tmp_path):
     (tmp_path / "scale.json").write_text(json.dumps(r))
     text = render(tmp_path)
     assert "| size | `validate` | `features` | `run` | `score` | query |" in text
-    assert "| 10M (1,000,000 customers) | 25.0 / 37.5 / 1.00 GB / 10x |" in text
-    assert "250.0 / 375.0 / 5.00 GB / 100x" in text
+    assert "| 10M (1,000,000 customers) | 25.0 / 37.5 / 1.00 GB / 10.0x |" in text
+    assert "250.0 / 375.0 / 5.00 GB / 100.0x" in text
     assert "![time against size](benchmarks/results/scale.png)" in text
     assert "`run` at 10M within 300 s: met (250.0 s)" in text
     assert "`run` at 30M within 3.5x its 10M time: not measured" in text
