@@ -2,7 +2,7 @@
 :mod:`tiercast.benchmarks.retailer`, beside the fitted BTYD models and the true-parameter model.
 
 For each world the transactions and a tiercast config are written to the data folder, the backtest runs as the
-user runs it (:func:`tiercast.pipeline.backtest.run_backtest` on the config, ingestion included), and its
+user runs it (:func:`tiercast.pipeline.jobs.backtest.run_backtest` on the config, ingestion included), and its
 per-customer predictions are joined with the true-parameter Pareto/NBD x Gamma-Gamma prediction of each customer
 (``true_btyd``). Per test cutoff and method: normalized Gini, churn ROC AUC, Brier, mean churn probability vs
 realized churn and predicted / actual total; paired-bootstrap intervals over customers of tiercast minus the best
@@ -134,9 +134,9 @@ def run_world(
 ) -> dict[str, Any]:
     """Backtest one world and compare every method with the truth; the JSON-ready result. ``config_overrides``
     change the written config's settings (e.g. fewer trees in tests)."""
-    from tiercast.pipeline.backtest import run_backtest
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.loader import load_transactions
+    from tiercast.pipeline.ingest.loader import load_transactions
+    from tiercast.pipeline.jobs.backtest import run_backtest
 
     _, config_path = write_world(world, data_dir)
     config = load_config(config_path, overrides=config_overrides)

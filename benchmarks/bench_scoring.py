@@ -79,7 +79,7 @@ def train_model(path: str | Path, *, cutoff: str, model_dir: Path, sample_custom
 def _load(model_dir: str):
     import mlflow.pyfunc
 
-    from tiercast.pipeline.score import LoadedModel
+    from tiercast.pipeline.jobs.score import LoadedModel
 
     return LoadedModel(mlflow.pyfunc.load_model(model_dir), "benchmark", "0")
 
@@ -89,7 +89,7 @@ def run_tiercast(path: str, model_dir: str, cutoff: str) -> dict:
     import ibis
 
     from tiercast.features.build import build_features
-    from tiercast.pipeline.score import at_risk, explain_features, score_features
+    from tiercast.pipeline.jobs.score import at_risk, explain_features, score_features
 
     phases = {}
     t0 = time.perf_counter()
@@ -143,7 +143,7 @@ def run_reasons_everyone(path: str, model_dir: str, cutoff: str) -> dict:
     import ibis
 
     from tiercast.features.build import build_features
-    from tiercast.pipeline.score import score_features
+    from tiercast.pipeline.jobs.score import score_features
 
     t0 = time.perf_counter()
     model = _load(model_dir)
@@ -166,7 +166,7 @@ IMPLEMENTATIONS = {"tiercast": run_tiercast, "reference": run_reference, "reason
 
 def _worker(impl: str, path: str, model_dir: str, cutoff: str) -> dict:
     import tiercast.features.build  # noqa: F401 - imports outside the timed region
-    import tiercast.pipeline.score  # noqa: F401
+    import tiercast.pipeline.jobs.score  # noqa: F401
 
     result = IMPLEMENTATIONS[impl](path, model_dir, cutoff)
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -83,7 +83,8 @@ def _proc_usage(pids: Sequence[int]) -> tuple[float, float]:
 
 def _spark_worker(path: str, cutoff: str, out: str | None, master: str, conf: dict[str, str]) -> dict:
     from tiercast.features.build import build_features
-    from tiercast.pipeline.engine import EngineConfig, connect, session_of
+    from tiercast.pipeline.engine.config import EngineConfig
+    from tiercast.pipeline.engine.session import connect, session_of
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()

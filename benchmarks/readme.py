@@ -122,7 +122,7 @@ def _quality(r: dict) -> list[str]:
 
 
 def _ceiling(r: dict) -> list[str]:
-    from tiercast.pipeline.benchmark_cdnow import TARGETS
+    from tiercast.benchmarks.quality.cdnow import TARGETS
 
     t = TARGETS  # the current targets (a stored result may hold older ones)
     seeds = r["seeds"]

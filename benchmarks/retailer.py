@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercast.models.btyd import GammaGammaModel, ParetoNBDModel
-from tiercast.pipeline.files import atomic_output, write_parquet
+from tiercast.pipeline.writers.files import atomic_output, write_parquet
 
 __all__ = [
     "WORLDS",

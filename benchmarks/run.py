@@ -82,7 +82,7 @@ def spark_benchmark(opts: RunOptions) -> dict:
 
 def cdnow_benchmark(opts: RunOptions) -> dict:
     """Model quality on the standard CDNOW split (the bundled file): tiercast against the published baselines."""
-    from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, run_cdnow_benchmark
+    from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, run_cdnow_benchmark
 
     result = run_cdnow_benchmark(DEFAULT_PATH, seed=42)  # `tiercast benchmark cdnow`'s default seed
     split = result["split"]
@@ -96,7 +96,7 @@ def cdnow_benchmark(opts: RunOptions) -> dict:
 
 def cdnow_rehearsal_benchmark(opts: RunOptions) -> dict:
     """The CDNOW protocol inside the calibration period (a 92-day holdout), where design alternatives are judged."""
-    from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, run_cdnow_benchmark
+    from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, run_cdnow_benchmark
 
     result = run_cdnow_benchmark(DEFAULT_PATH, seed=42, split="rehearsal")
     split = result["split"]
@@ -112,7 +112,7 @@ def cdnow_rehearsal_benchmark(opts: RunOptions) -> dict:
 def cdnow_ceiling_benchmark(opts: RunOptions) -> dict:
     """An oracle fitted on the CDNOW holdout's own labels (cross-validated): an estimate of the benchmark's
     ceiling, over three fold seeds."""
-    from tiercast.pipeline.cdnow_ceiling import run_cdnow_ceiling
+    from tiercast.benchmarks.quality.ceiling import run_cdnow_ceiling
 
     return run_cdnow_ceiling()
 
@@ -120,8 +120,8 @@ def cdnow_ceiling_benchmark(opts: RunOptions) -> dict:
 def backtest_benchmark(opts: RunOptions) -> dict:
     """Model quality on Online Retail II: ``tiercast backtest`` with the bundled config (every method, several test
     cutoffs, paired-bootstrap intervals against the best baseline)."""
-    from tiercast.pipeline.backtest import run_backtest
     from tiercast.pipeline.config import load_config
+    from tiercast.pipeline.jobs.backtest import run_backtest
 
     config = load_config(ONLINE_RETAIL_CONFIG)
     table = run_backtest(config)

@@ -163,7 +163,7 @@ def feature_query(
     satisfaction: Frame | None = None,
 ) -> ir.Table:
     """The rows of :func:`build_features` as one unexecuted expression, sorted by ``customer_id``: to collect, or to
-    write from the engine (:func:`tiercast.pipeline.loader.write_features_at`)."""
+    write from the engine (:func:`tiercast.pipeline.ingest.loader.write_features_at`)."""
     return feature_table(
         as_table(tx), cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
     ).order_by("customer_id")

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.models.tiering import ValueTiers, _as_values
+from tiercast.models.tiering import ValueTiers, as_values
 
 PYRAMID = ("platinum", "gold", "iron", "lead")
 _EPS = 1e-12
@@ -52,7 +52,7 @@ class ABCScheme(ValueTiers):
         self.revenue_shares = revenue_shares
 
     def fit(self, value: ArrayLike) -> ABCScheme:
-        v = _as_values(value)
+        v = as_values(value)
         shares = np.asarray(self.revenue_shares, dtype=float)
         if len(shares) != len(self.names) or len(shares) < 2:
             raise ValueError(f"{len(shares)} revenue shares for {len(self.names)} names; need one per tier, >= 2")
@@ -81,7 +81,7 @@ class QuantileScheme(ValueTiers):
         self.names = names
 
     def fit(self, value: ArrayLike) -> QuantileScheme:
-        v = _as_values(value)
+        v = as_values(value)
         top = np.asarray(self.top, dtype=float)
         if top.size == 0 or (np.diff(top) <= 0).any() or top[0] <= 0 or top[-1] >= 1:
             raise ValueError(f"top shares must increase strictly within (0, 1), got {top.tolist()}")
@@ -141,7 +141,7 @@ class RFMScheme(BaseEstimator):
     def _inputs(self, value: ArrayLike, recency: ArrayLike, frequency: ArrayLike) -> tuple[np.ndarray, ...]:
         if self.n_bins < 2 or len(self.names) < 2:
             raise ValueError("RFM tiers need n_bins >= 2 and at least two names")
-        v = _as_values(value)
+        v = as_values(value)
         r = np.asarray(recency, dtype=float).ravel()
         f = np.nan_to_num(np.asarray(frequency, dtype=float).ravel(), nan=0.0)
         if not r.size == f.size == v.size:
@@ -207,7 +207,7 @@ class LoyaltyScheme(BaseEstimator):
 
     def fit(self, value: ArrayLike, history: ArrayLike | None = None) -> LoyaltyScheme:
         """Set the thresholds (given, or from the points of ``value``) and the status shares of the population."""
-        v = _as_values(value)
+        v = as_values(value)
         k = len(self.names)
         if self.points_per_unit <= 0 or self.grace_periods < 0:
             raise ValueError("points_per_unit must be positive and grace_periods >= 0")
@@ -270,7 +270,7 @@ class LoyaltyScheme(BaseEstimator):
 
     def assign_codes(self, value: ArrayLike, history: ArrayLike | None = None) -> np.ndarray:
         """Status (0 = best) after the period of ``value``, following ``history``."""
-        v = _as_values(value)
+        v = as_values(value)
         earned = np.column_stack([self._history_codes(history, v.size), self.earned_codes(v)])
         return self.run_codes(earned)[:, -1]
 
@@ -283,16 +283,16 @@ class LoyaltyScheme(BaseEstimator):
         check_is_fitted(self, "earned_shares_")
         shares = self.earned_shares_
         if realized is not None:
-            r = _as_values(realized)
+            r = as_values(realized)
             shares = np.bincount(self.earned_codes(r), minlength=self.k_) / max(r.size, 1)
         upper = np.clip(np.cumsum(shares)[:-1], 0.0, 1.0)
-        self.prediction_boundaries_ = np.quantile(_as_values(prediction), 1.0 - upper, method="inverted_cdf")
+        self.prediction_boundaries_ = np.quantile(as_values(prediction), 1.0 - upper, method="inverted_cdf")
         return self
 
     def assign_predicted_codes(self, prediction: ArrayLike, history: ArrayLike | None = None) -> np.ndarray:
         """Status after a period earning the rank-mapped tier of ``prediction``, following ``history``."""
         check_is_fitted(self, "prediction_boundaries_")
-        p = _as_values(prediction)
+        p = as_values(prediction)
         predicted = np.searchsorted(-self.prediction_boundaries_, -p, side="left").astype(np.int64)
         return self.run_codes(np.column_stack([self._history_codes(history, p.size), predicted]))[:, -1]
 

@@ -32,7 +32,7 @@ from tiercast.features.errors import InsufficientDataError
 _SILHOUETTE_SAMPLE = 5000
 
 
-def _as_values(value: Sequence[float] | np.ndarray) -> np.ndarray:
+def as_values(value: Sequence[float] | np.ndarray) -> np.ndarray:
     arr = np.asarray(value, dtype=float)
     if arr.ndim != 1:
         raise ValueError("tier values must be one-dimensional")
@@ -82,7 +82,7 @@ class ValueTiers(BaseEstimator):
     def assign_codes(self, value: Sequence[float] | np.ndarray) -> np.ndarray:
         """Tier index (0 = best) of each realized value."""
         check_is_fitted(self, "boundaries_")
-        return self._codes(_as_values(value), self.boundaries_)
+        return self._codes(as_values(value), self.boundaries_)
 
     def assign(self, value: Sequence[float] | np.ndarray) -> np.ndarray:
         """Tier name of each realized value."""
@@ -101,11 +101,11 @@ class ValueTiers(BaseEstimator):
         the current shares over-fills the upper tiers.
         """
         check_is_fitted(self, "boundaries_")
-        p = _as_values(prediction)
+        p = as_values(prediction)
         if realized is None:
             shares = self.shares_
         else:
-            r = _as_values(realized)
+            r = as_values(realized)
             shares = np.bincount(self.assign_codes(r), minlength=len(self.names_)) / max(r.size, 1)
         self.prediction_shares_ = np.asarray(shares, dtype=float)
         upper = np.clip(np.cumsum(shares)[:-1], 0.0, 1.0)  # share of customers at or above each boundary
@@ -114,7 +114,7 @@ class ValueTiers(BaseEstimator):
 
     def assign_predicted_codes(self, prediction: Sequence[float] | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "prediction_boundaries_")
-        return self._codes(_as_values(prediction), self.prediction_boundaries_)
+        return self._codes(as_values(prediction), self.prediction_boundaries_)
 
     def assign_predicted(self, prediction: Sequence[float] | np.ndarray) -> np.ndarray:
         """Predicted tier name of each predicted value."""
@@ -187,7 +187,7 @@ class TierScheme(ValueTiers):
     def fit(self, value: Sequence[float] | np.ndarray, behavior: ArrayLike | None = None) -> TierScheme:
         """Choose k and the value boundaries from realized values (one per customer), optionally clustering on
         behavior columns too (``behavior``: shape (n, m), row-aligned with ``value``, NaN = column median)."""
-        v = _as_values(value)
+        v = as_values(value)
         names = tuple(self.names)
         if len(names) < 2:
             raise ValueError("a tier scheme needs at least two tier names")

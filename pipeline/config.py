@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.models.segment_keys import SEGMENT_KEYS
-from tiercast.pipeline.engine import EngineConfig
-from tiercast.pipeline.sources import DataConfig
+from tiercast.pipeline.engine.config import EngineConfig
+from tiercast.pipeline.ingest.sources import DataConfig
 
 TIER_PRESETS: dict[str, tuple[str, ...]] = {
     "pyramid": ("platinum", "gold", "iron", "lead"),
@@ -239,11 +239,11 @@ def build_playbook(config: Config) -> Playbook:
     )
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -283,7 +283,7 @@ def _resolve_base(base: str, parent: Path) -> Path:
     raise ConfigError(f"{parent / base}: base config not found")
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The merged mapping of ``path`` and its ``base:`` chain."""
     return _read_with_sources(path, seen)[0]
 
@@ -312,7 +312,7 @@ def _read_with_sources(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[st
         if not isinstance(base, str) or not base:
             raise ConfigError(f"{path}: base must be a file name or a preset name, got {base!r}")
         merged, base_sources = _read_with_sources(_resolve_base(base, path.parent), (*seen, path))
-        raw = _deep_merge(merged, raw)
+        raw = deep_merge(merged, raw)
         sources = {**base_sources, **sources}
     return raw, sources
 
@@ -341,7 +341,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     Every error is a ConfigError naming the file that holds the offending key."""
     raw, sources = _read_with_sources(Path(path).resolve())
     if overrides:
-        raw = _deep_merge(raw, overrides)
+        raw = deep_merge(raw, overrides)
         sources.update({key: Path("(command-line option)") for key in _key_paths(overrides)})
     missing = [s for s in REQUIRED_SECTIONS if s not in raw]
     if missing:

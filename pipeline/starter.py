@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from tiercast.pipeline.config import Config, ConfigError, _deep_merge, _read_yaml, preset_path
-from tiercast.pipeline.sources import _SUFFIX_FORMATS, WHITESPACE
+from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
+from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
 
 SAMPLE_ROWS = 5000
 
@@ -187,7 +187,7 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     """
     if not path.is_file():
         raise ConfigError(f"data file not found: {path}")
-    fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+    fmt = SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(f"{path}: unknown file type (expected .csv/.txt/.tsv, .parquet or .duckdb)")
     frame, keys = _read_sample(path, fmt)
@@ -234,7 +234,7 @@ def starter_config(path: Path, overrides: dict[str, str] | None = None) -> tuple
         "data": {"transactions": found.transactions, "quarantine_path": "outputs/quarantine.parquet"},
         "outputs": {"dir": "outputs"},
     }
-    Config.model_validate(_deep_merge(_read_yaml(preset_path("default")), body))
+    Config.model_validate(deep_merge(read_yaml(preset_path("default")), body))
     lines = [
         f"# Starter config for {path.name}, written by `tiercast init`: check the column mapping, then run",
         "# `tiercast validate --config THIS_FILE`. Every key: README, 'Your own data'.",

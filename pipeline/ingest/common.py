@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tiercast.pipeline.ingest.sql import EngineIngest
-    from tiercast.pipeline.io import IngestResult
+    from tiercast.pipeline.ingest.transactions import IngestResult
 
 #: Quarantine reasons of transaction lines, in the order the rules are applied (a row gets the first that fails).
 REASONS: tuple[str, ...] = (

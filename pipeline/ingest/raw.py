@@ -25,7 +25,7 @@ from tiercast.pipeline.ingest.readers import (
     _read_duckdb,
     _read_postgres,
 )
-from tiercast.pipeline.sources import WHITESPACE, TransactionSource
+from tiercast.pipeline.ingest.sources import WHITESPACE, TransactionSource
 
 RAW = "_tc_raw"
 ROW = "__row"

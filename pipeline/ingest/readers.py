@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.pipeline.ingest.common import InputError, unparseable_column
-from tiercast.pipeline.sources import WHITESPACE, TransactionSource
+from tiercast.pipeline.ingest.sources import WHITESPACE, TransactionSource
 
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")

@@ -1,4 +1,5 @@
-"""The row rules of :mod:`tiercast.pipeline.io` as DuckDB SQL over the raw source, so ingestion scales with the
+"""The row rules of :mod:`tiercast.pipeline.ingest.transactions` as DuckDB SQL over the raw source, so ingestion
+scales with the
 engine: one pass judges every row (a CASE giving the first failing reason, in :data:`REASONS` order) and keeps only
 the rejected rows' numbers and reasons (``_tc_bad``); the accepted rows are a view (``_tc_accepted``) the features
 read directly, and the quarantine is the raw rows joined to their reasons, written by DuckDB.
@@ -14,7 +15,7 @@ reason ``schema``), not through pandera's Ibis backend: pandera 0.35 validating 
 rows (ids non-empty, amount in range, types) took 1.5 s, against 6.3 s for the whole ingestion and 0.3 s for the
 same checks as one SQL pass (same machine, load average 6.6): it runs one query per check, each re-reading the
 source, which at 10M rows would add about half again to the ingestion. pandera stays the contract of the collected
-frames (:func:`tiercast.pipeline.io.read_transactions`) and of the feature and score frames.
+frames (:func:`tiercast.pipeline.ingest.transactions.read_transactions`) and of the feature and score frames.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally, un
 from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
 
 if TYPE_CHECKING:
-    from tiercast.pipeline.sources import TransactionSource
+    from tiercast.pipeline.ingest.sources import TransactionSource
 
 ACCEPTED = "_tc_accepted"
 #: The accepted rows with the canonical columns only: the table the features read.
@@ -78,7 +79,7 @@ class EngineIngest(ReasonTally):
 
     def write_quarantine(self, path: str | os.PathLike[str]) -> Path:
         """Write the quarantine to Parquet atomically (a temporary file in the same folder, then renamed)."""
-        from tiercast.pipeline.files import atomic_output
+        from tiercast.pipeline.writers.files import atomic_output
 
         with atomic_output(path) as tmp:
             run(self.con, f"COPY ({self.quarantine_sql()}) TO {lit(str(tmp))} (FORMAT parquet)")
@@ -90,7 +91,7 @@ class EngineIngest(ReasonTally):
         return f"SELECT {cols} FROM {ACCEPTED}{order}"
 
     def orphan_refunds(self, *, by_product: bool = True) -> int:
-        """:func:`tiercast.pipeline.io.count_orphan_refunds` on the accepted rows, in SQL."""
+        """:func:`tiercast.pipeline.ingest.transactions.count_orphan_refunds` on the accepted rows, in SQL."""
         keys = ["customer_id", *(["product_id"] if by_product and "product_id" in self.columns else [])]
         on = " AND ".join(f"r.{k} IS NOT DISTINCT FROM f.{k}" for k in keys)
         sql = (

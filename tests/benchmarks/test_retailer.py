@@ -11,7 +11,7 @@ from tiercast.features.build import build_features
 from tiercast.features.labels import build_labels
 from tiercast.models.btyd import GammaGammaModel, ParetoNBDModel
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.ingest.transactions import read_transactions
 
 BASE = WORLDS["btyd_cohorts"]
 

@@ -6,11 +6,11 @@ import pytest
 
 from tests.models.test_stacking import simulate_transactions
 from tiercast.features.labels import build_labels
-from tiercast.pipeline.backtest import BASELINES, METHODS, backtest_plans, fit_models, run_backtest
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.io import IngestResult
-from tiercast.pipeline.loader import from_ingest
-from tiercast.pipeline.predictions import PREDICTION_COLUMNS
+from tiercast.pipeline.ingest.loader import from_ingest
+from tiercast.pipeline.ingest.transactions import IngestResult
+from tiercast.pipeline.jobs.backtest import BASELINES, METHODS, backtest_plans, fit_models, run_backtest
+from tiercast.pipeline.jobs.predictions import PREDICTION_COLUMNS
 
 HORIZON = 60
 

@@ -197,7 +197,7 @@ FRESH_PROCESS = """
 import sys, mlflow, pandas as pd
 from tiercast.features.build import build_features
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.ingest.transactions import read_transactions
 cfg = load_config(sys.argv[1])
 mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
 model = mlflow.pyfunc.load_model("models:/tiercast@champion")
@@ -353,8 +353,8 @@ def test_benchmark_cdnow_rehearsal_split_has_no_targets(demo_run):
 
 
 def test_benchmark_cdnow_split_choices_are_the_splits():
-    from tiercast.pipeline.benchmark_cdnow import SPLITS
-    from tiercast.pipeline.cli import SplitName
+    from tiercast.benchmarks.quality.cdnow import SPLITS
+    from tiercast.pipeline.cli.benchmark import SplitName
 
     assert {s.value for s in SplitName} == set(SPLITS)
 
@@ -444,7 +444,7 @@ def test_report_defaults_to_the_latest_training_run(demo_run):
 
 
 def test_score_into_duckdb_and_postgresql_tables(demo_run, postgres_url):
-    from tiercast.pipeline.tables import parse_table_target, read_table
+    from tiercast.pipeline.writers.tables import parse_table_target, read_table
 
     tmp, cfg, _ = demo_run
     ref = pd.read_parquet(tmp / "out" / "scores.parquet")

@@ -323,7 +323,7 @@ def test_full_disk_is_one_line_and_keeps_the_previous_file(project, monkeypatch)
 def test_warnings_are_one_line_notices(project, monkeypatch):
     import warnings
 
-    from tiercast.pipeline import cli as cli_module
+    from tiercast.pipeline.cli import base as cli_module
 
     monkeypatch.chdir(project)
 
@@ -370,13 +370,13 @@ def test_every_failure_a_user_can_fix_is_one_line_and_others_are_unexpected():
     from tiercast.features.errors import InsufficientDataError
     from tiercast.models.playbook import PlaybookError
     from tiercast.models.scorer import FeatureSchemaError
-    from tiercast.pipeline.cli import expected_failure
+    from tiercast.pipeline.cli.base import expected_failure
     from tiercast.pipeline.config import ConfigError
-    from tiercast.pipeline.engine import EngineError
-    from tiercast.pipeline.io import InputError
-    from tiercast.pipeline.monitor import MonitorError
-    from tiercast.pipeline.score import ModelNotFoundError
-    from tiercast.pipeline.tables import TableTargetError
+    from tiercast.pipeline.engine.config import EngineError
+    from tiercast.pipeline.ingest.common import InputError
+    from tiercast.pipeline.jobs.monitor import MonitorError
+    from tiercast.pipeline.jobs.score import ModelNotFoundError
+    from tiercast.pipeline.writers.tables import TableTargetError
 
     fixable = (InputError, FeatureSchemaError, ConfigError, MonitorError, EngineError, PlaybookError)
     for cls in (*fixable, TableTargetError, ModelNotFoundError):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tiercast.pipeline.files import write_parquet
+from tiercast.pipeline.writers.files import write_parquet
 
 
 def test_write_parquet_roundtrip_and_no_temp_left(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest import columns as col
+from tiercast.pipeline.ingest.loader import load_transactions
 from tiercast.pipeline.ingest.parsing import _ids, _numbers, _text, _timestamps
-from tiercast.pipeline.io import read_transactions
-from tiercast.pipeline.loader import load_transactions
-from tiercast.pipeline.sources import DEFAULT_NA_VALUES
+from tiercast.pipeline.ingest.sources import DEFAULT_NA_VALUES
+from tiercast.pipeline.ingest.transactions import read_transactions
 
 REPO = Path(__file__).resolve().parents[2]
 TX = REPO / "tests" / "fixtures" / "transactions"
@@ -99,7 +99,7 @@ def test_strptime_format_runs_in_sql_like_pandas(tmp_path: Path) -> None:
 
 
 def test_engine_ingestion_one_line_errors(tmp_path: Path) -> None:
-    from tiercast.pipeline.io import InputError
+    from tiercast.pipeline.ingest.transactions import InputError
 
     path = tmp_path / "tx.csv"
     path.write_text("customer,ts,amount\na,yesterday,1\nb,tomorrow,2\n", encoding="utf-8")

@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
-from tiercast.pipeline import io as tio
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.io import (
+from tiercast.pipeline.ingest import transactions as tio
+from tiercast.pipeline.ingest.sources import DataConfig
+from tiercast.pipeline.ingest.transactions import (
     REASONS,
     IngestResult,
     InputError,
@@ -26,7 +27,6 @@ from tiercast.pipeline.io import (
     read_transactions,
     write_quarantine,
 )
-from tiercast.pipeline.sources import DataConfig
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"

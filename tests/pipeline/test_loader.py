@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from tests.models.test_stacking import simulate_transactions
 from tiercast.pipeline.cli import app
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.io import IngestResult, InputError
-from tiercast.pipeline.loader import from_ingest, load_transactions, resolve_run_date
-from tiercast.pipeline.train import train
+from tiercast.pipeline.ingest.loader import from_ingest, load_transactions, resolve_run_date
+from tiercast.pipeline.ingest.transactions import IngestResult, InputError
+from tiercast.pipeline.jobs.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

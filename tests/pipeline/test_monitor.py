@@ -9,20 +9,20 @@ import pytest
 from rich.console import Console
 
 from tiercast.models.tiering import TierScheme
-from tiercast.pipeline import monitor
+from tiercast.pipeline.cli.render import print_monitor
 from tiercast.pipeline.config import Config, load_config
-from tiercast.pipeline.monitor import (
+from tiercast.pipeline.jobs import monitor
+from tiercast.pipeline.jobs.monitor import (
     MONITOR_COLUMNS,
     NEW_TIER,
     MonitorError,
     monitor_table,
     month_range,
     parse_month,
-    print_monitor,
     run_monitor,
     write_monitor,
 )
-from tiercast.pipeline.score import LoadedModel
+from tiercast.pipeline.jobs.score import LoadedModel
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "data" / "online_retail_ii" / "online_retail_ii.parquet"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.pipeline.predictions import PREDICTION_COLUMNS, predictions_frame, write_predictions
+from tiercast.pipeline.jobs.predictions import PREDICTION_COLUMNS, predictions_frame, write_predictions
 
 
 def _test_rows() -> pd.DataFrame:

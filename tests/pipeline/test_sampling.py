@@ -9,15 +9,9 @@ import pytest
 from tiercast.benchmarks.synthetic import generate_transactions
 from tiercast.features.build import as_table
 from tiercast.features.training_set import LeakageError
-from tiercast.pipeline.engine import (
-    ROWS_BEFORE,
-    CutoffRows,
-    CutoffSample,
-    build_training_set_on,
-    engine_resident,
-    features_on,
-    sample_cutoff_rows,
-)
+from tiercast.pipeline.engine.rows import CutoffRows, build_training_set_on, features_on
+from tiercast.pipeline.engine.sampling import ROWS_BEFORE, CutoffSample, sample_cutoff_rows
+from tiercast.pipeline.engine.session import engine_resident
 
 
 @pytest.fixture(scope="module")

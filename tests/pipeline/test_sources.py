@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.sources import ColumnMapping, DataConfig, OlistSource, TransactionSource
+from tiercast.pipeline.ingest.sources import ColumnMapping, DataConfig, OlistSource, TransactionSource
 
 REPO = Path(__file__).resolve().parents[2]
 COLUMNS = {"customer_id": "c", "timestamp": "t", "amount": "a"}

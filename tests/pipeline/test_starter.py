@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tiercast.pipeline.cli import app
 from tiercast.pipeline.config import ConfigError, load_config
-from tiercast.pipeline.io import read_transactions
+from tiercast.pipeline.ingest.transactions import read_transactions
 from tiercast.pipeline.starter import sniff
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,8 +25,8 @@ SETUP = textwrap.dedent(
     """
     import sys
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.registry import latest_training_run
-    from tiercast.pipeline.tracking import setup_mlflow
+    from tiercast.pipeline.tracking.registry import latest_training_run
+    from tiercast.pipeline.tracking.runs import setup_mlflow
 
     cfg = load_config(sys.argv[1])
     print(setup_mlflow(cfg), latest_training_run(cfg.mlflow.experiment))
@@ -39,7 +39,7 @@ KILLED_RUN = textwrap.dedent(
     import sys, time
     import mlflow
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.tracking import run_owner_tags, setup_mlflow
+    from tiercast.pipeline.tracking.runs import run_owner_tags, setup_mlflow
 
     cfg = load_config(sys.argv[1])
     exp = setup_mlflow(cfg)
@@ -198,7 +198,7 @@ def test_a_second_job_in_the_same_process_uses_its_own_store(tmp_path, monkeypat
     import mlflow
 
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.tracking import resolve_tracking_uri, use_store
+    from tiercast.pipeline.tracking.runs import resolve_tracking_uri, use_store
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)

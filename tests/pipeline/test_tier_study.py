@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.io import IngestResult
-from tiercast.pipeline.loader import from_ingest
-from tiercast.pipeline.tier_study import PROPOSED, tier_study
+from tiercast.pipeline.ingest.loader import from_ingest
+from tiercast.pipeline.ingest.transactions import IngestResult
+from tiercast.pipeline.jobs.tier_study import PROPOSED, tier_study
 
 
 def _transactions(n_customers: int = 300, days: int = 480, seed: int = 0) -> pd.DataFrame:

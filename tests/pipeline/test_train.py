@@ -10,8 +10,8 @@ from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import BTYDBaseline
 from tiercast.models.stacking import btyd_inputs
 from tiercast.pipeline.config import ConfigError, load_config
-from tiercast.pipeline.model_fit import fit_models, validation_cutoffs
-from tiercast.pipeline.train import (
+from tiercast.pipeline.jobs.model_fit import fit_models, validation_cutoffs
+from tiercast.pipeline.jobs.train import (
     HistoryTooShortError,
     btyd_at,
     fit_scorer,

@@ -40,7 +40,7 @@ def spark_missing() -> str | None:
 
 @pytest.fixture(scope="session")
 def spark_engine(tmp_path_factory):
-    from tiercast.pipeline.engine import EngineConfig
+    from tiercast.pipeline.engine.config import EngineConfig
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
     return EngineConfig(
@@ -69,7 +69,7 @@ def spark_con(spark_engine):
     reason = spark_missing()
     if reason:
         pytest.skip(reason)
-    from tiercast.pipeline.engine import connect, session_of
+    from tiercast.pipeline.engine.session import connect, session_of
 
     con = connect(spark_engine)
     session_of(con).sparkContext.setLogLevel("ERROR")
@@ -79,14 +79,15 @@ def spark_con(spark_engine):
 
 @pytest.fixture(scope="session")
 def spark(spark_con):
-    from tiercast.pipeline.engine import session_of
+    from tiercast.pipeline.engine.session import session_of
 
     return session_of(spark_con)
 
 
 @pytest.fixture(scope="session")
 def duck_con():
-    from tiercast.pipeline.engine import EngineConfig, connect
+    from tiercast.pipeline.engine.config import EngineConfig
+    from tiercast.pipeline.engine.session import connect
 
     return connect(EngineConfig())
 
@@ -95,7 +96,7 @@ def duck_con():
 def partitioned_tx(tmp_path_factory):
     """100k synthetic lines (10k customers, 2022-2023) written Hive-style by month: ``date=2022-01-01/...``."""
     from tiercast.benchmarks.synthetic import generate_table
-    from tiercast.pipeline.engine import TableSource
+    from tiercast.pipeline.engine.config import TableSource
 
     table = generate_table(100_000, seed=7)
     month = pc.strftime(table["timestamp"], format="%Y-%m-01")
@@ -110,7 +111,7 @@ def spark_features_100k(spark_con, partitioned_tx):
     """The 100k data's features at SYN_CUTOFF built on Spark, as an Ibis table over a cached Spark result (the
     equality and scoring tests read it without recomputing)."""
     from tiercast.features.build import feature_table
-    from tiercast.pipeline.engine import read_transactions_table
+    from tiercast.pipeline.ingest.engine_tables import read_transactions_table
 
     tx = read_transactions_table(spark_con, partitioned_tx, until=SYN_CUTOFF)
     expr = feature_table(tx, cutoff=SYN_CUTOFF, windows_days=SYN_WINDOWS, horizon_days=SYN_HORIZON)
@@ -122,7 +123,7 @@ def spark_features_100k(spark_con, partitioned_tx):
 @pytest.fixture(scope="session")
 def duck_features_100k(duck_con, partitioned_tx) -> pd.DataFrame:
     from tiercast.features.build import build_features
-    from tiercast.pipeline.engine import read_transactions_table
+    from tiercast.pipeline.ingest.engine_tables import read_transactions_table
 
     tx = read_transactions_table(duck_con, partitioned_tx, until=SYN_CUTOFF)
     return build_features(tx, cutoff=SYN_CUTOFF, windows_days=SYN_WINDOWS, horizon_days=SYN_HORIZON, con=duck_con)

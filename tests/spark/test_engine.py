@@ -13,21 +13,17 @@ from pydantic import ValidationError
 from tests.features.test_hand_computed import CUTOFF, HORIZON, TX, WINDOWS
 from tests.spark.conftest import assert_same
 from tiercast.features.build import build_features, execute
-from tiercast.pipeline.engine import (
-    SPARK_DEFAULTS,
-    EngineConfig,
-    EngineError,
-    TableSource,
-    connect,
+from tiercast.pipeline.engine.config import SPARK_DEFAULTS, EngineConfig, EngineError, TableSource
+from tiercast.pipeline.engine.sampling import sample_customers
+from tiercast.pipeline.engine.session import connect, to_engine_table
+from tiercast.pipeline.engine.writes import partition_value
+from tiercast.pipeline.ingest.engine_tables import (
     data_bounds_on,
     engine_transactions,
-    partition_value,
     quarantine_invalid,
     read_transactions_table,
-    sample_customers,
-    to_engine_table,
 )
-from tiercast.pipeline.sources import ColumnMapping
+from tiercast.pipeline.ingest.sources import ColumnMapping
 
 
 def test_config_defaults_to_duckdb_and_is_strict():
@@ -182,7 +178,7 @@ def test_spark_reads_maps_and_quarantines_like_duckdb(spark_con, duck_con, tmp_p
 def test_worker_python_defaults_to_the_driver_interpreter():
     import sys
 
-    from tiercast.pipeline.engine import worker_python
+    from tiercast.pipeline.engine.session import worker_python
 
     assert worker_python({}, {}) == sys.executable
     assert worker_python({"spark.pyspark.python": "/opt/py/bin/python"}, {}) == "/opt/py/bin/python"
@@ -191,7 +187,8 @@ def test_worker_python_defaults_to_the_driver_interpreter():
 
 _WORKER_SCRIPT = """
 import sys
-from tiercast.pipeline.engine import EngineConfig, connect, session_of
+from tiercast.pipeline.engine.config import EngineConfig
+from tiercast.pipeline.engine.session import connect, session_of
 cfg = EngineConfig(kind="spark", spark_conf={"spark.ui.enabled": False, "spark.driver.host": "127.0.0.1",
                                              "spark.driver.bindAddress": "127.0.0.1"})
 spark = session_of(connect(cfg))

@@ -12,12 +12,9 @@ from tests.spark.conftest import SYN_CUTOFF, SYN_HORIZON, SYN_WINDOWS, assert_sa
 from tiercast.features.build import build_features, execute
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import build_training_set
-from tiercast.pipeline.engine import (
-    PARTITION_COLUMN,
-    build_training_set_on,
-    read_transactions_table,
-    write_features,
-)
+from tiercast.pipeline.engine.rows import build_training_set_on
+from tiercast.pipeline.engine.writes import PARTITION_COLUMN, write_features
+from tiercast.pipeline.ingest.engine_tables import read_transactions_table
 
 pytestmark = pytest.mark.spark
 

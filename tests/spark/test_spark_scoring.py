@@ -18,14 +18,11 @@ from tiercast.models.scorer import REASON_COLUMNS, SCORE_COLUMNS, FeatureSchemaE
 from tiercast.models.segments import SEGMENT_KEYS, BehaviorSegments
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
-from tiercast.pipeline.engine import (
-    PARTITION_COLUMN,
-    build_training_set_on,
-    read_transactions_table,
-    to_spark_dataframe,
-)
-from tiercast.pipeline.score import LoadedModel, score_features
-from tiercast.pipeline.spark_score import explain_spark, resolve_spark_model, score_spark, score_to_folder
+from tiercast.pipeline.engine.rows import build_training_set_on
+from tiercast.pipeline.engine.writes import PARTITION_COLUMN, to_spark_dataframe
+from tiercast.pipeline.ingest.engine_tables import read_transactions_table
+from tiercast.pipeline.jobs.score import LoadedModel, score_features
+from tiercast.pipeline.jobs.spark_score import explain_spark, resolve_spark_model, score_spark, score_to_folder
 
 pytestmark = pytest.mark.spark
 

@@ -1,7 +1,7 @@
 """Batch scoring on Spark: the registered tiercast pyfunc as ``mlflow.pyfunc.spark_udf``, written as partitioned
 Parquet.
 
-The rows and columns are those of :func:`tiercast.pipeline.score.score_features` (``customer_id``, the score
+The rows and columns are those of :func:`tiercast.pipeline.jobs.score.score_features` (``customer_id``, the score
 columns, the reason columns when asked, ``current_value``, the playbook's ``churn_band`` / ``action`` /
 ``channel`` when given, ``model_name``, ``model_version``, ``cutoff``), computed on the executors: the UDF feeds the
 pyfunc Arrow batches of feature rows and the pyfunc is row-aligned, so the scores equal the local pyfunc's.
@@ -24,13 +24,8 @@ from tiercast.features import as_of
 from tiercast.features.build import DEFAULT_HORIZON_DAYS, DEFAULT_WINDOWS_DAYS, Frame, as_table, feature_table
 from tiercast.models.playbook import Playbook
 from tiercast.models.scorer import REASON_COLUMNS, SCORE_COLUMNS, FeatureSchemaError, TiercastScorer
-from tiercast.pipeline.engine import (
-    PARTITION_COLUMN,
-    partition_value,
-    session_of,
-    to_engine_table,
-    to_spark_dataframe,
-)
+from tiercast.pipeline.engine.session import session_of, to_engine_table
+from tiercast.pipeline.engine.writes import PARTITION_COLUMN, partition_value, to_spark_dataframe
 
 if TYPE_CHECKING:
     import ibis
@@ -83,7 +78,7 @@ def resolve_spark_model(model_uri: str, *, name: str | None = None, version: str
     ``name`` / ``version`` (default: the URI and "0")."""
     import mlflow.pyfunc
 
-    from tiercast.pipeline.score import resolve_model_version
+    from tiercast.pipeline.jobs.score import resolve_model_version
 
     if model_uri.startswith("models:/"):
         name, version = resolve_model_version(model_uri)
@@ -167,8 +162,8 @@ def score_spark(
     reasons: bool = False,
     playbook: Playbook | None = None,
 ) -> SparkDataFrame:
-    """Scores of every feature row (lazy): the columns of :func:`tiercast.pipeline.score.score_features`, plus
-    :data:`~tiercast.pipeline.engine.PARTITION_COLUMN` for :func:`write_scores`."""
+    """Scores of every feature row (lazy): the columns of :func:`tiercast.pipeline.jobs.score.score_features`, plus
+    :data:`~tiercast.pipeline.engine.writes.PARTITION_COLUMN` for :func:`write_scores`."""
     from pyspark.sql import functions as F
 
     columns = _check_columns(model, features)
@@ -202,7 +197,8 @@ def explain_spark(
 
 def write_scores(scores: SparkDataFrame, out: str | Path, *, partition_by: Sequence[str] = (PARTITION_COLUMN,)) -> None:
     """Write scores as Hive-partitioned Parquet under ``out``; a re-run of a cutoff replaces its partition only
-    (the session's ``partitionOverwriteMode`` is ``dynamic``, see :data:`tiercast.pipeline.engine.SPARK_DEFAULTS`)."""
+    (the session's ``partitionOverwriteMode`` is ``dynamic``, see
+    :data:`tiercast.pipeline.engine.config.SPARK_DEFAULTS`)."""
     scores.write.mode("overwrite").partitionBy(*partition_by).parquet(str(out))
 
 

@@ -55,7 +55,6 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
-from tiercast.pipeline.files import write_parquet
 from tiercast.pipeline.ingest.common import REASONS, SATISFACTION_REASONS, InputError, check_share
 from tiercast.pipeline.ingest.parsing import (
     _TS_UNIT,
@@ -66,8 +65,9 @@ from tiercast.pipeline.ingest.parsing import (
 )
 from tiercast.pipeline.ingest.raw import ROW, run
 from tiercast.pipeline.ingest.readers import _check_utf8, _read_csv, _require_columns, _require_some  # noqa: F401
+from tiercast.pipeline.ingest.sources import DataConfig, OlistSource, TransactionSource
 from tiercast.pipeline.ingest.sql import BAD, EngineIngest
-from tiercast.pipeline.sources import DataConfig, OlistSource, TransactionSource
+from tiercast.pipeline.writers.files import write_parquet
 
 __all__ = [
     "REASONS",

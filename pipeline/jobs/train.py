@@ -44,20 +44,16 @@ from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metric
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
 from tiercast.models.value import ValueModel
-from tiercast.pipeline import plots
-from tiercast.pipeline.comparisons import comparison_predictions
 from tiercast.pipeline.config import Config, ConfigError
-from tiercast.pipeline.engine import CutoffRows, engine_resident, features_on
-from tiercast.pipeline.loader import Transactions, load_transactions
-from tiercast.pipeline.model_fit import (  # noqa: F401 (feature_columns re-exported)
-    feature_columns,
-    fit_models,
-    tier_scheme,
-    time_separated,
-)
-from tiercast.pipeline.registry import EvaluationWindow
+from tiercast.pipeline.engine.rows import CutoffRows, features_on
+from tiercast.pipeline.engine.session import engine_resident
+from tiercast.pipeline.ingest.loader import Transactions, load_transactions
+from tiercast.pipeline.jobs.comparisons import comparison_predictions
+from tiercast.pipeline.jobs.model_fit import fit_models, tier_scheme, time_separated
 from tiercast.pipeline.terminal import phase, phased
-from tiercast.pipeline.tracking import (
+from tiercast.pipeline.tracking import plots
+from tiercast.pipeline.tracking.registry import EvaluationWindow
+from tiercast.pipeline.tracking.runs import (
     flatten,
     git_commit,
     library_versions,
@@ -454,7 +450,7 @@ def _window_from(
 def train(config: Config, data: Transactions | None = None) -> TrainResult:
     """Run the backtest-and-train job and record it in MLflow; the production refit is registered.
 
-    Features and labels run on ``data``'s engine (DuckDB or Spark; :func:`~tiercast.pipeline.loader.
+    Features and labels run on ``data``'s engine (DuckDB or Spark; :func:`~tiercast.pipeline.ingest.loader.
     load_transactions` of ``config`` when None), with the customer-level extras (satisfaction) exactly as in the
     backtest; the stacked training set — every customer, or ``engine.training_sample_customers`` of them — is
     collected here for the model fit.

@@ -1,6 +1,6 @@
 """How far the CDNOW holdout can be predicted: a cross-validated oracle estimate of the benchmark's ceiling.
 
-Every method in :mod:`tiercast.pipeline.benchmark_cdnow` learns only from data before 1997-10-01. The *oracle* here
+Every method in :mod:`tiercast.benchmarks.quality.cdnow` learns only from data before 1997-10-01. The *oracle* here
 learns from the holdout's own labels: 5-fold stratified cross-validation over the 23,570 customers scored at
 1997-10-01, each customer predicted by models fitted on the other folds' holdout outcomes. It therefore trains on
 exactly the scored 273-day horizon and knows the holdout's level (the cohort bought more in the holdout than its
@@ -36,11 +36,11 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedKFold
 
+from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, STANDARD, TARGETS, labelled_rows, read_cdnow
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS
 from tiercast.models._lgbm import BASE_PARAMS, DEFAULT_GRID
 from tiercast.models.evaluation import churn_metrics, spearman, value_metrics
 from tiercast.models.stacking import BTYDStacker
-from tiercast.pipeline.benchmark_cdnow import DEFAULT_PATH, STANDARD, TARGETS, _rows, read_cdnow
 
 __all__ = ["INPUT_SETS", "fold_ranks", "monthly_history", "oracle_inputs", "out_of_fold", "run_cdnow_ceiling"]
 
@@ -70,7 +70,7 @@ def oracle_inputs(tx: pd.DataFrame, inputs: str = "tiercast") -> tuple[pd.DataFr
     if inputs not in INPUT_SETS:
         raise ValueError(f"inputs must be one of {INPUT_SETS}, got {inputs!r}")
     sp = STANDARD
-    rows = _rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, DEFAULT_WINDOWS_DAYS)
+    rows = labelled_rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, DEFAULT_WINDOWS_DAYS)
     feats = rows.drop(columns=[c for c in LABEL_COLUMNS if c in rows.columns])
     btyd = BTYDStacker().fit(rows).transform(rows, sp.horizon_days)
     X = pd.concat([feats.reset_index(drop=True), btyd.reset_index(drop=True)], axis=1)

@@ -15,9 +15,9 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from tiercast.pipeline.comparisons import METHOD_LABELS
-from tiercast.pipeline.files import atomic_output
-from tiercast.pipeline.registry import COMPARE_METRICS
+from tiercast.pipeline.jobs.comparisons import METHOD_LABELS
+from tiercast.pipeline.tracking.registry import COMPARE_METRICS
+from tiercast.pipeline.writers.files import atomic_output
 
 _PLOTS = (
     ("tier_shares.png", "Tier size and revenue share"),

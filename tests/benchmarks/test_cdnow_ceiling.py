@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.pipeline.benchmark_cdnow import CALIBRATION_END, read_cdnow
-from tiercast.pipeline.cdnow_ceiling import fold_ranks, monthly_history, oracle_inputs, out_of_fold, run_cdnow_ceiling
+from tiercast.benchmarks.quality.cdnow import CALIBRATION_END, read_cdnow
+from tiercast.benchmarks.quality.ceiling import (
+    fold_ranks,
+    monthly_history,
+    oracle_inputs,
+    out_of_fold,
+    run_cdnow_ceiling,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt"
 

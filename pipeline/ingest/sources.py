@@ -8,10 +8,12 @@ Two kinds of source:
 * ``data.transactions`` (:class:`TransactionSource`): one table of transaction lines — a CSV / whitespace-separated
   text file, a Parquet file, or a table or query in a DuckDB database — with a :class:`ColumnMapping`.
 * ``data.olist`` (:class:`OlistSource`): the multi-table Olist layout (orders, order items, customers, optionally
-  reviews and products), joined by :mod:`tiercast.pipeline.io` to one transaction line per order item, plus a
+  reviews and products), joined by :mod:`tiercast.pipeline.ingest.transactions` to one transaction line per order
+  item, plus a
   customer-level satisfaction frame from the reviews.
 
-Exactly one of the two is given. Reading, the row rules and the quarantine are in :mod:`tiercast.pipeline.io`.
+Exactly one of the two is given. Reading, the row rules and the quarantine are in
+:mod:`tiercast.pipeline.ingest.transactions`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ DEFAULT_NA_VALUES: tuple[str, ...] = ("", "NA", "N/A", "NaN", "nan", "NULL", "nu
 #: ``delimiter`` value for runs of spaces / tabs (e.g. CDNOW's ``CDNOW_master.txt``).
 WHITESPACE = "whitespace"
 
-_SUFFIX_FORMATS = {
+SUFFIX_FORMATS = {
     ".csv": "csv",
     ".txt": "csv",
     ".tsv": "csv",
@@ -181,7 +183,7 @@ class TransactionSource(_RowRules):
         if self.format != "auto":
             return self.format
         assert self.path is not None  # every format but postgres has a path (validated)
-        fmt = _SUFFIX_FORMATS.get(self.path.suffix.lower())
+        fmt = SUFFIX_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise ValueError(
                 f"cannot tell the format of {self.path} from its suffix; set format: csv | parquet | duckdb"

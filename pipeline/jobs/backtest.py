@@ -1,6 +1,6 @@
 """Backtest: every model and baseline on the same test cutoffs, in one table.
 
-Time layout per test cutoff T (the training pipeline's, :func:`~tiercast.pipeline.train.plan_cutoffs` with
+Time layout per test cutoff T (the training pipeline's, :func:`~tiercast.pipeline.jobs.train.plan_cutoffs` with
 ``test_cutoff = T``)::
 
     ... [training cutoffs, step_days apart] ... validation cutoff = T - horizon | T | T + horizon
@@ -38,11 +38,11 @@ from tiercast.models.baselines import BTYDBaseline, NaiveBaseline, RFMBaseline
 from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bootstrap, roc_auc, value_metrics
 from tiercast.models.stacking import btyd_inputs
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.engine import build_training_set_on
-from tiercast.pipeline.loader import Transactions, load_transactions
-from tiercast.pipeline.model_fit import fit_models, model_kwargs
-from tiercast.pipeline.predictions import predictions_frame
-from tiercast.pipeline.train import (
+from tiercast.pipeline.engine.rows import build_training_set_on
+from tiercast.pipeline.ingest.loader import Transactions, load_transactions
+from tiercast.pipeline.jobs.model_fit import fit_models, model_kwargs
+from tiercast.pipeline.jobs.predictions import predictions_frame
+from tiercast.pipeline.jobs.train import (
     CutoffPlan,
     HistoryTooShortError,
     check_trainable,
@@ -182,7 +182,7 @@ def run_backtest(
     ``auc_vs``, ``auc_diff``, ``auc_lo``, ``auc_hi``). ``n_tests`` / ``n_boot`` default to
     ``config.models.backtest_n_tests`` / ``backtest_n_boot``. ``return_predictions`` returns ``(table,
     predictions)``: the per-customer predictions of every method at every test cutoff with the realized labels
-    (:func:`tiercast.pipeline.predictions.predictions_frame`).
+    (:func:`tiercast.pipeline.jobs.predictions.predictions_frame`).
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -265,8 +265,8 @@ def log_backtest(config: Config, data: Transactions, table: pd.DataFrame) -> str
     the table and per-cutoff plots); returns the run id."""
     import mlflow
 
-    from tiercast.pipeline import plots
-    from tiercast.pipeline.tracking import log_run_context, log_table, setup_mlflow
+    from tiercast.pipeline.tracking import plots
+    from tiercast.pipeline.tracking.runs import log_run_context, log_table, setup_mlflow
 
     experiment_id = setup_mlflow(config)
     fingerprint = dict(data.fingerprint)

@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.pipeline.config import Config, build_playbook
-from tiercast.pipeline.engine import engine_resident
-from tiercast.pipeline.files import write_csv, write_parquet
-from tiercast.pipeline.loader import Transactions, features_at, load_transactions
-from tiercast.pipeline.registry import PromotionDecision, promote, promotion_settings
-from tiercast.pipeline.score import at_risk, explain_features, load_model, score_features, team_list
+from tiercast.pipeline.engine.session import engine_resident
+from tiercast.pipeline.ingest.loader import Transactions, features_at, load_transactions
+from tiercast.pipeline.jobs.score import at_risk, explain_features, load_model, score_features, team_list
+from tiercast.pipeline.jobs.train import TrainResult, train
 from tiercast.pipeline.terminal import step
-from tiercast.pipeline.tracking import registry_lock, resolve_tracking_uri
-from tiercast.pipeline.train import TrainResult, train
+from tiercast.pipeline.tracking.registry import PromotionDecision, promote, promotion_settings
+from tiercast.pipeline.tracking.runs import registry_lock, resolve_tracking_uri
+from tiercast.pipeline.writers.files import write_csv, write_parquet
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tiercast.pipeline.files import write_parquet
+from tiercast.pipeline.writers.files import write_parquet
 
 __all__ = ["PREDICTION_COLUMNS", "predictions_frame", "write_predictions"]
 

@@ -12,10 +12,10 @@ from rich.table import Table
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
-    from tiercast.pipeline.job import RunOutcome
-    from tiercast.pipeline.loader import Transactions
-    from tiercast.pipeline.registry import PromotionDecision
-    from tiercast.pipeline.train import TrainResult
+    from tiercast.pipeline.ingest.loader import Transactions
+    from tiercast.pipeline.jobs.run import RunOutcome
+    from tiercast.pipeline.jobs.train import TrainResult
+    from tiercast.pipeline.tracking.registry import PromotionDecision
 
 _METRICS = (
     ("normalized_gini", "value: normalized Gini"),
@@ -110,7 +110,7 @@ def print_training(
     """Test metrics beside the baseline, where the run is, and what the registry did."""
     import mlflow  # here, not at the top: `tiercast validate` prints its ingestion summary without MLflow
 
-    from tiercast.pipeline.comparisons import METHOD_LABELS
+    from tiercast.pipeline.jobs.comparisons import METHOD_LABELS
 
     if show_cutoffs:
         print_cutoffs(console, trained)

@@ -62,7 +62,7 @@ def remove_stale_temporaries(target: str | Path) -> list[Path]:
     return removed
 
 
-def _fsync(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
 
@@ -71,7 +71,7 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` (without its index) to Parquet atomically."""
     with atomic_output(path) as tmp:
         df.to_parquet(tmp, index=False)
-        _fsync(tmp)
+        fsync_file(tmp)
     return Path(path)
 
 
@@ -79,7 +79,7 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` (without its index) to CSV atomically."""
     with atomic_output(path) as tmp:
         df.to_csv(tmp, index=False)
-        _fsync(tmp)
+        fsync_file(tmp)
     return Path(path)
 
 
@@ -87,5 +87,5 @@ def write_json(obj: object, path: str | Path) -> Path:
     """Write ``obj`` as indented JSON atomically (non-finite floats must already be None)."""
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
-        _fsync(tmp)
+        fsync_file(tmp)
     return Path(path)

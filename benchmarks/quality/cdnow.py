@@ -32,7 +32,7 @@ log-odds, fitted on 92-day labels, would rescale a 273-day BTYD prediction with 
 :class:`tiercast.models.churn.ChurnModel`. Design alternatives are judged on a rehearsal inside
 the calibration period (:data:`REHEARSAL`, ``tiercast benchmark cdnow --split rehearsal``: settings on 1997-05-15,
 scored at 1997-07-01 for 92 days, nothing after 1997-09-30), not on the holdout. How far the holdout can be
-predicted at all is measured by an oracle fitted on its own outcomes, :mod:`tiercast.pipeline.cdnow_ceiling`.
+predicted at all is measured by an oracle fitted on its own outcomes, :mod:`tiercast.benchmarks.quality.ceiling`.
 
 Every label window ends by 1997-09-30 and the training features see only earlier transactions; the holdout is
 used only to score. :func:`run_cdnow_benchmark` returns the JSON-ready result.
@@ -64,9 +64,9 @@ from tiercast.models.evaluation import (
 )
 from tiercast.models.stacking import btyd_inputs
 from tiercast.models.value import ValueModel
-from tiercast.pipeline.io import read_transactions
-from tiercast.pipeline.predictions import predictions_frame
-from tiercast.pipeline.sources import DataConfig
+from tiercast.pipeline.ingest.sources import DataConfig
+from tiercast.pipeline.ingest.transactions import read_transactions
+from tiercast.pipeline.jobs.predictions import predictions_frame
 
 __all__ = [
     "REFERENCES",
@@ -151,7 +151,7 @@ REFERENCES: dict[str, float] = {
     "actual_total": 776961.0,
 }
 #: Targets for tiercast on the standard split (at or below the ceiling estimate of
-#: :mod:`tiercast.pipeline.cdnow_ceiling`).
+#: :mod:`tiercast.benchmarks.quality.ceiling`).
 TARGETS: dict[str, float] = {
     "normalized_gini_min": 0.72,
     "roc_auc_min": 0.772,
@@ -187,7 +187,7 @@ def read_cdnow(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
     return read_transactions(cdnow_data_config(path)).accepted
 
 
-def _rows(
+def labelled_rows(
     tx: pd.DataFrame,
     cutoff: pd.Timestamp,
     label_end: pd.Timestamp,
@@ -262,14 +262,18 @@ def run_cdnow_benchmark(
 
     # --- tiercast: settings on the validation cutoffs (rolling origin), then a refit on the longest windows
     cutoffs = sp.training_cutoffs()
-    refit = pd.concat([_rows(calibration, c, sp.calibration_end, windows, horizon) for c in cutoffs], ignore_index=True)
+    refit = pd.concat(
+        [labelled_rows(calibration, c, sp.calibration_end, windows, horizon) for c in cutoffs], ignore_index=True
+    )
     val_cuts = validation_cutoffs(sp, n_validation)
     # one fold per validation cutoff v: probe rows of the earlier cutoffs labelled up to v, validation rows at v
     # labelled up to the calibration end
     probes = []
     for i, v in enumerate(val_cuts):
         part = [
-            _rows(calibration, c, v, windows, horizon) for c in cutoffs if c <= v - pd.Timedelta(days=sp.min_label_days)
+            labelled_rows(calibration, c, v, windows, horizon)
+            for c in cutoffs
+            if c <= v - pd.Timedelta(days=sp.min_label_days)
         ]
         probes.append(pd.concat(part, ignore_index=True).assign(_fold=i))
     probe = pd.concat(probes, ignore_index=True)
@@ -279,7 +283,7 @@ def run_cdnow_benchmark(
         ends = probe["cutoff"] + pd.to_timedelta(probe["label_days"], unit="D")
         assert ends[probe["_fold"] == i].max() <= v
     assert (refit["cutoff"] + pd.to_timedelta(refit["label_days"], unit="D")).max() <= sp.calibration_end
-    test = _rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, windows, horizon)
+    test = labelled_rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, windows, horizon)
     features = [
         c for c in test.columns if c not in ("customer_id", "future_value", "future_orders", "churned", "label_days")
     ]
@@ -381,7 +385,7 @@ def run_cdnow_benchmark(
 
 def cdnow_predictions(result: dict[str, Any]) -> pd.DataFrame:
     """The per-customer predictions of a result run with ``return_predictions`` as the long table of
-    :mod:`tiercast.pipeline.predictions` (one row per customer x method, cutoff = the holdout start)."""
+    :mod:`tiercast.pipeline.jobs.predictions` (one row per customer x method, cutoff = the holdout start)."""
     wide = result["predictions"]
     preds = {m: (wide[f"{m}_value"].to_numpy(), wide[f"{m}_churn"].to_numpy()) for m in METHODS}
     return predictions_frame(wide, preds, cutoff=pd.Timestamp(result["split"]["holdout"][0]))
@@ -405,8 +409,8 @@ def log_cdnow_benchmark(
     metrics per method, the JSON and a gain curve); returns the run id."""
     import mlflow
 
-    from tiercast.pipeline import plots
-    from tiercast.pipeline.tracking import data_fingerprint, flatten, log_run_context, setup_mlflow
+    from tiercast.pipeline.tracking import plots
+    from tiercast.pipeline.tracking.runs import data_fingerprint, flatten, log_run_context, setup_mlflow
 
     experiment_id = setup_mlflow(config)
     tx = read_cdnow(data_path) if transactions is None else transactions

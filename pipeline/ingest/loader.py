@@ -2,7 +2,8 @@
 
 It reads the configured source once — a file or table of ``data:`` with the row rules run as DuckDB SQL in the
 engine's own connection (:mod:`tiercast.pipeline.ingest.sql`: the accepted rows stay a view there, never collected),
-the Olist layout or a Spark engine through :func:`tiercast.pipeline.io.read_transactions` (rules, quarantine,
+the Olist layout or a Spark engine through :func:`tiercast.pipeline.ingest.transactions.read_transactions` (rules,
+quarantine,
 accounting, collected), or the table the engine reads itself (``engine.transactions``) — writes the quarantine, and
 returns one frozen :class:`Transactions`: the accepted rows as a table on the configured engine (DuckDB or Spark),
 the connection, the accounting, the data bounds, the fingerprint and the customer-level extras (satisfaction).
@@ -32,13 +33,14 @@ import pandas as pd
 
 from tiercast.features.build import as_table, build_features, feature_query
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.engine import connect, data_bounds_on, engine_transactions, to_engine_table
+from tiercast.pipeline.engine.session import connect, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
-from tiercast.pipeline.sources import TransactionSource
+from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions
+from tiercast.pipeline.ingest.sources import TransactionSource
 
 if TYPE_CHECKING:
     from tiercast.pipeline.ingest.sql import EngineIngest
-    from tiercast.pipeline.io import IngestResult
+    from tiercast.pipeline.ingest.transactions import IngestResult
 
 __all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "resolve_run_date", "write_features_at"]
 
@@ -94,7 +96,7 @@ def resolve_run_date(config: Config, run_date: str | dt.date | pd.Timestamp | No
 
 def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp | None = None) -> Transactions:
     """:class:`Transactions` over an already read (or in-memory) ingestion result, on ``config.engine``."""
-    from tiercast.pipeline.tracking import data_fingerprint
+    from tiercast.pipeline.tracking.runs import data_fingerprint
 
     con = connect(config.engine)
     accepted = ingest.accepted
@@ -131,7 +133,7 @@ def load_transactions(
         return _from_engine_table(config, run)
     if config.engine.kind == "duckdb" and isinstance(config.data.source, TransactionSource):
         return _from_source_on_duckdb(config, run, write=write)
-    from tiercast.pipeline.io import read_transactions, write_quarantine
+    from tiercast.pipeline.ingest.transactions import read_transactions, write_quarantine
 
     try:
         ingest = read_transactions(config.data, run_date=run)
@@ -263,7 +265,7 @@ def write_features_at(data: Transactions, config: Config, cutoff: pd.Timestamp, 
     features)."""
     import pyarrow.parquet as pq
 
-    from tiercast.pipeline.files import _fsync, atomic_output
+    from tiercast.pipeline.writers.files import atomic_output, fsync_file
 
     expr = feature_query(
         data.table,
@@ -274,7 +276,7 @@ def write_features_at(data: Transactions, config: Config, cutoff: pd.Timestamp, 
     )
     with atomic_output(path) as tmp:
         data.con.to_parquet(expr, tmp)
-        _fsync(tmp)
+        fsync_file(tmp)
     return pq.ParquetFile(path).metadata.num_rows, len(expr.columns) - 1
 
 

@@ -3,8 +3,8 @@ persistence on a backtest, how stable the scheme is, and how the alternative sch
 
 Time layout: ``n_test`` test cutoffs ``cutoffs.step_days`` apart, the latest being the training pipeline's test
 cutoff (``data end - horizon`` unless configured). For each test cutoff T the models are fitted exactly as
-``tiercast train`` fits them (:func:`~tiercast.pipeline.train.plan_cutoffs` with ``test_cutoff = T`` and
-:func:`~tiercast.pipeline.train.fit_scorer`): every training label window ends at or before T, and every scheme is
+``tiercast train`` fits them (:func:`~tiercast.pipeline.jobs.train.plan_cutoffs` with ``test_cutoff = T`` and
+:func:`~tiercast.pipeline.jobs.train.fit_scorer`): every training label window ends at or before T, and every scheme is
 fitted on the validation cutoff ``T - horizon``. Then, for the customers with history before T:
 
 * current tier = the scheme on realized value of ``[T - horizon, T)`` (the persistence baseline: the tier stays),
@@ -44,9 +44,10 @@ from tiercast.models.tier_analysis import bootstrap_stability, migration_matrix,
 from tiercast.models.tier_schemes import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
 from tiercast.models.tiering import TierScheme
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.engine import build_training_set_on
-from tiercast.pipeline.loader import Transactions, load_transactions
-from tiercast.pipeline.train import CutoffPlan, data_bounds, feature_columns, fit_scorer, plan_cutoffs_between
+from tiercast.pipeline.engine.rows import build_training_set_on
+from tiercast.pipeline.ingest.loader import Transactions, load_transactions
+from tiercast.pipeline.jobs.model_fit import feature_columns
+from tiercast.pipeline.jobs.train import CutoffPlan, data_bounds, fit_scorer, plan_cutoffs_between
 
 BEHAVIOR = ("frequency_orders", "tenure_days")
 PROPOSED = "predicted (realized shares)"

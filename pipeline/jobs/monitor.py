@@ -36,19 +36,16 @@ import ibis
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from rich.console import Console
-from rich.table import Table
 
 from tiercast.features.build import Frame, as_table, build_features
 from tiercast.features.labels import build_labels
 from tiercast.models.tiering import TierScheme
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.files import write_csv, write_parquet
-from tiercast.pipeline.loader import Transactions, load_transactions
-from tiercast.pipeline.model_fit import tier_scheme
-from tiercast.pipeline.score import LoadedModel, load_model, score_features
-from tiercast.pipeline.terminal import print_table
-from tiercast.pipeline.tracking import resolve_tracking_uri, use_store
+from tiercast.pipeline.ingest.loader import Transactions, load_transactions
+from tiercast.pipeline.jobs.model_fit import tier_scheme
+from tiercast.pipeline.jobs.score import LoadedModel, load_model, score_features
+from tiercast.pipeline.tracking.runs import resolve_tracking_uri, use_store
+from tiercast.pipeline.writers.files import write_csv, write_parquet
 
 #: Pseudo-tier of the customers whose first transaction falls in the month.
 NEW_TIER = "(new)"
@@ -367,45 +364,3 @@ def write_monitor(frame: pd.DataFrame, path: str | Path) -> Path:
     if suffix == ".csv":
         return write_csv(frame, path)
     raise MonitorError(f"{path}: output must end in .parquet or .csv")
-
-
-def _cell(value: object, kind: str) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    if kind == "int":
-        return f"{int(value):,}"
-    if kind == "pct":
-        return f"{float(value):.1%}"
-    if kind == "money":
-        return f"{float(value):,.0f}"
-    return str(value)
-
-
-_DISPLAY = (
-    ("month", "month", "str"),
-    ("tier", "tier", "str"),
-    ("customers", "customers", "int"),
-    ("retention_rate", "retention", "pct"),
-    ("orders", "orders", "int"),
-    ("revenue", "revenue", "money"),
-    ("revenue_share", "share", "pct"),
-    ("avg_ticket", "avg ticket", "money"),
-    ("predicted_value", "pred. value", "money"),
-    ("realized_value", "real. value", "money"),
-    ("predicted_churn", "pred. churn", "pct"),
-    ("realized_churn", "real. churn", "pct"),
-)
-
-
-def print_monitor(console: Console, frame: pd.DataFrame) -> None:
-    """The monitor frame as a rich table (prediction columns only when there are predictions), then the notes."""
-    shown = [d for d in _DISPLAY if not (d[0].startswith("predicted") and frame[d[0]].isna().all())]
-    table = Table(title=f"Tiers per month — scheme {frame.attrs.get('tier_scheme', '?')}")
-    for _, header, kind in shown:
-        table.add_column(header, justify="left" if kind == "str" else "right")
-    for i, rec in enumerate(frame.to_dict("records")):
-        last_of_month = i + 1 == len(frame) or frame["month"].iat[i + 1] != rec["month"]
-        table.add_row(*(_cell(rec[col], kind) for col, _, kind in shown), end_section=last_of_month)
-    print_table(console, table)
-    for note in frame.attrs.get("notes", ()):
-        console.print(f"note: {note}", highlight=False)

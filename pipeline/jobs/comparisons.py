@@ -1,6 +1,7 @@
 """What a user compares tiercast with first, on the training job's test cutoff: the buy-till-you-die models they
 would use instead (BG/NBD and Pareto/NBD, each with Gamma-Gamma spend) and a plain LightGBM on the same features
-without the BTYD stacking. The same methods as ``tiercast backtest`` (:mod:`tiercast.pipeline.backtest`), for the one
+without the BTYD stacking. The same methods as ``tiercast backtest`` (:mod:`tiercast.pipeline.jobs.backtest`), for the
+one
 test cutoff ``tiercast train`` and ``tiercast run`` report."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pandas as pd
 from tiercast.models.baselines import BTYDBaseline
 from tiercast.models.stacking import btyd_inputs
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.model_fit import fit_models
+from tiercast.pipeline.jobs.model_fit import fit_models
 
 #: How each method is named in tables and reports.
 METHOD_LABELS: dict[str, str] = {

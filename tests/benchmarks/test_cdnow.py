@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.pipeline.benchmark_cdnow import (
+from tiercast.benchmarks.quality.cdnow import (
     CALIBRATION_END,
     METHODS,
     REHEARSAL,

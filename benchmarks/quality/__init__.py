@@ -1,0 +1,1 @@
+"""Quality benchmarks on published data: the CDNOW benchmark and its ceiling study."""

@@ -1,0 +1,300 @@
+"""The ``tiercast`` command line (typer): the app, its error boundary, the shared options and argument checks.
+
+The commands are in :mod:`~tiercast.pipeline.cli.data`, :mod:`~tiercast.pipeline.cli.jobs`,
+:mod:`~tiercast.pipeline.cli.registry` and :mod:`~tiercast.pipeline.cli.benchmark`; what they print is in
+:mod:`~tiercast.pipeline.cli.render` and :mod:`~tiercast.pipeline.cli.summary`.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from tiercast.pipeline.config import Config, load_config
+
+if TYPE_CHECKING:
+    pass
+
+
+# Piped or captured output gets a fixed wide layout so comparison tables are not squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def one_line(text: object) -> str:
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return " ".join(lines) if len(lines) <= 3 else lines[0]
+
+
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True, markup=True)
+
+
+def _notice(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings hook
+    """Warnings as one-line notices (no file paths or source lines)."""
+    err_console.print(f"[yellow]warning:[/] {one_line(message)}", highlight=False, soft_wrap=True)
+
+
+# The failures a user can fix, by class name (tiercast's own exceptions, matched on the exception's class and its
+# bases): naming them keeps the error path from importing the modules that define them (MLflow, LightGBM).
+_EXPECTED = frozenset(
+    {
+        "InputError",
+        "FeatureSchemaError",
+        "ConfigError",
+        "MonitorError",
+        "EngineError",
+        "PlaybookError",
+        "PlanError",
+        "TableTargetError",
+        "ModelNotFoundError",
+    }
+)
+
+
+def _tiercast_class(exc: BaseException, names: frozenset[str] | set[str]) -> bool:
+    return any(c.__name__ in names and c.__module__.startswith("tiercast.") for c in type(exc).__mro__)
+
+
+def expected_failure(exc: BaseException) -> str | None:
+    """The one-line message for a failure the user can fix (bad input, config, argument, missing model or run,
+    full disk, permissions, too little data), or None for an unexpected one."""
+    import errno
+
+    if _tiercast_class(exc, _EXPECTED):
+        return str(exc)
+    if _tiercast_class(exc, {"InsufficientDataError"}):
+        return f"not enough data: {exc}"
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return f"invalid config: {loc}: {first['msg']} ({exc.error_count()} error(s))"
+    if isinstance(exc, OSError):
+        where = exc.filename or "a file"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{where}: no space left on the device; free some space and rerun (nothing was overwritten)"
+        if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+            return f"{where}: permission denied ({exc.strerror}); check the file's and folder's permissions"
+        if isinstance(exc, FileNotFoundError):
+            return str(exc) if exc.filename is None else f"{where}: file or folder not found"
+        if isinstance(exc, IsADirectoryError):
+            return f"{where}: is a folder, expected a file"
+        if isinstance(exc, NotADirectoryError):
+            return f"{where}: a part of this path is a file, expected a folder"
+        return None
+    mlflow_error = getattr(sys.modules.get("mlflow.exceptions"), "MlflowException", None)  # never raised unloaded
+    if (
+        mlflow_error is not None
+        and isinstance(exc, mlflow_error)
+        and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+    ):
+        return f"MLflow: {one_line(exc.message)}"
+    return None
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """The error boundary of the command line: a usage or expected error is one line on stderr and exit 2; an
+    unexpected one is one line and exit 1, with the traceback only under ``--debug``. Warnings are one-line
+    notices."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001
+        from typer._click import exceptions as click  # typer's own (vendored) click exceptions
+
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+        shown = warnings.showwarning
+        if not debug:
+            warnings.showwarning = _notice
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            code = 0
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            _print_error(f"{where}{exc.format_message()} (see --help)")
+            code = 2
+        except click.ClickException as exc:
+            _print_error(exc.format_message())
+            code = exc.exit_code
+        except typer.Abort:
+            _print_error("aborted")
+            code = 1
+        except Exception as exc:  # noqa: BLE001 - the boundary: every failure ends here as one line
+            message = expected_failure(exc)
+            if debug:
+                traceback.print_exc()
+            if message is not None:
+                _print_error(message)
+                code = 2
+            else:
+                detail = one_line(exc) or "no message"
+                hint = "" if debug else "; rerun with --debug for the traceback"
+                _print_error(f"unexpected {type(exc).__name__}: {detail}{hint}")
+                code = 1
+        finally:
+            warnings.showwarning = shown
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="The ``tiercast`` command line (typer). Each command is a thin shell over a pipeline function.",
+    cls=_OneLineErrors,
+)
+
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config YAML; `base: NAME` picks a packaged preset (tiercast init writes one).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tiercast {version('tiercast')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show MLflow's own log messages.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+) -> None:
+    """tiercast: customer tiers, predicted value, churn risk and ranked retention lists."""
+    from tiercast.pipeline.terminal import configure
+
+    if quiet and verbose:
+        fail("--quiet and --verbose exclude each other")
+    console.quiet = quiet
+    configure(quiet=quiet, verbose=verbose)
+
+
+def fail(message: str, code: int = 2) -> None:
+    _print_error(message)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a command as running behind the error boundary (kept for the commands that name it; the boundary
+    itself is :class:`_OneLineErrors`, which every command of ``app`` runs under)."""
+    return fn
+
+
+def date_arg(value: str | None) -> str | None:
+    """A ``--cutoff``: a calendar date (YYYY-MM-DD) that exists, without a time of day or a time zone."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date that exists; use YYYY-MM-DD, e.g. 2010-06-01") from None
+    if parsed.tzinfo is not None:
+        raise typer.BadParameter(f"{value!r} carries a time zone; give a plain date YYYY-MM-DD (a local midnight)")
+    if parsed.time() != datetime.min.time():
+        raise typer.BadParameter(f"{value!r} has a time of day; a cutoff is a date YYYY-MM-DD (its midnight)")
+    return parsed.date().isoformat()
+
+
+def model_arg(value: str | None) -> str | None:
+    """A ``--model`` registry URI is checked for its form here and against the registry when it is loaded."""
+    from tiercast.pipeline.jobs.score import ModelNotFoundError, check_model_uri
+
+    if value is not None and value.startswith("models:"):
+        try:
+            check_model_uri(value)
+        except ModelNotFoundError:
+            raise typer.BadParameter(
+                f"{value!r} is not a registered-model URI; use models:/NAME/VERSION or models:/NAME@ALIAS"
+            ) from None
+    return value
+
+
+def out_file(value: Path | None) -> Path | None:
+    """An output file path: not an existing folder."""
+    if value is not None and value.is_dir():
+        raise typer.BadParameter(f"{value} is a folder; give a file path inside it")
+    return value
+
+
+def local_out(cfg: Config, out: Path) -> None:
+    """On the DuckDB engine ``--out`` is one file (on Spark it is a folder)."""
+    if cfg.engine.kind != "spark" and out.is_dir():
+        fail(f"--out {out}: is a folder; give a file path inside it (a folder is the output only with --engine spark)")
+
+
+def known_runs(run_ids: list[str]) -> None:
+    """Every run id exists in the store, else a one-line error naming it."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for run_id in run_ids:
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            fail(f"--run {run_id}: no such run in the MLflow store; list the runs with `tiercast compare`")
+
+
+def config_from(path: Path, engine: str | None = None) -> Config:
+    """The config, with ``engine.kind`` overridden by an ``--engine`` flag (validated like the file)."""
+    return load_config(path, overrides={"engine": {"kind": engine}} if engine else None)
+
+
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", help="duckdb | spark: where features run (default: the config's engine.kind).")
+]
+
+
+RunDateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run-date",
+        help="Rows dated after this day are quarantined as future_timestamp (default: data.run_date, else today).",
+    ),
+]
+
+
+def load_data(config: Config, run_date: str | None = None):
+    """The transactions every command works on (:func:`tiercast.pipeline.ingest.loader.load_transactions`)."""
+    from tiercast.pipeline.ingest.loader import load_transactions
+    from tiercast.pipeline.terminal import step
+
+    with step(f"reading {config.data.source.describe()}"):
+        return load_transactions(config, run_date=run_date)
+
+
+PredictionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--predictions",
+        help="Write per-customer predictions to this Parquet file: customer_id, cutoff, method, predicted_value, "
+        "churn_probability, realized_value, churned (one row per customer x test cutoff x method).",
+    ),
+]

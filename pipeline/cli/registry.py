@@ -1,0 +1,90 @@
+"""Commands on the MLflow store: ``promote``, ``compare``, ``report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tiercast.pipeline.terminal import print_table
+
+if TYPE_CHECKING:
+    pass
+from tiercast.pipeline.cli.base import ConfigOpt, app, config_from, console, fail, handle_errors, known_runs, out_file
+
+
+@app.command()
+@handle_errors
+def promote(
+    config: ConfigOpt,
+    run_id: Annotated[str, typer.Option("--run", help="MLflow run id whose model to promote.")],
+    force: Annotated[bool, typer.Option(help="Make it champion even if it does not beat the current one.")] = False,
+) -> None:
+    """Register a run's model; it becomes `champion` only if it wins the promotion rule (else `challenger`): on the same
+    data it must beat the champion; a retrain on newer data must not be worse than the champion on outcomes neither
+    has seen (compared when `tiercast train` ran; README: Monthly retrain and scoring)."""
+    from tiercast.pipeline.tracking.registry import promote as do_promote
+    from tiercast.pipeline.tracking.runs import registry_lock, setup_mlflow
+
+    cfg = config_from(config)
+    setup_mlflow(cfg)
+    known_runs([run_id])
+    with registry_lock(cfg):
+        decision = do_promote(cfg.mlflow.registered_model, run_id, force=force)
+    console.print(f"{cfg.mlflow.registered_model} version {decision.version} -> @{decision.alias} ({decision.reason})")
+
+
+@app.command()
+@handle_errors
+def compare(
+    config: ConfigOpt,
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (default: the latest runs).")] = None,
+    last: Annotated[int, typer.Option(help="How many recent runs when none are named.", min=1)] = 5,
+) -> None:
+    """Side-by-side test metrics of runs, each beside its baselines."""
+    from rich.table import Table
+
+    from tiercast.pipeline.tracking.registry import compare_runs
+    from tiercast.pipeline.tracking.runs import setup_mlflow
+
+    cfg = config_from(config)
+    setup_mlflow(cfg)
+    known_runs(runs or [])
+    frame = compare_runs(cfg.mlflow.experiment, runs or None, last=last)
+    if frame.empty:
+        fail(f"no runs in experiment {cfg.mlflow.experiment!r}", code=1)
+    table = Table(title=f"Runs of {cfg.mlflow.experiment} (test-cutoff metrics)")
+    for col in frame.columns:
+        table.add_column(col, justify="left" if col in ("run", "started", "test cutoff", "model") else "right")
+    for rec in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v)) for v in rec))
+    print_table(console, table)
+
+
+@app.command()
+@handle_errors
+def report(
+    config: ConfigOpt,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="MLflow run id (default: the latest training run).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output HTML file.", callback=out_file)] = Path("outputs/report.html"),
+    at_risk: Annotated[
+        Path | None, typer.Option(help="at_risk.csv to list the top customers from.", exists=True, dir_okay=False)
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of a run (metrics, tiers, plots, top at-risk customers)."""
+    from tiercast.pipeline.tracking.registry import latest_training_run
+    from tiercast.pipeline.tracking.report import write_report
+    from tiercast.pipeline.tracking.runs import setup_mlflow
+
+    cfg = config_from(config)
+    setup_mlflow(cfg)
+    if run_id is not None:
+        known_runs([run_id])
+    run_id = run_id or latest_training_run(cfg.mlflow.experiment)
+    if run_id is None:
+        fail(f"no training run in experiment {cfg.mlflow.experiment!r}: run `tiercast train` or `tiercast run` first")
+    write_report(run_id, out, at_risk or cfg.outputs.dir / "at_risk.csv")
+    console.print(f"report -> {out}")

@@ -1,0 +1,179 @@
+"""Transactions read by the engine itself (``engine.transactions``), not through pandas.
+
+A Parquet file or a folder of Parquet files, optionally Hive-partitioned by the transaction date
+(``.../date=2024-01-31/part-0.parquet``), or a Delta table (Spark with delta-spark on the cluster; DuckDB with its
+``delta`` extension). Columns are mapped with the same :class:`~tiercast.pipeline.ingest.sources.ColumnMapping` as
+file sources. The rows are expected to be canonical already (the full row rules of ``data:`` run as DuckDB SQL on
+one machine, :mod:`tiercast.pipeline.ingest.sql`); :func:`quarantine_invalid` still counts and sets aside the rows
+the features cannot use (missing ids, times or amounts), so none is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from tiercast.features import as_of
+from tiercast.features.build import (
+    as_table,
+)
+from tiercast.pipeline.ingest.common import ReasonTally
+from tiercast.pipeline.ingest.sources import ColumnMapping
+
+if TYPE_CHECKING:
+    pass
+from tiercast.pipeline.engine.config import EngineConfig, EngineError, TableSource
+from tiercast.pipeline.engine.session import is_spark, to_engine_table
+from tiercast.pipeline.engine.writes import write_partitioned
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _parquet_glob(path: str) -> str:
+    """DuckDB reads a folder through a recursive glob; files and globs are passed as they are."""
+    if any(ch in path for ch in "*?[") or not Path(path).is_dir():
+        return path
+    return path.rstrip("/") + "/**/*.parquet"
+
+
+def _read_raw(con: ibis.BaseBackend, source: TableSource) -> ir.Table:
+    if source.format == "delta":
+        return con.read_delta(source.path)
+    if is_spark(con):
+        return con.read_parquet(source.path)
+    return con.read_parquet(_parquet_glob(source.path), hive_partitioning=True)
+
+
+def _map_columns(t: ir.Table, mapping: ColumnMapping | None) -> ir.Table:
+    """Source columns renamed to canonical fields; amount = quantity x unit_price when so mapped; without an order
+    column, the lines of one customer at one instant form one order (``<customer_id>@<microseconds since 1970>``)."""
+    if mapping is None:
+        return t
+    src = mapping.source_columns()
+    missing = sorted({c for c in src.values() if c not in t.columns})
+    if missing:
+        raise EngineError(f"transactions lack mapped column(s) {missing}; found {list(t.columns)}")
+    cols: dict[str, ir.Value] = {field: t[col] for field, col in src.items() if field not in ("amount", "unit_price")}
+    if mapping.amount is not None:
+        cols["amount"] = t[mapping.amount].cast("float64")
+    else:
+        cols["amount"] = t[mapping.quantity].cast("float64") * t[mapping.unit_price].cast("float64")
+    if mapping.order_id is None:  # exact to the microsecond and the same text on every engine
+        micros = cols["timestamp"].cast("timestamp").delta(ibis.timestamp("1970-01-01 00:00:00"), unit="microsecond")
+        cols["order_id"] = cols["customer_id"].cast("string") + "@" + micros.cast("string")
+    return t.select(**cols)
+
+
+def read_transactions_table(
+    con: ibis.BaseBackend, source: TableSource, *, until: as_of.TimeLike | None = None
+) -> ir.Table:
+    """The source as a canonical Ibis transaction table on ``con`` (see :func:`tiercast.features.build.as_table`).
+
+    ``until``: the exclusive end of the times the computation needs (the cutoff for features, cutoff + horizon for
+    labels); with ``source.partition_column`` the partitions of later dates are not read at all.
+    """
+    t = _read_raw(con, source)
+    if until is not None and source.partition_column is not None:
+        part = source.partition_column
+        if part not in t.columns:
+            raise EngineError(f"partition_column {part!r} is not a column of {source.path}; found {list(t.columns)}")
+        last_day = as_of.to_cutoff(until).date()  # a time < until falls on a date <= until's date
+        t = t.filter(t[part].cast("date") <= ibis.date(last_day))
+    return as_table(_map_columns(t, source.columns))
+
+
+@dataclass(frozen=True)
+class QuarantineCounts(ReasonTally):
+    """Rows read, accepted and set aside per reason by :func:`quarantine_invalid` (accepted + set aside == read)."""
+
+    n_read: int
+    reasons: dict[str, int]
+
+    @property
+    def share(self) -> float:
+        return self.n_quarantined / self.n_read if self.n_read else 0.0
+
+
+def _reason(t: ir.Table, run_date: pd.Timestamp | None = None) -> ir.StringValue:
+    """The first rule a canonical row breaks (as in :mod:`tiercast.pipeline.ingest.transactions`), NULL for a good
+    row; rows after
+    ``run_date`` are ``future_timestamp``."""
+    amount = t.amount
+
+    def blank(s: ir.StringValue) -> ir.BooleanValue:  # a regex: ibis' strip() compiles wrongly for Spark's trim
+        return s.isnull() | s.re_search(r"^\s*$")
+
+    rules = [
+        ("missing_customer", blank(t.customer_id)),
+        ("unparseable_timestamp", t.timestamp.isnull()),
+        ("non_numeric_amount", amount.isnull() | amount.isnan() | amount.isinf() | (amount.abs() >= 1e24)),
+        ("missing_order_id", blank(t.order_id)),
+    ]
+    if run_date is not None:
+        rules.append(("future_timestamp", t.timestamp > ibis.literal(run_date.to_pydatetime(), type="timestamp")))
+    case = ibis.cases(*[(cond, ibis.literal(name)) for name, cond in rules], else_=ibis.null("string"))
+    return case
+
+
+def quarantine_invalid(
+    con: ibis.BaseBackend, t: ir.Table, source: TableSource, *, run_date: pd.Timestamp | None = None
+) -> tuple[ir.Table, QuarantineCounts]:
+    """Count (one pass) the rows the features cannot use, write them with their reason to
+    ``source.quarantine_path`` (partitioned Parquet), and return the good rows and the counts.
+
+    Raises :class:`EngineError` when the share set aside exceeds ``source.max_quarantine_share``.
+    """
+    flagged = t.mutate(reason=_reason(t, run_date))
+    counts = flagged.group_by("reason").aggregate(n=flagged.count())
+    rows = con.execute(counts)
+    n_read = int(rows["n"].sum())
+    reasons = {str(r): int(n) for r, n in zip(rows["reason"], rows["n"], strict=True) if r is not None and pd.notna(r)}
+    result = QuarantineCounts(n_read=n_read, reasons=reasons)
+    assert result.n_accepted + result.n_quarantined == result.n_read
+    if result.n_quarantined and source.quarantine_path is not None:
+        bad = flagged.filter(flagged.reason.notnull())
+        write_partitioned(con, bad, source.quarantine_path, partition_by=("reason",))
+    if result.share > source.max_quarantine_share:
+        raise EngineError(
+            f"{source.path}: {result.n_quarantined:,} of {n_read:,} rows ({result.share:.1%}) cannot be used "
+            f"({reasons}); more than max_quarantine_share {source.max_quarantine_share:.1%}"
+        )
+    good = flagged.filter(flagged.reason.isnull()).drop("reason") if result.n_quarantined else t
+    return good, result
+
+
+def engine_transactions(
+    con: ibis.BaseBackend,
+    engine: EngineConfig,
+    *,
+    accepted: pd.DataFrame | None = None,
+    until: as_of.TimeLike | None = None,
+    run_date: pd.Timestamp | None = None,
+) -> tuple[ir.Table, QuarantineCounts | None]:
+    """The transactions a command works on, as a table on ``con``: ``engine.transactions`` read by the engine
+    (partitions up to ``until``, unusable rows set aside by :func:`quarantine_invalid`), else the ``accepted``
+    frame of the pandas ingestion (``data:``), shipped to the engine as it is. Rows after ``run_date`` are set
+    aside as ``future_timestamp``."""
+    if engine.transactions is None:
+        if accepted is None:
+            raise EngineError("no transactions: set engine.transactions or pass the ingested frame")
+        return as_table(to_engine_table(con, accepted)), None
+    t = read_transactions_table(con, engine.transactions, until=until)
+    return quarantine_invalid(con, t, engine.transactions, run_date=run_date)
+
+
+def data_bounds_on(con: ibis.BaseBackend, tx: ir.Table) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First day of data and the midnight after the last transaction (as :func:`tiercast.pipeline.jobs.train.
+    data_bounds`), computed by the engine."""
+    row = con.execute(tx.aggregate(first=tx.timestamp.min(), last=tx.timestamp.max()))
+    first, last = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
+    if pd.isna(first) or pd.isna(last):
+        raise EngineError("no transactions to work on")
+    return first.normalize(), last.normalize() + pd.Timedelta(days=1)
