@@ -1,10 +1,9 @@
 """pandera schemas of the frames that cross tiercast's boundaries.
 
-* :data:`TRANSACTIONS` — the canonical transaction frame that
-:func:`tiercast.pipeline.ingest.transactions.read_transactions`
-  accepts and every feature builder reads: ``customer_id`` (str), ``timestamp`` (naive datetime64), ``amount``
-  (float64, negative = refund/return), ``order_id`` (str), plus optional ``quantity`` (float64), ``product_id``,
-  ``category``, ``channel`` (str, may be missing) — present only when the source maps them. No other column.
+* :data:`TRANSACTIONS` — the canonical transaction frame that the ingestion accepts and every feature builder reads:
+  ``customer_id`` (str), ``timestamp`` (naive datetime64), ``amount`` (float64, negative = refund/return), ``order_id``
+  (str), plus optional ``quantity`` (float64), ``product_id``, ``category``, ``channel`` (str, may be missing) — present
+  only when the source maps them. No other column.
 * :data:`SATISFACTION` — customer-level satisfaction rows (from reviews): ``customer_id``, ``timestamp``,
   ``review_score`` (int64, 1..5), ``is_complaint`` (bool).
 

@@ -103,8 +103,7 @@ class QuarantineCounts(ReasonTally):
 
 def _reason(t: ir.Table, run_date: pd.Timestamp | None = None) -> ir.StringValue:
     """The first rule a canonical row breaks (as in :mod:`tiercast.pipeline.ingest.transactions`), NULL for a good
-    row; rows after
-    ``run_date`` are ``future_timestamp``."""
+    row; rows after ``run_date`` are ``future_timestamp``."""
     amount = t.amount
 
     def blank(s: ir.StringValue) -> ir.BooleanValue:  # a regex: ibis' strip() compiles wrongly for Spark's trim

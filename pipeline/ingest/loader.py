@@ -1,15 +1,13 @@
 """The one way every command obtains its transactions: :func:`load_transactions`.
 
-It reads the configured source once — a file or table of ``data:`` with the row rules run as DuckDB SQL in the
-engine's own connection (:mod:`tiercast.pipeline.ingest.sql`: the accepted rows stay a view there, never collected),
-the Olist layout or a Spark engine through :func:`tiercast.pipeline.ingest.transactions.read_transactions` (rules,
-quarantine,
+It reads the configured source once — a file or table of ``data:`` with the row rules run as DuckDB SQL in the engine's
+own connection (:mod:`tiercast.pipeline.ingest.sql`: the accepted rows stay a view there, never collected), the Olist
+layout or a Spark engine through :func:`tiercast.pipeline.ingest.transactions.read_transactions` (rules, quarantine,
 accounting, collected), or the table the engine reads itself (``engine.transactions``) — writes the quarantine, and
-returns one frozen :class:`Transactions`: the accepted rows as a table on the configured engine (DuckDB or Spark),
-the connection, the accounting, the data bounds, the fingerprint and the customer-level extras (satisfaction).
-Commands take that object and nothing else, so ``validate``, ``features``, ``train``, ``backtest``, ``tiers``,
-``monitor``, ``score`` and ``run`` see the same rows, the same run date and the same satisfaction signals on either
-engine.
+returns one frozen :class:`Transactions`: the accepted rows as a table on the configured engine (DuckDB or Spark), the
+connection, the accounting, the data bounds, the fingerprint and the customer-level extras (satisfaction). Commands take
+that object and nothing else, so ``validate``, ``features``, ``train``, ``backtest``, ``tiers``, ``monitor``, ``score``
+and ``run`` see the same rows, the same run date and the same satisfaction signals on either engine.
 
 Run date: rows dated after it are quarantined as ``future_timestamp``. It is ``data.run_date`` (a date; rows on
 later days are future) or, unset, the current time in the source's time zone; a run date in the data's past

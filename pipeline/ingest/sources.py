@@ -8,9 +8,8 @@ Two kinds of source:
 * ``data.transactions`` (:class:`TransactionSource`): one table of transaction lines — a CSV / whitespace-separated
   text file, a Parquet file, or a table or query in a DuckDB database — with a :class:`ColumnMapping`.
 * ``data.olist`` (:class:`OlistSource`): the multi-table Olist layout (orders, order items, customers, optionally
-  reviews and products), joined by :mod:`tiercast.pipeline.ingest.transactions` to one transaction line per order
-  item, plus a
-  customer-level satisfaction frame from the reviews.
+  reviews and products), joined by :mod:`tiercast.pipeline.ingest.transactions` to one transaction line per order item,
+  plus a customer-level satisfaction frame from the reviews.
 
 Exactly one of the two is given. Reading, the row rules and the quarantine are in
 :mod:`tiercast.pipeline.ingest.transactions`.

@@ -1,7 +1,6 @@
-"""The row rules of :mod:`tiercast.pipeline.ingest.transactions` as DuckDB SQL over the raw source, so ingestion
-scales with the
-engine: one pass judges every row (a CASE giving the first failing reason, in :data:`REASONS` order) and keeps only
-the rejected rows' numbers and reasons (``_tc_bad``); the accepted rows are a view (``_tc_accepted``) the features
+"""The row rules of :mod:`tiercast.pipeline.ingest.transactions` as DuckDB SQL over the raw source, so ingestion scales
+with the engine: one pass judges every row (a CASE giving the first failing reason, in :data:`REASONS` order) and keeps
+only the rejected rows' numbers and reasons (``_tc_bad``); the accepted rows are a view (``_tc_accepted``) the features
 read directly, and the quarantine is the raw rows joined to their reasons, written by DuckDB.
 
 Raw SQL rather than Ibis: the rules need DuckDB's ``read_csv`` options, ``try_strptime``, ``regexp_full_match``,

@@ -1,8 +1,7 @@
-"""What a user compares tiercast with first, on the training job's test cutoff: the buy-till-you-die models they
-would use instead (BG/NBD and Pareto/NBD, each with Gamma-Gamma spend) and a plain LightGBM on the same features
-without the BTYD stacking. The same methods as ``tiercast backtest`` (:mod:`tiercast.pipeline.jobs.backtest`), for the
-one
-test cutoff ``tiercast train`` and ``tiercast run`` report."""
+"""What a user compares tiercast with first, on the training job's test cutoff: the buy-till-you-die models they would
+use instead (BG/NBD and Pareto/NBD, each with Gamma-Gamma spend) and a plain LightGBM on the same features without the
+BTYD stacking. The same methods as ``tiercast backtest`` (:mod:`tiercast.pipeline.jobs.backtest`), for the one test
+cutoff ``tiercast train`` and ``tiercast run`` report."""
 
 from __future__ import annotations
 
