@@ -1,5 +1,5 @@
-"""The CLI with ``--engine spark``: train on Spark-built features, score with the model's spark_udf into a
-partitioned folder, and get the scores the DuckDB path gives with the same registered model."""
+"""The CLI with ``--engine spark``: run (train on Spark-built features, score), score with the model's spark_udf
+into a partitioned folder, backtest, and get what the DuckDB path gives (with the same registered model)."""
 
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def project(spark_con, spark_engine, tmp_path_factory):
             "quarantine_path": str(tmp / "out" / "quarantine.parquet"),
         },
         "cutoffs": {"n_train": 4},
-        "models": {"n_estimators": 200, "early_stopping_rounds": 20, "param_grid": "none"},
+        "models": {"n_estimators": 60, "early_stopping_rounds": 10, "param_grid": "none"},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
         "engine": engine,
     }
@@ -46,11 +46,56 @@ def project(spark_con, spark_engine, tmp_path_factory):
     mp.undo()
 
 
-def test_train_and_score_on_spark_match_the_duckdb_path(project):
+def _with_outputs(cfg: Path, out: Path) -> Path:
+    """A copy of the config writing its outputs and quarantine under ``out``."""
+    raw = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    raw["outputs"] = {"dir": str(out)}
+    raw["data"]["quarantine_path"] = str(out / "quarantine.parquet")
+    path = out.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def _same_frames(a: pd.DataFrame, b: pd.DataFrame, key: list[str]) -> None:
+    a = a.sort_values(key).reset_index(drop=True)
+    b = b.sort_values(key).reset_index(drop=True)
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0
+    for col in a.columns:
+        if pd.api.types.is_float_dtype(a[col]):
+            pd.testing.assert_series_equal(a[col], b[col], check_dtype=False, rtol=1e-9, atol=1e-9)
+        else:
+            assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+
+
+@pytest.fixture(scope="module")
+def runs(project):
+    """`tiercast run` on Spark (training on Spark-built features, then scoring), then on DuckDB, each writing its
+    outputs in its own folder: engine -> that folder."""
     tmp, cfg = project
-    result = runner.invoke(app, ["train", "--config", str(cfg), "--engine", "spark"])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    model = "models:/tiercast@champion"
+    folders = {}
+    for engine in ("spark", "duckdb"):
+        out = tmp / f"run_{engine}"
+        result = runner.invoke(app, ["run", "--config", str(_with_outputs(cfg, out)), "--engine", engine])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        folders[engine] = out
+    return folders
+
+
+def test_run_on_spark_gives_the_duckdb_scores(runs):
+    scores = {}
+    for engine, out in runs.items():
+        assert (out / "at_risk.csv").is_file() and (out / "drift.csv").is_file()
+        scores[engine] = pd.read_parquet(out / "scores.parquet")
+    cols = ["customer_id", *SCORE_COLUMNS]  # not model_version: each run registers its own
+    _same_frames(scores["spark"][cols], scores["duckdb"][cols], ["customer_id"])
+
+
+def test_score_on_spark_with_the_spark_trained_model_matches_the_duckdb_path(project, runs):
+    """The model the Spark run trained and registered, scored by its spark_udf into a partitioned folder and by
+    the local scorer: the same scores."""
+    tmp, cfg = project
+    (version,) = pd.read_parquet(runs["spark"] / "scores.parquet")["model_version"].astype(str).unique()
+    model = f"models:/tiercast/{version}"
     cutoff = "2010-12-10"
     folder = tmp / "scores_spark"
     args = ["score", "--config", str(cfg), "--model", model, "--cutoff", cutoff]
@@ -77,40 +122,6 @@ def test_unknown_engine_flag_is_a_config_error(project):
     _, cfg = project
     result = runner.invoke(app, ["train", "--config", str(cfg), "--engine", "flink"])
     assert result.exit_code == 2 and "engine" in result.output
-
-
-def _with_outputs(cfg: Path, out: Path) -> Path:
-    """A copy of the config writing its outputs and quarantine under ``out``."""
-    raw = yaml.safe_load(cfg.read_text(encoding="utf-8"))
-    raw["outputs"] = {"dir": str(out)}
-    raw["data"]["quarantine_path"] = str(out / "quarantine.parquet")
-    path = out.with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return path
-
-
-def _same_frames(a: pd.DataFrame, b: pd.DataFrame, key: list[str]) -> None:
-    a = a.sort_values(key).reset_index(drop=True)
-    b = b.sort_values(key).reset_index(drop=True)
-    assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0
-    for col in a.columns:
-        if pd.api.types.is_float_dtype(a[col]):
-            pd.testing.assert_series_equal(a[col], b[col], check_dtype=False, rtol=1e-9, atol=1e-9)
-        else:
-            assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
-
-
-def test_run_on_spark_gives_the_duckdb_scores(project):
-    tmp, cfg = project
-    scores = {}
-    for engine in ("spark", "duckdb"):
-        out = tmp / f"run_{engine}"
-        result = runner.invoke(app, ["run", "--config", str(_with_outputs(cfg, out)), "--engine", engine])
-        assert result.exit_code == 0, result.output + repr(result.exception)
-        assert (out / "at_risk.csv").is_file() and (out / "drift.csv").is_file()
-        scores[engine] = pd.read_parquet(out / "scores.parquet")
-    cols = ["customer_id", *SCORE_COLUMNS]  # not model_version: each run registers its own
-    _same_frames(scores["spark"][cols], scores["duckdb"][cols], ["customer_id"])
 
 
 def test_backtest_on_spark_gives_the_duckdb_predictions(project):
