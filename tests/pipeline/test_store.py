@@ -1,5 +1,8 @@
 """The MLflow store survives concurrency and faults: first starts racing in a fresh folder, a start killed at any
-point of the store's creation, runs killed midway (closed as FAILED, never "the latest")."""
+point of the store's creation, runs killed midway (closed as FAILED, never "the latest").
+
+The processes raced or killed are real ones; the start that comes after them runs in the test process where a
+fresh process is not the point (:func:`_start_here`, the same setup)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.pipeline.cli_harness import assert_clean_failure, cli
+from tests.pipeline.cli_harness import assert_clean_failure, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 # the long campaign (`make fuzz`) races and kills more often
@@ -62,6 +65,21 @@ def _config(folder: Path) -> Path:
     return path
 
 
+def _start_here(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str | None]:
+    """What SETUP prints, from a start in this process in the config's folder: (experiment id, latest training
+    run)."""
+    from tiercast.pipeline.config import load_config
+    from tiercast.pipeline.registry import latest_training_run
+    from tiercast.pipeline.tracking import setup_mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    with monkeypatch.context() as here:
+        here.chdir(cfg.parent)
+        config = load_config(cfg)
+        return setup_mlflow(config), latest_training_run(config.mlflow.experiment)
+
+
 def _python(code: str, *args: str, cwd: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
@@ -81,26 +99,23 @@ def test_first_starts_racing_in_a_fresh_folder_both_succeed(tmp_path, attempt):
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0] if LONG else [0.5, 2.0])
-def test_a_start_killed_while_creating_the_store_does_not_break_it(tmp_path, delay):
+def test_a_start_killed_while_creating_the_store_does_not_break_it(tmp_path, delay, monkeypatch):
     cfg = _config(tmp_path)
     victim = _python(SETUP, str(cfg), cwd=tmp_path)
     time.sleep(delay)
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=60)
-    survivor = _python(SETUP, str(cfg), cwd=tmp_path)
-    out, err = survivor.communicate(timeout=300)
-    assert survivor.returncode == 0, err
+    _start_here(cfg, monkeypatch)  # the next start succeeds
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_experiment_by_name("tiercast") is not None
 
 
-def test_interrupted_migration_leftovers_are_cleared(tmp_path):
+def test_interrupted_migration_leftovers_are_cleared(tmp_path, monkeypatch):
     """What a full disk or a kill in the middle of a schema migration leaves: a ``_alembic_tmp_`` table."""
     import sqlite3
 
     cfg = _config(tmp_path)
-    first = _python(SETUP, str(cfg), cwd=tmp_path)
-    assert first.wait(timeout=300) == 0
+    _start_here(cfg, monkeypatch)  # a complete store
     con = sqlite3.connect(tmp_path / "mlflow.db")
     con.execute("CREATE TABLE _alembic_tmp_experiments (x INTEGER)")
     con.commit()
@@ -110,32 +125,40 @@ def test_interrupted_migration_leftovers_are_cleared(tmp_path):
     assert second.returncode == 0, err
 
 
-def test_a_killed_run_is_closed_as_failed_and_never_the_latest(tmp_path):
+def _finished_training_run(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """KILLED_RUN's training-like run, ended normally, from this process."""
+    import mlflow
+
+    from tiercast.pipeline.tracking import run_owner_tags
+
+    experiment_id, _ = _start_here(cfg, monkeypatch)
+    with mlflow.start_run(experiment_id=experiment_id, tags=run_owner_tags()) as run:
+        mlflow.log_param("cutoffs.train_resolved", "2010-01-01")
+    return run.info.run_id
+
+
+def test_a_killed_run_is_closed_as_failed_and_never_the_latest(tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    finished = _python(KILLED_RUN.replace("time.sleep(600)", "mlflow.end_run()"), str(cfg), cwd=tmp_path)
-    finished_id = finished.communicate(timeout=300)[0].split()[0]
+    finished_id = _finished_training_run(cfg, monkeypatch)
     killed = _python(KILLED_RUN, str(cfg), cwd=tmp_path)
     killed_id = killed.stdout.readline().strip()
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
     assert client.get_run(killed_id).info.status == "RUNNING"
-    after = _python(SETUP, str(cfg), cwd=tmp_path)
-    out, err = after.communicate(timeout=300)
-    assert after.returncode == 0, err
-    assert out.split()[1] == finished_id  # the latest training run is the finished one
+    _, latest = _start_here(cfg, monkeypatch)
+    assert latest == finished_id  # the latest training run is the finished one
     run = client.get_run(killed_id)
     assert run.info.status == "FAILED" and "process ended" in run.data.tags["tiercast.failure"]
 
 
-def test_a_live_run_is_left_running(tmp_path):
+def test_a_live_run_is_left_running(tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     live = _python(KILLED_RUN, str(cfg), cwd=tmp_path)
     try:
         live_id = live.stdout.readline().strip()
-        after = _python(SETUP, str(cfg), cwd=tmp_path)
-        assert after.wait(timeout=300) == 0
+        _start_here(cfg, monkeypatch)
         assert client.get_run(live_id).info.status == "RUNNING"
     finally:
         live.kill()
@@ -149,7 +172,7 @@ def test_report_without_a_finished_training_run_says_so(tmp_path):
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
     (tmp_path / "tx.csv").write_text("c,t,a\n")
-    result = cli("report", "--config", "c.yaml", "--out", "r.html", cwd=tmp_path)
+    result = invoke("report", "--config", "c.yaml", "--out", "r.html", cwd=tmp_path)
     assert_clean_failure(result, "no training run")
     assert not (tmp_path / "r.html").exists()
 
