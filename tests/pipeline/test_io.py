@@ -504,7 +504,11 @@ _row = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# `make test` tries 20 messy files (each read twice); `make fuzz` (TIERCAST_FUZZ_EXAMPLES=200) a long campaign
+MESSY_EXAMPLES = int(os.environ.get("TIERCAST_FUZZ_EXAMPLES", "0")) or 20
+
+
+@settings(max_examples=MESSY_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(_row, min_size=0, max_size=25), dup_idx=st.lists(st.integers(0, 30), max_size=5))
 def test_property_messy_inputs_account_for_every_row(rows: list[tuple[str, ...]], dup_idx: list[int]) -> None:
     rows = [_GOOD_ROW, *rows]
