@@ -83,7 +83,7 @@ def test_train_logs_and_registers_on_a_tracking_server(server, tmp_path, monkeyp
                 "base": str(ROOT / "configs" / "online_retail_ii.yaml"),
                 "data": {"transactions": {"path": str(sample)}, "quarantine_path": str(tmp_path / "q.parquet")},
                 "cutoffs": {"n_train": 4},
-                "models": {"n_estimators": 100},
+                "models": {"n_estimators": 60, "early_stopping_rounds": 10, "param_grid": "none"},
             }
         ),
         encoding="utf-8",
