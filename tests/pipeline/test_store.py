@@ -69,8 +69,8 @@ def _start_here(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str | 
     """What SETUP prints, from a start in this process in the config's folder: (experiment id, latest training
     run)."""
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.registry import latest_training_run
-    from tiercast.pipeline.tracking import setup_mlflow
+    from tiercast.pipeline.tracking.registry import latest_training_run
+    from tiercast.pipeline.tracking.runs import setup_mlflow
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -129,7 +129,7 @@ def _finished_training_run(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """KILLED_RUN's training-like run, ended normally, from this process."""
     import mlflow
 
-    from tiercast.pipeline.tracking import run_owner_tags
+    from tiercast.pipeline.tracking.runs import run_owner_tags
 
     experiment_id, _ = _start_here(cfg, monkeypatch)
     with mlflow.start_run(experiment_id=experiment_id, tags=run_owner_tags()) as run:
