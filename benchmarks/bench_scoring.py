@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.benchmarks.bench_features import run_worker
+from tiercast.features.contract import spend_column
 
 CORE_COLUMNS = ("customer_id", "timestamp", "amount", "order_id")
 WINDOWS_DAYS = (30, 90, 180, 365)
@@ -67,7 +68,7 @@ def train_model(path: str | Path, *, cutoff: str, model_dir: Path, sample_custom
     common = {"horizon_days": HORIZON_DAYS, "param_grid": DEFAULT_GRID, "n_estimators": 500}
     value = ValueModel(**common).fit(fit[cols], fit["future_value"], val[cols], val["future_value"])
     churn = ChurnModel(**common).fit(fit[cols], fit["churned"], val[cols], val["churned"])
-    current = f"spend_{HORIZON_DAYS}d"
+    current = spend_column(HORIZON_DAYS)
     scheme = TierScheme(k=4).fit(val[current].clip(lower=0).to_numpy())
     scheme.fit_predictions(value.predict(val[features]))
     scorer = TiercastScorer(scheme, value, churn, tuple(features), current, HORIZON_DAYS)

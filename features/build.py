@@ -16,9 +16,8 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features import as_of, churn_signals, rfm, tenure
+from tiercast.features.contract import OPTIONAL_TRANSACTION_COLUMNS, TRANSACTION_COLUMNS, spend_column
 
-REQUIRED_COLUMNS = ("customer_id", "timestamp", "amount", "order_id")
-OPTIONAL_COLUMNS = ("quantity", "product_id", "category", "channel")
 STRING_COLUMNS = ("customer_id", "order_id", "product_id", "category", "channel")
 DEFAULT_WINDOWS_DAYS = (30, 90, 180, 365)
 DEFAULT_HORIZON_DAYS = 90
@@ -29,8 +28,8 @@ Frame = pd.DataFrame | ir.Table
 def as_table(
     frame: Frame,
     *,
-    required: Iterable[str] = REQUIRED_COLUMNS,
-    optional: Iterable[str] = OPTIONAL_COLUMNS,
+    required: Iterable[str] = TRANSACTION_COLUMNS,
+    optional: Iterable[str] = OPTIONAL_TRANSACTION_COLUMNS,
     what: str = "transactions",
 ) -> ir.Table:
     """The frame as an Ibis table of the known columns with canonical types (pandas frames become memtables; the
@@ -87,7 +86,7 @@ def feature_names(
         "monetary_mean_order",
         "monetary_max_order",
         *(f"orders_{w}d" for w in windows),
-        *(f"spend_{w}d" for w in windows),
+        *(spend_column(w) for w in windows),
         "gap_mean_days",
         "gap_std_days",
         "overdue_ratio",
@@ -133,7 +132,7 @@ def feature_table(
         **churn_signals.derived_columns(c, cutoff=cutoff, horizon_days=horizon_days),
     )
 
-    optional = [col for col in OPTIONAL_COLUMNS if col in t.columns]
+    optional = [col for col in OPTIONAL_TRANSACTION_COLUMNS if col in t.columns]
     sat_columns: list[str] = []
     extras = [rfm.breadth(lines)]
     if satisfaction is not None:

@@ -13,8 +13,6 @@ import pandas as pd
 from tiercast.features import as_of, rfm
 from tiercast.features.build import Frame, as_table, execute
 
-LABEL_COLUMNS = ("future_value", "future_orders", "churned")
-
 
 def label_table(t: ir.Table, *, cutoff: as_of.TimeLike, horizon_days: int) -> ir.Table:
     """The label expression (unexecuted, rows unordered) for a canonical transaction table; see :func:`build_labels`."""

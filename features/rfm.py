@@ -27,6 +27,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from tiercast.features import as_of
+from tiercast.features.contract import spend_column
 
 MONEY = dt.Decimal(38, 6)
 ORDER_KEYS = ("customer_id", "order_id")
@@ -63,7 +64,7 @@ def customer_columns(orders: ir.Table, *, cutoff: as_of.TimeLike, windows_days: 
     for w in windows_days:
         start = as_of.shift_days(cutoff, -w)
         cols[f"orders_{w}d"] = orders.order_id.count(where=buy & as_of.is_since(orders.order_ts, start=start))
-        cols[f"spend_{w}d"] = orders.net.sum(where=as_of.is_since(orders.order_ts, start=start))
+        cols[spend_column(w)] = orders.net.sum(where=as_of.is_since(orders.order_ts, start=start))
     return cols
 
 
@@ -85,7 +86,7 @@ def derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike, windows_days: Iterab
     }
     for w in windows_days:
         cols[f"orders_{w}d"] = to_float(c[f"orders_{w}d"])
-        cols[f"spend_{w}d"] = window_spend(c, w)
+        cols[spend_column(w)] = window_spend(c, w)
     return cols
 
 
@@ -96,7 +97,7 @@ def recency_days(c: ir.Table, *, cutoff: as_of.TimeLike) -> ir.FloatingValue:
 
 def window_spend(c: ir.Table, w: int) -> ir.FloatingValue:
     """``spend_{w}d`` as a float (0 without an order in the window)."""
-    return to_float(c[f"spend_{w}d"].coalesce(0))
+    return to_float(c[spend_column(w)].coalesce(0))
 
 
 BREADTH_COLUMNS = {"product_id": "n_products", "category": "n_categories", "channel": "n_channels"}

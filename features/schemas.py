@@ -17,10 +17,6 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-TRANSACTION_COLUMNS: tuple[str, ...] = ("customer_id", "timestamp", "amount", "order_id")
-OPTIONAL_TRANSACTION_COLUMNS: tuple[str, ...] = ("quantity", "product_id", "category", "channel")
-SATISFACTION_COLUMNS: tuple[str, ...] = ("customer_id", "timestamp", "review_score", "is_complaint")
-
 
 def _string_dtype(s: pd.Series) -> bool:
     """Series-level: the column holds strings (str / string dtype, or object of str)."""

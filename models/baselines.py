@@ -21,19 +21,13 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.contract import spend_column
+
 from .btyd import BetaGeoModel, GammaGammaModel, ParetoNBDModel
 
-__all__ = ["BTYDBaseline", "NaiveBaseline", "RFMBaseline", "btyd_features", "spend_column"]
+__all__ = ["BTYDBaseline", "NaiveBaseline", "RFMBaseline", "btyd_features"]
 
 Array = NDArray[np.float64]
-
-
-def spend_column(horizon_days: float) -> str:
-    """Name of the feature holding net spend in the last ``horizon_days`` before the cutoff."""
-    h = float(horizon_days)
-    if h <= 0 or h != round(h):
-        raise ValueError(f"horizon_days must be a positive whole number of days, got {horizon_days}")
-    return f"spend_{int(h)}d"
 
 
 def _require(X: pd.DataFrame, cols: list[str]) -> None:

@@ -233,12 +233,21 @@ def tier_metrics(realized: ArrayLike, predicted: ArrayLike, order: Sequence[str]
         raise ValueError(f"tiers not in order: {sorted(map(str, unknown))}")
     ri = np.array([pos[v] for v in r])
     qi = np.array([pos[v] for v in q])
-    labels = list(range(len(order)))
-    with np.errstate(all="ignore"):
-        kappa = float(cohen_kappa_score(ri, qi, labels=labels, weights="quadratic"))
+    return {name: fn(ri, qi) for name, fn in tier_code_metrics(len(order)).items()}
+
+
+def tier_code_metrics(n_tiers: int) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """The metrics of :func:`tier_metrics` as functions of tier positions (0 = best, ``n_tiers`` tiers): for
+    :func:`tier_metrics` itself and for paired bootstraps of two tier predictions."""
+    labels = list(range(n_tiers))
+
+    def kappa(y: np.ndarray, a: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            return float(cohen_kappa_score(y, a, labels=labels, weights="quadratic"))
+
     return {
-        "accuracy": float(np.mean(ri == qi)),
-        "macro_f1": float(f1_score(ri, qi, labels=labels, average="macro", zero_division=0)),
+        "accuracy": lambda y, a: float(np.mean(y == a)),
+        "macro_f1": lambda y, a: float(f1_score(y, a, labels=labels, average="macro", zero_division=0)),
         "quadratic_kappa": kappa,
     }
 

@@ -23,15 +23,6 @@ from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 
-SCORE_COLUMNS: tuple[str, ...] = (
-    "current_tier",
-    "predicted_tier",
-    "predicted_value",
-    "churn_probability",
-    "value_at_risk",
-)
-REASON_COLUMNS: tuple[str, ...] = ("churn_reasons", "value_reasons")
-
 
 class FeatureSchemaError(ValueError):
     """Feature rows do not match the features the model was trained on."""

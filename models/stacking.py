@@ -49,6 +49,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.contract import ID_COLUMNS
 from tiercast.models.baselines import BTYDBaseline
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
     "BTYD_FEATURES",
     "BTYD_INPUTS",
     "BTYD_MODELS",
-    "NON_FEATURE_COLUMNS",
     "BTYDStacker",
     "PurgeWarning",
     "StackedMixin",
@@ -86,7 +86,6 @@ BTYD_FEATURES: tuple[str, ...] = (
 #: Feature columns a BTYD model reads (frequency, recency, age, monetary value in the lifetimes convention).
 BTYD_INPUTS: tuple[str, ...] = ("repeat_purchase_days", "first_to_last_days", "tenure_days", "repeat_spend_mean")
 #: Columns of a training frame that are never model inputs.
-NON_FEATURE_COLUMNS: tuple[str, ...] = ("customer_id", "cutoff")
 
 _MIN_VALUE = 1e-3  # floor of the BTYD expected spend before taking logs (currency units)
 _P_CLIP = 1e-4
@@ -473,7 +472,7 @@ class StackedMixin(BaseEstimator):
         return getattr(self, "btyd_", self.btyd)
 
     def _inputs(self, X: pd.DataFrame) -> list[str]:
-        cols = [c for c in X.columns if c not in NON_FEATURE_COLUMNS]
+        cols = [c for c in X.columns if c not in ID_COLUMNS]
         bad = [c for c in cols if not pd.api.types.is_numeric_dtype(X[c])]
         if bad:
             raise ValueError(f"non-numeric feature columns {bad}")

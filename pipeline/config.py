@@ -12,9 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tiercast.features.cutoff_plan import CutoffRules
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.models.segment_keys import SEGMENT_KEYS
 from tiercast.pipeline.engine.config import EngineConfig
@@ -221,6 +223,18 @@ class Config(_Frozen):
                 f"outputs.at_risk_churn_bands: unknown band(s) {unknown}; known: {list(self.playbook.churn_bands)}"
             )
         return self
+
+    def cutoff_rules(self) -> CutoffRules:
+        """The ``cutoffs:`` section and the horizon as the planner's arguments."""
+        c = self.cutoffs
+        return CutoffRules(
+            horizon_days=self.horizon_days,
+            step_days=c.step_days,
+            n_train=c.n_train,
+            min_history_days=c.min_history_days,
+            span_year=c.span_year,
+            test_cutoff=pd.Timestamp(c.test_cutoff) if c.test_cutoff else None,
+        )
 
 
 def build_playbook(config: Config) -> Playbook:

@@ -38,6 +38,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, STANDARD, TARGETS, labelled_rows, read_cdnow
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS
+from tiercast.features.contract import ID_COLUMNS, LABEL_COLUMNS
 from tiercast.models._lgbm import BASE_PARAMS, DEFAULT_GRID
 from tiercast.models.evaluation import churn_metrics, spearman, value_metrics
 from tiercast.models.stacking import BTYDStacker
@@ -46,7 +47,6 @@ __all__ = ["INPUT_SETS", "fold_ranks", "monthly_history", "oracle_inputs", "out_
 
 INPUT_SETS: tuple[str, ...] = ("tiercast", "rich")
 N_FOLDS = 5
-LABEL_COLUMNS = ("customer_id", "cutoff", "future_value", "future_orders", "churned", "label_days")
 
 
 def monthly_history(tx: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -71,7 +71,7 @@ def oracle_inputs(tx: pd.DataFrame, inputs: str = "tiercast") -> tuple[pd.DataFr
         raise ValueError(f"inputs must be one of {INPUT_SETS}, got {inputs!r}")
     sp = STANDARD
     rows = labelled_rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, DEFAULT_WINDOWS_DAYS)
-    feats = rows.drop(columns=[c for c in LABEL_COLUMNS if c in rows.columns])
+    feats = rows.drop(columns=[c for c in (*ID_COLUMNS, *LABEL_COLUMNS) if c in rows.columns])
     btyd = BTYDStacker().fit(rows).transform(rows, sp.horizon_days)
     X = pd.concat([feats.reset_index(drop=True), btyd.reset_index(drop=True)], axis=1)
     if inputs == "rich":

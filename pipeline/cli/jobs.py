@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import pandas as pd
 import typer
 
+from tiercast.features.contract import CUSTOMER_ID, MODEL_STAMP_COLUMNS, PREDICTED_VALUE, SCORE_COLUMNS
 from tiercast.pipeline.config import Config, build_playbook
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ def at_risk_cmd(
     Scores written without reasons get them for the listed customers when a config is given: their features are
     rebuilt at the scores' cutoff and explained by the model version stamped on the scores.
     """
-    from tiercast.models.scorer import REASON_COLUMNS
+    from tiercast.features.contract import REASON_COLUMNS
     from tiercast.pipeline.jobs.score import at_risk, bands_above_lowest, explain_customers, team_list
     from tiercast.pipeline.writers.files import write_csv
 
@@ -233,7 +234,8 @@ def at_risk_cmd(
     console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
 
 
-SCORES_FILE_COLUMNS = ("customer_id", "current_tier", "predicted_tier", "churn_probability", "value_at_risk")
+#: What ``at-risk`` needs of a scores file: the tiers, churn and value at risk of each customer, and the model stamp.
+SCORES_FILE_COLUMNS = (CUSTOMER_ID, *(c for c in SCORE_COLUMNS if c != PREDICTED_VALUE), *MODEL_STAMP_COLUMNS)
 
 
 def _read_scores(path: Path) -> pd.DataFrame:
@@ -244,7 +246,7 @@ def _read_scores(path: Path) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     except (pyarrow.lib.ArrowException, OSError, ValueError) as exc:
         fail(f"--scores {path}: not a Parquet file ({one_line(exc)}); pass the scores written by `tiercast score`")
-    missing = [c for c in (*SCORES_FILE_COLUMNS, "model_name", "model_version", "cutoff") if c not in frame.columns]
+    missing = [c for c in SCORES_FILE_COLUMNS if c not in frame.columns]
     if missing:
         fail(f"--scores {path}: not a scores file written by `tiercast score` (missing columns: {', '.join(missing)})")
     return frame

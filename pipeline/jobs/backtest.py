@@ -1,6 +1,6 @@
 """Backtest: every model and baseline on the same test cutoffs, in one table.
 
-Time layout per test cutoff T (the training pipeline's, :func:`~tiercast.pipeline.jobs.train.plan_cutoffs` with
+Time layout per test cutoff T (the training pipeline's, :func:`~tiercast.features.cutoff_plan.plan_cutoffs` with
 ``test_cutoff = T``)::
 
     ... [training cutoffs, step_days apart] ... validation cutoff = T - horizon | T | T + horizon
@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from tiercast.features.cutoff_plan import HistoryTooShortError, rolling_test_plans
 from tiercast.features.training_set import check_cutoffs
 from tiercast.models.baselines import BTYDBaseline, NaiveBaseline, RFMBaseline
 from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bootstrap, roc_auc, value_metrics
@@ -42,20 +43,13 @@ from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.model_fit import fit_models, model_kwargs
 from tiercast.pipeline.jobs.predictions import predictions_frame
-from tiercast.pipeline.jobs.train import (
-    CutoffPlan,
-    HistoryTooShortError,
-    check_trainable,
-    data_bounds,
-    plan_cutoffs_between,
-)
+from tiercast.pipeline.jobs.train import check_trainable
 
 __all__ = [
     "BASELINES",
     "METHODS",
     "MODELS",
     "backtest_metrics",
-    "backtest_plans",
     "baseline_predictions",
     "fit_models",
     "log_backtest",
@@ -80,28 +74,6 @@ VALUE_METRICS = (
 CHURN_METRICS = ("roc_auc", "pr_auc", "brier", "mean_churn_probability", "realized_churn")
 
 Predictions = dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def backtest_plans(
-    tx: pd.DataFrame | tuple[pd.Timestamp, pd.Timestamp], config: Config, n_tests: int
-) -> list[CutoffPlan]:
-    """Plans of up to ``n_tests`` test cutoffs ``step_days`` apart ending at the configured test cutoff, oldest
-    first; test cutoffs leaving no training cutoff are skipped. ``tx``: the transactions or their bounds (first
-    day, exclusive end)."""
-    start, end = tx if isinstance(tx, tuple) else data_bounds(tx)
-    first = plan_cutoffs_between(start, end, config)
-    last = first.test
-    if last is None:
-        raise HistoryTooShortError(f"{first.notes[0]}; a backtest needs a test window")
-    plans = []
-    for i in range(n_tests - 1, -1, -1):
-        when = last - pd.Timedelta(days=config.cutoffs.step_days * i)
-        cut = config.cutoffs.model_copy(update={"test_cutoff": str(when.date())})
-        try:
-            plans.append(plan_cutoffs_between(start, end, config.model_copy(update={"cutoffs": cut})))
-        except ValueError:
-            continue
-    return plans
 
 
 def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, horizon_days: int) -> Predictions:
@@ -191,7 +163,7 @@ def run_backtest(
     n_tests = config.models.backtest_n_tests if n_tests is None else n_tests
     n_boot = config.models.backtest_n_boot if n_boot is None else n_boot
     h = config.horizon_days
-    plans = backtest_plans(data.bounds, config, n_tests)
+    plans = rolling_test_plans(*data.bounds, config.cutoff_rules(), n_tests)
     if not plans:
         raise HistoryTooShortError("no test cutoff leaves a training cutoff; shorten horizon_days or cutoffs.step_days")
     for plan in plans:  # the leakage guard, per test cutoff: training labels end by the test cutoff

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from tiercast.features.contract import feature_columns
+from tiercast.features.cutoff_plan import validation_cutoffs
 from tiercast.models._lgbm import DEFAULT_GRID
 from tiercast.models.churn import ChurnModel
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel
 from tiercast.pipeline.config import Config
 
-__all__ = ["feature_columns", "fit_models", "model_kwargs", "tier_scheme", "time_separated", "validation_cutoffs"]
-
-LABEL_COLUMNS = ("future_value", "future_orders", "churned")
-ID_COLUMNS = ("customer_id", "cutoff")
-
-
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """The feature columns of a training-set frame (everything but ids and labels)."""
-    return [c for c in frame.columns if c not in ID_COLUMNS and c not in LABEL_COLUMNS]
+__all__ = ["fit_models", "model_kwargs", "tier_scheme"]
 
 
 def _grid(config: Config) -> tuple[dict[str, Any], ...] | None:
@@ -53,26 +46,6 @@ def model_kwargs(config: Config, *, stacked: bool = True) -> dict[str, dict[str,
     }
     churn = {"params": m.churn_params, "calibration": m.churn_calibration, **common}
     return {"value": {"params": m.value_params, **common}, "churn": churn}
-
-
-def time_separated(cutoffs: pd.Series | Sequence[pd.Timestamp], validation: pd.Timestamp, horizon_days: int) -> bool:
-    """Whether some training cutoff's label window ends by the validation cutoff (settings can then be chosen on
-    a time-separated validation; see :func:`tiercast.models.stacking.purge_mask`)."""
-    ends = pd.to_datetime(pd.Series(list(cutoffs))) + pd.Timedelta(days=horizon_days)
-    return bool((ends <= pd.Timestamp(validation)).any())
-
-
-def validation_cutoffs(
-    cutoffs: pd.Series | Sequence[pd.Timestamp], latest: pd.Timestamp, horizon_days: int, n: int
-) -> list[pd.Timestamp]:
-    """The validation cutoffs: ``latest`` and up to ``n - 1`` training cutoffs before it, as many as leave every
-    one of them an earlier, non-validation cutoff whose label window ends by it (a time-separated fold)."""
-    cuts = sorted(pd.Timestamp(c) for c in pd.unique(pd.Series(list(cutoffs))) if pd.Timestamp(c) <= latest)
-    for k in range(min(n, len(cuts) - 1), 1, -1):
-        val, fit = cuts[-k:], cuts[:-k]
-        if all(time_separated(fit, v, horizon_days) for v in val):
-            return val
-    return [pd.Timestamp(latest)]
 
 
 def fit_models(

@@ -38,6 +38,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from tiercast.features.build import Frame, as_table, build_features
+from tiercast.features.contract import spend_column
 from tiercast.features.labels import build_labels
 from tiercast.models.tiering import TierScheme
 from tiercast.pipeline.config import Config
@@ -238,7 +239,7 @@ def monitor_table(
     """
     if model is not None and model.scorer.horizon_days != horizon_days:
         raise MonitorError(f"model horizon {model.scorer.horizon_days} days != monitor horizon {horizon_days} days")
-    value_column = model.scorer.current_value_column if model is not None else f"spend_{int(horizon_days)}d"
+    value_column = model.scorer.current_value_column if model is not None else spend_column(horizon_days)
     con = con if con is not None else ibis.duckdb.connect()
     t = as_table(tx)
     frames = [
@@ -267,7 +268,7 @@ def refit_scheme(tx: Frame, config: Config, *, cutoff: pd.Timestamp, con: ibis.B
     """A tier scheme fitted, as in training, on every customer's value over the horizon before ``cutoff``."""
     h = config.horizon_days
     features = build_features(tx, cutoff=cutoff, windows_days=(), horizon_days=h, con=con)
-    return tier_scheme(config).fit(np.clip(features[f"spend_{h}d"].to_numpy(dtype="float64"), 0.0, None))
+    return tier_scheme(config).fit(np.clip(features[spend_column(h)].to_numpy(dtype="float64"), 0.0, None))
 
 
 def _use_store(config: Config) -> str:

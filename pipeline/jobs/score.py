@@ -13,8 +13,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tiercast.features.build import build_features
+from tiercast.features.contract import REASON_COLUMNS, SCORE_COLUMNS
 from tiercast.models.playbook import Playbook
-from tiercast.models.scorer import REASON_COLUMNS, SCORE_COLUMNS, TiercastScorer
+from tiercast.models.scorer import TiercastScorer
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 

@@ -22,8 +22,16 @@ import pandas as pd
 
 from tiercast.features import as_of
 from tiercast.features.build import DEFAULT_HORIZON_DAYS, DEFAULT_WINDOWS_DAYS, Frame, as_table, feature_table
+from tiercast.features.contract import (
+    CURRENT_TIER,
+    PLAYBOOK_COLUMNS,
+    PREDICTED_TIER,
+    REASON_COLUMNS,
+    SCORE_COLUMNS,
+    SEGMENT_COLUMNS,
+)
 from tiercast.models.playbook import Playbook
-from tiercast.models.scorer import REASON_COLUMNS, SCORE_COLUMNS, FeatureSchemaError, TiercastScorer
+from tiercast.models.scorer import FeatureSchemaError, TiercastScorer
 from tiercast.pipeline.engine.session import session_of, to_engine_table
 from tiercast.pipeline.engine.writes import PARTITION_COLUMN, partition_value, to_spark_dataframe
 
@@ -34,7 +42,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
 
 __all__ = [
-    "PLAYBOOK_COLUMNS",
     "SparkModel",
     "explain_spark",
     "resolve_spark_model",
@@ -45,18 +52,10 @@ __all__ = [
     "write_scores",
 ]
 
-PLAYBOOK_COLUMNS: tuple[str, ...] = ("churn_band", "action", "channel")
-SEGMENT_COLUMNS: tuple[str, ...] = ("segment", "segment_key")
+#: The Spark SQL type of every column the scoring UDF returns: the tiers and the text columns are strings.
 _TYPES = {
-    "current_tier": "string",
-    "predicted_tier": "string",
-    "predicted_value": "double",
-    "churn_probability": "double",
-    "value_at_risk": "double",
-    "segment": "string",
-    "segment_key": "string",
-    "churn_reasons": "string",
-    "value_reasons": "string",
+    **dict.fromkeys(SCORE_COLUMNS, "double"),
+    **dict.fromkeys((CURRENT_TIER, PREDICTED_TIER, *SEGMENT_COLUMNS, *REASON_COLUMNS), "string"),
 }
 _UDF_COLUMN = "_tiercast_scores"
 

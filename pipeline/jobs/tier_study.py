@@ -3,7 +3,7 @@ persistence on a backtest, how stable the scheme is, and how the alternative sch
 
 Time layout: ``n_test`` test cutoffs ``cutoffs.step_days`` apart, the latest being the training pipeline's test
 cutoff (``data end - horizon`` unless configured). For each test cutoff T the models are fitted exactly as
-``tiercast train`` fits them (:func:`~tiercast.pipeline.jobs.train.plan_cutoffs` with ``test_cutoff = T`` and
+``tiercast train`` fits them (:func:`~tiercast.features.cutoff_plan.plan_cutoffs` with ``test_cutoff = T`` and
 :func:`~tiercast.pipeline.jobs.train.fit_scorer`): every training label window ends at or before T, and every scheme is
 fitted on the validation cutoff ``T - horizon``. Then, for the customers with history before T:
 
@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import cohen_kappa_score, f1_score
 
 from tiercast.features.build import build_features
-from tiercast.models.evaluation import paired_bootstrap, tier_metrics
+from tiercast.features.contract import feature_columns, spend_column
+from tiercast.features.cutoff_plan import CutoffPlan, rolling_test_plans
+from tiercast.models.evaluation import paired_bootstrap, tier_code_metrics, tier_metrics
 from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tier_analysis import bootstrap_stability, migration_matrix, refit_stability, tier_summary
 from tiercast.models.tier_schemes import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
@@ -46,8 +47,7 @@ from tiercast.models.tiering import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
-from tiercast.pipeline.jobs.model_fit import feature_columns
-from tiercast.pipeline.jobs.train import CutoffPlan, data_bounds, fit_scorer, plan_cutoffs_between
+from tiercast.pipeline.jobs.train import fit_scorer
 
 BEHAVIOR = ("frequency_orders", "tenure_days")
 PROPOSED = "predicted (realized shares)"
@@ -67,21 +67,6 @@ class _Spec:
     predicts: bool = True
 
 
-def study_plans(tx: pd.DataFrame | tuple[pd.Timestamp, pd.Timestamp], config: Config, n_test: int) -> list[CutoffPlan]:
-    """Plans of up to ``n_test`` test cutoffs ``step_days`` apart, ending at the configured test cutoff (oldest
-    first); test cutoffs leaving fewer than two training cutoffs are dropped. ``tx``: transactions or their bounds."""
-    start, end = tx if isinstance(tx, tuple) else data_bounds(tx)
-    last = plan_cutoffs_between(start, end, config).test
-    plans = []
-    for i in range(n_test - 1, -1, -1):
-        when = last - pd.Timedelta(days=config.cutoffs.step_days * i)
-        try:
-            plans.append(plan_cutoffs_between(start, end, _with_test_cutoff(config, when)))
-        except ValueError:
-            continue
-    return plans
-
-
 def _with_test_cutoff(config: Config, when: pd.Timestamp) -> Config:
     return config.model_copy(update={"cutoffs": config.cutoffs.model_copy(update={"test_cutoff": str(when.date())})})
 
@@ -95,7 +80,7 @@ class _Data:
         self.h = config.horizon_days
         self.horizon = pd.Timedelta(days=self.h)
         self.windows = config.features.windows_days
-        self.value_col = f"spend_{self.h}d"
+        self.value_col = spend_column(self.h)
         self.grid = build_training_set_on(
             self.con,
             self.tx,
@@ -176,7 +161,7 @@ def tier_study(
     * ``segments``: behavioral segment profiles at the latest test cutoff; ``segment_tiers``: segment x tier counts.
     """
     loaded = data if data is not None else load_transactions(config)
-    plans = study_plans(loaded.bounds, config, n_test)
+    plans = rolling_test_plans(*loaded.bounds, config.cutoff_rules(), n_test)
     if not plans:
         raise ValueError("no test cutoff leaves two training cutoffs; shorten horizon_days or cutoffs.step_days")
     data = _Data(loaded, config, sorted({c for p in plans for c in (*p.train, p.test)}))
@@ -329,12 +314,7 @@ def _differences(
     """Predicted minus persistence per tier metric, with a paired bootstrap interval over customers."""
     pos = {n: i for i, n in enumerate(order)}
     r, p, q = (pd.Series(a).map(pos).to_numpy(dtype=float) for a in (realized, predicted, persistence))
-    labels = list(range(len(order)))
-    metrics = {
-        "accuracy": lambda y, a: float(np.mean(y == a)),
-        "macro_f1": lambda y, a: float(f1_score(y, a, labels=labels, average="macro", zero_division=0)),
-        "quadratic_kappa": lambda y, a: float(cohen_kappa_score(y, a, labels=labels, weights="quadratic")),
-    }
+    metrics = tier_code_metrics(len(order))
     return [{"metric": name, **paired_bootstrap(fn, r, p, q, n_boot=n_boot, seed=seed)} for name, fn in metrics.items()]
 
 

@@ -19,7 +19,8 @@ test metrics come from the evaluation model, which never saw the test window.
 Short histories: with less than ``min_history_days + 2 * horizon`` days there is no room for a held-out test
 window; the model is then fitted on the production cutoffs alone (one label window is enough: the models are
 BTYD-led without a validation cutoff) and the run says what was dropped. Less than ``min_history_days + horizon``
-days is refused (:class:`HistoryTooShortError`).
+days is refused (:class:`~tiercast.features.cutoff_plan.HistoryTooShortError`). The cutoffs come from
+:mod:`tiercast.features.cutoff_plan`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import DRIFT_SCORE_COLUMNS, spend_column
+from tiercast.features.cutoff_plan import CutoffPlan, plan_cutoffs
 from tiercast.features.errors import InsufficientDataError
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import LABEL_FILL
@@ -44,12 +47,12 @@ from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metric
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
 from tiercast.models.value import ValueModel
-from tiercast.pipeline.config import Config, ConfigError
+from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import CutoffRows, features_on
 from tiercast.pipeline.engine.session import engine_resident
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.comparisons import comparison_predictions
-from tiercast.pipeline.jobs.model_fit import fit_models, tier_scheme, time_separated
+from tiercast.pipeline.jobs.model_fit import fit_models, tier_scheme
 from tiercast.pipeline.terminal import phase, phased
 from tiercast.pipeline.tracking import plots
 from tiercast.pipeline.tracking.registry import EvaluationWindow
@@ -61,33 +64,6 @@ from tiercast.pipeline.tracking.runs import (
     run_owner_tags,
     setup_mlflow,
 )
-
-DRIFT_SCORE_COLUMNS = ("predicted_value", "churn_probability")
-
-
-class HistoryTooShortError(ConfigError):
-    """The data span is too short for any training label window with the configured horizon and history."""
-
-
-@dataclass(frozen=True)
-class CutoffPlan:
-    """The cutoffs of one training run.
-
-    ``train`` (validated on its latest cutoff) fits the model evaluated on ``test``; ``production`` are the
-    cutoffs of the registered model's refit, the newest at ``data_end - horizon``. ``test`` is None when the
-    history leaves no room for a held-out window (``notes`` say what was dropped).
-    """
-
-    data_start: pd.Timestamp
-    data_end: pd.Timestamp
-    train: tuple[pd.Timestamp, ...]
-    test: pd.Timestamp | None
-    production: tuple[pd.Timestamp, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    @property
-    def validation(self) -> pd.Timestamp:
-        return self.train[-1]
 
 
 @dataclass
@@ -107,81 +83,6 @@ class TrainResult:
     @property
     def model_uri(self) -> str:
         return f"models:/{self.model_name}/{self.model_version}"
-
-
-def data_bounds(tx: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First day of data and the midnight after the last transaction (the exclusive end of the data)."""
-    return tx["timestamp"].min().normalize(), tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
-
-
-def plan_cutoffs(tx: pd.DataFrame, config: Config) -> CutoffPlan:
-    """Choose test and rolling training cutoffs from the data's span and the config."""
-    return plan_cutoffs_between(*data_bounds(tx), config)
-
-
-def _steps_back(last: pd.Timestamp, earliest: pd.Timestamp, config: Config) -> tuple[pd.Timestamp, ...]:
-    """``cutoffs.n_train`` cutoffs ``step_days`` apart ending at ``last``, none before ``earliest``; with
-    ``cutoffs.span_year`` and history enough, as many as make their label windows cover a whole year (every
-    season appears in the labels)."""
-    c = config.cutoffs
-    n = c.n_train
-    year = int(np.ceil((365 - min(config.horizon_days, 365)) / c.step_days)) + 1
-    if c.span_year and last - pd.Timedelta(days=c.step_days * (year - 1)) >= earliest:
-        n = max(n, year)
-    cuts = [last - pd.Timedelta(days=c.step_days * i) for i in range(n)]
-    return tuple(sorted(t for t in cuts if t >= earliest))
-
-
-def plan_cutoffs_between(start: pd.Timestamp, end: pd.Timestamp, config: Config) -> CutoffPlan:
-    """:func:`plan_cutoffs` for data from the day ``start`` to the exclusive end ``end``.
-
-    Raises :class:`HistoryTooShortError` when not even one label window fits after ``min_history_days``.
-    """
-    horizon = pd.Timedelta(days=config.horizon_days)
-    c = config.cutoffs
-    earliest = start + pd.Timedelta(days=c.min_history_days)
-    needed = c.min_history_days + config.horizon_days
-    span = (end - start).days
-    if end - horizon < earliest:
-        raise HistoryTooShortError(
-            f"the data covers {span} days ({start.date()} to {(end - pd.Timedelta(days=1)).date()}); training "
-            f"needs at least {needed} days (cutoffs.min_history_days={c.min_history_days} + "
-            f"horizon_days={config.horizon_days}), and {needed + config.horizon_days} for a held-out test window"
-        )
-    production = _steps_back(end - horizon, earliest, config)
-    if c.test_cutoff:
-        test = pd.Timestamp(c.test_cutoff)
-        if test + horizon > end:
-            raise ConfigError(
-                f"test cutoff {test.date()} + {config.horizon_days} days passes the data end {end.date()}"
-            )
-    elif end - 2 * horizon >= earliest:
-        test = end - horizon
-    else:
-        note = (
-            f"{span} days of history leave no held-out test window (that needs {needed + config.horizon_days}): "
-            f"no test metrics; trained on {len(production)} label window(s) ending by {end.date()}"
-            + (" (the BTYD model alone: no validation cutoff)" if len(production) == 1 else "")
-        )
-        return CutoffPlan(start, end, train=production, test=None, production=production, notes=(note,))
-    train = _steps_back(test - horizon, earliest, config)
-    if not train:
-        raise HistoryTooShortError(
-            f"no training cutoff fits between {earliest.date()} and {(test - horizon).date()} before the test "
-            f"cutoff {test.date()}: move cutoffs.test_cutoff later or shorten horizon_days"
-        )
-    notes = ()
-    if len(train) == 1:
-        notes = (
-            "one training label window before the test cutoff: no validation cutoff, so the GBM correction is "
-            "dropped (the BTYD model alone)",
-        )
-    elif not time_separated(train[:-1], train[-1], config.horizon_days):
-        notes = (
-            f"no training label window ends by the validation cutoff {train[-1].date()}: settings are chosen on "
-            "overlapping label windows (optimistic)",
-        )
-    return CutoffPlan(start, end, train=train, test=test, production=production, notes=notes)
 
 
 def evaluate(
@@ -295,7 +196,7 @@ def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> No
             f"degenerate churn label: only {rate:.1%} of customers make no purchase within horizon_days={h} "
             f"(below {lo:.0%}); use a shorter horizon_days"
         )
-    current = val_rows[f"spend_{h}d"].to_numpy(dtype=float)
+    current = val_rows[spend_column(h)].to_numpy(dtype=float)
     if len(np.unique(current[current > 0])) < 2:
         raise InsufficientDataError(
             f"one tier only: fewer than two distinct spend levels over the {h} days before the validation cutoff "
@@ -314,7 +215,7 @@ def _assemble(
     """A scorer around fitted models: the tier scheme, drift references and segments fitted on ``rows`` (one
     cutoff's feature rows, like a scoring population); predicted-tier shares from ``realized`` label values."""
     features = list(value_model.input_features_)
-    current_col = f"spend_{config.horizon_days}d"
+    current_col = spend_column(config.horizon_days)
     scheme = tier_scheme(config).fit(np.clip(rows[current_col].to_numpy(dtype=float), 0.0, None))
     # Predicted tiers fill the shares customers actually reach over a horizon (more of them lapse to the bottom
     # tier than the current window shows), learned from the training cutoffs' realized labels.
@@ -457,7 +358,7 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
     """
     data = data if data is not None else load_transactions(config)
     con, tx = data.con, engine_resident(data.con, data.table)
-    plan = plan_cutoffs_between(*data.bounds, config)
+    plan = plan_cutoffs(*data.bounds, config.cutoff_rules())
     fingerprint = dict(data.fingerprint)
     satisfaction = data.engine_satisfaction()
     windows = config.features.windows_days

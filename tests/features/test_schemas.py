@@ -7,10 +7,9 @@ import pandas as pd
 import pandera.errors as pe
 import pytest
 
+from tiercast.features.contract import OPTIONAL_TRANSACTION_COLUMNS, TRANSACTION_COLUMNS
 from tiercast.features.schemas import (
-    OPTIONAL_TRANSACTION_COLUMNS,
     SATISFACTION,
-    TRANSACTION_COLUMNS,
     TRANSACTIONS,
     validate_satisfaction,
     validate_transactions,

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from tiercast.models.baselines import BTYDBaseline, NaiveBaseline, RFMBaseline, btyd_features, spend_column
+from tiercast.features.contract import spend_column
+from tiercast.models.baselines import BTYDBaseline, NaiveBaseline, RFMBaseline, btyd_features
 from tiercast.models.btyd import BetaGeoModel, GammaGammaModel
 from tiercast.models.evaluation import churn_metrics, roc_auc, value_metrics
 

@@ -4,10 +4,9 @@ import pandas as pd
 import pytest
 
 from tests.models.conftest import FEATURES
+from tiercast.features.contract import REASON_COLUMNS, SCORE_COLUMNS
 from tiercast.models.churn import ChurnModel
 from tiercast.models.scorer import (
-    REASON_COLUMNS,
-    SCORE_COLUMNS,
     FeatureSchemaError,
     TiercastScorer,
     aggregate_example,

@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from tests.models.test_stacking import simulate_transactions
+from tiercast.features.cutoff_plan import data_bounds, rolling_test_plans
 from tiercast.features.labels import build_labels
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.ingest.loader import from_ingest
 from tiercast.pipeline.ingest.transactions import IngestResult
-from tiercast.pipeline.jobs.backtest import BASELINES, METHODS, backtest_plans, fit_models, run_backtest
+from tiercast.pipeline.jobs.backtest import BASELINES, METHODS, fit_models, run_backtest
 from tiercast.pipeline.jobs.predictions import PREDICTION_COLUMNS
 
 HORIZON = 60
@@ -83,7 +84,7 @@ def test_training_never_touches_the_test_horizon(setup, table):
     config, ingest = setup
     horizon = pd.Timedelta(days=HORIZON)
     assert (table["validation_cutoff"] + horizon == table["test_cutoff"]).all()
-    for plan in backtest_plans(ingest.accepted, config, 2):
+    for plan in rolling_test_plans(*data_bounds(ingest.accepted), config.cutoff_rules(), 2):
         assert max(plan.train) + horizon <= plan.test
         assert plan.validation == max(plan.train)
 

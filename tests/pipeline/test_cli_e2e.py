@@ -10,7 +10,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from tiercast.models.scorer import SCORE_COLUMNS
+from tiercast.features.contract import SCORE_COLUMNS
 from tiercast.pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,18 +6,14 @@ import pytest
 
 from tests.models.test_stacking import simulate_transactions
 from tiercast.features.build import build_features
+from tiercast.features.cutoff_plan import HistoryTooShortError, plan_cutoffs, validation_cutoffs
 from tiercast.features.training_set import build_training_set
 from tiercast.models.baselines import BTYDBaseline
 from tiercast.models.stacking import btyd_inputs
-from tiercast.pipeline.config import ConfigError, load_config
-from tiercast.pipeline.jobs.model_fit import fit_models, validation_cutoffs
-from tiercast.pipeline.jobs.train import (
-    HistoryTooShortError,
-    btyd_at,
-    fit_scorer,
-    plan_cutoffs_between,
-    refit_for_production,
-)
+from tiercast.pipeline.cli.base import expected_failure
+from tiercast.pipeline.config import load_config
+from tiercast.pipeline.jobs.model_fit import fit_models
+from tiercast.pipeline.jobs.train import btyd_at, fit_scorer, refit_for_production
 
 START = pd.Timestamp("2022-01-01")
 
@@ -40,7 +36,7 @@ def _config(**overrides):
 
 def test_plan_refits_production_on_the_newest_label_windows():
     end = START + pd.Timedelta(days=420)
-    plan = plan_cutoffs_between(START, end, _config())
+    plan = plan_cutoffs(START, end, _config().cutoff_rules())
     h = pd.Timedelta(days=60)
     assert plan.test == end - h
     assert plan.train[-1] == plan.test - h  # evaluation labels end at the test cutoff
@@ -53,7 +49,7 @@ def test_plan_refits_production_on_the_newest_label_windows():
 def test_short_history_trains_without_a_test_window_and_says_so():
     # 6 months with a 90-day horizon: one production label window, no room for a held-out test window
     end = START + pd.Timedelta(days=182)
-    plan = plan_cutoffs_between(START, end, _config(horizon_days=90))
+    plan = plan_cutoffs(START, end, _config(horizon_days=90).cutoff_rules())
     assert plan.test is None
     assert plan.production[-1] == end - pd.Timedelta(days=90)
     assert all(c >= START + pd.Timedelta(days=30) for c in plan.production)
@@ -62,15 +58,15 @@ def test_short_history_trains_without_a_test_window_and_says_so():
 
 def test_one_training_window_before_the_test_cutoff_is_noted():
     end = START + pd.Timedelta(days=30 + 2 * 90 + 10)
-    plan = plan_cutoffs_between(START, end, _config(horizon_days=90))
+    plan = plan_cutoffs(START, end, _config(horizon_days=90).cutoff_rules())
     assert plan.test == end - pd.Timedelta(days=90) and len(plan.train) == 1
     assert "the BTYD model alone" in plan.notes[0]
 
 
 def test_too_short_history_names_the_length_needed():
     with pytest.raises(HistoryTooShortError, match=r"covers 100 days .* needs at least 120 days") as err:
-        plan_cutoffs_between(START, START + pd.Timedelta(days=100), _config(horizon_days=90))
-    assert isinstance(err.value, ConfigError)  # the CLI turns it into one line and exit 2
+        plan_cutoffs(START, START + pd.Timedelta(days=100), _config(horizon_days=90).cutoff_rules())
+    assert expected_failure(err.value) == str(err.value)  # the CLI turns it into one line and exit 2
     assert "\n" not in str(err.value)
 
 
@@ -86,7 +82,7 @@ def world():
     tx = simulate_transactions(n_customers=500, days=420, seed=5)
     config = _config()
     end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
-    plan = plan_cutoffs_between(START, end, config)
+    plan = plan_cutoffs(START, end, config.cutoff_rules())
     return tx, config, plan
 
 
@@ -161,11 +157,11 @@ def test_validation_cutoffs_keep_every_fold_time_separated():
 def test_training_cutoffs_span_a_year_when_the_history_allows():
     config = _config(horizon_days=90)
     end = START + pd.Timedelta(days=3 * 365)
-    plan = plan_cutoffs_between(START, end, config)
+    plan = plan_cutoffs(START, end, config.cutoff_rules())
     # label windows of the training cutoffs cover a whole year: 11 cutoffs 30 days apart (300 + 90 days)
     assert len(plan.train) == 11 and plan.train[-1] + pd.Timedelta(days=90) - plan.train[0] >= pd.Timedelta(days=365)
     assert len(plan.production) == 11
     off = _config(horizon_days=90, cutoffs={"step_days": 30, "n_train": 4, "min_history_days": 30, "span_year": False})
-    assert len(plan_cutoffs_between(START, end, off).train) == 4
-    short = plan_cutoffs_between(START, START + pd.Timedelta(days=420), config)
+    assert len(plan_cutoffs(START, end, off.cutoff_rules()).train) == 4
+    short = plan_cutoffs(START, START + pd.Timedelta(days=420), config.cutoff_rules())
     assert len(short.train) == 4  # no room for a year: the configured count

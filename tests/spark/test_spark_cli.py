@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tiercast.models.scorer import SCORE_COLUMNS
+from tiercast.features.contract import SCORE_COLUMNS
 from tiercast.pipeline.cli import app
 
 pytestmark = pytest.mark.spark

@@ -12,9 +12,10 @@ import pytest
 from pandas.api.types import is_float_dtype
 
 from tests.spark.conftest import SYN_CUTOFF, SYN_HORIZON, SYN_WINDOWS, assert_same
+from tiercast.features.contract import REASON_COLUMNS, SCORE_COLUMNS
 from tiercast.models.churn import ChurnModel
 from tiercast.models.playbook import Playbook, Rule
-from tiercast.models.scorer import REASON_COLUMNS, SCORE_COLUMNS, FeatureSchemaError, TiercastScorer, pyfunc_spec
+from tiercast.models.scorer import FeatureSchemaError, TiercastScorer, pyfunc_spec
 from tiercast.models.segments import SEGMENT_KEYS, BehaviorSegments
 from tiercast.models.tiering import TierScheme
 from tiercast.models.value import ValueModel

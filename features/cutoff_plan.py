@@ -1,0 +1,189 @@
+"""The cutoff planner: which cutoffs a training run, a backtest or a tier study uses, from the data's span alone.
+
+Pure: dates and numbers in, a frozen :class:`CutoffPlan` out. The pipeline turns its config into
+:class:`CutoffRules`; nothing here reads a config, a file or an engine.
+
+Layout of one plan: the test cutoff ``T`` is ``data end - horizon`` unless given; ``rules.n_train`` training
+cutoffs ``step_days`` apart end at ``T - horizon``, so no training label window overlaps the test horizon (with
+``span_year`` and history enough, as many as make their label windows cover a whole year); the registered model's
+refit uses the same steps ending at ``data end - horizon``. A history too short for a held-out window gives a plan
+without a test cutoff (its notes say so); one too short for any label window is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CutoffPlan",
+    "CutoffRules",
+    "HistoryTooShortError",
+    "PlanError",
+    "data_bounds",
+    "plan_cutoffs",
+    "rolling_test_plans",
+    "time_separated",
+    "validation_cutoffs",
+]
+
+
+class PlanError(ValueError):
+    """The cutoffs asked for do not fit the data (e.g. a test cutoff whose horizon passes the data end)."""
+
+
+class HistoryTooShortError(PlanError):
+    """The data span is too short for any training label window with the given horizon and history."""
+
+
+@dataclass(frozen=True)
+class CutoffRules:
+    """How cutoffs are laid out: the label horizon, the step between cutoffs, how many training cutoffs, the
+    history a cutoff needs before it, whether training label windows should span a year, an explicit test cutoff."""
+
+    horizon_days: int
+    step_days: int = 30
+    n_train: int = 6
+    min_history_days: int = 60
+    span_year: bool = True
+    test_cutoff: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class CutoffPlan:
+    """The cutoffs of one training run.
+
+    ``train`` (validated on its latest cutoff) fits the model evaluated on ``test``; ``production`` are the
+    cutoffs of the registered model's refit, the newest at ``data_end - horizon``. ``test`` is None when the
+    history leaves no room for a held-out window (``notes`` say what was dropped).
+    """
+
+    data_start: pd.Timestamp
+    data_end: pd.Timestamp
+    train: tuple[pd.Timestamp, ...]
+    test: pd.Timestamp | None
+    production: tuple[pd.Timestamp, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def validation(self) -> pd.Timestamp:
+        return self.train[-1]
+
+
+def data_bounds(tx: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First day of data and the midnight after the last transaction (the exclusive end of the data)."""
+    return tx["timestamp"].min().normalize(), tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
+
+
+def time_separated(cutoffs: pd.Series | Sequence[pd.Timestamp], validation: pd.Timestamp, horizon_days: int) -> bool:
+    """Whether some training cutoff's label window ends by the validation cutoff (settings can then be chosen on
+    a time-separated validation; see :func:`tiercast.models.stacking.purge_mask`)."""
+    ends = pd.to_datetime(pd.Series(list(cutoffs))) + pd.Timedelta(days=horizon_days)
+    return bool((ends <= pd.Timestamp(validation)).any())
+
+
+def validation_cutoffs(
+    cutoffs: pd.Series | Sequence[pd.Timestamp], latest: pd.Timestamp, horizon_days: int, n: int
+) -> list[pd.Timestamp]:
+    """The validation cutoffs: ``latest`` and up to ``n - 1`` training cutoffs before it, as many as leave every
+    one of them an earlier, non-validation cutoff whose label window ends by it (a time-separated fold)."""
+    cuts = sorted(pd.Timestamp(c) for c in pd.unique(pd.Series(list(cutoffs))) if pd.Timestamp(c) <= latest)
+    for k in range(min(n, len(cuts) - 1), 1, -1):
+        val, fit = cuts[-k:], cuts[:-k]
+        if all(time_separated(fit, v, horizon_days) for v in val):
+            return val
+    return [pd.Timestamp(latest)]
+
+
+def _steps_back(last: pd.Timestamp, earliest: pd.Timestamp, rules: CutoffRules) -> tuple[pd.Timestamp, ...]:
+    """``rules.n_train`` cutoffs ``step_days`` apart ending at ``last``, none before ``earliest``; with
+    ``span_year`` and history enough, as many as make their label windows cover a whole year (every season appears
+    in the labels)."""
+    n = rules.n_train
+    year = int(np.ceil((365 - min(rules.horizon_days, 365)) / rules.step_days)) + 1
+    if rules.span_year and last - pd.Timedelta(days=rules.step_days * (year - 1)) >= earliest:
+        n = max(n, year)
+    cuts = [last - pd.Timedelta(days=rules.step_days * i) for i in range(n)]
+    return tuple(sorted(t for t in cuts if t >= earliest))
+
+
+def _test_cutoff(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> pd.Timestamp | None:
+    """The given test cutoff (checked against the data end), else ``end - horizon`` when a held-out window fits
+    after the history a training cutoff needs, else None."""
+    horizon = pd.Timedelta(days=rules.horizon_days)
+    if rules.test_cutoff is not None:
+        test = pd.Timestamp(rules.test_cutoff)
+        if test + horizon > end:
+            raise PlanError(f"test cutoff {test.date()} + {rules.horizon_days} days passes the data end {end.date()}")
+        return test
+    earliest = start + pd.Timedelta(days=rules.min_history_days)
+    return end - horizon if end - 2 * horizon >= earliest else None
+
+
+def plan_cutoffs(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> CutoffPlan:
+    """The plan for data from the day ``start`` to the exclusive end ``end`` (see the module's layout).
+
+    Raises :class:`HistoryTooShortError` when not even one label window fits after ``min_history_days``.
+    """
+    horizon = pd.Timedelta(days=rules.horizon_days)
+    earliest = start + pd.Timedelta(days=rules.min_history_days)
+    needed = rules.min_history_days + rules.horizon_days
+    span = (end - start).days
+    if end - horizon < earliest:
+        raise HistoryTooShortError(
+            f"the data covers {span} days ({start.date()} to {(end - pd.Timedelta(days=1)).date()}); training "
+            f"needs at least {needed} days (cutoffs.min_history_days={rules.min_history_days} + "
+            f"horizon_days={rules.horizon_days}), and {needed + rules.horizon_days} for a held-out test window"
+        )
+    production = _steps_back(end - horizon, earliest, rules)
+    test = _test_cutoff(start, end, rules)
+    if test is None:
+        note = (
+            f"{span} days of history leave no held-out test window (that needs {needed + rules.horizon_days}): "
+            f"no test metrics; trained on {len(production)} label window(s) ending by {end.date()}"
+            + (" (the BTYD model alone: no validation cutoff)" if len(production) == 1 else "")
+        )
+        return CutoffPlan(start, end, train=production, test=None, production=production, notes=(note,))
+    train = _steps_back(test - horizon, earliest, rules)
+    if not train:
+        raise HistoryTooShortError(
+            f"no training cutoff fits between {earliest.date()} and {(test - horizon).date()} before the test "
+            f"cutoff {test.date()}: move cutoffs.test_cutoff later or shorten horizon_days"
+        )
+    return CutoffPlan(start, end, train=train, test=test, production=production, notes=_train_notes(train, rules))
+
+
+def _train_notes(train: tuple[pd.Timestamp, ...], rules: CutoffRules) -> tuple[str, ...]:
+    if len(train) == 1:
+        return (
+            "one training label window before the test cutoff: no validation cutoff, so the GBM correction is "
+            "dropped (the BTYD model alone)",
+        )
+    if not time_separated(train[:-1], train[-1], rules.horizon_days):
+        return (
+            f"no training label window ends by the validation cutoff {train[-1].date()}: settings are chosen on "
+            "overlapping label windows (optimistic)",
+        )
+    return ()
+
+
+def rolling_test_plans(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules, n_tests: int) -> list[CutoffPlan]:
+    """Plans of up to ``n_tests`` test cutoffs ``step_days`` apart ending at the plan's test cutoff, oldest first
+    (a backtest or a tier study); test cutoffs that leave no training cutoff are skipped.
+
+    Raises :class:`HistoryTooShortError` when the history leaves no held-out test window at all.
+    """
+    first = plan_cutoffs(start, end, rules)
+    if first.test is None:
+        raise HistoryTooShortError(f"{first.notes[0]}; a backtest needs a test window")
+    plans = []
+    for i in range(n_tests - 1, -1, -1):
+        when = first.test - pd.Timedelta(days=rules.step_days * i)
+        try:
+            plans.append(plan_cutoffs(start, end, replace(rules, test_cutoff=when)))
+        except ValueError:
+            continue
+    return plans
