@@ -39,11 +39,11 @@ def train_model(path: str | Path, *, cutoff: str, model_dir: Path, sample_custom
     import mlflow.pyfunc
 
     from tiercast.features.training_set import build_training_set
-    from tiercast.models._lgbm import DEFAULT_GRID
-    from tiercast.models.churn import ChurnModel
+    from tiercast.models.gbm.churn import ChurnModel
+    from tiercast.models.gbm.lgbm import DEFAULT_GRID
+    from tiercast.models.gbm.value import ValueModel
     from tiercast.models.scorer import TiercastScorer, pyfunc_spec
-    from tiercast.models.tiering import TierScheme
-    from tiercast.models.value import ValueModel
+    from tiercast.models.tiers.scheme import TierScheme
 
     con = ibis.duckdb.connect()
     tx = con.read_parquet(str(path)).select(*CORE_COLUMNS)

@@ -15,7 +15,7 @@ The world (a frozen pydantic :class:`World`, seeded and deterministic):
 Nothing is generated at or after ``end``. :func:`write_world` writes the transactions to Parquet and a tiercast
 config next to them (``tiercast backtest --config DIR/NAME.yaml`` runs as on real data); :func:`true_predictions`
 gives the true-parameter Pareto/NBD x Gamma-Gamma prediction for each customer at a cutoff from their history
-(the project's closed forms in :mod:`tiercast.models.btyd` with the true parameters plugged in, times converted
+(the project's closed forms in :mod:`tiercast.models.btyd.fitters` with the true parameters plugged in, times converted
 to seasonal time). Customers summarize their history as the features do: purchase days, first and last purchase;
 the spend posterior uses every purchase day's amount, the first one's included.
 """
@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tiercast.models.btyd import GammaGammaModel, ParetoNBDModel
+from tiercast.models.btyd.fitters import GammaGammaModel, ParetoNBDModel
 from tiercast.pipeline.writers.files import atomic_output, write_parquet
 
 __all__ = [

@@ -80,7 +80,7 @@ def data_bounds(tx: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def time_separated(cutoffs: pd.Series | Sequence[pd.Timestamp], validation: pd.Timestamp, horizon_days: int) -> bool:
     """Whether some training cutoff's label window ends by the validation cutoff (settings can then be chosen on
-    a time-separated validation; see :func:`tiercast.models.stacking.purge_mask`)."""
+    a time-separated validation; see :func:`tiercast.models.gbm.stacked.purge_mask`)."""
     ends = pd.to_datetime(pd.Series(list(cutoffs))) + pd.Timedelta(days=horizon_days)
     return bool((ends <= pd.Timestamp(validation)).any())
 

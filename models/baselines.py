@@ -6,12 +6,13 @@ Each baseline is an estimator with
 - ``predict_value(X, horizon_days) -> ndarray``: predicted net spend in the next ``horizon_days``,
 - ``predict_churn(X, horizon_days) -> ndarray``: probability-like score of *no purchase* in the horizon,
 
-so a backtest can loop over ``[NaiveBaseline(), RFMBaseline(), BTYDBaseline("bgnbd"), ...]``. ``X`` is a tiercast
+so a backtest can loop over ``[NaiveBaseline(), RFMBaseline(), BTYDForecaster("bgnbd"), ...]``. ``X`` is a tiercast
 feature frame computed at a cutoff (days as floats): ``recency_days``, ``tenure_days``, ``repeat_purchase_days``,
-``first_to_last_days``, ``repeat_spend_mean``, ``monetary_total``, ``frequency_orders`` and ``spend_{h}d``.
-"""
+``first_to_last_days``, ``repeat_spend_mean``, ``monetary_total``, ``frequency_orders`` and ``spend_{h}d``."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,20 +24,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import spend_column
 
-from .btyd import BetaGeoModel, GammaGammaModel, ParetoNBDModel
-
-__all__ = ["BTYDBaseline", "NaiveBaseline", "RFMBaseline", "btyd_features"]
-
 Array = NDArray[np.float64]
 
 
-def _require(X: pd.DataFrame, cols: list[str]) -> None:
+def require_columns(X: pd.DataFrame, cols: Sequence[str]) -> None:
     missing = [c for c in cols if c not in X.columns]
     if missing:
         raise ValueError(f"feature frame lacks columns {missing}")
 
 
-def _col(X: pd.DataFrame, name: str) -> Array:
+def float_column(X: pd.DataFrame, name: str) -> Array:
     v = X[name].to_numpy(dtype=float)
     if not np.isfinite(v).all():
         raise ValueError(f"column {name!r} has missing or infinite values")
@@ -68,8 +65,8 @@ class NaiveBaseline(BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None) -> NaiveBaseline:
         """Store the training recency distribution and, given churn labels, the recency → churn calibration."""
-        _require(X, ["recency_days"])
-        rec = _col(X, "recency_days")
+        require_columns(X, ["recency_days"])
+        rec = float_column(X, "recency_days")
         y = _labels(X, y_churn, "y_churn")
         self.recency_sorted_ = np.sort(rec)
         self.coef_, self.intercept_ = None, None
@@ -81,14 +78,14 @@ class NaiveBaseline(BaseEstimator):
     def predict_value(self, X: pd.DataFrame, horizon_days: float) -> Array:
         """Net spend of the last ``horizon_days`` before the cutoff, as the prediction for the next ones."""
         col = spend_column(horizon_days)
-        _require(X, [col])
-        return _col(X, col)
+        require_columns(X, [col])
+        return float_column(X, col)
 
     def predict_churn(self, X: pd.DataFrame, horizon_days: float) -> Array:
         """Calibrated P(no purchase) from recency if fitted with labels, else recency's training-CDF rank."""
         check_is_fitted(self, "recency_sorted_")
-        _require(X, ["recency_days"])
-        rec = _col(X, "recency_days")
+        require_columns(X, ["recency_days"])
+        rec = float_column(X, "recency_days")
         if self.coef_ is not None:
             return expit(self.intercept_ + self.coef_ * np.log1p(rec))
         n = self.recency_sorted_.size
@@ -121,13 +118,13 @@ class RFMBaseline(BaseEstimator):
         self.min_cell_size = min_cell_size
 
     def _scores(self, X: pd.DataFrame) -> pd.DataFrame:
-        _require(X, ["recency_days", "frequency_orders", "monetary_total"])
+        require_columns(X, ["recency_days", "frequency_orders", "monetary_total"])
         e = self.edges_
         return pd.DataFrame(
             {
-                "R": self.n_bins - _count_below(e["R"], _col(X, "recency_days")),
-                "F": 1 + _count_below(e["F"], _col(X, "frequency_orders")),
-                "M": 1 + _count_below(e["M"], _col(X, "monetary_total")),
+                "R": self.n_bins - _count_below(e["R"], float_column(X, "recency_days")),
+                "F": 1 + _count_below(e["F"], float_column(X, "frequency_orders")),
+                "M": 1 + _count_below(e["M"], float_column(X, "monetary_total")),
             }
         )
 
@@ -139,9 +136,9 @@ class RFMBaseline(BaseEstimator):
             raise ValueError("empty training frame")
         q = np.arange(1, self.n_bins) / self.n_bins
         self.edges_ = {
-            "R": np.quantile(_col(X, "recency_days"), q),
-            "F": np.quantile(_col(X, "frequency_orders"), q),
-            "M": np.quantile(_col(X, "monetary_total"), q),
+            "R": np.quantile(float_column(X, "recency_days"), q),
+            "F": np.quantile(float_column(X, "frequency_orders"), q),
+            "M": np.quantile(float_column(X, "monetary_total"), q),
         }
         scores = self._scores(X)
         self.tables_: dict[str, list[pd.Series] | None] = {}
@@ -183,110 +180,3 @@ class RFMBaseline(BaseEstimator):
     def predict_churn(self, X: pd.DataFrame, horizon_days: float) -> Array:
         """Training churn rate of the customer's RFM cell (with fallback to coarser cells)."""
         return self._predict(X, "churn")
-
-
-# ----------------------------------------------------------------------------------------------- BTYD
-
-_BTYD_COLS = ["repeat_purchase_days", "first_to_last_days", "tenure_days", "repeat_spend_mean"]
-_MODELS = {"bgnbd": BetaGeoModel, "paretonbd": ParetoNBDModel}
-
-
-class BTYDBaseline(BaseEstimator):
-    """BG/NBD or Pareto/NBD for purchases × Gamma-Gamma for spend, fitted on X's own summary columns.
-
-    Leak-free by construction: ``fit`` ignores labels and uses only features computed at the cutoff
-    (frequency = ``repeat_purchase_days``, recency = ``first_to_last_days``, T = ``tenure_days``, monetary =
-    ``repeat_spend_mean``), with times divided by ``time_unit_days`` (weeks by default). Because it needs no
-    labels, the natural use is to fit on the scoring frame itself. If X stacks several cutoffs (a
-    ``cutoff_col`` column with several values), only the latest cutoff's rows are used to fit, so no customer
-    enters the likelihood twice.
-
-    value = E[purchases in horizon] × E[spend per purchase]; churn = P(no purchase in horizon | history).
-    When Gamma-Gamma cannot be fitted (fewer than 3 repeat customers with positive spend, or q <= 1), the spend
-    per purchase falls back to the mean ``repeat_spend_mean`` of repeat customers (``gg_`` is then None).
-    """
-
-    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, cutoff_col: str = "cutoff") -> None:
-        self.model = model
-        self.time_unit_days = time_unit_days
-        self.cutoff_col = cutoff_col
-
-    def _summary(self, X: pd.DataFrame) -> tuple[Array, Array, Array, Array]:
-        _require(X, _BTYD_COLS)
-        u = float(self.time_unit_days)
-        x = _col(X, "repeat_purchase_days")
-        tx = _col(X, "first_to_last_days") / u
-        T = _col(X, "tenure_days") / u
-        m = _col(X, "repeat_spend_mean")
-        return x, np.where(x > 0, tx, 0.0), T, m
-
-    def fit(self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None) -> BTYDBaseline:
-        """Fit the count model and Gamma-Gamma on X; labels are accepted for the common interface and ignored."""
-        if self.model not in _MODELS:
-            raise ValueError(f"model must be one of {sorted(_MODELS)}, got {self.model!r}")
-        if self.time_unit_days <= 0:
-            raise ValueError("time_unit_days must be positive")
-        if self.cutoff_col in X.columns and X[self.cutoff_col].nunique() > 1:
-            X = X.loc[X[self.cutoff_col] == X[self.cutoff_col].max()]
-        x, tx, T, m = self._summary(X)
-        self.count_model_ = _MODELS[self.model]().fit(x, tx, T)
-        repeat = (x > 0) & (m > 0)
-        self.mean_repeat_spend_ = float(m[repeat].mean()) if repeat.any() else 0.0
-        try:
-            gg = GammaGammaModel().fit(x, m)
-            self.gg_ = gg if gg.params_["q"] > 1 else None
-        except ValueError:
-            self.gg_ = None
-        return self
-
-    def _expected_spend(self, x: Array, m: Array) -> Array:
-        if self.gg_ is None:
-            return np.full(x.shape, self.mean_repeat_spend_)
-        return self.gg_.conditional_expected_average_profit(x, np.maximum(m, 0.0))
-
-    def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
-        """Per-customer BTYD outputs for the horizon, indexed like X: expected purchases, P(alive),
-        P(no purchase), expected spend per purchase and expected value (their product)."""
-        check_is_fitted(self, "count_model_")
-        x, tx, T, m = self._summary(X)
-        t = float(horizon_days) / float(self.time_unit_days)
-        cm = self.count_model_
-        purchases = cm.expected_purchases(t, x, tx, T)
-        spend = self._expected_spend(x, m)
-        return pd.DataFrame(
-            {
-                "btyd_expected_purchases": purchases,
-                "btyd_p_alive": cm.prob_alive(x, tx, T),
-                "btyd_p_no_purchase": cm.prob_no_purchase(t, x, tx, T),
-                "btyd_expected_avg_spend": spend,
-                "btyd_expected_value": purchases * spend,
-            },
-            index=X.index,
-        )
-
-    def predict_value(self, X: pd.DataFrame, horizon_days: float) -> Array:
-        """Expected purchases in the horizon × Gamma-Gamma expected spend per purchase."""
-        check_is_fitted(self, "count_model_")
-        x, tx, T, m = self._summary(X)
-        t = float(horizon_days) / float(self.time_unit_days)
-        return self.count_model_.expected_purchases(t, x, tx, T) * self._expected_spend(x, m)
-
-    def predict_churn(self, X: pd.DataFrame, horizon_days: float) -> Array:
-        """P(no purchase in the horizon | history) — not 1 − P(alive)."""
-        check_is_fitted(self, "count_model_")
-        x, tx, T, _ = self._summary(X)
-        return self.count_model_.prob_no_purchase(float(horizon_days) / float(self.time_unit_days), x, tx, T)
-
-
-def btyd_features(
-    X: pd.DataFrame, horizon_days: float, model: str = "bgnbd", time_unit_days: float = 7.0
-) -> pd.DataFrame:
-    """BTYD outputs as stacked features for a GBM: fits ``BTYDBaseline`` on X (one cutoff, labels unused) and
-    returns ``btyd_expected_purchases``, ``btyd_p_alive``, ``btyd_p_no_purchase``, ``btyd_expected_avg_spend``
-    and ``btyd_expected_value``, indexed like X. A frame stacking several cutoffs (a ``cutoff`` column) is
-    fitted per cutoff, so each row's features come from a model that saw only that cutoff's past."""
-    est = BTYDBaseline(model=model, time_unit_days=time_unit_days)
-    if "cutoff" not in X.columns or X["cutoff"].nunique() <= 1:
-        return est.fit(X).transform(X, horizon_days)
-    parts = [est.fit(part).transform(part, horizon_days) for _, part in X.groupby("cutoff", sort=True)]
-    return pd.concat(parts).loc[X.index]

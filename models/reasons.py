@@ -117,7 +117,7 @@ _FIXED: dict[str, Phrase] = {
     "n_categories": lambda f: _num(f, "n_categories") + " categories",
     "review_score_mean": lambda f: "average review " + _num(f, "review_score_mean", 1) + "/5",
     "complaint_count": lambda f: _count(f, "complaint_count", "complaint"),
-    # Derived by the stacked BTYD model (tiercast.models.stacking) from the purchase history alone, so they are
+    # Derived by the stacked BTYD model (tiercast.models.gbm.stacked) from the purchase history alone, so they are
     # told as the history they summarize: a retention team acts on "12 purchase days, none for 95 days", not on a
     # model's probability.
     "btyd_p_no_purchase": _history,

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
-from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import DriftProfile
+from tiercast.models.gbm.churn import ChurnModel
+from tiercast.models.gbm.value import ValueModel
 from tiercast.models.reasons import top_reasons
 from tiercast.models.segments import BehaviorSegments
-from tiercast.models.tiering import TierScheme
-from tiercast.models.value import ValueModel
+from tiercast.models.tiers.scheme import TierScheme
 
 
 class FeatureSchemaError(ValueError):

@@ -3,7 +3,7 @@ an automatic, readable profile (e.g. "growing, new", "long-tenure, frequent", "d
 
 Each feature is transformed (log1p for counts and durations, as is for bounded ratios), NaN filled with the median of
 the fitted population, and standardized. KMeans proposes the segments; the number is chosen like the tiers'
-(:func:`~tiercast.models.tiering.choose_k`, with a minimum segment share). A segment's profile is its mean z-score
+(:func:`~tiercast.models.tiers.scheme.choose_k`, with a minimum segment share). A segment's profile is its mean z-score
 per feature; its name lists the descriptors of the features that deviate most (|z| >= ``min_deviation``), from a
 closed vocabulary (:data:`DESCRIPTORS`) and in its order, so one profile has one name ("frequent, active", never
 also "active, frequent"), and playbook rules can name segments before any fit: a segment's ``key`` is its
@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.errors import InsufficientDataError
 from tiercast.models.segment_keys import AVERAGE, DESCRIPTORS, SEGMENT_KEYS  # noqa: F401 - re-exported
-from tiercast.models.tiering import choose_k, kmeans
+from tiercast.models.tiers.scheme import choose_k, kmeans
 
 DEFAULT_FEATURES = ("spend_trend", "tenure_days", "frequency_orders", "recency_days", "review_score_mean")
 _SILHOUETTE_SAMPLE = 4000

@@ -104,17 +104,17 @@ class ModelConfig(_Frozen):
     churn_params: dict[str, Any] = Field(default_factory=dict)
     n_estimators: int = Field(default=2000, gt=0)
     early_stopping_rounds: int = Field(default=50, gt=0)
-    # Stacking on a buy-till-you-die model (see tiercast.models.stacking): BTYD features per training cutoff, the
+    # Stacking on a buy-till-you-die model (see tiercast.models.gbm.stacked): BTYD features per training cutoff, the
     # trees boosted from the BTYD prediction, blended with it by a weight chosen on the validation cutoff. "auto":
     # BG/NBD or Pareto/NBD, whichever predicts "no purchase" on the validation cutoffs best (log loss, label-free fits).
     btyd: Literal["auto", "bgnbd", "paretonbd"] | None = "bgnbd"
     blend: bool = True
     # Hyperparameter candidates tried on the validation cutoff: "default" = the built-in grid
-    # (tiercast.models._lgbm.DEFAULT_GRID), "none" = only value_params / churn_params, or an explicit list.
+    # (tiercast.models.gbm.lgbm.DEFAULT_GRID), "none" = only value_params / churn_params, or an explicit list.
     param_grid: Literal["default", "none"] | tuple[dict[str, Any], ...] = "default"
     # Choose settings only on training cutoffs whose label windows end by the validation cutoff (then refit on all).
     purge: bool = True
-    # Churn probability calibration on the validation cutoffs (tiercast.models.churn.CALIBRATIONS): "platt" maps
+    # Churn probability calibration on the validation cutoffs (tiercast.models.gbm.churn.CALIBRATIONS): "platt" maps
     # the whole log-odds, "offset" only the trees' correction (the BTYD log-odds kept), "auto" picks by window.
     churn_calibration: Literal["auto", "platt", "offset"] = "auto"
     # Scale the BTYD rate by the seasonal index of the next horizon (last year's same window against the year's

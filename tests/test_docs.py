@@ -12,7 +12,20 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_MODULES = ("value", "churn", "tiering", "segments", "baselines", "btyd", "stacking", "scorer", "drift")
+MODEL_MODULES = (
+    "gbm.value",
+    "gbm.churn",
+    "gbm.stacked",
+    "tiers.scheme",
+    "tiers.alternatives",
+    "segments",
+    "baselines",
+    "btyd.fitters",
+    "btyd.forecast",
+    "btyd.stacker",
+    "scorer",
+    "drift",
+)
 
 
 def test_api_example_fits_and_scores_from_a_dataframe(tmp_path, monkeypatch, capsys):

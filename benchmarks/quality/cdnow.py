@@ -29,7 +29,7 @@ prediction for each row's own window; at scoring the BTYD prediction is for 273 
 The churn probabilities are calibrated horizon-consistently: the validation cutoff's logistic map rescales only
 the trees' correction, and the BTYD log-odds of the 273-day horizon enter unchanged (a Platt map of the whole
 log-odds, fitted on 92-day labels, would rescale a 273-day BTYD prediction with a 92-day slope); see
-:class:`tiercast.models.churn.ChurnModel`. Design alternatives are judged on a rehearsal inside
+:class:`tiercast.models.gbm.churn.ChurnModel`. Design alternatives are judged on a rehearsal inside
 the calibration period (:data:`REHEARSAL`, ``tiercast benchmark cdnow --split rehearsal``: settings on 1997-05-15,
 scored at 1997-07-01 for 92 days, nothing after 1997-09-30), not on the holdout. How far the holdout can be
 predicted at all is measured by an oracle fitted on its own outcomes, :mod:`tiercast.benchmarks.quality.ceiling`.
@@ -50,9 +50,9 @@ import pandas as pd
 
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS, build_features
 from tiercast.features.labels import build_labels
-from tiercast.models._lgbm import DEFAULT_GRID
-from tiercast.models.baselines import BTYDBaseline, NaiveBaseline
-from tiercast.models.churn import ChurnModel
+from tiercast.models.baselines import NaiveBaseline
+from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.models.evaluation import (
     brier,
     churn_metrics,
@@ -62,8 +62,9 @@ from tiercast.models.evaluation import (
     spearman,
     value_metrics,
 )
-from tiercast.models.stacking import btyd_inputs
-from tiercast.models.value import ValueModel
+from tiercast.models.gbm.churn import ChurnModel
+from tiercast.models.gbm.lgbm import DEFAULT_GRID
+from tiercast.models.gbm.value import ValueModel
 from tiercast.pipeline.ingest.sources import DataConfig
 from tiercast.pipeline.ingest.transactions import read_transactions
 from tiercast.pipeline.jobs.predictions import predictions_frame
@@ -314,7 +315,7 @@ def run_cdnow_benchmark(
     preds["naive"] = (naive.predict_value(test, horizon), naive.predict_churn(test, horizon))
     inputs = btyd_inputs(test)
     for name, model_name in (("bgnbd_gg", "bgnbd"), ("paretonbd_gg", "paretonbd")):
-        b = BTYDBaseline(model=model_name).fit(inputs)
+        b = BTYDForecaster(model=model_name).fit(inputs)
         preds[name] = (b.predict_value(inputs, horizon), b.predict_churn(inputs, horizon))
 
     y = test["future_value"].to_numpy(dtype=float)

@@ -39,9 +39,9 @@ from sklearn.model_selection import StratifiedKFold
 from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, STANDARD, TARGETS, labelled_rows, read_cdnow
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS
 from tiercast.features.contract import ID_COLUMNS, LABEL_COLUMNS
-from tiercast.models._lgbm import BASE_PARAMS, DEFAULT_GRID
+from tiercast.models.btyd.stacker import BTYDStacker
 from tiercast.models.evaluation import churn_metrics, spearman, value_metrics
-from tiercast.models.stacking import BTYDStacker
+from tiercast.models.gbm.lgbm import BASE_PARAMS, DEFAULT_GRID
 
 __all__ = ["INPUT_SETS", "fold_ranks", "monthly_history", "oracle_inputs", "out_of_fold", "run_cdnow_ceiling"]
 

@@ -20,7 +20,7 @@ Methods (all scored on the same customers — everyone with history before T —
 * ``lgbm``: the value and churn GBMs on the feature set alone (no BTYD stacking), settings chosen on the
   validation cutoff — the plain leak-free LightGBM;
 * ``tiercast``: the shipped models — the GBMs stacked on the configured BTYD model and blended with it
-  (:mod:`tiercast.models.stacking`).
+  (:mod:`tiercast.models.gbm.stacked`).
 
 For ``tiercast`` rows the table also holds paired-bootstrap intervals over customers of "tiercast minus the best
 baseline" (the baseline with the best point value at that cutoff) for normalized Gini and ROC AUC.
@@ -35,9 +35,10 @@ import pandas as pd
 
 from tiercast.features.cutoff_plan import HistoryTooShortError, rolling_test_plans
 from tiercast.features.training_set import check_cutoffs
-from tiercast.models.baselines import BTYDBaseline, NaiveBaseline, RFMBaseline
+from tiercast.models.baselines import NaiveBaseline, RFMBaseline
+from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bootstrap, roc_auc, value_metrics
-from tiercast.models.stacking import btyd_inputs
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
@@ -86,7 +87,7 @@ def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, horizon_days: 
     out["rfm"] = (rfm.predict_value(test, horizon_days), rfm.predict_churn(test, horizon_days))
     inputs = btyd_inputs(test)
     for name, model in (("bgnbd_gg", "bgnbd"), ("paretonbd_gg", "paretonbd")):
-        b = BTYDBaseline(model=model).fit(inputs)
+        b = BTYDForecaster(model=model).fit(inputs)
         out[name] = (b.predict_value(inputs, horizon_days), b.predict_churn(inputs, horizon_days))
     return out
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tiercast.models.baselines import BTYDBaseline
-from tiercast.models.stacking import btyd_inputs
+from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.jobs.model_fit import fit_models
 
@@ -36,7 +36,7 @@ def comparison_predictions(
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     inputs = btyd_inputs(test)
     for name, model in BTYD_BASELINES.items():
-        fitted = BTYDBaseline(model=model).fit(inputs)
+        fitted = BTYDForecaster(model=model).fit(inputs)
         out[name] = (fitted.predict_value(inputs, h), fitted.predict_churn(inputs, h))
     if train["cutoff"].nunique() > 1:
         value, churn = fit_models(train, validation, config, stacked=False)

@@ -8,10 +8,10 @@ import pandas as pd
 
 from tiercast.features.contract import feature_columns
 from tiercast.features.cutoff_plan import validation_cutoffs
-from tiercast.models._lgbm import DEFAULT_GRID
-from tiercast.models.churn import ChurnModel
-from tiercast.models.tiering import TierScheme
-from tiercast.models.value import ValueModel
+from tiercast.models.gbm.churn import ChurnModel
+from tiercast.models.gbm.lgbm import DEFAULT_GRID
+from tiercast.models.gbm.value import ValueModel
+from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 
 __all__ = ["fit_models", "model_kwargs", "tier_scheme"]

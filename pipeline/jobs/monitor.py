@@ -21,7 +21,7 @@ Definitions (month ``m`` is a calendar month; its cutoff ``c_m`` is midnight on 
 * ``month_complete`` is False when the month runs past the end of the data (its activity is partial).
 
 The tier scheme comes from a registered model (``--model``, default ``models:/<registered_model>@champion``); when no
-model is given and none is registered, a :class:`~tiercast.models.tiering.TierScheme` is refitted on the values at
+model is given and none is registered, a :class:`~tiercast.models.tiers.scheme.TierScheme` is refitted on the values at
 the first month's cutoff (the returned frame's ``attrs["tier_scheme"]`` says which). Windows come from the feature
 and label builders, so :mod:`tiercast.features.as_of` stays the only place that compares times.
 """
@@ -40,7 +40,7 @@ from mlflow.exceptions import MlflowException
 from tiercast.features.build import Frame, as_table, build_features
 from tiercast.features.contract import spend_column
 from tiercast.features.labels import build_labels
-from tiercast.models.tiering import TierScheme
+from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.model_fit import tier_scheme

@@ -41,9 +41,9 @@ from tiercast.features.contract import feature_columns, spend_column
 from tiercast.features.cutoff_plan import CutoffPlan, rolling_test_plans
 from tiercast.models.evaluation import paired_bootstrap, tier_code_metrics, tier_metrics
 from tiercast.models.segments import BehaviorSegments
-from tiercast.models.tier_analysis import bootstrap_stability, migration_matrix, refit_stability, tier_summary
-from tiercast.models.tier_schemes import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
-from tiercast.models.tiering import TierScheme
+from tiercast.models.tiers.alternatives import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
+from tiercast.models.tiers.analysis import bootstrap_stability, migration_matrix, refit_stability, tier_summary
+from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions

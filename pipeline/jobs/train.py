@@ -41,12 +41,12 @@ from tiercast.features.errors import InsufficientDataError
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import LABEL_FILL
 from tiercast.models.baselines import NaiveBaseline
-from tiercast.models.churn import ChurnModel
 from tiercast.models.drift import AGE_COLUMNS, DriftProfile
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
+from tiercast.models.gbm.churn import ChurnModel
+from tiercast.models.gbm.value import ValueModel
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.models.segments import BehaviorSegments
-from tiercast.models.value import ValueModel
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import CutoffRows, features_on
 from tiercast.pipeline.engine.session import engine_resident

@@ -9,7 +9,7 @@ import pytest
 from tiercast.benchmarks.retailer import WORLDS, Cohort, World, generate_world, true_predictions, write_world
 from tiercast.features.build import build_features
 from tiercast.features.labels import build_labels
-from tiercast.models.btyd import GammaGammaModel, ParetoNBDModel
+from tiercast.models.btyd.fitters import GammaGammaModel, ParetoNBDModel
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.ingest.transactions import read_transactions
 

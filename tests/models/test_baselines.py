@@ -11,8 +11,9 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from tiercast.features.contract import spend_column
-from tiercast.models.baselines import BTYDBaseline, NaiveBaseline, RFMBaseline, btyd_features
-from tiercast.models.btyd import BetaGeoModel, GammaGammaModel
+from tiercast.models.baselines import NaiveBaseline, RFMBaseline
+from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel
+from tiercast.models.btyd.forecast import BTYDForecaster, btyd_features
 from tiercast.models.evaluation import churn_metrics, roc_auc, value_metrics
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt"
@@ -135,7 +136,7 @@ def test_rfm_needs_labels() -> None:
 
 def test_btyd_baseline_matches_the_models_in_weeks() -> None:
     X = synthetic_frame()
-    b = BTYDBaseline("bgnbd").fit(X)
+    b = BTYDForecaster("bgnbd").fit(X)
     x = X["repeat_purchase_days"].to_numpy()
     tx = X["first_to_last_days"].to_numpy() / 7
     T = X["tenure_days"].to_numpy() / 7
@@ -149,13 +150,13 @@ def test_btyd_baseline_matches_the_models_in_weeks() -> None:
 
 def test_btyd_baseline_ignores_labels_and_is_unit_free() -> None:
     X = synthetic_frame()
-    a = BTYDBaseline("paretonbd").fit(X)
-    b = BTYDBaseline("paretonbd").fit(X, y_value=np.full(len(X), 1e6), y_churn=np.ones(len(X)))
+    a = BTYDForecaster("paretonbd").fit(X)
+    b = BTYDForecaster("paretonbd").fit(X, y_value=np.full(len(X), 1e6), y_churn=np.ones(len(X)))
     assert np.array_equal(a.predict_value(X, 90), b.predict_value(X, 90))
-    days = BTYDBaseline("paretonbd", time_unit_days=1.0).fit(X)
+    days = BTYDForecaster("paretonbd", time_unit_days=1.0).fit(X)
     assert days.predict_churn(X, 90) == pytest.approx(a.predict_churn(X, 90), rel=1e-3)
     with pytest.raises(ValueError, match="model must be"):
-        BTYDBaseline("nbd").fit(X)
+        BTYDForecaster("nbd").fit(X)
 
 
 def test_btyd_features_per_cutoff() -> None:
@@ -167,7 +168,7 @@ def test_btyd_features_per_cutoff() -> None:
     ]  # fmt: skip
     assert f.index.equals(X.index)
     assert np.allclose(f["btyd_expected_value"], f["btyd_expected_purchases"] * f["btyd_expected_avg_spend"])
-    assert np.allclose(f["btyd_expected_value"], BTYDBaseline().fit(X).predict_value(X, 90))
+    assert np.allclose(f["btyd_expected_value"], BTYDForecaster().fit(X).predict_value(X, 90))
     assert f["btyd_p_no_purchase"].between(0, 1).all() and f["btyd_p_alive"].between(0, 1).all()
     # stacked cutoffs are fitted separately: the rows of one cutoff do not depend on the other cutoff's rows
     later = X.assign(tenure_days=X["tenure_days"] + 30, recency_days=X["recency_days"] + 30)
@@ -176,8 +177,8 @@ def test_btyd_features_per_cutoff() -> None:
     assert np.allclose(fs.loc[stacked["cutoff"] == 1, "btyd_p_alive"], f["btyd_p_alive"])
     assert not np.allclose(fs.loc[stacked["cutoff"] == 2, "btyd_p_alive"], f["btyd_p_alive"])
     # the baseline, given a stacked frame, fits on the latest cutoff only
-    latest = BTYDBaseline().fit(stacked)
-    assert latest.count_model_.params_ == pytest.approx(BTYDBaseline().fit(later).count_model_.params_)
+    latest = BTYDForecaster().fit(stacked)
+    assert latest.count_model_.params_ == pytest.approx(BTYDForecaster().fit(later).count_model_.params_)
 
 
 # ----------------------------------------------------------------------------------------------- CDNOW
@@ -227,7 +228,7 @@ def test_cdnow_frame() -> None:
 def test_btyd_baseline_cdnow_holdout(model, gini, spearman, mae, auc) -> None:
     """Reference: BG/NBD x GG nGini 0.672; Pareto/NBD x GG 0.684, Spearman 0.44, MAE ~32, P(no purchase) AUC 0.763."""
     X, y_value, y_churn = cdnow_at_cutoff()
-    b = BTYDBaseline(model).fit(X)
+    b = BTYDForecaster(model).fit(X)
     v = value_metrics(y_value, b.predict_value(X, H))
     c = churn_metrics(y_churn, b.predict_churn(X, H))
     assert v["normalized_gini"] == pytest.approx(gini, abs=0.002)

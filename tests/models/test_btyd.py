@@ -13,7 +13,7 @@ from scipy import integrate
 from scipy.special import gammaln, hyp2f1
 from scipy.stats import beta as beta_dist
 
-from tiercast.models.btyd import BetaGeoModel, GammaGammaModel, ParetoNBDModel, _log_hyp2f1_series
+from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel, ParetoNBDModel, _log_hyp2f1_series
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt"
 

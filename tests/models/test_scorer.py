@@ -5,15 +5,15 @@ import pytest
 
 from tests.models.conftest import FEATURES
 from tiercast.features.contract import REASON_COLUMNS, SCORE_COLUMNS
-from tiercast.models.churn import ChurnModel
+from tiercast.models.gbm.churn import ChurnModel
+from tiercast.models.gbm.value import ValueModel
 from tiercast.models.scorer import (
     FeatureSchemaError,
     TiercastScorer,
     aggregate_example,
     pyfunc_spec,
 )
-from tiercast.models.tiering import TierScheme
-from tiercast.models.value import ValueModel
+from tiercast.models.tiers.scheme import TierScheme
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,21 @@ from sklearn.metrics import log_loss, roc_auc_score
 from tiercast.benchmarks.retailer import WORLDS, generate_world, seasonal_clock
 from tiercast.features.build import build_features
 from tiercast.features.training_set import build_training_set
-from tiercast.models.baselines import BTYDBaseline
-from tiercast.models.churn import ChurnModel, _offset_aic_score, _offset_platt
-from tiercast.models.evaluation import normalized_gini
-from tiercast.models.stacking import (
+from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
     BTYD_MODELS,
     BTYDStacker,
-    PurgeWarning,
     btyd_inputs,
     choose_btyd,
-    intercept_shift,
-    level_factor,
-    purge_mask,
     season_indices,
     season_method,
     stacked_btyd,
 )
-from tiercast.models.value import ValueModel
+from tiercast.models.evaluation import normalized_gini
+from tiercast.models.gbm.churn import ChurnModel, _offset_aic_score, _offset_platt
+from tiercast.models.gbm.stacked import PurgeWarning, intercept_shift, level_factor, purge_mask
+from tiercast.models.gbm.value import ValueModel
 
 HORIZON = 60
 # One thread: on a shared machine, OpenMP threads waiting on busy cores make small fits many times slower.
@@ -139,7 +136,7 @@ def test_stacked_value_model_beats_plain_btyd_and_totals(value_model, frames):
     y = test["future_value"].to_numpy()
     pred = value_model.predict(test[feats])
     assert pred.shape == (len(test),) and (pred > 0).all()
-    btyd = BTYDBaseline("bgnbd").fit(btyd_inputs(test)).predict_value(btyd_inputs(test), HORIZON)
+    btyd = BTYDForecaster("bgnbd").fit(btyd_inputs(test)).predict_value(btyd_inputs(test), HORIZON)
     # The data follow BG/NBD, so BTYD is near-optimal: the stacked model must not fall far behind it.
     assert normalized_gini(y, pred) > normalized_gini(y, btyd) - 0.03
     assert normalized_gini(y, pred) > 0.5
@@ -153,7 +150,7 @@ def test_stacked_churn_model_ranks_and_is_calibrated(churn_model, frames):
     y = test["churned"].to_numpy()
     p = churn_model.predict_proba(test[feats])[:, 1]
     assert ((p > 0) & (p < 1)).all()
-    btyd = BTYDBaseline("bgnbd").fit(btyd_inputs(test)).predict_churn(btyd_inputs(test), HORIZON)
+    btyd = BTYDForecaster("bgnbd").fit(btyd_inputs(test)).predict_churn(btyd_inputs(test), HORIZON)
     assert roc_auc_score(y, p) > roc_auc_score(y, btyd) - 0.02
     assert p.mean() == pytest.approx(y.mean(), abs=0.08)
     # stacked: only the trees' correction is calibrated (offset form), no Platt map of the whole log-odds
@@ -306,7 +303,7 @@ def test_offset_aic_keeps_btyd_alone_unless_the_trees_add_information():
 def test_a_candidate_scored_nan_never_locks_the_grid_choice(frames):
     import lightgbm as lgb
 
-    from tiercast.models._lgbm import fit_gbm
+    from tiercast.models.gbm.lgbm import fit_gbm
 
     train, val, _, feats = frames
     feats = [c for c in feats if c != "cutoff"]

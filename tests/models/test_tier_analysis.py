@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.models.tier_analysis import (
+from tiercast.models.tiers.alternatives import ABCScheme, RFMScheme
+from tiercast.models.tiers.analysis import (
     adjusted_rand,
     bootstrap_stability,
     boundary_drift,
@@ -10,8 +11,7 @@ from tiercast.models.tier_analysis import (
     refit_stability,
     tier_summary,
 )
-from tiercast.models.tier_schemes import ABCScheme, RFMScheme
-from tiercast.models.tiering import TierScheme
+from tiercast.models.tiers.scheme import TierScheme
 
 ORDER = ("A", "B", "C")
 CURRENT = ["A", "A", "B", "B", "B", "C", "C"]

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiercast.models.tier_schemes import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
-from tiercast.models.tiering import TierScheme
+from tiercast.models.tiers.alternatives import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
+from tiercast.models.tiers.scheme import TierScheme
 
 PYRAMID = ("platinum", "gold", "iron", "lead")
 values = st.lists(st.floats(min_value=-50, max_value=1e6, allow_nan=False), min_size=2, max_size=40)

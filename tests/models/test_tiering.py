@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
-from tiercast.models.tiering import TierScheme
+from tiercast.models.tiers.scheme import TierScheme
 
 
 def _lognormal(n: int = 2000, seed: int = 0) -> np.ndarray:

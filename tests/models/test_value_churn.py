@@ -4,8 +4,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from tests.models.conftest import FEATURES
-from tiercast.models.churn import ChurnModel
-from tiercast.models.value import ValueModel
+from tiercast.models.gbm.churn import ChurnModel
+from tiercast.models.gbm.value import ValueModel
 
 
 def test_value_model_ranks_and_totals(train_val_test):

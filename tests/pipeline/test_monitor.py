@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from tiercast.models.tiering import TierScheme
+from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.cli.render import print_monitor
 from tiercast.pipeline.config import Config, load_config
 from tiercast.pipeline.jobs import monitor

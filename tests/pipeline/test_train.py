@@ -8,8 +8,8 @@ from tests.models.test_stacking import simulate_transactions
 from tiercast.features.build import build_features
 from tiercast.features.cutoff_plan import HistoryTooShortError, plan_cutoffs, validation_cutoffs
 from tiercast.features.training_set import build_training_set
-from tiercast.models.baselines import BTYDBaseline
-from tiercast.models.stacking import btyd_inputs
+from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.pipeline.cli.base import expected_failure
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.jobs.model_fit import fit_models
@@ -138,9 +138,9 @@ def test_one_label_window_gives_the_btyd_model_itself(world, btyd):
     expected = ("bgnbd", "paretonbd") if btyd == "auto" else (btyd,)
     assert value.btyd_ in expected and churn.btyd_ in expected
     inputs = btyd_inputs(rows)
-    btyd = BTYDBaseline(model=value.btyd_).fit(inputs)
+    btyd = BTYDForecaster(model=value.btyd_).fit(inputs)
     np.testing.assert_allclose(value.predict(rows), np.maximum(btyd.predict_value(inputs, 60), 1e-3))
-    btyd = BTYDBaseline(model=churn.btyd_).fit(inputs)
+    btyd = BTYDForecaster(model=churn.btyd_).fit(inputs)
     np.testing.assert_allclose(churn.predict_proba(rows)[:, 1], btyd.predict_churn(inputs, 60), atol=1e-4)
 
 

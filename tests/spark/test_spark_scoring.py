@@ -13,12 +13,12 @@ from pandas.api.types import is_float_dtype
 
 from tests.spark.conftest import SYN_CUTOFF, SYN_HORIZON, SYN_WINDOWS, assert_same
 from tiercast.features.contract import REASON_COLUMNS, SCORE_COLUMNS
-from tiercast.models.churn import ChurnModel
+from tiercast.models.gbm.churn import ChurnModel
+from tiercast.models.gbm.value import ValueModel
 from tiercast.models.playbook import Playbook, Rule
 from tiercast.models.scorer import FeatureSchemaError, TiercastScorer, pyfunc_spec
 from tiercast.models.segments import SEGMENT_KEYS, BehaviorSegments
-from tiercast.models.tiering import TierScheme
-from tiercast.models.value import ValueModel
+from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.engine.writes import PARTITION_COLUMN, to_spark_dataframe
 from tiercast.pipeline.ingest.engine_tables import read_transactions_table

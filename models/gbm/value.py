@@ -11,16 +11,10 @@ import pandas as pd
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.models._lgbm import GBMFit, fit_gbm
+from tiercast.models.btyd.stacker import BTYDStacker, val_groups
 from tiercast.models.evaluation import normalized_gini
-from tiercast.models.stacking import (
-    BLEND_WEIGHTS,
-    BTYDStacker,
-    StackedMixin,
-    choose_weight,
-    level_factor,
-    val_groups,
-)
+from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
+from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, level_factor
 
 
 def _gini_or_nan(y: np.ndarray, pred: np.ndarray) -> float:
@@ -30,7 +24,7 @@ def _gini_or_nan(y: np.ndarray, pred: np.ndarray) -> float:
         return float("nan")
 
 
-class ValueModel(RegressorMixin, StackedMixin):
+class ValueModel(RegressorMixin, StackedModel):
     """Predicts net spend in the next horizon with a Tweedie objective.
 
     Spend is zero for most customers and heavy-tailed for the rest; a Tweedie loss (compound Poisson-Gamma) models
@@ -38,7 +32,7 @@ class ValueModel(RegressorMixin, StackedMixin):
     below zero (refunds exceeding purchases) is clipped to zero for fitting, since the loss is defined on y >= 0.
 
     With ``horizon_days`` set (and ``btyd`` not None) the model is stacked on a BTYD model (see
-    :mod:`tiercast.models.stacking`): BTYD features are added per training cutoff, the trees are boosted from log
+    :mod:`tiercast.models.gbm.stacked`): BTYD features are added per training cutoff, the trees are boosted from log
     of the BTYD expected spend for each row's label window, and the prediction is
 
         log E[spend] = log BTYD(horizon) + weight_ * trees(x) + intercept_
@@ -49,13 +43,13 @@ class ValueModel(RegressorMixin, StackedMixin):
     rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
 
     ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one predicting "no positive spend in the window" best
-    on the validation rows, :func:`~tiercast.models.stacking.choose_btyd`); the model used is ``btyd_``.
-    ``seasonal``: True (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.stacking.season_indices`.
+    on the validation rows, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the model used is ``btyd_``.
+    ``seasonal``: True (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.btyd.stacker.season_indices`.
     With ``btyd_level`` :meth:`fit_btyd_at` puts the total over the rows it is given on the BTYD model's total
-    there (``level_shift_``; see :mod:`tiercast.models.stacking`).
+    there (``level_shift_``; see :mod:`tiercast.models.gbm.stacked`).
     """
 
-    _lgbm_cls = lgb.LGBMRegressor
+    lgbm_class = lgb.LGBMRegressor
 
     def __init__(
         self,
@@ -106,7 +100,7 @@ class ValueModel(RegressorMixin, StackedMixin):
         or per row; default ``horizon_days``) when they differ from the horizon predicted. Settings are chosen
         with trees fitted only on training rows whose label windows end by ``val_cutoff`` (default: X_val's
         ``cutoff`` column) when ``purge`` is on and the cutoffs are dates (see
-        :func:`tiercast.models.stacking.purge_mask`); the final trees use every row. X_val with several cutoffs
+        :func:`tiercast.models.gbm.stacked.purge_mask`); the final trees use every row. X_val with several cutoffs
         gives one rolling-origin fold per cutoff (scores averaged); ``folds`` sets them explicitly as pairs of
         (training rows of the fold's probe fits or None for all, the fold's validation rows).
         """
@@ -170,15 +164,15 @@ class ValueModel(RegressorMixin, StackedMixin):
         return self
 
     @staticmethod
-    def _offset(at_label: pd.DataFrame) -> np.ndarray:
+    def btyd_offset(at_label: pd.DataFrame) -> np.ndarray:
         return BTYDStacker.value_offset(at_label)
 
     @staticmethod
-    def _no_purchase(y: np.ndarray) -> np.ndarray:  # no purchase: no positive net spend in the label window
+    def no_purchase(y: np.ndarray) -> np.ndarray:  # no purchase: no positive net spend in the label window
         return (np.asarray(y, dtype=float) <= 0).astype(float)
 
     @staticmethod
-    def _target(y: np.ndarray | pd.Series) -> np.ndarray:
+    def training_target(y: np.ndarray | pd.Series) -> np.ndarray:
         return np.clip(np.asarray(y, dtype=float), 0.0, None)
 
     def _link(self, X: pd.DataFrame, horizon_days: float | None) -> np.ndarray:
@@ -189,7 +183,7 @@ class ValueModel(RegressorMixin, StackedMixin):
         off = BTYDStacker.value_offset(self._horizon_btyd(X, horizon_days))
         return off + self.weight_ * raw + self.intercept_ + getattr(self, "level_shift_", 0.0)
 
-    def _btyd_level_shift(self, X: pd.DataFrame) -> float:
+    def btyd_level_shift(self, X: pd.DataFrame) -> float:
         """log of the BTYD model's total over the model's total on X (the scored rows): the level is the BTYD
         model's, the ranking the trees'."""
         level = level_factor(self._horizon_btyd(X, None)["btyd_expected_value"].to_numpy(), self.predict(X))

@@ -10,8 +10,8 @@ first) and each tier's share of the fitted population. Two ways to assign a tier
   chunked scoring gives the same tiers as scoring everything at once). The target shares are best taken from
   realized tiers over a horizon after past cutoffs (``fit_predictions(prediction, realized=...)``).
 
-:class:`ValueTiers` holds that assignment machinery; the alternative schemes of :mod:`tiercast.models.tier_schemes`
-share it, so every value-threshold scheme is compared through one interface.
+:class:`ValueTiers` holds that assignment machinery; the alternative schemes of
+:mod:`tiercast.models.tiers.alternatives` share it, so every value-threshold scheme is compared through one interface.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Alternative tier schemes, in the interface of :class:`~tiercast.models.tiering.TierScheme`, for comparison.
+"""Alternative tier schemes, in the interface of :class:`~tiercast.models.tiers.scheme.TierScheme`, for comparison.
 
 Every scheme has ``fit(value, ...)``, ``assign(value, ...)`` / ``assign_codes`` (0 = best), ``names_`` (best first),
 ``shares_`` and ``describe()``; schemes that need more than one value per customer take it as keyword arrays,
@@ -11,7 +11,7 @@ row-aligned with ``value``. Value <= 0 always lands in the lowest tier.
 * :class:`LoyaltyScheme` — a status programme: points per unit of spend in each period, an upgrade as soon as a
   period's points reach a higher threshold, a downgrade only after ``grace_periods`` consecutive periods below.
 
-The value-threshold schemes (ABC, quantile) share :class:`~tiercast.models.tiering.ValueTiers`, so predicted tiers
+The value-threshold schemes (ABC, quantile) share :class:`~tiercast.models.tiers.scheme.ValueTiers`, so predicted tiers
 use the same rank mapping as the main scheme (``fit_predictions`` / ``assign_predicted``).
 """
 
@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.models.tiering import ValueTiers, as_values
+from tiercast.models.tiers.scheme import ValueTiers, as_values
 
 PYRAMID = ("platinum", "gold", "iron", "lead")
 _EPS = 1e-12
@@ -279,7 +279,7 @@ class LoyaltyScheme(BaseEstimator):
 
     def fit_predictions(self, prediction: ArrayLike, realized: ArrayLike | None = None) -> LoyaltyScheme:
         """Rank-map predicted period spend to earned tiers in the fitted period's earned shares, or in the earned
-        shares of ``realized`` period spend (see :meth:`~tiercast.models.tiering.ValueTiers.fit_predictions`)."""
+        shares of ``realized`` period spend (see :meth:`~tiercast.models.tiers.scheme.ValueTiers.fit_predictions`)."""
         check_is_fitted(self, "earned_shares_")
         shares = self.earned_shares_
         if realized is not None:

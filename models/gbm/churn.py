@@ -15,8 +15,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.models._lgbm import GBMFit, fit_gbm
-from tiercast.models.stacking import BLEND_WEIGHTS, BTYDStacker, StackedMixin, choose_weight, intercept_shift
+from tiercast.models.btyd.stacker import BTYDStacker
+from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
+from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, intercept_shift
 
 _EPS = 1e-6
 
@@ -62,7 +63,7 @@ def _offset_aic_score(offset: np.ndarray, trees: np.ndarray, y: np.ndarray) -> f
     return -2.0 * (log_loss(y, p, labels=[0, 1], normalize=False) + k)
 
 
-class ChurnModel(ClassifierMixin, StackedMixin):
+class ChurnModel(ClassifierMixin, StackedModel):
     """Predicts the probability that a customer makes no purchase in the next horizon.
 
     Trees are chosen by early stopping on the validation cutoff. Probabilities are recalibrated with a logistic
@@ -70,7 +71,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     below), which fixes the scale (Brier, calibration curve).
 
     With ``horizon_days`` set (and ``btyd`` not None) the model is stacked on a BTYD model (see
-    :mod:`tiercast.models.stacking`): BTYD features are added per training cutoff, the trees are boosted from the
+    :mod:`tiercast.models.gbm.stacked`): BTYD features are added per training cutoff, the trees are boosted from the
     logit of the BTYD P(no purchase) for each row's label window, and the calibrated probability is
 
         logit P(churn) = logit P_BTYD(no purchase in horizon) + a * weight_ * trees(x) + b
@@ -89,13 +90,13 @@ class ChurnModel(ClassifierMixin, StackedMixin):
     Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
 
     ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one whose P(no purchase) has the lowest validation log
-    loss, :func:`~tiercast.models.stacking.choose_btyd`); the model used is ``btyd_``. ``seasonal``: True
-    (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.stacking.season_indices`. With ``btyd_level``
+    loss, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the model used is ``btyd_``. ``seasonal``: True
+    (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.btyd.stacker.season_indices`. With ``btyd_level``
     :meth:`fit_btyd_at` shifts the log-odds so that the mean probability over the rows it is given is the BTYD
-    model's mean P(no purchase) there (``level_shift_``; see :mod:`tiercast.models.stacking`).
+    model's mean P(no purchase) there (``level_shift_``; see :mod:`tiercast.models.gbm.stacked`).
     """
 
-    _lgbm_cls = lgb.LGBMClassifier
+    lgbm_class = lgb.LGBMClassifier
 
     def __init__(
         self,
@@ -146,7 +147,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         """Fit on stacked training cutoffs (X, y = 1 for churned); choose settings on the validation cutoff.
 
         ``groups``, ``label_days``, ``val_label_days``, ``val_cutoff`` and ``folds`` as in
-        :meth:`tiercast.models.value.ValueModel.fit`.
+        :meth:`tiercast.models.gbm.value.ValueModel.fit`.
         """
         params = {"objective": "binary", **(self.params or {})}
         y_fit = np.asarray(y, dtype=int)
@@ -220,15 +221,15 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         return self
 
     @staticmethod
-    def _offset(at_label: pd.DataFrame) -> np.ndarray:
+    def btyd_offset(at_label: pd.DataFrame) -> np.ndarray:
         return BTYDStacker.churn_offset(at_label)
 
     @staticmethod
-    def _no_purchase(y: np.ndarray) -> np.ndarray:  # no purchase: the churn label
+    def no_purchase(y: np.ndarray) -> np.ndarray:  # no purchase: the churn label
         return (np.asarray(y, dtype=float) == 1).astype(float)
 
     @staticmethod
-    def _target(y: np.ndarray | pd.Series) -> np.ndarray:
+    def training_target(y: np.ndarray | pd.Series) -> np.ndarray:
         return np.asarray(y, dtype=int)
 
     def _tree_map(self) -> tuple[float, float]:
@@ -254,7 +255,7 @@ class ChurnModel(ClassifierMixin, StackedMixin):
         p = expit(z + getattr(self, "level_shift_", 0.0))
         return np.column_stack([1.0 - p, p])
 
-    def _btyd_level_shift(self, X: pd.DataFrame) -> float:
+    def btyd_level_shift(self, X: pd.DataFrame) -> float:
         """The log-odds shift putting the mean churn probability on X (the scored rows) on the BTYD model's mean
         P(no purchase): the level is the BTYD model's, the ranking the trees'."""
         self.level_shift_ = 0.0

@@ -1,0 +1,126 @@
+"""The BTYD forecast: BG/NBD or Pareto/NBD purchase counts with Gamma-Gamma spend, fitted on one cutoff's feature
+rows (no labels), predicting value and churn over any horizon. A baseline on its own and the building block of the
+stacked models (:mod:`tiercast.models.btyd.stacker`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from tiercast.models.baselines import Array, float_column, require_columns
+from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+
+# ----------------------------------------------------------------------------------------------- BTYD
+
+#: Feature columns a BTYD model reads (frequency, recency, age, monetary value in the lifetimes convention).
+BTYD_INPUTS: tuple[str, ...] = ("repeat_purchase_days", "first_to_last_days", "tenure_days", "repeat_spend_mean")
+
+
+_MODELS = {"bgnbd": BetaGeoModel, "paretonbd": ParetoNBDModel}
+
+
+class BTYDForecaster(BaseEstimator):
+    """BG/NBD or Pareto/NBD for purchases × Gamma-Gamma for spend, fitted on X's own summary columns.
+
+    Leak-free by construction: ``fit`` ignores labels and uses only features computed at the cutoff
+    (frequency = ``repeat_purchase_days``, recency = ``first_to_last_days``, T = ``tenure_days``, monetary =
+    ``repeat_spend_mean``), with times divided by ``time_unit_days`` (weeks by default). Because it needs no
+    labels, the natural use is to fit on the scoring frame itself. If X stacks several cutoffs (a
+    ``cutoff_col`` column with several values), only the latest cutoff's rows are used to fit, so no customer
+    enters the likelihood twice.
+
+    value = E[purchases in horizon] × E[spend per purchase]; churn = P(no purchase in horizon | history).
+    When Gamma-Gamma cannot be fitted (fewer than 3 repeat customers with positive spend, or q <= 1), the spend
+    per purchase falls back to the mean ``repeat_spend_mean`` of repeat customers (``gg_`` is then None).
+    """
+
+    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, cutoff_col: str = "cutoff") -> None:
+        self.model = model
+        self.time_unit_days = time_unit_days
+        self.cutoff_col = cutoff_col
+
+    def _summary(self, X: pd.DataFrame) -> tuple[Array, Array, Array, Array]:
+        require_columns(X, BTYD_INPUTS)
+        u = float(self.time_unit_days)
+        x = float_column(X, "repeat_purchase_days")
+        tx = float_column(X, "first_to_last_days") / u
+        T = float_column(X, "tenure_days") / u
+        m = float_column(X, "repeat_spend_mean")
+        return x, np.where(x > 0, tx, 0.0), T, m
+
+    def fit(
+        self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None
+    ) -> BTYDForecaster:
+        """Fit the count model and Gamma-Gamma on X; labels are accepted for the common interface and ignored."""
+        if self.model not in _MODELS:
+            raise ValueError(f"model must be one of {sorted(_MODELS)}, got {self.model!r}")
+        if self.time_unit_days <= 0:
+            raise ValueError("time_unit_days must be positive")
+        if self.cutoff_col in X.columns and X[self.cutoff_col].nunique() > 1:
+            X = X.loc[X[self.cutoff_col] == X[self.cutoff_col].max()]
+        x, tx, T, m = self._summary(X)
+        self.count_model_ = _MODELS[self.model]().fit(x, tx, T)
+        repeat = (x > 0) & (m > 0)
+        self.mean_repeat_spend_ = float(m[repeat].mean()) if repeat.any() else 0.0
+        try:
+            gg = GammaGammaModel().fit(x, m)
+            self.gg_ = gg if gg.params_["q"] > 1 else None
+        except ValueError:
+            self.gg_ = None
+        return self
+
+    def _expected_spend(self, x: Array, m: Array) -> Array:
+        if self.gg_ is None:
+            return np.full(x.shape, self.mean_repeat_spend_)
+        return self.gg_.conditional_expected_average_profit(x, np.maximum(m, 0.0))
+
+    def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+        """Per-customer BTYD outputs for the horizon, indexed like X: expected purchases, P(alive),
+        P(no purchase), expected spend per purchase and expected value (their product)."""
+        check_is_fitted(self, "count_model_")
+        x, tx, T, m = self._summary(X)
+        t = float(horizon_days) / float(self.time_unit_days)
+        cm = self.count_model_
+        purchases = cm.expected_purchases(t, x, tx, T)
+        spend = self._expected_spend(x, m)
+        return pd.DataFrame(
+            {
+                "btyd_expected_purchases": purchases,
+                "btyd_p_alive": cm.prob_alive(x, tx, T),
+                "btyd_p_no_purchase": cm.prob_no_purchase(t, x, tx, T),
+                "btyd_expected_avg_spend": spend,
+                "btyd_expected_value": purchases * spend,
+            },
+            index=X.index,
+        )
+
+    def predict_value(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """Expected purchases in the horizon × Gamma-Gamma expected spend per purchase."""
+        check_is_fitted(self, "count_model_")
+        x, tx, T, m = self._summary(X)
+        t = float(horizon_days) / float(self.time_unit_days)
+        return self.count_model_.expected_purchases(t, x, tx, T) * self._expected_spend(x, m)
+
+    def predict_churn(self, X: pd.DataFrame, horizon_days: float) -> Array:
+        """P(no purchase in the horizon | history) — not 1 − P(alive)."""
+        check_is_fitted(self, "count_model_")
+        x, tx, T, _ = self._summary(X)
+        return self.count_model_.prob_no_purchase(float(horizon_days) / float(self.time_unit_days), x, tx, T)
+
+
+def btyd_features(
+    X: pd.DataFrame, horizon_days: float, model: str = "bgnbd", time_unit_days: float = 7.0
+) -> pd.DataFrame:
+    """BTYD outputs as stacked features for a GBM: fits ``BTYDForecaster`` on X (one cutoff, labels unused) and
+    returns ``btyd_expected_purchases``, ``btyd_p_alive``, ``btyd_p_no_purchase``, ``btyd_expected_avg_spend``
+    and ``btyd_expected_value``, indexed like X. A frame stacking several cutoffs (a ``cutoff`` column) is
+    fitted per cutoff, so each row's features come from a model that saw only that cutoff's past."""
+    est = BTYDForecaster(model=model, time_unit_days=time_unit_days)
+    if "cutoff" not in X.columns or X["cutoff"].nunique() <= 1:
+        return est.fit(X).transform(X, horizon_days)
+    parts = [est.fit(part).transform(part, horizon_days) for _, part in X.groupby("cutoff", sort=True)]
+    return pd.concat(parts).loc[X.index]
