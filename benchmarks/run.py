@@ -84,7 +84,7 @@ def cdnow_benchmark(opts: RunOptions) -> dict:
     """Model quality on the standard CDNOW split (the bundled file): tiercast against the published baselines."""
     from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, run_cdnow_benchmark
 
-    result = run_cdnow_benchmark(DEFAULT_PATH, seed=42)  # `tiercast benchmark cdnow`'s default seed
+    result = run_cdnow_benchmark(DEFAULT_PATH, seed=42).to_dict()  # `tiercast benchmark cdnow`'s default seed
     split = result["split"]
     result["title"] = "CDNOW"
     result["description"] = (
@@ -98,7 +98,7 @@ def cdnow_rehearsal_benchmark(opts: RunOptions) -> dict:
     """The CDNOW protocol inside the calibration period (a 92-day holdout), where design alternatives are judged."""
     from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, run_cdnow_benchmark
 
-    result = run_cdnow_benchmark(DEFAULT_PATH, seed=42, split="rehearsal")
+    result = run_cdnow_benchmark(DEFAULT_PATH, seed=42, split="rehearsal").to_dict()
     split = result["split"]
     result["title"] = "the CDNOW rehearsal split"
     result["description"] = (

@@ -35,11 +35,12 @@ scored at 1997-07-01 for 92 days, nothing after 1997-09-30), not on the holdout.
 predicted at all is measured by an oracle fitted on its own outcomes, :mod:`tiercast.benchmarks.quality.ceiling`.
 
 Every label window ends by 1997-09-30 and the training features see only earlier transactions; the holdout is
-used only to score. :func:`run_cdnow_benchmark` returns the JSON-ready result.
+used only to score. :func:`run_cdnow_benchmark` returns a :class:`BenchmarkResult` (``to_json()``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,30 @@ TARGETS: dict[str, float] = {
 }
 
 
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """One run of the CDNOW benchmark: the split, each method's value and churn metrics, tiercast's paired
+    comparison with the best baseline per metric, the settings tiercast chose, the published references and the
+    targets (standard split only), and optionally the per-customer predictions (wide: ``<method>_value``,
+    ``<method>_churn``)."""
+
+    split: dict[str, Any]
+    methods: dict[str, dict[str, dict[str, float | None]]]
+    comparison: dict[str, dict[str, Any]]
+    tiercast_model: dict[str, Any]
+    references: dict[str, Any]
+    targets: dict[str, float]
+    predictions: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready result, without the per-customer predictions."""
+        keys = ("split", "methods", "comparison", "tiercast_model", "references", "targets")
+        return {k: getattr(self, k) for k in keys}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+
 def cdnow_data_config(path: str | Path = DEFAULT_PATH) -> DataConfig:
     """The ``data:`` section of ``configs/cdnow.yaml`` for a CDNOW_master.txt at ``path``."""
     return DataConfig.model_validate(
@@ -238,9 +263,8 @@ def run_cdnow_benchmark(
     return_predictions: bool = False,
     split: Split | str = STANDARD,
     n_validation: int = 3,
-) -> dict[str, Any]:
-    """Run the CDNOW benchmark; returns ``{"split", "methods", "comparison", "tiercast_model", "references",
-    "targets"}``.
+) -> BenchmarkResult:
+    """Run the CDNOW benchmark (a :class:`BenchmarkResult`).
 
     ``methods[NAME]`` holds ``value`` (normalized_gini, spearman, mae, rmse, top10_capture, top20_capture,
     predicted_total, actual_total) and ``churn`` (roc_auc, pr_auc, brier) for NAME in naive, bgnbd_gg,
@@ -346,8 +370,8 @@ def run_cdnow_benchmark(
         comparison[metric] = {"vs": best, **_clean({k: res[k] for k in ("diff", "lo", "hi")})}
 
     v, c = models["value"], models["churn"]
-    result: dict[str, Any] = {
-        "split": {
+    return BenchmarkResult(
+        split={
             "name": sp.name,
             "calibration": [str(CALIBRATION_START.date()), str((sp.calibration_end - pd.Timedelta(days=1)).date())],
             "holdout": [str(sp.calibration_end.date()), str((sp.holdout_end - pd.Timedelta(days=1)).date())],
@@ -361,9 +385,9 @@ def run_cdnow_benchmark(
             "seed": seed,
             "sample_every": sample_every,
         },
-        "methods": methods,
-        "comparison": comparison,
-        "tiercast_model": {
+        methods=methods,
+        comparison=comparison,
+        tiercast_model={
             "btyd": btyd,
             "value": {"n_trees": v.n_trees_, "weight": v.weight_, "num_leaves": v.params_.get("num_leaves")},
             "churn": {
@@ -373,38 +397,40 @@ def run_cdnow_benchmark(
                 "calibration": c.calibration_used_,
             },
         },
-        "references": REFERENCES if sp == STANDARD else {},
-        "targets": TARGETS if sp == STANDARD else {},
-    }
-    if return_predictions:
-        frame = test[["customer_id", "future_value", "churned"]].copy()
-        for name in METHODS:
-            frame[f"{name}_value"], frame[f"{name}_churn"] = preds[name]
-        result["predictions"] = frame
-    return result
+        references=REFERENCES if sp == STANDARD else {},
+        targets=TARGETS if sp == STANDARD else {},
+        predictions=_wide_predictions(test, preds) if return_predictions else None,
+    )
 
 
-def cdnow_predictions(result: dict[str, Any]) -> pd.DataFrame:
+def _wide_predictions(test: pd.DataFrame, preds: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    frame = test[["customer_id", "future_value", "churned"]].copy()
+    for name in METHODS:
+        frame[f"{name}_value"], frame[f"{name}_churn"] = preds[name]
+    return frame
+
+
+def cdnow_predictions(result: BenchmarkResult) -> pd.DataFrame:
     """The per-customer predictions of a result run with ``return_predictions`` as the long table of
     :mod:`tiercast.pipeline.jobs.predictions` (one row per customer x method, cutoff = the holdout start)."""
-    wide = result["predictions"]
+    wide = result.predictions
     preds = {m: (wide[f"{m}_value"].to_numpy(), wide[f"{m}_churn"].to_numpy()) for m in METHODS}
-    return predictions_frame(wide, preds, cutoff=pd.Timestamp(result["split"]["holdout"][0]))
+    return predictions_frame(wide, preds, cutoff=pd.Timestamp(result.split["holdout"][0]))
 
 
-def benchmark_metrics(result: dict[str, Any]) -> dict[str, float]:
+def benchmark_metrics(result: BenchmarkResult) -> dict[str, float]:
     """MLflow metrics of a benchmark result: ``test.<method>.<metric>`` and ``comparison.<metric>.{diff,lo,hi}``."""
     out: dict[str, float] = {}
-    for name, m in result["methods"].items():
+    for name, m in result.methods.items():
         for side in ("value", "churn"):
             out.update({f"test.{name}.{k}": v for k, v in m[side].items() if v is not None})
-    for metric, c in result["comparison"].items():
+    for metric, c in result.comparison.items():
         out.update({f"comparison.{metric}.{k}": c[k] for k in ("diff", "lo", "hi") if c[k] is not None})
     return out
 
 
 def log_cdnow_benchmark(
-    config: Any, data_path: str | Path, result: dict[str, Any], transactions: pd.DataFrame | None = None
+    config: Any, data_path: str | Path, result: BenchmarkResult, transactions: pd.DataFrame | None = None
 ) -> str:
     """Record a benchmark result as one MLflow run in ``config``'s store (split and model settings as params,
     metrics per method, the JSON and a gain curve); returns the run id."""
@@ -416,17 +442,17 @@ def log_cdnow_benchmark(
     experiment_id = setup_mlflow(config)
     tx = read_cdnow(data_path) if transactions is None else transactions
     fingerprint = data_fingerprint(data_path, n_read=len(tx), accepted=tx, n_quarantined=0)
-    split_name = result["split"]["name"]
+    split_name = result.split["name"]
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"benchmark-cdnow-{split_name}") as run:
         log_run_context(config, job="benchmark-cdnow", fingerprint=fingerprint)
         mlflow.set_tag("tiercast.benchmark_split", split_name)
-        split = {k: v for k, v in result["split"].items() if k not in ("training_cutoffs", "validation_cutoffs")}
-        mlflow.log_param("benchmark.split.validation_cutoffs", ",".join(result["split"]["validation_cutoffs"]))
-        mlflow.log_params(flatten("benchmark", {"split": split, "tiercast_model": result["tiercast_model"]}))
-        mlflow.log_param("cutoffs.test_resolved", result["split"]["holdout"][0])
+        split = {k: v for k, v in result.split.items() if k not in ("training_cutoffs", "validation_cutoffs")}
+        mlflow.log_param("benchmark.split.validation_cutoffs", ",".join(result.split["validation_cutoffs"]))
+        mlflow.log_params(flatten("benchmark", {"split": split, "tiercast_model": result.tiercast_model}))
+        mlflow.log_param("cutoffs.test_resolved", result.split["holdout"][0])
         mlflow.log_metrics(benchmark_metrics(result))
-        mlflow.log_dict({k: v for k, v in result.items() if k != "predictions"}, "benchmark_cdnow.json")
-        preds = result.get("predictions")
+        mlflow.log_dict(result.to_dict(), "benchmark_cdnow.json")
+        preds = result.predictions
         if preds is not None:
             fig = plots.gain_curve(
                 preds["future_value"].to_numpy(), {m: preds[f"{m}_value"].to_numpy() for m in METHODS}

@@ -13,17 +13,13 @@ import warnings
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from tiercast.pipeline.config import Config, load_config
-
-if TYPE_CHECKING:
-    pass
-
 
 # Piped or captured output gets a fixed wide layout so comparison tables are not squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)

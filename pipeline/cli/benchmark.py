@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-import pandas as pd
 import typer
 
-from tiercast.pipeline.config import preset_path
-
-if TYPE_CHECKING:
-    pass
 from tiercast.pipeline.cli.base import PredictionsOpt, app, config_from, console, handle_errors, out_file
-from tiercast.pipeline.cli.render import show_frame
+from tiercast.pipeline.cli.render import print_cdnow
+from tiercast.pipeline.config import preset_path
 
 benchmark_app = typer.Typer(no_args_is_help=True, help="Published benchmarks.")
 app.add_typer(benchmark_app, name="benchmark")
@@ -75,46 +71,11 @@ def benchmark_cdnow(
     )
     run_id = log_cdnow_benchmark(cfg, data, result, transactions=tx)
     per_customer = cdnow_predictions(result)
-    result.pop("predictions")
-    rows = [{"method": name, **m["value"], **m["churn"]} for name, m in result["methods"].items()]
-    frame = pd.DataFrame(rows)
-    cols = ["method", "normalized_gini", "spearman", "mae", "rmse", "top10_capture", "predicted_total"]
-    sp = result["split"]
-    title = f"CDNOW {sp['name']} split, holdout {'..'.join(sp['holdout'])} ({sp['n_customers']:,} customers)"
-    show_frame(frame[[*cols, "roc_auc", "pr_auc", "brier"]], title)
-    for metric, c in result["comparison"].items():
-        ci = "" if c["lo"] is None else f" [{c['lo']:+.4f}, {c['hi']:+.4f}]"
-        console.print(f"  tiercast - {c['vs']}: {metric} {c['diff']:+.4f}{ci}", highlight=False)
-    # the targets belong to the standard split; a rehearsal has none
-    checks = _cdnow_checks(result["targets"], result["methods"]["tiercast"]) if result["targets"] else []
-    for label, value, target, ok in checks:
-        console.print(f"  target {label} {target}: {value:.4f} {'met' if ok else 'MISSED'}", highlight=False)
+    print_cdnow(console, result)
     if json_out is not None:
-        write_json(result, json_out)
+        write_json(result.to_dict(), json_out)
         console.print(f"result -> {json_out}")
     if predictions is not None:
         write_predictions(per_customer, predictions)
         console.print(f"per-customer predictions ({len(per_customer):,} rows) -> {predictions}")
     console.print(f"MLflow run {run_id}")
-
-
-def _cdnow_checks(t: dict[str, float], tc: dict[str, dict[str, float]]) -> list[tuple[str, float, str, bool]]:
-    """(label, measured, target, met) for each of the issue's CDNOW targets."""
-    total_err = tc["value"]["predicted_total"] / tc["value"]["actual_total"] - 1
-    measured = {
-        "normalized_gini_min": ("normalized Gini", tc["value"]["normalized_gini"]),
-        "spearman_min": ("Spearman", tc["value"]["spearman"]),
-        "roc_auc_min": ("ROC AUC", tc["churn"]["roc_auc"]),
-        "brier_max": ("Brier", tc["churn"]["brier"]),
-        "total_rel_error_max": ("total error", total_err),
-    }
-    checks = []
-    for key, target in t.items():
-        label, value = measured[key]
-        if key == "total_rel_error_max":
-            checks.append((label, value, f"within +-{target:.0%}", abs(value) <= target))
-        elif key.endswith("_min"):
-            checks.append((label, value, f">= {target}", value >= target))
-        else:
-            checks.append((label, value, f"<= {target}", value <= target))
-    return checks

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import pandas as pd
 import typer
 
-if TYPE_CHECKING:
-    pass
 from tiercast.pipeline.cli.base import (
     ConfigOpt,
     EngineOpt,

@@ -9,10 +9,6 @@ import pandas as pd
 import typer
 
 from tiercast.features.contract import CUSTOMER_ID, MODEL_STAMP_COLUMNS, PREDICTED_VALUE, SCORE_COLUMNS
-from tiercast.pipeline.config import Config, build_playbook
-
-if TYPE_CHECKING:
-    from tiercast.pipeline.ingest.loader import Transactions
 from tiercast.pipeline.cli.base import (
     ConfigOpt,
     EngineOpt,
@@ -30,7 +26,11 @@ from tiercast.pipeline.cli.base import (
     one_line,
     out_file,
 )
-from tiercast.pipeline.cli.render import show_frame
+from tiercast.pipeline.cli.render import print_tier_study, show_frame
+from tiercast.pipeline.config import Config, build_playbook
+
+if TYPE_CHECKING:
+    from tiercast.pipeline.ingest.loader import Transactions
 
 
 @app.command()
@@ -304,32 +304,7 @@ def tiers(
     n_tests = n_test_alias if n_test_alias is not None else n_tests
     with step(f"tier study on {n_tests} test cutoffs"):
         study = tier_study(cfg, n_test=n_tests, n_boot=n_boot, data=data)
-    cutoffs = ", ".join(str(c) for c in study["test_cutoffs"])
-    sil = ", ".join(f"k={k}: {s:.3f}" for k, s in study["scheme"]["silhouette_by_k"].items())
-    console.print(f"scheme fitted at {study['validation_cutoff']} (k={study['scheme']['k']}; silhouette {sil})")
-    show_frame(study["tiers"].drop(columns=["orders"]), f"Tiers at {study['test_cutoffs'][-1]} (current tier)")
-    show_frame(study["tier_metrics"], f"Predicted vs realized tier, {study['horizon_days']}-day horizon ({cutoffs})")
-    show_frame(study["tier_differences"].drop(columns=["n_boot"]), "Predicted minus persistence, 95% CI")
-    show_frame(study["migration_counts"], "Migration current -> predicted (customers)", index=True)
-    show_frame(study["migration_revenue"], "Migration current -> predicted (predicted value)", index=True)
-    boot, cons = study["bootstrap"], study["consecutive"]
-    console.print(
-        f"stability: bootstrap ARI mean {boot['ari'].mean():.3f} (min {boot['ari'].min():.3f}), "
-        f"boundary drift {boot['boundary_drift'].mean():.1%}; consecutive cutoffs ARI mean {cons['ari'].mean():.3f} "
-        f"(min {cons['ari'].min():.3f}), boundary drift {cons['boundary_drift'].mean():.1%}"
-    )
-    show_frame(cons, "Refits at consecutive cutoffs (assigning the latest customers)")
-    schemes = study["schemes"].drop(columns=["tiers"])
-    for col in ("shares", "revenue_shares"):
-        schemes[col] = schemes[col].map(lambda s: " / ".join(f"{x:.0%}" for x in s))
-    schemes.columns = [
-        c.replace("persistence_", "pers ").replace("predicted_", "pred ").replace("_ari", " ARI").replace("_", " ")
-        for c in schemes.columns
-    ]
-    show_frame(schemes, "Tier schemes: shares at the latest cutoff; metrics averaged over the test cutoffs")
-    z = [c for c in study["segments"].columns if c.startswith("z_")]
-    show_frame(study["segments"].drop(columns=z), f"Behavioral segments at {study['test_cutoffs'][-1]}")
-    show_frame(study["segment_tiers"], "Segment x current tier (customers)", index=True)
+    print_tier_study(console, study)
 
 
 @app.command()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from tiercast.pipeline.terminal import print_table
-
-if TYPE_CHECKING:
-    pass
 from tiercast.pipeline.cli.base import ConfigOpt, app, config_from, console, fail, handle_errors, known_runs, out_file
+from tiercast.pipeline.terminal import print_table
 
 
 @app.command()

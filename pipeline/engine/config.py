@@ -7,15 +7,11 @@ Plain pydantic models: loading a config imports neither Ibis nor pyspark.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercast.pipeline.ingest.sources import ColumnMapping
-
-if TYPE_CHECKING:
-    pass
-
 
 #: Spark settings tiercast needs; a ``spark_conf`` that contradicts one is a config error.
 SPARK_REQUIRED: dict[str, str] = {

@@ -5,7 +5,7 @@ on all customers or a seeded sample, with at most N rows per cutoff.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -21,9 +21,6 @@ from tiercast.features.build import (
     feature_table,
 )
 from tiercast.features.training_set import build_training_set, check_cutoffs
-
-if TYPE_CHECKING:
-    pass
 from tiercast.pipeline.engine.sampling import (
     ROWS_BEFORE,
     CutoffSample,

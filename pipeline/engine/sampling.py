@@ -5,7 +5,7 @@ cutoff stratified on recent spend (the same customers on every engine and run).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -13,10 +13,6 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features import as_of
-
-if TYPE_CHECKING:
-    pass
-
 
 # --------------------------------------------------------------------------------------------------------------------
 # Training sets

@@ -28,10 +28,10 @@ from tiercast.features.build import (
     Frame,
     as_table,
 )
+from tiercast.pipeline.engine.config import SPARK_REQUIRED, EngineConfig, EngineError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-from tiercast.pipeline.engine.config import SPARK_REQUIRED, EngineConfig, EngineError
 
 # --------------------------------------------------------------------------------------------------------------------
 # Connections

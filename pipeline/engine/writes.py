@@ -19,11 +19,11 @@ from tiercast.features.build import (
     as_table,
     feature_table,
 )
+from tiercast.pipeline.engine.config import EngineError
+from tiercast.pipeline.engine.session import is_spark, to_engine_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
-from tiercast.pipeline.engine.config import EngineError
-from tiercast.pipeline.engine.session import is_spark, to_engine_table
 
 #: The partition column of written features and scores: the cutoff as ``YYYY-MM-DD`` (``YYYY-MM-DDTHHMMSS`` when
 #: the cutoff is not a midnight).

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
@@ -22,14 +21,11 @@ from tiercast.features import as_of
 from tiercast.features.build import (
     as_table,
 )
-from tiercast.pipeline.ingest.common import ReasonTally
-from tiercast.pipeline.ingest.sources import ColumnMapping
-
-if TYPE_CHECKING:
-    pass
 from tiercast.pipeline.engine.config import EngineConfig, EngineError, TableSource
 from tiercast.pipeline.engine.session import is_spark, to_engine_table
 from tiercast.pipeline.engine.writes import write_partitioned
+from tiercast.pipeline.ingest.common import ReasonTally
+from tiercast.pipeline.ingest.sources import ColumnMapping
 
 # --------------------------------------------------------------------------------------------------------------------
 # Reading

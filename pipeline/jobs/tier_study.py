@@ -47,6 +47,7 @@ from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
+from tiercast.pipeline.jobs.results import SchemeFit, TierStudy
 from tiercast.pipeline.jobs.train import fit_scorer
 
 BEHAVIOR = ("frequency_orders", "tenure_days")
@@ -136,29 +137,10 @@ class _Backtest:
     fitted: dict[str, tuple[Any, np.ndarray]]  # scheme name -> (fitted scheme, current codes)
 
 
-def tier_study(
-    config: Config, *, n_test: int = 3, n_boot: int = 20, data: Transactions | None = None
-) -> dict[str, Any]:
+def tier_study(config: Config, *, n_test: int = 3, n_boot: int = 20, data: Transactions | None = None) -> TierStudy:
     """Run the study on the configured transactions (or already loaded ``data``); see the module docstring.
 
-    Returns a dict of plain values and data frames:
-
-    * ``test_cutoffs`` (dates), ``validation_cutoff`` (of the latest test cutoff), ``horizon_days``;
-    * ``scheme``: the configured scheme fitted at the latest validation cutoff (``k``, ``silhouette_by_k``,
-      ``tiers``: name, min_value, share, revenue_share of the fitted population);
-    * ``tiers``: per-tier summary at the latest test cutoff (current tiers: customers, share, revenue, revenue
-      share, value range, average ticket over ``[T - horizon, T)``, retention = bought in ``[T, T + horizon)``);
-    * ``tier_metrics``: per test cutoff and method (both predicted mappings, persistence): accuracy, macro-F1,
-      quadratic kappa of the tier against the realized tier;
-    * ``tier_differences``: per test cutoff and metric, :data:`PROPOSED` minus persistence with a 95% paired
-      bootstrap interval over customers (``10 * n_boot`` replicates);
-    * ``migration_counts`` / ``migration_revenue``: current -> predicted tier (:data:`PROPOSED`) at the latest test
-      cutoff (customers; predicted value);
-    * ``bootstrap``: per replicate ARI, k and boundary drift; ``consecutive``: per pair of consecutive cutoffs;
-    * ``schemes``: the comparison (k, shares and revenue shares at the latest test cutoff, persistence and predicted
-      accuracy / macro-F1 / kappa averaged over the test cutoffs, mean bootstrap and consecutive ARI);
-      ``scheme_metrics``: the metrics per test cutoff;
-    * ``segments``: behavioral segment profiles at the latest test cutoff; ``segment_tiers``: segment x tier counts.
+    Returns a :class:`~tiercast.pipeline.jobs.results.TierStudy`.
     """
     loaded = data if data is not None else load_transactions(config)
     plans = rolling_test_plans(*loaded.bounds, config.cutoff_rules(), n_test)
@@ -187,27 +169,25 @@ def tier_study(
     ).reindex(index=list(segments.names_), columns=names, fill_value=0)
     per_cutoff = pd.DataFrame([row for run in runs for row in run.schemes])
     boot, consecutive = stability[specs[0].name]
-    return {
-        "horizon_days": data.h,
-        "test_cutoffs": [p.test.date() for p in plans],
-        "validation_cutoff": last.plan.validation.date(),
-        "scheme": {
-            "k": int(last.scheme.k_),
-            "silhouette_by_k": last.scheme.silhouette_by_k_,
-            "tiers": last.scheme.describe(),
-        },
-        "tiers": tiers,
-        "tier_metrics": pd.DataFrame([row for run in runs for row in run.metrics]),
-        "tier_differences": pd.DataFrame([row for run in runs for row in run.differences]),
-        "migration_counts": migration_matrix(current, last.predicted_tier, names),
-        "migration_revenue": migration_matrix(current, last.predicted_tier, names, weights=last.predicted_value),
-        "bootstrap": boot,
-        "consecutive": consecutive,
-        "schemes": _compare(specs, per_cutoff, last, data.value(last.test), stability),
-        "scheme_metrics": per_cutoff,
-        "segments": segments.profile_,
-        "segment_tiers": segment_tiers,
-    }
+    return TierStudy(
+        horizon_days=data.h,
+        test_cutoffs=tuple(p.test.date() for p in plans),
+        validation_cutoff=last.plan.validation.date(),
+        scheme=SchemeFit(
+            k=int(last.scheme.k_), silhouette_by_k=last.scheme.silhouette_by_k_, tiers=last.scheme.describe()
+        ),
+        tiers=tiers,
+        tier_metrics=pd.DataFrame([row for run in runs for row in run.metrics]),
+        tier_differences=pd.DataFrame([row for run in runs for row in run.differences]),
+        migration_counts=migration_matrix(current, last.predicted_tier, names),
+        migration_revenue=migration_matrix(current, last.predicted_tier, names, weights=last.predicted_value),
+        bootstrap=boot,
+        consecutive=consecutive,
+        schemes=_compare(specs, per_cutoff, last, data.value(last.test), stability),
+        scheme_metrics=per_cutoff,
+        segments=segments.profile_,
+        segment_tiers=segment_tiers,
+    )
 
 
 def _backtest(data: _Data, plan: CutoffPlan, config: Config, specs: list[_Spec], n_boot: int) -> _Backtest:

@@ -42,39 +42,39 @@ def third(tx):
 
 
 def test_json_has_every_method_and_metric(third):
-    methods = third["methods"]
+    methods = third.methods
     assert set(methods) == {"naive", "bgnbd_gg", "paretonbd_gg", "tiercast"}
     for m in methods.values():
         assert set(m["value"]) == VALUE_KEYS and set(m["churn"]) == {"roc_auc", "pr_auc", "brier"}
     assert len({m["value"]["actual_total"] for m in methods.values()}) == 1
-    json.dumps(third)  # JSON-ready
-    assert third["split"]["n_customers"] == len(np.arange(23570)[::3])
-    assert third["split"]["horizon_days"] == 273
+    assert json.loads(third.to_json())["methods"] == methods  # JSON-ready
+    assert third.split["n_customers"] == len(np.arange(23570)[::3])
+    assert third.split["horizon_days"] == 273
 
 
 def test_tiercast_is_ahead_of_every_baseline_on_a_third_of_the_customers(third):
     """Measured on this sample: nGini 0.715 vs 0.696 (naive) / 0.681 (Pareto/NBD); AUC 0.762 vs 0.754; Brier
     0.162 vs 0.163 (BG/NBD)."""
-    m = third["methods"]
+    m = third.methods
     tc_v, tc_c = m["tiercast"]["value"], m["tiercast"]["churn"]
     assert tc_v["normalized_gini"] > max(m[b]["value"]["normalized_gini"] for b in BASELINES) + 0.01
     assert tc_c["roc_auc"] > max(m[b]["churn"]["roc_auc"] for b in BASELINES)
     assert tc_c["brier"] < min(m[b]["churn"]["brier"] for b in BASELINES)
     assert tc_v["mae"] < m["naive"]["value"]["mae"] * 0.6
     assert 0.8 < tc_v["predicted_total"] / tc_v["actual_total"] < 1.1
-    gini = third["comparison"]["normalized_gini"]
+    gini = third.comparison["normalized_gini"]
     assert gini["lo"] > 0 and gini["lo"] <= gini["diff"] <= gini["hi"]
 
 
 def test_nothing_of_the_holdout_reaches_tiercast_training(tx):
     """Scrambling every holdout transaction changes the targets but not one of tiercast's predictions."""
     kw = {"seed": 0, "sample_every": 10, "n_boot": 0, "param_grid": None, "return_predictions": True}
-    base = run_cdnow_benchmark(DATA, transactions=tx, **kw)["predictions"]
+    base = run_cdnow_benchmark(DATA, transactions=tx, **kw).predictions
     rng = np.random.default_rng(0)
     changed = tx.copy()
     holdout = changed["timestamp"] >= CALIBRATION_END
     changed.loc[holdout, "amount"] = rng.permutation(changed.loc[holdout, "amount"].to_numpy()) * 3
-    other = run_cdnow_benchmark(DATA, transactions=changed, **kw)["predictions"]
+    other = run_cdnow_benchmark(DATA, transactions=changed, **kw).predictions
     assert not np.allclose(base["future_value"], other["future_value"])
     np.testing.assert_array_equal(base["tiercast_value"], other["tiercast_value"])
     np.testing.assert_array_equal(base["tiercast_churn"], other["tiercast_churn"])
@@ -104,8 +104,8 @@ def test_rehearsal_reads_nothing_of_its_holdout_or_of_the_standard_holdout(tx):
     kw = {"seed": 0, "sample_every": 10, "n_boot": 0, "param_grid": None, "return_predictions": True}
     kw["split"] = "rehearsal"
     base = run_cdnow_benchmark(DATA, transactions=tx, **kw)
-    assert base["split"]["holdout"] == ["1997-07-01", "1997-09-30"] and base["split"]["horizon_days"] == 92
-    assert base["targets"] == {} and base["references"] == {}
+    assert base.split["holdout"] == ["1997-07-01", "1997-09-30"] and base.split["horizon_days"] == 92
+    assert base.targets == {} and base.references == {}
     rng = np.random.default_rng(0)
     for start, end, targets_change in (
         (REHEARSAL.calibration_end, REHEARSAL.holdout_end, True),
@@ -116,18 +116,18 @@ def test_rehearsal_reads_nothing_of_its_holdout_or_of_the_standard_holdout(tx):
         scrambled.loc[inside, "amount"] = rng.permutation(scrambled.loc[inside, "amount"].to_numpy()) * 3
         dropped = tx[~(inside & (np.arange(len(tx)) % 2 == 0))].reset_index(drop=True)  # half the lines inside
         for changed in (scrambled, dropped):
-            other = run_cdnow_benchmark(DATA, transactions=changed, **kw)["predictions"]
-            assert targets_change != np.allclose(base["predictions"]["future_value"], other["future_value"])
+            other = run_cdnow_benchmark(DATA, transactions=changed, **kw).predictions
+            assert targets_change != np.allclose(base.predictions["future_value"], other["future_value"])
             for col in ("tiercast_value", "tiercast_churn", "paretonbd_gg_churn", "naive_value"):
-                np.testing.assert_array_equal(base["predictions"][col], other[col])
+                np.testing.assert_array_equal(base.predictions[col], other[col])
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("TIERCAST_SLOW"), reason="full CDNOW run: set TIERCAST_SLOW=1")
 def test_full_benchmark_reproduces_references_and_beats_them(tx):
     r = run_cdnow_benchmark(DATA, seed=42, transactions=tx, n_boot=200)
-    m = r["methods"]
-    assert r["split"]["n_customers"] == 23570
+    m = r.methods
+    assert r.split["n_customers"] == 23570
     assert m["tiercast"]["value"]["actual_total"] == pytest.approx(776961.13, abs=0.01)
     # the published reference points
     assert m["paretonbd_gg"]["value"]["normalized_gini"] == pytest.approx(0.684, abs=0.002)
@@ -142,4 +142,4 @@ def test_full_benchmark_reproduces_references_and_beats_them(tx):
     assert tc_c["roc_auc"] > 0.767 and tc_c["pr_auc"] > 0.849
     assert tc_c["brier"] < min(m[b]["churn"]["brier"] for b in BASELINES)
     for metric in ("normalized_gini", "roc_auc"):
-        assert r["comparison"][metric]["lo"] > 0
+        assert r.comparison[metric]["lo"] > 0

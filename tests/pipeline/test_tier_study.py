@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,20 +52,27 @@ def study():
 
 
 def test_study_reports_tiers_metrics_stability_and_schemes(study):
-    assert len(study["test_cutoffs"]) == 2
-    tiers = study["tiers"]
+    assert len(study.test_cutoffs) == 2
+    tiers = study.tiers
     assert tiers["customers"].sum() > 0 and tiers["share"].sum() == pytest.approx(1.0)
     assert tiers["min_boundary"].is_monotonic_decreasing
-    metrics = study["tier_metrics"]
+    metrics = study.tier_metrics
     assert set(metrics["method"]) == {PROPOSED, "predicted (scheme shares)", "persistence"}
     assert metrics[["accuracy", "macro_f1"]].stack().between(0, 1).all()
-    assert set(study["tier_differences"]["metric"]) == {"accuracy", "macro_f1", "quadratic_kappa"}
-    assert len(study["bootstrap"]) == 3 and study["bootstrap"]["ari"].between(-1, 1).all()
-    assert len(study["consecutive"]) >= 1
-    names = [t["tier"] for t in study["scheme"]["tiers"]]
-    assert list(study["migration_counts"].index) == names
-    assert study["migration_counts"].to_numpy().sum() == tiers["customers"].sum()
-    schemes = study["schemes"]
+    assert set(study.tier_differences["metric"]) == {"accuracy", "macro_f1", "quadratic_kappa"}
+    assert len(study.bootstrap) == 3 and study.bootstrap["ari"].between(-1, 1).all()
+    assert len(study.consecutive) >= 1
+    names = [t["tier"] for t in study.scheme.tiers]
+    assert list(study.migration_counts.index) == names
+    assert study.migration_counts.to_numpy().sum() == tiers["customers"].sum()
+    schemes = study.schemes
     assert len(schemes) == 6 and schemes["persistence_kappa"].notna().all()
     assert schemes["shares"].map(sum).between(0.999, 1.001).all()
-    assert study["segments"]["share"].sum() == pytest.approx(1.0)
+    assert study.segments["share"].sum() == pytest.approx(1.0)
+
+
+def test_study_writes_as_json(study):
+    doc = json.loads(study.to_json())
+    assert doc["horizon_days"] == study.horizon_days and doc["test_cutoffs"] == [str(c) for c in study.test_cutoffs]
+    assert [t["tier"] for t in doc["tiers"]] == list(study.tiers["tier"])
+    assert len(doc["migration_counts"]) == len(study.migration_counts)
