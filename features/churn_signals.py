@@ -1,7 +1,7 @@
 """Signals of a customer drifting away: purchase rhythm, lateness, spend trend, refunds and satisfaction.
 
 These are relative to the customer's own history (recency over the usual gap, recent over previous spend), which
-keeps them comparable across cohorts of different ages (see DESIGN, "cohort drift of age features").
+keeps them comparable across cohorts of different ages: age features alone drift as a cohort grows older.
 """
 
 from __future__ import annotations

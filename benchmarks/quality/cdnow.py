@@ -140,7 +140,7 @@ STANDARD = Split("standard", CALIBRATION_END, HOLDOUT_END, VALIDATION_CUTOFF)
 REHEARSAL = Split("rehearsal", pd.Timestamp("1997-07-01"), CALIBRATION_END, pd.Timestamp("1997-05-15"))
 SPLITS = {s.name: s for s in (STANDARD, REHEARSAL)}
 
-#: Published / measured reference points on this split (DESIGN, issue 6).
+#: Published / measured reference points on this split.
 REFERENCES: dict[str, float] = {
     "paretonbd_gg.normalized_gini": 0.684,
     "paretonbd_gg.spearman": 0.44,

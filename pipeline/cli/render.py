@@ -133,7 +133,8 @@ def print_cdnow(console: Console, result: BenchmarkResult) -> None:
 
 
 def _cdnow_checks(t: dict[str, float], tc: dict[str, dict[str, float]]) -> list[tuple[str, float, str, bool]]:
-    """(label, measured, target, met) for each of the issue's CDNOW targets."""
+    """(label, measured, target, met) for each of the CDNOW targets
+    (:data:`~tiercast.benchmarks.quality.cdnow.TARGETS`)."""
     total_err = tc["value"]["predicted_total"] / tc["value"]["actual_total"] - 1
     measured = {
         "normalized_gini_min": ("normalized Gini", tc["value"]["normalized_gini"]),

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tiercast.pipeline.ingest.rules import IngestResult
     from tiercast.pipeline.ingest.sql import EngineIngest
-    from tiercast.pipeline.ingest.transactions import IngestResult
 
 #: Quarantine reasons of transaction lines, in the order the rules are applied (a row gets the first that fails).
 REASONS: tuple[str, ...] = (

@@ -37,8 +37,8 @@ from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transa
 from tiercast.pipeline.ingest.sources import TransactionSource
 
 if TYPE_CHECKING:
+    from tiercast.pipeline.ingest.rules import IngestResult
     from tiercast.pipeline.ingest.sql import EngineIngest
-    from tiercast.pipeline.ingest.transactions import IngestResult
 
 __all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "resolve_run_date", "write_features_at"]
 

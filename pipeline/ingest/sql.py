@@ -90,7 +90,7 @@ class EngineIngest(ReasonTally):
         return f"SELECT {cols} FROM {ACCEPTED}{order}"
 
     def orphan_refunds(self, *, by_product: bool = True) -> int:
-        """:func:`tiercast.pipeline.ingest.transactions.count_orphan_refunds` on the accepted rows, in SQL."""
+        """:func:`tiercast.pipeline.ingest.rules.count_orphan_refunds` on the accepted rows, in SQL."""
         keys = ["customer_id", *(["product_id"] if by_product and "product_id" in self.columns else [])]
         on = " AND ".join(f"r.{k} IS NOT DISTINCT FROM f.{k}" for k in keys)
         sql = (

@@ -102,8 +102,8 @@ def test_bad_windows_are_refused(con):
 
 
 def test_plan_is_two_aggregations_and_one_window():
-    # The design's cost model: lines -> orders and orders -> customers aggregations, one window over orders, and no
-    # count(DISTINCT) for purchase days. Guards against a refactor that quietly adds passes.
+    # The cost model of the feature query: lines -> orders and orders -> customers aggregations, one window over
+    # orders, and no count(DISTINCT) for purchase days. Guards against a refactor that quietly adds passes.
     t = ibis.table({"customer_id": "string", "timestamp": "timestamp", "amount": "float64", "order_id": "string"})
     sql = ibis.to_sql(feature_table(t, cutoff=CUTOFF), dialect="duckdb").upper()
     assert sql.count("GROUP BY") == 2

@@ -83,7 +83,7 @@ def test_describe_lists_tiers_best_first():
     assert rows[0]["min_value"] > rows[1]["min_value"] > rows[2]["min_value"] == 0.0
 
 
-# ---------------------------------------------------------------- added with the tier study (issue 7)
+# ---------------------------------------------------------------- what the tier study relies on
 
 
 def test_a_value_on_a_boundary_belongs_to_the_upper_tier():

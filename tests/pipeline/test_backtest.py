@@ -9,7 +9,7 @@ from tiercast.features.cutoff_plan import data_bounds, rolling_test_plans
 from tiercast.features.labels import build_labels
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.ingest.loader import from_ingest
-from tiercast.pipeline.ingest.transactions import IngestResult
+from tiercast.pipeline.ingest.rules import IngestResult
 from tiercast.pipeline.jobs.backtest import BASELINES, METHODS, fit_models, run_backtest
 from tiercast.pipeline.jobs.predictions import PREDICTION_COLUMNS
 

@@ -99,7 +99,7 @@ def test_strptime_format_runs_in_sql_like_pandas(tmp_path: Path) -> None:
 
 
 def test_engine_ingestion_one_line_errors(tmp_path: Path) -> None:
-    from tiercast.pipeline.ingest.transactions import InputError
+    from tiercast.pipeline.ingest.common import InputError
 
     path = tmp_path / "tx.csv"
     path.write_text("customer,ts,amount\na,yesterday,1\nb,tomorrow,2\n", encoding="utf-8")

@@ -17,16 +17,12 @@ from hypothesis import strategies as st
 
 from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
 from tiercast.pipeline.config import load_config
+from tiercast.pipeline.ingest import readers
 from tiercast.pipeline.ingest import transactions as tio
+from tiercast.pipeline.ingest.common import REASONS, InputError
+from tiercast.pipeline.ingest.rules import IngestResult, count_orphan_refunds
 from tiercast.pipeline.ingest.sources import DataConfig
-from tiercast.pipeline.ingest.transactions import (
-    REASONS,
-    IngestResult,
-    InputError,
-    count_orphan_refunds,
-    read_transactions,
-    write_quarantine,
-)
+from tiercast.pipeline.ingest.transactions import read_transactions, write_quarantine
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -356,9 +352,9 @@ def test_utf8_error_offset_beyond_first_chunk(tmp_path: Path, monkeypatch: pytes
     path = tmp_path / "x.csv"
     path.write_bytes(raw)
     with pytest.raises(InputError, match=rf"byte offset {len(body.encode())} \(line 52\)"):
-        tio._check_utf8(path, chunk_size=7)  # tiny chunks split the two-byte "é" across reads
+        readers._check_utf8(path, chunk_size=7)  # tiny chunks split the two-byte "é" across reads
     path.write_bytes(body.encode("utf-8"))
-    tio._check_utf8(path, chunk_size=7)
+    readers._check_utf8(path, chunk_size=7)
 
 
 def test_quarantine_share_above_threshold(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from tests.models.test_stacking import simulate_transactions
 from tiercast.pipeline.cli import app
 from tiercast.pipeline.config import load_config
+from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.loader import from_ingest, load_transactions, resolve_run_date
-from tiercast.pipeline.ingest.transactions import IngestResult, InputError
+from tiercast.pipeline.ingest.rules import IngestResult
 from tiercast.pipeline.jobs.train import train
 
 ROOT = Path(__file__).resolve().parents[2]

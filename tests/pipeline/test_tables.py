@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.sources import DataConfig
-from tiercast.pipeline.ingest.transactions import InputError, read_transactions
+from tiercast.pipeline.ingest.transactions import read_transactions
 from tiercast.pipeline.writers.tables import TableTarget, TableTargetError, parse_table_target, read_table, write_table
 
 TX = pd.DataFrame(

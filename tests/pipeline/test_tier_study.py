@@ -6,7 +6,7 @@ import pytest
 
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.ingest.loader import from_ingest
-from tiercast.pipeline.ingest.transactions import IngestResult
+from tiercast.pipeline.ingest.rules import IngestResult
 from tiercast.pipeline.jobs.tier_study import PROPOSED, tier_study
 
 

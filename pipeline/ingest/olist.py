@@ -1,0 +1,190 @@
+"""The Olist multi-table layout (orders, order items, customers, optionally reviews and products) joined to one
+transaction line per order item under the row rules of :mod:`tiercast.pipeline.ingest.transactions`, plus a
+customer-level satisfaction frame from the reviews.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
+from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.parsing import (
+    _TS_UNIT,
+    _ids,
+    _numbers,
+    _text,
+    _timestamps,
+)
+from tiercast.pipeline.ingest.readers import _read_csv, _require_columns, _require_some
+from tiercast.pipeline.ingest.rules import (
+    TX_SORT,
+    IngestResult,
+    check_accounting,
+    ingest_result,
+    judge_rows,
+    split_rows,
+)
+from tiercast.pipeline.ingest.sources import OlistSource
+
+# --------------------------------------------------------------------------------------------------------------------
+# Olist multi-table source
+# --------------------------------------------------------------------------------------------------------------------
+
+_OLIST_COLUMNS = {
+    "orders": ("order_id", "customer_id", "order_status"),
+    "order_items": ("order_id", "product_id", "price", "freight_value"),
+    "customers": ("customer_id",),
+    "reviews": ("order_id", "review_score"),
+    "products": ("product_id", "product_category_name"),
+}
+
+
+def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
+    na = src.na_values
+    tables = {name: _read_csv(path, src.delimiter) for name, path in src.tables().items()}
+    required = dict(_OLIST_COLUMNS)
+    required["orders"] = (*required["orders"], src.timestamp)
+    required["customers"] = (*required["customers"], src.customer_key)
+    for name, df in tables.items():
+        path = src.tables()[name]
+        _require_columns(df, {c: c for c in required[name]}, str(path), path, src.delimiter, f"{name} ")
+    if "reviews" in tables:
+        rv = tables["reviews"]
+        if "review_answer_timestamp" not in rv.columns and "review_creation_date" not in rv.columns:
+            raise InputError(
+                f"{src.reviews}: missing column 'review_answer_timestamp' (or 'review_creation_date'); "
+                f"columns found: {list(rv.columns)}"
+            )
+
+    orders = _unique_by(tables["orders"], "order_id", src.orders, na)
+    customers = _unique_by(tables["customers"], "customer_id", src.customers, na)
+    customer_of_order = _ids(orders["customer_id"], na).map(customers[src.customer_key])
+
+    items = tables["order_items"]
+    n = len(items)
+    keys = _ids(items["order_id"], na)
+    found = keys.isin(orders.index).to_numpy()
+    status = _text(keys.map(orders["order_status"]), na)
+    cust_raw = keys.map(customer_of_order)
+    ts_raw = keys.map(orders[src.timestamp])
+
+    customer = _ids(cust_raw, na)
+    timestamp = _timestamps(ts_raw, src.timestamp_format, src.timezone, na)
+    if found.any():
+        _require_some(timestamp[found], ts_raw[found], str(src.orders), src.timestamp, "timestamp", None)
+    price, price_bad = _numbers(items["price"], src.decimal, na)
+    freight, freight_bad = _numbers(items["freight_value"], src.decimal, na)
+    _require_some(price, items["price"], str(src.order_items), "price", "number", None)
+    product = _text(items["product_id"], na)
+
+    pre = np.where(~found, "unknown_order", np.where(status.isin(src.canceled_statuses), "canceled_order", None))
+    rules = [
+        ("missing_customer", customer.isna().to_numpy()),
+        ("unparseable_timestamp", timestamp.isna().to_numpy()),
+        ("non_numeric_amount", price_bad | freight_bad),
+        ("zero_price", (price <= 0).to_numpy() if src.zero_amounts == "quarantine" else None),
+        ("future_timestamp", (timestamp > run_date).to_numpy() if run_date is not None else None),
+        ("duplicate", items.duplicated(keep="first").to_numpy() if src.duplicates == "quarantine" else None),
+    ]
+    reason = judge_rows(n, rules, pre=pre)
+
+    canonical = pd.DataFrame(
+        {
+            "customer_id": customer,
+            "timestamp": timestamp,
+            "amount": (price + freight).astype("float64"),
+            "order_id": keys,
+            "quantity": np.ones(n, dtype="float64"),
+            "product_id": product,
+        }
+    )
+    if "products" in tables:
+        products = _unique_by(tables["products"], "product_id", src.products, na)  # type: ignore[arg-type]
+        canonical["category"] = _text(product.map(products["product_category_name"]), na)
+
+    # Quarantined items carry the joined order context, so a reader sees why without re-joining.
+    raw = items.copy()
+    context = {"order_status": status, src.customer_key: cust_raw, src.timestamp: ts_raw}
+    for name, values in context.items():
+        raw[name if name not in raw.columns else f"order_{name}"] = values.to_numpy()
+    accepted, quarantine = split_rows(raw, reason, canonical, TRANSACTIONS, TX_SORT)
+
+    details = {f"rows:{name}": len(df) for name, df in tables.items()}
+    details["orders_without_items"] = int((~orders.index.isin(keys)).sum())
+    satisfaction = sat_quarantine = None
+    if "reviews" in tables:
+        satisfaction, sat_quarantine = _olist_satisfaction(
+            tables["reviews"], orders.index, customer_of_order, src, run_date
+        )
+    return ingest_result(
+        accepted,
+        quarantine,
+        n,
+        str(src.order_items),
+        details=details,
+        satisfaction=satisfaction,
+        satisfaction_quarantine=sat_quarantine,
+    )
+
+
+def _olist_satisfaction(
+    reviews: pd.DataFrame,
+    order_ids: pd.Index,
+    customer_of_order: pd.Series,
+    src: OlistSource,
+    run_date: pd.Timestamp | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    na = src.na_values
+    n = len(reviews)
+    keys = _ids(reviews["order_id"], na)
+    found = keys.isin(order_ids).to_numpy()
+    customer = _ids(keys.map(customer_of_order), na)
+    nat = pd.Series(pd.NaT, index=reviews.index, dtype=_TS_UNIT)
+    parsed = [
+        _timestamps(reviews[c], src.timestamp_format, src.timezone, na)
+        for c in ("review_answer_timestamp", "review_creation_date")
+        if c in reviews.columns
+    ]
+    timestamp = parsed[0].fillna(parsed[1]) if len(parsed) == 2 else parsed[0] if parsed else nat
+    score, score_bad = _numbers(reviews["review_score"], src.decimal, na)
+    score_bad = score_bad | ~score.isin([1.0, 2.0, 3.0, 4.0, 5.0]).to_numpy()
+
+    rules = [
+        ("unknown_order", ~found),
+        ("missing_customer", customer.isna().to_numpy()),
+        ("unparseable_timestamp", timestamp.isna().to_numpy()),
+        ("invalid_score", score_bad),
+        ("future_timestamp", (timestamp > run_date).to_numpy() if run_date is not None else None),
+        ("duplicate", reviews.duplicated(keep="first").to_numpy() if src.duplicates == "quarantine" else None),
+    ]
+    reason = judge_rows(n, rules)
+    ok_score = score.where(~score_bad, 0).astype("int64")
+    canonical = pd.DataFrame(
+        {
+            "customer_id": customer,
+            "timestamp": timestamp,
+            "review_score": ok_score,
+            "is_complaint": (ok_score <= src.complaint_max_score) & ~score_bad,
+        }
+    )
+    accepted, quarantine = split_rows(reviews, reason, canonical, SATISFACTION, ["timestamp", "customer_id"])
+    check_accounting(accepted, quarantine, n, str(src.reviews))
+    return accepted, quarantine
+
+
+def _unique_by(df: pd.DataFrame, key: str, path: Path, na: tuple[str, ...]) -> pd.DataFrame:
+    """Index a lookup table by ``key``: exact duplicate rows collapse; conflicting rows for one key fail."""
+    ids = _ids(df[key], na)
+    df = df.assign(**{key: ids}).loc[ids.notna().to_numpy()].drop_duplicates()
+    dup = df[key].duplicated(keep=False)
+    if dup.any():
+        first = df.loc[dup, key].iloc[0]
+        raise InputError(
+            f"{path}: {key} {first!r} (and {int(dup.sum()) - 1} more rows) appears on rows with different values; "
+            f"a lookup table needs one row per {key}"
+        )
+    return df.set_index(key)

@@ -1,0 +1,86 @@
+"""The layout stays readable: imports point one way (pipeline -> models -> features), and modules and functions
+stay short unless a marker comment says why not.
+
+Import direction: ``features`` imports only itself; ``models`` imports ``features``; ``pipeline`` imports both;
+``benchmarks`` may import anything, and only ``benchmarks`` and the command line (``pipeline.cli``) import it.
+
+Sizes: a module of at most :data:`MAX_MODULE_LINES` lines, a function of at most :data:`MAX_FUNCTION_LINES`
+(decorators and docstring included). A longer one carries ``# size: <reason>`` — on one of a module's first ten
+lines after its docstring, or on the line of a function's ``def`` (or of its first decorator) or the line above it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("features", "models", "pipeline", "benchmarks")
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+MARKER = "# size:"
+
+#: What each package may import of tiercast.
+ALLOWED = {
+    "features": {"features"},
+    "models": {"features", "models"},
+    "pipeline": {"features", "models", "pipeline"},
+    "benchmarks": set(PACKAGES),
+}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def _name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    """Every tiercast module imported anywhere in the module (top level, functions, TYPE_CHECKING blocks)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m.removeprefix("tiercast.") for m in found if m == "tiercast" or m.startswith("tiercast.")}
+
+
+def _marked(lines: list[str], *numbers: int) -> bool:
+    return any(0 < n <= len(lines) and MARKER in lines[n - 1] for n in numbers)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=_name)
+def test_imports_point_one_way(path):
+    module = _name(path)
+    package = module.split(".")[0]
+    allowed = ALLOWED[package] | ({"benchmarks"} if module.startswith("pipeline.cli") else set())
+    wrong = sorted(m for m in _imports(ast.parse(path.read_text(encoding="utf-8"))) if m.split(".")[0] not in allowed)
+    assert not wrong, f"{module} imports {wrong}; {package} may import only {sorted(allowed)}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=_name)
+def test_modules_and_functions_are_short_or_say_why(path):
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    tree = ast.parse(text)
+    doc_end = tree.body[0].end_lineno if tree.body and isinstance(tree.body[0], ast.Expr) else 0
+    long = []
+    if len(lines) > MAX_MODULE_LINES and not _marked(lines, *range(doc_end + 1, doc_end + 11)):
+        long.append(f"module: {len(lines)} lines")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            size = node.end_lineno - start + 1
+            if size > MAX_FUNCTION_LINES and not _marked(lines, start - 1, start, node.lineno):
+                long.append(f"{node.name} (line {node.lineno}): {size} lines")
+    assert not long, f"{_name(path)}: over the limits without a '{MARKER} <reason>' comment: {long}"
+
+
+def test_the_checks_see_every_package():
+    names = {_name(p).split(".")[0] for p in _modules()}
+    assert names == set(PACKAGES) and len(_modules()) > 60
