@@ -42,9 +42,8 @@ from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bo
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
-from tiercast.pipeline.jobs.model_fit import fit_models, model_kwargs
+from tiercast.pipeline.jobs.model_fit import check_trainable, fit_models, model_kwargs
 from tiercast.pipeline.jobs.predictions import predictions_frame
-from tiercast.pipeline.jobs.train import check_trainable
 
 __all__ = [
     "BASELINES",

@@ -1,16 +1,24 @@
-"""Fitting the value and churn models of a config on a stacked training set (shared by training and backtests)."""
+"""Fitting the value and churn models of a config on a stacked training set, checking first that it can be learned
+from, and assembling the scorer around them (shared by training, backtests and the tier study)."""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from tiercast.features.contract import feature_columns
-from tiercast.features.cutoff_plan import validation_cutoffs
+from tiercast.features.contract import DRIFT_SCORE_COLUMNS, feature_columns, spend_column
+from tiercast.features.cutoff_plan import CutoffPlan, validation_cutoffs
+from tiercast.features.errors import InsufficientDataError
+from tiercast.models.drift import AGE_COLUMNS, DriftProfile
 from tiercast.models.gbm.churn import ChurnModel
 from tiercast.models.gbm.lgbm import DEFAULT_GRID
 from tiercast.models.gbm.value import ValueModel
+from tiercast.models.scorer import TiercastScorer
+from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 
@@ -96,3 +104,116 @@ def tier_scheme(config: Config) -> TierScheme:
         silhouette_tolerance=t.silhouette_tolerance,
         random_state=config.seed,
     )
+
+
+MIN_CUSTOMERS = 20  # at the validation cutoff: fewer cannot be split into tiers and scored with any confidence
+MIN_BUYERS = 10  # customers with a purchase in a training label window: the value model's positive labels
+CHURN_RATE_BOUNDS = (0.03, 0.97)  # outside them the churn label is nearly one class
+
+
+def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> None:
+    """Refuse, naming what is missing, a training set the models cannot learn from: too few customers, (almost)
+    no purchases in the label windows (only one-time buyers), a churn label of one class, or a single tier."""
+    h = config.horizon_days
+    val_rows = train[train["cutoff"] == plan.validation]
+    n_customers = int(val_rows["customer_id"].nunique())
+    if n_customers < MIN_CUSTOMERS:
+        raise InsufficientDataError(
+            f"too few customers: {n_customers} have a history at the validation cutoff {plan.validation.date()}, "
+            f"need at least {MIN_CUSTOMERS}; use more customers' transactions"
+        )
+    buyers = int((train["future_value"] > 0).sum())
+    if buyers < MIN_BUYERS:
+        raise InsufficientDataError(
+            f"too few repeat buyers: {buyers} customer-cutoff(s) with a purchase in the {h}-day label windows "
+            f"(need {MIN_BUYERS}); the data looks like one-time buyers only: use a longer history or horizon_days"
+        )
+    rate = float(train["churned"].mean())
+    lo, hi = CHURN_RATE_BOUNDS
+    if rate > hi:
+        raise InsufficientDataError(
+            f"degenerate churn label: {rate:.1%} of customers make no purchase within horizon_days={h} "
+            f"(above {hi:.0%}); use a longer horizon_days"
+        )
+    if rate < lo:
+        raise InsufficientDataError(
+            f"degenerate churn label: only {rate:.1%} of customers make no purchase within horizon_days={h} "
+            f"(below {lo:.0%}); use a shorter horizon_days"
+        )
+    current = val_rows[spend_column(h)].to_numpy(dtype=float)
+    if len(np.unique(current[current > 0])) < 2:
+        raise InsufficientDataError(
+            f"one tier only: fewer than two distinct spend levels over the {h} days before the validation cutoff "
+            f"{plan.validation.date()}; use more customers or a longer horizon_days"
+        )
+
+
+def _assemble(
+    value_model: ValueModel,
+    churn_model: ChurnModel,
+    rows: pd.DataFrame,
+    realized: np.ndarray,
+    config: Config,
+    versions: dict[str, str],
+) -> TiercastScorer:
+    """A scorer around fitted models: the tier scheme, drift references and segments fitted on ``rows`` (one
+    cutoff's feature rows, like a scoring population); predicted-tier shares from ``realized`` label values."""
+    features = list(value_model.input_features_)
+    current_col = spend_column(config.horizon_days)
+    scheme = tier_scheme(config).fit(np.clip(rows[current_col].to_numpy(dtype=float), 0.0, None))
+    # Predicted tiers fill the shares customers actually reach over a horizon (more of them lapse to the bottom
+    # tier than the current window shows), learned from the training cutoffs' realized labels.
+    scheme.fit_predictions(value_model.predict(rows[features]), realized=np.clip(realized, 0.0, None))
+    scorer = TiercastScorer(
+        scheme=scheme,
+        value_model=value_model,
+        churn_model=churn_model,
+        feature_names=tuple(features),
+        current_value_column=current_col,
+        horizon_days=config.horizon_days,
+        versions=versions,
+    )
+    return replace(
+        scorer,
+        feature_profile=DriftProfile(relative_columns=AGE_COLUMNS).fit(rows, features),
+        score_profile=DriftProfile().fit(scorer.score(rows), DRIFT_SCORE_COLUMNS),
+        segments=BehaviorSegments(random_state=config.seed).fit(rows[features]),
+    )
+
+
+def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
+    """Fit the tier scheme and both models on the stacked training cutoffs (settings chosen on the validation
+    cutoff): the model the test cutoff evaluates. Refused by :func:`check_trainable` when it cannot be learned."""
+    check_trainable(train, plan, config)
+    value_model, churn_model = fit_models(train, plan.validation, config)
+    val_rows = train[train["cutoff"] == plan.validation]
+    return _assemble(value_model, churn_model, val_rows, train["future_value"].to_numpy(dtype=float), config, versions)
+
+
+def btyd_at(scorer: TiercastScorer, rows: pd.DataFrame) -> TiercastScorer:
+    """``scorer`` with the BTYD part of its models fitted on ``rows`` (the feature rows of the cutoff scored;
+    labels are not read), as the production refit fits it at the data end. ``scorer`` is left unchanged."""
+    value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
+    return replace(scorer, value_model=value_model.fit_btyd_at(rows), churn_model=churn_model.fit_btyd_at(rows))
+
+
+def refit_for_production(
+    scorer: TiercastScorer,
+    production: pd.DataFrame,
+    now: pd.DataFrame,
+    config: Config,
+    versions: dict[str, str],
+) -> TiercastScorer:
+    """The registered model: ``scorer``'s models with their chosen settings (parameters, tree counts, blend
+    weights, calibration) refitted on the ``production`` cutoffs (the newest label window ends at the data end),
+    and their BTYD part fitted on ``now`` (feature rows at the data end). ``scorer`` is left unchanged."""
+    value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
+    cols = [*scorer.feature_names, "cutoff"]
+    h = config.horizon_days
+    value_model.refit(production[cols], production["future_value"], label_days=h).fit_btyd_at(now)
+    churn_model.refit(production[cols], production["churned"], label_days=h).fit_btyd_at(now)
+    realized = production["future_value"].to_numpy(dtype=float)
+    # tiers, drift references and segments from the newest training cutoff, as the evaluated model's come from
+    # its validation cutoff: drift then measures the change since the newest rows the model learned from
+    newest = production[production["cutoff"] == production["cutoff"].max()]
+    return _assemble(value_model, churn_model, newest, realized, config, versions)

@@ -47,8 +47,8 @@ from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
+from tiercast.pipeline.jobs.model_fit import fit_scorer
 from tiercast.pipeline.jobs.results import SchemeFit, TierStudy
-from tiercast.pipeline.jobs.train import fit_scorer
 
 BEHAVIOR = ("frequency_orders", "tenure_days")
 PROPOSED = "predicted (realized shares)"

@@ -25,36 +25,28 @@ days is refused (:class:`~tiercast.features.cutoff_plan.HistoryTooShortError`). 
 
 from __future__ import annotations
 
-import copy
 import functools
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from tiercast.features.contract import DRIFT_SCORE_COLUMNS, spend_column
 from tiercast.features.cutoff_plan import CutoffPlan, plan_cutoffs
-from tiercast.features.errors import InsufficientDataError
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import LABEL_FILL
 from tiercast.models.baselines import NaiveBaseline
-from tiercast.models.drift import AGE_COLUMNS, DriftProfile
-from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
-from tiercast.models.gbm.churn import ChurnModel
-from tiercast.models.gbm.value import ValueModel
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
-from tiercast.models.segments import BehaviorSegments
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import CutoffRows, features_on
 from tiercast.pipeline.engine.session import engine_resident
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.comparisons import comparison_predictions
-from tiercast.pipeline.jobs.model_fit import fit_models, tier_scheme
+from tiercast.pipeline.jobs.holdout import evaluate, log_plots
+from tiercast.pipeline.jobs.model_fit import btyd_at, fit_scorer, refit_for_production
 from tiercast.pipeline.terminal import phase, phased
-from tiercast.pipeline.tracking import plots
 from tiercast.pipeline.tracking.registry import EvaluationWindow
 from tiercast.pipeline.tracking.runs import (
     flatten,
@@ -83,196 +75,6 @@ class TrainResult:
     @property
     def model_uri(self) -> str:
         return f"models:/{self.model_name}/{self.model_version}"
-
-
-def evaluate(
-    scorer: TiercastScorer,
-    baseline: NaiveBaseline,
-    test: pd.DataFrame,
-    horizon_days: int,
-    others: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
-    """Test-cutoff metrics of tiercast and the naive baseline (value, churn, tiers vs persistence), plus value and
-    churn metrics of ``others`` ((value, churn) predictions per method, e.g. the BTYD baselines and the plain GBM),
-    and the per-customer predictions behind them (no ids) for plots."""
-    scores = scorer.score(test)
-    y_value = test["future_value"].to_numpy(dtype=float)
-    y_churn = test["churned"].to_numpy(dtype=int)
-    preds = pd.DataFrame(
-        {
-            "actual_value": y_value,
-            "churned": y_churn,
-            "tiercast_value": scores["predicted_value"].to_numpy(),
-            "naive_value": baseline.predict_value(test, horizon_days),
-            "tiercast_churn": scores["churn_probability"].to_numpy(),
-            "naive_churn": baseline.predict_churn(test, horizon_days),
-            "current_tier": scores["current_tier"].to_numpy(),
-            "predicted_tier": scores["predicted_tier"].to_numpy(),
-            "realized_tier": scorer.scheme.assign(np.clip(y_value, 0.0, None)),
-        }
-    )
-    order = list(scorer.scheme.names_)
-    metrics = {}
-    for name, tier_col in (("tiercast", "predicted_tier"), ("naive", "current_tier")):
-        metrics[name] = {
-            **value_metrics(y_value, preds[f"{name}_value"].to_numpy()),
-            **churn_metrics(y_churn, preds[f"{name}_churn"].to_numpy()),
-            "mean_churn_probability": float(preds[f"{name}_churn"].mean()),
-            "realized_churn": float(y_churn.mean()),
-            **{
-                f"tier_{k}": v
-                for k, v in tier_metrics(preds["realized_tier"].to_numpy(), preds[tier_col].to_numpy(), order).items()
-            },
-        }
-    for name, (value, churn) in (others or {}).items():
-        metrics[name] = {**value_metrics(y_value, np.asarray(value)), **churn_metrics(y_churn, np.asarray(churn))}
-    return metrics, preds
-
-
-def log_plots(scorer: TiercastScorer, preds: pd.DataFrame) -> None:
-    """Gain, decile, calibration, Pareto, migration and importance plots of the test cutoff, as run artifacts."""
-    figures = {
-        "gain_curve.png": plots.gain_curve(
-            preds["actual_value"].to_numpy(), {m: preds[f"{m}_value"].to_numpy() for m in ("tiercast", "naive")}
-        ),
-        "decile_chart.png": plots.decile_chart(preds["actual_value"].to_numpy(), preds["tiercast_value"].to_numpy()),
-        "calibration_curve.png": plots.calibration_curve(
-            preds["churned"].to_numpy(), {m: preds[f"{m}_churn"].to_numpy() for m in ("tiercast",)}
-        ),
-        "pareto_curve.png": plots.pareto_curve(preds["actual_value"].to_numpy()),
-        "tier_shares.png": plots.tier_bars(
-            scorer.scheme.names_, preds["realized_tier"], preds["actual_value"].to_numpy()
-        ),
-        "tier_migration.png": plots.migration_heatmap(
-            preds["current_tier"], preds["predicted_tier"], scorer.scheme.names_
-        ),
-        "importance_value.png": plots.feature_importance(
-            list(scorer.value_model.feature_names_in_),
-            scorer.value_model.feature_importances_,
-            "Value model: feature importance",
-        ),
-        "importance_churn.png": plots.feature_importance(
-            list(scorer.churn_model.feature_names_in_),
-            scorer.churn_model.feature_importances_,
-            "Churn model: feature importance",
-        ),
-    }
-    for name, fig in figures.items():
-        mlflow.log_figure(fig, f"plots/{name}")
-        plots.close(fig)
-
-
-MIN_CUSTOMERS = 20  # at the validation cutoff: fewer cannot be split into tiers and scored with any confidence
-MIN_BUYERS = 10  # customers with a purchase in a training label window: the value model's positive labels
-CHURN_RATE_BOUNDS = (0.03, 0.97)  # outside them the churn label is nearly one class
-
-
-def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> None:
-    """Refuse, naming what is missing, a training set the models cannot learn from: too few customers, (almost)
-    no purchases in the label windows (only one-time buyers), a churn label of one class, or a single tier."""
-    h = config.horizon_days
-    val_rows = train[train["cutoff"] == plan.validation]
-    n_customers = int(val_rows["customer_id"].nunique())
-    if n_customers < MIN_CUSTOMERS:
-        raise InsufficientDataError(
-            f"too few customers: {n_customers} have a history at the validation cutoff {plan.validation.date()}, "
-            f"need at least {MIN_CUSTOMERS}; use more customers' transactions"
-        )
-    buyers = int((train["future_value"] > 0).sum())
-    if buyers < MIN_BUYERS:
-        raise InsufficientDataError(
-            f"too few repeat buyers: {buyers} customer-cutoff(s) with a purchase in the {h}-day label windows "
-            f"(need {MIN_BUYERS}); the data looks like one-time buyers only: use a longer history or horizon_days"
-        )
-    rate = float(train["churned"].mean())
-    lo, hi = CHURN_RATE_BOUNDS
-    if rate > hi:
-        raise InsufficientDataError(
-            f"degenerate churn label: {rate:.1%} of customers make no purchase within horizon_days={h} "
-            f"(above {hi:.0%}); use a longer horizon_days"
-        )
-    if rate < lo:
-        raise InsufficientDataError(
-            f"degenerate churn label: only {rate:.1%} of customers make no purchase within horizon_days={h} "
-            f"(below {lo:.0%}); use a shorter horizon_days"
-        )
-    current = val_rows[spend_column(h)].to_numpy(dtype=float)
-    if len(np.unique(current[current > 0])) < 2:
-        raise InsufficientDataError(
-            f"one tier only: fewer than two distinct spend levels over the {h} days before the validation cutoff "
-            f"{plan.validation.date()}; use more customers or a longer horizon_days"
-        )
-
-
-def _assemble(
-    value_model: ValueModel,
-    churn_model: ChurnModel,
-    rows: pd.DataFrame,
-    realized: np.ndarray,
-    config: Config,
-    versions: dict[str, str],
-) -> TiercastScorer:
-    """A scorer around fitted models: the tier scheme, drift references and segments fitted on ``rows`` (one
-    cutoff's feature rows, like a scoring population); predicted-tier shares from ``realized`` label values."""
-    features = list(value_model.input_features_)
-    current_col = spend_column(config.horizon_days)
-    scheme = tier_scheme(config).fit(np.clip(rows[current_col].to_numpy(dtype=float), 0.0, None))
-    # Predicted tiers fill the shares customers actually reach over a horizon (more of them lapse to the bottom
-    # tier than the current window shows), learned from the training cutoffs' realized labels.
-    scheme.fit_predictions(value_model.predict(rows[features]), realized=np.clip(realized, 0.0, None))
-    scorer = TiercastScorer(
-        scheme=scheme,
-        value_model=value_model,
-        churn_model=churn_model,
-        feature_names=tuple(features),
-        current_value_column=current_col,
-        horizon_days=config.horizon_days,
-        versions=versions,
-    )
-    return replace(
-        scorer,
-        feature_profile=DriftProfile(relative_columns=AGE_COLUMNS).fit(rows, features),
-        score_profile=DriftProfile().fit(scorer.score(rows), DRIFT_SCORE_COLUMNS),
-        segments=BehaviorSegments(random_state=config.seed).fit(rows[features]),
-    )
-
-
-def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
-    """Fit the tier scheme and both models on the stacked training cutoffs (settings chosen on the validation
-    cutoff): the model the test cutoff evaluates. Refused by :func:`check_trainable` when it cannot be learned."""
-    check_trainable(train, plan, config)
-    value_model, churn_model = fit_models(train, plan.validation, config)
-    val_rows = train[train["cutoff"] == plan.validation]
-    return _assemble(value_model, churn_model, val_rows, train["future_value"].to_numpy(dtype=float), config, versions)
-
-
-def btyd_at(scorer: TiercastScorer, rows: pd.DataFrame) -> TiercastScorer:
-    """``scorer`` with the BTYD part of its models fitted on ``rows`` (the feature rows of the cutoff scored;
-    labels are not read), as the production refit fits it at the data end. ``scorer`` is left unchanged."""
-    value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
-    return replace(scorer, value_model=value_model.fit_btyd_at(rows), churn_model=churn_model.fit_btyd_at(rows))
-
-
-def refit_for_production(
-    scorer: TiercastScorer,
-    production: pd.DataFrame,
-    now: pd.DataFrame,
-    config: Config,
-    versions: dict[str, str],
-) -> TiercastScorer:
-    """The registered model: ``scorer``'s models with their chosen settings (parameters, tree counts, blend
-    weights, calibration) refitted on the ``production`` cutoffs (the newest label window ends at the data end),
-    and their BTYD part fitted on ``now`` (feature rows at the data end). ``scorer`` is left unchanged."""
-    value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
-    cols = [*scorer.feature_names, "cutoff"]
-    h = config.horizon_days
-    value_model.refit(production[cols], production["future_value"], label_days=h).fit_btyd_at(now)
-    churn_model.refit(production[cols], production["churned"], label_days=h).fit_btyd_at(now)
-    realized = production["future_value"].to_numpy(dtype=float)
-    # tiers, drift references and segments from the newest training cutoff, as the evaluated model's come from
-    # its validation cutoff: drift then measures the change since the newest rows the model learned from
-    newest = production[production["cutoff"] == production["cutoff"].max()]
-    return _assemble(value_model, churn_model, newest, realized, config, versions)
 
 
 def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config, satisfaction: Any = None) -> pd.DataFrame:
@@ -348,6 +150,21 @@ def _window_from(
 
 
 @phased
+@dataclass
+class _Fitted:
+    """The models and rows of one training job, before it is logged."""
+
+    evaluated: TiercastScorer
+    scorer: TiercastScorer
+    train_set: pd.DataFrame
+    test_set: pd.DataFrame
+    production: pd.DataFrame
+    now: pd.DataFrame
+    metrics: dict[str, dict[str, float]]
+    preds: pd.DataFrame | None
+    window: EvaluationWindow | None
+
+
 def train(config: Config, data: Transactions | None = None) -> TrainResult:
     """Run the backtest-and-train job and record it in MLflow; the production refit is registered.
 
@@ -361,11 +178,47 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
     plan = plan_cutoffs(*data.bounds, config.cutoff_rules())
     fingerprint = dict(data.fingerprint)
     satisfaction = data.engine_satisfaction()
-    windows = config.features.windows_days
+    versions = library_versions()
+    fitted = _fit_and_test(con, tx, plan, config, satisfaction, versions)
+    phase("logging the run to MLflow and registering the model")
+    run_id, experiment_id, version = _log_training_run(config, plan, fitted, versions, fingerprint)
+    return TrainResult(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_name=config.mlflow.registered_model,
+        model_version=version,
+        scorer=fitted.scorer,
+        plan=plan,
+        test_metrics=fitted.metrics,
+        tiers=fitted.scorer.scheme.describe(),
+        n_train_rows=len(fitted.train_set),
+        n_test_rows=len(fitted.test_set),
+        extra={
+            "evaluated": fitted.evaluated,
+            "production_rows": len(fitted.production),
+            "window": fitted.window,
+            "window_from": functools.partial(
+                _window_from,
+                con,
+                tx,
+                fitted.evaluated,
+                fitted.window,
+                plan=plan,
+                config=config,
+                satisfaction=satisfaction,
+            ),
+        },
+    )
+
+
+def _fit_and_test(
+    con: Any, tx: Any, plan: CutoffPlan, config: Config, satisfaction: Any, versions: dict[str, str]
+) -> _Fitted:
+    """Fit on the training cutoffs, test beside the baselines, refit on the newest label windows."""
     h = config.horizon_days
     common = {
         "horizon_days": h,
-        "windows_days": windows,
+        "windows_days": config.features.windows_days,
         "sample": config.engine.training_sample_customers,
         "seed": config.seed,
         "satisfaction": satisfaction,
@@ -375,7 +228,6 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
     phase(f"features and labels at {len(plan.train)} training cutoffs")
     rows = CutoffRows(con, tx, **common)  # a cutoff shared by the training, test and production sets is built once
     train_set = rows.training_set(cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out)
-    versions = library_versions()
     phase("fitting the value and churn models")
     evaluated = fit_scorer(train_set, plan, config, versions)
     metrics: dict[str, dict[str, float]] = {}
@@ -400,28 +252,19 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
     production = rows.training_set(cutoffs=list(plan.production), data_end=plan.data_end)
     now = _features_at(con, tx, plan.data_end, config, satisfaction)
     scorer = refit_for_production(evaluated, production, now, config, versions)
+    return _Fitted(evaluated, scorer, train_set, test_set, production, now, metrics, preds, window)
 
-    phase("logging the run to MLflow and registering the model")
+
+def _log_training_run(
+    config: Config, plan: CutoffPlan, fitted: _Fitted, versions: dict[str, str], fingerprint: dict[str, Any]
+) -> tuple[str, str, str]:
+    """One MLflow run: config, resolved cutoffs and model settings, test metrics, sampling, plots, the scheme
+    and the registered pyfunc. Returns the run id, the experiment id and the registered version."""
+    scorer = fitted.scorer
     experiment_id = setup_mlflow(config)
     with mlflow.start_run(experiment_id=experiment_id, tags=run_owner_tags()) as run:
         mlflow.log_params(flatten("", config.model_dump(mode="json")))
-        mlflow.log_params(
-            {
-                "cutoffs.train_resolved": ",".join(str(c.date()) for c in plan.train),
-                "cutoffs.test_resolved": str(plan.test.date()) if plan.test is not None else "none",
-                "production.train_cutoffs": ",".join(str(c.date()) for c in plan.production),
-                "production.labels_end": str(plan.data_end.date()),
-                "production.btyd_cutoff": str(plan.data_end.date()),
-                "value_model.n_trees": scorer.value_model.n_trees_,
-                "churn_model.n_trees": scorer.churn_model.n_trees_,
-                "value_model.blend_weight": getattr(scorer.value_model, "weight_", 1.0),
-                "churn_model.blend_weight": getattr(scorer.churn_model, "weight_", 1.0),
-                "value_model.btyd": str(getattr(scorer.value_model, "btyd_", None)),
-                "churn_model.btyd": str(getattr(scorer.churn_model, "btyd_", None)),
-                "tiers.k_resolved": scorer.scheme.k_,
-                "n_features": len(scorer.feature_names),
-            }
-        )
+        mlflow.log_params(_run_params(plan, scorer))
         mlflow.set_tags(
             {
                 **{f"version.{k}": v for k, v in versions.items()},
@@ -431,59 +274,58 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
             }
         )
         mlflow.set_tags({f"data.{k}": str(v) for k, v in fingerprint.items()})
-        for model_name, values in metrics.items():
+        for model_name, values in fitted.metrics.items():
             mlflow.log_metrics({f"test.{model_name}.{k}": float(v) for k, v in values.items() if np.isfinite(v)})
-        mlflow.log_metrics(
-            {"train_rows": len(train_set), "test_rows": len(test_set), "production_rows": len(production)}
-        )
-        sampled = sampling_log({"train": train_set, "test": test_set, "production": production, "scoring_fit": now})
+        sets = {"train": fitted.train_set, "test": fitted.test_set, "production": fitted.production}
+        mlflow.log_metrics({f"{name}_rows": len(rows) for name, rows in sets.items()})
+        sampled = sampling_log({**sets, "scoring_fit": fitted.now})
         mlflow.log_params(sampling_params(sampled, config.engine.training_max_rows_per_cutoff))
         mlflow.log_dict(sampled, "sampling.json")
-        if preds is not None:
-            log_plots(evaluated, preds)
-        mlflow.log_dict(
-            {
-                "tiers": scorer.scheme.describe(),
-                "features": list(scorer.feature_names),
-                "evaluation": {
-                    "train_cutoffs": [str(c.date()) for c in plan.train],
-                    "test_cutoff": str(plan.test.date()) if plan.test is not None else None,
-                },
-                "production": {
-                    "train_cutoffs": [str(c.date()) for c in plan.production],
-                    "labels_end": str(plan.data_end.date()),
-                    "btyd_cutoff": str(plan.data_end.date()),
-                },
-                "notes": list(plan.notes),
-            },
-            "scheme.json",
-        )
-
+        if fitted.preds is not None:
+            log_plots(fitted.evaluated, fitted.preds)
+        mlflow.log_dict(_scheme_record(plan, scorer), "scheme.json")
         with tempfile.TemporaryDirectory() as tmp:
             info = mlflow.pyfunc.log_model(
                 name="model",
                 pip_requirements=model_pip_requirements(),
                 registered_model_name=config.mlflow.registered_model,
-                **pyfunc_spec(scorer, now, tmp),
+                **pyfunc_spec(scorer, fitted.now, tmp),
             )
-        version = str(info.registered_model_version)
-    return TrainResult(
-        run_id=run.info.run_id,
-        experiment_id=experiment_id,
-        model_name=config.mlflow.registered_model,
-        model_version=version,
-        scorer=scorer,
-        plan=plan,
-        test_metrics=metrics,
-        tiers=scorer.scheme.describe(),
-        n_train_rows=len(train_set),
-        n_test_rows=len(test_set),
-        extra={
-            "evaluated": evaluated,
-            "production_rows": len(production),
-            "window": window,
-            "window_from": functools.partial(
-                _window_from, con, tx, evaluated, window, plan=plan, config=config, satisfaction=satisfaction
-            ),
+    return run.info.run_id, experiment_id, str(info.registered_model_version)
+
+
+def _run_params(plan: CutoffPlan, scorer: TiercastScorer) -> dict[str, Any]:
+    """The resolved cutoffs and the settings the models chose, as run parameters."""
+    return {
+        "cutoffs.train_resolved": ",".join(str(c.date()) for c in plan.train),
+        "cutoffs.test_resolved": str(plan.test.date()) if plan.test is not None else "none",
+        "production.train_cutoffs": ",".join(str(c.date()) for c in plan.production),
+        "production.labels_end": str(plan.data_end.date()),
+        "production.btyd_cutoff": str(plan.data_end.date()),
+        "value_model.n_trees": scorer.value_model.n_trees_,
+        "churn_model.n_trees": scorer.churn_model.n_trees_,
+        "value_model.blend_weight": getattr(scorer.value_model, "weight_", 1.0),
+        "churn_model.blend_weight": getattr(scorer.churn_model, "weight_", 1.0),
+        "value_model.btyd": str(getattr(scorer.value_model, "btyd_", None)),
+        "churn_model.btyd": str(getattr(scorer.churn_model, "btyd_", None)),
+        "tiers.k_resolved": scorer.scheme.k_,
+        "n_features": len(scorer.feature_names),
+    }
+
+
+def _scheme_record(plan: CutoffPlan, scorer: TiercastScorer) -> dict[str, Any]:
+    """``scheme.json`` of the run: tiers, features, and the cutoffs of the evaluation and production fits."""
+    return {
+        "tiers": scorer.scheme.describe(),
+        "features": list(scorer.feature_names),
+        "evaluation": {
+            "train_cutoffs": [str(c.date()) for c in plan.train],
+            "test_cutoff": str(plan.test.date()) if plan.test is not None else None,
         },
-    )
+        "production": {
+            "train_cutoffs": [str(c.date()) for c in plan.production],
+            "labels_end": str(plan.data_end.date()),
+            "btyd_cutoff": str(plan.data_end.date()),
+        },
+        "notes": list(plan.notes),
+    }

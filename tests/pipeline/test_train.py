@@ -12,8 +12,7 @@ from tiercast.models.btyd.forecast import BTYDForecaster
 from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.pipeline.cli.base import expected_failure
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.jobs.model_fit import fit_models
-from tiercast.pipeline.jobs.train import btyd_at, fit_scorer, refit_for_production
+from tiercast.pipeline.jobs.model_fit import btyd_at, fit_models, fit_scorer, refit_for_production
 
 START = pd.Timestamp("2022-01-01")
 
