@@ -82,7 +82,8 @@ def spark_benchmark(opts: RunOptions) -> dict:
 
 def cdnow_benchmark(opts: RunOptions) -> dict:
     """Model quality on the standard CDNOW split (the bundled file): tiercast against the published baselines."""
-    from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, run_cdnow_benchmark
+    from tiercast.benchmarks.quality.cdnow import run_cdnow_benchmark
+    from tiercast.benchmarks.quality.cdnow_data import DEFAULT_PATH
 
     result = run_cdnow_benchmark(DEFAULT_PATH, seed=42).to_dict()  # `tiercast benchmark cdnow`'s default seed
     split = result["split"]
@@ -96,7 +97,8 @@ def cdnow_benchmark(opts: RunOptions) -> dict:
 
 def cdnow_rehearsal_benchmark(opts: RunOptions) -> dict:
     """The CDNOW protocol inside the calibration period (a 92-day holdout), where design alternatives are judged."""
-    from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, run_cdnow_benchmark
+    from tiercast.benchmarks.quality.cdnow import run_cdnow_benchmark
+    from tiercast.benchmarks.quality.cdnow_data import DEFAULT_PATH
 
     result = run_cdnow_benchmark(DEFAULT_PATH, seed=42, split="rehearsal").to_dict()
     split = result["split"]

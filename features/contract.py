@@ -28,6 +28,8 @@ FUTURE_ORDERS = "future_orders"
 CHURNED = "churned"
 #: What each customer did in ``[cutoff, cutoff + horizon)``: net spend, purchases, and 1.0 for no purchase.
 LABEL_COLUMNS: tuple[str, ...] = (FUTURE_VALUE, FUTURE_ORDERS, CHURNED)
+#: Days of a row's label window, on rows labelled with windows of different lengths (the benchmarks' rows).
+LABEL_DAYS = "label_days"
 
 CURRENT_TIER = "current_tier"
 PREDICTED_TIER = "predicted_tier"

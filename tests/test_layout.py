@@ -4,9 +4,10 @@ stay short unless a marker comment says why not.
 Import direction: ``features`` imports only itself; ``models`` imports ``features``; ``pipeline`` imports both;
 ``benchmarks`` may import anything, and only ``benchmarks`` and the command line (``pipeline.cli``) import it.
 
-Sizes: a module of at most :data:`MAX_MODULE_LINES` lines, a function of at most :data:`MAX_FUNCTION_LINES`
+Sizes: a module under :data:`MAX_MODULE_LINES` lines, a function under :data:`MAX_FUNCTION_LINES`
 (decorators and docstring included). A longer one carries ``# size: <reason>`` — on one of a module's first ten
-lines after its docstring, or on the line of a function's ``def`` (or of its first decorator) or the line above it.
+lines after its docstring, or on the line of a function's ``def`` (or of its first decorator) or in the comment
+block right above it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def _marked(lines: list[str], *numbers: int) -> bool:
     return any(0 < n <= len(lines) and MARKER in lines[n - 1] for n in numbers)
 
 
+def _comment_above(lines: list[str], start: int) -> list[int]:
+    """The line numbers of the comment block directly above line ``start``."""
+    above, n = [], start - 1
+    while n > 0 and lines[n - 1].lstrip().startswith("#"):
+        above.append(n)
+        n -= 1
+    return above
+
+
 @pytest.mark.parametrize("path", _modules(), ids=_name)
 def test_imports_point_one_way(path):
     module = _name(path)
@@ -70,15 +80,24 @@ def test_modules_and_functions_are_short_or_say_why(path):
     tree = ast.parse(text)
     doc_end = tree.body[0].end_lineno if tree.body and isinstance(tree.body[0], ast.Expr) else 0
     long = []
-    if len(lines) > MAX_MODULE_LINES and not _marked(lines, *range(doc_end + 1, doc_end + 11)):
+    if len(lines) >= MAX_MODULE_LINES and not _marked(lines, *range(doc_end + 1, doc_end + 11)):
         long.append(f"module: {len(lines)} lines")
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             size = node.end_lineno - start + 1
-            if size > MAX_FUNCTION_LINES and not _marked(lines, start - 1, start, node.lineno):
+            if size >= MAX_FUNCTION_LINES and not _marked(lines, start, node.lineno, *_comment_above(lines, start)):
                 long.append(f"{node.name} (line {node.lineno}): {size} lines")
     assert not long, f"{_name(path)}: over the limits without a '{MARKER} <reason>' comment: {long}"
+
+
+def test_every_package_folder_is_installed():
+    """pyproject lists the packages one by one: a folder missing there is missing from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {"tiercast." + _name(p.parent) for pkg in PACKAGES for p in (ROOT / pkg).rglob("__init__.py")}
+    assert found == listed, f"not listed: {sorted(found - listed)}; listed without a folder: {sorted(listed - found)}"
 
 
 def test_the_checks_see_every_package():

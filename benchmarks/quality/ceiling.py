@@ -36,7 +36,8 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedKFold
 
-from tiercast.benchmarks.quality.cdnow import DEFAULT_PATH, STANDARD, TARGETS, labelled_rows, read_cdnow
+from tiercast.benchmarks.quality.cdnow import TARGETS
+from tiercast.benchmarks.quality.cdnow_data import DEFAULT_PATH, STANDARD, labelled_rows, read_cdnow
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS
 from tiercast.features.contract import ID_COLUMNS, LABEL_COLUMNS
 from tiercast.models.btyd.stacker import BTYDStacker

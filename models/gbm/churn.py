@@ -131,6 +131,8 @@ class ChurnModel(ClassifierMixin, StackedModel):
         self.calibration = calibration
         self.btyd_level = btyd_level
 
+    # size: one fit procedure (folds, settings search, blend weight, calibration) over shared validation arrays;
+    # its steps are already functions of models.gbm.stacked and models.gbm.lgbm, what remains is their order
     def fit(
         self,
         X: pd.DataFrame,

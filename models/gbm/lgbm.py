@@ -74,6 +74,8 @@ def _raw(model: lgb.LGBMModel, X: pd.DataFrame, num_iteration: int | None = None
     return np.asarray(model.predict(X, raw_score=True, num_iteration=num_iteration), dtype=float)
 
 
+# size: the settings search with early stopping over rolling-origin folds in one loop; its running state
+# (best score, tree count, raw validation scores per fold) would otherwise travel between helpers as one tuple
 def fit_gbm(
     estimator_cls: type[lgb.LGBMModel],
     params: dict[str, Any],

@@ -182,6 +182,8 @@ class StackedModel(BaseEstimator, ABC):
             raise ValueError(f"input columns {clash} clash with the derived BTYD features")
         return cols
 
+    # size: derives the inputs, the BTYD choice, the purge mask and the folds that fit() needs in one pass over
+    # the same rows; split, each part would recompute the groups and label days the others use
     def _stack_fit(
         self,
         X: pd.DataFrame,

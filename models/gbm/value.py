@@ -80,6 +80,8 @@ class ValueModel(RegressorMixin, StackedModel):
         self.seasonal = seasonal
         self.btyd_level = btyd_level
 
+    # size: one fit procedure (folds, settings search, blend weight, level) over shared validation arrays; its
+    # steps are already functions of models.gbm.stacked and models.gbm.lgbm, what remains is their order
     def fit(
         self,
         X: pd.DataFrame,

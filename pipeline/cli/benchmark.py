@@ -17,7 +17,7 @@ app.add_typer(benchmark_app, name="benchmark")
 
 
 class SplitName(StrEnum):
-    """The CDNOW splits (``tiercast.benchmarks.quality.cdnow.SPLITS``)."""
+    """The CDNOW splits (``tiercast.benchmarks.quality.cdnow_data.SPLITS``)."""
 
     standard = "standard"
     rehearsal = "rehearsal"
@@ -47,12 +47,9 @@ def benchmark_cdnow(
 ) -> None:
     """CDNOW (all customers): tiercast vs the BTYD models on the standard 39-week calibration / 39-week holdout
     split, or on its rehearsal inside the calibration period."""
-    from tiercast.benchmarks.quality.cdnow import (
-        cdnow_predictions,
-        log_cdnow_benchmark,
-        read_cdnow,
-        run_cdnow_benchmark,
-    )
+    from tiercast.benchmarks.quality.cdnow import run_cdnow_benchmark
+    from tiercast.benchmarks.quality.cdnow_data import read_cdnow
+    from tiercast.benchmarks.quality.cdnow_tracking import cdnow_predictions, log_cdnow_benchmark
     from tiercast.pipeline.jobs.predictions import write_predictions
     from tiercast.pipeline.writers.files import write_json
 

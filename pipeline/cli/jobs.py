@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -90,12 +90,8 @@ def score(
     With --engine spark the features are built on Spark and scored by the model's spark_udf; --out is then a folder
     that gets the partition cutoff_date=<cutoff>/.
     """
-    from tiercast.pipeline.cli.summary import print_drift
-    from tiercast.pipeline.ingest.loader import features_at
-    from tiercast.pipeline.jobs.score import load_model, score_features
     from tiercast.pipeline.tracking.runs import setup_mlflow
-    from tiercast.pipeline.writers.files import write_csv, write_parquet
-    from tiercast.pipeline.writers.tables import parse_table_target, write_table
+    from tiercast.pipeline.writers.tables import parse_table_target
 
     cfg = config_from(config, engine)
     target = parse_table_target(out)
@@ -108,6 +104,19 @@ def score(
             fail(f"--engine spark writes a Parquet folder, not a table ({target.describe()})")
         _score_on_spark(cfg, data, model=model, out=Path(out), cutoff=cutoff, reasons=reasons)
         return
+    _score_locally(cfg, data, model=model, out=out, target=target, cutoff=cutoff, reasons=reasons)
+
+
+def _score_locally(
+    cfg: Config, data: Transactions, *, model: str, out: str, target: Any, cutoff: str | None, reasons: bool
+) -> None:
+    """`tiercast score` on DuckDB: the scores to a Parquet file or a table, the drift CSV beside them."""
+    from tiercast.pipeline.cli.summary import print_drift
+    from tiercast.pipeline.ingest.loader import features_at
+    from tiercast.pipeline.jobs.score import load_model, score_features
+    from tiercast.pipeline.writers.files import write_csv, write_parquet
+    from tiercast.pipeline.writers.tables import write_table
+
     when = pd.Timestamp(cutoff) if cutoff else data.data_end
     loaded = load_model(model)
     feats = features_at(data, cfg, when)
@@ -191,7 +200,7 @@ def at_risk_cmd(
     rebuilt at the scores' cutoff and explained by the model version stamped on the scores.
     """
     from tiercast.features.contract import REASON_COLUMNS
-    from tiercast.pipeline.jobs.score import at_risk, bands_above_lowest, explain_customers, team_list
+    from tiercast.pipeline.jobs.score import at_risk, team_list
     from tiercast.pipeline.writers.files import write_csv
 
     frame = _read_scores(scores)
@@ -200,38 +209,50 @@ def at_risk_cmd(
     if unknown:
         fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
     cfg = config_from(config) if config is not None else None
-    if churn_bands is not None:
-        bands = tuple(b.strip() for b in churn_bands.split(",") if b.strip())
-    elif cfg is not None:
-        bands = cfg.outputs.churn_bands(cfg.playbook)
-    else:
-        bands = bands_above_lowest(frame)
-    unknown = sorted(set(bands) - set(frame["churn_band"].unique()))
-    if churn_bands is not None and unknown:
-        fail(f"{scores}: no customer is in churn band(s) {', '.join(unknown)}")
+    bands = _churn_bands(frame, scores, churn_bands, cfg)
     ranked = at_risk(frame, tiers=chosen, top=top, min_churn=min_churn, bands=bands)
     has_reasons = all(c in ranked.columns for c in REASON_COLUMNS)
     if not has_reasons and cfg is not None and len(ranked):
-        from tiercast.pipeline.tracking.runs import setup_mlflow
-
-        setup_mlflow(cfg)
-        data = load_data(cfg)
-        reasons = explain_customers(
-            data.accepted,
-            ranked["customer_id"],
-            model_uri=f"models:/{ranked['model_name'].iloc[0]}/{ranked['model_version'].iloc[0]}",
-            cutoff=pd.Timestamp(ranked["cutoff"].iloc[0]),
-            windows_days=cfg.features.windows_days,
-            horizon_days=cfg.horizon_days,
-            satisfaction=data.satisfaction,
-        )
-        ranked = pd.concat([ranked, reasons], axis=1)
+        ranked = pd.concat([ranked, _reasons_for(ranked, cfg)], axis=1)
         has_reasons = True
     horizon, currency = (cfg.horizon_days, cfg.outputs.currency) if cfg is not None else (None, None)
     ranked = team_list(ranked, horizon_days=horizon, currency=currency)
     write_csv(ranked, out)
     note = "" if has_reasons else " (no reasons: pass --config to add them)"
     console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
+
+
+def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None) -> tuple[str, ...]:
+    """The churn bands to list: ``--churn-bands`` (each must occur in the scores), else the config's, else every
+    band but the lowest."""
+    from tiercast.pipeline.jobs.score import bands_above_lowest
+
+    if churn_bands is None:
+        return cfg.outputs.churn_bands(cfg.playbook) if cfg is not None else bands_above_lowest(frame)
+    bands = tuple(b.strip() for b in churn_bands.split(",") if b.strip())
+    unknown = sorted(set(bands) - set(frame["churn_band"].unique()))
+    if unknown:
+        fail(f"{scores}: no customer is in churn band(s) {', '.join(unknown)}")
+    return bands
+
+
+def _reasons_for(ranked: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Reasons for the listed customers: their features rebuilt at the scores' cutoff, explained by the model
+    version stamped on the scores."""
+    from tiercast.pipeline.jobs.score import explain_customers
+    from tiercast.pipeline.tracking.runs import setup_mlflow
+
+    setup_mlflow(cfg)
+    data = load_data(cfg)
+    return explain_customers(
+        data.accepted,
+        ranked["customer_id"],
+        model_uri=f"models:/{ranked['model_name'].iloc[0]}/{ranked['model_version'].iloc[0]}",
+        cutoff=pd.Timestamp(ranked["cutoff"].iloc[0]),
+        windows_days=cfg.features.windows_days,
+        horizon_days=cfg.horizon_days,
+        satisfaction=data.satisfaction,
+    )
 
 
 #: What ``at-risk`` needs of a scores file: the tiers, churn and value at risk of each customer, and the model stamp.

@@ -43,6 +43,8 @@ _OLIST_COLUMNS = {
 }
 
 
+# size: the Olist join: items, orders, customers and products read, and each row judged by the documented
+# rules in their order; split, the partial frames and their masks would travel between helpers
 def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     na = src.na_values
     tables = {name: _read_csv(path, src.delimiter) for name, path in src.tables().items()}

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tiercast.features.cutoff_plan import HistoryTooShortError, rolling_test_plans
+from tiercast.features.cutoff_plan import CutoffPlan, HistoryTooShortError, rolling_test_plans
 from tiercast.features.training_set import check_cutoffs
 from tiercast.models.baselines import NaiveBaseline, RFMBaseline
 from tiercast.models.btyd.forecast import BTYDForecaster
@@ -182,20 +182,7 @@ def run_backtest(
     for plan in plans:
         train = frame[frame["cutoff"].isin(plan.train)].reset_index(drop=True)
         test = frame[frame["cutoff"] == plan.test].reset_index(drop=True)
-        preds: Predictions = {}
-        if {"lgbm", "tiercast"} & set(methods):
-            check_trainable(train, plan, config)  # the models' refusal, as in training: one line, not a GBM error
-        if set(methods) & set(BASELINES):
-            base = baseline_predictions(train, test, h)
-            preds.update({k: v for k, v in base.items() if k in methods})
-        for name, stacked in (("lgbm", False), ("tiercast", True)):
-            if name in methods and (stacked or len(plan.train) > 1):  # a plain GBM needs a validation cutoff
-                value, churn = fit_models(train, plan.validation, config, stacked=stacked)
-                # the BTYD part fitted at the test cutoff (label-free, as the BTYD baselines and the production
-                # refit at the data end)
-                value, churn = value.fit_btyd_at(test), churn.fit_btyd_at(test)
-                preds[name] = (value.predict(test), churn.predict_proba(test)[:, 1])
-        preds = {k: preds[k] for k in methods if k in preds}
+        preds = _method_predictions(train, test, plan, config, methods)
         if return_predictions:
             predictions.append(predictions_frame(test, preds, cutoff=plan.test))
         table = score_methods(test, preds, n_boot=n_boot, seed=config.seed)
@@ -208,6 +195,26 @@ def run_backtest(
     if return_predictions:
         return table, pd.concat(predictions, ignore_index=True)
     return table
+
+
+def _method_predictions(
+    train: pd.DataFrame, test: pd.DataFrame, plan: CutoffPlan, config: Config, methods: Sequence[str]
+) -> Predictions:
+    """(value, churn) predictions of each method at one test cutoff, in the order of ``methods``."""
+    preds: Predictions = {}
+    if {"lgbm", "tiercast"} & set(methods):
+        check_trainable(train, plan, config)  # the models' refusal, as in training: one line, not a GBM error
+    if set(methods) & set(BASELINES):
+        base = baseline_predictions(train, test, config.horizon_days)
+        preds.update({k: v for k, v in base.items() if k in methods})
+    for name, stacked in (("lgbm", False), ("tiercast", True)):
+        if name in methods and (stacked or len(plan.train) > 1):  # a plain GBM needs a validation cutoff
+            value, churn = fit_models(train, plan.validation, config, stacked=stacked)
+            # the BTYD part fitted at the test cutoff (label-free, as the BTYD baselines and the production
+            # refit at the data end)
+            value, churn = value.fit_btyd_at(test), churn.fit_btyd_at(test)
+            preds[name] = (value.predict(test), churn.predict_proba(test)[:, 1])
+    return {k: preds[k] for k in methods if k in preds}
 
 
 def backtest_metrics(table: pd.DataFrame) -> dict[str, float]:

@@ -97,36 +97,41 @@ def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -
                 )
         parts += ["<h2>Plots</h2>", f'<div class="grid">{"".join(figures)}</div>']
     if at_risk_path is not None and Path(at_risk_path).is_file():
-        ranked = pd.read_csv(at_risk_path, dtype={"customer_id": str}, keep_default_na=False).head(top)
-        keep = [
-            c
-            for c in (
-                "rank",
-                "customer_id",
-                "current_tier",
-                "predicted_tier",
-                "predicted_value",
-                "churn_probability",
-                "value_at_risk",
-                "churn_reasons",
-                "action",
-            )
-            if c in ranked.columns
-        ]
-        unit = [f"{ranked['currency'].iloc[0]}"] if "currency" in ranked.columns and len(ranked) else []
-        if "horizon_days" in ranked.columns and len(ranked):
-            unit.append(f"value over the next {int(ranked['horizon_days'].iloc[0])} days")
-        title = f"Top {len(ranked)} customers at risk" + (f" ({', '.join(unit)})" if unit else "")
-        keep = [c for c in keep if c != "churn_probability"] + (["churn_band"] if "churn_band" in ranked else [])
-        shown = ranked[keep].copy()
-        if "churn_probability" in ranked.columns:
-            shown.insert(keep.index("value_at_risk"), "churn risk", ranked["churn_probability"].map("{:.0%}".format))
-        parts += [f"<h2>{html.escape(title)}</h2>", _table(shown, "{:,.0f}")]
+        parts += _at_risk_section(Path(at_risk_path), top)
     body = "\n".join(parts)
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tiercast report {run_id[:8]}</title>'
         f"<style>{_CSS}</style></head><body>{body}</body></html>"
     )
+
+
+def _at_risk_section(at_risk_path: Path, top: int) -> list[str]:
+    """The top customers of an at-risk list, with the currency and horizon of their values."""
+    ranked = pd.read_csv(at_risk_path, dtype={"customer_id": str}, keep_default_na=False).head(top)
+    keep = [
+        c
+        for c in (
+            "rank",
+            "customer_id",
+            "current_tier",
+            "predicted_tier",
+            "predicted_value",
+            "churn_probability",
+            "value_at_risk",
+            "churn_reasons",
+            "action",
+        )
+        if c in ranked.columns
+    ]
+    unit = [f"{ranked['currency'].iloc[0]}"] if "currency" in ranked.columns and len(ranked) else []
+    if "horizon_days" in ranked.columns and len(ranked):
+        unit.append(f"value over the next {int(ranked['horizon_days'].iloc[0])} days")
+    title = f"Top {len(ranked)} customers at risk" + (f" ({', '.join(unit)})" if unit else "")
+    keep = [c for c in keep if c != "churn_probability"] + (["churn_band"] if "churn_band" in ranked else [])
+    shown = ranked[keep].copy()
+    if "churn_probability" in ranked.columns:
+        shown.insert(keep.index("value_at_risk"), "churn risk", ranked["churn_probability"].map("{:.0%}".format))
+    return [f"<h2>{html.escape(title)}</h2>", _table(shown, "{:,.0f}")]
 
 
 def write_report(run_id: str, out: Path, at_risk_path: Path | None = None) -> Path:

@@ -13,14 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.benchmarks.quality.cdnow import (
+from tiercast.benchmarks.quality.cdnow import METHODS, run_cdnow_benchmark
+from tiercast.benchmarks.quality.cdnow_data import (
     CALIBRATION_END,
-    METHODS,
     REHEARSAL,
     STANDARD,
     Split,
     read_cdnow,
-    run_cdnow_benchmark,
     training_cutoffs,
 )
 

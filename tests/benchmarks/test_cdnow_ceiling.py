@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.benchmarks.quality.cdnow import CALIBRATION_END, read_cdnow
+from tiercast.benchmarks.quality.cdnow_data import CALIBRATION_END, read_cdnow
 from tiercast.benchmarks.quality.ceiling import (
     fold_ranks,
     monthly_history,

@@ -353,7 +353,7 @@ def test_benchmark_cdnow_rehearsal_split_has_no_targets(demo_run):
 
 
 def test_benchmark_cdnow_split_choices_are_the_splits():
-    from tiercast.benchmarks.quality.cdnow import SPLITS
+    from tiercast.benchmarks.quality.cdnow_data import SPLITS
     from tiercast.pipeline.cli.benchmark import SplitName
 
     assert {s.value for s in SplitName} == set(SPLITS)
