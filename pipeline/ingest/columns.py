@@ -15,7 +15,7 @@ import re
 import duckdb
 import pandas as pd
 
-from tiercast.pipeline.ingest.parsing import _parse_timestamps
+from tiercast.pipeline.ingest.parsing import parse_timestamps
 from tiercast.pipeline.ingest.raw import RAW, ROW, lit, run
 
 #: The characters Python's ``str.strip()`` removes (DuckDB's one-argument ``trim`` removes only spaces).
@@ -158,7 +158,7 @@ def _distinct_timestamps(con: duckdb.DuckDBPyConnection, t: str, fmt: str | None
         "WHERE t IS NOT NULL ORDER BY first_row"
     ).df()
     values = rows["t"].astype("str").reset_index(drop=True)  # in order of first appearance, as guessing expects
-    parsed = _parse_timestamps(values, fmt, tz)
+    parsed = parse_timestamps(values, fmt, tz)
     lookup = pd.DataFrame({"t": values, "ts": parsed.to_numpy()})
     con.register("_tc_ts_frame", lookup)
     run(con, "CREATE OR REPLACE TABLE _tc_ts AS SELECT t, CAST(ts AS TIMESTAMP) AS ts FROM _tc_ts_frame")

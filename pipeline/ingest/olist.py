@@ -13,13 +13,13 @@ import pandas as pd
 from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.parsing import (
-    _TS_UNIT,
-    _ids,
-    _numbers,
-    _text,
-    _timestamps,
+    TS_UNIT,
+    parse_ids,
+    parse_numbers,
+    parse_text,
+    parse_timestamp_column,
 )
-from tiercast.pipeline.ingest.readers import _read_csv, _require_columns, _require_some
+from tiercast.pipeline.ingest.readers import read_csv_source, require_some_values, require_source_columns
 from tiercast.pipeline.ingest.rules import (
     TX_SORT,
     IngestResult,
@@ -47,13 +47,13 @@ _OLIST_COLUMNS = {
 # rules in their order; split, the partial frames and their masks would travel between helpers
 def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     na = src.na_values
-    tables = {name: _read_csv(path, src.delimiter) for name, path in src.tables().items()}
+    tables = {name: read_csv_source(path, src.delimiter) for name, path in src.tables().items()}
     required = dict(_OLIST_COLUMNS)
     required["orders"] = (*required["orders"], src.timestamp)
     required["customers"] = (*required["customers"], src.customer_key)
     for name, df in tables.items():
         path = src.tables()[name]
-        _require_columns(df, {c: c for c in required[name]}, str(path), path, src.delimiter, f"{name} ")
+        require_source_columns(df, {c: c for c in required[name]}, str(path), path, src.delimiter, f"{name} ")
     if "reviews" in tables:
         rv = tables["reviews"]
         if "review_answer_timestamp" not in rv.columns and "review_creation_date" not in rv.columns:
@@ -64,24 +64,24 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
 
     orders = _unique_by(tables["orders"], "order_id", src.orders, na)
     customers = _unique_by(tables["customers"], "customer_id", src.customers, na)
-    customer_of_order = _ids(orders["customer_id"], na).map(customers[src.customer_key])
+    customer_of_order = parse_ids(orders["customer_id"], na).map(customers[src.customer_key])
 
     items = tables["order_items"]
     n = len(items)
-    keys = _ids(items["order_id"], na)
+    keys = parse_ids(items["order_id"], na)
     found = keys.isin(orders.index).to_numpy()
-    status = _text(keys.map(orders["order_status"]), na)
+    status = parse_text(keys.map(orders["order_status"]), na)
     cust_raw = keys.map(customer_of_order)
     ts_raw = keys.map(orders[src.timestamp])
 
-    customer = _ids(cust_raw, na)
-    timestamp = _timestamps(ts_raw, src.timestamp_format, src.timezone, na)
+    customer = parse_ids(cust_raw, na)
+    timestamp = parse_timestamp_column(ts_raw, src.timestamp_format, src.timezone, na)
     if found.any():
-        _require_some(timestamp[found], ts_raw[found], str(src.orders), src.timestamp, "timestamp", None)
-    price, price_bad = _numbers(items["price"], src.decimal, na)
-    freight, freight_bad = _numbers(items["freight_value"], src.decimal, na)
-    _require_some(price, items["price"], str(src.order_items), "price", "number", None)
-    product = _text(items["product_id"], na)
+        require_some_values(timestamp[found], ts_raw[found], str(src.orders), src.timestamp, "timestamp", None)
+    price, price_bad = parse_numbers(items["price"], src.decimal, na)
+    freight, freight_bad = parse_numbers(items["freight_value"], src.decimal, na)
+    require_some_values(price, items["price"], str(src.order_items), "price", "number", None)
+    product = parse_text(items["product_id"], na)
 
     pre = np.where(~found, "unknown_order", np.where(status.isin(src.canceled_statuses), "canceled_order", None))
     rules = [
@@ -106,7 +106,7 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     )
     if "products" in tables:
         products = _unique_by(tables["products"], "product_id", src.products, na)  # type: ignore[arg-type]
-        canonical["category"] = _text(product.map(products["product_category_name"]), na)
+        canonical["category"] = parse_text(product.map(products["product_category_name"]), na)
 
     # Quarantined items carry the joined order context, so a reader sees why without re-joining.
     raw = items.copy()
@@ -142,17 +142,17 @@ def _olist_satisfaction(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     na = src.na_values
     n = len(reviews)
-    keys = _ids(reviews["order_id"], na)
+    keys = parse_ids(reviews["order_id"], na)
     found = keys.isin(order_ids).to_numpy()
-    customer = _ids(keys.map(customer_of_order), na)
-    nat = pd.Series(pd.NaT, index=reviews.index, dtype=_TS_UNIT)
+    customer = parse_ids(keys.map(customer_of_order), na)
+    nat = pd.Series(pd.NaT, index=reviews.index, dtype=TS_UNIT)
     parsed = [
-        _timestamps(reviews[c], src.timestamp_format, src.timezone, na)
+        parse_timestamp_column(reviews[c], src.timestamp_format, src.timezone, na)
         for c in ("review_answer_timestamp", "review_creation_date")
         if c in reviews.columns
     ]
     timestamp = parsed[0].fillna(parsed[1]) if len(parsed) == 2 else parsed[0] if parsed else nat
-    score, score_bad = _numbers(reviews["review_score"], src.decimal, na)
+    score, score_bad = parse_numbers(reviews["review_score"], src.decimal, na)
     score_bad = score_bad | ~score.isin([1.0, 2.0, 3.0, 4.0, 5.0]).to_numpy()
 
     rules = [
@@ -180,7 +180,7 @@ def _olist_satisfaction(
 
 def _unique_by(df: pd.DataFrame, key: str, path: Path, na: tuple[str, ...]) -> pd.DataFrame:
     """Index a lookup table by ``key``: exact duplicate rows collapse; conflicting rows for one key fail."""
-    ids = _ids(df[key], na)
+    ids = parse_ids(df[key], na)
     df = df.assign(**{key: ids}).loc[ids.notna().to_numpy()].drop_duplicates()
     dup = df[key].duplicated(keep=False)
     if dup.any():

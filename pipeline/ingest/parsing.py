@@ -12,13 +12,13 @@ from pandas.tseries.api import guess_datetime_format
 
 from tiercast.pipeline.ingest.common import MAX_ABS_NUMBER
 
-_TS_UNIT = "datetime64[us]"
+TS_UNIT = "datetime64[us]"
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
 _TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 _ZONE_NAME_SUFFIX = r"\s*(?:UTC|GMT)$"
 
 
-def _text(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
+def parse_text(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
     """Stripped strings; missing markers -> NaN. Integral floats print without '.0'."""
     if pd.api.types.is_float_dtype(s.dtype):
         return _float_text(s)
@@ -28,9 +28,9 @@ def _text(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
     return t.where(~t.isin(na_values) & t.notna())
 
 
-def _ids(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
-    """Identifiers: like :func:`_text`, and text like '13085.0' (a float id saved as text) becomes '13085'."""
-    t = _text(s, na_values)
+def parse_ids(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
+    """Identifiers: like :func:`parse_text`, and text like '13085.0' (a float id saved as text) becomes '13085'."""
+    t = parse_text(s, na_values)
     if pd.api.types.is_float_dtype(s.dtype):
         return t
     dotted = t.str.contains(".", regex=False, na=False)
@@ -55,25 +55,25 @@ def _float_text(s: pd.Series) -> pd.Series:
     return pd.Series(out, index=s.index, dtype="str")
 
 
-def _numbers(s: pd.Series, decimal: str, na_values: tuple[str, ...]) -> tuple[pd.Series, np.ndarray]:
+def parse_numbers(s: pd.Series, decimal: str, na_values: tuple[str, ...]) -> tuple[pd.Series, np.ndarray]:
     """float64 values (NaN where bad) and the 'bad' mask (missing, non-numeric or infinite)."""
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         v = pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
     else:
-        v = _per_distinct(_text(s, na_values), lambda u: _parse_numbers(u, decimal), np.nan, "float64")
+        v = _per_distinct(parse_text(s, na_values), lambda u: _parse_numbers(u, decimal), np.nan, "float64")
     values = v.to_numpy()
     bad = ~(np.abs(values) < MAX_ABS_NUMBER)  # NaN, infinite, or beyond what an exact money sum holds
     return v.where(~bad), bad
 
 
-def _timestamps(s: pd.Series, fmt: str | None, tz: str | None, na_values: tuple[str, ...]) -> pd.Series:
+def parse_timestamp_column(s: pd.Series, fmt: str | None, tz: str | None, na_values: tuple[str, ...]) -> pd.Series:
     """Naive datetime64[us] in zone ``tz`` (NaT where unparseable); see the module docstring."""
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(_TS_UNIT)
+        return s.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(TS_UNIT)
     if pd.api.types.is_datetime64_dtype(s.dtype):
-        return s.astype(_TS_UNIT)
-    t = _text(s, na_values)  # numbers (e.g. 19970101) become their text
-    return _per_distinct(t, lambda u: _parse_timestamps(u, fmt, tz), np.datetime64("NaT", "us"), _TS_UNIT)
+        return s.astype(TS_UNIT)
+    t = parse_text(s, na_values)  # numbers (e.g. 19970101) become their text
+    return _per_distinct(t, lambda u: parse_timestamps(u, fmt, tz), np.datetime64("NaT", "us"), TS_UNIT)
 
 
 def _per_distinct(t: pd.Series, parse, missing, dtype: str) -> pd.Series:
@@ -90,9 +90,9 @@ def _parse_numbers(t: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(t, errors="coerce").astype("float64")
 
 
-def _parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None) -> pd.Series:
-    """Parse distinct non-missing timestamp texts (see :func:`_timestamps`)."""
-    out = pd.Series(pd.NaT, index=t.index, dtype=_TS_UNIT)
+def parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None) -> pd.Series:
+    """Parse distinct non-missing timestamp texts (see :func:`parse_timestamp_column`)."""
+    out = pd.Series(pd.NaT, index=t.index, dtype=TS_UNIT)
     present = t.notna().to_numpy()
     if not present.any():
         return out
@@ -117,13 +117,13 @@ def _parse_into(out: pd.Series, t: pd.Series, rows: np.ndarray, aware: np.ndarra
         parsed = pd.to_datetime(t[naive_rows], format=fmt, errors="coerce")
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             parsed = parsed.dt.tz_localize(None)
-        out.iloc[np.flatnonzero(naive_rows)] = parsed.astype(_TS_UNIT).to_numpy()
+        out.iloc[np.flatnonzero(naive_rows)] = parsed.astype(TS_UNIT).to_numpy()
     if aware_rows.any():
         text = t[aware_rows]
         if "%Z" not in fmt:  # ' UTC' / 'GMT' written after the time: the zero offset ISO 8601 parsers know
             text = text.str.replace(_ZONE_NAME_SUFFIX, "+00:00", regex=True)
         parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
-        local = parsed.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(_TS_UNIT)
+        local = parsed.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(TS_UNIT)
         out.iloc[np.flatnonzero(aware_rows)] = local.to_numpy()
 
 
@@ -163,7 +163,7 @@ def _day_month_order(fmt: str) -> str | None:
 def _synthetic_order_ids(customer: pd.Series, timestamp: pd.Series) -> pd.Series:
     """'<customer_id>@<timestamp>': one order per customer and instant (date only when the time is midnight)."""
     codes, uniques = pd.factorize(timestamp)
-    values = np.asarray(uniques, dtype=_TS_UNIT)
+    values = np.asarray(uniques, dtype=TS_UNIT)
     midnight = values == values.astype("datetime64[D]")
     whole_second = values == values.astype("datetime64[s]")
     text = np.where(

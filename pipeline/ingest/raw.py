@@ -17,13 +17,13 @@ import numpy as np
 
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.readers import (
-    _check_file,
-    _check_utf8,
-    _delimiter_hint,
-    _header_line,
-    _read_csv,
-    _read_duckdb,
-    _read_postgres,
+    check_file,
+    check_utf8,
+    delimiter_hint,
+    header_line,
+    read_csv_source,
+    read_duckdb_source,
+    read_postgres_source,
 )
 from tiercast.pipeline.ingest.sources import WHITESPACE, TransactionSource
 
@@ -64,11 +64,11 @@ def open_raw(con: duckdb.DuckDBPyConnection, src: TransactionSource) -> RawSourc
         _read_parquet_duckdb(con, Path(src.path))  # type: ignore[arg-type]
     else:
         if fmt == "csv":
-            df = _read_csv(src.path, src.delimiter)  # type: ignore[arg-type]
+            df = read_csv_source(src.path, src.delimiter)  # type: ignore[arg-type]
         elif fmt == "postgres":
-            df = _read_postgres(src)
+            df = read_postgres_source(src)
         else:
-            df = _read_duckdb(src)
+            df = read_duckdb_source(src)
         df = df.reset_index(drop=True)
         df[ROW] = np.arange(len(df), dtype="int64")
         con.register("_tc_frame", df)
@@ -85,7 +85,7 @@ def open_raw(con: duckdb.DuckDBPyConnection, src: TransactionSource) -> RawSourc
 
 def _header_names(path: Path, delimiter: str) -> list[str]:
     """Column names as pandas names them: quoted fields unquoted, blanks 'Unnamed: i', repeats 'name.1'."""
-    line = _header_line(path)
+    line = header_line(path)
     if not line.strip():
         raise InputError(f"{path}: file is empty (no header line)")
     names = next(csv.reader([line], delimiter=delimiter, quotechar='"'))
@@ -101,8 +101,8 @@ def _header_names(path: Path, delimiter: str) -> list[str]:
 
 
 def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> None:
-    _check_file(path)
-    _check_utf8(path)
+    check_file(path)
+    check_utf8(path)
     names = _header_names(path, delimiter)
     columns = "{" + ", ".join(f"{lit(n)}: 'VARCHAR'" for n in names) + "}"
     options = (
@@ -126,14 +126,14 @@ def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str)
             detail = f"expected {found[1]} fields, saw {found[2]}" if found else text.splitlines()[0]
             where = f" in line {line[1]}" if line else ""
             raise InputError(
-                f"{path}: cannot parse as delimited text{where}: {detail}{_delimiter_hint(path, delimiter)}"
+                f"{path}: cannot parse as delimited text{where}: {detail}{delimiter_hint(path, delimiter)}"
             ) from None
     # A table keeps the file's row order; its rowid is the 0-based data row.
     run(con, f"CREATE OR REPLACE VIEW {RAW} AS SELECT *, rowid AS {ROW} FROM _tc_csv")
 
 
 def _read_parquet_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    _check_file(path)
+    check_file(path)
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(str(path))})").fetchall()
     except duckdb.Error as err:

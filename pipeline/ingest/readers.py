@@ -14,7 +14,7 @@ _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if not path.is_file():
@@ -23,7 +23,7 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path}: file is empty (0 bytes)")
 
 
-def _check_utf8(path: Path, chunk_size: int = 1 << 22) -> None:
+def check_utf8(path: Path, chunk_size: int = 1 << 22) -> None:
     """Fail on the first byte sequence that is not UTF-8, naming its byte offset and line; bounded memory."""
     offset = 0  # bytes before `buf`
     lines = 0  # newlines before `buf`
@@ -55,17 +55,17 @@ def _check_utf8(path: Path, chunk_size: int = 1 << 22) -> None:
                 return
 
 
-def _header_line(path: Path) -> str:
+def header_line(path: Path) -> str:
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     return head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
 
 
-def _delimiter_hint(path: Path | None, delimiter: str) -> str:
+def delimiter_hint(path: Path | None, delimiter: str) -> str:
     """' — the header looks ';'-separated ...' when another delimiter is likelier than the configured one."""
     if path is None or delimiter == WHITESPACE:
         return ""
-    header = _header_line(path)
+    header = header_line(path)
     counts = {d: header.count(d) for d in _CANDIDATE_DELIMITERS if d != delimiter}
     best = max(counts, key=lambda d: counts[d]) if counts else None
     if best is None or counts[best] == 0 or header.count(delimiter) >= counts[best]:
@@ -76,10 +76,10 @@ def _delimiter_hint(path: Path | None, delimiter: str) -> str:
     )
 
 
-def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
+def read_csv_source(path: Path, delimiter: str) -> pd.DataFrame:
     path = Path(path)
-    _check_file(path)
-    _check_utf8(path)
+    check_file(path)
+    check_utf8(path)
     sep = r"\s+" if delimiter == WHITESPACE else delimiter
     try:
         df = pd.read_csv(
@@ -94,7 +94,7 @@ def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file is empty (no header line)") from None
     except pd.errors.ParserError as err:
-        raise InputError(f"{path}: cannot parse as delimited text: {err}{_delimiter_hint(path, delimiter)}") from None
+        raise InputError(f"{path}: cannot parse as delimited text: {err}{delimiter_hint(path, delimiter)}") from None
     if df.empty:
         raise InputError(f"{path}: header but no data rows (columns: {list(df.columns)})")
     return df
@@ -102,7 +102,7 @@ def _read_csv(path: Path, delimiter: str) -> pd.DataFrame:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         df = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for a file that is not Parquet
@@ -112,11 +112,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _read_duckdb(src: TransactionSource) -> pd.DataFrame:
+def read_duckdb_source(src: TransactionSource) -> pd.DataFrame:
     import duckdb
 
     path = Path(src.path)
-    _check_file(path)
+    check_file(path)
     if src.table is not None:
         name = ".".join('"' + part.replace('"', '""') + '"' for part in src.table.split("."))
         sql = f"SELECT * FROM {name}"
@@ -137,7 +137,7 @@ def _read_duckdb(src: TransactionSource) -> pd.DataFrame:
     return df
 
 
-def _read_postgres(src: TransactionSource) -> pd.DataFrame:
+def read_postgres_source(src: TransactionSource) -> pd.DataFrame:
     """A PostgreSQL table or query through Ibis's postgres backend (``pip install "tiercast[postgres]"``)."""
     import ibis
 
@@ -174,7 +174,7 @@ def _postgres_query(con, query: str) -> pd.DataFrame:
     return df
 
 
-def _require_columns(
+def require_source_columns(
     df: pd.DataFrame, mapping: dict[str, str], where: str, path: Path | None, delimiter: str, prefix: str
 ) -> None:
     missing = [(field_, col) for field_, col in mapping.items() if col not in df.columns]
@@ -182,13 +182,13 @@ def _require_columns(
         return
     names = ", ".join(f"{col!r} ({prefix}{field_})" if field_ != col else repr(col) for field_, col in missing)
     found = [str(c) for c in df.columns]
-    hint = _delimiter_hint(path, delimiter) if len(found) == 1 and path is not None else ""
+    hint = delimiter_hint(path, delimiter) if len(found) == 1 and path is not None else ""
     if len(found) == 1 and path is not None and not hint and len(mapping) > 1:
         hint = f"; only one column was read with delimiter {delimiter!r}: wrong delimiter?"
     raise InputError(f"{where}: missing column {names}; columns found: {found}{hint}")
 
 
-def _require_some(parsed: pd.Series, raw: pd.Series, where: str, column: str, kind: str, fmt: str | None) -> None:
+def require_some_values(parsed: pd.Series, raw: pd.Series, where: str, column: str, kind: str, fmt: str | None) -> None:
     """A column where no row parses means a wrong mapping or format, not bad rows: fail the file."""
     if parsed.notna().any():
         return

@@ -105,11 +105,11 @@ class EngineIngest(ReasonTally):
 def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.Timestamp | None) -> EngineIngest:
     """Read ``src`` on ``con`` and judge every row; see the module docstring. Raises :class:`InputError` for
     unreadable sources, a missing mapped column or a column where no value parses."""
-    from tiercast.pipeline.ingest.readers import _require_columns
+    from tiercast.pipeline.ingest.readers import require_source_columns
 
     raw = open_raw(con, src)
     mapped = src.columns.source_columns()
-    _require_columns(
+    require_source_columns(
         pd.DataFrame(columns=list(raw.columns)), mapped, raw.where, raw.csv_path, src.delimiter, "columns."
     )
     exprs, steps, fast, joins = _parse_exprs(con, src, raw, mapped)

@@ -52,7 +52,7 @@ import pandas as pd
 from tiercast.features.schemas import TRANSACTIONS
 from tiercast.pipeline.ingest.olist import read_olist
 from tiercast.pipeline.ingest.parsing import (
-    _TS_UNIT,
+    TS_UNIT,
 )
 from tiercast.pipeline.ingest.raw import ROW, run
 from tiercast.pipeline.ingest.rules import (
@@ -129,7 +129,7 @@ def _collect(engine: EngineIngest) -> IngestResult:
     con = engine.con
     accepted = con.execute(engine.accepted_sql(ordered=True, with_row=True)).df()
     accepted.index = accepted.pop(ROW).to_numpy()
-    dtypes = {"timestamp": _TS_UNIT, "amount": "float64", "quantity": "float64"}
+    dtypes = {"timestamp": TS_UNIT, "amount": "float64", "quantity": "float64"}
     accepted = accepted.astype({c: dtypes.get(c, "str") for c in accepted.columns})
     failed = schema_failures(accepted, TRANSACTIONS)
     if len(failed):

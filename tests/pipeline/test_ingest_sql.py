@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest import columns as col
 from tiercast.pipeline.ingest.loader import load_transactions
-from tiercast.pipeline.ingest.parsing import _ids, _numbers, _text, _timestamps
+from tiercast.pipeline.ingest.parsing import parse_ids, parse_numbers, parse_text, parse_timestamp_column
 from tiercast.pipeline.ingest.sources import DEFAULT_NA_VALUES
 from tiercast.pipeline.ingest.transactions import read_transactions
 
@@ -134,8 +134,8 @@ def _sql_values(expr: str, values: list[str | None], duck_type: str = "VARCHAR")
 def test_sql_text_and_ids_match_pandas(values: list[str | None]) -> None:
     raw = pd.Series(values, dtype="object")
     na = DEFAULT_NA_VALUES
-    expected_text = [None if pd.isna(v) else v for v in _text(raw, na)]
-    expected_ids = [None if pd.isna(v) else v for v in _ids(raw, na)]
+    expected_text = [None if pd.isna(v) else v for v in parse_text(raw, na)]
+    expected_ids = [None if pd.isna(v) else v for v in parse_ids(raw, na)]
     assert _sql_values(col.text("v", "VARCHAR", na), values) == expected_text
     assert _sql_values(col.ids("v", "VARCHAR", na), values) == expected_ids
 
@@ -144,7 +144,7 @@ def test_sql_text_and_ids_match_pandas(values: list[str | None]) -> None:
 @given(st.lists(_TEXT | st.none(), min_size=1, max_size=20), st.sampled_from([".", ","]))
 def test_sql_numbers_match_pandas(values: list[str | None], decimal: str) -> None:
     raw = pd.Series(values, dtype="object")
-    parsed, bad = _numbers(raw, decimal, DEFAULT_NA_VALUES)
+    parsed, bad = parse_numbers(raw, decimal, DEFAULT_NA_VALUES)
     expected = [None if b else float(v) for v, b in zip(parsed, bad, strict=True)]
     expr = col.number("v", "VARCHAR", decimal, DEFAULT_NA_VALUES)
     got = _sql_values(f"CASE WHEN {col.good_number(expr)} THEN {expr} END", values)
@@ -154,7 +154,7 @@ def test_sql_numbers_match_pandas(values: list[str | None], decimal: str) -> Non
 @PROPERTY
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**6), 10**6).map(float), min_size=1))
 def test_sql_float_ids_match_pandas(values: list[float]) -> None:
-    expected = [None if pd.isna(v) else v for v in _ids(pd.Series(values, dtype="float64"), DEFAULT_NA_VALUES)]
+    expected = [None if pd.isna(v) else v for v in parse_ids(pd.Series(values, dtype="float64"), DEFAULT_NA_VALUES)]
     got = _sql_values(col.ids("v", "DOUBLE", DEFAULT_NA_VALUES), values, "DOUBLE")
     integral = [e for e in expected if e is None or "e" not in e]  # repr of huge / tiny floats differs in style
     assert [g for g, e in zip(got, expected, strict=True) if e in integral] == integral
@@ -162,7 +162,7 @@ def test_sql_float_ids_match_pandas(values: list[float]) -> None:
 
 def test_sql_timestamps_with_zone_match_pandas(tmp_path: Path) -> None:
     aware = pd.Series(pd.to_datetime(["2010-06-01 10:00", "2010-01-01 12:00", None]).tz_localize("UTC"))
-    expected = _timestamps(aware, None, "Europe/London", DEFAULT_NA_VALUES).tolist()
+    expected = parse_timestamp_column(aware, None, "Europe/London", DEFAULT_NA_VALUES).tolist()
     con = duckdb.connect()
     con.register("f", pd.DataFrame({"v": aware, "i": [0, 1, 2]}))
     expr, join = col.timestamp(con, "v", "TIMESTAMP WITH TIME ZONE", None, "Europe/London", DEFAULT_NA_VALUES)

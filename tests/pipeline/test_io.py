@@ -352,9 +352,9 @@ def test_utf8_error_offset_beyond_first_chunk(tmp_path: Path, monkeypatch: pytes
     path = tmp_path / "x.csv"
     path.write_bytes(raw)
     with pytest.raises(InputError, match=rf"byte offset {len(body.encode())} \(line 52\)"):
-        readers._check_utf8(path, chunk_size=7)  # tiny chunks split the two-byte "é" across reads
+        readers.check_utf8(path, chunk_size=7)  # tiny chunks split the two-byte "é" across reads
     path.write_bytes(body.encode("utf-8"))
-    readers._check_utf8(path, chunk_size=7)
+    readers.check_utf8(path, chunk_size=7)
 
 
 def test_quarantine_share_above_threshold(tmp_path: Path) -> None:
