@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CORE_COLUMNS = ("customer_id", "timestamp", "amount", "order_id")
 WINDOWS_DAYS = (30, 90, 180, 365)
 HORIZON_DAYS = 90
 
@@ -114,9 +113,10 @@ def run_tiercast(path: str | Path, *, cutoff: str) -> pd.DataFrame:
     import ibis
 
     from tiercast.features.build import build_features
+    from tiercast.features.contract import TRANSACTION_COLUMNS
 
     con = ibis.duckdb.connect()
-    tx = con.read_parquet(str(path)).select(*CORE_COLUMNS)
+    tx = con.read_parquet(str(path)).select(*TRANSACTION_COLUMNS)
     return build_features(tx, cutoff=cutoff, windows_days=WINDOWS_DAYS, horizon_days=HORIZON_DAYS, con=con)
 
 

@@ -24,9 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.benchmarks.bench_features import run_worker
-from tiercast.features.contract import spend_column
+from tiercast.features.contract import TRANSACTION_COLUMNS, spend_column
 
-CORE_COLUMNS = ("customer_id", "timestamp", "amount", "order_id")
 WINDOWS_DAYS = (30, 90, 180, 365)
 HORIZON_DAYS = 90
 AT_RISK_TOP = 500
@@ -46,7 +45,7 @@ def train_model(path: str | Path, *, cutoff: str, model_dir: Path, sample_custom
     from tiercast.models.tiers.scheme import TierScheme
 
     con = ibis.duckdb.connect()
-    tx = con.read_parquet(str(path)).select(*CORE_COLUMNS)
+    tx = con.read_parquet(str(path)).select(*TRANSACTION_COLUMNS)
     ids = tx.select("customer_id").distinct().order_by("customer_id").limit(sample_customers)
     sample = tx.semi_join(ids, "customer_id")
     end = pd.Timestamp(cutoff)
@@ -98,7 +97,7 @@ def run_tiercast(path: str, model_dir: str, cutoff: str) -> dict:
     phases["load_model"] = time.perf_counter() - t0
     t = time.perf_counter()
     con = ibis.duckdb.connect()
-    tx = con.read_parquet(path).select(*CORE_COLUMNS)
+    tx = con.read_parquet(path).select(*TRANSACTION_COLUMNS)
     features = build_features(tx, cutoff=cutoff, windows_days=WINDOWS_DAYS, horizon_days=HORIZON_DAYS, con=con)
     phases["features"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -126,7 +125,7 @@ def run_reference(path: str, model_dir: str, cutoff: str) -> dict:
 
     model = _load(model_dir)
     con = ibis.duckdb.connect()
-    tx = con.read_parquet(path).select(*CORE_COLUMNS)
+    tx = con.read_parquet(path).select(*TRANSACTION_COLUMNS)
     features = build_features(tx, cutoff=cutoff, windows_days=WINDOWS_DAYS, horizon_days=HORIZON_DAYS, con=con)
     X = features[list(model.scorer.feature_names)]
     # the boosters' own input matrices (features plus the derived BTYD columns), built outside the timing
@@ -149,7 +148,7 @@ def run_reasons_everyone(path: str, model_dir: str, cutoff: str) -> dict:
     t0 = time.perf_counter()
     model = _load(model_dir)
     con = ibis.duckdb.connect()
-    tx = con.read_parquet(path).select(*CORE_COLUMNS)
+    tx = con.read_parquet(path).select(*TRANSACTION_COLUMNS)
     features = build_features(tx, cutoff=cutoff, windows_days=WINDOWS_DAYS, horizon_days=HORIZON_DAYS, con=con)
     t = time.perf_counter()
     scores = score_features(model, features, cutoff=pd.Timestamp(cutoff), chunk_size=CHUNK_SIZE, reasons=True)
