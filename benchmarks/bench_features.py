@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import CUSTOMER_ID, CUTOFF
+
 WINDOWS_DAYS = (30, 90, 180, 365)
 HORIZON_DAYS = 90
 
@@ -165,9 +167,9 @@ def measure(impl: str, path: str | Path, *, cutoff: str, out: Path | None = None
 
 def compare(reference: pd.DataFrame, tiercast: pd.DataFrame, *, rtol: float = 1e-9, atol: float = 1e-6) -> dict:
     """Per shared column: number of customers whose values differ beyond tolerance (NaN == NaN)."""
-    if not reference["customer_id"].equals(tiercast["customer_id"]):
+    if not reference[CUSTOMER_ID].equals(tiercast[CUSTOMER_ID]):
         raise AssertionError("reference and tiercast return different customers or order")
-    shared = [c for c in reference.columns if c != "customer_id" and c in tiercast.columns]
+    shared = [c for c in reference.columns if c != CUSTOMER_ID and c in tiercast.columns]
     mismatches = {}
     for col in shared:
         ref, got = reference[col].to_numpy(float), tiercast[col].to_numpy(float)
@@ -200,7 +202,7 @@ def run(path: str | Path, *, cutoff: str, repeats: int = 3) -> dict:
     ratio = summary["tiercast"]["median_seconds"] / summary["reference"]["median_seconds"]
     cpu_ratio = summary["tiercast"]["median_cpu_seconds"] / summary["reference"]["median_cpu_seconds"]
     return {
-        "cutoff": cutoff,
+        CUTOFF: cutoff,
         "repeats": repeats,
         **summary,
         "ratio_tiercast_to_reference": ratio,

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from tiercast.benchmarks.retailer import WORLDS, World, true_predictions, write_world
+from tiercast.features.contract import CHURN_PROBABILITY, CHURNED, CUSTOMER_ID, CUTOFF, PREDICTED_VALUE
 from tiercast.models.evaluation import brier, normalized_gini, paired_bootstrap, roc_auc
 
 __all__ = ["BTYD_METHODS", "TRUE", "result_of", "run", "run_world", "world_checks"]
@@ -37,8 +38,8 @@ def _finite(v: float) -> float | None:
 
 
 def _metrics(part: pd.DataFrame) -> dict[str, float | None]:
-    y, p = part["realized_value"].to_numpy(float), part["predicted_value"].to_numpy(float)
-    c, q = part["churned"].to_numpy(int), part["churn_probability"].to_numpy(float)
+    y, p = part["realized_value"].to_numpy(float), part[PREDICTED_VALUE].to_numpy(float)
+    c, q = part[CHURNED].to_numpy(int), part[CHURN_PROBABILITY].to_numpy(float)
     return {
         "normalized_gini": _finite(normalized_gini(y, p)),
         "roc_auc": _finite(roc_auc(c, q)),
@@ -53,8 +54,8 @@ def _metrics(part: pd.DataFrame) -> dict[str, float | None]:
 def _with_truth(world: World, tx: pd.DataFrame, preds: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """The predictions with the true model's rows added for the same customers at every cutoff."""
     parts = [preds]
-    for cutoff, rows in preds[preds["method"] == "tiercast"].groupby("cutoff"):
-        truth = true_predictions(world, tx, cutoff=cutoff, horizon_days=horizon_days).reindex(rows["customer_id"])
+    for cutoff, rows in preds[preds["method"] == "tiercast"].groupby(CUTOFF):
+        truth = true_predictions(world, tx, cutoff=cutoff, horizon_days=horizon_days).reindex(rows[CUSTOMER_ID])
         if truth.isna().any().any():
             raise ValueError(f"{world.name} {cutoff}: customers without a history for the true model")
         parts.append(
@@ -69,11 +70,11 @@ def _with_truth(world: World, tx: pd.DataFrame, preds: pd.DataFrame, horizon_day
 
 def _compare(a: pd.DataFrame, b: pd.DataFrame, n_boot: int, seed: int) -> dict[str, dict[str, float | None]]:
     """Paired bootstrap of method a minus method b (rows aligned by customer) for nGini and ROC AUC."""
-    a, b = a.set_index("customer_id"), b.set_index("customer_id").loc[a["customer_id"]]
+    a, b = a.set_index(CUSTOMER_ID), b.set_index(CUSTOMER_ID).loc[a[CUSTOMER_ID]]
     out = {}
     for key, fn, target, col in (
-        ("normalized_gini", normalized_gini, "realized_value", "predicted_value"),
-        ("roc_auc", roc_auc, "churned", "churn_probability"),
+        ("normalized_gini", normalized_gini, "realized_value", PREDICTED_VALUE),
+        ("roc_auc", roc_auc, CHURNED, CHURN_PROBABILITY),
     ):
         y = a[target].to_numpy()
         res = paired_bootstrap(fn, y, a[col].to_numpy(), b[col].to_numpy(), n_boot=n_boot, seed=seed)
@@ -83,10 +84,10 @@ def _compare(a: pd.DataFrame, b: pd.DataFrame, n_boot: int, seed: int) -> dict[s
 
 def world_checks(world: World, rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> dict[str, Any]:
     """The targets for a world, each with the measured values and whether it is met at every cutoff."""
-    by = {(r["cutoff"], r["method"]): r for r in rows}
-    cutoffs = sorted({r["cutoff"] for r in rows})
+    by = {(r[CUTOFF], r["method"]): r for r in rows}
+    cutoffs = sorted({r[CUTOFF] for r in rows})
     tc = {c: by[(c, "tiercast")] for c in cutoffs if (c, "tiercast") in by}
-    comp = {c["cutoff"]: c for c in comparisons}
+    comp = {c[CUTOFF]: c for c in comparisons}
     checks: dict[str, Any] = {}
 
     def check(name: str, values: dict[str, Any], ok: bool) -> None:
@@ -146,23 +147,21 @@ def run_world(
     seconds = time.perf_counter() - started
     preds = _with_truth(world, data.accepted, preds, config.horizon_days)
     rows, comparisons = [], []
-    for cutoff, at in preds.groupby("cutoff", sort=True):
+    for cutoff, at in preds.groupby(CUTOFF, sort=True):
         day = str(pd.Timestamp(cutoff).date())
         by_method = {m: part for m, part in at.groupby("method", sort=False)}
         for method, part in by_method.items():
-            rows.append({"cutoff": day, "method": method, **_metrics(part)})
+            rows.append({CUTOFF: day, "method": method, **_metrics(part)})
         if "tiercast" not in by_method:
             continue
-        gini = {
-            b: normalized_gini(by_method[b]["realized_value"], by_method[b]["predicted_value"]) for b in BTYD_METHODS
-        }
-        auc = {b: roc_auc(by_method[b]["churned"], by_method[b]["churn_probability"]) for b in BTYD_METHODS}
+        gini = {b: normalized_gini(by_method[b]["realized_value"], by_method[b][PREDICTED_VALUE]) for b in BTYD_METHODS}
+        auc = {b: roc_auc(by_method[b][CHURNED], by_method[b][CHURN_PROBABILITY]) for b in BTYD_METHODS}
         best_gini, best_auc = max(gini, key=gini.get), max(auc, key=auc.get)
         vs_gini = _compare(by_method["tiercast"], by_method[best_gini], n_boot, world.seed)["normalized_gini"]
         vs_auc = _compare(by_method["tiercast"], by_method[best_auc], n_boot, world.seed)["roc_auc"]
         comparisons.append(
             {
-                "cutoff": day,
+                CUTOFF: day,
                 "vs_best_btyd": {
                     "normalized_gini": {"vs": best_gini, **vs_gini},
                     "roc_auc": {"vs": best_auc, **vs_auc},
@@ -175,7 +174,7 @@ def run_world(
         "world": world.model_dump(mode="json"),
         "config": str(config_path),
         "horizon_days": config.horizon_days,
-        "n_customers": int(data.accepted["customer_id"].nunique()),
+        "n_customers": int(data.accepted[CUSTOMER_ID].nunique()),
         "n_transactions": int(len(data.accepted)),
         "n_train_cutoffs": [int(v) for v in model_rows["n_train_cutoffs"]],
         "backtest_seconds": round(seconds, 1),

@@ -33,6 +33,7 @@ import yaml
 
 from tiercast.benchmarks.bench_features import reference_sql
 from tiercast.benchmarks.synthetic import SPAN_DAYS, START, write_transactions
+from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 
 DEFAULT_SIZES: tuple[int, ...] = (1_000_000, 10_000_000, 30_000_000)
 SIZES_ENV = "TIERCAST_SCALE_SIZES"
@@ -123,7 +124,7 @@ def data_end() -> str:
 def write_config(data: Path, work: Path) -> Path:
     """A config for the synthetic Parquet file: its columns mapped one to one, outputs, quarantine and the MLflow
     store inside ``work``; a run date at the data end, so no row is in the future."""
-    columns = ("customer_id", "timestamp", "amount", "order_id", "quantity", "product_id", "category", "channel")
+    columns = (CUSTOMER_ID, TIMESTAMP, AMOUNT, ORDER_ID, QUANTITY, PRODUCT_ID, CATEGORY, CHANNEL)
     config = {
         "base": "default",
         "data": {

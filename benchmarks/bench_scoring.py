@@ -24,7 +24,16 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.benchmarks.bench_features import run_worker
-from tiercast.features.contract import TRANSACTION_COLUMNS, spend_column
+from tiercast.features.contract import (
+    CHURN_REASONS,
+    CHURNED,
+    CUSTOMER_ID,
+    CUTOFF,
+    FUTURE_ORDERS,
+    FUTURE_VALUE,
+    TRANSACTION_COLUMNS,
+    spend_column,
+)
 
 WINDOWS_DAYS = (30, 90, 180, 365)
 HORIZON_DAYS = 90
@@ -46,8 +55,8 @@ def train_model(path: str | Path, *, cutoff: str, model_dir: Path, sample_custom
 
     con = ibis.duckdb.connect()
     tx = con.read_parquet(str(path)).select(*TRANSACTION_COLUMNS)
-    ids = tx.select("customer_id").distinct().order_by("customer_id").limit(sample_customers)
-    sample = tx.semi_join(ids, "customer_id")
+    ids = tx.select(CUSTOMER_ID).distinct().order_by(CUSTOMER_ID).limit(sample_customers)
+    sample = tx.semi_join(ids, CUSTOMER_ID)
     end = pd.Timestamp(cutoff)
     cutoffs = [end - pd.Timedelta(days=HORIZON_DAYS * k) for k in (4, 3, 2)]
     train = build_training_set(
@@ -58,15 +67,13 @@ def train_model(path: str | Path, *, cutoff: str, model_dir: Path, sample_custom
         data_end=end,
         con=con,
     )
-    features = [
-        c for c in train.columns if c not in ("customer_id", "cutoff", "future_value", "future_orders", "churned")
-    ]
+    features = [c for c in train.columns if c not in (CUSTOMER_ID, CUTOFF, FUTURE_VALUE, FUTURE_ORDERS, CHURNED)]
     # the shipped configuration: stacked on BG/NBD, settings chosen on the latest cutoff from the default grid
-    fit, val = train[train["cutoff"] != cutoffs[-1]], train[train["cutoff"] == cutoffs[-1]]
-    cols = [*features, "cutoff"]
+    fit, val = train[train[CUTOFF] != cutoffs[-1]], train[train[CUTOFF] == cutoffs[-1]]
+    cols = [*features, CUTOFF]
     common = {"horizon_days": HORIZON_DAYS, "param_grid": DEFAULT_GRID, "n_estimators": 500}
-    value = ValueModel(**common).fit(fit[cols], fit["future_value"], val[cols], val["future_value"])
-    churn = ChurnModel(**common).fit(fit[cols], fit["churned"], val[cols], val["churned"])
+    value = ValueModel(**common).fit(fit[cols], fit[FUTURE_VALUE], val[cols], val[FUTURE_VALUE])
+    churn = ChurnModel(**common).fit(fit[cols], fit[CHURNED], val[cols], val[CHURNED])
     current = spend_column(HORIZON_DAYS)
     scheme = TierScheme(k=4).fit(val[current].clip(lower=0).to_numpy())
     scheme.fit_predictions(value.predict(val[features]))
@@ -105,7 +112,7 @@ def run_tiercast(path: str, model_dir: str, cutoff: str) -> dict:
     phases["scores"] = time.perf_counter() - t
     t = time.perf_counter()
     ranked = at_risk(scores, tiers=tuple(model.scorer.scheme.names_[:2]), top=AT_RISK_TOP)
-    listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
+    listed = features.set_index(CUSTOMER_ID).loc[list(ranked[CUSTOMER_ID])].reset_index()
     reasons = explain_features(model, listed)
     phases["at_risk_with_reasons"] = time.perf_counter() - t
     phases["total"] = time.perf_counter() - t0
@@ -155,7 +162,7 @@ def run_reasons_everyone(path: str, model_dir: str, cutoff: str) -> dict:
     done = time.perf_counter()
     return {
         "customers": len(scores),
-        "explained": int((scores["churn_reasons"] != "").sum()),
+        "explained": int((scores[CHURN_REASONS] != "").sum()),
         "scores_with_reasons": done - t,
         "total": done - t0,
     }
@@ -196,7 +203,7 @@ def run(path: str | Path, *, cutoff: str, repeats: int = 3) -> dict:
     summary = {f"median_{p}_seconds": statistics.median(r[p] for r in tc) for p in phases}
     ref_scores = statistics.median(r["scores"] for r in ref)
     return {
-        "cutoff": cutoff,
+        CUTOFF: cutoff,
         "repeats": repeats,
         "training": training,
         "customers": tc[0]["customers"],
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("impl", choices=sorted(IMPLEMENTATIONS))
     parser.add_argument("path")
     parser.add_argument("model_dir")
-    parser.add_argument("cutoff")
+    parser.add_argument(CUTOFF)
     args = parser.parse_args(argv)
     print(json.dumps(_worker(args.impl, args.path, args.model_dir, args.cutoff)))
 

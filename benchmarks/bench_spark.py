@@ -33,6 +33,7 @@ from tiercast.benchmarks.bench_features import (
     measure,
     run_worker,
 )
+from tiercast.features.contract import CUTOFF
 
 DEFAULT_MASTER = "local[2]"
 DEFAULT_CONF = {
@@ -154,7 +155,7 @@ def run(
 
     spark, duck = summary(runs["spark"]), summary(runs["duckdb"])
     return {
-        "cutoff": cutoff,
+        CUTOFF: cutoff,
         "repeats": repeats,
         "spark_master": master,
         "spark_conf": conf,

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from tiercast.features.contract import CUTOFF
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -245,8 +247,8 @@ def _synthetic(r: dict) -> list[str]:
     shown = ("bgnbd_gg", "paretonbd_gg", "lgbm", "tiercast", "true_btyd")
     for name, w in r["worlds"].items():
         rows = w["rows"]
-        cutoffs = sorted({x["cutoff"] for x in rows})
-        cell = {(x["cutoff"], x["method"]): x for x in rows}
+        cutoffs = sorted({x[CUTOFF] for x in rows})
+        cell = {(x[CUTOFF], x["method"]): x for x in rows}
         methods = [m for m in shown if any((c, m) in cell for c in cutoffs)]
         head = ["| method | " + " | ".join(cutoffs) + " |", "|---|" + "---:|" * len(cutoffs)]
         lines += [

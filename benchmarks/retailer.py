@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.models.btyd.fitters import GammaGammaModel, ParetoNBDModel
 from tiercast.pipeline.writers.files import atomic_output, write_parquet
 
@@ -176,10 +177,10 @@ def generate_world(world: World) -> pd.DataFrame:
     width = len(str(n))
     return pd.DataFrame(
         {
-            "customer_id": pd.Series([f"C{i:0{width}d}" for i in who[order]], dtype=object),
-            "timestamp": ts[order],
-            "amount": amount[order],
-            "order_id": [f"O{k:08d}" for k in range(order.size)],
+            CUSTOMER_ID: pd.Series([f"C{i:0{width}d}" for i in who[order]], dtype=object),
+            TIMESTAMP: ts[order],
+            AMOUNT: amount[order],
+            ORDER_ID: [f"O{k:08d}" for k in range(order.size)],
         }
     )
 
@@ -194,10 +195,10 @@ def _config_text(world: World, data_path: Path) -> str:
             "transactions": {
                 "path": str(data_path),
                 "columns": {
-                    "customer_id": "customer_id",
-                    "timestamp": "timestamp",
-                    "amount": "amount",
-                    "order_id": "order_id",
+                    CUSTOMER_ID: CUSTOMER_ID,
+                    TIMESTAMP: TIMESTAMP,
+                    AMOUNT: AMOUNT,
+                    ORDER_ID: ORDER_ID,
                 },
             },
             "quarantine_path": str(data_path.with_name(f"{world.name}_quarantine.parquet")),
@@ -231,12 +232,12 @@ def write_world(world: World, folder: str | Path) -> tuple[Path, Path]:
 def _histories(tx: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Per customer with a purchase before the cutoff: first and last purchase, purchase days - 1 (as the
     features define them) and the mean spend per purchase day, the first included."""
-    past = tx[tx["timestamp"] < cutoff]
-    day = past["timestamp"].dt.floor("D")
-    per_day = past.assign(day=day).groupby(["customer_id", "day"], sort=True)["amount"].sum().reset_index()
-    g = per_day.groupby("customer_id", sort=True)
-    h = pd.DataFrame({"n_days": g.size(), "day_spend": g["amount"].sum(), "first_day_spend": g["amount"].first()})
-    ts = past.groupby("customer_id", sort=True)["timestamp"]
+    past = tx[tx[TIMESTAMP] < cutoff]
+    day = past[TIMESTAMP].dt.floor("D")
+    per_day = past.assign(day=day).groupby([CUSTOMER_ID, "day"], sort=True)[AMOUNT].sum().reset_index()
+    g = per_day.groupby(CUSTOMER_ID, sort=True)
+    h = pd.DataFrame({"n_days": g.size(), "day_spend": g[AMOUNT].sum(), "first_day_spend": g[AMOUNT].first()})
+    ts = past.groupby(CUSTOMER_ID, sort=True)[TIMESTAMP]
     h["first"], h["last"] = ts.min(), ts.max()
     h["x"] = (h["n_days"] - 1).astype(float)
     h["mean_spend"] = h["day_spend"] / h["n_days"]

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
+
 START = np.datetime64("2022-01-01T00:00:00", "s")
 SPAN_DAYS = 730
 N_PRODUCTS = 50_000
@@ -74,16 +76,16 @@ def generate_table(n_transactions: int, n_customers: int | None = None, seed: in
     line_order = line_order[order]
     return pa.table(
         {
-            "customer_id": _ids("C", cust[line_order], 8),
-            "timestamp": pa.array(order_ts[line_order].astype("datetime64[us]")),
-            "amount": pa.array(amount[order]),
-            "order_id": _ids("O", line_order, 9),
-            "quantity": pa.array((1 + rng.poisson(0.5, size=n_transactions)).astype("float64")),
-            "product_id": _ids("P", product[order], 6),
-            "category": _ids("K", product[order] // 250, 3),
-            "channel": pa.DictionaryArray.from_arrays(
-                pa.array(channel[order].astype("int32")), pa.array(CHANNELS)
-            ).cast(pa.string()),
+            CUSTOMER_ID: _ids("C", cust[line_order], 8),
+            TIMESTAMP: pa.array(order_ts[line_order].astype("datetime64[us]")),
+            AMOUNT: pa.array(amount[order]),
+            ORDER_ID: _ids("O", line_order, 9),
+            QUANTITY: pa.array((1 + rng.poisson(0.5, size=n_transactions)).astype("float64")),
+            PRODUCT_ID: _ids("P", product[order], 6),
+            CATEGORY: _ids("K", product[order] // 250, 3),
+            CHANNEL: pa.DictionaryArray.from_arrays(pa.array(channel[order].astype("int32")), pa.array(CHANNELS)).cast(
+                pa.string()
+            ),
         }
     )
 

@@ -13,6 +13,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from tiercast.features.contract import TIMESTAMP
+
 TimeLike = str | dt.datetime | dt.date | pd.Timestamp
 
 _MICROS_PER_DAY = 86_400_000_000
@@ -37,7 +39,7 @@ def shift_days(cutoff: TimeLike, days: float) -> pd.Timestamp:
 
 
 def _literal(value: TimeLike) -> ir.TimestampScalar:
-    return ibis.literal(to_cutoff(value).to_pydatetime(), type="timestamp")
+    return ibis.literal(to_cutoff(value).to_pydatetime(), type=TIMESTAMP)
 
 
 def is_before(ts: ir.TimestampValue, *, cutoff: TimeLike) -> ir.BooleanValue:

@@ -16,9 +16,23 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features import as_of, churn_signals, rfm, tenure
-from tiercast.features.contract import OPTIONAL_TRANSACTION_COLUMNS, TRANSACTION_COLUMNS, spend_column
+from tiercast.features.contract import (
+    AMOUNT,
+    CATEGORY,
+    CHANNEL,
+    CUSTOMER_ID,
+    IS_COMPLAINT,
+    OPTIONAL_TRANSACTION_COLUMNS,
+    ORDER_ID,
+    PRODUCT_ID,
+    QUANTITY,
+    REVIEW_SCORE,
+    TIMESTAMP,
+    TRANSACTION_COLUMNS,
+    spend_column,
+)
 
-STRING_COLUMNS = ("customer_id", "order_id", "product_id", "category", "channel")
+STRING_COLUMNS = (CUSTOMER_ID, ORDER_ID, PRODUCT_ID, CATEGORY, CHANNEL)
 DEFAULT_WINDOWS_DAYS = (30, 90, 180, 365)
 DEFAULT_HORIZON_DAYS = 90
 
@@ -44,14 +58,14 @@ def as_table(
     casts: dict[str, ir.Value] = {}
     for col in keep:
         typ = t[col].type()
-        if col == "timestamp":
+        if col == TIMESTAMP:
             if typ.is_timestamp() and typ.timezone is not None:
                 raise ValueError(f"{what}: timestamp must be naive, got time zone {typ.timezone!r}")
             if not typ.is_timestamp():
-                casts[col] = t[col].cast("timestamp")
+                casts[col] = t[col].cast(TIMESTAMP)
         elif col in STRING_COLUMNS and not typ.is_string():
             casts[col] = t[col].cast("string")
-        elif col in ("amount", "quantity") and not typ.is_float64():
+        elif col in (AMOUNT, QUANTITY) and not typ.is_float64():
             casts[col] = t[col].cast("float64")
     return t.mutate(**casts) if casts else t
 
@@ -74,7 +88,7 @@ def feature_names(
     """Output columns, in order, for the given windows, optional transaction columns and satisfaction columns."""
     windows = feature_windows(windows_days, horizon_days)
     names = [
-        "customer_id",
+        CUSTOMER_ID,
         "recency_days",
         "tenure_days",
         "frequency_orders",
@@ -98,8 +112,8 @@ def feature_names(
     optional = set(optional)
     names += [name for src, name in rfm.BREADTH_COLUMNS.items() if src in optional]
     satisfaction = set(satisfaction)
-    names += [c for c in ("review_count", "review_score_mean") if "review_score" in satisfaction]
-    names += ["complaint_count"] if "is_complaint" in satisfaction else []
+    names += [c for c in ("review_count", "review_score_mean") if REVIEW_SCORE in satisfaction]
+    names += ["complaint_count"] if IS_COMPLAINT in satisfaction else []
     return names
 
 
@@ -120,13 +134,13 @@ def feature_table(
     lines = as_of.before(t, cutoff=cutoff)
     orders = rfm.to_orders(lines, **churn_signals.order_columns(lines))
     orders = tenure.flag_purchase_days(orders)
-    c = orders.group_by("customer_id").aggregate(
+    c = orders.group_by(CUSTOMER_ID).aggregate(
         **rfm.customer_columns(orders, cutoff=cutoff, windows_days=windows),
         **tenure.customer_columns(orders),
         **churn_signals.customer_columns(orders, cutoff=cutoff, horizon_days=horizon_days),
     )
     c = c.select(
-        "customer_id",
+        CUSTOMER_ID,
         **rfm.derived_columns(c, cutoff=cutoff, windows_days=windows),
         **tenure.derived_columns(c, cutoff=cutoff),
         **churn_signals.derived_columns(c, cutoff=cutoff, horizon_days=horizon_days),
@@ -139,14 +153,14 @@ def feature_table(
         sat = as_table(
             satisfaction,
             required=churn_signals.SATISFACTION_REQUIRED,
-            optional=("is_complaint",),
+            optional=(IS_COMPLAINT,),
             what="satisfaction reviews",
         )
         sat_columns = list(sat.columns)
         extras.append(churn_signals.satisfaction(sat, cutoff=cutoff))
     for extra in extras:
         if extra is not None:
-            c = c.left_join(extra, "customer_id").drop("customer_id_right")
+            c = c.left_join(extra, CUSTOMER_ID).drop("customer_id_right")
     names = feature_names(windows_days=windows, horizon_days=horizon_days, optional=optional, satisfaction=sat_columns)
     # 0 for customers without reviews / without a bought line
     counts = {"review_count", "complaint_count", *rfm.BREADTH_COLUMNS.values()}
@@ -165,7 +179,7 @@ def feature_query(
     write from the engine (:func:`tiercast.pipeline.ingest.loader.write_features_at`)."""
     return feature_table(
         as_table(tx), cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
-    ).order_by("customer_id")
+    ).order_by(CUSTOMER_ID)
 
 
 def execute(expr: ir.Table, con: ibis.BaseBackend | None = None) -> pd.DataFrame:

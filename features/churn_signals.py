@@ -10,9 +10,10 @@ import ibis
 import ibis.expr.types as ir
 
 from tiercast.features import as_of, rfm, tenure
+from tiercast.features.contract import CUSTOMER_ID, IS_COMPLAINT, REVIEW_SCORE, TIMESTAMP
 from tiercast.features.rfm import money, to_float
 
-SATISFACTION_REQUIRED = ("customer_id", "timestamp", "review_score")
+SATISFACTION_REQUIRED = (CUSTOMER_ID, TIMESTAMP, REVIEW_SCORE)
 
 
 def order_columns(lines: ir.Table) -> dict[str, ir.Scalar]:
@@ -95,6 +96,6 @@ def satisfaction(sat: ir.Table, *, cutoff: as_of.TimeLike) -> ir.Table:
             n > 0, to_float(money(s.review_score).sum()) / to_float(n), ibis.null("float64")
         ),
     }
-    if "is_complaint" in s.columns:
+    if IS_COMPLAINT in s.columns:
         cols["complaint_count"] = to_float(s.customer_id.count(where=s.is_complaint.cast("boolean")))
-    return s.group_by("customer_id").aggregate(**cols)
+    return s.group_by(CUSTOMER_ID).aggregate(**cols)

@@ -5,7 +5,11 @@
 * feature and training rows: :data:`ID_COLUMNS` (customer and cutoff), the features (every other column; the
   window spend is :func:`spend_column`), the :data:`LABEL_COLUMNS`;
 * scores: :data:`SCORE_COLUMNS`, the optional :data:`REASON_COLUMNS`, :data:`SEGMENT_COLUMNS` and the playbook's
-  :data:`PLAYBOOK_COLUMNS`, and the :data:`MODEL_STAMP_COLUMNS` that say which model scored a row at which cutoff.
+  :data:`PLAYBOOK_COLUMNS`, and the :data:`MODEL_STAMP_COLUMNS` that say which model scored a row at which cutoff;
+* tier tables and the monitor's months: :data:`TIER`.
+
+Each name is a constant here and every other module uses the constant (``tests/test_layout.py`` fails on a column
+name written as a string elsewhere).
 """
 
 from __future__ import annotations
@@ -13,12 +17,22 @@ from __future__ import annotations
 CUSTOMER_ID = "customer_id"
 CUTOFF = "cutoff"
 
+TIMESTAMP = "timestamp"
+AMOUNT = "amount"
+ORDER_ID = "order_id"
 #: Columns every canonical transaction frame has.
-TRANSACTION_COLUMNS: tuple[str, ...] = (CUSTOMER_ID, "timestamp", "amount", "order_id")
+TRANSACTION_COLUMNS: tuple[str, ...] = (CUSTOMER_ID, TIMESTAMP, AMOUNT, ORDER_ID)
+QUANTITY = "quantity"
+PRODUCT_ID = "product_id"
+CATEGORY = "category"
+#: The sales channel of a transaction, and the contact channel the playbook recommends (one name, two frames).
+CHANNEL = "channel"
 #: Columns a transaction frame has only when the source maps them.
-OPTIONAL_TRANSACTION_COLUMNS: tuple[str, ...] = ("quantity", "product_id", "category", "channel")
+OPTIONAL_TRANSACTION_COLUMNS: tuple[str, ...] = (QUANTITY, PRODUCT_ID, CATEGORY, CHANNEL)
+REVIEW_SCORE = "review_score"
+IS_COMPLAINT = "is_complaint"
 #: Customer-level satisfaction rows (from reviews).
-SATISFACTION_COLUMNS: tuple[str, ...] = (CUSTOMER_ID, "timestamp", "review_score", "is_complaint")
+SATISFACTION_COLUMNS: tuple[str, ...] = (CUSTOMER_ID, TIMESTAMP, REVIEW_SCORE, IS_COMPLAINT)
 
 #: The key of a feature or training row: one customer at one cutoff.
 ID_COLUMNS: tuple[str, ...] = (CUSTOMER_ID, CUTOFF)
@@ -40,14 +54,24 @@ VALUE_AT_RISK = "value_at_risk"
 SCORE_COLUMNS: tuple[str, ...] = (CURRENT_TIER, PREDICTED_TIER, PREDICTED_VALUE, CHURN_PROBABILITY, VALUE_AT_RISK)
 #: The two model outputs whose distributions are watched for drift.
 DRIFT_SCORE_COLUMNS: tuple[str, ...] = (PREDICTED_VALUE, CHURN_PROBABILITY)
+#: The tier of a customer in a tier table or a month of the monitor (the scheme's tier names).
+TIER = "tier"
+CHURN_REASONS = "churn_reasons"
+VALUE_REASONS = "value_reasons"
 #: The top reasons of each customer's churn and value predictions (scored on request).
-REASON_COLUMNS: tuple[str, ...] = ("churn_reasons", "value_reasons")
+REASON_COLUMNS: tuple[str, ...] = (CHURN_REASONS, VALUE_REASONS)
+SEGMENT = "segment"
+SEGMENT_KEY = "segment_key"
 #: The behavioral segment of a scored customer and its key in the playbook.
-SEGMENT_COLUMNS: tuple[str, ...] = ("segment", "segment_key")
+SEGMENT_COLUMNS: tuple[str, ...] = (SEGMENT, SEGMENT_KEY)
+CHURN_BAND = "churn_band"
+ACTION = "action"
 #: The playbook's answer for a scored customer.
-PLAYBOOK_COLUMNS: tuple[str, ...] = ("churn_band", "action", "channel")
+PLAYBOOK_COLUMNS: tuple[str, ...] = (CHURN_BAND, ACTION, CHANNEL)
+MODEL_NAME = "model_name"
+MODEL_VERSION = "model_version"
 #: Which registered model scored the row, and at which cutoff.
-MODEL_STAMP_COLUMNS: tuple[str, ...] = ("model_name", "model_version", CUTOFF)
+MODEL_STAMP_COLUMNS: tuple[str, ...] = (MODEL_NAME, MODEL_VERSION, CUTOFF)
 
 
 def spend_column(horizon_days: float) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import TIMESTAMP
+
 __all__ = [
     "CutoffPlan",
     "CutoffRules",
@@ -75,7 +77,7 @@ class CutoffPlan:
 
 def data_bounds(tx: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First day of data and the midnight after the last transaction (the exclusive end of the data)."""
-    return tx["timestamp"].min().normalize(), tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    return tx[TIMESTAMP].min().normalize(), tx[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
 
 
 def time_separated(cutoffs: pd.Series | Sequence[pd.Timestamp], validation: pd.Timestamp, horizon_days: int) -> bool:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from tiercast.features import as_of, rfm
 from tiercast.features.build import Frame, as_table, execute
+from tiercast.features.contract import CUSTOMER_ID
 
 
 def label_table(t: ir.Table, *, cutoff: as_of.TimeLike, horizon_days: int) -> ir.Table:
@@ -21,7 +22,7 @@ def label_table(t: ir.Table, *, cutoff: as_of.TimeLike, horizon_days: int) -> ir
     cutoff = as_of.to_cutoff(cutoff)
     lines = as_of.window(t, start=cutoff, end=as_of.shift_days(cutoff, int(horizon_days)))
     orders = rfm.to_orders(lines)
-    c = orders.group_by("customer_id").aggregate(
+    c = orders.group_by(CUSTOMER_ID).aggregate(
         future_value=rfm.to_float(orders.net.sum()),
         future_orders=rfm.to_float(orders.order_id.count(where=orders.is_purchase)),
     )
@@ -40,7 +41,7 @@ def build_labels(
     Customers without any transaction in the window have no row; :func:`tiercast.features.training_set.
     build_training_set` gives them future_value 0, future_orders 0, churned 1.
     """
-    expr = label_table(as_table(tx), cutoff=cutoff, horizon_days=horizon_days).order_by("customer_id")
+    expr = label_table(as_table(tx), cutoff=cutoff, horizon_days=horizon_days).order_by(CUSTOMER_ID)
     if con is None and isinstance(tx, pd.DataFrame):
         con = ibis.duckdb.connect()
     return execute(expr, con)

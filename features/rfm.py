@@ -27,10 +27,10 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from tiercast.features import as_of
-from tiercast.features.contract import spend_column
+from tiercast.features.contract import CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, spend_column
 
 MONEY = dt.Decimal(38, 6)
-ORDER_KEYS = ("customer_id", "order_id")
+ORDER_KEYS = (CUSTOMER_ID, ORDER_ID)
 
 
 def money(amount: ir.NumericValue) -> ir.DecimalValue:
@@ -100,7 +100,7 @@ def window_spend(c: ir.Table, w: int) -> ir.FloatingValue:
     return to_float(c[spend_column(w)].coalesce(0))
 
 
-BREADTH_COLUMNS = {"product_id": "n_products", "category": "n_categories", "channel": "n_channels"}
+BREADTH_COLUMNS = {PRODUCT_ID: "n_products", CATEGORY: "n_categories", CHANNEL: "n_channels"}
 
 
 def breadth(lines: ir.Table) -> ir.Table | None:
@@ -115,6 +115,6 @@ def breadth(lines: ir.Table) -> ir.Table | None:
     if not present:
         return None
     bought = lines.filter(lines.amount > 0)
-    return bought.group_by("customer_id").aggregate(
+    return bought.group_by(CUSTOMER_ID).aggregate(
         **{name: to_float(bought[src].nunique()) for src, name in present.items()}
     )

@@ -17,6 +17,19 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from tiercast.features.contract import (
+    AMOUNT,
+    CATEGORY,
+    CHANNEL,
+    CUSTOMER_ID,
+    IS_COMPLAINT,
+    ORDER_ID,
+    PRODUCT_ID,
+    QUANTITY,
+    REVIEW_SCORE,
+    TIMESTAMP,
+)
+
 
 def _string_dtype(s: pd.Series) -> bool:
     """Series-level: the column holds strings (str / string dtype, or object of str)."""
@@ -49,14 +62,14 @@ def _optional_text(name: str) -> pa.Column:
 
 TRANSACTIONS = pa.DataFrameSchema(
     columns={
-        "customer_id": pa.Column(str, checks=_ident_checks(), nullable=False),
-        "timestamp": pa.Column(pa.DateTime, nullable=False),
-        "amount": pa.Column("float64", checks=[_finite()], nullable=False),
-        "order_id": pa.Column(str, checks=_ident_checks(), nullable=False),
-        "quantity": pa.Column("float64", checks=[_finite()], nullable=False, required=False),
-        "product_id": _optional_text("product_id"),
-        "category": _optional_text("category"),
-        "channel": _optional_text("channel"),
+        CUSTOMER_ID: pa.Column(str, checks=_ident_checks(), nullable=False),
+        TIMESTAMP: pa.Column(pa.DateTime, nullable=False),
+        AMOUNT: pa.Column("float64", checks=[_finite()], nullable=False),
+        ORDER_ID: pa.Column(str, checks=_ident_checks(), nullable=False),
+        QUANTITY: pa.Column("float64", checks=[_finite()], nullable=False, required=False),
+        PRODUCT_ID: _optional_text(PRODUCT_ID),
+        CATEGORY: _optional_text(CATEGORY),
+        CHANNEL: _optional_text(CHANNEL),
     },
     strict=True,
     name="transactions",
@@ -65,10 +78,10 @@ TRANSACTIONS = pa.DataFrameSchema(
 
 SATISFACTION = pa.DataFrameSchema(
     columns={
-        "customer_id": pa.Column(str, checks=_ident_checks(), nullable=False),
-        "timestamp": pa.Column(pa.DateTime, nullable=False),
-        "review_score": pa.Column("int64", checks=[pa.Check.in_range(1, 5)], nullable=False),
-        "is_complaint": pa.Column(bool, nullable=False),
+        CUSTOMER_ID: pa.Column(str, checks=_ident_checks(), nullable=False),
+        TIMESTAMP: pa.Column(pa.DateTime, nullable=False),
+        REVIEW_SCORE: pa.Column("int64", checks=[pa.Check.in_range(1, 5)], nullable=False),
+        IS_COMPLAINT: pa.Column(bool, nullable=False),
     },
     strict=True,
     name="satisfaction",

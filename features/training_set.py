@@ -15,9 +15,10 @@ import pandas as pd
 
 from tiercast.features import as_of
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS, Frame, as_table, execute, feature_table
+from tiercast.features.contract import CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_ORDERS, FUTURE_VALUE
 from tiercast.features.labels import label_table
 
-LABEL_FILL = {"future_value": 0.0, "future_orders": 0.0, "churned": 1.0}
+LABEL_FILL = {FUTURE_VALUE: 0.0, FUTURE_ORDERS: 0.0, CHURNED: 1.0}
 
 
 class LeakageError(ValueError):
@@ -95,11 +96,11 @@ def build_training_set(
             t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
         )
         labels = label_table(t, cutoff=cutoff, horizon_days=horizon_days)
-        joined = feats.left_join(labels, "customer_id").drop("customer_id_right")
+        joined = feats.left_join(labels, CUSTOMER_ID).drop("customer_id_right")
         joined = joined.mutate(**{col: joined[col].coalesce(v) for col, v in LABEL_FILL.items()})
         if sample_rows is not None:
             joined = sample_rows(joined, cutoff)
-        df = execute(joined.order_by("customer_id"), con)
-        df.insert(1, "cutoff", pd.Series(cutoff, index=df.index, dtype="datetime64[us]"))
+        df = execute(joined.order_by(CUSTOMER_ID), con)
+        df.insert(1, CUTOFF, pd.Series(cutoff, index=df.index, dtype="datetime64[us]"))
         frames.append(df)
     return pd.concat(frames, ignore_index=True)

@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import (
+    ACTION,
+    CHANNEL,
+    CHURN_BAND,
+    CHURN_PROBABILITY,
+    CURRENT_TIER,
+    PREDICTED_TIER,
+    SEGMENT,
+)
+
 ANY = "any"
 MOVES = ("up", "same", "down")
 
@@ -74,12 +84,12 @@ class Playbook:
             rule = self.rules[hits[0]] if hits else None
             rows.append(
                 {
-                    "current_tier": cur,
-                    "predicted_tier": pred,
-                    "churn_band": band,
-                    "segment": seg,
-                    "action": rule.action if rule else self.default_action,
-                    "channel": rule.channel if rule else self.default_channel,
+                    CURRENT_TIER: cur,
+                    PREDICTED_TIER: pred,
+                    CHURN_BAND: band,
+                    SEGMENT: seg,
+                    ACTION: rule.action if rule else self.default_action,
+                    CHANNEL: rule.channel if rule else self.default_channel,
                 }
             )
         object.__setattr__(self, "table_", pd.DataFrame(rows))
@@ -104,17 +114,17 @@ class Playbook:
         """``churn_band``, ``action`` and ``channel`` for each row of ``scores`` (same index)."""
         keys = pd.DataFrame(
             {
-                "current_tier": scores["current_tier"].to_numpy(),
-                "predicted_tier": scores["predicted_tier"].to_numpy(),
-                "churn_band": self.bands.assign(scores["churn_probability"].to_numpy()),
-                "segment": np.asarray(segment, dtype=object) if segment is not None else ANY,
+                CURRENT_TIER: scores[CURRENT_TIER].to_numpy(),
+                PREDICTED_TIER: scores[PREDICTED_TIER].to_numpy(),
+                CHURN_BAND: self.bands.assign(scores[CHURN_PROBABILITY].to_numpy()),
+                SEGMENT: np.asarray(segment, dtype=object) if segment is not None else ANY,
             }
         )
-        out = keys.merge(self.table_, how="left", on=["current_tier", "predicted_tier", "churn_band", "segment"])
-        out["action"] = out["action"].fillna(self.default_action)
-        out["channel"] = out["channel"].fillna(self.default_channel)
+        out = keys.merge(self.table_, how="left", on=[CURRENT_TIER, PREDICTED_TIER, CHURN_BAND, SEGMENT])
+        out[ACTION] = out[ACTION].fillna(self.default_action)
+        out[CHANNEL] = out[CHANNEL].fillna(self.default_channel)
         out.index = scores.index
-        return out[["churn_band", "action", "channel"]]
+        return out[[CHURN_BAND, ACTION, CHANNEL]]
 
 
 def _movement(tiers: tuple[str, ...], current: str, predicted: str) -> str:

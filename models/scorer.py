@@ -16,6 +16,17 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
+from tiercast.features.contract import (
+    CHURN_PROBABILITY,
+    CHURN_REASONS,
+    CURRENT_TIER,
+    PREDICTED_TIER,
+    PREDICTED_VALUE,
+    SEGMENT,
+    SEGMENT_KEY,
+    VALUE_AT_RISK,
+    VALUE_REASONS,
+)
 from tiercast.models.drift import DriftProfile
 from tiercast.models.gbm.churn import ChurnModel
 from tiercast.models.gbm.value import ValueModel
@@ -88,7 +99,7 @@ class TiercastScorer:
             return top_reasons(model.contributions(X), model.transform(X), names, top, target=target).to_numpy()
 
         return pd.DataFrame(
-            {"churn_reasons": reasons(self.churn_model, "churn"), "value_reasons": reasons(self.value_model, "value")},
+            {CHURN_REASONS: reasons(self.churn_model, "churn"), VALUE_REASONS: reasons(self.value_model, "value")},
             index=features.index,
         ).astype("str")
 
@@ -101,17 +112,17 @@ class TiercastScorer:
         current = features[self.current_value_column].astype("float64").fillna(0.0).to_numpy()
         out = pd.DataFrame(
             {
-                "current_tier": self.scheme.assign(current),
-                "predicted_tier": self.scheme.assign_predicted(value),
-                "predicted_value": value,
-                "churn_probability": churn,
-                "value_at_risk": value * churn,
+                CURRENT_TIER: self.scheme.assign(current),
+                PREDICTED_TIER: self.scheme.assign_predicted(value),
+                PREDICTED_VALUE: value,
+                CHURN_PROBABILITY: churn,
+                VALUE_AT_RISK: value * churn,
             },
             index=features.index,
-        ).astype({"current_tier": "str", "predicted_tier": "str"})
+        ).astype({CURRENT_TIER: "str", PREDICTED_TIER: "str"})
         if self.segments is not None:
-            out["segment"] = pd.Series(self.segments.predict(X), index=out.index, dtype="str")
-            out["segment_key"] = pd.Series(self.segments.predict_keys(X), index=out.index, dtype="str")
+            out[SEGMENT] = pd.Series(self.segments.predict(X), index=out.index, dtype="str")
+            out[SEGMENT_KEY] = pd.Series(self.segments.predict_keys(X), index=out.index, dtype="str")
         return pd.concat([out, self.explain(features)], axis=1) if reasons else out
 
 

@@ -21,6 +21,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.contract import SEGMENT
 from tiercast.features.errors import InsufficientDataError
 from tiercast.models.segment_keys import AVERAGE, DESCRIPTORS, SEGMENT_KEYS  # noqa: F401 - re-exported
 from tiercast.models.tiers.scheme import choose_k, kmeans
@@ -150,7 +151,7 @@ class BehaviorSegments(BaseEstimator):
         means = pd.DataFrame(raw, columns=list(self.features_)).groupby(codes).mean().reindex(range(self.k_))
         z = pd.DataFrame(self.centers_, columns=[f"z_{c}" for c in self.features_])
         head = pd.DataFrame(
-            {"segment": list(self.names_), "key": list(self.keys_), "customers": np.bincount(codes, minlength=self.k_)}
+            {SEGMENT: list(self.names_), "key": list(self.keys_), "customers": np.bincount(codes, minlength=self.k_)}
         )
         head["share"] = head["customers"] / max(len(codes), 1)
         return pd.concat([head, means.reset_index(drop=True), z], axis=1)
@@ -176,6 +177,6 @@ class BehaviorSegments(BaseEstimator):
         """One dict per segment: name, key, share and the mean z-score per feature."""
         check_is_fitted(self, "centers_")
         return [
-            {"segment": n, "key": k, "share": float(s), **{f: float(z) for f, z in zip(self.features_, c, strict=True)}}
+            {SEGMENT: n, "key": k, "share": float(s), **{f: float(z) for f, z in zip(self.features_, c, strict=True)}}
             for n, k, s, c in zip(self.names_, self.keys_, self.shares_, self.centers_, strict=True)
         ]

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
 from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
 
@@ -24,7 +25,7 @@ SAMPLE_ROWS = 5000
 
 # Normalized column names (lower case, letters and digits only) tried for each field, best first.
 FIELD_NAMES: dict[str, tuple[str, ...]] = {
-    "customer_id": (
+    CUSTOMER_ID: (
         "customerid",
         "customer",
         "custid",
@@ -37,8 +38,8 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "buyerid",
         "shopperid",
     ),
-    "timestamp": (
-        "timestamp",
+    TIMESTAMP: (
+        TIMESTAMP,
         "invoicedate",
         "orderdate",
         "transactiondate",
@@ -50,8 +51,8 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "time",
         "saledate",
     ),
-    "amount": (
-        "amount",
+    AMOUNT: (
+        AMOUNT,
         "total",
         "totalamount",
         "revenue",
@@ -65,9 +66,9 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "linetotal",
         "totalprice",
     ),
-    "quantity": ("quantity", "qty", "units", "numberofitems", "numberofcds", "count"),
+    QUANTITY: (QUANTITY, "qty", "units", "numberofitems", "numberofcds", "count"),
     "unit_price": ("unitprice", "price", "itemprice", "priceeach"),
-    "order_id": (
+    ORDER_ID: (
         "orderid",
         "invoice",
         "invoiceno",
@@ -77,9 +78,9 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "ordernumber",
         "basketid",
     ),
-    "product_id": ("productid", "stockcode", "sku", "itemid", "product", "article", "productcode"),
-    "category": ("category", "productcategory", "department", "categoryname"),
-    "channel": ("channel", "store", "country", "region", "shop"),
+    PRODUCT_ID: ("productid", "stockcode", "sku", "itemid", "product", "article", "productcode"),
+    CATEGORY: (CATEGORY, "productcategory", "department", "categoryname"),
+    CHANNEL: (CHANNEL, "store", "country", "region", "shop"),
 }
 
 # Text timestamp formats tried when the values are not ISO 8601; day-first before month-first.
@@ -202,13 +203,13 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     for name, names in FIELD_NAMES.items():
         if name not in mapping and (col := _match(columns, set(mapping.values()), names)) is not None:
             mapping[name] = col
-    if "amount" in mapping and "unit_price" in mapping:
+    if AMOUNT in mapping and "unit_price" in mapping:
         del mapping["unit_price"]  # amount is the line value; unit_price only when there is no amount
-    if "amount" not in mapping and not {"quantity", "unit_price"} <= mapping.keys():
+    if AMOUNT not in mapping and not {QUANTITY, "unit_price"} <= mapping.keys():
         mapping.pop("unit_price", None)
-    missing = [f for f in ("customer_id", "timestamp") if f not in mapping]
-    if "amount" not in mapping and "unit_price" not in mapping:
-        missing.append("amount")
+    missing = [f for f in (CUSTOMER_ID, TIMESTAMP) if f not in mapping]
+    if AMOUNT not in mapping and "unit_price" not in mapping:
+        missing.append(AMOUNT)
     if missing:
         free = [c for c in columns if c not in mapping.values()] or columns
         raise ConfigError(
@@ -216,7 +217,7 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
             f"name them with --column FIELD=COLUMN (e.g. --column {missing[0]}={free[0]})"
         )
     notes = []
-    ts_format, note = _timestamp_format(frame[mapping["timestamp"]])
+    ts_format, note = _timestamp_format(frame[mapping[TIMESTAMP]])
     if note:
         notes.append(note)
     tx: dict[str, Any] = {"path": str(path.resolve()), "format": fmt, **keys}

@@ -8,6 +8,10 @@ Sizes: a module under :data:`MAX_MODULE_LINES` lines, a function under :data:`MA
 (decorators and docstring included). A longer one carries ``# size: <reason>`` — on one of a module's first ten
 lines after its docstring, or on the line of a function's ``def`` (or of its first decorator) or in the comment
 block right above it.
+
+Column names: every column name of the data contract is written once, in ``features/contract.py``; product modules
+use its constants. A string literal equal to a column name elsewhere fails, unless :data:`NAME_ALLOWLIST` lists it
+with a reason (docstrings and pieces of f-strings are not literals here).
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ ALLOWED = {
     "models": {"features", "models"},
     "pipeline": {"features", "models", "pipeline"},
     "benchmarks": set(PACKAGES),
+}
+
+
+CONTRACT = ROOT / "features" / "contract.py"
+#: (module, literal) -> (how many times, why it is not the column): strings that equal a column name but name
+#: something else.
+NAME_ALLOWLIST = {
+    ("pipeline/cli/summary.py", "tier"): (2, "the header of the printed tier table, a label"),
+    ("pipeline/cli/render.py", "tier"): (1, "the header of the printed monitor table, a label"),
 }
 
 
@@ -103,3 +116,63 @@ def test_every_package_folder_is_installed():
 def test_the_checks_see_every_package():
     names = {_name(p).split(".")[0] for p in _modules()}
     assert names == set(PACKAGES) and len(_modules()) > 60
+
+
+def _contract_names() -> tuple[list[str], set[str]]:
+    """The column-name literals written in the contract, and every column name it defines (lists included)."""
+    from tiercast.features import contract
+
+    literals = _string_literals(ast.parse(CONTRACT.read_text(encoding="utf-8")))
+    names = set()
+    for key, value in vars(contract).items():
+        if key.isupper() and isinstance(value, str):
+            names.add(value)
+        elif key.isupper() and isinstance(value, tuple):
+            names.update(value)
+    return literals, names
+
+
+def _string_literals(tree: ast.AST) -> list[str]:
+    """Every string constant of a module except docstrings and the fixed pieces of f-strings."""
+    skip = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skip.add(id(first.value))
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(part) for part in ast.walk(node))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
+    ]
+
+
+def test_the_contract_writes_each_column_name_once():
+    literals, names = _contract_names()
+    written = [v for v in literals if v in names]
+    assert sorted(written) == sorted(names), f"written more than once or not as a constant: {sorted(written)}"
+    assert {"customer_id", "cutoff", "churned", "future_value", "churn_probability", "tier"} <= names
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if p != CONTRACT], ids=_name)
+def test_column_names_come_from_the_contract(path):
+    _, names = _contract_names()
+    rel = path.relative_to(ROOT).as_posix()
+    found: dict[str, int] = {}
+    for value in _string_literals(ast.parse(path.read_text(encoding="utf-8"))):
+        if value in names:
+            found[value] = found.get(value, 0) + 1
+    wrong = {v: n for v, n in found.items() if NAME_ALLOWLIST.get((rel, v), (0, ""))[0] != n}
+    allowed = {v: NAME_ALLOWLIST[(r, v)][0] for r, v in NAME_ALLOWLIST if r == rel}
+    assert not wrong and allowed.keys() <= found.keys(), (
+        f"{rel} writes column names as strings {wrong} (allowlisted: {allowed}); "
+        "use the constants of tiercast.features.contract"
+    )
+
+
+def test_the_allowlist_names_existing_modules_and_says_why():
+    for (rel, value), (count, reason) in NAME_ALLOWLIST.items():
+        assert (ROOT / rel).is_file() and count > 0 and len(reason) > 10, (rel, value)

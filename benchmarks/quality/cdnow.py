@@ -59,7 +59,7 @@ from tiercast.benchmarks.quality.cdnow_data import (
     validation_cutoffs,
 )
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS
-from tiercast.features.contract import CHURNED, CUSTOMER_ID, FUTURE_VALUE, LABEL_COLUMNS, LABEL_DAYS
+from tiercast.features.contract import CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_VALUE, LABEL_COLUMNS, LABEL_DAYS, TIMESTAMP
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.btyd.forecast import BTYDForecaster
 from tiercast.models.btyd.stacker import btyd_inputs
@@ -162,12 +162,12 @@ def run_cdnow_benchmark(
     horizon = sp.horizon_days
     tx = read_cdnow(data_path) if transactions is None else transactions
     if sample_every > 1:
-        ids = np.sort(tx["customer_id"].unique())[::sample_every]
-        tx = tx[tx["customer_id"].isin(ids)].reset_index(drop=True)
+        ids = np.sort(tx[CUSTOMER_ID].unique())[::sample_every]
+        tx = tx[tx[CUSTOMER_ID].isin(ids)].reset_index(drop=True)
     rows = _benchmark_rows(tx, sp, tuple(windows_days), n_validation)
     common = {"horizon_days": horizon, "btyd": btyd, "param_grid": param_grid, "random_state": seed}
     models = _fit_tiercast(rows, common)
-    X_test = rows.test[rows.features].drop(columns="cutoff")
+    X_test = rows.test[rows.features].drop(columns=CUTOFF)
     preds = {"tiercast": (models["value"].predict(X_test), models["churn"].predict_proba(X_test)[:, 1])}
     preds |= _baseline_predictions(rows, sp)
     y = rows.test[FUTURE_VALUE].to_numpy(dtype=float)
@@ -212,7 +212,7 @@ def _benchmark_rows(tx: pd.DataFrame, sp: Split, windows: tuple[int, ...], n_val
     validation cutoff v, probe rows of the earlier cutoffs labelled up to v, validation rows at v labelled up to
     the calibration end. Every training row is built from the calibration period alone."""
     horizon = sp.horizon_days
-    calibration = tx[tx["timestamp"] < sp.calibration_end]
+    calibration = tx[tx[TIMESTAMP] < sp.calibration_end]
     cutoffs = sp.training_cutoffs()
     refit = pd.concat(
         [labelled_rows(calibration, c, sp.calibration_end, windows, horizon) for c in cutoffs], ignore_index=True
@@ -227,13 +227,13 @@ def _benchmark_rows(tx: pd.DataFrame, sp: Split, windows: tuple[int, ...], n_val
         ]
         probes.append(pd.concat(part, ignore_index=True).assign(_fold=i))
     probe = pd.concat(probes, ignore_index=True)
-    val = refit[refit["cutoff"].isin(val_cuts)].reset_index(drop=True)
-    folds = [(probe["_fold"].to_numpy() == i, (val["cutoff"] == v).to_numpy()) for i, v in enumerate(val_cuts)]
+    val = refit[refit[CUTOFF].isin(val_cuts)].reset_index(drop=True)
+    folds = [(probe["_fold"].to_numpy() == i, (val[CUTOFF] == v).to_numpy()) for i, v in enumerate(val_cuts)]
     for i, v in enumerate(val_cuts):
-        ends = probe["cutoff"] + pd.to_timedelta(probe[LABEL_DAYS], unit="D")
+        ends = probe[CUTOFF] + pd.to_timedelta(probe[LABEL_DAYS], unit="D")
         assert ends[probe["_fold"] == i].max() <= v
-    assert (refit["cutoff"] + pd.to_timedelta(refit[LABEL_DAYS], unit="D")).max() <= sp.calibration_end
-    test = labelled_rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, windows, horizon)
+    assert (refit[CUTOFF] + pd.to_timedelta(refit[LABEL_DAYS], unit="D")).max() <= sp.calibration_end
+    test = labelled_rows(tx[tx[TIMESTAMP] < sp.holdout_end], sp.calibration_end, sp.holdout_end, windows, horizon)
     return _Rows(cutoffs, val_cuts, refit, probe, val, folds, test)
 
 
@@ -261,7 +261,7 @@ def _baseline_predictions(rows: _Rows, sp: Split) -> dict[str, tuple[np.ndarray,
     """The naive baseline (learned on the longest training windows) and the BTYD models fitted at the test
     cutoff."""
     horizon, test = sp.horizon_days, rows.test
-    longest = rows.refit[rows.refit["cutoff"] == sp.first_train_cutoff]
+    longest = rows.refit[rows.refit[CUTOFF] == sp.first_train_cutoff]
     naive = NaiveBaseline().fit(longest, y_churn=longest[CHURNED])
     preds = {"naive": (naive.predict_value(test, horizon), naive.predict_churn(test, horizon))}
     inputs = btyd_inputs(test)
@@ -325,7 +325,7 @@ def _model_record(models: dict[str, Any], btyd: str) -> dict[str, Any]:
 
 
 def _wide_predictions(test: pd.DataFrame, preds: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    frame = test[["customer_id", "future_value", "churned"]].copy()
+    frame = test[[CUSTOMER_ID, FUTURE_VALUE, CHURNED]].copy()
     for name in METHODS:
         frame[f"{name}_value"], frame[f"{name}_churn"] = preds[name]
     return frame

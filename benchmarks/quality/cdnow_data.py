@@ -10,6 +10,17 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.features.build import build_features
+from tiercast.features.contract import (
+    AMOUNT,
+    CHURNED,
+    CUSTOMER_ID,
+    CUTOFF,
+    FUTURE_ORDERS,
+    FUTURE_VALUE,
+    LABEL_DAYS,
+    QUANTITY,
+    TIMESTAMP,
+)
 from tiercast.features.labels import build_labels
 from tiercast.pipeline.ingest.sources import DataConfig
 from tiercast.pipeline.ingest.transactions import read_transactions
@@ -95,10 +106,10 @@ def cdnow_data_config(path: str | Path = DEFAULT_PATH) -> DataConfig:
                 "format": "csv",
                 "delimiter": "whitespace",
                 "columns": {
-                    "customer_id": "customer_id",
-                    "timestamp": "date",
-                    "amount": "dollar_value",
-                    "quantity": "number_of_cds",
+                    CUSTOMER_ID: CUSTOMER_ID,
+                    TIMESTAMP: "date",
+                    AMOUNT: "dollar_value",
+                    QUANTITY: "number_of_cds",
                 },
                 "timestamp_format": "%Y%m%d",
                 "duplicates": "keep",
@@ -124,11 +135,11 @@ def labelled_rows(
     """Features at ``cutoff`` (transactions before it) with labels of ``[cutoff, label_end)``; ``label_days``."""
     days = (label_end - cutoff).days
     feats = build_features(tx, cutoff=cutoff, windows_days=windows, horizon_days=horizon_days)
-    labels = build_labels(tx[tx["timestamp"] < label_end], cutoff=cutoff, horizon_days=days)
-    out = feats.merge(labels, on="customer_id", how="left")
-    out = out.fillna({"future_value": 0.0, "future_orders": 0.0, "churned": 1.0})
-    out.insert(1, "cutoff", pd.Series(cutoff, index=out.index, dtype="datetime64[us]"))
-    out["label_days"] = float(days)
+    labels = build_labels(tx[tx[TIMESTAMP] < label_end], cutoff=cutoff, horizon_days=days)
+    out = feats.merge(labels, on=CUSTOMER_ID, how="left")
+    out = out.fillna({FUTURE_VALUE: 0.0, FUTURE_ORDERS: 0.0, CHURNED: 1.0})
+    out.insert(1, CUTOFF, pd.Series(cutoff, index=out.index, dtype="datetime64[us]"))
+    out[LABEL_DAYS] = float(days)
     return out
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from tiercast.benchmarks.quality.cdnow import METHODS, BenchmarkResult
 from tiercast.benchmarks.quality.cdnow_data import read_cdnow
+from tiercast.features.contract import CHURNED, FUTURE_VALUE
 from tiercast.pipeline.jobs.predictions import predictions_frame
 
 
@@ -57,13 +58,11 @@ def log_cdnow_benchmark(
         mlflow.log_dict(result.to_dict(), "benchmark_cdnow.json")
         preds = result.predictions
         if preds is not None:
-            fig = plots.gain_curve(
-                preds["future_value"].to_numpy(), {m: preds[f"{m}_value"].to_numpy() for m in METHODS}
-            )
+            fig = plots.gain_curve(preds[FUTURE_VALUE].to_numpy(), {m: preds[f"{m}_value"].to_numpy() for m in METHODS})
             mlflow.log_figure(fig, "plots/gain_curve.png")
             plots.close(fig)
             fig = plots.calibration_curve(
-                preds["churned"].to_numpy(), {m: preds[f"{m}_churn"].to_numpy() for m in METHODS}
+                preds[CHURNED].to_numpy(), {m: preds[f"{m}_churn"].to_numpy() for m in METHODS}
             )
             mlflow.log_figure(fig, "plots/calibration_curve.png")
             plots.close(fig)

@@ -39,7 +39,16 @@ from sklearn.model_selection import StratifiedKFold
 from tiercast.benchmarks.quality.cdnow import TARGETS
 from tiercast.benchmarks.quality.cdnow_data import DEFAULT_PATH, STANDARD, labelled_rows, read_cdnow
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS
-from tiercast.features.contract import ID_COLUMNS, LABEL_COLUMNS
+from tiercast.features.contract import (
+    AMOUNT,
+    CHURNED,
+    CUSTOMER_ID,
+    FUTURE_VALUE,
+    ID_COLUMNS,
+    LABEL_COLUMNS,
+    QUANTITY,
+    TIMESTAMP,
+)
 from tiercast.models.btyd.stacker import BTYDStacker
 from tiercast.models.evaluation import churn_metrics, spearman, value_metrics
 from tiercast.models.gbm.lgbm import BASE_PARAMS, DEFAULT_GRID
@@ -53,15 +62,13 @@ N_FOLDS = 5
 def monthly_history(tx: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Per customer (index): purchase days and spend in each calendar month before ``cutoff``, and CDs per
     purchase day (``quantity``)."""
-    t = tx[tx["timestamp"] < cutoff]
-    days = t.groupby(["customer_id", t["timestamp"].dt.normalize()]).agg(
-        amount=("amount", "sum"), quantity=("quantity", "sum")
-    )
+    t = tx[tx[TIMESTAMP] < cutoff]
+    days = t.groupby([CUSTOMER_ID, t[TIMESTAMP].dt.normalize()]).agg(amount=(AMOUNT, "sum"), quantity=(QUANTITY, "sum"))
     days = days.reset_index()
-    month = days["timestamp"].dt.strftime("%Y_%m")
-    counts = pd.crosstab(days["customer_id"], month).add_prefix("purchase_days_")
-    spend = days.pivot_table(index="customer_id", columns=month, values="amount", aggfunc="sum", fill_value=0.0)
-    per_day = days.groupby("customer_id")["quantity"].mean().rename("cds_per_purchase_day")
+    month = days[TIMESTAMP].dt.strftime("%Y_%m")
+    counts = pd.crosstab(days[CUSTOMER_ID], month).add_prefix("purchase_days_")
+    spend = days.pivot_table(index=CUSTOMER_ID, columns=month, values=AMOUNT, aggfunc="sum", fill_value=0.0)
+    per_day = days.groupby(CUSTOMER_ID)[QUANTITY].mean().rename("cds_per_purchase_day")
     return pd.concat([counts.astype(float), spend.add_prefix("spend_"), per_day], axis=1)
 
 
@@ -71,14 +78,14 @@ def oracle_inputs(tx: pd.DataFrame, inputs: str = "tiercast") -> tuple[pd.DataFr
     if inputs not in INPUT_SETS:
         raise ValueError(f"inputs must be one of {INPUT_SETS}, got {inputs!r}")
     sp = STANDARD
-    rows = labelled_rows(tx[tx["timestamp"] < sp.holdout_end], sp.calibration_end, sp.holdout_end, DEFAULT_WINDOWS_DAYS)
+    rows = labelled_rows(tx[tx[TIMESTAMP] < sp.holdout_end], sp.calibration_end, sp.holdout_end, DEFAULT_WINDOWS_DAYS)
     feats = rows.drop(columns=[c for c in (*ID_COLUMNS, *LABEL_COLUMNS) if c in rows.columns])
     btyd = BTYDStacker().fit(rows).transform(rows, sp.horizon_days)
     X = pd.concat([feats.reset_index(drop=True), btyd.reset_index(drop=True)], axis=1)
     if inputs == "rich":
-        hist = monthly_history(tx, sp.calibration_end).reindex(rows["customer_id"]).fillna(0.0)
+        hist = monthly_history(tx, sp.calibration_end).reindex(rows[CUSTOMER_ID]).fillna(0.0)
         X = pd.concat([X, hist.reset_index(drop=True)], axis=1)
-    return X, rows[["customer_id", "future_value", "churned"]].reset_index(drop=True)
+    return X, rows[[CUSTOMER_ID, FUTURE_VALUE, CHURNED]].reset_index(drop=True)
 
 
 def fold_ranks(y: np.ndarray) -> np.ndarray:
@@ -151,8 +158,8 @@ def run_cdnow_ceiling(
     result: dict[str, Any] = {"n_folds": N_FOLDS, "seeds": list(seeds), "targets": TARGETS, "inputs": {}}
     for name in input_sets:
         X, targets = oracle_inputs(tx, name)
-        churned = targets["churned"].to_numpy(dtype=int)
-        spend = targets["future_value"].clip(lower=0.0).to_numpy(dtype=float)
+        churned = targets[CHURNED].to_numpy(dtype=int)
+        spend = targets[FUTURE_VALUE].clip(lower=0.0).to_numpy(dtype=float)
         runs = []
         for seed in seeds:
             folds = list(StratifiedKFold(N_FOLDS, shuffle=True, random_state=seed).split(X, churned))

@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.contract import CUTOFF
 from tiercast.models.baselines import Array, float_column, require_columns
 from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel, ParetoNBDModel
 
@@ -38,7 +39,7 @@ class BTYDForecaster(BaseEstimator):
     per purchase falls back to the mean ``repeat_spend_mean`` of repeat customers (``gg_`` is then None).
     """
 
-    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, cutoff_col: str = "cutoff") -> None:
+    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, cutoff_col: str = CUTOFF) -> None:
         self.model = model
         self.time_unit_days = time_unit_days
         self.cutoff_col = cutoff_col
@@ -120,7 +121,7 @@ def btyd_features(
     and ``btyd_expected_value``, indexed like X. A frame stacking several cutoffs (a ``cutoff`` column) is
     fitted per cutoff, so each row's features come from a model that saw only that cutoff's past."""
     est = BTYDForecaster(model=model, time_unit_days=time_unit_days)
-    if "cutoff" not in X.columns or X["cutoff"].nunique() <= 1:
+    if CUTOFF not in X.columns or X[CUTOFF].nunique() <= 1:
         return est.fit(X).transform(X, horizon_days)
-    parts = [est.fit(part).transform(part, horizon_days) for _, part in X.groupby("cutoff", sort=True)]
+    parts = [est.fit(part).transform(part, horizon_days) for _, part in X.groupby(CUTOFF, sort=True)]
     return pd.concat(parts).loc[X.index]

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.contract import CUTOFF
 from tiercast.models.btyd.forecast import BTYD_INPUTS, BTYDForecaster
 
 #: Derived feature names, in the order they extend a model's ``feature_names_in_``.
@@ -225,16 +226,16 @@ def groups_of(X: pd.DataFrame, groups: Iterable | None) -> np.ndarray:
         if g.shape != (len(X),):
             raise ValueError(f"groups has {g.size} values, X has {len(X)} rows")
         return g
-    if "cutoff" in X.columns:
-        return X["cutoff"].to_numpy()
+    if CUTOFF in X.columns:
+        return X[CUTOFF].to_numpy()
     return np.zeros(len(X), dtype=int)
 
 
 def val_groups(X_val: pd.DataFrame | None) -> np.ndarray | None:
     """The validation rows' cutoffs (X_val's ``cutoff`` column), None without one."""
-    if X_val is None or "cutoff" not in X_val.columns or len(X_val) == 0:
+    if X_val is None or CUTOFF not in X_val.columns or len(X_val) == 0:
         return None
-    return X_val["cutoff"].to_numpy()
+    return X_val[CUTOFF].to_numpy()
 
 
 def per_row_days(value: float | Iterable[float] | None, n: int, default: float) -> np.ndarray:

@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.contract import TIER
 from tiercast.models.tiers.scheme import ValueTiers, as_values
 
 PYRAMID = ("platinum", "gold", "iron", "lead")
@@ -169,7 +170,7 @@ class RFMScheme(BaseEstimator):
         check_is_fitted(self, "min_scores_")
         lows = [*self.min_scores_.tolist(), 3.0]
         return [
-            {"tier": n, "min_score": int(lo), "share": float(s), "revenue_share": float(rs)}
+            {TIER: n, "min_score": int(lo), "share": float(s), "revenue_share": float(rs)}
             for n, lo, s, rs in zip(self.names_, lows, self.shares_, self.revenue_shares_, strict=True)
         ]
 
@@ -304,6 +305,6 @@ class LoyaltyScheme(BaseEstimator):
         lows = [*self.boundaries_.tolist(), 0.0]
         pts = [*self.thresholds_.tolist(), 0.0]
         return [
-            {"tier": n, "min_value": float(lo), "min_points": float(p), "share": float(s), "revenue_share": float(rs)}
+            {TIER: n, "min_value": float(lo), "min_points": float(p), "share": float(s), "revenue_share": float(rs)}
             for n, lo, p, s, rs in zip(self.names_, lows, pts, self.shares_, self.revenue_shares_, strict=True)
         ]

@@ -15,6 +15,8 @@ from numpy.typing import ArrayLike
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
+from tiercast.features.contract import TIER
+
 
 def _positions(labels: ArrayLike, order: Sequence[str]) -> np.ndarray:
     lab = np.asarray(labels, dtype=object).ravel()
@@ -80,7 +82,7 @@ def tier_summary(
     total = v.sum()
     out = pd.DataFrame(
         {
-            "tier": list(order),
+            TIER: list(order),
             "customers": customers,
             "share": customers / max(len(v), 1),
             "revenue": revenue,

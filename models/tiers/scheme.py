@@ -26,6 +26,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from tiercast.features.contract import TIER
 from tiercast.features.errors import InsufficientDataError
 
 # Silhouette on a seeded sample: the full O(n^2) computation is not worth it for a low-dimensional clustering.
@@ -127,7 +128,7 @@ class ValueTiers(BaseEstimator):
         check_is_fitted(self, "boundaries_")
         lows = [*np.asarray(self.boundaries_).tolist(), 0.0]
         rows = [
-            {"tier": n, "min_value": float(lo), "share": float(s)}
+            {TIER: n, "min_value": float(lo), "share": float(s)}
             for n, lo, s in zip(self.names_, lows, self.shares_, strict=True)
         ]
         for row, rs in zip(rows, getattr(self, "revenue_shares_", ()), strict=False):

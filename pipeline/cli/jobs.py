@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pandas as pd
 import typer
 
-from tiercast.features.contract import CUSTOMER_ID, MODEL_STAMP_COLUMNS, PREDICTED_VALUE, SCORE_COLUMNS
+from tiercast.features.contract import (
+    CHURN_BAND,
+    CURRENT_TIER,
+    CUSTOMER_ID,
+    CUTOFF,
+    MODEL_STAMP_COLUMNS,
+    PREDICTED_TIER,
+    PREDICTED_VALUE,
+    SCORE_COLUMNS,
+)
 from tiercast.pipeline.cli.base import (
     ConfigOpt,
     EngineOpt,
@@ -205,7 +214,7 @@ def at_risk_cmd(
 
     frame = _read_scores(scores)
     chosen = [t.strip() for t in tiers.split(",")] if tiers else None
-    unknown = sorted(set(chosen or []) - set(frame["current_tier"].unique()) - set(frame["predicted_tier"].unique()))
+    unknown = sorted(set(chosen or []) - set(frame[CURRENT_TIER].unique()) - set(frame[PREDICTED_TIER].unique()))
     if unknown:
         fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
     cfg = config_from(config) if config is not None else None
@@ -230,7 +239,7 @@ def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg
     if churn_bands is None:
         return cfg.outputs.churn_bands(cfg.playbook) if cfg is not None else bands_above_lowest(frame)
     bands = tuple(b.strip() for b in churn_bands.split(",") if b.strip())
-    unknown = sorted(set(bands) - set(frame["churn_band"].unique()))
+    unknown = sorted(set(bands) - set(frame[CHURN_BAND].unique()))
     if unknown:
         fail(f"{scores}: no customer is in churn band(s) {', '.join(unknown)}")
     return bands
@@ -246,9 +255,9 @@ def _reasons_for(ranked: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     data = load_data(cfg)
     return explain_customers(
         data.accepted,
-        ranked["customer_id"],
+        ranked[CUSTOMER_ID],
         model_uri=f"models:/{ranked['model_name'].iloc[0]}/{ranked['model_version'].iloc[0]}",
-        cutoff=pd.Timestamp(ranked["cutoff"].iloc[0]),
+        cutoff=pd.Timestamp(ranked[CUTOFF].iloc[0]),
         windows_days=cfg.features.windows_days,
         horizon_days=cfg.horizon_days,
         satisfaction=data.satisfaction,

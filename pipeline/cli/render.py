@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from tiercast.features.contract import PREDICTED_VALUE, TIER
 from tiercast.pipeline.cli.base import console
 from tiercast.pipeline.jobs.results import TierStudy
 from tiercast.pipeline.terminal import print_table
@@ -48,14 +49,14 @@ def _monitor_cell(value: object, kind: str) -> str:
 
 _DISPLAY = (
     ("month", "month", "str"),
-    ("tier", "tier", "str"),
+    (TIER, "tier", "str"),
     ("customers", "customers", "int"),
     ("retention_rate", "retention", "pct"),
     ("orders", "orders", "int"),
     ("revenue", "revenue", "money"),
     ("revenue_share", "share", "pct"),
     ("avg_ticket", "avg ticket", "money"),
-    ("predicted_value", "pred. value", "money"),
+    (PREDICTED_VALUE, "pred. value", "money"),
     ("realized_value", "real. value", "money"),
     ("predicted_churn", "pred. churn", "pct"),
     ("realized_churn", "real. churn", "pct"),

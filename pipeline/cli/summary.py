@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from tiercast.features.contract import CHURN_BAND, CURRENT_TIER, TIER
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
@@ -65,11 +66,11 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
     tiers = Table(title=f"Tiers at {outcome.score_cutoff.date()} ({len(scores):,} customers)")
     for col in ("tier", "from value", "customers", "share", "revenue share (last horizon)", "predicted"):
         tiers.add_column(col, justify="right" if col != "tier" else "left")
-    revenue = scores.groupby("current_tier")["current_value"].sum()
+    revenue = scores.groupby(CURRENT_TIER)["current_value"].sum()
     total = float(revenue.clip(lower=0).sum()) or 1.0
     for row in trained.tiers:
-        name = row["tier"]
-        in_tier = scores["current_tier"] == name
+        name = row[TIER]
+        in_tier = scores[CURRENT_TIER] == name
         tiers.add_row(
             name,
             f"{row['min_value']:,.0f}",
@@ -82,7 +83,7 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
 
     console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
     listed = outcome.at_risk
-    bands = "/".join(dict.fromkeys(listed["churn_band"])) if len(listed) else "none"
+    bands = "/".join(dict.fromkeys(listed[CHURN_BAND])) if len(listed) else "none"
     money = f"{listed['currency'].iloc[0]} " if len(listed) and "currency" in listed.columns else ""
     console.print(
         f"at risk  -> {outcome.at_risk_path} ({len(listed):,} rows, churn {bands}; "

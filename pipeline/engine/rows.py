@@ -20,6 +20,7 @@ from tiercast.features.build import (
     execute,
     feature_table,
 )
+from tiercast.features.contract import CUSTOMER_ID, CUTOFF
 from tiercast.features.training_set import build_training_set, check_cutoffs
 from tiercast.pipeline.engine.sampling import (
     ROWS_BEFORE,
@@ -57,14 +58,14 @@ def features_on(
     if max_rows is not None:
         chosen = sampled_customers(t, max_rows, cutoff=cutoff, horizon_days=horizon_days, seed=seed)
         expr = feature_table(
-            t.semi_join(chosen, "customer_id"),
+            t.semi_join(chosen, CUSTOMER_ID),
             cutoff=cutoff,
             windows_days=windows_days,
             horizon_days=horizon_days,
             satisfaction=satisfaction,
         )
         expr = with_counts(expr, chosen)
-    df = execute(expr.order_by("customer_id"), con)
+    df = execute(expr.order_by(CUSTOMER_ID), con)
     counts = []
     if ROWS_BEFORE in df.columns:
         before = int(df[ROWS_BEFORE].iloc[0]) if len(df) else 0
@@ -103,9 +104,9 @@ class CutoffRows:
             built = build_training_set_on(
                 self.con, self.tx, cutoffs=missing, data_end=data_end, holdout_start=holdout_start, **self.common
             )
-            counts = {r["cutoff"]: r for r in built.attrs.get("sampling", [])}
+            counts = {r[CUTOFF]: r for r in built.attrs.get("sampling", [])}
             for c in missing:
-                self._rows[c] = (built.loc[built["cutoff"] == c], counts.get(c.isoformat()))
+                self._rows[c] = (built.loc[built[CUTOFF] == c], counts.get(c.isoformat()))
         out = pd.concat([self._rows[c][0] for c in parsed], ignore_index=True)
         out.attrs = {"sampling": [self._rows[c][1] for c in parsed if self._rows[c][1] is not None]}
         return out
@@ -168,7 +169,7 @@ def _build_training_set_on(
             def counted(rows: ir.Table, _: pd.Timestamp, chosen: ir.Table = chosen) -> ir.Table:
                 return with_counts(rows, chosen)
 
-            part = t.semi_join(chosen, "customer_id")
+            part = t.semi_join(chosen, CUSTOMER_ID)
             frames.append(build_training_set(part, con=con, cutoffs=[cutoff], sample_rows=counted, **kwargs))
         return pd.concat(frames, ignore_index=True)
     finally:

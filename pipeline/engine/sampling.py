@@ -13,6 +13,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features import as_of
+from tiercast.features.contract import CUSTOMER_ID, CUTOFF, TIMESTAMP
 
 # --------------------------------------------------------------------------------------------------------------------
 # Training sets
@@ -24,10 +25,10 @@ def sample_customers(tx: ir.Table, n: int, *, seed: int = 0) -> ir.Table:
     same customers on every engine and run, all of each chosen customer's history, and a new seed a new sample."""
     if n <= 0:
         raise ValueError(f"sample size must be positive, got {n}")
-    ids = tx.select("customer_id").distinct()
+    ids = tx.select(CUSTOMER_ID).distinct()
     key = (ibis.literal(f"{seed}:") + ids.customer_id).hexdigest("md5")
-    chosen = ids.mutate(_key=key).order_by(["_key", "customer_id"]).limit(n).select("customer_id")
-    return tx.semi_join(chosen, "customer_id")
+    chosen = ids.mutate(_key=key).order_by(["_key", CUSTOMER_ID]).limit(n).select(CUSTOMER_ID)
+    return tx.semi_join(chosen, CUSTOMER_ID)
 
 
 #: Quantile bins of positive spend that stratify a cutoff's sample (beside the customers without spend).
@@ -82,17 +83,17 @@ def sampled_customers(
     a capped cutoff costs one aggregation over all transactions instead of the whole feature query."""
     lines = as_of.before(t, cutoff=cutoff)
     start = as_of.to_cutoff(cutoff) - pd.Timedelta(days=int(horizon_days))
-    recent = lines.timestamp >= ibis.literal(start.to_pydatetime(), type="timestamp")
-    per = lines.group_by("customer_id").aggregate(
+    recent = lines.timestamp >= ibis.literal(start.to_pydatetime(), type=TIMESTAMP)
+    per = lines.group_by(CUSTOMER_ID).aggregate(
         _spend=lines.amount.cast(dt.Decimal(38, 6)).sum(where=recent).cast("float64")
     )
     chosen = sample_cutoff_rows(per, max_rows, value_column="_spend", cutoff=cutoff, seed=seed)
-    return chosen.select("customer_id", ROWS_BEFORE)
+    return chosen.select(CUSTOMER_ID, ROWS_BEFORE)
 
 
 def with_counts(rows: ir.Table, chosen: ir.Table) -> ir.Table:
     """The rows of the chosen customers with their cutoff's :data:`ROWS_BEFORE`."""
-    joined = rows.join(chosen, "customer_id")
+    joined = rows.join(chosen, CUSTOMER_ID)
     return joined.drop("customer_id_right") if "customer_id_right" in joined.columns else joined
 
 
@@ -107,7 +108,7 @@ class CutoffSample:
     def record(self) -> dict[str, Any]:
         """As kept in a frame's ``attrs["sampling"]``: plain JSON values (frames with attrs still write to
         Parquet), the cutoff as ISO text."""
-        return {"cutoff": self.cutoff.isoformat(), "rows_before": self.rows_before, "rows_after": self.rows_after}
+        return {CUTOFF: self.cutoff.isoformat(), "rows_before": self.rows_before, "rows_after": self.rows_after}
 
 
 def pop_sampling(df: pd.DataFrame) -> tuple[pd.DataFrame, list[CutoffSample]]:
@@ -116,7 +117,7 @@ def pop_sampling(df: pd.DataFrame) -> tuple[pd.DataFrame, list[CutoffSample]]:
         return df, []
     counts = []
     if len(df):
-        groups = df.groupby("cutoff", sort=True)[ROWS_BEFORE] if "cutoff" in df.columns else None
+        groups = df.groupby(CUTOFF, sort=True)[ROWS_BEFORE] if CUTOFF in df.columns else None
         pairs = groups.agg(["first", "size"]).itertuples() if groups is not None else []
         counts = [CutoffSample(pd.Timestamp(c), int(first), int(size)) for c, first, size in pairs]
     return df.drop(columns=[ROWS_BEFORE]), counts

@@ -19,6 +19,7 @@ from tiercast.features.build import (
     as_table,
     feature_table,
 )
+from tiercast.features.contract import TIMESTAMP
 from tiercast.pipeline.engine.config import EngineError
 from tiercast.pipeline.engine.session import is_spark, to_engine_table
 
@@ -98,7 +99,7 @@ def write_features(
         t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
     )
     expr = expr.mutate(
-        cutoff=ibis.literal(cutoff.to_pydatetime(), type="timestamp"),
+        cutoff=ibis.literal(cutoff.to_pydatetime(), type=TIMESTAMP),
         **{PARTITION_COLUMN: ibis.literal(partition_value(cutoff))},
     )
     write_partitioned(con, expr, out, partition_by=(PARTITION_COLUMN,))

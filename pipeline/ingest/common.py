@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from tiercast.features.contract import TIMESTAMP
+
 if TYPE_CHECKING:
     from tiercast.pipeline.ingest.rules import IngestResult
     from tiercast.pipeline.ingest.sql import EngineIngest
@@ -89,7 +91,7 @@ def unparseable_column(where: str, column: str, kind: str, fmt: str | None, n_ro
     """The error for a column where no row parses: a wrong mapping or format, not bad rows."""
     how = f" with format {fmt!r}" if fmt else ""
     advice = ""
-    if kind == "timestamp":
+    if kind == TIMESTAMP:
         advice = (
             "; set timestamp_format in the data source to the strptime format of these values, e.g. '%d/%m/%Y %H:%M'"
         )

@@ -21,6 +21,7 @@ from tiercast.features import as_of
 from tiercast.features.build import (
     as_table,
 )
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.engine.config import EngineConfig, EngineError, TableSource
 from tiercast.pipeline.engine.session import is_spark, to_engine_table
 from tiercast.pipeline.engine.writes import write_partitioned
@@ -56,14 +57,14 @@ def _map_columns(t: ir.Table, mapping: ColumnMapping | None) -> ir.Table:
     missing = sorted({c for c in src.values() if c not in t.columns})
     if missing:
         raise EngineError(f"transactions lack mapped column(s) {missing}; found {list(t.columns)}")
-    cols: dict[str, ir.Value] = {field: t[col] for field, col in src.items() if field not in ("amount", "unit_price")}
+    cols: dict[str, ir.Value] = {field: t[col] for field, col in src.items() if field not in (AMOUNT, "unit_price")}
     if mapping.amount is not None:
-        cols["amount"] = t[mapping.amount].cast("float64")
+        cols[AMOUNT] = t[mapping.amount].cast("float64")
     else:
-        cols["amount"] = t[mapping.quantity].cast("float64") * t[mapping.unit_price].cast("float64")
+        cols[AMOUNT] = t[mapping.quantity].cast("float64") * t[mapping.unit_price].cast("float64")
     if mapping.order_id is None:  # exact to the microsecond and the same text on every engine
-        micros = cols["timestamp"].cast("timestamp").delta(ibis.timestamp("1970-01-01 00:00:00"), unit="microsecond")
-        cols["order_id"] = cols["customer_id"].cast("string") + "@" + micros.cast("string")
+        micros = cols[TIMESTAMP].cast(TIMESTAMP).delta(ibis.timestamp("1970-01-01 00:00:00"), unit="microsecond")
+        cols[ORDER_ID] = cols[CUSTOMER_ID].cast("string") + "@" + micros.cast("string")
     return t.select(**cols)
 
 
@@ -112,7 +113,7 @@ def _reason(t: ir.Table, run_date: pd.Timestamp | None = None) -> ir.StringValue
         ("missing_order_id", blank(t.order_id)),
     ]
     if run_date is not None:
-        rules.append(("future_timestamp", t.timestamp > ibis.literal(run_date.to_pydatetime(), type="timestamp")))
+        rules.append(("future_timestamp", t.timestamp > ibis.literal(run_date.to_pydatetime(), type=TIMESTAMP)))
     case = ibis.cases(*[(cond, ibis.literal(name)) for name, cond in rules], else_=ibis.null("string"))
     return case
 

@@ -30,6 +30,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features.build import as_table, build_features, feature_query
+from tiercast.features.contract import CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.session import connect, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
@@ -71,7 +72,7 @@ class Transactions(ReasonTally):
         sorted by timestamp, customer and order."""
         if self.ingest is not None:
             return self.ingest.accepted
-        return self.con.execute(self.table.order_by(["timestamp", "customer_id", "order_id"]))
+        return self.con.execute(self.table.order_by([TIMESTAMP, CUSTOMER_ID, ORDER_ID]))
 
     def engine_satisfaction(self) -> ir.Table | None:
         """The satisfaction frame as a table on the engine (None without reviews)."""
@@ -100,8 +101,8 @@ def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp 
     accepted = ingest.accepted
     if accepted.empty:
         raise InputError(f"{ingest.source}: no accepted rows ({ingest.n_read:,} read, all quarantined)")
-    start = accepted["timestamp"].min().normalize()
-    end = accepted["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    start = accepted[TIMESTAMP].min().normalize()
+    end = accepted[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     return Transactions(
         table=as_table(to_engine_table(con, accepted)),
         con=con,

@@ -10,6 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import (
+    AMOUNT,
+    CATEGORY,
+    CUSTOMER_ID,
+    IS_COMPLAINT,
+    ORDER_ID,
+    PRODUCT_ID,
+    QUANTITY,
+    REVIEW_SCORE,
+    TIMESTAMP,
+)
 from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.parsing import (
@@ -35,11 +46,11 @@ from tiercast.pipeline.ingest.sources import OlistSource
 # --------------------------------------------------------------------------------------------------------------------
 
 _OLIST_COLUMNS = {
-    "orders": ("order_id", "customer_id", "order_status"),
-    "order_items": ("order_id", "product_id", "price", "freight_value"),
-    "customers": ("customer_id",),
-    "reviews": ("order_id", "review_score"),
-    "products": ("product_id", "product_category_name"),
+    "orders": (ORDER_ID, CUSTOMER_ID, "order_status"),
+    "order_items": (ORDER_ID, PRODUCT_ID, "price", "freight_value"),
+    "customers": (CUSTOMER_ID,),
+    "reviews": (ORDER_ID, REVIEW_SCORE),
+    "products": (PRODUCT_ID, "product_category_name"),
 }
 
 
@@ -62,13 +73,13 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
                 f"columns found: {list(rv.columns)}"
             )
 
-    orders = _unique_by(tables["orders"], "order_id", src.orders, na)
-    customers = _unique_by(tables["customers"], "customer_id", src.customers, na)
-    customer_of_order = parse_ids(orders["customer_id"], na).map(customers[src.customer_key])
+    orders = _unique_by(tables["orders"], ORDER_ID, src.orders, na)
+    customers = _unique_by(tables["customers"], CUSTOMER_ID, src.customers, na)
+    customer_of_order = parse_ids(orders[CUSTOMER_ID], na).map(customers[src.customer_key])
 
     items = tables["order_items"]
     n = len(items)
-    keys = parse_ids(items["order_id"], na)
+    keys = parse_ids(items[ORDER_ID], na)
     found = keys.isin(orders.index).to_numpy()
     status = parse_text(keys.map(orders["order_status"]), na)
     cust_raw = keys.map(customer_of_order)
@@ -77,11 +88,11 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     customer = parse_ids(cust_raw, na)
     timestamp = parse_timestamp_column(ts_raw, src.timestamp_format, src.timezone, na)
     if found.any():
-        require_some_values(timestamp[found], ts_raw[found], str(src.orders), src.timestamp, "timestamp", None)
+        require_some_values(timestamp[found], ts_raw[found], str(src.orders), src.timestamp, TIMESTAMP, None)
     price, price_bad = parse_numbers(items["price"], src.decimal, na)
     freight, freight_bad = parse_numbers(items["freight_value"], src.decimal, na)
     require_some_values(price, items["price"], str(src.order_items), "price", "number", None)
-    product = parse_text(items["product_id"], na)
+    product = parse_text(items[PRODUCT_ID], na)
 
     pre = np.where(~found, "unknown_order", np.where(status.isin(src.canceled_statuses), "canceled_order", None))
     rules = [
@@ -96,17 +107,17 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
 
     canonical = pd.DataFrame(
         {
-            "customer_id": customer,
-            "timestamp": timestamp,
-            "amount": (price + freight).astype("float64"),
-            "order_id": keys,
-            "quantity": np.ones(n, dtype="float64"),
-            "product_id": product,
+            CUSTOMER_ID: customer,
+            TIMESTAMP: timestamp,
+            AMOUNT: (price + freight).astype("float64"),
+            ORDER_ID: keys,
+            QUANTITY: np.ones(n, dtype="float64"),
+            PRODUCT_ID: product,
         }
     )
     if "products" in tables:
-        products = _unique_by(tables["products"], "product_id", src.products, na)  # type: ignore[arg-type]
-        canonical["category"] = parse_text(product.map(products["product_category_name"]), na)
+        products = _unique_by(tables["products"], PRODUCT_ID, src.products, na)  # type: ignore[arg-type]
+        canonical[CATEGORY] = parse_text(product.map(products["product_category_name"]), na)
 
     # Quarantined items carry the joined order context, so a reader sees why without re-joining.
     raw = items.copy()
@@ -142,7 +153,7 @@ def _olist_satisfaction(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     na = src.na_values
     n = len(reviews)
-    keys = parse_ids(reviews["order_id"], na)
+    keys = parse_ids(reviews[ORDER_ID], na)
     found = keys.isin(order_ids).to_numpy()
     customer = parse_ids(keys.map(customer_of_order), na)
     nat = pd.Series(pd.NaT, index=reviews.index, dtype=TS_UNIT)
@@ -152,7 +163,7 @@ def _olist_satisfaction(
         if c in reviews.columns
     ]
     timestamp = parsed[0].fillna(parsed[1]) if len(parsed) == 2 else parsed[0] if parsed else nat
-    score, score_bad = parse_numbers(reviews["review_score"], src.decimal, na)
+    score, score_bad = parse_numbers(reviews[REVIEW_SCORE], src.decimal, na)
     score_bad = score_bad | ~score.isin([1.0, 2.0, 3.0, 4.0, 5.0]).to_numpy()
 
     rules = [
@@ -167,13 +178,13 @@ def _olist_satisfaction(
     ok_score = score.where(~score_bad, 0).astype("int64")
     canonical = pd.DataFrame(
         {
-            "customer_id": customer,
-            "timestamp": timestamp,
-            "review_score": ok_score,
-            "is_complaint": (ok_score <= src.complaint_max_score) & ~score_bad,
+            CUSTOMER_ID: customer,
+            TIMESTAMP: timestamp,
+            REVIEW_SCORE: ok_score,
+            IS_COMPLAINT: (ok_score <= src.complaint_max_score) & ~score_bad,
         }
     )
-    accepted, quarantine = split_rows(reviews, reason, canonical, SATISFACTION, ["timestamp", "customer_id"])
+    accepted, quarantine = split_rows(reviews, reason, canonical, SATISFACTION, [TIMESTAMP, CUSTOMER_ID])
     check_accounting(accepted, quarantine, n, str(src.reviews))
     return accepted, quarantine
 

@@ -11,9 +11,10 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, TIMESTAMP
 from tiercast.pipeline.ingest.common import REASONS, SATISFACTION_REASONS, check_share
 
-TX_SORT = ["timestamp", "customer_id", "order_id"]  # then source row (stable sort over rows in source order)
+TX_SORT = [TIMESTAMP, CUSTOMER_ID, ORDER_ID]  # then source row (stable sort over rows in source order)
 
 
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
@@ -177,19 +178,19 @@ def count_orphan_refunds(accepted: pd.DataFrame, *, by_product: bool = True) -> 
     The earlier purchase must be by the same customer and, when ``by_product`` and the frame has ``product_id``,
     of the same product. Such lines are kept in the accepted frame (real money went back); this counts them.
     """
-    keys = ["customer_id"]
-    if by_product and "product_id" in accepted.columns:
-        keys.append("product_id")
-    amount = accepted["amount"]
-    refunds = accepted.loc[amount < 0, [*keys, "timestamp"]]
+    keys = [CUSTOMER_ID]
+    if by_product and PRODUCT_ID in accepted.columns:
+        keys.append(PRODUCT_ID)
+    amount = accepted[AMOUNT]
+    refunds = accepted.loc[amount < 0, [*keys, TIMESTAMP]]
     if refunds.empty:
         return 0
     first = (
-        accepted.loc[amount > 0, [*keys, "timestamp"]]
-        .groupby(keys, sort=False, dropna=False)["timestamp"]
+        accepted.loc[amount > 0, [*keys, TIMESTAMP]]
+        .groupby(keys, sort=False, dropna=False)[TIMESTAMP]
         .min()
         .rename("_first_purchase")
     )
     joined = refunds.join(first, on=keys)
-    orphan = joined["_first_purchase"].isna() | (joined["_first_purchase"] > joined["timestamp"])
+    orphan = joined["_first_purchase"].isna() | (joined["_first_purchase"] > joined[TIMESTAMP])
     return int(orphan.sum())

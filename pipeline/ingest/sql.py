@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
+from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.ingest import columns as col
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally, unparseable_column
 from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
@@ -39,7 +40,7 @@ ACCEPTED = "_tc_accepted"
 TRANSACTIONS = "_tc_transactions"
 #: Judged rows: the rejected ones with their reason, and accepted ones needing cleaning (reason NULL).
 BAD = "_tc_judged"
-CANONICAL = ("customer_id", "timestamp", "amount", "order_id", "quantity", "product_id", "category", "channel")
+CANONICAL = (CUSTOMER_ID, TIMESTAMP, AMOUNT, ORDER_ID, QUANTITY, PRODUCT_ID, CATEGORY, CHANNEL)
 
 
 @dataclass(eq=False)
@@ -91,7 +92,7 @@ class EngineIngest(ReasonTally):
 
     def orphan_refunds(self, *, by_product: bool = True) -> int:
         """:func:`tiercast.pipeline.ingest.rules.count_orphan_refunds` on the accepted rows, in SQL."""
-        keys = ["customer_id", *(["product_id"] if by_product and "product_id" in self.columns else [])]
+        keys = [CUSTOMER_ID, *([PRODUCT_ID] if by_product and PRODUCT_ID in self.columns else [])]
         on = " AND ".join(f"r.{k} IS NOT DISTINCT FROM f.{k}" for k in keys)
         sql = (
             f"WITH f AS (SELECT {', '.join(keys)}, min(timestamp) AS first_purchase FROM {ACCEPTED} "
@@ -124,9 +125,9 @@ def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.
         f"CREATE OR REPLACE TABLE {BAD} AS SELECT {ROW}, reason FROM "
         f"(SELECT {ROW}, CASE {case} END AS reason, _dirty FROM _tc_parsed) WHERE reason IS NOT NULL OR _dirty",
     )
-    canonical = tuple(c for c in CANONICAL if c in exprs or c == "order_id")
-    order_id = "order_id" if "order_id" in mapped else _synthetic_order_id()
-    select = ", ".join(ident(c) if c != "order_id" else f"{order_id} AS order_id" for c in canonical)
+    canonical = tuple(c for c in CANONICAL if c in exprs or c == ORDER_ID)
+    order_id = ORDER_ID if ORDER_ID in mapped else _synthetic_order_id()
+    select = ", ".join(ident(c) if c != ORDER_ID else f"{order_id} AS order_id" for c in canonical)
     # Accepted rows: as read (typed columns converted) when nothing needed cleaning, else the cleaned values; the
     # parts with no row are left out, so the features read the source with no join when every row is clean.
     n_dirty, n_judged = con.execute(f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FROM {BAD}").fetchall()[0]
@@ -178,10 +179,10 @@ def _parse_exprs(
     fast: dict[str, str] = {}
     dirty: list[str] = []
     steps = [{}]
-    for f in ("customer_id", "order_id", "product_id", "category", "channel"):
+    for f in (CUSTOMER_ID, ORDER_ID, PRODUCT_ID, CATEGORY, CHANNEL):
         if f not in mapped:
             continue
-        is_id, typ = f in ("customer_id", "order_id"), types[mapped[f]]
+        is_id, typ = f in (CUSTOMER_ID, ORDER_ID), types[mapped[f]]
         check = col.needs_cleaning(ref[f], typ, na, is_id=is_id)
         if check is None:  # a typed column: converted on every row
             exprs[f] = fast[f] = col.ids(ref[f], typ, na) if is_id else col.text(ref[f], typ, na)
@@ -192,23 +193,23 @@ def _parse_exprs(
         dirty.append(flag)
         cleaned = (col.ids if is_id else col.text)("{x}", "VARCHAR", na)
         steps[0][f] = f"(CASE WHEN {flag} THEN {cleaned} ELSE {{x}} END)"
-    exprs["timestamp"], join = col.timestamp(
-        con, ref["timestamp"], types[mapped["timestamp"]], src.timestamp_format, src.timezone, na
+    exprs[TIMESTAMP], join = col.timestamp(
+        con, ref[TIMESTAMP], types[mapped[TIMESTAMP]], src.timestamp_format, src.timezone, na
     )
     numbers = {
         f: col.number(ref[f], types[mapped[f]], src.decimal, na)
-        for f in ("amount", "quantity", "unit_price")
+        for f in (AMOUNT, QUANTITY, "unit_price")
         if f in mapped
     }
     if "unit_price" in numbers:
-        exprs["amount"] = f"({numbers['quantity']}) * ({numbers['unit_price']})"
+        exprs[AMOUNT] = f"({numbers['quantity']}) * ({numbers['unit_price']})"
         exprs["_price"] = numbers["unit_price"]
     else:
-        exprs["amount"] = numbers["amount"]
-    if "quantity" in numbers:
-        exprs["quantity"] = numbers["quantity"]
-    fast.update({f: exprs[f] for f in ("timestamp", "amount", "quantity") if f in exprs})
-    exprs["_numbers_ok"] = " AND ".join(col.good_number(e) for e in [*numbers.values(), exprs["amount"]])
+        exprs[AMOUNT] = numbers[AMOUNT]
+    if QUANTITY in numbers:
+        exprs[QUANTITY] = numbers[QUANTITY]
+    fast.update({f: exprs[f] for f in (TIMESTAMP, AMOUNT, QUANTITY) if f in exprs})
+    exprs["_numbers_ok"] = " AND ".join(col.good_number(e) for e in [*numbers.values(), exprs[AMOUNT]])
     exprs["_dirty"] = " OR ".join(dirty) or "false"
     return exprs, steps, fast, [join] if join else []
 
@@ -221,9 +222,9 @@ def _rules(
         ("unparseable_timestamp", "timestamp IS NULL"),
         ("non_numeric_amount", "NOT _numbers_ok"),
     ]
-    if "order_id" in mapped:
+    if ORDER_ID in mapped:
         rules.append(("missing_order_id", "order_id IS NULL"))
-    if "product_id" in mapped and src.non_product_codes:
+    if PRODUCT_ID in mapped and src.non_product_codes:
         rules.append(("non_product_code", f"product_id IN ({', '.join(lit(c) for c in src.non_product_codes)})"))
     if src.zero_amounts == "quarantine":
         rules.append(("zero_price", "_price <= 0" if "unit_price" in mapped else "amount = 0"))
@@ -234,10 +235,10 @@ def _rules(
     # The transaction schema's row checks (ids non-empty without surrounding blanks, finite numbers), which the
     # rules above already imply: a row failing them would be a parsing bug, quarantined rather than fed on.
     blanks = lit(col._BLANKS)
-    texts = ["customer_id", *(["order_id"] if "order_id" in mapped else [])]
+    texts = [CUSTOMER_ID, *([ORDER_ID] if ORDER_ID in mapped else [])]
     # (a CASE, not AND: DuckDB may evaluate the terms of an AND in any order, and trim() with characters is slow)
     schema = [f"{c} = '' OR CASE WHEN {col._ends_maybe_blank(c)} THEN trim({c}, {blanks}) <> {c} END" for c in texts]
-    schema += [f"NOT isfinite({c})" for c in ("amount", *(["quantity"] if "quantity" in mapped else []))]
+    schema += [f"NOT isfinite({c})" for c in (AMOUNT, *([QUANTITY] if QUANTITY in mapped else []))]
     rules.append(("schema", " OR ".join(schema)))
     return rules
 
@@ -286,10 +287,10 @@ def _require_parsed(
     before_ts = r.get("missing_customer", 0) + r.get("unparseable_timestamp", 0)
     if before_ts == raw.n_read and _none_parse(con, "timestamp IS NOT NULL"):
         fmt = src.timestamp_format
-        _fail_column(con, raw, mapped["timestamp"], "timestamp", fmt)
+        _fail_column(con, raw, mapped[TIMESTAMP], TIMESTAMP, fmt)
     if before_ts + r.get("non_numeric_amount", 0) < raw.n_read:
         return
-    for f in ("amount", "quantity", "unit_price"):
+    for f in (AMOUNT, QUANTITY, "unit_price"):
         if f in mapped:
             expr = col.number(f"r.{ident(mapped[f])}", raw.columns[mapped[f]], src.decimal, src.na_values)
             if _none_parse(con, col.good_number(expr), table=f"{RAW} r"):

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tiercast.features.contract import AMOUNT, QUANTITY, TIMESTAMP
 from tiercast.features.schemas import TRANSACTIONS
 from tiercast.pipeline.ingest.olist import read_olist
 from tiercast.pipeline.ingest.parsing import (
@@ -129,7 +130,7 @@ def _collect(engine: EngineIngest) -> IngestResult:
     con = engine.con
     accepted = con.execute(engine.accepted_sql(ordered=True, with_row=True)).df()
     accepted.index = accepted.pop(ROW).to_numpy()
-    dtypes = {"timestamp": TS_UNIT, "amount": "float64", "quantity": "float64"}
+    dtypes = {TIMESTAMP: TS_UNIT, AMOUNT: "float64", QUANTITY: "float64"}
     accepted = accepted.astype({c: dtypes.get(c, "str") for c in accepted.columns})
     failed = schema_failures(accepted, TRANSACTIONS)
     if len(failed):

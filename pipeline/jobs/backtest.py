@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import CHURNED, CUTOFF, FUTURE_VALUE
 from tiercast.features.cutoff_plan import CutoffPlan, HistoryTooShortError, rolling_test_plans
 from tiercast.features.training_set import check_cutoffs
 from tiercast.models.baselines import NaiveBaseline, RFMBaseline
@@ -80,9 +81,9 @@ def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, horizon_days: 
     """(value, churn) predictions of every baseline for the test rows; label-using baselines learn from
     ``train`` (training cutoffs only), BTYD baselines fit on the test cutoff's own features (no labels)."""
     out: Predictions = {}
-    naive = NaiveBaseline().fit(train, train["future_value"], train["churned"])
+    naive = NaiveBaseline().fit(train, train[FUTURE_VALUE], train[CHURNED])
     out["naive"] = (naive.predict_value(test, horizon_days), naive.predict_churn(test, horizon_days))
-    rfm = RFMBaseline().fit(train, train["future_value"], train["churned"])
+    rfm = RFMBaseline().fit(train, train[FUTURE_VALUE], train[CHURNED])
     out["rfm"] = (rfm.predict_value(test, horizon_days), rfm.predict_churn(test, horizon_days))
     inputs = btyd_inputs(test)
     for name, model in (("bgnbd_gg", "bgnbd"), ("paretonbd_gg", "paretonbd")):
@@ -103,8 +104,8 @@ def score_methods(
     """One row per method: value and churn metrics on the test rows; on ``model``'s row also the paired bootstrap
     of ``model`` minus the best baseline (by point value among :data:`BASELINES` present) for normalized Gini
     (``gini_diff``, ``gini_lo``, ``gini_hi``, ``gini_vs``) and ROC AUC (``auc_*``)."""
-    y = test["future_value"].to_numpy(dtype=float)
-    churned = test["churned"].to_numpy(dtype=int)
+    y = test[FUTURE_VALUE].to_numpy(dtype=float)
+    churned = test[CHURNED].to_numpy(dtype=int)
     rows = []
     for name, (value, churn) in preds.items():
         rows.append(
@@ -180,8 +181,8 @@ def run_backtest(
     )
     tables, predictions = [], []
     for plan in plans:
-        train = frame[frame["cutoff"].isin(plan.train)].reset_index(drop=True)
-        test = frame[frame["cutoff"] == plan.test].reset_index(drop=True)
+        train = frame[frame[CUTOFF].isin(plan.train)].reset_index(drop=True)
+        test = frame[frame[CUTOFF] == plan.test].reset_index(drop=True)
         preds = _method_predictions(train, test, plan, config, methods)
         if return_predictions:
             predictions.append(predictions_frame(test, preds, cutoff=plan.test))

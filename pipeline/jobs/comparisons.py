@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import CUTOFF
 from tiercast.models.btyd.forecast import BTYDForecaster
 from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.pipeline.config import Config
@@ -38,7 +39,7 @@ def comparison_predictions(
     for name, model in BTYD_BASELINES.items():
         fitted = BTYDForecaster(model=model).fit(inputs)
         out[name] = (fitted.predict_value(inputs, h), fitted.predict_churn(inputs, h))
-    if train["cutoff"].nunique() > 1:
+    if train[CUTOFF].nunique() > 1:
         value, churn = fit_models(train, validation, config, stacked=False)
         out["lgbm"] = (value.predict(test), churn.predict_proba(test)[:, 1])
     return out

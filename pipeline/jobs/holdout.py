@@ -7,6 +7,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import (
+    CHURN_PROBABILITY,
+    CHURNED,
+    CURRENT_TIER,
+    FUTURE_VALUE,
+    PREDICTED_TIER,
+    PREDICTED_VALUE,
+)
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.evaluation import churn_metrics, tier_metrics, value_metrics
 from tiercast.models.scorer import TiercastScorer
@@ -24,24 +32,24 @@ def evaluate(
     churn metrics of ``others`` ((value, churn) predictions per method, e.g. the BTYD baselines and the plain GBM),
     and the per-customer predictions behind them (no ids) for plots."""
     scores = scorer.score(test)
-    y_value = test["future_value"].to_numpy(dtype=float)
-    y_churn = test["churned"].to_numpy(dtype=int)
+    y_value = test[FUTURE_VALUE].to_numpy(dtype=float)
+    y_churn = test[CHURNED].to_numpy(dtype=int)
     preds = pd.DataFrame(
         {
             "actual_value": y_value,
-            "churned": y_churn,
-            "tiercast_value": scores["predicted_value"].to_numpy(),
+            CHURNED: y_churn,
+            "tiercast_value": scores[PREDICTED_VALUE].to_numpy(),
             "naive_value": baseline.predict_value(test, horizon_days),
-            "tiercast_churn": scores["churn_probability"].to_numpy(),
+            "tiercast_churn": scores[CHURN_PROBABILITY].to_numpy(),
             "naive_churn": baseline.predict_churn(test, horizon_days),
-            "current_tier": scores["current_tier"].to_numpy(),
-            "predicted_tier": scores["predicted_tier"].to_numpy(),
+            CURRENT_TIER: scores[CURRENT_TIER].to_numpy(),
+            PREDICTED_TIER: scores[PREDICTED_TIER].to_numpy(),
             "realized_tier": scorer.scheme.assign(np.clip(y_value, 0.0, None)),
         }
     )
     order = list(scorer.scheme.names_)
     metrics = {}
-    for name, tier_col in (("tiercast", "predicted_tier"), ("naive", "current_tier")):
+    for name, tier_col in (("tiercast", PREDICTED_TIER), ("naive", CURRENT_TIER)):
         metrics[name] = {
             **value_metrics(y_value, preds[f"{name}_value"].to_numpy()),
             **churn_metrics(y_churn, preds[f"{name}_churn"].to_numpy()),
@@ -65,15 +73,13 @@ def log_plots(scorer: TiercastScorer, preds: pd.DataFrame) -> None:
         ),
         "decile_chart.png": plots.decile_chart(preds["actual_value"].to_numpy(), preds["tiercast_value"].to_numpy()),
         "calibration_curve.png": plots.calibration_curve(
-            preds["churned"].to_numpy(), {m: preds[f"{m}_churn"].to_numpy() for m in ("tiercast",)}
+            preds[CHURNED].to_numpy(), {m: preds[f"{m}_churn"].to_numpy() for m in ("tiercast",)}
         ),
         "pareto_curve.png": plots.pareto_curve(preds["actual_value"].to_numpy()),
         "tier_shares.png": plots.tier_bars(
             scorer.scheme.names_, preds["realized_tier"], preds["actual_value"].to_numpy()
         ),
-        "tier_migration.png": plots.migration_heatmap(
-            preds["current_tier"], preds["predicted_tier"], scorer.scheme.names_
-        ),
+        "tier_migration.png": plots.migration_heatmap(preds[CURRENT_TIER], preds[PREDICTED_TIER], scorer.scheme.names_),
         "importance_value.png": plots.feature_importance(
             list(scorer.value_model.feature_names_in_),
             scorer.value_model.feature_importances_,

@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tiercast.features.contract import DRIFT_SCORE_COLUMNS, feature_columns, spend_column
+from tiercast.features.contract import (
+    CHURNED,
+    CUSTOMER_ID,
+    CUTOFF,
+    DRIFT_SCORE_COLUMNS,
+    FUTURE_VALUE,
+    LABEL_DAYS,
+    feature_columns,
+    spend_column,
+)
 from tiercast.features.cutoff_plan import CutoffPlan, validation_cutoffs
 from tiercast.features.errors import InsufficientDataError
 from tiercast.models.drift import AGE_COLUMNS, DriftProfile
@@ -65,10 +74,10 @@ def fit_models(
     features are fitted per cutoff; settings are chosen on training rows whose label windows end by each
     validation cutoff). With one training cutoff the stacked models are BTYD-led."""
     features = feature_columns(train)
-    cols = [*features, "cutoff"]
+    cols = [*features, CUTOFF]
     h = config.horizon_days
     kw = model_kwargs(config, stacked=stacked)
-    is_val = (train["cutoff"] == validation).to_numpy()
+    is_val = (train[CUTOFF] == validation).to_numpy()
     if not is_val.any():
         raise ValueError(f"validation cutoff {validation} is not a training cutoff")
     if is_val.all() and not stacked:
@@ -77,18 +86,18 @@ def fit_models(
         # one training label window: nothing can show that trees beat the BTYD model, so the models are
         # BTYD-led, their level fitted on that window
         rows = train
-        value = ValueModel(**kw["value"]).fit(rows[cols], rows["future_value"], label_days=h)
-        churn = ChurnModel(**kw["churn"]).fit(rows[cols], rows["churned"], label_days=h)
+        value = ValueModel(**kw["value"]).fit(rows[cols], rows[FUTURE_VALUE], label_days=h)
+        churn = ChurnModel(**kw["churn"]).fit(rows[cols], rows[CHURNED], label_days=h)
         return value, churn
-    val_cuts = validation_cutoffs(train["cutoff"], validation, h, config.cutoffs.n_validation)
-    is_val = train["cutoff"].isin(val_cuts).to_numpy()
+    val_cuts = validation_cutoffs(train[CUTOFF], validation, h, config.cutoffs.n_validation)
+    is_val = train[CUTOFF].isin(val_cuts).to_numpy()
     fit_rows, val_rows = train.loc[~is_val], train.loc[is_val]
-    common = {"label_days": h, "val_label_days": h, "val_cutoff": validation}
+    common = {LABEL_DAYS: h, "val_label_days": h, "val_cutoff": validation}
     value = ValueModel(**kw["value"]).fit(
-        fit_rows[cols], fit_rows["future_value"], val_rows[cols], val_rows["future_value"], **common
+        fit_rows[cols], fit_rows[FUTURE_VALUE], val_rows[cols], val_rows[FUTURE_VALUE], **common
     )
     churn = ChurnModel(**kw["churn"]).fit(
-        fit_rows[cols], fit_rows["churned"], val_rows[cols], val_rows["churned"], **common
+        fit_rows[cols], fit_rows[CHURNED], val_rows[cols], val_rows[CHURNED], **common
     )
     return value, churn
 
@@ -115,20 +124,20 @@ def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> No
     """Refuse, naming what is missing, a training set the models cannot learn from: too few customers, (almost)
     no purchases in the label windows (only one-time buyers), a churn label of one class, or a single tier."""
     h = config.horizon_days
-    val_rows = train[train["cutoff"] == plan.validation]
-    n_customers = int(val_rows["customer_id"].nunique())
+    val_rows = train[train[CUTOFF] == plan.validation]
+    n_customers = int(val_rows[CUSTOMER_ID].nunique())
     if n_customers < MIN_CUSTOMERS:
         raise InsufficientDataError(
             f"too few customers: {n_customers} have a history at the validation cutoff {plan.validation.date()}, "
             f"need at least {MIN_CUSTOMERS}; use more customers' transactions"
         )
-    buyers = int((train["future_value"] > 0).sum())
+    buyers = int((train[FUTURE_VALUE] > 0).sum())
     if buyers < MIN_BUYERS:
         raise InsufficientDataError(
             f"too few repeat buyers: {buyers} customer-cutoff(s) with a purchase in the {h}-day label windows "
             f"(need {MIN_BUYERS}); the data looks like one-time buyers only: use a longer history or horizon_days"
         )
-    rate = float(train["churned"].mean())
+    rate = float(train[CHURNED].mean())
     lo, hi = CHURN_RATE_BOUNDS
     if rate > hi:
         raise InsufficientDataError(
@@ -186,8 +195,8 @@ def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: 
     cutoff): the model the test cutoff evaluates. Refused by :func:`check_trainable` when it cannot be learned."""
     check_trainable(train, plan, config)
     value_model, churn_model = fit_models(train, plan.validation, config)
-    val_rows = train[train["cutoff"] == plan.validation]
-    return _assemble(value_model, churn_model, val_rows, train["future_value"].to_numpy(dtype=float), config, versions)
+    val_rows = train[train[CUTOFF] == plan.validation]
+    return _assemble(value_model, churn_model, val_rows, train[FUTURE_VALUE].to_numpy(dtype=float), config, versions)
 
 
 def btyd_at(scorer: TiercastScorer, rows: pd.DataFrame) -> TiercastScorer:
@@ -208,12 +217,12 @@ def refit_for_production(
     weights, calibration) refitted on the ``production`` cutoffs (the newest label window ends at the data end),
     and their BTYD part fitted on ``now`` (feature rows at the data end). ``scorer`` is left unchanged."""
     value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
-    cols = [*scorer.feature_names, "cutoff"]
+    cols = [*scorer.feature_names, CUTOFF]
     h = config.horizon_days
-    value_model.refit(production[cols], production["future_value"], label_days=h).fit_btyd_at(now)
-    churn_model.refit(production[cols], production["churned"], label_days=h).fit_btyd_at(now)
-    realized = production["future_value"].to_numpy(dtype=float)
+    value_model.refit(production[cols], production[FUTURE_VALUE], label_days=h).fit_btyd_at(now)
+    churn_model.refit(production[cols], production[CHURNED], label_days=h).fit_btyd_at(now)
+    realized = production[FUTURE_VALUE].to_numpy(dtype=float)
     # tiers, drift references and segments from the newest training cutoff, as the evaluated model's come from
     # its validation cutoff: drift then measures the change since the newest rows the model learned from
-    newest = production[production["cutoff"] == production["cutoff"].max()]
+    newest = production[production[CUTOFF] == production[CUTOFF].max()]
     return _assemble(value_model, churn_model, newest, realized, config, versions)

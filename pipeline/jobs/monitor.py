@@ -38,7 +38,16 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from tiercast.features.build import Frame, as_table, build_features
-from tiercast.features.contract import spend_column
+from tiercast.features.contract import (
+    CHURN_PROBABILITY,
+    CHURNED,
+    CUSTOMER_ID,
+    FUTURE_ORDERS,
+    FUTURE_VALUE,
+    PREDICTED_VALUE,
+    TIER,
+    spend_column,
+)
 from tiercast.features.labels import build_labels
 from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
@@ -52,7 +61,7 @@ from tiercast.pipeline.writers.files import write_csv, write_parquet
 NEW_TIER = "(new)"
 MONITOR_COLUMNS = (
     "month",
-    "tier",
+    TIER,
     "customers",
     "retained",
     "retention_rate",
@@ -60,13 +69,13 @@ MONITOR_COLUMNS = (
     "revenue",
     "revenue_share",
     "avg_ticket",
-    "predicted_value",
+    PREDICTED_VALUE,
     "realized_value",
     "predicted_churn",
     "realized_churn",
     "month_complete",
 )
-_PER_CUSTOMER = ("predicted_value", "realized_value", "predicted_churn", "realized_churn")
+_PER_CUSTOMER = (PREDICTED_VALUE, "realized_value", "predicted_churn", "realized_churn")
 
 
 class MonitorError(ValueError):
@@ -121,7 +130,7 @@ def current_tiers(features: pd.DataFrame, scheme: TierScheme, value_column: str)
     """``customer_id`` and current ``tier`` of each feature row (value NaN counts as 0, as in the scorer)."""
     values = features[value_column].to_numpy(dtype="float64", na_value=np.nan)
     tiers = scheme.assign(np.nan_to_num(values, nan=0.0))
-    return pd.DataFrame({"customer_id": features["customer_id"].to_numpy(), "tier": tiers}).astype({"tier": "str"})
+    return pd.DataFrame({CUSTOMER_ID: features[CUSTOMER_ID].to_numpy(), TIER: tiers}).astype({TIER: "str"})
 
 
 def summarize_month(
@@ -137,39 +146,39 @@ def summarize_month(
     cutoff). ``activity``: labels over the month (customer_id, future_value, future_orders). ``outcome``: labels
     over the horizon, or None when the horizon is not complete. Customers absent from a label frame did nothing.
     """
-    act = activity.set_index("customer_id")
-    ids = current["customer_id"]
-    orders = ids.map(act["future_orders"]).fillna(0.0)
+    act = activity.set_index(CUSTOMER_ID)
+    ids = current[CUSTOMER_ID]
+    orders = ids.map(act[FUTURE_ORDERS]).fillna(0.0)
     per = pd.DataFrame(
         {
-            "tier": pd.Categorical(current["tier"], categories=list(tiers)),
+            TIER: pd.Categorical(current[TIER], categories=list(tiers)),
             "retained": (orders > 0).astype("int64"),
             "orders": orders,
-            "revenue": ids.map(act["future_value"]).fillna(0.0),
+            "revenue": ids.map(act[FUTURE_VALUE]).fillna(0.0),
         }
     )
-    for col in ("predicted_value", "predicted_churn"):
+    for col in (PREDICTED_VALUE, "predicted_churn"):
         per[col] = current[col].astype("float64") if col in current else np.nan
     if outcome is not None:
-        out = outcome.set_index("customer_id")
-        per["realized_value"] = ids.map(out["future_value"]).fillna(0.0)
-        per["realized_churn"] = ids.map(out["churned"]).fillna(1.0)
+        out = outcome.set_index(CUSTOMER_ID)
+        per["realized_value"] = ids.map(out[FUTURE_VALUE]).fillna(0.0)
+        per["realized_churn"] = ids.map(out[CHURNED]).fillna(1.0)
     else:
         per["realized_value"] = per["realized_churn"] = np.nan
-    grouped = per.groupby("tier", observed=False, sort=True).agg(
+    grouped = per.groupby(TIER, observed=False, sort=True).agg(
         customers=("retained", "size"),
         retained=("retained", "sum"),
         orders=("orders", "sum"),
         revenue=("revenue", "sum"),
         **{col: (col, "mean") for col in _PER_CUSTOMER},
     )
-    new = activity[~activity["customer_id"].isin(ids)]
+    new = activity[~activity[CUSTOMER_ID].isin(ids)]
     new_row = pd.DataFrame(
-        {"customers": [len(new)], "retained": [np.nan], "orders": [new["future_orders"].sum()]},
+        {"customers": [len(new)], "retained": [np.nan], "orders": [new[FUTURE_ORDERS].sum()]},
         index=[NEW_TIER],
-    ).assign(revenue=float(new["future_value"].sum()), **dict.fromkeys(_PER_CUSTOMER, np.nan))
+    ).assign(revenue=float(new[FUTURE_VALUE].sum()), **dict.fromkeys(_PER_CUSTOMER, np.nan))
     rows = pd.concat([grouped.set_axis(list(tiers)).astype({"retained": "float64"}), new_row])
-    return _ratios(rows.rename_axis("tier").reset_index())
+    return _ratios(rows.rename_axis(TIER).reset_index())
 
 
 def _ratios(rows: pd.DataFrame) -> pd.DataFrame:
@@ -181,7 +190,7 @@ def _ratios(rows: pd.DataFrame) -> pd.DataFrame:
         avg_ticket=(rows["revenue"] / rows["orders"]).where(rows["orders"] > 0),
     )
     return rows.astype(
-        {"tier": "str", "customers": "int64", "retained": "Int64", "orders": "int64", "revenue": "float64"}
+        {TIER: "str", "customers": "int64", "retained": "Int64", "orders": "int64", "revenue": "float64"}
     )
 
 
@@ -206,8 +215,8 @@ def _month_rows(
     current = current_tiers(features, scheme, value_column)
     if model is not None:
         scores = score_features(model, features, cutoff=cutoff, chunk_size=chunk_size)
-        current["predicted_value"] = scores["predicted_value"].to_numpy(dtype="float64")
-        current["predicted_churn"] = scores["churn_probability"].to_numpy(dtype="float64")
+        current[PREDICTED_VALUE] = scores[PREDICTED_VALUE].to_numpy(dtype="float64")
+        current["predicted_churn"] = scores[CHURN_PROBABILITY].to_numpy(dtype="float64")
     activity = build_labels(t, cutoff=cutoff, horizon_days=month.days_in_month, con=con)
     horizon_done = cutoff + pd.Timedelta(days=horizon_days) <= data_end
     outcome = build_labels(t, cutoff=cutoff, horizon_days=horizon_days, con=con) if horizon_done else None

@@ -13,18 +13,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import CHURN_PROBABILITY, CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_VALUE, PREDICTED_VALUE
 from tiercast.pipeline.writers.files import write_parquet
 
 __all__ = ["PREDICTION_COLUMNS", "predictions_frame", "write_predictions"]
 
 PREDICTION_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "cutoff",
+    CUSTOMER_ID,
+    CUTOFF,
     "method",
-    "predicted_value",
-    "churn_probability",
+    PREDICTED_VALUE,
+    CHURN_PROBABILITY,
     "realized_value",
-    "churned",
+    CHURNED,
 )
 
 
@@ -42,20 +43,20 @@ def predictions_frame(
         parts.append(
             pd.DataFrame(
                 {
-                    "customer_id": test["customer_id"].to_numpy(),
-                    "cutoff": pd.Timestamp(cutoff),
+                    CUSTOMER_ID: test[CUSTOMER_ID].to_numpy(),
+                    CUTOFF: pd.Timestamp(cutoff),
                     "method": method,
-                    "predicted_value": value,
-                    "churn_probability": churn,
-                    "realized_value": test["future_value"].to_numpy(dtype=float),
-                    "churned": test["churned"].to_numpy(dtype=int),
+                    PREDICTED_VALUE: value,
+                    CHURN_PROBABILITY: churn,
+                    "realized_value": test[FUTURE_VALUE].to_numpy(dtype=float),
+                    CHURNED: test[CHURNED].to_numpy(dtype=int),
                 }
             )
         )
     if not parts:
         return empty_predictions()
     out = pd.concat(parts, ignore_index=True)
-    out["cutoff"] = out["cutoff"].astype("datetime64[us]")
+    out[CUTOFF] = out[CUTOFF].astype("datetime64[us]")
     return out[list(PREDICTION_COLUMNS)]
 
 
@@ -63,13 +64,13 @@ def empty_predictions() -> pd.DataFrame:
     """A predictions table without rows, with the column types of a filled one."""
     return pd.DataFrame(
         {
-            "customer_id": pd.Series(dtype=object),
-            "cutoff": pd.Series(dtype="datetime64[us]"),
+            CUSTOMER_ID: pd.Series(dtype=object),
+            CUTOFF: pd.Series(dtype="datetime64[us]"),
             "method": pd.Series(dtype=object),
-            "predicted_value": pd.Series(dtype=float),
-            "churn_probability": pd.Series(dtype=float),
+            PREDICTED_VALUE: pd.Series(dtype=float),
+            CHURN_PROBABILITY: pd.Series(dtype=float),
             "realized_value": pd.Series(dtype=float),
-            "churned": pd.Series(dtype=int),
+            CHURNED: pd.Series(dtype=int),
         }
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tiercast.features.contract import CUSTOMER_ID
 from tiercast.pipeline.config import Config, build_playbook
 from tiercast.pipeline.engine.session import engine_resident
 from tiercast.pipeline.ingest.loader import Transactions, features_at, load_transactions
@@ -70,7 +71,7 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
         tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
         bands = out.churn_bands(config.playbook)
         ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn, bands=bands)
-        listed = features.set_index("customer_id").loc[list(ranked["customer_id"])].reset_index()
+        listed = features.set_index(CUSTOMER_ID).loc[list(ranked[CUSTOMER_ID])].reset_index()
         ranked = pd.concat([ranked, explain_features(model, listed)], axis=1)
         ranked = team_list(ranked, horizon_days=config.horizon_days, currency=out.currency)
     # the outputs are written only once all of them are computed: a failure leaves the previous files alone

@@ -13,7 +13,26 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tiercast.features.build import build_features
-from tiercast.features.contract import REASON_COLUMNS, SCORE_COLUMNS
+from tiercast.features.contract import (
+    ACTION,
+    CHANNEL,
+    CHURN_BAND,
+    CHURN_PROBABILITY,
+    CHURN_REASONS,
+    CURRENT_TIER,
+    CUSTOMER_ID,
+    CUTOFF,
+    MODEL_NAME,
+    MODEL_VERSION,
+    PREDICTED_TIER,
+    PREDICTED_VALUE,
+    REASON_COLUMNS,
+    SCORE_COLUMNS,
+    SEGMENT,
+    SEGMENT_KEY,
+    VALUE_AT_RISK,
+    VALUE_REASONS,
+)
 from tiercast.models.playbook import Playbook
 from tiercast.models.scorer import TiercastScorer
 
@@ -104,15 +123,15 @@ def score_features(
     parts = [model.pyfunc.predict(X.iloc[i : i + chunk_size], params=params) for i in range(0, len(X), chunk_size)]
     cols = [*SCORE_COLUMNS, *(REASON_COLUMNS if reasons else ())]
     scores = pd.concat(parts) if parts else pd.DataFrame(columns=cols)
-    out = pd.concat([features[["customer_id"]], scores.reset_index(drop=True)], axis=1)
+    out = pd.concat([features[[CUSTOMER_ID]], scores.reset_index(drop=True)], axis=1)
     out["current_value"] = features[model.scorer.current_value_column].to_numpy(dtype="float64")
     if playbook is not None:
-        by_segment = "segment_key" in out.columns and playbook.segments != ("any",)
-        segment = out["segment_key"].to_numpy() if by_segment else None
+        by_segment = SEGMENT_KEY in out.columns and playbook.segments != ("any",)
+        segment = out[SEGMENT_KEY].to_numpy() if by_segment else None
         out = pd.concat([out, playbook.apply(out, segment=segment)], axis=1)
-    out["model_name"] = model.name
-    out["model_version"] = model.version
-    out["cutoff"] = pd.Timestamp(cutoff)
+    out[MODEL_NAME] = model.name
+    out[MODEL_VERSION] = model.version
+    out[CUTOFF] = pd.Timestamp(cutoff)
     return out
 
 
@@ -139,7 +158,7 @@ def explain_customers(
     features = build_features(
         tx, cutoff=cutoff, windows_days=tuple(windows_days), horizon_days=horizon_days, satisfaction=satisfaction
     )
-    listed = features.set_index("customer_id").loc[list(customer_ids)].reset_index()
+    listed = features.set_index(CUSTOMER_ID).loc[list(customer_ids)].reset_index()
     return explain_features(model, listed)
 
 
@@ -154,11 +173,11 @@ def at_risk(
     """Customers of the given current tiers and churn bands, ranked by value at risk (ties broken by customer id)."""
     sel = scores
     if tiers:
-        sel = sel[sel["current_tier"].isin(list(tiers))]
+        sel = sel[sel[CURRENT_TIER].isin(list(tiers))]
     if bands is not None:
-        sel = sel[sel["churn_band"].isin(list(bands))]
-    sel = sel[sel["churn_probability"] >= min_churn]
-    ranked = sel.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="mergesort").head(top)
+        sel = sel[sel[CHURN_BAND].isin(list(bands))]
+    sel = sel[sel[CHURN_PROBABILITY] >= min_churn]
+    ranked = sel.sort_values([VALUE_AT_RISK, CUSTOMER_ID], ascending=[False, True], kind="mergesort").head(top)
     ranked = ranked.reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
     return ranked
@@ -166,30 +185,30 @@ def at_risk(
 
 def bands_above_lowest(scores: pd.DataFrame) -> tuple[str, ...]:
     """The churn bands of ``scores`` except the lowest (bands ordered by their smallest churn probability)."""
-    order = scores.groupby("churn_band", sort=False)["churn_probability"].min().sort_values()
+    order = scores.groupby(CHURN_BAND, sort=False)[CHURN_PROBABILITY].min().sort_values()
     return tuple(order.index[1:])
 
 
 #: Columns of the scores that are bookkeeping for machines, not for a retention team's list.
-INTERNAL_COLUMNS: tuple[str, ...] = ("model_name", "segment_key")
-_MONEY = ("predicted_value", "value_at_risk", "current_value")
+INTERNAL_COLUMNS: tuple[str, ...] = (MODEL_NAME, SEGMENT_KEY)
+_MONEY = (PREDICTED_VALUE, VALUE_AT_RISK, "current_value")
 _TEAM_ORDER = (
     "rank",
-    "customer_id",
-    "current_tier",
-    "predicted_tier",
-    "churn_band",
-    "churn_probability",
-    "predicted_value",
-    "value_at_risk",
+    CUSTOMER_ID,
+    CURRENT_TIER,
+    PREDICTED_TIER,
+    CHURN_BAND,
+    CHURN_PROBABILITY,
+    PREDICTED_VALUE,
+    VALUE_AT_RISK,
     "current_value",
     "currency",
     "horizon_days",
-    "segment",
-    "action",
-    "channel",
-    "churn_reasons",
-    "value_reasons",
+    SEGMENT,
+    ACTION,
+    CHANNEL,
+    CHURN_REASONS,
+    VALUE_REASONS,
 )
 
 
@@ -199,8 +218,8 @@ def team_list(ranked: pd.DataFrame, *, horizon_days: int | None, currency: str |
     out = ranked.drop(columns=[c for c in INTERNAL_COLUMNS if c in ranked.columns])
     money = [c for c in _MONEY if c in out.columns]
     out[money] = out[money].astype("float64").round(0)
-    if "churn_probability" in out.columns:
-        out["churn_probability"] = out["churn_probability"].astype("float64").round(3)
+    if CHURN_PROBABILITY in out.columns:
+        out[CHURN_PROBABILITY] = out[CHURN_PROBABILITY].astype("float64").round(3)
     if currency is not None:
         out["currency"] = currency
     if horizon_days is not None:

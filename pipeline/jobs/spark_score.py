@@ -24,11 +24,16 @@ from tiercast.features import as_of
 from tiercast.features.build import DEFAULT_HORIZON_DAYS, DEFAULT_WINDOWS_DAYS, Frame, as_table, feature_table
 from tiercast.features.contract import (
     CURRENT_TIER,
+    CUSTOMER_ID,
+    CUTOFF,
+    MODEL_NAME,
+    MODEL_VERSION,
     PLAYBOOK_COLUMNS,
     PREDICTED_TIER,
     REASON_COLUMNS,
     SCORE_COLUMNS,
     SEGMENT_COLUMNS,
+    SEGMENT_KEY,
 )
 from tiercast.models.playbook import Playbook
 from tiercast.models.scorer import FeatureSchemaError, TiercastScorer
@@ -142,11 +147,11 @@ def _apply_playbook(scored: SparkDataFrame, playbook: Playbook) -> SparkDataFram
 
     schema = StructType([*scored.schema.fields, *(StructField(c, StringType(), True) for c in PLAYBOOK_COLUMNS)])
 
-    by_segment = "segment_key" in scored.columns and playbook.segments != ("any",)  # as score_features
+    by_segment = SEGMENT_KEY in scored.columns and playbook.segments != ("any",)  # as score_features
 
     def apply(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            segment = batch["segment_key"].to_numpy() if by_segment else None
+            segment = batch[SEGMENT_KEY].to_numpy() if by_segment else None
             yield pd.concat([batch, playbook.apply(batch, segment=segment).astype("str")], axis=1)
 
     return scored.mapInPandas(apply, schema)
@@ -169,18 +174,18 @@ def score_spark(
     predict = _udf(spark, model, reasons)
     out_cols = output_columns(model.scorer, reasons)
     scored = features.select(
-        "customer_id",
+        CUSTOMER_ID,
         predict(_model_input(features, columns)).alias(_UDF_COLUMN),
         F.col(model.scorer.current_value_column).cast("double").alias("current_value"),
-    ).select("customer_id", *[F.col(f"{_UDF_COLUMN}.{c}").alias(c) for c in out_cols], "current_value")
+    ).select(CUSTOMER_ID, *[F.col(f"{_UDF_COLUMN}.{c}").alias(c) for c in out_cols], "current_value")
     if playbook is not None:
         scored = _apply_playbook(scored, playbook)
     ts = as_of.to_cutoff(cutoff)
     return scored.select(
         "*",
-        F.lit(model.name).alias("model_name"),
-        F.lit(model.version).alias("model_version"),
-        F.lit(ts.to_pydatetime()).cast("timestamp_ntz").alias("cutoff"),
+        F.lit(model.name).alias(MODEL_NAME),
+        F.lit(model.version).alias(MODEL_VERSION),
+        F.lit(ts.to_pydatetime()).cast("timestamp_ntz").alias(CUTOFF),
         F.lit(partition_value(ts)).alias(PARTITION_COLUMN),
     )
 
@@ -191,7 +196,7 @@ def explain_spark(
     """``customer_id`` and the reason columns of the given feature rows (run it on the rows you list, e.g. the
     at-risk customers: reasons cost far more than scores)."""
     scored = score_spark(spark, model, features, cutoff=cutoff, reasons=True)
-    return scored.select("customer_id", *REASON_COLUMNS)
+    return scored.select(CUSTOMER_ID, *REASON_COLUMNS)
 
 
 def write_scores(scores: SparkDataFrame, out: str | Path, *, partition_by: Sequence[str] = (PARTITION_COLUMN,)) -> None:

@@ -37,7 +37,18 @@ import pandas as pd
 from sklearn.base import clone
 
 from tiercast.features.build import build_features
-from tiercast.features.contract import feature_columns, spend_column
+from tiercast.features.contract import (
+    CHURNED,
+    CUSTOMER_ID,
+    CUTOFF,
+    FUTURE_VALUE,
+    PREDICTED_TIER,
+    PREDICTED_VALUE,
+    SEGMENT,
+    TIER,
+    feature_columns,
+    spend_column,
+)
 from tiercast.features.cutoff_plan import CutoffPlan, rolling_test_plans
 from tiercast.models.evaluation import paired_bootstrap, tier_code_metrics, tier_metrics
 from tiercast.models.segments import BehaviorSegments
@@ -91,10 +102,10 @@ class _Data:
             data_end=self.end,
             satisfaction=self.satisfaction,
         )
-        self._spend = {c: g.set_index("customer_id")[self.value_col] for c, g in self.grid.groupby("cutoff")}
+        self._spend = {c: g.set_index(CUSTOMER_ID)[self.value_col] for c, g in self.grid.groupby(CUTOFF)}
 
     def at(self, when: pd.Timestamp) -> pd.DataFrame:
-        return self.grid[self.grid["cutoff"] == when].reset_index(drop=True)
+        return self.grid[self.grid[CUTOFF] == when].reset_index(drop=True)
 
     def features_at(self, when: pd.Timestamp) -> pd.DataFrame:
         """Features (no labels) at any cutoff, indexed by customer."""
@@ -105,7 +116,7 @@ class _Data:
             horizon_days=self.h,
             satisfaction=self.satisfaction,
             con=self.con,
-        ).set_index("customer_id")
+        ).set_index(CUSTOMER_ID)
 
     def value(self, rows: pd.DataFrame, column: str | None = None) -> np.ndarray:
         """Realized value (floored at 0) of ``[when - h, when)``, or of another column such as future_value."""
@@ -118,7 +129,7 @@ class _Data:
         for end in (when - self.horizon * j for j in range(n, 0, -1)):
             if end not in self._spend:
                 self._spend[end] = self.features_at(end)[self.value_col]
-            cols.append(self._spend[end].reindex(rows["customer_id"]).fillna(0.0).to_numpy(dtype=float))
+            cols.append(self._spend[end].reindex(rows[CUSTOMER_ID]).fillna(0.0).to_numpy(dtype=float))
         return np.column_stack(cols) if cols else np.zeros((len(rows), 0))
 
 
@@ -158,14 +169,14 @@ def tier_study(config: Config, *, n_test: int = 3, n_boot: int = 20, data: Trans
         data.value(last.test),
         names,
         n_orders=last.test[f"orders_{data.h}d"].to_numpy(dtype=float, na_value=0.0),
-        retained=1.0 - last.test["churned"].to_numpy(dtype=float),
+        retained=1.0 - last.test[CHURNED].to_numpy(dtype=float),
     )
     tiers.insert(1, "min_boundary", [*last.scheme.boundaries_.tolist(), 0.0])
-    bases = {c: clone(last.scheme).fit(data.value(rows)) for c, rows in data.grid.groupby("cutoff")}
+    bases = {c: clone(last.scheme).fit(data.value(rows)) for c, rows in data.grid.groupby(CUTOFF)}
     stability = {spec.name: _stability(data, spec, last, bases, config.seed, n_boot) for spec in specs}
     segments = BehaviorSegments(random_state=config.seed).fit(last.test)
     segment_tiers = pd.crosstab(
-        pd.Series(segments.predict(last.test), name="segment"), pd.Series(current, name="tier")
+        pd.Series(segments.predict(last.test), name=SEGMENT), pd.Series(current, name=TIER)
     ).reindex(index=list(segments.names_), columns=names, fill_value=0)
     per_cutoff = pd.DataFrame([row for run in runs for row in run.schemes])
     boot, consecutive = stability[specs[0].name]
@@ -192,30 +203,30 @@ def tier_study(config: Config, *, n_test: int = 3, n_boot: int = 20, data: Trans
 
 def _backtest(data: _Data, plan: CutoffPlan, config: Config, specs: list[_Spec], n_boot: int) -> _Backtest:
     """Fit as ``tiercast train`` does for test cutoff ``plan.test``; score the tiers of every scheme there."""
-    train_rows = data.grid[data.grid["cutoff"].isin(plan.train)]
+    train_rows = data.grid[data.grid[CUTOFF].isin(plan.train)]
     val_rows, test_rows = data.at(plan.validation), data.at(plan.test)
     scorer = fit_scorer(train_rows, plan, _with_test_cutoff(config, plan.test), versions={})
     val_pred = np.clip(scorer.value_model.predict(val_rows[feature_columns(train_rows)]), 0.0, None)
     scores = scorer.score(test_rows)
-    pred = scores["predicted_value"].to_numpy()
-    realized_train = data.value(train_rows, "future_value")
+    pred = scores[PREDICTED_VALUE].to_numpy()
+    realized_train = data.value(train_rows, FUTURE_VALUE)
     main = scorer.scheme
     names = list(main.names_)
     current = main.assign(data.value(test_rows))
-    realized = main.assign(data.value(test_rows, "future_value"))
+    realized = main.assign(data.value(test_rows, FUTURE_VALUE))
     proposed = copy.deepcopy(main).fit_predictions(val_pred, realized=realized_train).assign_predicted(pred)
     when = plan.test.date()
     methods = {
         PROPOSED: proposed,
-        "predicted (scheme shares)": scores["predicted_tier"].to_numpy(),
+        "predicted (scheme shares)": scores[PREDICTED_TIER].to_numpy(),
         "persistence": current,
     }
-    metrics = [{"cutoff": when, "method": m, **tier_metrics(realized, t, names)} for m, t in methods.items()]
+    metrics = [{CUTOFF: when, "method": m, **tier_metrics(realized, t, names)} for m, t in methods.items()]
     diffs = _differences(realized, proposed, current, names, n_boot=10 * n_boot, seed=config.seed)
 
     # Every scheme, fitted on the validation cutoff; realized tiers from the state at T + h.
-    after = data.features_at(plan.test + data.horizon).reindex(test_rows["customer_id"]).reset_index()
-    after[data.value_col] = test_rows["future_value"].to_numpy()  # spend over [T, T + h)
+    after = data.features_at(plan.test + data.horizon).reindex(test_rows[CUSTOMER_ID]).reset_index()
+    after[data.value_col] = test_rows[FUTURE_VALUE].to_numpy()  # spend over [T, T + h)
     rows, fitted = [], {}
     for spec in specs:
         scheme = spec.make(main).fit(data.value(val_rows), **spec.context(val_rows, plan.validation))
@@ -223,7 +234,7 @@ def _backtest(data: _Data, plan: CutoffPlan, config: Config, specs: list[_Spec],
         next_ctx = spec.context(after, plan.test + data.horizon) if spec.assign_context else {}
         cur = scheme.assign_codes(data.value(test_rows), **now_ctx)
         real = _names(scheme.assign_codes(data.value(after), **next_ctx), scheme.names_)
-        row = {"cutoff": when, "scheme": spec.name, "k": int(scheme.k_)}
+        row = {CUTOFF: when, "scheme": spec.name, "k": int(scheme.k_)}
         row |= _prefixed("persistence", tier_metrics(real, _names(cur, scheme.names_), scheme.names_))
         if spec.predicts:
             scheme.fit_predictions(val_pred, realized=realized_train)
@@ -232,9 +243,7 @@ def _backtest(data: _Data, plan: CutoffPlan, config: Config, specs: list[_Spec],
             row |= _prefixed("predicted", tier_metrics(real, predicted, scheme.names_))
         rows.append(row)
         fitted[spec.name] = (scheme, cur)
-    return _Backtest(
-        plan, main, test_rows, pred, proposed, metrics, [{"cutoff": when, **d} for d in diffs], rows, fitted
-    )
+    return _Backtest(plan, main, test_rows, pred, proposed, metrics, [{CUTOFF: when, **d} for d in diffs], rows, fitted)
 
 
 def _stability(
@@ -252,7 +261,7 @@ def _stability(
         assign_context=None if spec.assign_context else {},
     )
     refits, labels = [], []
-    for c, rows in data.grid.groupby("cutoff"):
+    for c, rows in data.grid.groupby(CUTOFF):
         refits.append(spec.make(bases[c]).fit(data.value(rows), **spec.context(rows, c)))
         labels.append(str(c.date()))
     ref_ctx = spec.context(last.test, last.plan.test) if spec.assign_context else {}

@@ -34,6 +34,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from tiercast.features.contract import CHURN_PROBABILITY, CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_VALUE, PREDICTED_VALUE
 from tiercast.features.cutoff_plan import CutoffPlan, plan_cutoffs
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import LABEL_FILL
@@ -98,7 +99,7 @@ def sampling_log(sets: dict[str, pd.DataFrame]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, frame in sets.items():
         counts = frame.attrs.get("sampling", [])
-        out[name] = [{**c, "cutoff": str(pd.Timestamp(c["cutoff"]).date())} for c in counts]
+        out[name] = [{**c, CUTOFF: str(pd.Timestamp(c[CUTOFF]).date())} for c in counts]
     return out
 
 
@@ -137,15 +138,15 @@ def _window_from(
         return None
     rows = _features_at(con, tx, start, config, satisfaction)
     labels = build_labels(tx, cutoff=start, horizon_days=days, con=con)
-    rows = rows.merge(labels, on="customer_id", how="left", validate="one_to_one")
+    rows = rows.merge(labels, on=CUSTOMER_ID, how="left", validate="one_to_one")
     rows = rows.fillna({col: value for col, value in LABEL_FILL.items()})
     scores = btyd_at(evaluated, rows).score(rows)
     return EvaluationWindow(
         cutoff=start,
         label_days=days,
         rows=rows,
-        predicted_value=scores["predicted_value"].to_numpy(),
-        churn_probability=scores["churn_probability"].to_numpy(),
+        predicted_value=scores[PREDICTED_VALUE].to_numpy(),
+        churn_probability=scores[CHURN_PROBABILITY].to_numpy(),
     )
 
 
@@ -238,7 +239,7 @@ def _fit_and_test(
     if plan.test is not None:
         phase(f"testing at {plan.test.date()} beside the baselines")
         test_set = rows.training_set(cutoffs=[plan.test], data_end=plan.data_end)
-        baseline = NaiveBaseline().fit(train_set, train_set["future_value"], train_set["churned"])
+        baseline = NaiveBaseline().fit(train_set, train_set[FUTURE_VALUE], train_set[CHURNED])
         others = comparison_predictions(train_set, test_set, plan.validation, config)
         metrics, preds = evaluate(btyd_at(evaluated, test_set), baseline, test_set, h, others)
         window = EvaluationWindow(

@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from tiercast.features.contract import TIER
+
 _SIZE = (6.0, 4.0)
 
 
@@ -113,8 +115,8 @@ def feature_importance(names: Sequence[str], gains: np.ndarray, title: str, top:
 
 def tier_bars(tiers: Sequence[str], tier_of_customer: Sequence[str], value: np.ndarray) -> Figure:
     """Share of customers and share of revenue per tier, side by side (best tier first)."""
-    frame = pd.DataFrame({"tier": pd.Categorical(tier_of_customer, list(tiers)), "value": np.clip(value, 0, None)})
-    grouped = frame.groupby("tier", observed=False)["value"].agg(["size", "sum"])
+    frame = pd.DataFrame({TIER: pd.Categorical(tier_of_customer, list(tiers)), "value": np.clip(value, 0, None)})
+    grouped = frame.groupby(TIER, observed=False)["value"].agg(["size", "sum"])
     size_share = grouped["size"] / max(grouped["size"].sum(), 1)
     revenue_share = grouped["sum"] / (grouped["sum"].sum() or 1.0)
     fig, ax = plt.subplots(figsize=_SIZE)

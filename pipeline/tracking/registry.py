@@ -29,6 +29,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tiercast.features.contract import CHURN_PROBABILITY, CHURNED, FUTURE_VALUE, PREDICTED_VALUE
 from tiercast.models.evaluation import normalized_gini, paired_bootstrap, roc_auc
 from tiercast.models.scorer import FeatureSchemaError
 from tiercast.pipeline.config import Config
@@ -78,8 +79,8 @@ class PromotionSettings:
 
 #: Primary metrics of the window comparison: (name, metric, target column, prediction).
 _WINDOW_METRICS = (
-    ("normalized_gini", normalized_gini, "future_value", "predicted_value"),
-    ("roc_auc", roc_auc, "churned", "churn_probability"),
+    ("normalized_gini", normalized_gini, FUTURE_VALUE, PREDICTED_VALUE),
+    ("roc_auc", roc_auc, CHURNED, CHURN_PROBABILITY),
 )
 
 
@@ -106,7 +107,7 @@ def compare_on_window(
     scorer = champion.unwrap_python_model().scorer
     scorer.check_schema(window.rows)
     theirs = champion.predict(window.rows[list(scorer.required_columns)], params={"reasons": False})
-    ours = {"predicted_value": window.predicted_value, "churn_probability": window.churn_probability}
+    ours = {PREDICTED_VALUE: window.predicted_value, CHURN_PROBABILITY: window.churn_probability}
     out: dict[str, dict[str, float]] = {}
     for name, metric, target, column in _WINDOW_METRICS:
         y = window.rows[target].to_numpy(dtype=float)

@@ -15,6 +15,17 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from tiercast.features.contract import (
+    ACTION,
+    CHURN_BAND,
+    CHURN_PROBABILITY,
+    CHURN_REASONS,
+    CURRENT_TIER,
+    CUSTOMER_ID,
+    PREDICTED_TIER,
+    PREDICTED_VALUE,
+    VALUE_AT_RISK,
+)
 from tiercast.pipeline.jobs.comparisons import METHOD_LABELS
 from tiercast.pipeline.tracking.registry import COMPARE_METRICS
 from tiercast.pipeline.writers.files import atomic_output
@@ -107,19 +118,19 @@ def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -
 
 def _at_risk_section(at_risk_path: Path, top: int) -> list[str]:
     """The top customers of an at-risk list, with the currency and horizon of their values."""
-    ranked = pd.read_csv(at_risk_path, dtype={"customer_id": str}, keep_default_na=False).head(top)
+    ranked = pd.read_csv(at_risk_path, dtype={CUSTOMER_ID: str}, keep_default_na=False).head(top)
     keep = [
         c
         for c in (
             "rank",
-            "customer_id",
-            "current_tier",
-            "predicted_tier",
-            "predicted_value",
-            "churn_probability",
-            "value_at_risk",
-            "churn_reasons",
-            "action",
+            CUSTOMER_ID,
+            CURRENT_TIER,
+            PREDICTED_TIER,
+            PREDICTED_VALUE,
+            CHURN_PROBABILITY,
+            VALUE_AT_RISK,
+            CHURN_REASONS,
+            ACTION,
         )
         if c in ranked.columns
     ]
@@ -127,10 +138,10 @@ def _at_risk_section(at_risk_path: Path, top: int) -> list[str]:
     if "horizon_days" in ranked.columns and len(ranked):
         unit.append(f"value over the next {int(ranked['horizon_days'].iloc[0])} days")
     title = f"Top {len(ranked)} customers at risk" + (f" ({', '.join(unit)})" if unit else "")
-    keep = [c for c in keep if c != "churn_probability"] + (["churn_band"] if "churn_band" in ranked else [])
+    keep = [c for c in keep if c != CHURN_PROBABILITY] + ([CHURN_BAND] if CHURN_BAND in ranked else [])
     shown = ranked[keep].copy()
-    if "churn_probability" in ranked.columns:
-        shown.insert(keep.index("value_at_risk"), "churn risk", ranked["churn_probability"].map("{:.0%}".format))
+    if CHURN_PROBABILITY in ranked.columns:
+        shown.insert(keep.index(VALUE_AT_RISK), "churn risk", ranked[CHURN_PROBABILITY].map("{:.0%}".format))
     return [f"<h2>{html.escape(title)}</h2>", _table(shown, "{:,.0f}")]
 
 

@@ -24,6 +24,7 @@ from filelock import FileLock
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from tiercast.features.contract import CUSTOMER_ID, TIMESTAMP
 from tiercast.pipeline.config import Config
 
 DEFAULT_STORE = "mlflow.db"
@@ -189,9 +190,9 @@ def data_fingerprint(path: str | Path, *, n_read: int, accepted: pd.DataFrame, n
         "data_rows_read": n_read,
         "data_rows_accepted": len(accepted),
         "data_rows_quarantined": n_quarantined,
-        "data_customers": int(accepted["customer_id"].nunique()),
-        "data_first_timestamp": str(accepted["timestamp"].min()),
-        "data_last_timestamp": str(accepted["timestamp"].max()),
+        "data_customers": int(accepted[CUSTOMER_ID].nunique()),
+        "data_first_timestamp": str(accepted[TIMESTAMP].min()),
+        "data_last_timestamp": str(accepted[TIMESTAMP].max()),
     }
 
 
