@@ -21,8 +21,10 @@ $(SPARK): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tiercast run --config configs/demo.yaml
 
+# Two workers (pytest-xdist), each test module whole on one of them and the Spark tests together
+# (tests/conftest.py); `.venv/bin/python -m pytest -q tests/...` runs a few tests on one.
 test: $(SPARK)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

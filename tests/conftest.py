@@ -24,3 +24,30 @@ def sqlite_stores_skip_fsync():
     event.listen(Engine, "connect", no_fsync)
     yield
     event.remove(Engine, "connect", no_fsync)
+
+
+def _group(nodeid: str) -> str:
+    """The unit of work of a test when the suite runs on several workers (`make test` runs ``-n 2``): every Spark
+    test in one unit, so one worker starts the session's Spark and builds the Spark module fixtures once; every
+    other module its own unit, so its module fixtures (a trained project, a store) are built once."""
+    path = nodeid.split("::", 1)[0]
+    return "spark" if path.startswith("tests/spark/") else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - pytest-xdist's hook
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        """Whole units (see :func:`_group`) to whichever worker is free, in collection order."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order below: the longest unit first
+    return ByModule(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # the Spark unit is the longest: started first, the other units are shared out while it runs
+    items.sort(key=lambda item: _group(item.nodeid) != "spark")
