@@ -12,6 +12,8 @@ block right above it.
 Column names: every column name of the data contract is written once, in ``features/contract.py``; product modules
 use its constants. A string literal equal to a column name elsewhere fails, unless :data:`NAME_ALLOWLIST` lists it
 with a reason (docstrings and pieces of f-strings are not literals here).
+
+Results: no product module reads or writes ``DataFrame.attrs``; results travel as typed values beside frames.
 """
 
 from __future__ import annotations
@@ -176,3 +178,11 @@ def test_column_names_come_from_the_contract(path):
 def test_the_allowlist_names_existing_modules_and_says_why():
     for (rel, value), (count, reason) in NAME_ALLOWLIST.items():
         assert (ROOT / rel).is_file() and count > 0 and len(reason) > 10, (rel, value)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=_name)
+def test_results_do_not_travel_in_frame_attrs(path):
+    """A job's counts, sources and notes are typed results returned beside its frame, not ``DataFrame.attrs``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    used = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "attrs"]
+    assert not used, f"{_name(path)} reads or writes .attrs on lines {used}"

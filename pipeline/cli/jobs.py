@@ -307,9 +307,9 @@ def monitor(
     from tiercast.pipeline.jobs.monitor import run_monitor, write_monitor
 
     cfg = config_from(config, engine)
-    frame = run_monitor(cfg, start=start, end=end, model_uri=model, data=load_data(cfg, run_date))
+    frame, run = run_monitor(cfg, start=start, end=end, model_uri=model, data=load_data(cfg, run_date))
     path = write_monitor(frame, out)
-    print_monitor(console, frame)
+    print_monitor(console, frame, run)
     console.print(f"{len(frame):,} rows ({frame['month'].nunique()} months) -> {path}")
 
 

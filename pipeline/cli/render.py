@@ -11,7 +11,7 @@ from rich.table import Table
 
 from tiercast.features.contract import PREDICTED_VALUE, TIER
 from tiercast.pipeline.cli.base import console
-from tiercast.pipeline.jobs.results import TierStudy
+from tiercast.pipeline.jobs.results import MonitorRun, TierStudy
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
@@ -63,17 +63,17 @@ _DISPLAY = (
 )
 
 
-def print_monitor(console: Console, frame: pd.DataFrame) -> None:
+def print_monitor(console: Console, frame: pd.DataFrame, run: MonitorRun) -> None:
     """The monitor frame as a rich table (prediction columns only when there are predictions), then the notes."""
     shown = [d for d in _DISPLAY if not (d[0].startswith("predicted") and frame[d[0]].isna().all())]
-    table = Table(title=f"Tiers per month — scheme {frame.attrs.get('tier_scheme', '?')}")
+    table = Table(title=f"Tiers per month — scheme {run.tier_scheme}")
     for _, header, kind in shown:
         table.add_column(header, justify="left" if kind == "str" else "right")
     for i, rec in enumerate(frame.to_dict("records")):
         last_of_month = i + 1 == len(frame) or frame["month"].iat[i + 1] != rec["month"]
         table.add_row(*(_monitor_cell(rec[col], kind) for col, _, kind in shown), end_section=last_of_month)
     print_table(console, table)
-    for note in frame.attrs.get("notes", ()):
+    for note in run.notes:
         console.print(f"note: {note}", highlight=False)
 
 

@@ -25,6 +25,7 @@ from tiercast.features.training_set import build_training_set, check_cutoffs
 from tiercast.pipeline.engine.sampling import (
     ROWS_BEFORE,
     CutoffSample,
+    Sampling,
     pop_sampling,
     sample_customers,
     sampled_customers,
@@ -44,10 +45,10 @@ def features_on(
     sample: int | None = None,
     seed: int = 0,
     max_rows: int | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, Sampling]:
     """:func:`~tiercast.features.build.build_features` at ``cutoff`` on ``con`` (sorted by customer_id), on all
     customers or a seeded ``sample`` of them (:func:`sample_customers`), with at most ``max_rows`` rows
-    (:func:`sample_cutoff_rows`, in the engine; the counts in ``frame.attrs["sampling"]``)."""
+    (:func:`sample_cutoff_rows`, in the engine), and the :class:`Sampling` of the cap."""
     t = as_table(to_engine_table(con, tx))
     if sample is not None:
         t = sample_customers(t, sample, seed=seed)
@@ -66,13 +67,12 @@ def features_on(
         )
         expr = with_counts(expr, chosen)
     df = execute(expr.order_by(CUSTOMER_ID), con)
-    counts = []
+    counts: tuple[CutoffSample, ...] = ()
     if ROWS_BEFORE in df.columns:
         before = int(df[ROWS_BEFORE].iloc[0]) if len(df) else 0
-        counts = [CutoffSample(as_of.to_cutoff(cutoff), before, len(df)).record()]
+        counts = (CutoffSample(as_of.to_cutoff(cutoff), before, len(df)),)
         df = df.drop(columns=[ROWS_BEFORE])
-    df.attrs["sampling"] = counts
-    return df
+    return df, Sampling(counts)
 
 
 class CutoffRows:
@@ -86,7 +86,7 @@ class CutoffRows:
 
     def __init__(self, con: ibis.BaseBackend, tx: Frame, **common: Any) -> None:
         self.con, self.tx, self.common = con, tx, common
-        self._rows: dict[pd.Timestamp, tuple[pd.DataFrame, dict[str, Any] | None]] = {}
+        self._rows: dict[pd.Timestamp, tuple[pd.DataFrame, CutoffSample | None]] = {}
 
     def training_set(
         self,
@@ -94,22 +94,21 @@ class CutoffRows:
         cutoffs: Iterable[as_of.TimeLike],
         data_end: as_of.TimeLike,
         holdout_start: as_of.TimeLike | None = None,
-    ) -> pd.DataFrame:
-        """What :func:`build_training_set_on` returns for these cutoffs (same rows, order and columns)."""
+    ) -> tuple[pd.DataFrame, Sampling]:
+        """What :func:`build_training_set_on` returns for these cutoffs (same rows, order, columns and counts)."""
         parsed = check_cutoffs(
             cutoffs, horizon_days=self.common["horizon_days"], data_end=data_end, holdout_start=holdout_start
         )
         missing = [c for c in parsed if c not in self._rows]
         if missing:
-            built = build_training_set_on(
+            built, sampling = build_training_set_on(
                 self.con, self.tx, cutoffs=missing, data_end=data_end, holdout_start=holdout_start, **self.common
             )
-            counts = {r[CUTOFF]: r for r in built.attrs.get("sampling", [])}
+            counts = {s.cutoff: s for s in sampling.cutoffs}
             for c in missing:
-                self._rows[c] = (built.loc[built[CUTOFF] == c], counts.get(c.isoformat()))
+                self._rows[c] = (built.loc[built[CUTOFF] == c], counts.get(c))
         out = pd.concat([self._rows[c][0] for c in parsed], ignore_index=True)
-        out.attrs = {"sampling": [self._rows[c][1] for c in parsed if self._rows[c][1] is not None]}
-        return out
+        return out, Sampling(tuple(s for c in parsed if (s := self._rows[c][1]) is not None))
 
 
 def build_training_set_on(
@@ -120,17 +119,16 @@ def build_training_set_on(
     seed: int = 0,
     max_rows_per_cutoff: int | None = None,
     **kwargs: Any,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, Sampling]:
     """:func:`~tiercast.features.training_set.build_training_set` run on ``con`` and collected to pandas, on all
     customers or on a seeded sample of ``sample`` customers (:func:`sample_customers`), with at most
-    ``max_rows_per_cutoff`` rows per cutoff (:func:`sample_cutoff_rows`, in the engine before collection; the
-    per-cutoff counts are in ``frame.attrs["sampling"]``, :meth:`CutoffSample.record` of each). ``kwargs``: cutoffs,
+    ``max_rows_per_cutoff`` rows per cutoff (:func:`sample_cutoff_rows`, in the engine before collection), and the
+    :class:`Sampling` of the cap (one :class:`CutoffSample` per capped cutoff). ``kwargs``: cutoffs,
     horizon_days, windows_days, data_end, holdout_start, satisfaction."""
     if max_rows_per_cutoff is not None:
         kwargs["max_rows"] = max_rows_per_cutoff
     df, counts = pop_sampling(_build_training_set_on(con, tx, sample=sample, seed=seed, **kwargs))
-    df.attrs["sampling"] = [c.record() for c in counts]
-    return df
+    return df, Sampling(tuple(counts))
 
 
 def _build_training_set_on(

@@ -4,6 +4,7 @@ cutoff stratified on recent spend (the same customers on every engine and run).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,9 +107,23 @@ class CutoffSample:
     rows_after: int
 
     def record(self) -> dict[str, Any]:
-        """As kept in a frame's ``attrs["sampling"]``: plain JSON values (frames with attrs still write to
-        Parquet), the cutoff as ISO text."""
+        """Plain JSON values, the cutoff as ISO text."""
         return {CUTOFF: self.cutoff.isoformat(), "rows_before": self.rows_before, "rows_after": self.rows_after}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What the per-cutoff cap did to a set of collected rows, returned beside them: one :class:`CutoffSample` per
+    capped cutoff (none when no cap was set)."""
+
+    cutoffs: tuple[CutoffSample, ...] = ()
+
+    def records(self) -> list[dict[str, Any]]:
+        """:meth:`CutoffSample.record` of each cutoff."""
+        return [c.record() for c in self.cutoffs]
+
+    def to_json(self) -> str:
+        return json.dumps(self.records(), indent=2)
 
 
 def pop_sampling(df: pd.DataFrame) -> tuple[pd.DataFrame, list[CutoffSample]]:

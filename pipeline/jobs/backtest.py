@@ -170,7 +170,7 @@ def run_backtest(
     for plan in plans:  # the leakage guard, per test cutoff: training labels end by the test cutoff
         check_cutoffs(plan.train, horizon_days=h, data_end=plan.test, holdout_start=plan.test)
     cutoffs = sorted({c for p in plans for c in (*p.train, p.test)})
-    frame = build_training_set_on(
+    frame, _ = build_training_set_on(  # no per-cutoff cap here: its Sampling is empty
         data.con,
         data.table,
         cutoffs=cutoffs,

@@ -53,6 +53,7 @@ from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.model_fit import tier_scheme
+from tiercast.pipeline.jobs.results import MonitorRun
 from tiercast.pipeline.jobs.score import LoadedModel, load_model, score_features
 from tiercast.pipeline.tracking.runs import resolve_tracking_uri, use_store
 from tiercast.pipeline.writers.files import write_csv, write_parquet
@@ -316,12 +317,10 @@ def run_monitor(
     end: str | pd.Period,
     model_uri: str | None = None,
     data: Transactions | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, MonitorRun]:
     """Build the monitor frame of the transactions (``data``, or the configured ones loaded) for months
-    ``start``..``end`` (YYYY-MM), on their engine.
-
-    ``attrs["tier_scheme"]`` names the scheme's source, ``attrs["notes"]`` lists caveats (printed by
-    :func:`print_monitor`).
+    ``start``..``end`` (YYYY-MM), on their engine, and the :class:`MonitorRun` beside it: the scheme's source, the
+    horizon and the caveats (printed by :func:`tiercast.pipeline.cli.render.print_monitor`).
     """
     months = month_range(start, end)
     tx = data if data is not None else load_transactions(config)
@@ -347,8 +346,8 @@ def run_monitor(
         chunk_size=config.score.chunk_size,
         con=tx.con,
     )
-    frame.attrs.update(tier_scheme=source, horizon_days=horizon, notes=_notes(months, horizon, data_start, data_end))
-    return frame
+    notes = tuple(_notes(months, horizon, data_start, data_end))
+    return frame, MonitorRun(tier_scheme=source, horizon_days=int(horizon), notes=notes)
 
 
 def _notes(months: Sequence[pd.Period], horizon: int, data_start: pd.Timestamp, data_end: pd.Timestamp) -> list[str]:

@@ -82,3 +82,17 @@ class TierStudy:
 
     def to_json(self) -> str:
         return json.dumps(jsonable(self), indent=2, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """What ``tiercast monitor`` says beside its frame (:func:`tiercast.pipeline.jobs.monitor.run_monitor`): where
+    the tier scheme came from (a registered model, or refitted on the first month), the label horizon of the
+    realized columns, and the caveats printed under the table."""
+
+    tier_scheme: str
+    horizon_days: int
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(jsonable(self), indent=2, allow_nan=False)

@@ -93,7 +93,7 @@ class _Data:
         self.horizon = pd.Timedelta(days=self.h)
         self.windows = config.features.windows_days
         self.value_col = spend_column(self.h)
-        self.grid = build_training_set_on(
+        self.grid, _ = build_training_set_on(  # no per-cutoff cap here: its Sampling is empty
             self.con,
             self.tx,
             cutoffs=cutoffs,

@@ -42,6 +42,7 @@ from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.scorer import TiercastScorer, pyfunc_spec
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import CutoffRows, features_on
+from tiercast.pipeline.engine.sampling import Sampling
 from tiercast.pipeline.engine.session import engine_resident
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.comparisons import comparison_predictions
@@ -78,9 +79,12 @@ class TrainResult:
         return f"models:/{self.model_name}/{self.model_version}"
 
 
-def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config, satisfaction: Any = None) -> pd.DataFrame:
+def _features_at(
+    con: Any, tx: Any, cutoff: pd.Timestamp, config: Config, satisfaction: Any = None
+) -> tuple[pd.DataFrame, Sampling]:
     """Feature rows at ``cutoff`` (the training sample of customers when one is configured), at most
-    ``engine.training_max_rows_per_cutoff`` of them (a value-stratified sample drawn in the engine)."""
+    ``engine.training_max_rows_per_cutoff`` of them (a value-stratified sample drawn in the engine), and what the
+    cap did."""
     return features_on(
         con,
         tx,
@@ -94,12 +98,11 @@ def _features_at(con: Any, tx: Any, cutoff: pd.Timestamp, config: Config, satisf
     )
 
 
-def sampling_log(sets: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def sampling_log(sets: dict[str, Sampling]) -> dict[str, Any]:
     """Rows per cutoff before and after the per-cutoff cap, per training set (counts only, never customer ids)."""
     out: dict[str, Any] = {}
-    for name, frame in sets.items():
-        counts = frame.attrs.get("sampling", [])
-        out[name] = [{**c, CUTOFF: str(pd.Timestamp(c[CUTOFF]).date())} for c in counts]
+    for name, sampling in sets.items():
+        out[name] = [{**c, CUTOFF: str(pd.Timestamp(c[CUTOFF]).date())} for c in sampling.records()]
     return out
 
 
@@ -136,7 +139,7 @@ def _window_from(
     days = min(config.horizon_days, (plan.data_end - start).days)
     if days <= 0:
         return None
-    rows = _features_at(con, tx, start, config, satisfaction)
+    rows, _ = _features_at(con, tx, start, config, satisfaction)
     labels = build_labels(tx, cutoff=start, horizon_days=days, con=con)
     rows = rows.merge(labels, on=CUSTOMER_ID, how="left", validate="one_to_one")
     rows = rows.fillna({col: value for col, value in LABEL_FILL.items()})
@@ -164,6 +167,8 @@ class _Fitted:
     metrics: dict[str, dict[str, float]]
     preds: pd.DataFrame | None
     window: EvaluationWindow | None
+    #: What the per-cutoff cap did to each set of rows: train, test, production, scoring_fit (``now``).
+    sampling: dict[str, Sampling]
 
 
 def train(config: Config, data: Transactions | None = None) -> TrainResult:
@@ -228,17 +233,16 @@ def _fit_and_test(
     held_out = plan.test if plan.test is not None else plan.data_end
     phase(f"features and labels at {len(plan.train)} training cutoffs")
     rows = CutoffRows(con, tx, **common)  # a cutoff shared by the training, test and production sets is built once
-    train_set = rows.training_set(cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out)
+    train_set, train_sampling = rows.training_set(cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out)
     phase("fitting the value and churn models")
     evaluated = fit_scorer(train_set, plan, config, versions)
     metrics: dict[str, dict[str, float]] = {}
-    test_set = train_set.iloc[:0].copy()
-    test_set.attrs = {"sampling": []}
+    test_set, test_sampling = train_set.iloc[:0].copy(), Sampling()
     preds = None
     window: EvaluationWindow | None = None
     if plan.test is not None:
         phase(f"testing at {plan.test.date()} beside the baselines")
-        test_set = rows.training_set(cutoffs=[plan.test], data_end=plan.data_end)
+        test_set, test_sampling = rows.training_set(cutoffs=[plan.test], data_end=plan.data_end)
         baseline = NaiveBaseline().fit(train_set, train_set[FUTURE_VALUE], train_set[CHURNED])
         others = comparison_predictions(train_set, test_set, plan.validation, config)
         metrics, preds = evaluate(btyd_at(evaluated, test_set), baseline, test_set, h, others)
@@ -250,10 +254,12 @@ def _fit_and_test(
             churn_probability=preds["tiercast_churn"].to_numpy(),
         )
     phase(f"refitting on the newest label windows (to {plan.data_end.date()})")
-    production = rows.training_set(cutoffs=list(plan.production), data_end=plan.data_end)
-    now = _features_at(con, tx, plan.data_end, config, satisfaction)
+    production, production_sampling = rows.training_set(cutoffs=list(plan.production), data_end=plan.data_end)
+    now, now_sampling = _features_at(con, tx, plan.data_end, config, satisfaction)
     scorer = refit_for_production(evaluated, production, now, config, versions)
-    return _Fitted(evaluated, scorer, train_set, test_set, production, now, metrics, preds, window)
+    sampling = {"train": train_sampling, "test": test_sampling, "production": production_sampling}
+    sampling["scoring_fit"] = now_sampling
+    return _Fitted(evaluated, scorer, train_set, test_set, production, now, metrics, preds, window, sampling)
 
 
 def _log_training_run(
@@ -279,7 +285,7 @@ def _log_training_run(
             mlflow.log_metrics({f"test.{model_name}.{k}": float(v) for k, v in values.items() if np.isfinite(v)})
         sets = {"train": fitted.train_set, "test": fitted.test_set, "production": fitted.production}
         mlflow.log_metrics({f"{name}_rows": len(rows) for name, rows in sets.items()})
-        sampled = sampling_log({**sets, "scoring_fit": fitted.now})
+        sampled = sampling_log(fitted.sampling)
         mlflow.log_params(sampling_params(sampled, config.engine.training_max_rows_per_cutoff))
         mlflow.log_dict(sampled, "sampling.json")
         if fitted.preds is not None:

@@ -1,5 +1,6 @@
 """The monitor: hand-computed tier figures on a tiny fixture, predictions vs outcomes, and a bundled-data sample."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -215,9 +216,11 @@ def test_run_monitor_with_a_model_writes_and_prints(tmp_path, monkeypatch):
     (tmp_path / "mlflow.db").touch()  # a store exists; loading is stubbed
     loaded = []
     monkeypatch.setattr(monitor, "load_model", lambda uri: loaded.append(uri) or _stub_model())
-    out = run_monitor(config, start="2021-02", end="2021-04", model_uri="models:/tiercast@champion")
+    out, run = run_monitor(config, start="2021-02", end="2021-04", model_uri="models:/tiercast@champion")
     assert loaded == ["models:/tiercast@champion"]
-    assert out.attrs["tier_scheme"] == "models:/tiercast/7"
+    assert run.tier_scheme == "models:/tiercast/7" and run.horizon_days == HORIZON and not out.attrs
+    assert any(note.startswith("2021-04: the data ends on 2021-04-25") for note in run.notes)
+    assert json.loads(run.to_json())["notes"] == list(run.notes)
     pd.testing.assert_frame_equal(out[EXPECTED.columns], EXPECTED, check_exact=False, rtol=1e-12)
     np.testing.assert_allclose(out["predicted_value"], PREDICTED_VALUE)
 
@@ -230,7 +233,7 @@ def test_run_monitor_with_a_model_writes_and_prints(tmp_path, monkeypatch):
         write_monitor(out, tmp_path / "monitor.xlsx")
 
     console = Console(record=True, width=200)
-    print_monitor(console, out)
+    print_monitor(console, out, run)
     text = console.export_text()
     for needle in (
         "models:/tiercast/7",
@@ -274,9 +277,9 @@ def test_bundled_sample_refits_a_scheme_without_a_registered_model(retail_sample
         ROOT / "configs" / "online_retail_ii.yaml",
         {"data": {"transactions": {"path": str(retail_sample)}}, "mlflow": {"tracking_uri": f"sqlite:///{store}"}},
     )
-    out = run_monitor(config, start="2010-03", end="2010-12")
+    out, run = run_monitor(config, start="2010-03", end="2010-12")
     assert not store.exists()  # looking for a champion does not create a store
-    assert out.attrs["tier_scheme"].startswith("refitted on 2010-03")
+    assert run.tier_scheme.startswith("refitted on 2010-03")
     assert list(out.columns) == list(MONITOR_COLUMNS)
     months = [str(m) for m in pd.period_range("2010-03", "2010-12", freq="M")]
     assert out["month"].unique().tolist() == months

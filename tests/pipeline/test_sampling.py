@@ -1,5 +1,7 @@
 """The per-cutoff cap on training rows: drawn in the engine, stratified on value, seeded, and a no-op under the cap."""
 
+import json
+
 import ibis
 import ibis.expr.operations as ops
 import numpy as np
@@ -10,7 +12,7 @@ from tiercast.benchmarks.synthetic import generate_transactions
 from tiercast.features.build import as_table
 from tiercast.features.training_set import LeakageError
 from tiercast.pipeline.engine.rows import CutoffRows, build_training_set_on, features_on
-from tiercast.pipeline.engine.sampling import ROWS_BEFORE, CutoffSample, sample_cutoff_rows
+from tiercast.pipeline.engine.sampling import ROWS_BEFORE, CutoffSample, Sampling, sample_cutoff_rows
 from tiercast.pipeline.engine.session import engine_resident
 
 
@@ -24,20 +26,21 @@ CUTOFF = pd.Timestamp("2023-06-01")
 
 def test_under_the_cap_every_row_is_kept_unchanged(tx):
     con = ibis.duckdb.connect()
-    full = features_on(con, tx, cutoff=CUTOFF)
-    capped = features_on(con, tx, cutoff=CUTOFF, max_rows=len(full))
+    full, uncapped = features_on(con, tx, cutoff=CUTOFF)
+    capped, sampling = features_on(con, tx, cutoff=CUTOFF, max_rows=len(full))
     pd.testing.assert_frame_equal(capped, full)
-    assert capped.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(full)).record()]
-    assert full.attrs["sampling"] == []
+    assert sampling == Sampling((CutoffSample(CUTOFF, len(full), len(full)),))
+    assert uncapped == Sampling()
+    assert not capped.attrs and not full.attrs  # the counts travel beside the frame, not in it
 
 
 def test_cap_keeps_the_value_mix_and_is_seeded(tx):
     con = ibis.duckdb.connect()
-    full = features_on(con, tx, cutoff=CUTOFF)
-    a = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
-    again = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
-    other = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=8)
-    assert 495 <= len(a) <= 500 and a.attrs["sampling"] == [CutoffSample(CUTOFF, len(full), len(a)).record()]
+    full, _ = features_on(con, tx, cutoff=CUTOFF)
+    a, sampling = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
+    again, _ = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=7)
+    other, _ = features_on(con, tx, cutoff=CUTOFF, max_rows=500, seed=8)
+    assert 495 <= len(a) <= 500 and sampling == Sampling((CutoffSample(CUTOFF, len(full), len(a)),))
     pd.testing.assert_frame_equal(a, again)
     assert set(a["customer_id"]) != set(other["customer_id"])
     assert set(a["customer_id"]) <= set(full["customer_id"])
@@ -56,22 +59,26 @@ def test_training_set_is_capped_per_cutoff_with_counts(tx, tmp_path):
     con = ibis.duckdb.connect()
     cutoffs = [pd.Timestamp("2023-03-01"), CUTOFF]
     kw = {"cutoffs": cutoffs, "horizon_days": 90, "data_end": "2024-01-01"}
-    full = build_training_set_on(con, tx, **kw)
-    capped = build_training_set_on(con, tx, max_rows_per_cutoff=400, seed=3, **kw)
+    full, uncapped = build_training_set_on(con, tx, **kw)
+    capped, sampling = build_training_set_on(con, tx, max_rows_per_cutoff=400, seed=3, **kw)
+    assert uncapped == Sampling() and not capped.attrs
     sizes = full.groupby("cutoff").size()
-    counts = capped.attrs["sampling"]
+    counts = sampling.records()
     assert [c["cutoff"] for c in counts] == [c.isoformat() for c in cutoffs]
+    assert [c.cutoff for c in sampling.cutoffs] == cutoffs
     assert [c["rows_before"] for c in counts] == sizes.tolist()
     assert [c["rows_after"] for c in counts] == capped.groupby("cutoff").size().tolist()
     assert all(396 <= c["rows_after"] <= 400 for c in counts)
-    capped.to_parquet(tmp_path / "capped.parquet")  # the counts kept in attrs do not stop a frame from being written
+    assert json.loads(sampling.to_json()) == counts
+    capped.to_parquet(tmp_path / "capped.parquet")
     assert list(capped.columns) == list(full.columns)
     # labels travel with the sampled rows
     merged = capped.merge(full, on=["cutoff", "customer_id"], suffixes=("", "_full"))
     assert len(merged) == len(capped)
     assert (merged["future_value"] == merged["future_value_full"]).all()
-    untouched = build_training_set_on(con, tx, max_rows_per_cutoff=10**6, **kw)
+    untouched, counted = build_training_set_on(con, tx, max_rows_per_cutoff=10**6, **kw)
     pd.testing.assert_frame_equal(untouched, full)
+    assert [(c.rows_before, c.rows_after) for c in counted.cutoffs] == [(n, n) for n in sizes.tolist()]
 
 
 def test_cap_must_be_positive(tx):
@@ -95,10 +102,10 @@ def test_sets_sharing_cutoffs_equal_their_own_builds(tx):
     a, b = [pd.Timestamp("2023-01-01"), pd.Timestamp("2023-03-01")], [pd.Timestamp("2023-03-01"), CUTOFF]
     first = rows.training_set(cutoffs=a, data_end="2023-06-01", holdout_start="2023-06-01")
     second = rows.training_set(cutoffs=b, data_end="2024-01-01")
-    for got, cutoffs in ((first, a), (second, b)):
-        own = build_training_set_on(con, tx, cutoffs=cutoffs, horizon_days=90, data_end="2024-01-01",
-                                    max_rows_per_cutoff=300, seed=2)  # fmt: skip
+    for (got, got_sampling), cutoffs in ((first, a), (second, b)):
+        own, own_sampling = build_training_set_on(con, tx, cutoffs=cutoffs, horizon_days=90, data_end="2024-01-01",
+                                                  max_rows_per_cutoff=300, seed=2)  # fmt: skip
         pd.testing.assert_frame_equal(got, own)
-        assert got.attrs == own.attrs
+        assert got_sampling == own_sampling and [c.cutoff for c in got_sampling.cutoffs] == cutoffs
     with pytest.raises(LeakageError):  # each set still checks its own label windows
         rows.training_set(cutoffs=b, data_end="2023-06-01")

@@ -13,6 +13,7 @@ from tiercast.features.build import build_features, execute
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import build_training_set
 from tiercast.pipeline.engine.rows import build_training_set_on
+from tiercast.pipeline.engine.sampling import Sampling
 from tiercast.pipeline.engine.writes import PARTITION_COLUMN, write_features
 from tiercast.pipeline.ingest.engine_tables import read_transactions_table
 
@@ -92,8 +93,9 @@ def test_100k_sampled_training_set_equal(spark_con, duck_con, partitioned_tx):
         sample=2_000,
         seed=3,
     )
-    got = build_training_set_on(spark_con, read_transactions_table(spark_con, partitioned_tx), **kwargs)
-    want = build_training_set_on(duck_con, read_transactions_table(duck_con, partitioned_tx), **kwargs)
+    got, got_sampling = build_training_set_on(spark_con, read_transactions_table(spark_con, partitioned_tx), **kwargs)
+    want, want_sampling = build_training_set_on(duck_con, read_transactions_table(duck_con, partitioned_tx), **kwargs)
+    assert got_sampling == want_sampling == Sampling()  # no per-cutoff cap
     assert got["customer_id"].nunique() == want["customer_id"].nunique() <= 2_000
     assert want["customer_id"].nunique() > 1_500  # most sampled customers have history before the first cutoff
     assert got["cutoff"].tolist() == want["cutoff"].tolist()

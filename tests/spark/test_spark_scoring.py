@@ -45,7 +45,7 @@ PLAYBOOK = Playbook(
 def model_dir(duck_con, partitioned_tx, tmp_path_factory) -> str:
     """A small scorer trained on DuckDB-built features of 3,000 sampled customers of the 100k data (fit at
     2023-01-01, validate at 2023-04-01), saved as the tiercast pyfunc."""
-    train = build_training_set_on(
+    train, _ = build_training_set_on(
         duck_con,
         read_transactions_table(duck_con, partitioned_tx),
         cutoffs=["2023-01-01", "2023-04-01"],
