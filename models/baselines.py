@@ -6,9 +6,10 @@ Each baseline is an estimator with
 - ``predict_value(X, horizon_days) -> ndarray``: predicted net spend in the next ``horizon_days``,
 - ``predict_churn(X, horizon_days) -> ndarray``: probability-like score of *no purchase* in the horizon,
 
-so a backtest can loop over ``[NaiveBaseline(), RFMBaseline(), BTYDForecaster("bgnbd"), ...]``. ``X`` is a tiercast
-feature frame computed at a cutoff (days as floats): ``recency_days``, ``tenure_days``, ``repeat_purchase_days``,
-``first_to_last_days``, ``repeat_spend_mean``, ``monetary_total``, ``frequency_orders`` and ``spend_{h}d``."""
+so a backtest can loop over ``[NaiveBaseline(), CellMeanBaseline(), BTYDForecaster("bgnbd"), ...]``. ``X`` is a
+tiercast feature frame computed at a cutoff (days as floats): ``recency_days``, ``tenure_days``,
+``repeat_purchase_days``, ``first_to_last_days``, ``repeat_spend_mean``, ``monetary_total``, ``frequency_orders`` and
+``spend_{h}d``."""
 
 from __future__ import annotations
 
@@ -101,8 +102,9 @@ def _count_below(edges: Array, v: Array) -> Array:
     return np.searchsorted(edges, v, side="left")
 
 
-class RFMBaseline(BaseEstimator):
-    """Classic RFM cells: quintile scores R, F, M (1..5, 5 = best) from the training frame's quantiles.
+class CellMeanBaseline(BaseEstimator):
+    """Predicts with the mean training label of the customer's cell: classic RFM cells, quintile scores R, F, M
+    (1..5, 5 = best) from the training frame's quantiles (the ``rfm`` method of the backtest).
 
     R from ``recency_days`` (recent = 5), F from ``frequency_orders``, M from ``monetary_total``. The score is 1 +
     the number of training quantile edges strictly below the value (reversed for R), so heavily tied features
@@ -128,10 +130,12 @@ class RFMBaseline(BaseEstimator):
             }
         )
 
-    def fit(self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None) -> RFMBaseline:
+    def fit(
+        self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None
+    ) -> CellMeanBaseline:
         """Fit quantile edges on X and per-cell label means (needs at least one of the labels)."""
         if y_value is None and y_churn is None:
-            raise ValueError("RFMBaseline needs y_value and/or y_churn")
+            raise ValueError("CellMeanBaseline needs y_value and/or y_churn")
         if len(X) == 0:
             raise ValueError("empty training frame")
         q = np.arange(1, self.n_bins) / self.n_bins
@@ -160,7 +164,7 @@ class RFMBaseline(BaseEstimator):
         check_is_fitted(self, "tables_")
         tables = self.tables_[name]
         if tables is None:
-            raise ValueError(f"RFMBaseline was fitted without y_{name}")
+            raise ValueError(f"CellMeanBaseline was fitted without y_{name}")
         scores = self._scores(X)
         out = np.full(len(X), np.nan)
         for keys, table in zip(self._levels, tables, strict=True):

@@ -7,7 +7,8 @@ row-aligned with ``value``. Value <= 0 always lands in the lowest tier.
 * :class:`ABCScheme` — ABC / Pareto analysis: A is the smallest top group of customers holding 80% of revenue,
   B extends it to 95%, C is the rest (shares configurable).
 * :class:`QuantileScheme` — fixed rank cuts: top 1%, 5%, 10%, 25%, 50% and the rest.
-* :class:`RFMScheme` — recency, frequency and monetary quintile scores (1-5 each), tiers by bands of their sum.
+* :class:`ScoreBandScheme` — the RFM scheme: recency, frequency and monetary quintile scores (1-5 each), tiers by
+  bands of their sum.
 * :class:`LoyaltyScheme` — a status programme: points per unit of spend in each period, an upgrade as soon as a
   period's points reach a higher threshold, a downgrade only after ``grace_periods`` consecutive periods below.
 
@@ -99,8 +100,9 @@ class QuantileScheme(ValueTiers):
         return self
 
 
-class RFMScheme(BaseEstimator):
-    """RFM quintile scores and tiers by bands of the total score.
+class ScoreBandScheme(BaseEstimator):
+    """Tiers by bands of the total RFM score ("RFM quintiles" in the tier study): quintile scores of recency,
+    frequency and monetary value, summed.
 
     Each of recency (lower is better), frequency and monetary value gets a score 1..``n_bins`` from quantile edges
     of the fitted population; a value tied with an edge gets the lower score (so a mass of customers with one order
@@ -115,7 +117,7 @@ class RFMScheme(BaseEstimator):
         self.n_bins = n_bins
         self.min_scores = min_scores
 
-    def fit(self, value: ArrayLike, *, recency: ArrayLike, frequency: ArrayLike) -> RFMScheme:
+    def fit(self, value: ArrayLike, *, recency: ArrayLike, frequency: ArrayLike) -> ScoreBandScheme:
         v, r, f = self._inputs(value, recency, frequency)
         q = np.arange(1, self.n_bins) / self.n_bins
         self.edges_ = {

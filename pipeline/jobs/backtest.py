@@ -36,7 +36,7 @@ import pandas as pd
 from tiercast.features.contract import CHURNED, CUTOFF, FUTURE_VALUE
 from tiercast.features.cutoff_plan import CutoffPlan, HistoryTooShortError, rolling_test_plans
 from tiercast.features.training_set import check_cutoffs
-from tiercast.models.baselines import NaiveBaseline, RFMBaseline
+from tiercast.models.baselines import CellMeanBaseline, NaiveBaseline
 from tiercast.models.btyd.forecast import BTYDForecaster
 from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bootstrap, roc_auc, value_metrics
@@ -83,7 +83,7 @@ def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, horizon_days: 
     out: Predictions = {}
     naive = NaiveBaseline().fit(train, train[FUTURE_VALUE], train[CHURNED])
     out["naive"] = (naive.predict_value(test, horizon_days), naive.predict_churn(test, horizon_days))
-    rfm = RFMBaseline().fit(train, train[FUTURE_VALUE], train[CHURNED])
+    rfm = CellMeanBaseline().fit(train, train[FUTURE_VALUE], train[CHURNED])
     out["rfm"] = (rfm.predict_value(test, horizon_days), rfm.predict_churn(test, horizon_days))
     inputs = btyd_inputs(test)
     for name, model in (("bgnbd_gg", "bgnbd"), ("paretonbd_gg", "paretonbd")):

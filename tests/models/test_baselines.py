@@ -11,7 +11,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from tiercast.features.contract import spend_column
-from tiercast.models.baselines import NaiveBaseline, RFMBaseline
+from tiercast.models.baselines import CellMeanBaseline, NaiveBaseline
 from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel
 from tiercast.models.btyd.forecast import BTYDForecaster, btyd_features
 from tiercast.models.evaluation import churn_metrics, roc_auc, value_metrics
@@ -112,21 +112,21 @@ def test_rfm_cells_and_fallbacks() -> None:
     y_churn = np.array([0.0, 0, 0, 1, 1, 1, 1, 0])
     # n_bins = 2: recency median 4.5 -> R = 2 for the first four; orders median 1.5 -> F = 2 for the last four;
     # monetary constant -> M = 1. Cells: (R2, F1, M1) = customers 0-3, (R1, F2, M1) = customers 4-7.
-    rfm = RFMBaseline(n_bins=2, min_cell_size=1).fit(X, y_value, y_churn)
+    rfm = CellMeanBaseline(n_bins=2, min_cell_size=1).fit(X, y_value, y_churn)
     assert rfm.predict_value(X, 90).tolist() == [15.0] * 4 + [5.0] * 4
     assert rfm.predict_churn(X, 90).tolist() == [0.25] * 4 + [0.75] * 4
     # a recent customer with 3 orders: (R2, F2) was never seen -> falls back to R2's mean 15
     new = X.iloc[[0]].assign(recency_days=2.0, frequency_orders=3.0)
     assert rfm.predict_value(new, 90).tolist() == [15.0]
     # cells smaller than min_cell_size are skipped -> overall mean 10
-    assert RFMBaseline(n_bins=2, min_cell_size=5).fit(X, y_value).predict_value(X, 90).tolist() == [10.0] * 8
+    assert CellMeanBaseline(n_bins=2, min_cell_size=5).fit(X, y_value).predict_value(X, 90).tolist() == [10.0] * 8
 
 
 def test_rfm_needs_labels() -> None:
     X = tiny_frame()
     with pytest.raises(ValueError, match="needs y_value"):
-        RFMBaseline().fit(X)
-    rfm = RFMBaseline(n_bins=2, min_cell_size=1).fit(X, y_value=np.ones(8))
+        CellMeanBaseline().fit(X)
+    rfm = CellMeanBaseline(n_bins=2, min_cell_size=1).fit(X, y_value=np.ones(8))
     with pytest.raises(ValueError, match="without y_churn"):
         rfm.predict_churn(X, 90)
 

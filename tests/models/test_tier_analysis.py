@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.models.tiers.alternatives import ABCScheme, RFMScheme
+from tiercast.models.tiers.alternatives import ABCScheme, ScoreBandScheme
 from tiercast.models.tiers.analysis import (
     adjusted_rand,
     bootstrap_stability,
@@ -84,9 +84,9 @@ def test_stability_passes_the_context_of_multi_input_schemes():
     rng = np.random.default_rng(0)
     v = rng.lognormal(4, 1, 300)
     ctx = {"recency": rng.exponential(30, 300), "frequency": rng.poisson(3, 300) + 1.0}
-    boot = bootstrap_stability(RFMScheme(), v, n_boot=3, fit_context=ctx)
+    boot = bootstrap_stability(ScoreBandScheme(), v, n_boot=3, fit_context=ctx)
     assert boot["ari"].between(0.5, 1.0).all() and boot["boundary_drift"].isna().all()
-    fitted = [RFMScheme().fit(v, **ctx), RFMScheme().fit(v, **ctx)]
+    fitted = [ScoreBandScheme().fit(v, **ctx), ScoreBandScheme().fit(v, **ctx)]
     assert refit_stability(fitted, v, context=ctx)["ari"].iloc[0] == 1.0
 
 

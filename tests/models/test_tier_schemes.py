@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiercast.models.tiers.alternatives import ABCScheme, LoyaltyScheme, QuantileScheme, RFMScheme
+from tiercast.models.tiers.alternatives import ABCScheme, LoyaltyScheme, QuantileScheme, ScoreBandScheme
 from tiercast.models.tiers.scheme import TierScheme
 
 PYRAMID = ("platinum", "gold", "iron", "lead")
@@ -33,7 +33,7 @@ FITTED = {
     "quantile": QuantileScheme().fit(POP["value"]),
     "loyalty": LoyaltyScheme().fit(POP["value"], history=POP["history"]),
 }
-RFM = RFMScheme().fit(POP["value"], recency=POP["recency"], frequency=POP["frequency"])
+RFM = ScoreBandScheme().fit(POP["value"], recency=POP["recency"], frequency=POP["frequency"])
 
 
 # ---------------------------------------------------------------- ordering: more value never means a lower tier
@@ -125,7 +125,7 @@ def test_quantile_zero_value_stays_in_the_last_tier_when_most_customers_spent_no
 def test_rfm_scores_on_a_hand_computed_example():
     # Quintile edges of 1..10 are 2.8, 4.6, 6.4, 8.2: value 10 -> M 5, value 1 -> M 1; recency is reversed.
     v = np.arange(1, 11, dtype=float)
-    scheme = RFMScheme(names=("A", "B", "C")).fit(v, recency=v, frequency=v)
+    scheme = ScoreBandScheme(names=("A", "B", "C")).fit(v, recency=v, frequency=v)
     s = scheme.scores([10.0, 1.0, 0.0], recency=[1.0, 10.0, np.nan], frequency=[10.0, 1.0, 1.0])
     assert s.to_dict("list") == {"r": [5, 1, 1], "f": [5, 1, 1], "m": [5, 1, 1], "total": [15, 3, 3]}
     # Three equal bands over 3..15: >= 12, >= 8, the rest.
@@ -193,7 +193,7 @@ def test_fitting_twice_gives_the_same_scheme():
     np.testing.assert_array_equal(a1.boundaries_, a2.boundaries_)
     for make in (ABCScheme, QuantileScheme, LoyaltyScheme):
         np.testing.assert_array_equal(make().fit(POP["value"]).boundaries_, make().fit(POP["value"]).boundaries_)
-    r2 = RFMScheme().fit(POP["value"], recency=POP["recency"], frequency=POP["frequency"])
+    r2 = ScoreBandScheme().fit(POP["value"], recency=POP["recency"], frequency=POP["frequency"])
     np.testing.assert_array_equal(r2.min_scores_, RFM.min_scores_)
     assert all(np.array_equal(RFM.edges_[k], r2.edges_[k]) for k in RFM.edges_)
 
