@@ -275,7 +275,7 @@ def _synthetic(r: dict) -> list[str]:
             b, t = c["vs_best_btyd"], c["vs_true"]
             g, a = b["normalized_gini"], b["roc_auc"]
             lines.append(
-                f"- {c['cutoff']}: tiercast minus {g['vs']} nGini {g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}], "
+                f"- {c[CUTOFF]}: tiercast minus {g['vs']} nGini {g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}], "
                 f"minus {a['vs']} AUC {a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}]; minus the true model nGini "
                 f"{t['normalized_gini']['diff']:+.4f} [{t['normalized_gini']['lo']:+.4f}, "
                 f"{t['normalized_gini']['hi']:+.4f}], AUC {t['roc_auc']['diff']:+.4f} [{t['roc_auc']['lo']:+.4f}, "

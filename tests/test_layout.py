@@ -11,7 +11,7 @@ block right above it.
 
 Column names: every column name of the data contract is written once, in ``features/contract.py``; product modules
 use its constants. A string literal equal to a column name elsewhere fails, unless :data:`NAME_ALLOWLIST` lists it
-with a reason (docstrings and pieces of f-strings are not literals here).
+with a reason (docstrings and the fixed text of f-strings are not literals here).
 
 Results: no product module reads or writes ``DataFrame.attrs``; results travel as typed values beside frames.
 """
@@ -135,7 +135,8 @@ def _contract_names() -> tuple[list[str], set[str]]:
 
 
 def _string_literals(tree: ast.AST) -> list[str]:
-    """Every string constant of a module except docstrings and the fixed pieces of f-strings."""
+    """Every string constant of a module except docstrings and the fixed text of f-strings (the expressions in an
+    f-string's braces are code: their literals count)."""
     skip = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -144,7 +145,7 @@ def _string_literals(tree: ast.AST) -> list[str]:
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 skip.add(id(first.value))
         if isinstance(node, ast.JoinedStr):
-            skip.update(id(part) for part in ast.walk(node))
+            skip.update(id(part) for part in node.values if isinstance(part, ast.Constant))
     return [
         node.value
         for node in ast.walk(tree)
@@ -173,6 +174,11 @@ def test_column_names_come_from_the_contract(path):
         f"{rel} writes column names as strings {wrong} (allowlisted: {allowed}); "
         "use the constants of tiercast.features.contract"
     )
+
+
+def test_the_literal_scan_reads_code_not_prose():
+    source = 'def f(x, y):\n    """cutoff"""\n    return f"{x[\'cutoff\']}" + f"cutoff{y}" + "tier"\n'
+    assert sorted(_string_literals(ast.parse(source))) == ["cutoff", "tier"]
 
 
 def test_the_allowlist_names_existing_modules_and_says_why():

@@ -13,7 +13,9 @@ from tiercast.features.contract import (
     CURRENT_TIER,
     CUSTOMER_ID,
     CUTOFF,
+    MODEL_NAME,
     MODEL_STAMP_COLUMNS,
+    MODEL_VERSION,
     PREDICTED_TIER,
     PREDICTED_VALUE,
     SCORE_COLUMNS,
@@ -256,7 +258,7 @@ def _reasons_for(ranked: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return explain_customers(
         data.accepted,
         ranked[CUSTOMER_ID],
-        model_uri=f"models:/{ranked['model_name'].iloc[0]}/{ranked['model_version'].iloc[0]}",
+        model_uri=f"models:/{ranked[MODEL_NAME].iloc[0]}/{ranked[MODEL_VERSION].iloc[0]}",
         cutoff=pd.Timestamp(ranked[CUTOFF].iloc[0]),
         windows_days=cfg.features.windows_days,
         horizon_days=cfg.horizon_days,

@@ -9,7 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from tiercast.features.contract import CHURN_BAND, CURRENT_TIER, TIER
+from tiercast.features.contract import CHURN_BAND, CURRENT_TIER, PREDICTED_TIER, TIER
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
             f"{int(in_tier.sum()):,}",
             f"{in_tier.mean():.1%}",
             f"{max(float(revenue.get(name, 0.0)), 0.0) / total:.1%}",
-            f"{int((scores['predicted_tier'] == name).sum()):,}",
+            f"{int((scores[PREDICTED_TIER] == name).sum()):,}",
         )
     print_table(console, tiers)
 

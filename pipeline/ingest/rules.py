@@ -63,7 +63,7 @@ class IngestResult:
         reasons = ", ".join(f"{k} {v:,}" for k, v in self.reason_counts().items()) or "none"
         return (
             f"{self.source}: read {self.n_read:,} lines, accepted {self.n_accepted:,} "
-            f"({self.accepted['customer_id'].nunique():,} customers), quarantined {self.n_quarantined:,} "
+            f"({self.accepted[CUSTOMER_ID].nunique():,} customers), quarantined {self.n_quarantined:,} "
             f"({self.quarantine_share:.1%}: {reasons}), orphan refunds {self.orphan_refunds:,}"
         )
 

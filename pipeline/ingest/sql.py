@@ -202,7 +202,7 @@ def _parse_exprs(
         if f in mapped
     }
     if "unit_price" in numbers:
-        exprs[AMOUNT] = f"({numbers['quantity']}) * ({numbers['unit_price']})"
+        exprs[AMOUNT] = f"({numbers[QUANTITY]}) * ({numbers['unit_price']})"
         exprs["_price"] = numbers["unit_price"]
     else:
         exprs[AMOUNT] = numbers[AMOUNT]
