@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -221,10 +222,19 @@ class ScaleOptions:
 
 
 def data_file(data_dir: Path, n: int, seed: int = 0) -> Path:
-    """The synthetic file of ``n`` transactions (``n // 10`` customers), generated on first use."""
+    """The synthetic file of ``n`` transactions (``n // 10`` customers), generated on first use.
+
+    Generated in a spawned process: a child's ``ru_maxrss`` starts from its parent's high-water mark (Linux keeps
+    it across exec), so generating in this process would raise every later command's measured peak memory."""
     path = data_dir / f"synthetic_{n}_{max(1, n // 10)}_s{seed}.parquet"
     if not path.exists():
-        write_transactions(path, n, max(1, n // 10), seed)
+        proc = multiprocessing.get_context("spawn").Process(
+            target=write_transactions, args=(path, n, max(1, n // 10), seed)
+        )
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0 or not path.exists():
+            raise RuntimeError(f"generating {path} failed (exit code {proc.exitcode})")
     return path
 
 
