@@ -10,7 +10,7 @@ import pandas as pd
 
 from tiercast.benchmarks.quality.cdnow import METHODS, BenchmarkResult
 from tiercast.benchmarks.quality.cdnow_data import read_cdnow
-from tiercast.features.contract import CHURNED, FUTURE_VALUE
+from tiercast.features.contract import CHURNED, CUSTOMER_ID, FUTURE_VALUE, TIMESTAMP
 from tiercast.pipeline.jobs.predictions import predictions_frame
 
 
@@ -40,12 +40,21 @@ def log_cdnow_benchmark(
     metrics per method, the JSON and a gain curve); returns the run id."""
     import mlflow
 
+    from tiercast.pipeline.ingest.loader import data_fingerprint
     from tiercast.pipeline.tracking import plots
-    from tiercast.pipeline.tracking.runs import data_fingerprint, flatten, log_run_context, setup_mlflow
+    from tiercast.pipeline.tracking.runs import flatten, log_run_context, setup_mlflow
 
     experiment_id = setup_mlflow(config)
     tx = read_cdnow(data_path) if transactions is None else transactions
-    fingerprint = data_fingerprint(data_path, n_read=len(tx), accepted=tx, n_quarantined=0)
+    fingerprint = data_fingerprint(
+        data_path,
+        n_read=len(tx),
+        n_accepted=len(tx),
+        n_quarantined=0,
+        customers=int(tx[CUSTOMER_ID].nunique()),
+        first=tx[TIMESTAMP].min(),
+        last=tx[TIMESTAMP].max(),
+    )
     split_name = result.split["name"]
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"benchmark-cdnow-{split_name}") as run:
         log_run_context(config, job="benchmark-cdnow", fingerprint=fingerprint)

@@ -95,8 +95,6 @@ def resolve_run_date(config: Config, run_date: str | dt.date | pd.Timestamp | No
 
 def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp | None = None) -> Transactions:
     """:class:`Transactions` over an already read (or in-memory) ingestion result, on ``config.engine``."""
-    from tiercast.pipeline.tracking.runs import data_fingerprint
-
     con = connect(config.engine)
     accepted = ingest.accepted
     if accepted.empty:
@@ -113,7 +111,13 @@ def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp 
         data_end=end,
         fingerprint=MappingProxyType(
             data_fingerprint(
-                ingest.source, n_read=ingest.n_read, accepted=accepted, n_quarantined=len(ingest.quarantine)
+                ingest.source,
+                n_read=ingest.n_read,
+                n_accepted=len(accepted),
+                n_quarantined=len(ingest.quarantine),
+                customers=int(accepted[CUSTOMER_ID].nunique()),
+                first=accepted[TIMESTAMP].min(),
+                last=accepted[TIMESTAMP].max(),
             )
         ),
         run_date=run_date,
@@ -171,16 +175,15 @@ def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) ->
 
     def fingerprint() -> dict[str, Any]:
         (customers,) = con.con.execute(f"SELECT count(DISTINCT customer_id) FROM {TRANSACTIONS}").fetchall()[0]  # type: ignore[misc]
-        return {
-            "data_path": str(Path(source)),
-            "data_sha256": _sha256(source) if Path(source).is_file() else "n/a",
-            "data_rows_read": result.n_read,
-            "data_rows_accepted": result.n_accepted,
-            "data_rows_quarantined": result.n_quarantined,
-            "data_customers": int(customers),
-            "data_first_timestamp": str(first),
-            "data_last_timestamp": str(last),
-        }
+        return data_fingerprint(
+            source,
+            n_read=result.n_read,
+            n_accepted=result.n_accepted,
+            n_quarantined=result.n_quarantined,
+            customers=int(customers),
+            first=first,
+            last=last,
+        )
 
     return Transactions(
         table=as_table(con.table(TRANSACTIONS)),
@@ -222,7 +225,24 @@ class LazyMapping(Mapping[str, Any]):
         return f"LazyMapping({dict(self._get())!r})" if self._compute is None else "LazyMapping(<not computed>)"
 
 
-def _sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+def data_fingerprint(
+    path: str | Path, *, n_read: int, n_accepted: int, n_quarantined: int, customers: int, first: Any, last: Any
+) -> dict[str, Any]:
+    """Counts, date range and content hash of the input: enough to tell whether two runs saw the same data."""
+    p = Path(path)
+    return {
+        "data_path": str(p),
+        "data_sha256": file_sha256(p) if p.is_file() else "n/a",
+        "data_rows_read": n_read,
+        "data_rows_accepted": n_accepted,
+        "data_rows_quarantined": n_quarantined,
+        "data_customers": customers,
+        "data_first_timestamp": str(first),
+        "data_last_timestamp": str(last),
+    }
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

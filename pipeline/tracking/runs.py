@@ -6,7 +6,6 @@ is counts, dates and a file hash.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import sqlite3
@@ -24,7 +23,6 @@ from filelock import FileLock
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from tiercast.features.contract import CUSTOMER_ID, TIMESTAMP
 from tiercast.pipeline.config import Config
 
 DEFAULT_STORE = "mlflow.db"
@@ -171,29 +169,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() or None if res.returncode == 0 else None
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def data_fingerprint(path: str | Path, *, n_read: int, accepted: pd.DataFrame, n_quarantined: int) -> dict[str, Any]:
-    """Counts, date range and content hash of the input: enough to tell whether two runs saw the same data."""
-    p = Path(path)
-    return {
-        "data_path": str(p),
-        "data_sha256": file_sha256(p) if p.is_file() else "n/a",
-        "data_rows_read": n_read,
-        "data_rows_accepted": len(accepted),
-        "data_rows_quarantined": n_quarantined,
-        "data_customers": int(accepted[CUSTOMER_ID].nunique()),
-        "data_first_timestamp": str(accepted[TIMESTAMP].min()),
-        "data_last_timestamp": str(accepted[TIMESTAMP].max()),
-    }
 
 
 def flatten(prefix: str, value: Any) -> dict[str, str]:
