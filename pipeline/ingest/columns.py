@@ -18,8 +18,12 @@ import pandas as pd
 from tiercast.pipeline.ingest.parsing import parse_timestamps
 from tiercast.pipeline.ingest.raw import RAW, ROW, lit, run
 
-#: The characters Python's ``str.strip()`` removes (DuckDB's one-argument ``trim`` removes only spaces).
-_BLANKS = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+#: The characters Python's ``str.strip()`` removes (DuckDB's one-argument ``trim`` removes only spaces): every
+#: character whose ``isspace()`` is true, written out (finding them over all code points takes 80 ms at start-up).
+_BLANKS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 #: What ``pd.to_numeric`` reads as a finite number (DuckDB's cast also takes '1_000'; inf / nan are bad anyway).
 _NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 #: strptime directives DuckDB reads like pandas' ``to_datetime(format=...)``.

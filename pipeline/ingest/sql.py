@@ -117,7 +117,7 @@ def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.
     _create_view(con, "_tc_parsed", exprs, joins, steps)
     _create_view(con, "_tc_fast", fast, joins)
     duplicates = _mark_duplicates(con, raw) if src.duplicates == "quarantine" else None
-    rules = _rules(src, mapped, run_date, duplicates)
+    rules = _rules(src, mapped, run_date, duplicates, cleaned={f for f in CANONICAL if f"_d_{f}" in exprs})
     case = " ".join(f"WHEN {cond} THEN {lit(name)}" for name, cond in rules)
     # One pass: the rejected rows with their reason, and the accepted rows whose text needs cleaning (reason NULL).
     run(
@@ -175,10 +175,9 @@ def _parse_exprs(
     na, types = src.na_values, raw.columns
     ref = {f: f"r.{ident(c)}" for f, c in mapped.items()}
     exprs: dict[str, str] = {}
-    steps: list[dict[str, str]]
     fast: dict[str, str] = {}
     dirty: list[str] = []
-    steps = [{}]
+    steps: list[dict[str, str]] = [{}, {}, {}]
     for f in (CUSTOMER_ID, ORDER_ID, PRODUCT_ID, CATEGORY, CHANNEL):
         if f not in mapped:
             continue
@@ -187,12 +186,15 @@ def _parse_exprs(
         if check is None:  # a typed column: converted on every row
             exprs[f] = fast[f] = col.ids(ref[f], typ, na) if is_id else col.text(ref[f], typ, na)
             continue
-        # Text: cleaned only on the rows whose value may change (the CASE runs its branch on those rows only).
+        # Text: cleaned only on the rows whose value may change (the CASE runs its branch on those rows only), one
+        # step a projection: as one nested expression, the optimizer would compute its repeated parts on every row.
         flag, raw_text = ident(f"_d_{f}"), f"CAST({ref[f]} AS VARCHAR)"
         exprs[f], exprs[f"_d_{f}"], fast[f] = raw_text, check, raw_text
         dirty.append(flag)
-        cleaned = (col.ids if is_id else col.text)("{x}", "VARCHAR", na)
-        steps[0][f] = f"(CASE WHEN {flag} THEN {cleaned} ELSE {{x}} END)"
+        parts = (*col.text_steps("{x}", "VARCHAR", na), col.id_step("VARCHAR") if is_id else None)
+        for step, part in zip(steps, parts, strict=True):
+            if part is not None:
+                step[f] = f"(CASE WHEN {flag} THEN {part} ELSE {{x}} END)"
     exprs[TIMESTAMP], join = col.timestamp(
         con, ref[TIMESTAMP], types[mapped[TIMESTAMP]], src.timestamp_format, src.timezone, na
     )
@@ -215,7 +217,11 @@ def _parse_exprs(
 
 
 def _rules(
-    src: TransactionSource, mapped: dict[str, str], run_date: pd.Timestamp | None, duplicates: str | None
+    src: TransactionSource,
+    mapped: dict[str, str],
+    run_date: pd.Timestamp | None,
+    duplicates: str | None,
+    cleaned: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[tuple[str, str]]:
     rules = [
         ("missing_customer", "customer_id IS NULL"),
@@ -236,30 +242,35 @@ def _rules(
     # rules above already imply: a row failing them would be a parsing bug, quarantined rather than fed on.
     blanks = lit(col._BLANKS)
     texts = [CUSTOMER_ID, *([ORDER_ID] if ORDER_ID in mapped else [])]
-    # (a CASE, not AND: DuckDB may evaluate the terms of an AND in any order, and trim() with characters is slow)
-    schema = [f"{c} = '' OR CASE WHEN {col._ends_maybe_blank(c)} THEN trim({c}, {blanks}) <> {c} END" for c in texts]
+    # (a CASE, not AND: DuckDB may evaluate the terms of an AND in any order, and trim() with characters is slow).
+    # A text value not flagged for cleaning (``cleaned``: flag ``_d_<field>``) passes them by construction: it starts
+    # and ends with a character from '!' on and is ASCII, hence non-empty and unchanged by trim; only flagged rows
+    # are checked.
+    schema = []
+    for c in texts:
+        check = f"{c} = '' OR CASE WHEN {col._ends_maybe_blank(c)} THEN trim({c}, {blanks}) <> {c} END"
+        schema.append(f"CASE WHEN {ident(f'_d_{c}')} THEN ({check}) END" if c in cleaned else check)
     schema += [f"NOT isfinite({c})" for c in (AMOUNT, *([QUANTITY] if QUANTITY in mapped else []))]
     rules.append(("schema", " OR ".join(schema)))
     return rules
 
 
 def _mark_duplicates(con: duckdb.DuckDBPyConnection, raw: RawSource) -> str:
-    """Rows that repeat an earlier row in every source column, as table ``_tc_dup``: each row is hashed once, and
-    only rows sharing a hash are compared column by column (none at all in a file without repeated lines)."""
+    """Rows that repeat an earlier row in every source column, as table ``_tc_dup``: one pass keeps the hashes of
+    all source columns that more than one row shares (none in a file without repeated lines); only then are the
+    rows with such a hash compared column by column."""
     cols = ", ".join(ident(c) for c in raw.columns)
-    run(con, f"CREATE OR REPLACE TABLE _tc_hash AS SELECT {ROW}, hash({cols}) AS h FROM {RAW}")
     run(
         con,
-        f"CREATE OR REPLACE TABLE _tc_shared AS SELECT {ROW} FROM _tc_hash "
-        "SEMI JOIN (SELECT h FROM _tc_hash GROUP BY h HAVING count(*) > 1) USING (h)",
+        f"CREATE OR REPLACE TABLE _tc_shared AS SELECT h FROM (SELECT hash({cols}) AS h FROM {RAW}) "
+        "GROUP BY h HAVING count(*) > 1",
     )
-    run(con, "DROP TABLE _tc_hash")
     run(con, f"CREATE OR REPLACE TABLE _tc_dup ({ROW} BIGINT)")
     if con.execute("SELECT count(*) FROM _tc_shared").fetchall()[0][0]:
         run(
             con,
             f"INSERT INTO _tc_dup SELECT {ROW} FROM (SELECT {ROW}, row_number() OVER (PARTITION BY {cols} "
-            f"ORDER BY {ROW}) AS k FROM {RAW} SEMI JOIN _tc_shared USING ({ROW})) WHERE k > 1",
+            f"ORDER BY {ROW}) AS k FROM {RAW} WHERE hash({cols}) IN (SELECT h FROM _tc_shared)) WHERE k > 1",
         )
     return "_tc_dup"
 

@@ -47,6 +47,11 @@ def config(tmp_path: Path, source: dict, **data) -> Config:
     )
 
 
+def test_blanks_are_the_characters_str_strip_removes() -> None:
+    found = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+    assert found == col._BLANKS
+
+
 def test_engine_ingestion_matches_the_collected_frame(tmp_path: Path) -> None:
     source = {"path": str(TX / "reasons.csv"), "columns": RETAIL_COLUMNS, "non_product_codes": ["POST"]}
     cfg = config(tmp_path, {**source, "timezone": "Europe/London"})
