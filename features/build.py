@@ -15,7 +15,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from tiercast.features import as_of, churn_signals, rfm, tenure
+from tiercast.features import as_of, breadth, churn_signals, rfm, tenure
 from tiercast.features.contract import (
     AMOUNT,
     CATEGORY,
@@ -110,7 +110,7 @@ def feature_names(
         "refund_share",
     ]
     optional = set(optional)
-    names += [name for src, name in rfm.BREADTH_COLUMNS.items() if src in optional]
+    names += [name for src, name in breadth.BREADTH_COLUMNS.items() if src in optional]
     satisfaction = set(satisfaction)
     names += [c for c in ("review_count", "review_score_mean") if REVIEW_SCORE in satisfaction]
     names += ["complaint_count"] if IS_COMPLAINT in satisfaction else []
@@ -148,7 +148,7 @@ def feature_table(
 
     optional = [col for col in OPTIONAL_TRANSACTION_COLUMNS if col in t.columns]
     sat_columns: list[str] = []
-    extras = [rfm.breadth(lines)]
+    extras = [breadth.breadth(lines)]
     if satisfaction is not None:
         sat = as_table(
             satisfaction,
@@ -163,7 +163,7 @@ def feature_table(
             c = c.left_join(extra, CUSTOMER_ID).drop("customer_id_right")
     names = feature_names(windows_days=windows, horizon_days=horizon_days, optional=optional, satisfaction=sat_columns)
     # 0 for customers without reviews / without a bought line
-    counts = {"review_count", "complaint_count", *rfm.BREADTH_COLUMNS.values()}
+    counts = {"review_count", "complaint_count", *breadth.BREADTH_COLUMNS.values()}
     return c.select(**{name: c[name].coalesce(0.0) if name in counts else c[name] for name in names})
 
 

@@ -1,4 +1,5 @@
-"""Recency, frequency, monetary value, windowed activity and product breadth, as Ibis expressions.
+"""Recency, frequency, monetary value and windowed activity, as Ibis expressions (product breadth is in
+:mod:`tiercast.features.breadth`).
 
 Also the two definitions everything else builds on:
 
@@ -27,7 +28,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from tiercast.features import as_of
-from tiercast.features.contract import CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, spend_column
+from tiercast.features.contract import CUSTOMER_ID, ORDER_ID, spend_column
 
 MONEY = dt.Decimal(38, 6)
 ORDER_KEYS = (CUSTOMER_ID, ORDER_ID)
@@ -98,23 +99,3 @@ def recency_days(c: ir.Table, *, cutoff: as_of.TimeLike) -> ir.FloatingValue:
 def window_spend(c: ir.Table, w: int) -> ir.FloatingValue:
     """``spend_{w}d`` as a float (0 without an order in the window)."""
     return to_float(c[spend_column(w)].coalesce(0))
-
-
-BREADTH_COLUMNS = {PRODUCT_ID: "n_products", CATEGORY: "n_categories", CHANNEL: "n_channels"}
-
-
-def breadth(lines: ir.Table) -> ir.Table | None:
-    """Distinct products / categories / channels bought (lines with amount > 0), for the columns the data has.
-
-    A separate pass over the lines (distinct counts cannot be pre-aggregated to orders); None when the data has none
-    of these columns. Customers without a bought line have no row here (the feature builder fills 0): filtering the
-    lines before grouping keeps the distinct-count hash tables to the bought lines, instead of grouping every line
-    with its filter flag as one more key.
-    """
-    present = {src: name for src, name in BREADTH_COLUMNS.items() if src in lines.columns}
-    if not present:
-        return None
-    bought = lines.filter(lines.amount > 0)
-    return bought.group_by(CUSTOMER_ID).aggregate(
-        **{name: to_float(bought[src].nunique()) for src, name in present.items()}
-    )
