@@ -10,8 +10,8 @@ command must succeed and write its outputs, or the benchmark fails.
 
 Sizes: ``--scale-sizes 1M,10M`` on ``python -m tiercast.benchmarks.bench_scale`` or the ``TIERCAST_SCALE_SIZES``
 environment variable (read by ``make bench`` too); default 1M, 10M and 30M transactions. ``--commands features``
-measures only those commands beside the query (quick looks; the README's results come from full runs). A log-log
-plot of time against size is written next to the result.
+measures only those commands beside the query; ``--merge`` merges that into the ``scale.json`` already in ``--out``
+(:mod:`tiercast.benchmarks.scale_merge`). A log-log plot of time against size is written next to the result.
 """
 
 from __future__ import annotations
@@ -274,23 +274,15 @@ def run(opts: ScaleOptions, *, work_dir: Path | None = None, progress: Callable[
         "commands": list(opts.commands),
         "reference": "hand-written DuckDB feature query (benchmarks/bench_features.py), collected to pandas",
         "targets": TARGETS,
-        "uptime": _uptime(),
-        "git_commit": _git_commit(),
+        "uptime": _output(["uptime"]),
+        "git_commit": _output(["git", "rev-parse", "HEAD"]),
     }
 
 
-def _git_commit() -> str | None:
-    """The commit of the code measured (None outside a git checkout)."""
+def _output(cmd: list[str]) -> str | None:
+    """What ``cmd`` prints (``uptime``; ``git rev-parse HEAD``, the commit measured), None when it cannot run."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
-
-
-def _uptime() -> str | None:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip() or None
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip() or None
     except OSError:
         return None
 
@@ -379,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the commands to measure beside the query, e.g. features for a quick look (default: all; the results "
         "of a partial run leave the other targets unmeasured)",
     )
+    parser.add_argument("--merge", action="store_true", help="merge into OUT/scale.json (benchmarks/scale_merge.py)")
     args = parser.parse_args(argv)
     commands = tuple(c.strip() for c in args.commands.split(",") if c.strip())
     unknown = sorted(set(commands) - set(COMMANDS))
@@ -388,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("score needs run (it scores with the champion run registers)")
     opts = ScaleOptions(sizes=parse_sizes(args.scale_sizes), data_dir=args.data_dir, commands=commands)
     result = {"benchmark": "scale", **run(opts, progress=lambda s: print(s, file=sys.stderr, flush=True))}
+    if args.merge:
+        from tiercast.benchmarks.scale_merge import merge_into
+
+        result = merge_into(args.out / "scale.json", result)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.out / "scale.png")

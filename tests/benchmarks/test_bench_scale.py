@@ -98,3 +98,27 @@ def test_plot_and_readme_table(tmp_path):
     assert "![time against size](benchmarks/results/scale.png)" in text
     assert "`run` at 10M within 300 s: met (250.0 s)" in text
     assert "`run` at 30M within 3.5x its 10M time: not measured" in text
+
+
+def test_merge_replaces_what_a_partial_run_measured_and_keeps_the_rest(tmp_path):
+    from tiercast.benchmarks.scale_merge import merge, merge_into
+
+    full = _result(250.0, 800.0)
+    partial = {
+        "benchmark": "scale",
+        "sizes": [{"transactions": 10_000_000, "customers": 1_000_000, "features": _step(4.0), "query": _step(3.0)}],
+        "commands": ["features"],
+        "uptime": "later",
+        "git_commit": "abc",
+    }
+    merged = merge(full, partial)
+    ten = merged["sizes"][1]
+    assert ten["features"]["wall_seconds"] == 4.0 and ten["query"]["wall_seconds"] == 3.0  # the new run's pair
+    assert ten["run"] == full["sizes"][1]["run"] and merged["sizes"][2] == full["sizes"][2]  # the rest kept
+    assert merged["commands"] == list(bench_scale.COMMANDS) and merged["uptime"] == "later"
+    assert merged["merged"] == [{"git_commit": "abc", "uptime": "later", "measured": {"10M": ["query", "features"]}}]
+    assert full["sizes"][1]["features"]["wall_seconds"] == 12.5  # the inputs are not modified
+    path = tmp_path / "scale.json"
+    assert merge_into(path, partial) == partial  # nothing to merge into yet
+    path.write_text(json.dumps(full))
+    assert merge_into(path, partial) == merged
