@@ -139,7 +139,7 @@ def run_cdnow_benchmark(
     transactions: pd.DataFrame | None = None,
     sample_every: int = 1,
     n_boot: int = 500,
-    btyd: str = "bgnbd",
+    btyd: str = "auto",
     param_grid: tuple[dict[str, Any], ...] | None = DEFAULT_GRID,
     windows_days: tuple[int, ...] = DEFAULT_WINDOWS_DAYS,
     return_predictions: bool = False,
@@ -183,7 +183,7 @@ def run_cdnow_benchmark(
         split=_split_record(sp, rows, seed=seed, sample_every=sample_every),
         methods=methods,
         comparison=_comparison(methods, preds, y, churned, n_boot=n_boot, seed=seed),
-        tiercast_model=_model_record(models, btyd),
+        tiercast_model=_model_record(models),
         references=REFERENCES if sp == STANDARD else {},
         targets=TARGETS if sp == STANDARD else {},
         predictions=_wide_predictions(rows.test, preds) if return_predictions else None,
@@ -310,10 +310,10 @@ def _split_record(sp: Split, rows: _Rows, *, seed: int, sample_every: int) -> di
     }
 
 
-def _model_record(models: dict[str, Any], btyd: str) -> dict[str, Any]:
+def _model_record(models: dict[str, Any]) -> dict[str, Any]:
     v, c = models["value"], models["churn"]
     return {
-        "btyd": btyd,
+        "btyd": v.btyd_,
         "value": {"n_trees": v.n_trees_, "weight": v.weight_, "num_leaves": v.params_.get("num_leaves")},
         "churn": {
             "n_trees": c.n_trees_,

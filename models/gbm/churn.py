@@ -51,16 +51,37 @@ def _offset_platt(offset: np.ndarray, z: np.ndarray, y: np.ndarray) -> tuple[flo
     return float(res.x[0]), float(res.x[1])
 
 
-def _offset_aic_score(offset: np.ndarray, trees: np.ndarray, y: np.ndarray) -> float:
-    """Minus the AIC of ``logit P = offset + a * trees + b`` fitted by :func:`_offset_platt` (higher is better).
+def _bic_score(y: np.ndarray, p: np.ndarray, k: int) -> float:
+    """Minus the Bayesian information criterion of probabilities p on 0/1 labels y with k free parameters
+    (higher is better): ``-2 log L - k log n``.
+
+    The blend is scored on the validation rows its calibration is fitted on, so trees that only fit their noise
+    still lower the log loss a little. A parameter costs ``log(n) / 2`` units of log-likelihood (about 5 on
+    20,000 rows): trees whose weight buys less leave the model the BTYD model's ranking. Measured: stacked on
+    Pareto/NBD in a Pareto/NBD world the trees gained 1e-4 per validation row (0.7 in all), on Online Retail II
+    and CDNOW 1e-2 (hundreds).
+    """
+    n = max(len(y), 2)
+    return -2.0 * log_loss(y, p, labels=[0, 1], normalize=False) - k * float(np.log(n))
+
+
+def _platt_bic_score(base: np.ndarray, z: np.ndarray, y: np.ndarray, *, calibrate: bool = True) -> float:
+    """:func:`_bic_score` of the log-odds ``z`` (Platt-mapped when ``calibrate``: 2 parameters), with one more
+    when z is not ``base`` (the BTYD log-odds alone): the trees' blend weight."""
+    z = np.asarray(z, dtype=float)
+    p = _platt(z, y).predict_proba(z.reshape(-1, 1))[:, 1] if calibrate else expit(z)
+    return _bic_score(y, p, (2 if calibrate else 0) + (0 if np.allclose(z, base) else 1))
+
+
+def _offset_bic_score(offset: np.ndarray, trees: np.ndarray, y: np.ndarray) -> float:
+    """:func:`_bic_score` of ``logit P = offset + a * trees + b`` fitted by :func:`_offset_platt`.
 
     "BTYD alone" (trees = 0) is the same family with a = 0, so it can never win on in-sample log loss; counting
     the free parameters (1: the intercept alone, 2: with the trees' slope) lets trees that add nothing lose.
     """
     a, b = _offset_platt(offset, trees, y)
     p = expit(np.asarray(offset, dtype=float) + a * np.asarray(trees, dtype=float) + b)
-    k = 1 if np.allclose(trees, 0.0) else 2
-    return -2.0 * (log_loss(y, p, labels=[0, 1], normalize=False) + k)
+    return _bic_score(y, p, 1 if np.allclose(trees, 0.0) else 2)
 
 
 class ChurnModel(ClassifierMixin, StackedModel):
@@ -86,7 +107,9 @@ class ChurnModel(ClassifierMixin, StackedModel):
     data after 1997-09-30) it matched Platt's Brier and AUC, so the structural argument decided.
     When the validation windows are as long as the horizon there is no mismatch, and the default ``"auto"`` uses
     the more flexible Platt map of the whole log-odds (with the blend weight from a grid); with shorter validation
-    windows (CDNOW: 92 days for a 273-day holdout) it uses the offset form.
+    windows (CDNOW: 92 days for a 273-day holdout) it uses the offset form. Either way the trees are kept only
+    where they beat the BTYD model alone on the validation rows by the BIC (their weight counts as a parameter):
+    trees that merely fit the validation noise leave the model the BTYD model's ranking.
     Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
 
     ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one whose P(no purchase) has the lowest validation log
@@ -204,12 +227,8 @@ class ChurnModel(ClassifierMixin, StackedModel):
 
                 def score(z: np.ndarray) -> float:
                     if on_trees:
-                        return _offset_aic_score(base, z - base, y_v)
-                    elif self.calibrate:
-                        p = _platt(z, y_v).predict_proba(z.reshape(-1, 1))[:, 1]
-                    else:
-                        p = 1 / (1 + np.exp(-z))
-                    return -log_loss(y_v, p, labels=[0, 1])
+                        return _offset_bic_score(base, z - base, y_v)
+                    return _platt_bic_score(base, z, y_v, calibrate=self.calibrate)
 
                 # with the offset form the fitted slope a absorbs any weight > 0: only "BTYD alone" (0) vs
                 # "BTYD + calibrated trees" (1) differ

@@ -20,8 +20,15 @@ from tiercast.models.btyd.stacker import (
     stacked_btyd,
 )
 from tiercast.models.evaluation import normalized_gini
-from tiercast.models.gbm.churn import ChurnModel, _offset_aic_score, _offset_platt
-from tiercast.models.gbm.stacked import PurgeWarning, intercept_shift, level_factor, purge_mask
+from tiercast.models.gbm.churn import ChurnModel, _offset_bic_score, _offset_platt, _platt_bic_score
+from tiercast.models.gbm.stacked import (
+    BLEND_WEIGHTS,
+    PurgeWarning,
+    choose_weight,
+    intercept_shift,
+    level_factor,
+    purge_mask,
+)
 from tiercast.models.gbm.value import ValueModel
 
 HORIZON = 60
@@ -287,17 +294,49 @@ def test_purge_that_keeps_nothing_warns():
         assert purge_mask(groups, np.array([60.0, 60.0]), pd.Timestamp("2020-04-01")) is None
 
 
-def test_offset_aic_keeps_btyd_alone_unless_the_trees_add_information():
+def test_offset_bic_keeps_btyd_alone_unless_the_trees_add_information():
     rng = np.random.default_rng(0)
     n = 5_000
     offset = rng.normal(0, 1.5, n)
     y = (rng.random(n) < 1 / (1 + np.exp(-offset))).astype(int)  # the offset is the whole truth
     noise = rng.normal(0, 1, n)
     # noise trees: the fitted slope buys a little in-sample log loss, less than the AIC's extra parameter
-    assert _offset_aic_score(offset, np.zeros(n), y) > _offset_aic_score(offset, noise, y)
+    assert _offset_bic_score(offset, np.zeros(n), y) > _offset_bic_score(offset, noise, y)
     signal = rng.normal(0, 1, n)
     y2 = (rng.random(n) < 1 / (1 + np.exp(-(offset + 0.5 * signal)))).astype(int)
-    assert _offset_aic_score(offset, signal, y2) > _offset_aic_score(offset, np.zeros(n), y2)
+    assert _offset_bic_score(offset, signal, y2) > _offset_bic_score(offset, np.zeros(n), y2)
+
+
+def test_platt_blend_keeps_btyd_alone_unless_the_trees_add_information():
+    rng = np.random.default_rng(0)
+    n = 5_000
+    offset = rng.normal(0, 1.5, n)
+    signal = rng.normal(0, 1, n)
+    weak = (rng.random(n) < 1 / (1 + np.exp(-(offset + 0.03 * signal)))).astype(int)  # a correction too small to use
+    strong = (rng.random(n) < 1 / (1 + np.exp(-(offset + 0.5 * signal)))).astype(int)
+
+    def chosen(y: np.ndarray, penalized: bool = True) -> float:
+        def plain(z: np.ndarray) -> float:
+            return -log_loss(y, _platt_probs(z, y), normalize=False)
+
+        score = (lambda z: _platt_bic_score(offset, z, y)) if penalized else plain
+        return choose_weight(score, offset, signal, BLEND_WEIGHTS)[0]
+
+    # on the rows it is scored on, a weak correction always fits a little better: only the penalty drops it
+    assert chosen(weak, penalized=False) > 0.0
+    assert chosen(weak) == 0.0
+    assert chosen(strong) >= 0.3
+    # uncalibrated: the weight is the only free parameter
+    noise = rng.normal(0, 0.1, n)
+    assert _platt_bic_score(offset, offset, weak, calibrate=False) > _platt_bic_score(
+        offset, offset + noise, weak, calibrate=False
+    )
+
+
+def _platt_probs(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1e6).fit(z.reshape(-1, 1), y).predict_proba(z.reshape(-1, 1))[:, 1]
 
 
 def test_a_candidate_scored_nan_never_locks_the_grid_choice(frames):
