@@ -1,13 +1,22 @@
 """The one way every command obtains its transactions: :func:`load_transactions`.
 
-It reads the configured source once — a file or table of ``data:`` with the row rules run as DuckDB SQL in the engine's
-own connection (:mod:`tiercast.pipeline.ingest.sql`: the accepted rows stay a view there, never collected), the Olist
-layout or a Spark engine through :func:`tiercast.pipeline.ingest.transactions.read_transactions` (rules, quarantine,
-accounting, collected), or the table the engine reads itself (``engine.transactions``) — writes the quarantine, and
-returns one frozen :class:`Transactions`: the accepted rows as a table on the configured engine (DuckDB or Spark), the
-connection, the accounting, the data bounds, the fingerprint and the customer-level extras (satisfaction). Commands take
-that object and nothing else, so ``validate``, ``features``, ``train``, ``backtest``, ``tiers``, ``monitor``, ``score``
-and ``run`` see the same rows, the same run date and the same satisfaction signals on either engine.
+It reads the configured source once and runs the row rules where the rows will be used:
+
+* a file or table of ``data:`` on DuckDB: the rules as DuckDB SQL in the engine's own connection
+  (:mod:`tiercast.pipeline.ingest.sql`); the accepted rows stay a view there, never collected;
+* a CSV or Parquet file of ``data:`` on Spark: read by Spark, the rules as Spark expressions (the shared Ibis rules
+  of :mod:`tiercast.pipeline.ingest.row_rules` compiled for Spark, :mod:`tiercast.pipeline.ingest.spark_ingest`);
+  the accepted rows stay a cached Spark table, and only the counts and the quarantined rows reach the driver;
+* the Olist layout, and on Spark the small sources read on the driver (whitespace-separated text, DuckDB and
+  PostgreSQL tables): :func:`tiercast.pipeline.ingest.transactions.read_transactions` (rules, quarantine,
+  accounting, collected), the accepted frame then shipped to the engine;
+* the table the engine reads itself (``engine.transactions``).
+
+It writes the quarantine and returns one frozen :class:`Transactions`: the accepted rows as a table on the
+configured engine (DuckDB or Spark), the connection, the accounting, the data bounds, the fingerprint and the
+customer-level extras (satisfaction). Commands take that object and nothing else, so ``validate``, ``features``,
+``train``, ``backtest``, ``tiers``, ``monitor``, ``score`` and ``run`` see the same rows, the same run date and the
+same satisfaction signals on either engine.
 
 Run date: rows dated after it are quarantined as ``future_timestamp``. It is ``data.run_date`` (a date; rows on
 later days are future) or, unset, the current time in the source's time zone; a run date in the data's past
@@ -32,13 +41,14 @@ import pandas as pd
 from tiercast.features.build import as_table, build_features, feature_query
 from tiercast.features.contract import CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.config import Config
-from tiercast.pipeline.engine.session import connect, to_engine_table
+from tiercast.pipeline.engine.session import connect, is_spark, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
 from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions
 from tiercast.pipeline.ingest.sources import TransactionSource
 
 if TYPE_CHECKING:
     from tiercast.pipeline.ingest.rules import IngestResult
+    from tiercast.pipeline.ingest.spark_ingest import SparkIngest
     from tiercast.pipeline.ingest.sql import EngineIngest
 
 __all__ = ["Transactions", "features_at", "from_ingest", "load_transactions", "resolve_run_date", "write_features_at"]
@@ -134,8 +144,8 @@ def load_transactions(
     run = resolve_run_date(config, run_date)
     if config.engine.transactions is not None:
         return _from_engine_table(config, run)
-    if config.engine.kind == "duckdb" and isinstance(config.data.source, TransactionSource):
-        return _from_source_on_duckdb(config, run, write=write)
+    if isinstance(config.data.source, TransactionSource) and _engine_reads(config):
+        return _from_source_on_engine(config, run, write=write)
     from tiercast.pipeline.ingest.transactions import read_transactions, write_quarantine
 
     try:
@@ -149,17 +159,27 @@ def load_transactions(
     return from_ingest(config, ingest, run_date=run)
 
 
-def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) -> Transactions:
-    """The rules run in the engine's own DuckDB (:mod:`tiercast.pipeline.ingest.sql`); the accepted rows stay there
-    as a view the features read, nothing is collected to pandas."""
+def _engine_reads(config: Config) -> bool:
+    """Whether the engine runs the row rules over the source itself: always on DuckDB; on Spark for CSV and
+    Parquet files (:func:`tiercast.pipeline.ingest.spark_ingest.reads`)."""
+    if config.engine.kind == "duckdb":
+        return True
+    from tiercast.pipeline.ingest.spark_ingest import reads
+
+    return reads(config.data.source)  # type: ignore[arg-type]
+
+
+def _from_source_on_engine(config: Config, run: pd.Timestamp, *, write: bool) -> Transactions:
+    """The rules run on the engine: in its own DuckDB (:mod:`tiercast.pipeline.ingest.sql`), the accepted rows a
+    view there, or on Spark (:mod:`tiercast.pipeline.ingest.spark_ingest`), the accepted rows a cached Spark table;
+    the features read them where they are, nothing but counts and the quarantine is collected."""
     from tiercast.pipeline.ingest.common import check_share
-    from tiercast.pipeline.ingest.sql import TRANSACTIONS, ingest
 
     con = connect(config.engine)
     path = config.data.quarantine_path
-    result: EngineIngest | None = None
+    result: EngineIngest | SparkIngest | None = None
     try:
-        result = ingest(con.con, config.data.source, run)  # type: ignore[arg-type]
+        result = _ingest_on(con, config.data.source, run)  # type: ignore[arg-type]
         check_share(result.reasons, result.n_read, result.source, config.data.max_quarantine_share, result)
     except InputError as err:
         if write and err.result is not None:
@@ -169,12 +189,11 @@ def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) ->
         result.write_quarantine(path)
     if not result.n_accepted:
         raise InputError(f"{result.source}: no accepted rows ({result.n_read:,} read, all quarantined)")
-    first, last = con.con.execute(f"SELECT min(timestamp), max(timestamp) FROM {TRANSACTIONS}").fetchall()[0]  # type: ignore[misc]
-    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    table, (first, last), count_customers = _accepted_on(con, result)
     source = result.source
 
     def fingerprint() -> dict[str, Any]:
-        (customers,) = con.con.execute(f"SELECT count(DISTINCT customer_id) FROM {TRANSACTIONS}").fetchall()[0]  # type: ignore[misc]
+        customers = count_customers()
         return data_fingerprint(
             source,
             n_read=result.n_read,
@@ -186,7 +205,7 @@ def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) ->
         )
 
     return Transactions(
-        table=as_table(con.table(TRANSACTIONS)),
+        table=table,
         con=con,
         source=result.source,
         n_read=result.n_read,
@@ -196,6 +215,35 @@ def _from_source_on_duckdb(config: Config, run: pd.Timestamp, *, write: bool) ->
         fingerprint=LazyMapping(fingerprint),
         run_date=run,
     )
+
+
+def _ingest_on(con: ibis.BaseBackend, src: TransactionSource, run: pd.Timestamp) -> EngineIngest | SparkIngest:
+    if is_spark(con):
+        from tiercast.pipeline.ingest.spark_ingest import ingest as spark_ingest
+
+        return spark_ingest(con, src, run)
+    from tiercast.pipeline.ingest.sql import ingest
+
+    return ingest(con.con, src, run)  # type: ignore[attr-defined]
+
+
+def _accepted_on(
+    con: ibis.BaseBackend, result: EngineIngest | SparkIngest
+) -> tuple[ir.Table, tuple[pd.Timestamp, pd.Timestamp], Callable[[], int]]:
+    """The accepted rows as a table on the engine, their first and last time, and a count of their customers."""
+    from tiercast.pipeline.ingest.sql import TRANSACTIONS
+
+    if is_spark(con):
+        table = as_table(result.accepted)  # type: ignore[union-attr,arg-type]
+        row = con.execute(table.aggregate(first=table[TIMESTAMP].min(), last=table[TIMESTAMP].max()))
+        bounds = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
+        return table, bounds, lambda: int(con.execute(table[CUSTOMER_ID].nunique()))
+    first, last = con.con.execute(f"SELECT min(timestamp), max(timestamp) FROM {TRANSACTIONS}").fetchall()[0]  # type: ignore[attr-defined]
+
+    def customers() -> int:
+        return int(con.con.execute(f"SELECT count(DISTINCT customer_id) FROM {TRANSACTIONS}").fetchall()[0][0])  # type: ignore[attr-defined]
+
+    return as_table(con.table(TRANSACTIONS)), (pd.Timestamp(first), pd.Timestamp(last)), customers
 
 
 class LazyMapping(Mapping[str, Any]):

@@ -90,8 +90,9 @@ def _parse_numbers(t: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(t, errors="coerce").astype("float64")
 
 
-def parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None) -> pd.Series:
-    """Parse distinct non-missing timestamp texts (see :func:`parse_timestamp_column`)."""
+def parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None, *, formats: list[str] | None = None) -> pd.Series:
+    """Parse distinct non-missing timestamp texts (see :func:`parse_timestamp_column`); without ``fmt``, with the
+    ``formats`` given (guessed from other values, see :func:`guess_formats`) or else guessed from ``t``."""
     out = pd.Series(pd.NaT, index=t.index, dtype=TS_UNIT)
     present = t.notna().to_numpy()
     if not present.any():
@@ -100,7 +101,7 @@ def parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None) -> pd.Series
         formats = [fmt]
         aware = np.full(len(t), "%z" in fmt or "%Z" in fmt)
     else:
-        formats = _guess_formats(t[present])
+        formats = formats if formats is not None else _guess_formats(t[present])
         aware = t.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy()
     for use_fmt in formats:  # best guess first; later ones only on the rows still unparsed
         todo = present & out.isna().to_numpy()
@@ -125,6 +126,11 @@ def _parse_into(out: pd.Series, t: pd.Series, rows: np.ndarray, aware: np.ndarra
         parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
         local = parsed.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(TS_UNIT)
         out.iloc[np.flatnonzero(aware_rows)] = local.to_numpy()
+
+
+def guess_formats(t: pd.Series) -> list[str]:
+    """The formats :func:`parse_timestamps` would guess for ``t`` (distinct texts in order of first appearance)."""
+    return _guess_formats(t[t.notna()])
 
 
 def _guess_formats(t: pd.Series, limit: int = 3) -> list[str]:

@@ -195,3 +195,28 @@ def test_duplicates_compare_every_source_column_like_pandas(tmp_path: Path) -> N
     expected = np.flatnonzero(frame.duplicated(keep="first").to_numpy()).tolist()
     assert quarantine.loc[quarantine["reason"] == "duplicate", "source_row"].tolist() == expected == [1, 4]
     assert data.n_accepted == 4
+
+
+@pytest.mark.parametrize("na_values", [DEFAULT_NA_VALUES, ("NA",)])
+def test_shared_rule_definition_gives_the_sql_reason_on_every_row(tmp_path: Path, na_values: tuple[str, ...]) -> None:
+    """The Ibis rules Spark runs (row_rules), run on DuckDB over the rows DuckDB's ingestion parsed, give the reason
+    its SQL CASE gave to every row (with only 'NA' missing, the empty ids reach the schema rule)."""
+    import ibis
+
+    from tiercast.pipeline.ingest.raw import ROW
+    from tiercast.pipeline.ingest.row_rules import DUPLICATE, RuleSet, reason
+    from tiercast.pipeline.ingest.sql import BAD, ingest
+
+    source = {"path": str(TX / "reasons.csv"), "columns": RETAIL_COLUMNS, "non_product_codes": ["POST"]}
+    cfg = config(tmp_path, {**source, "timezone": "Europe/London", "na_values": list(na_values)})
+    run_date = pd.Timestamp("2030-01-01 23:59:59.999999")
+    con = ibis.duckdb.connect()
+    result = ingest(con.con, cfg.data.source, run_date)  # type: ignore[arg-type]
+    parsed = con.table("_tc_parsed")
+    parsed = parsed.mutate(**{DUPLICATE: parsed[ROW].isin(con.table("_tc_dup")[ROW])})
+    rules = RuleSet.of(cfg.data.source, cfg.data.source.columns.source_columns(), run_date)
+    shared = con.execute(parsed.select(ROW, reason=reason(parsed, rules)).order_by(ROW))
+    sql = dict(con.con.execute(f"SELECT {ROW}, reason FROM {BAD}").fetchall())
+    got = [None if pd.isna(r) else r for r in shared["reason"]]
+    assert got == [sql.get(row) for row in shared[ROW]]
+    assert sum(r is not None for r in got) == result.n_quarantined == 9

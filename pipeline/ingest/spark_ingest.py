@@ -1,0 +1,235 @@
+"""The ingestion of a ``data:`` file on Spark: the rows are read, judged, counted and split by Spark; the accepted
+rows stay a Spark table (cached) the features read; only the counts and the quarantined rows reach the driver.
+
+The steps, as DuckDB's ingestion (:mod:`tiercast.pipeline.ingest.sql`) takes them:
+
+1. Read the file and number its rows (:func:`tiercast.pipeline.ingest.spark_source.open_raw`; CSV or Parquet), with
+   the same one-line errors: missing or empty file, header without rows, bytes that are not UTF-8, a line with
+   more fields than the header, a missing mapped column (with the delimiter hint).
+2. Parse the mapped columns as Spark expressions (:mod:`tiercast.pipeline.ingest.spark_source`) and mark exact
+   copies of earlier rows.
+3. Judge every row with the shared Ibis rules (:func:`tiercast.pipeline.ingest.row_rules.reason`), compiled for
+   Spark; the judged rows (canonical columns and reason) are cached on the executors.
+4. Count the rows per reason in Spark (read = accepted + quarantined, checked); fail the file when no value of the
+   timestamp or a number column parses, naming the column and its first values.
+5. The quarantine: the source rows as read with ``source_row`` and ``reason``, in source order (the same columns,
+   types and reasons as DuckDB's), collected and written by :meth:`SparkIngest.write_quarantine` atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
+from tiercast.pipeline.engine.session import session_of
+from tiercast.pipeline.ingest import spark_source as sp
+from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally, unparseable_column
+from tiercast.pipeline.ingest.raw import ROW
+from tiercast.pipeline.ingest.row_rules import DUPLICATE, PRICE, RuleSet, good_number, reason
+from tiercast.pipeline.ingest.sql import CANONICAL
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from tiercast.pipeline.ingest.sources import TransactionSource
+
+REASON = "reason"
+SOURCE_ROW = "source_row"
+_TEXT_FIELDS = (CUSTOMER_ID, ORDER_ID, PRODUCT_ID, CATEGORY, CHANNEL)
+
+
+def reads(src: TransactionSource) -> bool:
+    """Whether Spark reads ``src`` itself: a CSV file with a one-character delimiter, or a Parquet file. (Other
+    sources — whitespace-separated text, DuckDB and PostgreSQL tables — are small and read on the driver.)"""
+    from tiercast.pipeline.ingest.sources import WHITESPACE
+
+    fmt = src.resolved_format()
+    return fmt == "parquet" or (fmt == "csv" and src.delimiter != WHITESPACE)
+
+
+@dataclass(eq=False)
+class SparkIngest(ReasonTally):
+    """The outcome of :func:`ingest`: counts, the judged rows (cached on Spark) and the source as read."""
+
+    con: ibis.BaseBackend
+    raw: sp.SparkRaw
+    judged: ir.Table  # ROW, the canonical columns and reason (NULL: accepted)
+    columns: tuple[str, ...]  # canonical columns of the accepted rows
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_read(self) -> int:
+        return self.raw.n_read
+
+    @property
+    def source(self) -> str:
+        return self.raw.where
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.n_quarantined / self.n_read if self.n_read else 0.0
+
+    def reason_counts(self) -> dict[str, int]:
+        return dict(self.reasons)
+
+    @property
+    def accepted(self) -> ir.Table:
+        """The accepted rows, canonical columns, as a table on Spark (not collected)."""
+        return self.judged.filter(self.judged[REASON].isnull()).select(*self.columns)
+
+    @cached_property
+    def quarantine(self) -> pa.Table:
+        """The quarantined rows as read, then ``source_row`` and ``reason``, in source order; columns named
+        ``source_row`` or ``reason`` in the source become ``src_source_row`` / ``src_reason``."""
+        names = {c: f"src_{c}" if c in (SOURCE_ROW, REASON) else c for c in self.raw.columns}
+        text = self.raw.csv_path is not None  # CSV cells are never NULL (empty text), as in DuckDB's reader
+        schema = pa.schema(
+            [
+                *(pa.field(names[c], self.raw.arrow_types.get(c, pa.string()), not text) for c in self.raw.columns),
+                pa.field(SOURCE_ROW, pa.int64()),
+                pa.field(REASON, pa.string(), nullable=False),
+            ]
+        )
+        if not self.n_quarantined:
+            return schema.empty_table()
+        view = ibis.util.gen_name("tiercast_raw")
+        self.raw.df.createOrReplaceTempView(view)
+        raw = self.con.table(view)
+        bad = self.judged.filter(self.judged[REASON].notnull()).select(ROW, REASON)
+        joined = raw.join(bad, ROW)
+        rows = joined.select(
+            *(joined[c].name(names[c]) for c in self.raw.columns), joined[ROW].name(SOURCE_ROW), joined[REASON]
+        ).order_by(SOURCE_ROW)
+        table = self.con.to_pyarrow(rows)
+        return pa.table([_cast(table.column(i), f.type) for i, f in enumerate(schema)], schema=schema)
+
+    def write_quarantine(self, path: str | os.PathLike[str]) -> Path:
+        """Write the quarantine to Parquet atomically (a temporary file in the same folder, then renamed)."""
+        import pyarrow.parquet as pq
+
+        from tiercast.pipeline.writers.files import atomic_output
+
+        with atomic_output(path) as tmp:
+            pq.write_table(self.quarantine, tmp)
+        return Path(path)
+
+
+def _cast(values: pa.ChunkedArray, to: pa.DataType) -> pa.ChunkedArray:
+    """A collected column in the file's own type (nanosecond timestamps come back from Spark as integers)."""
+    if values.type == to:
+        return values
+    try:
+        return values.cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return values
+
+
+def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp | None) -> SparkIngest:
+    """Read ``src`` with the Spark session of ``con`` and judge every row; see the module docstring. Raises
+    :class:`InputError` for unreadable sources, a missing mapped column or a column where no value parses."""
+    from tiercast.pipeline.ingest.readers import require_source_columns
+
+    raw = sp.open_raw(session_of(con), src)
+    mapped = src.columns.source_columns()
+    require_source_columns(
+        pd.DataFrame(columns=list(raw.columns)), mapped, raw.where, raw.csv_path, src.delimiter, "columns."
+    )
+    rules = RuleSet.of(src, mapped, run_date)
+    parsed = _parsed(raw, src, mapped, rules)
+    view = ibis.util.gen_name("tiercast_parsed")
+    parsed.createOrReplaceTempView(view)
+    t = con.table(view)
+    columns = tuple(c for c in CANONICAL if c in t.columns)
+    judged = t.select(ROW, *columns, reason(t, rules).name(REASON)).cache()
+    counts = con.execute(judged.group_by(REASON).aggregate(n=judged.count()))
+    by_reason = {str(r): int(n) for r, n in zip(counts[REASON], counts["n"], strict=True) if pd.notna(r)}
+    if int(counts["n"].sum()) != raw.n_read:
+        raise RuntimeError(f"{raw.where}: row accounting broken: judged {int(counts['n'].sum())} != read {raw.n_read}")
+    result = SparkIngest(con, raw, judged, columns, {r: by_reason[r] for r in REASONS if r in by_reason})
+    _require_parsed(result, src, mapped)
+    return result
+
+
+def _parsed(raw: sp.SparkRaw, src: TransactionSource, mapped: dict[str, str], rules: RuleSet) -> DataFrame:
+    """The parsed rows: :data:`ROW`, the canonical fields, ``_price`` and ``_duplicate`` (see
+    :mod:`tiercast.pipeline.ingest.row_rules`)."""
+    from pyspark.sql import functions as F
+
+    kinds = {c: sp.kind(raw.df.schema[c].dataType) for c in raw.columns}
+    cell = {f: sp.col(c) for f, c in mapped.items()}
+    out: dict[str, Column] = {}
+    for f in _TEXT_FIELDS:
+        if f in mapped:
+            out[f] = sp.text(cell[f], kinds[mapped[f]], src.na_values, is_id=f in (CUSTOMER_ID, ORDER_ID))
+    ts_col = mapped[TIMESTAMP]
+    formats = _guessed_formats(raw, src) if kinds[ts_col] == "text" and src.timestamp_format is None else []
+    out[TIMESTAMP] = sp.timestamp(cell[TIMESTAMP], kinds[ts_col], raw.arrow_types.get(ts_col), src, formats)
+    numbers = {
+        f: sp.number(cell[f], kinds[mapped[f]], src.decimal, src.na_values)
+        for f in (AMOUNT, QUANTITY, "unit_price")
+        if f in mapped
+    }
+    if rules.unit_price:
+        out[AMOUNT], out[PRICE] = numbers[QUANTITY] * numbers["unit_price"], numbers["unit_price"]
+    else:
+        out[AMOUNT] = numbers[AMOUNT]
+    if QUANTITY in numbers:
+        out[QUANTITY] = numbers[QUANTITY]
+    parsed = raw.df.select(ROW, *(e.alias(f) for f, e in out.items()))
+    if ORDER_ID not in mapped:
+        parsed = parsed.withColumn(ORDER_ID, sp.synthetic_order_id())
+    if rules.duplicates:
+        copies = F.broadcast(sp.duplicate_rows(raw))
+        parsed = parsed.join(copies, ROW, "left").withColumn(DUPLICATE, F.coalesce(F.col(DUPLICATE), F.lit(False)))
+    return parsed
+
+
+def _guessed_formats(raw: sp.SparkRaw, src: TransactionSource) -> list[str]:
+    """The timestamp formats guessed from the first 200 distinct texts, in order of first appearance."""
+    from pyspark.sql import functions as F
+
+    from tiercast.pipeline.ingest.parsing import guess_formats
+
+    column = raw.columns[raw.columns.index(src.columns.timestamp)]
+    kind = sp.kind(raw.df.schema[column].dataType)
+    texts = raw.df.select(sp.text(sp.col(column), kind, src.na_values).alias("t"), ROW).filter(F.col("t").isNotNull())
+    first = texts.groupBy("t").agg(F.min(ROW).alias("first")).orderBy("first").limit(200).collect()
+    return guess_formats(pd.Series([r["t"] for r in first], dtype="str"))
+
+
+def _require_parsed(result: SparkIngest, src: TransactionSource, mapped: dict[str, str]) -> None:
+    """A column where no row parses means a wrong mapping or format, not bad rows: fail the file (only possible
+    when every row was rejected by that rule or an earlier one, so the exact check runs only then)."""
+    r, n, judged = result.reasons, result.n_read, result.judged
+    before_ts = r.get("missing_customer", 0) + r.get("unparseable_timestamp", 0)
+    if before_ts == n and not result.con.execute(judged.filter(judged[TIMESTAMP].notnull()).count()):
+        _fail_column(result.raw, mapped[TIMESTAMP], TIMESTAMP, src.timestamp_format)
+    if before_ts + r.get("non_numeric_amount", 0) < n:
+        return
+    view = ibis.util.gen_name("tiercast_numbers")
+    kinds = {c: sp.kind(result.raw.df.schema[c].dataType) for c in result.raw.columns}
+    fields = [f for f in (AMOUNT, QUANTITY, "unit_price") if f in mapped]
+    exprs = [sp.number(sp.col(mapped[f]), kinds[mapped[f]], src.decimal, src.na_values).alias(f) for f in fields]
+    result.raw.df.select(*exprs).createOrReplaceTempView(view)
+    numbers = result.con.table(view)
+    for f in fields:
+        if not result.con.execute(numbers.filter(good_number(numbers[f])).count()):
+            _fail_column(result.raw, mapped[f], "number", None)
+
+
+def _fail_column(raw: sp.SparkRaw, column: str, kind: str, fmt: str | None) -> None:
+    from pyspark.sql import functions as F
+
+    values = raw.df.groupBy(sp.col(column).cast("string").alias("v")).agg(F.min(ROW).alias("first"))
+    first = values.orderBy("first").limit(3).collect()
+    examples = [repr("nan" if row["v"] is None else str(row["v"])) for row in first]
+    raise InputError(unparseable_column(raw.where, column, kind, fmt, raw.n_read, examples))

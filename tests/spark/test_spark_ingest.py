@@ -1,0 +1,110 @@
+"""The ingestion of a ``data:`` file on Spark (row rules as Spark expressions, the shared Ibis rules compiled for
+Spark) against DuckDB's SQL ingestion: the same messy files give the same accepted rows, reasons, quarantine and
+accounting, and the same one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.pipeline.test_io import BAD, BAD_CASES, RETAIL_COLUMNS, TX
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
+from tiercast.pipeline.config import Config
+from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.loader import Transactions, load_transactions
+
+pytestmark = pytest.mark.spark
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "data" / "online_retail_ii" / "online_retail_ii.parquet"
+
+
+def _config(engine, source: dict, quarantine: Path, kind: str, **data) -> Config:
+    return Config.model_validate(
+        {
+            "data": {"transactions": source, "quarantine_path": str(quarantine), "max_quarantine_share": 1.0, **data},
+            "engine": {**engine.model_dump(mode="json", exclude_none=True), "kind": kind},
+        }
+    )
+
+
+def _ingest_both(spark_engine, source: dict, tmp: Path, run_date: str) -> dict[str, tuple[Transactions, pd.DataFrame]]:
+    """engine -> (what load_transactions returned, the quarantine it wrote)."""
+    out = {}
+    for kind in ("duckdb", "spark"):
+        cfg = _config(spark_engine, source, tmp / f"quarantine_{kind}.parquet", kind)
+        out[kind] = load_transactions(cfg, run_date=run_date), pd.read_parquet(cfg.data.quarantine_path)
+    return out
+
+
+def _accepted(data: Transactions) -> pd.DataFrame:
+    rows = data.con.execute(data.table)
+    rows[TIMESTAMP] = rows[TIMESTAMP].astype("datetime64[us]")
+    return rows.sort_values([TIMESTAMP, CUSTOMER_ID, ORDER_ID, AMOUNT, *rows.columns[4:]]).reset_index(drop=True)
+
+
+def _messy_parquet(tmp: Path) -> Path:
+    """Online Retail II rows as the bundled file types them (nanosecond times, float customer ids, missing ids,
+    postage codes, zero prices), with a repeated line and lines after the run date."""
+    raw = pd.read_parquet(BUNDLED).iloc[:3000]
+    path = tmp / "retail.parquet"
+    pd.concat([raw, raw.iloc[[5, 7]]], ignore_index=True).to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("case", ["csv", "csv_schema", "parquet"])
+def test_spark_ingestion_matches_duckdb(spark_con, spark_engine, tmp_path: Path, case: str) -> None:
+    """Every quarantine reason of a single-table source: the CSV fixture has one row per rule; with '' not a
+    missing-value marker its empty ids reach the schema rule; the Parquet file has typed columns."""
+    source = {"path": str(TX / "reasons.csv"), "columns": RETAIL_COLUMNS, "non_product_codes": ["POST"]}
+    run_date, want = "2030-01-01", {"missing_customer", "duplicate", "future_timestamp", "missing_order_id"}
+    if case == "csv_schema":
+        source["na_values"], want = ["NA"], {"schema", "zero_price", "non_numeric_amount", "unparseable_timestamp"}
+    if case == "parquet":
+        columns = {**RETAIL_COLUMNS, "customer_id": "Customer ID"}
+        source = {"path": str(_messy_parquet(tmp_path)), "columns": columns, "non_product_codes": ["POST", "M"]}
+        run_date, want = "2009-12-01 12:00", {"missing_customer", "non_product_code", "future_timestamp", "duplicate"}
+    got = _ingest_both(spark_engine, {**source, "timezone": "Europe/London"}, tmp_path, run_date)
+    (duck, duck_q), (spark, spark_q) = got["duckdb"], got["spark"]
+    assert want <= set(duck.reasons)
+    assert dict(spark.reasons) == dict(duck.reasons)
+    assert spark.n_read == duck.n_read
+    for data, quarantine in got.values():
+        assert data.n_accepted + data.n_quarantined == data.n_read
+        assert len(quarantine) == data.n_quarantined and quarantine["reason"].value_counts().to_dict() == data.reasons
+    pd.testing.assert_frame_equal(spark_q, duck_q)
+    accepted = _accepted(spark)
+    assert len(accepted) == spark.n_accepted
+    pd.testing.assert_frame_equal(accepted, _accepted(duck))
+    assert (spark.data_start, spark.data_end) == (duck.data_start, duck.data_end)
+    assert dict(spark.fingerprint) == dict(duck.fingerprint)
+
+
+def test_spark_ingestion_one_line_errors(spark_con, spark_engine, tmp_path: Path) -> None:
+    """The bad files of the DuckDB ingestion fail on Spark with the same one-line errors; too many quarantined rows
+    fail with DuckDB's message after writing the quarantine."""
+    for name, extra, phrases in BAD_CASES:
+        source = {
+            "path": str(BAD / name),
+            "columns": {"customer_id": "customer", "timestamp": "ts", "amount": "amount"},
+        }
+        out = tmp_path / name / "quarantine.parquet"
+        with pytest.raises(InputError) as err:
+            load_transactions(_config(spark_engine, {**source, **extra}, out, "spark"))
+        message = str(err.value)
+        assert "\n" not in message and str(BAD / name) in message, message
+        assert all(phrase in message for phrase in phrases), (name, message)
+        assert not out.exists()
+    source = {"path": str(TX / "reasons.csv"), "columns": RETAIL_COLUMNS}
+    messages, written = {}, {}
+    for kind in ("duckdb", "spark"):
+        out = tmp_path / kind / "quarantine.parquet"
+        with pytest.raises(InputError) as err:
+            load_transactions(
+                _config(spark_engine, source, out, kind, max_quarantine_share=0.25), run_date="2030-01-01"
+            )
+        messages[kind], written[kind] = str(err.value), pd.read_parquet(out)
+    assert messages["spark"] == messages["duckdb"]
+    assert "57.1% of 14 rows quarantined, above max_quarantine_share 25.0%" in messages["spark"]
+    pd.testing.assert_frame_equal(written["spark"], written["duckdb"])
