@@ -178,15 +178,17 @@ def text(c: Column, k: str, na_values: tuple[str, ...], *, is_id: bool = False) 
     if k == "bool":
         return F.when(c, F.lit("True")).when(~c, F.lit("False"))
     v = c.cast("string")
-    # the regular expression only where an end may be blank (an ASCII character below '!', or text with a
-    # non-ASCII character), as DuckDB's ingestion runs its trim
+
+    def finish(x: Column) -> Column:  # missing markers, then a float id's '.0'
+        x = F.when(~x.isin(*na_values), x) if na_values else x
+        return F.when(x.contains("."), F.regexp_replace(x, r"^(\p{Nd}+)\.0*$", "$1")).otherwise(x) if is_id else x
+
+    # The regular expression only where an end may be blank (an ASCII character below '!', or text with a
+    # non-ASCII character), as DuckDB's ingestion runs its trim; each branch finishes its own value, so Spark does
+    # not compute the stripped value for every row to share it between the tests.
     ends = (v < "!") | (F.substring(v, -1, 1) < "!") | (F.octet_length(v) != F.length(v))
-    s = F.when(ends, F.regexp_replace(v, f"^{BLANK_CLASS}+|{BLANK_CLASS}+$", "")).otherwise(v)
-    if na_values:
-        s = F.when(~s.isin(*na_values), s)
-    if is_id:
-        s = F.when(s.contains("."), F.regexp_replace(s, r"^(\p{Nd}+)\.0*$", "$1")).otherwise(s)
-    return s
+    stripped = F.regexp_replace(v, f"^{BLANK_CLASS}+|{BLANK_CLASS}+$", "")
+    return F.when(ends, finish(stripped)).otherwise(finish(v))
 
 
 def number(c: Column, k: str, decimal: str, na_values: tuple[str, ...]) -> Column:
