@@ -256,7 +256,8 @@ def duplicate_rows(raw: SparkRaw) -> DataFrame:
     cells = [col(c) for c in raw.columns]
     hashed = raw.df.select(ROW, *cells, F.xxhash64(*cells).alias("_h"))
     shared = hashed.groupBy("_h").count().filter(F.col("count") > 1).select("_h")
-    candidates = hashed.join(shared, "_h", "left_semi")
+    # the shared hashes are few (one per repeated line): sent to every task, so the rows are not shuffled to meet them
+    candidates = hashed.join(F.broadcast(shared), "_h", "left_semi")
     order = Window.partitionBy(*(col(c) for c in raw.columns)).orderBy(ROW)
     copies = candidates.select(ROW, F.row_number().over(order).alias("_k")).filter(F.col("_k") > 1)
     return copies.select(ROW, F.lit(True).alias(DUPLICATE))
