@@ -235,9 +235,7 @@ def _accepted_on(
 
     if is_spark(con):
         table = as_table(result.accepted)  # type: ignore[union-attr,arg-type]
-        row = con.execute(table.aggregate(first=table[TIMESTAMP].min(), last=table[TIMESTAMP].max()))
-        bounds = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
-        return table, bounds, lambda: int(con.execute(table[CUSTOMER_ID].nunique()))
+        return table, result.bounds, lambda: int(con.execute(table[CUSTOMER_ID].nunique()))  # type: ignore[union-attr,return-value]
     first, last = con.con.execute(f"SELECT min(timestamp), max(timestamp) FROM {TRANSACTIONS}").fetchall()[0]  # type: ignore[attr-defined]
 
     def customers() -> int:

@@ -65,6 +65,8 @@ class SparkIngest(ReasonTally):
     judged: ir.Table  # ROW, the canonical columns and reason (NULL: accepted)
     columns: tuple[str, ...]  # canonical columns of the accepted rows
     reasons: dict[str, int] = field(default_factory=dict)
+    #: first and last time of the accepted rows (counted with the reasons); None without accepted rows
+    bounds: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
     @property
     def n_read(self) -> int:
@@ -150,12 +152,16 @@ def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp
     t = con.table(view)
     columns = tuple(c for c in CANONICAL if c in t.columns)
     judged = t.select(ROW, *columns, reason(t, rules).name(REASON)).cache()
-    counts = con.execute(judged.group_by(REASON).aggregate(n=judged.count()))
+    ts = judged[TIMESTAMP]
+    counts = con.execute(judged.group_by(REASON).aggregate(n=judged.count(), first=ts.min(), last=ts.max()))
     by_reason = {str(r): int(n) for r, n in zip(counts[REASON], counts["n"], strict=True) if pd.notna(r)}
     if int(counts["n"].sum()) != raw.n_read:
         raise RuntimeError(f"{raw.where}: row accounting broken: judged {int(counts['n'].sum())} != read {raw.n_read}")
     result = SparkIngest(con, raw, judged, columns, {r: by_reason[r] for r in REASONS if r in by_reason})
-    _require_parsed(result, src, mapped)
+    good = counts[counts[REASON].isna()]
+    if len(good):
+        result.bounds = pd.Timestamp(good["first"].iloc[0]), pd.Timestamp(good["last"].iloc[0])
+    _require_parsed(result, src, mapped, any_time=bool(counts["first"].notna().any()))
     return result
 
 
@@ -206,12 +212,13 @@ def _guessed_formats(raw: sp.SparkRaw, src: TransactionSource) -> list[str]:
     return guess_formats(pd.Series([r["t"] for r in first], dtype="str"))
 
 
-def _require_parsed(result: SparkIngest, src: TransactionSource, mapped: dict[str, str]) -> None:
+def _require_parsed(result: SparkIngest, src: TransactionSource, mapped: dict[str, str], *, any_time: bool) -> None:
     """A column where no row parses means a wrong mapping or format, not bad rows: fail the file (only possible
-    when every row was rejected by that rule or an earlier one, so the exact check runs only then)."""
-    r, n, judged = result.reasons, result.n_read, result.judged
+    when every row was rejected by that rule or an earlier one, so the exact check runs only then). ``any_time``:
+    some row's timestamp parsed."""
+    r, n = result.reasons, result.n_read
     before_ts = r.get("missing_customer", 0) + r.get("unparseable_timestamp", 0)
-    if before_ts == n and not result.con.execute(judged.filter(judged[TIMESTAMP].notnull()).count()):
+    if before_ts == n and not any_time:
         _fail_column(result.raw, mapped[TIMESTAMP], TIMESTAMP, src.timestamp_format)
     if before_ts + r.get("non_numeric_amount", 0) < n:
         return

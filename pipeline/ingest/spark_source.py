@@ -10,10 +10,10 @@ What differs from DuckDB, and why it is here rather than in the shared Ibis rule
   names it (``line N``), as DuckDB's reader does. Parquet is read by Spark; nanosecond timestamps (which Spark
   refuses) are read as integers (``spark.sql.legacy.parquet.nanosAsLong``, set on the session for its remaining
   reads) and converted, their types taken from the file's footer. Other source kinds are not read here.
-* Source row numbers. Spark has no ``file_row_number``: each row's scan partition and position in it
-  (``spark_partition_id``, ``monotonically_increasing_id``) are turned into the 0-based data row with the
-  partitions' row counts, one pass that also counts the rows read (a file's partitions are its consecutive byte
-  ranges, in order).
+* Source row numbers. Parquet: Spark's ``_metadata.row_index`` (the row in the file), the row count from the
+  footer. CSV has no row index: each row's scan partition and position in it (``spark_partition_id``,
+  ``monotonically_increasing_id``) are turned into the 0-based data row with the partitions' row counts, one pass
+  that also counts the rows and finds lines with too many fields (the header is read as the first record).
 * Unicode trimming: Python's ``str.strip()`` characters as a regular-expression class (DuckDB uses ``trim`` with
   the characters).
 * Text timestamps: parsed by :func:`tiercast.pipeline.ingest.parsing.parse_timestamps` in a vectorised pandas UDF,
@@ -78,18 +78,12 @@ def open_raw(spark: SparkSession, src: TransactionSource) -> SparkRaw:
         check_utf8(path)
         df, columns = _read_csv(spark, path, src.delimiter), tuple(_header_names(path, src.delimiter))
     else:
-        try:
-            schema = pq.read_schema(path)
-        except Exception as err:  # pyarrow raises several types for a file that is not Parquet
-            first = str(err).splitlines()[0] if str(err) else ""
-            raise InputError(f"{path}: not a readable Parquet file ({type(err).__name__}: {first})") from None
-        columns = tuple(n for n in schema.names if not _PANDAS_INDEX.fullmatch(n))
-        arrow_types = {n: schema.field(n).type for n in columns}
-        if any(pa.types.is_timestamp(t) and t.unit == "ns" for t in arrow_types.values()):
-            spark.conf.set(_NANOS_AS_LONG, "true")
-        df = spark.read.parquet(str(path)).select(*(col(c) for c in columns))
+        df, n, arrow_types = _read_parquet(spark, path)
+        columns = tuple(arrow_types)
     csv = src.resolved_format() == "csv"
-    df, n, extra_row = _number_rows(df, _EXTRA if csv else None, header=csv)
+    extra_row = None
+    if csv:
+        df, n, extra_row = _number_rows(df, _EXTRA)
     if extra_row is not None:
         raise InputError(
             f"{path}: cannot parse as delimited text in line {extra_row + 2}: expected {len(columns)} fields, saw "
@@ -99,6 +93,25 @@ def open_raw(spark: SparkSession, src: TransactionSource) -> SparkRaw:
         what = "header but no data rows" if csv else "no data rows"
         raise InputError(f"{where}: {what} (columns: {list(columns)})")
     return SparkRaw(df, columns, arrow_types, n, where, path if csv else None)
+
+
+def _read_parquet(spark: SparkSession, path: Path) -> tuple[DataFrame, int, dict[str, pa.DataType]]:
+    """The file's columns and :data:`ROW` (Spark's row index in the file), its number of rows and its Arrow types
+    (both from the footer, read on the driver)."""
+    from pyspark.sql import functions as F
+
+    try:
+        meta = pq.ParquetFile(path)
+        schema, n = meta.schema_arrow, meta.metadata.num_rows
+    except Exception as err:  # pyarrow raises several types for a file that is not Parquet
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise InputError(f"{path}: not a readable Parquet file ({type(err).__name__}: {first})") from None
+    columns = [n for n in schema.names if not _PANDAS_INDEX.fullmatch(n)]
+    arrow_types = {c: schema.field(c).type for c in columns}
+    if any(pa.types.is_timestamp(t) and t.unit == "ns" for t in arrow_types.values()):
+        spark.conf.set(_NANOS_AS_LONG, "true")
+    df = spark.read.parquet(str(path)).select(*(col(c) for c in columns), F.col("_metadata.row_index").alias(ROW))
+    return df, n, arrow_types
 
 
 def _read_csv(spark: SparkSession, path: Path, delimiter: str) -> DataFrame:
@@ -123,16 +136,16 @@ def _read_csv(spark: SparkSession, path: Path, delimiter: str) -> DataFrame:
     return df.select(*cells, F.col(_EXTRA))
 
 
-def _number_rows(df: DataFrame, extra: str | None, *, header: bool) -> tuple[DataFrame, int, int | None]:
+def _number_rows(df: DataFrame, extra: str) -> tuple[DataFrame, int, int | None]:
     """``df`` with :data:`ROW`, the number of rows, and the first row whose ``extra`` column is set (or None);
-    with ``header``, the first record is the header: dropped, and the data rows numbered from 0."""
+    the first record is the header: dropped, and the data rows numbered from 0."""
     from pyspark.sql import functions as F
 
     tagged = df.select("*", F.spark_partition_id().alias("_pid"), F.monotonically_increasing_id().alias("_mid"))
-    flagged = F.when(F.col(extra).isNotNull(), F.col("_mid")) if extra else F.lit(None).cast("long")
+    flagged = F.when(F.col(extra).isNotNull(), F.col("_mid"))
     parts = tagged.groupBy("_pid").agg(F.count(F.lit(1)).alias("n"), F.min(flagged).alias("bad")).collect()
     counts = {int(r["_pid"]): (int(r["n"]), r["bad"]) for r in parts}
-    offsets, first_bad, total = [], None, -1 if header else 0
+    offsets, first_bad, total = [], None, -1
     for pid in range(max(counts, default=-1) + 1):
         n, bad = counts.get(pid, (0, None))
         if bad is not None and first_bad is None:
@@ -143,7 +156,7 @@ def _number_rows(df: DataFrame, extra: str | None, *, header: bool) -> tuple[Dat
     row = (start + F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), 33)).cast("long").alias(ROW)
     keep = [col(c) for c in df.columns if c != extra]
     numbered = tagged.select(*keep, row)
-    return (numbered.filter(F.col(ROW) >= 0) if header else numbered), max(total, 0), first_bad
+    return numbered.filter(F.col(ROW) >= 0), max(total, 0), first_bad
 
 
 # --------------------------------------------------------------------------------------------------------------------
