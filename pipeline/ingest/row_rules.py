@@ -27,10 +27,11 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
+from tiercast.pipeline.ingest.columns import _BLANKS
 
 #: The characters Python's ``str.strip()`` removes, as a regular-expression class both RE2 (DuckDB) and Java
 #: (Spark) read.
-BLANK_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in map(chr, range(0x110000)) if c.isspace()) + "]"
+BLANK_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _BLANKS) + "]"
 PRICE = "_price"
 DUPLICATE = "_duplicate"
 
