@@ -193,10 +193,11 @@ def _parsed(raw: sp.SparkRaw, src: TransactionSource, mapped: dict[str, str], ru
     parsed = raw.df.select(ROW, *(e.alias(f) for f, e in out.items()))
     if ORDER_ID not in mapped:
         parsed = parsed.withColumn(ORDER_ID, sp.synthetic_order_id())
-    if rules.duplicates:
-        copies = F.broadcast(sp.duplicate_rows(raw))
-        parsed = parsed.join(copies, ROW, "left").withColumn(DUPLICATE, F.coalesce(F.col(DUPLICATE), F.lit(False)))
-    return parsed
+    copies = sp.duplicate_rows(raw) if rules.duplicates else None
+    if copies is not None:
+        parsed = parsed.join(F.broadcast(copies), ROW, "left")
+        return parsed.withColumn(DUPLICATE, F.coalesce(F.col(DUPLICATE), F.lit(False)))
+    return parsed.withColumn(DUPLICATE, F.lit(False)) if rules.duplicates else parsed
 
 
 def _guessed_formats(raw: sp.SparkRaw, src: TransactionSource) -> list[str]:

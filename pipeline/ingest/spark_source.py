@@ -260,15 +260,19 @@ def synthetic_order_id() -> Column:
     return F.concat(F.col(CUSTOMER_ID), F.lit("@"), text)
 
 
-def duplicate_rows(raw: SparkRaw) -> DataFrame:
-    """Rows (:data:`ROW`) repeating an earlier row in every source column: rows are hashed, and only rows sharing
-    a hash are compared column by column (as DuckDB's ingestion finds them)."""
+def duplicate_rows(raw: SparkRaw) -> DataFrame | None:
+    """Rows (:data:`ROW`) repeating an earlier row in every source column, or None when no two rows share a hash:
+    rows are hashed, and only rows sharing a hash are compared column by column (as DuckDB's ingestion finds
+    them)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     cells = [col(c) for c in raw.columns]
     hashed = raw.df.select(ROW, *cells, F.xxhash64(*cells).alias("_h"))
-    shared = hashed.groupBy("_h").count().filter(F.col("count") > 1).select("_h")
+    shared = hashed.groupBy("_h").count().filter(F.col("count") > 1).select("_h").cache()
+    if not shared.take(1):  # a file without repeated lines: no second pass
+        shared.unpersist()
+        return None
     # the shared hashes are few (one per repeated line): sent to every task, so the rows are not shuffled to meet them
     candidates = hashed.join(F.broadcast(shared), "_h", "left_semi")
     order = Window.partitionBy(*(col(c) for c in raw.columns)).orderBy(ROW)
