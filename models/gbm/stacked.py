@@ -60,6 +60,7 @@ from tiercast.models.btyd.stacker import (
     stacked_btyd,
     val_groups,
 )
+from tiercast.models.evaluation import paired_bootstrap
 
 
 class PurgeWarning(UserWarning):
@@ -99,6 +100,25 @@ def choose_weight(
     scores = {float(w): float(score(offset + float(w) * raw)) for w in weights}
     best = max(scores.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return best, scores
+
+
+def gain_over_btyd(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    y: np.ndarray,
+    offset: np.ndarray,
+    raw: np.ndarray,
+    weight: float,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Paired bootstrap over the validation rows of ``metric(y, offset + weight * raw) - metric(y, offset)``: what
+    the trees add to the BTYD model's ranking there (``diff``, 95% interval ``lo``..``hi``).
+
+    The weight is chosen as the best of a grid on these very rows, so a positive difference alone is no
+    evidence; with hundreds of customers a grid choice is mostly noise (a 600-customer world: the trees' best
+    weight cost up to 0.009 nGini on the next window)."""
+    return paired_bootstrap(metric, y, offset + weight * raw, offset, n_boot=n_boot, seed=seed)
 
 
 #: Blend weights tried on the validation cutoff: link(prediction) = offset + w * trees.

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from tiercast.models.btyd.stacker import BTYDStacker, val_groups
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
-from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, level_factor
+from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, gain_over_btyd, level_factor
 
 
 def _gini_or_nan(y: np.ndarray, pred: np.ndarray) -> float:
@@ -38,7 +38,10 @@ class ValueModel(RegressorMixin, StackedModel):
         log E[spend] = log BTYD(horizon) + weight_ * trees(x) + intercept_
 
     with ``weight_`` (blend with the BTYD model, maximizing validation normalized Gini) chosen on the validation
-    cutoff, and ``intercept_`` restoring the level the unshrunk trees give there. Hyperparameters
+    cutoff, and ``intercept_`` restoring the level the unshrunk trees give there. The trees are dropped (weight 0,
+    the BTYD model's ranking) unless the paired-bootstrap interval of their validation nGini gain lies above 0
+    (``blend_gain_``, :func:`~tiercast.models.gbm.stacked.gain_over_btyd`): on small data a weight chosen on a
+    grid over the same rows is mostly noise. Hyperparameters
     come from ``param_grid`` (None: only ``params``), each candidate early-stopped on the validation cutoff and
     rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
 
@@ -145,6 +148,7 @@ class ValueModel(RegressorMixin, StackedModel):
         )
         self.model_, self.n_trees_, self.params_, self.grid_ = fit.model, fit.n_trees, fit.params, fit.grid
         self.weight_, self.intercept_, self.blend_scores_ = 1.0, 0.0, {}
+        self.blend_gain_: dict[str, float] | None = None
         if self.btyd_led_:
             # the BTYD model as it is: one label window's level is a season's, not the next window's (measured on
             # Online Retail II: a level fitted on January-April missed April-July by +36%, BTYD alone by -2%)
@@ -158,6 +162,16 @@ class ValueModel(RegressorMixin, StackedModel):
                     return float(np.mean([np.nan_to_num(_gini_or_nan(y_v[m], z[m]), nan=-np.inf) for m in parts]))
 
                 self.weight_, self.blend_scores_ = choose_weight(blend_score, v_off, fit.val_raw, BLEND_WEIGHTS)
+                if self.weight_ > 0:
+                    # keep the trees only where their gain on the validation rows is more than noise
+                    try:
+                        self.blend_gain_ = gain_over_btyd(
+                            _gini_or_nan, y_v, v_off, fit.val_raw, self.weight_, seed=self.random_state
+                        )
+                    except ValueError:  # nGini undefined on every resample (nobody bought): no evidence
+                        self.blend_gain_ = None
+                    if self.blend_gain_ is None or not self.blend_gain_["lo"] > 0:
+                        self.weight_ = 0.0
             # shrinking the trees moves the level: restore the unshrunk model's validation total
             full = float(np.exp(v_off + fit.val_raw).sum())
             shrunk = float(np.exp(v_off + self.weight_ * fit.val_raw).sum())

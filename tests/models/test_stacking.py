@@ -25,6 +25,7 @@ from tiercast.models.gbm.stacked import (
     BLEND_WEIGHTS,
     PurgeWarning,
     choose_weight,
+    gain_over_btyd,
     intercept_shift,
     level_factor,
     purge_mask,
@@ -331,6 +332,19 @@ def test_platt_blend_keeps_btyd_alone_unless_the_trees_add_information():
     assert _platt_bic_score(offset, offset, weak, calibrate=False) > _platt_bic_score(
         offset, offset + noise, weak, calibrate=False
     )
+
+
+def test_value_trees_are_kept_only_with_a_gain_beyond_noise():
+    rng = np.random.default_rng(6)  # a draw where the grid picks a weight of pure noise
+    n = 600  # a small shop: a weight picked on these rows is mostly noise
+    offset = rng.normal(0, 1, n)
+    noise, signal = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    spend = rng.gamma(2.0, np.exp(offset + 0.8 * signal) / 2.0) * (rng.random(n) < 0.6)
+    plain = rng.gamma(2.0, np.exp(offset) / 2.0) * (rng.random(n) < 0.6)
+    best_w = choose_weight(lambda z: normalized_gini(plain, z), offset, noise, BLEND_WEIGHTS)[0]
+    assert best_w > 0  # the grid finds a "gain" in noise
+    assert not gain_over_btyd(normalized_gini, plain, offset, noise, best_w)["lo"] > 0
+    assert gain_over_btyd(normalized_gini, spend, offset, signal, 1.0)["lo"] > 0
 
 
 def _platt_probs(z: np.ndarray, y: np.ndarray) -> np.ndarray:
