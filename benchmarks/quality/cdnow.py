@@ -139,7 +139,7 @@ def run_cdnow_benchmark(
     transactions: pd.DataFrame | None = None,
     sample_every: int = 1,
     n_boot: int = 500,
-    btyd: str = "auto",
+    btyd: str = "bgnbd",
     param_grid: tuple[dict[str, Any], ...] | None = DEFAULT_GRID,
     windows_days: tuple[int, ...] = DEFAULT_WINDOWS_DAYS,
     return_predictions: bool = False,
