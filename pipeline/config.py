@@ -107,7 +107,8 @@ class ModelConfig(_Frozen):
     # Stacking on a buy-till-you-die model (see tiercast.models.gbm.stacked): BTYD features per training cutoff, the
     # trees boosted from the BTYD prediction, blended with it by a weight chosen on the validation cutoff. "auto":
     # BG/NBD or Pareto/NBD, whichever predicts "no purchase" on the validation cutoffs best (log loss, label-free fits);
-    # it ranks better where Pareto/NBD fits, but a Pareto/NBD fit on a few hundred wholesale customers can take a minute.
+    # it ranks better where Pareto/NBD fits, but a Pareto/NBD fit on a few hundred wholesale customers can take a
+    # minute.
     btyd: Literal["auto", "bgnbd", "paretonbd"] | None = "bgnbd"
     blend: bool = True
     # Hyperparameter candidates tried on the validation cutoff: "default" = the built-in grid

@@ -86,6 +86,14 @@ class ReasonTally:
     def n_accepted(self) -> int:
         return self.n_read - self.n_quarantined
 
+    @property
+    def quarantine_share(self) -> float:
+        return self.n_quarantined / self.n_read if self.n_read else 0.0
+
+    def reason_counts(self) -> dict[str, int]:
+        """Rows set aside per reason."""
+        return dict(self.reasons)
+
 
 def unparseable_column(where: str, column: str, kind: str, fmt: str | None, n_rows: int, examples: list[str]) -> str:
     """The error for a column where no row parses: a wrong mapping or format, not bad rows."""

@@ -77,13 +77,6 @@ class SparkIngest(ReasonTally):
         return self.raw.where
 
     @property
-    def quarantine_share(self) -> float:
-        return self.n_quarantined / self.n_read if self.n_read else 0.0
-
-    def reason_counts(self) -> dict[str, int]:
-        return dict(self.reasons)
-
-    @property
     def accepted(self) -> ir.Table:
         """The accepted rows, canonical columns, as a table on Spark (not collected)."""
         return self.judged.filter(self.judged[REASON].isnull()).select(*self.columns)

@@ -60,13 +60,6 @@ class EngineIngest(ReasonTally):
     def source(self) -> str:
         return self.raw.where
 
-    @property
-    def quarantine_share(self) -> float:
-        return self.n_quarantined / self.n_read if self.n_read else 0.0
-
-    def reason_counts(self) -> dict[str, int]:
-        return dict(self.reasons)
-
     def quarantine_sql(self) -> str:
         """The quarantine rows: the source columns as read, ``source_row`` and ``reason``, in source order."""
         renamed = [
