@@ -10,10 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate
+from scipy.optimize import OptimizeResult
 from scipy.special import gammaln, hyp2f1
 from scipy.stats import beta as beta_dist
 
-from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel, ParetoNBDModel, _log_hyp2f1_series
+from tiercast.models.btyd.fitters import (
+    _FLAT_WINDOW,
+    BetaGeoModel,
+    GammaGammaModel,
+    ParetoNBDModel,
+    _FlatStop,
+    _log_hyp2f1_series,
+)
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt"
 
@@ -328,3 +336,57 @@ def test_hypergeometric_series_fallback_matches_scipy() -> None:
         np.array([0.47, 0.9, 0.3]),
     )
     assert np.exp(_log_hyp2f1_series(A, B, C, z)) == pytest.approx(hyp2f1(A, B, C, z), rel=1e-10)
+
+
+def test_flat_stop_ends_a_polish_that_no_longer_gains() -> None:
+    """The callback stops once the objective gained less than 1e-9 per iteration over the last 50 iterations."""
+    stop = _FlatStop()
+    for k in range(_FLAT_WINDOW + 1):  # gains of 1e-6 per iteration: going on
+        stop(OptimizeResult(fun=1.0 - 1e-6 * k))
+    last = 1.0 - 1e-6 * _FLAT_WINDOW
+    with pytest.raises(StopIteration):
+        for k in range(1, _FLAT_WINDOW + 1):  # gains of 1e-10 per iteration: flat within the window
+            stop(OptimizeResult(fun=last - 1e-10 * k))
+    assert len(stop.values) == 2 * _FLAT_WINDOW + 1  # it stopped at the first window holding only flat steps
+
+
+def test_pareto_nbd_on_a_ridge_stops_once_flat() -> None:
+    """85 Online Retail II customers of 2009-12..2010-02 with no visible dropout: the Pareto/NBD maximum is at
+    infinity along a ridge (s and beta growing together), where the Nelder-Mead polish used to crawl for 1,600
+    iterations (about 8,700 likelihood evaluations) to gain 1e-7 per customer. It stops once flat, and the fit is
+    flagged as not converged."""
+    raw = pd.read_parquet(
+        Path(__file__).resolve().parents[2] / "data" / "online_retail_ii" / "online_retail_ii.parquet"
+    )
+    ids = raw["Customer ID"].dropna().drop_duplicates().sort_values().iloc[::23]
+    tx = raw[raw["Customer ID"].isin(ids) & (raw["Quantity"] > 0)]
+    cutoff = pd.Timestamp("2010-02-14")
+    days = (
+        tx.loc[tx["InvoiceDate"] < cutoff]
+        .groupby("Customer ID")["InvoiceDate"]
+        .agg(
+            first=lambda s: s.dt.normalize().min(),
+            last=lambda s: s.dt.normalize().max(),
+            n=lambda s: s.dt.normalize().nunique(),
+        )
+    )
+    x = (days["n"] - 1).to_numpy(float)
+    t_x = (days["last"] - days["first"]).dt.days.to_numpy(float) / 7
+    age = (cutoff - days["first"]).dt.days.to_numpy(float) / 7
+    assert len(x) == 85
+    calls = []
+    loglik = ParetoNBDModel._loglik
+
+    class Counted(ParetoNBDModel):
+        @staticmethod
+        def _loglik(params, x, tx, T):
+            calls.append(1)
+            return loglik(params, x, tx, T)
+
+    m = Counted().fit(x, t_x, age)
+    assert not m.converged_
+    assert len(calls) < 1_000  # BFGS about 420 evaluations, the polish under 100 once flat
+    plain = ParetoNBDModel().fit(x, t_x, age)
+    assert m.params_ == plain.params_
+    # the fit where the full polish ended (mean log-likelihood -2.118660, 1e-7 per customer above this one)
+    assert m.log_likelihood_ / 85 == pytest.approx(-2.118660, abs=1e-6)
