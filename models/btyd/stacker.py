@@ -120,7 +120,27 @@ def _season_alive(X: pd.DataFrame) -> dict[int, float]:
 
 
 #: Ways of reading a seasonal index (:func:`season_indices`).
-SEASON_METHODS: tuple[str, ...] = ("all", "alive")
+SEASON_METHODS: tuple[str, ...] = ("all", "alive", "year")
+
+
+def year_spanned(groups: np.ndarray, horizon_days: float) -> bool:
+    """Whether the label windows ``[cutoff, cutoff + horizon)`` of these cutoffs (timestamps) cover a whole year."""
+    cuts = pd.to_datetime(pd.unique(pd.Series(np.asarray(groups))))
+    return len(cuts) > 1 and (cuts.max() - cuts.min()).days + float(horizon_days) >= 365
+
+
+def season_scale(X: pd.DataFrame, groups: np.ndarray, method: str | None) -> dict[int, float]:
+    """For ``method="year"``: by horizon h, the mean over the cutoff groups of X of their ``"all"`` index, when the
+    groups' h-day windows cover a whole year (else no entry: the index is not scaled).
+
+    Over a year of windows the seasons average out, so this mean is what the ``"all"`` index reads without a
+    season: the dropout bias (customers who leave during the year bought early in it). Dividing by it leaves the
+    season. Label-free: only the feature rows of the training cutoffs."""
+    if method != "year" or not np.issubdtype(np.asarray(groups).dtype, np.datetime64):
+        return {}
+    per_group = [_season_all(X.loc[np.asarray(groups) == g]) for g in pd.unique(pd.Series(groups))]
+    horizons = set.intersection(*(set(d) for d in per_group)) if per_group else set()
+    return {h: float(np.mean([d[h] for d in per_group])) for h in sorted(horizons) if year_spanned(groups, h)}
 
 
 def season_indices(X: pd.DataFrame, method: str = "all") -> dict[int, float]:
@@ -130,9 +150,11 @@ def season_indices(X: pd.DataFrame, method: str = "all") -> dict[int, float]:
 
     * ``"all"``: every customer with a year of history (:func:`_season_all`); biased upward by dropouts;
     * ``"alive"``: only customers certainly alive through the year, against their rate over the rest of it
-      (:func:`_season_alive`); about 1 with no season whatever the dropouts and the spread of rates.
+      (:func:`_season_alive`); about 1 with no season whatever the dropouts and the spread of rates;
+    * ``"year"``: the ``"all"`` index, which a stacker divides by its mean over a year of training cutoffs
+      (:func:`season_scale`).
     """
-    if method == "all":
+    if method in ("all", "year"):
         return _season_all(X)
     if method == "alive":
         return _season_alive(X)
@@ -160,10 +182,17 @@ class BTYDStacker(BaseEstimator):
     at the effective horizon ``h * index``. Without a year of history the index is 1 (the plain BTYD model).
     """
 
-    def __init__(self, model: str = "bgnbd", time_unit_days: float = 7.0, seasonal: bool | str = True) -> None:
+    def __init__(
+        self,
+        model: str = "bgnbd",
+        time_unit_days: float = 7.0,
+        seasonal: bool | str = True,
+        season_scale: dict[int, float] | None = None,
+    ) -> None:
         self.model = model
         self.time_unit_days = time_unit_days
         self.seasonal = seasonal
+        self.season_scale = season_scale
 
     def fit(self, X: pd.DataFrame) -> BTYDStacker:
         """Fit on the rows of one cutoff (stacking several cutoffs would count customers twice)."""
@@ -171,8 +200,7 @@ class BTYDStacker(BaseEstimator):
             raise ValueError("BTYD stacking needs at least one feature row")
         self.btyd_ = BTYDForecaster(model=self.model, time_unit_days=self.time_unit_days).fit(btyd_inputs(X))
         self.params_ = {**self.btyd_.count_model_.params_, **(self.btyd_.gg_.params_ if self.btyd_.gg_ else {})}
-        method = season_method(self.seasonal)
-        self.season_ = season_indices(X, method) if method else {}
+        self.season_ = _scaled_indices(X, season_method(self.seasonal), self.season_scale)
         return self
 
     def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
@@ -193,26 +221,41 @@ class BTYDStacker(BaseEstimator):
         return np.log(p / (1 - p))
 
 
+def _scaled_indices(X: pd.DataFrame, method: str | None, scale: dict[int, float] | None) -> dict[int, float]:
+    """The seasonal indices of X by ``method``, each divided by ``scale``'s value for its horizon (if any)."""
+    raw = season_indices(X, method) if method else {}
+    scale = scale or {}
+    return {h: float(np.clip(v / scale[h], *SEASON_CLIP)) if h in scale else v for h, v in raw.items()}
+
+
 _FIT_CACHE: OrderedDict[tuple, BTYDStacker] = OrderedDict()
 
 
 _FIT_CACHE_SIZE = 64
 
 
-def fit_stacker(X: pd.DataFrame, *, model: str, time_unit_days: float, seasonal: bool | str = True) -> BTYDStacker:
+def fit_stacker(
+    X: pd.DataFrame,
+    *,
+    model: str,
+    time_unit_days: float,
+    seasonal: bool | str = True,
+    season_scale: dict[int, float] | None = None,
+) -> BTYDStacker:
     """A :class:`BTYDStacker` fitted on X, memoized on the exact BTYD inputs (and seasonal indices): the value and
     the churn model, and the test cutoffs of a backtest that share training cutoffs, reuse one maximum-likelihood
     fit. The fit is a deterministic function of these inputs, so the cache changes no result."""
     inputs = btyd_inputs(X)
     digest = hashlib.sha256(np.ascontiguousarray(inputs.to_numpy(dtype=float)).tobytes()).hexdigest()
-    method = season_method(seasonal)
-    season = tuple(sorted(season_indices(X, method).items())) if method else ()
+    season = tuple(sorted(_scaled_indices(X, season_method(seasonal), season_scale).items()))
     key = (model, float(time_unit_days), len(inputs), digest, season)
     hit = _FIT_CACHE.get(key)
     if hit is not None:
         _FIT_CACHE.move_to_end(key)
         return hit
-    stacker = BTYDStacker(model=model, time_unit_days=time_unit_days, seasonal=seasonal).fit(X)
+    stacker = BTYDStacker(model=model, time_unit_days=time_unit_days, seasonal=seasonal, season_scale=season_scale).fit(
+        X
+    )
     _FIT_CACHE[key] = stacker
     while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
         _FIT_CACHE.popitem(last=False)
@@ -257,12 +300,13 @@ def stacked_btyd(
     feature_horizon_days: float,
     label_days: np.ndarray,
     seasonal: bool | str = True,
+    season_scale: dict[int, float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, BTYDStacker]:
     """Fit one BTYD model per cutoff group on that group's rows.
 
     Returns the derived features at ``feature_horizon_days`` and the BTYD predictions for each row's own label
     window (``label_days``, the offsets' source), both row-aligned with X (positional, X's index), and the stacker
-    fitted on the latest group, which prediction uses.
+    fitted on the latest group, which prediction uses. ``season_scale``: see :func:`season_scale`.
     """
     n = len(X)
     feats = np.empty((n, len(BTYD_FEATURES)))
@@ -272,7 +316,9 @@ def stacked_btyd(
     for g in sorted(keys):
         rows = np.flatnonzero(groups == g)
         part = X.iloc[rows]
-        stacker = fit_stacker(part, model=model, time_unit_days=time_unit_days, seasonal=seasonal)
+        stacker = fit_stacker(
+            part, model=model, time_unit_days=time_unit_days, seasonal=seasonal, season_scale=season_scale
+        )
         feats[rows] = stacker.transform(part, feature_horizon_days).to_numpy()
         for d in np.unique(label_days[rows]):
             sub = rows[label_days[rows] == d]
@@ -296,6 +342,7 @@ def choose_btyd(
     label_days: np.ndarray,
     time_unit_days: float,
     seasonal: bool | str = True,
+    season_scale: dict[int, float] | None = None,
     candidates: Iterable[str] = BTYD_MODELS,
 ) -> tuple[str, dict[str, float]]:
     """The BTYD model predicting "no purchase in the row's label window" best on labelled rows (e.g. the
@@ -320,6 +367,7 @@ def choose_btyd(
             feature_horizon_days=float(np.max(label_days)),
             label_days=label_days,
             seasonal=seasonal,
+            season_scale=season_scale,
         )
         p = np.clip(at_label["btyd_p_no_purchase"].to_numpy(dtype=float), _P_CLIP, 1 - _P_CLIP)
         loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))

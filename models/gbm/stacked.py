@@ -15,9 +15,9 @@ churn models therefore learn a *correction* to a BTYD prediction:
   learn what the BTYD model gets wrong;
 * **blend**: the correction is shrunk, ``link(prediction) = offset + w * trees`` with ``w`` in [0, 1] chosen on
   the validation cutoff (w = 0 is the BTYD model, w = 1 the full GBM);
-* **level** (``btyd_level``, off by default): when the BTYD part is fitted at the scoring cutoff
-  (:meth:`StackedModel.fit_btyd_at`) the predictions' level on the scored rows (total spend, mean churn
-  probability) is set to the BTYD model's there: the trees and the calibration give the ranking, the BTYD model,
+* **level** (``btyd_level``; on in the default config, off in the estimator): when the BTYD part is fitted at the
+  scoring cutoff (:meth:`StackedModel.fit_btyd_at`) the predictions' level on the scored rows (total spend, mean
+  churn probability) is set to the BTYD model's there: the trees and the calibration give the ranking, the BTYD model,
   reading the newest history, the level. A level learned on past label windows carries their season to the next
   one (Online Retail II, calibrated on February-May: mean churn probability of May-August 0.43 against 0.50
   realized, BG/NBD's 0.50);
@@ -57,6 +57,8 @@ from tiercast.models.btyd.stacker import (
     fit_stacker,
     groups_of,
     per_row_days,
+    season_method,
+    season_scale,
     stacked_btyd,
     val_groups,
 )
@@ -229,6 +231,11 @@ class StackedModel(BaseEstimator, ABC):
         g = groups_of(X, groups)
         days = per_row_days(label_days, len(X), h) if h is not None or label_days is not None else None
         self.btyd_, self.btyd_scores_ = self.btyd, {}
+        # the seasonal scale reads feature rows only (label-free): every cutoff counts, the validation ones too
+        rows, rg = X, g
+        if X_val is not None and len(X_val):
+            rows, rg = pd.concat([X, X_val]), np.concatenate([g, groups_of(X_val, None)])
+        self.season_scale_ = season_scale(rows, rg, season_method(getattr(self, "seasonal", True)))
         if self.stacked and self.btyd == "auto":
             if X_val is not None and len(X_val) and y_val is not None:
                 rows, labels, rg = X_val, y_val, groups_of(X_val, None)
@@ -243,6 +250,7 @@ class StackedModel(BaseEstimator, ABC):
                 label_days=rdays,
                 time_unit_days=self.time_unit_days,
                 seasonal=getattr(self, "seasonal", True),
+                season_scale=self.season_scale_,
             )
         val_cuts = val_groups(X_val)
         if val_cutoff is None and val_cuts is not None and len(np.unique(val_cuts)) == 1:
@@ -259,6 +267,7 @@ class StackedModel(BaseEstimator, ABC):
             return X[self.input_features_], None, None if X_val is None else X_val[self.input_features_], None
         kw = {"model": self.btyd_, "time_unit_days": self.time_unit_days, "feature_horizon_days": h}
         kw["seasonal"] = getattr(self, "seasonal", True)
+        kw["season_scale"] = self.season_scale_
         feats, at_label, stacker = stacked_btyd(X, g, label_days=days, **kw)
         train = pd.concat([X[self.input_features_], feats], axis=1)
         val = val_label = None
@@ -307,12 +316,14 @@ class StackedModel(BaseEstimator, ABC):
         if self.stacked:
             h = float(self.horizon_days)
             g = groups_of(X, groups)
+            self.season_scale_ = season_scale(X, g, season_method(getattr(self, "seasonal", True)))
             feats, at_label, self.stacker_ = stacked_btyd(
                 X,
                 g,
                 model=self._btyd_model(),
                 time_unit_days=self.time_unit_days,
                 seasonal=getattr(self, "seasonal", True),
+                season_scale=self.season_scale_,
                 feature_horizon_days=h,
                 label_days=per_row_days(label_days, len(X), h),
             )
@@ -337,6 +348,7 @@ class StackedModel(BaseEstimator, ABC):
                 model=self._btyd_model(),
                 time_unit_days=self.time_unit_days,
                 seasonal=getattr(self, "seasonal", True),
+                season_scale=getattr(self, "season_scale_", None),
             )
             self.level_shift_ = 0.0
             if getattr(self, "btyd_level", False):

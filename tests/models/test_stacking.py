@@ -17,7 +17,9 @@ from tiercast.models.btyd.stacker import (
     choose_btyd,
     season_indices,
     season_method,
+    season_scale,
     stacked_btyd,
+    year_spanned,
 )
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.gbm.churn import ChurnModel, _offset_bic_score, _offset_platt, _platt_bic_score
@@ -523,6 +525,28 @@ def test_seasonal_btyd_reads_the_rate_at_the_effective_horizon(frames):
     assert season_method(True) == "all" and season_method(False) is None and season_method("alive") == "alive"
     with pytest.raises(ValueError, match="seasonal must be"):
         BTYDStacker(seasonal="peak").fit(peak)
+
+
+def test_year_scale_divides_the_index_by_its_mean_over_a_year_of_cutoffs(frames):
+    """ "year": the "all" index of each cutoff over the mean of the cutoffs' indices, by horizon, only where the
+    cutoffs' windows of that horizon cover a year (hand-computed: two cutoffs 181 days apart, two customers)."""
+    train, _, _, _ = frames
+    base = train[train["cutoff"] == train["cutoff"].max()].head(2)
+    base = base.drop(columns=[c for c in base.columns if c.startswith("orders_")])
+    old = {"tenure_days": [400.0, 500.0]}
+    a = base.assign(**old, orders_365d=[10.0, 6.0], orders_180d=[2.0, 2.0], orders_275d=[5.0, 5.0])
+    b = base.assign(**old, orders_365d=[8.0, 8.0], orders_180d=[6.0, 6.0], orders_275d=[7.0, 7.0])
+    X = pd.concat([a, b], ignore_index=True)
+    groups = np.array(["2022-01-01"] * 2 + ["2022-07-01"] * 2, dtype="datetime64[ns]")
+    idx_a, idx_b = 12 / (16 * 185 / 365), 4 / (16 * 185 / 365)  # last year's first 185 days against the year
+    assert season_indices(a, "year")[185] == pytest.approx(idx_a)
+    assert year_spanned(groups, 185) and not year_spanned(groups, 90)  # 181 + 185 >= 365 > 181 + 90
+    scale = season_scale(X, groups, "year")
+    assert scale == pytest.approx({185: (idx_a + idx_b) / 2})  # h = 90 (orders_275d) does not span a year
+    assert season_scale(X, groups, "all") == {} and season_scale(X, np.zeros(4), "year") == {}
+    fitted = BTYDStacker(seasonal="year", season_scale=scale).fit(a)
+    assert fitted.season_[185] == pytest.approx(idx_a / scale[185])
+    assert fitted.season_[90] == pytest.approx(season_indices(a, "all")[90])  # no scale: the raw index
 
 
 def test_level_factor_and_intercept_shift_are_hand_computed():
