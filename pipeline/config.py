@@ -107,9 +107,8 @@ class ModelConfig(_Frozen):
     # Stacking on a buy-till-you-die model (see tiercast.models.gbm.stacked): BTYD features per training cutoff, the
     # trees boosted from the BTYD prediction, blended with it by a weight chosen on the validation cutoff. "auto":
     # BG/NBD or Pareto/NBD, whichever predicts "no purchase" on the validation cutoffs best (log loss, label-free fits);
-    # it ranks better where Pareto/NBD fits, but a Pareto/NBD fit on a few hundred wholesale customers can take a
-    # minute.
-    btyd: Literal["auto", "bgnbd", "paretonbd"] | None = "bgnbd"
+    # "bgnbd" alone trains faster (a Pareto/NBD fit costs about ten BG/NBD fits).
+    btyd: Literal["auto", "bgnbd", "paretonbd"] | None = "auto"
     blend: bool = True
     # Hyperparameter candidates tried on the validation cutoff: "default" = the built-in grid
     # (tiercast.models.gbm.lgbm.DEFAULT_GRID), "none" = only value_params / churn_params, or an explicit list.
@@ -122,12 +121,14 @@ class ModelConfig(_Frozen):
     # Scale the BTYD rate by the seasonal index of the next horizon (last year's same window against the year's
     # rate; needs a year of history and the 365-day feature window, else the plain BTYD model). true / "all":
     # counted on every customer with a year of history (reads dropouts as a season: about 1.15 on a world with
-    # none); "alive": on the customers certainly alive all year (a purchase in the last horizon), against their
-    # rate over the rest of the year, horizons under half a year; false: no index.
-    seasonal: bool | Literal["all", "alive"] = True
+    # none); "year": that index divided by its mean over the training cutoffs when their windows cover a year (the
+    # seasons average out there, the dropout bias stays); "alive": on the customers certainly alive all year (a
+    # purchase in the last horizon), against their rate over the rest of the year, horizons under half a year;
+    # false: no index.
+    seasonal: bool | Literal["all", "alive", "year"] = "year"
     # Put the level of the scored rows' predictions (total spend, mean churn probability) on the BTYD model fitted
-    # at the scoring cutoff; the trees keep the ranking.
-    btyd_level: bool = False
+    # at the scoring cutoff, which reads the newest history; the trees and the calibration keep the ranking.
+    btyd_level: bool = True
     # `tiercast backtest`: number of test cutoffs (step_days apart, the latest = the training test cutoff) and
     # paired-bootstrap replicates for "tiercast minus best baseline".
     backtest_n_tests: int = Field(default=4, ge=1)

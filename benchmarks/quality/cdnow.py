@@ -75,6 +75,7 @@ from tiercast.models.evaluation import (
 from tiercast.models.gbm.churn import ChurnModel
 from tiercast.models.gbm.lgbm import DEFAULT_GRID
 from tiercast.models.gbm.value import ValueModel
+from tiercast.pipeline.config import ModelConfig
 
 METHODS = ("naive", "bgnbd_gg", "paretonbd_gg", "tiercast")
 
@@ -132,6 +133,10 @@ def _clean(d: dict[str, float]) -> dict[str, float | None]:
     }
 
 
+#: The default config's model settings, which the benchmark measures.
+_MODEL_DEFAULTS = ModelConfig()
+
+
 def run_cdnow_benchmark(
     data_path: str | Path = DEFAULT_PATH,
     *,
@@ -139,7 +144,9 @@ def run_cdnow_benchmark(
     transactions: pd.DataFrame | None = None,
     sample_every: int = 1,
     n_boot: int = 500,
-    btyd: str = "bgnbd",
+    btyd: str = _MODEL_DEFAULTS.btyd,
+    seasonal: bool | str = _MODEL_DEFAULTS.seasonal,
+    btyd_level: bool = _MODEL_DEFAULTS.btyd_level,
     param_grid: tuple[dict[str, Any], ...] | None = DEFAULT_GRID,
     windows_days: tuple[int, ...] = DEFAULT_WINDOWS_DAYS,
     return_predictions: bool = False,
@@ -156,7 +163,8 @@ def run_cdnow_benchmark(
     ``return_predictions`` adds ``predictions``: a frame of customer_id, the targets and every method's value and
     churn predictions (not JSON; for plots and checks). ``split``: :data:`STANDARD` (the published split) or
     :data:`REHEARSAL` (by name or as a :class:`Split`); ``references`` and ``targets`` belong to the standard split
-    and are empty for any other.
+    and are empty for any other. ``btyd``, ``seasonal`` and ``btyd_level`` default to the default config's model
+    settings, so the benchmark measures what a user trains.
     """
     sp = SPLITS[split] if isinstance(split, str) else split
     horizon = sp.horizon_days
@@ -166,19 +174,14 @@ def run_cdnow_benchmark(
         tx = tx[tx[CUSTOMER_ID].isin(ids)].reset_index(drop=True)
     rows = _benchmark_rows(tx, sp, tuple(windows_days), n_validation)
     common = {"horizon_days": horizon, "btyd": btyd, "param_grid": param_grid, "random_state": seed}
+    common |= {"seasonal": seasonal, "btyd_level": btyd_level}
     models = _fit_tiercast(rows, common)
     X_test = rows.test[rows.features].drop(columns=CUTOFF)
     preds = {"tiercast": (models["value"].predict(X_test), models["churn"].predict_proba(X_test)[:, 1])}
     preds |= _baseline_predictions(rows, sp)
     y = rows.test[FUTURE_VALUE].to_numpy(dtype=float)
     churned = rows.test[CHURNED].to_numpy(dtype=int)
-    methods = {
-        name: {
-            "value": _clean(value_metrics(y, preds[name][0])),
-            "churn": _clean(churn_metrics(churned, preds[name][1])),
-        }
-        for name in METHODS
-    }
+    methods = {name: _method_metrics(y, churned, *preds[name]) for name in METHODS}
     return BenchmarkResult(
         split=_split_record(sp, rows, seed=seed, sample_every=sample_every),
         methods=methods,
@@ -188,6 +191,11 @@ def run_cdnow_benchmark(
         targets=TARGETS if sp == STANDARD else {},
         predictions=_wide_predictions(rows.test, preds) if return_predictions else None,
     )
+
+
+def _method_metrics(y: np.ndarray, churned: np.ndarray, value: np.ndarray, churn: np.ndarray) -> dict[str, Any]:
+    """One method's value and churn metrics on the holdout."""
+    return {"value": _clean(value_metrics(y, value)), "churn": _clean(churn_metrics(churned, churn))}
 
 
 @dataclass(frozen=True)
@@ -314,6 +322,8 @@ def _model_record(models: dict[str, Any]) -> dict[str, Any]:
     v, c = models["value"], models["churn"]
     return {
         "btyd": v.btyd_,
+        "seasonal": v.seasonal,
+        "btyd_level": v.btyd_level,
         "value": {"n_trees": v.n_trees_, "weight": v.weight_, "num_leaves": v.params_.get("num_leaves")},
         "churn": {
             "n_trees": c.n_trees_,
