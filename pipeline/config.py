@@ -122,9 +122,9 @@ class ModelConfig(_Frozen):
     # rate; needs a year of history and the 365-day feature window, else the plain BTYD model). true / "all":
     # counted on every customer with a year of history (reads dropouts as a season: about 1.15 on a world with
     # none); "year": that index divided by its mean over the training cutoffs when their windows cover a year (the
-    # seasons average out there, the dropout bias stays); "alive": on the customers certainly alive all year (a
-    # purchase in the last horizon), against their rate over the rest of the year, horizons under half a year;
-    # false: no index.
+    # seasons average out there, the dropout bias stays; no index without such a year); "alive": on the customers
+    # certainly alive all year (a purchase in the last horizon), against their rate over the rest of the year,
+    # horizons under half a year; false: no index.
     seasonal: bool | Literal["all", "alive", "year"] = "year"
     # Put the level of the scored rows' predictions (total spend, mean churn probability) on the BTYD model fitted
     # at the scoring cutoff, which reads the newest history; the trees and the calibration keep the ranking.

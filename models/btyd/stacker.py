@@ -152,7 +152,7 @@ def season_indices(X: pd.DataFrame, method: str = "all") -> dict[int, float]:
     * ``"alive"``: only customers certainly alive through the year, against their rate over the rest of it
       (:func:`_season_alive`); about 1 with no season whatever the dropouts and the spread of rates;
     * ``"year"``: the ``"all"`` index, which a stacker divides by its mean over a year of training cutoffs
-      (:func:`season_scale`).
+      (:func:`season_scale`), and leaves out (index 1) where the training cutoffs do not cover a year.
     """
     if method in ("all", "year"):
         return _season_all(X)
@@ -222,9 +222,12 @@ class BTYDStacker(BaseEstimator):
 
 
 def _scaled_indices(X: pd.DataFrame, method: str | None, scale: dict[int, float] | None) -> dict[int, float]:
-    """The seasonal indices of X by ``method``, each divided by ``scale``'s value for its horizon (if any)."""
+    """The seasonal indices of X by ``method``, each divided by ``scale``'s value for its horizon (if any). With
+    ``"year"`` a horizon without a scale gets no index: its raw value would read the dropouts as a season."""
     raw = season_indices(X, method) if method else {}
     scale = scale or {}
+    if method == "year":
+        raw = {h: v for h, v in raw.items() if h in scale}
     return {h: float(np.clip(v / scale[h], *SEASON_CLIP)) if h in scale else v for h, v in raw.items()}
 
 
