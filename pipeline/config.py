@@ -134,6 +134,14 @@ class ModelConfig(_Frozen):
     backtest_n_tests: int = Field(default=4, ge=1)
     backtest_n_boot: int = Field(default=500, ge=0)
 
+    @field_validator("seasonal", mode="before")
+    @classmethod
+    def _season(cls, v: object) -> object:
+        """One line naming the choices (the union's own error lists a failed bool parse first)."""
+        if isinstance(v, bool) or v in ("all", "alive", "year"):
+            return v
+        raise ValueError(f"must be true, false, all, alive or year, got {v!r}")
+
 
 class MlflowConfig(_Frozen):
     """Where runs and models go. ``tracking_uri`` None means a sqlite store under the project folder,

@@ -85,6 +85,19 @@ def test_unknown_keys_are_rejected(tmp_path):
         load_config(cfg)
 
 
+@pytest.mark.parametrize("value", ["yearly", 1, "null"])
+def test_a_seasonal_setting_outside_the_choices_is_named_in_one_line(tmp_path, value):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"base: {Path('configs/demo.yaml').resolve()}\nmodels:\n  seasonal: {value}\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"bad\.yaml: models\.seasonal: .*must be true, false, all, alive or year"
+    ) as e:
+        load_config(cfg)
+    assert "\n" not in str(e.value)
+    assert load_config("configs/demo.yaml").models.seasonal == "year"
+    assert load_config("configs/demo.yaml", overrides={"models": {"seasonal": False}}).models.seasonal is False
+
+
 def test_cli_overrides_merge_deeply():
     cfg = load_config("configs/demo.yaml", overrides={"tiers": {"k": 3}, "horizon_days": 30})
     assert cfg.tiers.k == 3
