@@ -344,7 +344,8 @@ def test_benchmark_cdnow_rehearsal_split_has_no_targets(demo_run):
     out = tmp / "rehearsal.json"
     data = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
     args = ["benchmark", "cdnow", "--data", str(data), "--config", str(cfg), "--json", str(out), "--split", "rehearsal"]
-    result = runner.invoke(app, [*args, "--sample-every", "10", "--n-boot", "0"])
+    # the split's wiring is under test, not the fit: a small sample (every 20th customer) suffices
+    result = runner.invoke(app, [*args, "--sample-every", "20", "--n-boot", "0"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     doc = json.loads(out.read_text())
     assert doc["split"]["name"] == "rehearsal" and doc["split"]["holdout"] == ["1997-07-01", "1997-09-30"]
