@@ -343,11 +343,26 @@ def test_benchmark_cdnow_rehearsal_split_has_no_targets(demo_run):
     tmp, cfg, _ = demo_run
     out = tmp / "rehearsal.json"
     data = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
-    args = ["benchmark", "cdnow", "--data", str(data), "--config", str(cfg), "--json", str(out), "--split", "rehearsal"]
+    mine = tmp / "bgnbd.yaml"  # the config's model settings are the ones benchmarked
+    models = {"btyd": "bgnbd", "seasonal": False, "btyd_level": False}
+    mine.write_text(yaml.safe_dump({"base": str(cfg), "models": models}), encoding="utf-8")
+    args = [
+        "benchmark",
+        "cdnow",
+        "--data",
+        str(data),
+        "--config",
+        str(mine),
+        "--json",
+        str(out),
+        "--split",
+        "rehearsal",
+    ]
     # the split's wiring is under test, not the fit: a small sample (every 20th customer) suffices
     result = runner.invoke(app, [*args, "--sample-every", "20", "--n-boot", "0"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     doc = json.loads(out.read_text())
+    assert {k: doc["tiercast_model"][k] for k in models} == models
     assert doc["split"]["name"] == "rehearsal" and doc["split"]["holdout"] == ["1997-07-01", "1997-09-30"]
     assert doc["targets"] == {} and "target" not in result.output
     assert "rehearsal split" in result.output
