@@ -31,13 +31,7 @@ def benchmark_cdnow(
         Path | None, typer.Option("--json", help="Write the result JSON here.", callback=out_file)
     ] = None,
     config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="Config for the MLflow store and the model settings models.btyd, seasonal and btyd_level "
-            "(default: the cdnow preset).",
-        ),
+        Path | None, typer.Option("--config", "-c", help="MLflow store and model settings (default: the cdnow preset).")
     ] = None,
     n_boot: Annotated[int, typer.Option(help="Paired-bootstrap replicates.", min=0)] = 500,
     sample_every: Annotated[int, typer.Option(help="Keep every k-th customer (quicker, noisier).", min=1)] = 1,
@@ -71,9 +65,7 @@ def benchmark_cdnow(
         sample_every=sample_every,
         return_predictions=True,
         split=split.value,
-        btyd=cfg.models.btyd,
-        seasonal=cfg.models.seasonal,
-        btyd_level=cfg.models.btyd_level,
+        **cfg.models.model_dump(include={"btyd", "seasonal", "btyd_level"}),  # the config's models are benchmarked
     )
     run_id = log_cdnow_benchmark(cfg, data, result, transactions=tx)
     per_customer = cdnow_predictions(result)
