@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tiercast.features.contract import TIMESTAMP
 
@@ -93,6 +93,26 @@ class ReasonTally:
     def reason_counts(self) -> dict[str, int]:
         """Rows set aside per reason."""
         return dict(self.reasons)
+
+
+class _ReadSource(Protocol):
+    n_read: int
+    where: str
+
+
+class SourceTally(ReasonTally):
+    """A :class:`ReasonTally` of an engine's ingestion: rows read and the source's name come from the source as
+    read (``raw``), on DuckDB and on Spark alike."""
+
+    raw: _ReadSource
+
+    @property
+    def n_read(self) -> int:
+        return self.raw.n_read
+
+    @property
+    def source(self) -> str:
+        return self.raw.where
 
 
 def unparseable_column(where: str, column: str, kind: str, fmt: str | None, n_rows: int, examples: list[str]) -> str:

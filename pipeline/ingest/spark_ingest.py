@@ -32,7 +32,7 @@ import pyarrow as pa
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.engine.session import session_of
 from tiercast.pipeline.ingest import spark_source as sp
-from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally, unparseable_column
+from tiercast.pipeline.ingest.common import REASONS, InputError, SourceTally, unparseable_column
 from tiercast.pipeline.ingest.raw import ROW
 from tiercast.pipeline.ingest.row_rules import DUPLICATE, PRICE, RuleSet, good_number, reason
 from tiercast.pipeline.ingest.sql import CANONICAL
@@ -57,7 +57,7 @@ def reads(src: TransactionSource) -> bool:
 
 
 @dataclass(eq=False)
-class SparkIngest(ReasonTally):
+class SparkIngest(SourceTally):
     """The outcome of :func:`ingest`: counts, the judged rows (cached on Spark) and the source as read."""
 
     con: ibis.BaseBackend
@@ -67,14 +67,6 @@ class SparkIngest(ReasonTally):
     reasons: dict[str, int] = field(default_factory=dict)
     #: first and last time of the accepted rows (counted with the reasons); None without accepted rows
     bounds: tuple[pd.Timestamp, pd.Timestamp] | None = None
-
-    @property
-    def n_read(self) -> int:
-        return self.raw.n_read
-
-    @property
-    def source(self) -> str:
-        return self.raw.where
 
     @property
     def accepted(self) -> ir.Table:

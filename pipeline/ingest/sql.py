@@ -29,7 +29,7 @@ import pandas as pd
 
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.ingest import columns as col
-from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally, unparseable_column
+from tiercast.pipeline.ingest.common import REASONS, InputError, SourceTally, unparseable_column
 from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
 
 if TYPE_CHECKING:
@@ -44,21 +44,13 @@ CANONICAL = (CUSTOMER_ID, TIMESTAMP, AMOUNT, ORDER_ID, QUANTITY, PRODUCT_ID, CAT
 
 
 @dataclass(eq=False)
-class EngineIngest(ReasonTally):
+class EngineIngest(SourceTally):
     """The outcome of :func:`ingest`: counts, and the relations ``_tc_accepted`` / ``_tc_bad`` on ``con``."""
 
     con: duckdb.DuckDBPyConnection
     raw: RawSource
     columns: tuple[str, ...]  # canonical columns of the accepted view
     reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def n_read(self) -> int:
-        return self.raw.n_read
-
-    @property
-    def source(self) -> str:
-        return self.raw.where
 
     def quarantine_sql(self) -> str:
         """The quarantine rows: the source columns as read, ``source_row`` and ``reason``, in source order."""
