@@ -232,10 +232,10 @@ class StackedModel(BaseEstimator, ABC):
         days = per_row_days(label_days, len(X), h) if h is not None or label_days is not None else None
         self.btyd_, self.btyd_scores_ = self.btyd, {}
         # the seasonal scale reads feature rows only (label-free): every cutoff counts, the validation ones too
-        rows, rg = X, g
-        if X_val is not None and len(X_val):
+        method, rows, rg = season_method(getattr(self, "seasonal", True)), X, g
+        if method == "year" and X_val is not None and len(X_val):  # no copy of the rows where nothing is scaled
             rows, rg = pd.concat([X, X_val]), np.concatenate([g, groups_of(X_val, None)])
-        self.season_scale_ = season_scale(rows, rg, season_method(getattr(self, "seasonal", True)))
+        self.season_scale_ = season_scale(rows, rg, method)
         if self.stacked and self.btyd == "auto":
             if X_val is not None and len(X_val) and y_val is not None:
                 rows, labels, rg = X_val, y_val, groups_of(X_val, None)
