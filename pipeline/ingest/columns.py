@@ -15,6 +15,7 @@ import re
 import duckdb
 import pandas as pd
 
+from tiercast.pipeline.ingest.common import NUMBER_PATTERN
 from tiercast.pipeline.ingest.parsing import parse_timestamps
 from tiercast.pipeline.ingest.raw import RAW, ROW, lit, run
 
@@ -25,7 +26,6 @@ _BLANKS = (
     "\u2028\u2029\u202f\u205f\u3000"
 )
 #: What ``pd.to_numeric`` reads as a finite number (DuckDB's cast also takes '1_000'; inf / nan are bad anyway).
-_NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 #: strptime directives DuckDB reads like pandas' ``to_datetime(format=...)``.
 _SQL_DIRECTIVES = set("YmdHMSyjbBpIaA%")
 _INT = re.compile(r"(U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?|UHUGEINT)")
@@ -126,7 +126,7 @@ def number(c: str, duck_type: str, decimal: str, na_values: tuple[str, ...]) -> 
     t = text(c, duck_type, na_values)
     if decimal == ",":
         t = f"replace({t}, ',', '.')"
-    return f"(CASE WHEN regexp_full_match({t}, {lit(_NUMBER)}) THEN TRY_CAST({t} AS DOUBLE) END)"
+    return f"(CASE WHEN regexp_full_match({t}, {lit(NUMBER_PATTERN)}) THEN TRY_CAST({t} AS DOUBLE) END)"
 
 
 def good_number(expr: str) -> str:

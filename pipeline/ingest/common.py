@@ -40,6 +40,9 @@ SATISFACTION_REASONS: tuple[str, ...] = (
 #: Amounts, quantities and prices at or beyond this magnitude are ``non_numeric_amount``: money is summed exactly
 #: as DECIMAL(38, 6) (:mod:`tiercast.features.rfm`), which holds sums of up to 1e8 such lines.
 MAX_ABS_NUMBER = 1e24
+#: What a number written as text may look like, for every engine (pandas, DuckDB, Spark): an optional sign, digits
+#: with at most one decimal point, an optional exponent. Nothing else (no inner blanks, no "inf" or "nan" text).
+NUMBER_PATTERN = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 
 
 class InputError(Exception):

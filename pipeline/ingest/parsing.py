@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
-from tiercast.pipeline.ingest.common import MAX_ABS_NUMBER
+from tiercast.pipeline.ingest.common import MAX_ABS_NUMBER, NUMBER_PATTERN
 
 TS_UNIT = "datetime64[us]"
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
@@ -87,6 +87,8 @@ def _per_distinct(t: pd.Series, parse, missing, dtype: str) -> pd.Series:
 def _parse_numbers(t: pd.Series, decimal: str) -> pd.Series:
     if decimal == ",":
         t = t.str.replace(",", ".", regex=False)
+    # the pattern first: pandas alone reads some malformed text, e.g. "+1e 1" as 10
+    t = t.where(t.str.fullmatch(NUMBER_PATTERN).fillna(False).astype(bool))
     return pd.to_numeric(t, errors="coerce").astype("float64")
 
 

@@ -33,8 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiercast.features.contract import CUSTOMER_ID, TIMESTAMP
-from tiercast.pipeline.ingest.columns import _NUMBER
-from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.common import NUMBER_PATTERN, InputError
 from tiercast.pipeline.ingest.raw import _PANDAS_INDEX, ROW, _header_names
 from tiercast.pipeline.ingest.readers import check_file, check_utf8, delimiter_hint
 from tiercast.pipeline.ingest.row_rules import BLANK_CLASS, DUPLICATE
@@ -215,7 +214,7 @@ def number(c: Column, k: str, decimal: str, na_values: tuple[str, ...]) -> Colum
     t = text(c, k, na_values)
     if decimal == ",":
         t = F.regexp_replace(t, ",", ".")
-    return F.when(t.rlike(f"^(?:{_NUMBER})$"), t.try_cast("double"))
+    return F.when(t.rlike(f"^(?:{NUMBER_PATTERN})$"), t.try_cast("double"))
 
 
 def timestamp(c: Column, k: str, arrow_type: pa.DataType | None, src: TransactionSource, formats: list[str]) -> Column:

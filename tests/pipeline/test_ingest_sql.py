@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tiercast.pipeline.config import Config
@@ -147,6 +147,7 @@ def test_sql_text_and_ids_match_pandas(values: list[str | None]) -> None:
 
 @PROPERTY
 @given(st.lists(_TEXT | st.none(), min_size=1, max_size=20), st.sampled_from([".", ","]))
+@example(["+1e 1", "1e 1", "+1 e1", "1e+1"], ".")  # pandas alone reads "+1e 1" as 10
 def test_sql_numbers_match_pandas(values: list[str | None], decimal: str) -> None:
     raw = pd.Series(values, dtype="object")
     parsed, bad = parse_numbers(raw, decimal, DEFAULT_NA_VALUES)
@@ -154,6 +155,11 @@ def test_sql_numbers_match_pandas(values: list[str | None], decimal: str) -> Non
     expr = col.number("v", "VARCHAR", decimal, DEFAULT_NA_VALUES)
     got = _sql_values(f"CASE WHEN {col.good_number(expr)} THEN {expr} END", values)
     assert got == expected
+
+
+def test_a_blank_inside_a_number_makes_it_no_number() -> None:
+    parsed, bad = parse_numbers(pd.Series(["+1e 1", "1e+1", "- 5", "5"]), ".", DEFAULT_NA_VALUES)
+    assert bad.tolist() == [True, False, True, False] and parsed[[1, 3]].tolist() == [10.0, 5.0]
 
 
 @PROPERTY
