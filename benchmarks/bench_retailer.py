@@ -82,6 +82,11 @@ def _compare(a: pd.DataFrame, b: pd.DataFrame, n_boot: int, seed: int) -> dict[s
     return out
 
 
+#: Metrics of the same ranking computed from different scores differ by float rounding (1e-16 on an AUC); a point
+#: estimate within this of the best BTYD model's is a tie, not a loss.
+ROUNDING = 1e-12
+
+
 def world_checks(world: World, rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> dict[str, Any]:
     """The targets for a world, each with the measured values and whether it is met at every cutoff."""
     by = {(r[CUTOFF], r["method"]): r for r in rows}
@@ -110,7 +115,7 @@ def world_checks(world: World, rows: list[dict[str, Any]], comparisons: list[dic
     check(
         "nGini and AUC at or above the best fitted BTYD at every cutoff (point estimates)",
         {c: {m: tc[c][m] - best[c][m] for m in best[c]} for c in tc},
-        all(tc[c][m] >= best[c][m] for c in tc for m in best[c]),
+        all(tc[c][m] >= best[c][m] - ROUNDING for c in tc for m in best[c]),
     )
     vals = {c: comp[c]["vs_best_btyd"] for c in tc}
     check(

@@ -118,7 +118,8 @@ class ModelConfig(_Frozen):
     # Churn probability calibration on the validation cutoffs (tiercast.models.gbm.churn.CALIBRATIONS): "platt" maps
     # the whole log-odds, "offset" only the trees' correction (the BTYD log-odds kept), "auto" picks by window.
     churn_calibration: Literal["auto", "platt", "offset"] = "auto"
-    # Scale the BTYD rate by the seasonal index of the next horizon (last year's same window against the year's
+    # Set the level of the BTYD outputs (expected spend, mean P(no purchase)) by the seasonal index of the next
+    # horizon, their ranking kept (last year's same window against the year's
     # rate; needs a year of history and the 365-day feature window, else the plain BTYD model). true / "all":
     # counted on every customer with a year of history (reads dropouts as a season: about 1.15 on a world with
     # none); "year": that index divided by its mean over the training cutoffs when their windows cover a year (the

@@ -17,7 +17,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.models.btyd.stacker import BTYDStacker
 from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
-from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, intercept_shift
+from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight
+from tiercast.models.levels import intercept_shift
 
 _EPS = 1e-6
 

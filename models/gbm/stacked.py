@@ -44,12 +44,11 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
-from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import ID_COLUMNS
+from tiercast.models.btyd.seasons import season_method, season_scale
 from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
     BTYDStacker,
@@ -57,8 +56,6 @@ from tiercast.models.btyd.stacker import (
     fit_stacker,
     groups_of,
     per_row_days,
-    season_method,
-    season_scale,
     stacked_btyd,
     val_groups,
 )
@@ -125,30 +122,6 @@ def gain_over_btyd(
 
 #: Blend weights tried on the validation cutoff: link(prediction) = offset + w * trees.
 BLEND_WEIGHTS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
-
-
-def level_factor(target: np.ndarray, predicted: np.ndarray) -> float | None:
-    """Target total over predicted total (the factor putting a prediction's level on the target's), None when
-    either total is not positive (nothing to scale by)."""
-    want, pred = float(np.sum(target)), float(np.sum(predicted))
-    return want / pred if want > 0 and pred > 0 else None
-
-
-def intercept_shift(eta: np.ndarray, target: np.ndarray) -> float | None:
-    """The shift b with ``sum(sigmoid(eta + b)) = sum(target)``: the intercept putting the mean probability of a
-    logistic model with log-odds ``eta`` on the mean of ``target`` (probabilities or 0/1 outcomes; with outcomes it
-    is the maximum-likelihood intercept with the slope held). None when the target mean is 0 or 1."""
-    eta, target = np.asarray(eta, dtype=float), np.asarray(target, dtype=float)
-    want = float(target.sum())
-    if len(target) == 0 or want <= 0 or want >= len(target):
-        return None
-    gap = lambda b: float(expit(eta + b).sum()) - want  # noqa: E731 (increasing in b)
-    lo, hi = -1.0, 1.0
-    while gap(lo) > 0:
-        lo *= 2
-    while gap(hi) < 0:
-        hi *= 2
-    return float(brentq(gap, lo, hi, xtol=1e-10))
 
 
 class StackedModel(BaseEstimator, ABC):

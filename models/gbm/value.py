@@ -14,7 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 from tiercast.models.btyd.stacker import BTYDStacker, val_groups
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
-from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, gain_over_btyd, level_factor
+from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, gain_over_btyd
+from tiercast.models.levels import level_factor
 
 
 def _gini_or_nan(y: np.ndarray, pred: np.ndarray) -> float:

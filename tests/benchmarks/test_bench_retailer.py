@@ -110,3 +110,11 @@ def test_checks_say_met_or_missed():
     truth = "matches the true model within noise (no nGini / AUC interval of tiercast - true wholly below 0)"
     assert world_checks(flat, _rows(100.0, 0.62), _comparison(-0.005))[truth]["met"]
     assert not world_checks(flat, _rows(100.0, 0.62), _comparison(-0.03))[truth]["met"]
+
+
+def test_a_tie_up_to_rounding_is_at_the_best_btyd_and_a_loss_of_1e_6_is_not():
+    """Two metrics of one ranking from different scores differ by float rounding only (1e-16 on an AUC)."""
+    point = "nGini and AUC at or above the best fitted BTYD at every cutoff (point estimates)"
+    tie = world_checks(WORLDS["seasonal"], _rows(110.0, 0.61 - 2e-16), _comparison(-0.005))
+    assert tie[point]["met"]
+    assert not world_checks(WORLDS["seasonal"], _rows(110.0, 0.61 - 1e-6), _comparison(-0.005))[point]["met"]

@@ -5,21 +5,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from tiercast.benchmarks.retailer import WORLDS, generate_world, seasonal_clock
-from tiercast.features.build import build_features
 from tiercast.features.training_set import build_training_set
 from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.seasons import season_indices, season_method, season_scale, year_spanned
 from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
     BTYD_MODELS,
     BTYDStacker,
     btyd_inputs,
     choose_btyd,
-    season_indices,
-    season_method,
-    season_scale,
     stacked_btyd,
-    year_spanned,
 )
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.gbm.churn import ChurnModel, _offset_bic_score, _offset_platt, _platt_bic_score
@@ -28,8 +23,6 @@ from tiercast.models.gbm.stacked import (
     PurgeWarning,
     choose_weight,
     gain_over_btyd,
-    intercept_shift,
-    level_factor,
     purge_mask,
 )
 from tiercast.models.gbm.value import ValueModel
@@ -404,108 +397,28 @@ def test_several_validation_cutoffs_form_rolling_origin_folds(frames):
     assert one.folds_ is None  # one validation cutoff: the single time-separated fit as before
 
 
-def test_season_index_is_last_years_window_against_the_years_average():
-    X = pd.DataFrame(
-        {
-            "tenure_days": [400.0, 500.0, 380.0, 100.0],  # the last customer is not a year old: left out
-            "orders_365d": [4.0, 8.0, 0.0, 50.0],
-            "orders_275d": [2.0, 6.0, 0.0, 50.0],
-        }
+def _assert_index_read(seasonal: BTYDStacker, plain: BTYDStacker, rows: pd.DataFrame, h: int) -> None:
+    """The index sets the level, the plain model the ranking: expected purchases and value are the plain model's at
+    h times one factor each, P(no purchase) its log-odds plus one shift, so that the totals (the mean) over the
+    fitted rows are the plain model's at the effective horizon h * index."""
+    index, level = seasonal.season_[h], seasonal.season_level_[h]
+    got, at_h, at_effective = seasonal.transform(rows, h), plain.transform(rows, h), plain.transform(rows, h * index)
+    assert index != pytest.approx(1.0) and level["btyd_p_no_purchase"] != pytest.approx(0.0)
+    for col in ("btyd_expected_purchases", "btyd_expected_value"):
+        np.testing.assert_allclose(got[col], at_h[col] * level[col])
+        assert got[col].sum() == pytest.approx(at_effective[col].sum())
+    np.testing.assert_allclose(
+        got[["btyd_p_alive", "btyd_expected_avg_spend"]], at_h[["btyd_p_alive", "btyd_expected_avg_spend"]]
     )
-    # last year's next 90 days: (4 + 8) - (2 + 6) = 4 orders against 12 * 90 / 365 in an average 90 days
-    assert season_indices(X) == pytest.approx({90: 4 / (12 * 90 / 365)})
-    assert season_indices(X.assign(tenure_days=200.0)) == {}  # no year of history: no index
-    assert season_indices(X.drop(columns="orders_275d")) == {}
-
-
-def test_alive_season_index_is_hand_computed():
-    X = pd.DataFrame(
-        {
-            "tenure_days": [400.0, 500.0, 380.0, 100.0, 420.0],
-            "orders_365d": [4.0, 8.0, 3.0, 50.0, 6.0],
-            "orders_275d": [2.0, 6.0, 3.0, 50.0, 1.0],
-            "orders_90d": [1.0, 2.0, 0.0, 50.0, 0.0],
-        }
+    clipped = lambda p: np.clip(p, 1e-4, 1 - 1e-4)  # noqa: E731 (P(no purchase) may be 0 or 1)
+    logit = lambda p: np.log(clipped(p) / (1 - clipped(p)))  # noqa: E731
+    np.testing.assert_allclose(
+        logit(got["btyd_p_no_purchase"]) - logit(at_h["btyd_p_no_purchase"]), level["btyd_p_no_purchase"]
     )
-    # qualifying: a year old and a purchase in the last 90 days -> rows 0 and 1 (row 3 is not a year old; rows 2
-    # and 4 bought nothing lately: row 4, all of whose purchases fall early in the year, is the dropout the index
-    # must not read as a season). Last year's next 90 days: (4 - 2) + (8 - 6) = 4 orders; the reference
-    # [cutoff - 365, cutoff - 90): (4 - 1) + (8 - 2) = 9 orders over 275 days, 9 * 90 / 275 in 90 days. No index
-    # for h = 365 - 90 = 275 (orders_90d read as last year's window): from half a year on, the conditioning window
-    # [cutoff - 275, cutoff) would overlap last year's window [cutoff - 365, cutoff - 90)
-    assert season_indices(X, "alive") == pytest.approx({90: 4 / (9 * 90 / 275)})
-    assert season_indices(X, "alive") != season_indices(X, "all")
-    assert season_indices(X.assign(tenure_days=200.0), "alive") == {}  # no year of history: no index
-    assert season_indices(X.drop(columns="orders_275d"), "alive") == {}  # no window a year back
-    assert season_indices(X.drop(columns="orders_90d"), "alive") == {}  # no window to tell who is alive
-    assert season_indices(X.assign(orders_90d=0.0), "alive") == {}  # nobody certainly alive
-    with pytest.raises(ValueError, match="season index method"):
-        season_indices(X, "peak")
+    assert got["btyd_p_no_purchase"].mean() == pytest.approx(at_effective["btyd_p_no_purchase"].mean(), rel=1e-6)
 
 
-def _season_rows(name: str, cutoff: str) -> pd.DataFrame:
-    return build_features(_world_tx(name), cutoff=pd.Timestamp(cutoff), windows_days=(365,), horizon_days=91)
-
-
-_WORLD_TX: dict[str, pd.DataFrame] = {}
-
-
-def _world_tx(name: str) -> pd.DataFrame:
-    if name not in _WORLD_TX:
-        _WORLD_TX[name] = generate_world(WORLDS[name])
-    return _WORLD_TX[name]
-
-
-def _alive_counts(X: pd.DataFrame, h: int = 91) -> tuple[float, float]:
-    """(orders in last year's window, orders in the reference window) of the customers the index counts."""
-    alive = (X["tenure_days"] >= 365) & (X[f"orders_{h}d"] > 0)
-    window = (X["orders_365d"] - X[f"orders_{365 - h}d"])[alive].sum()
-    return float(window), float((X["orders_365d"] - X[f"orders_{h}d"])[alive].sum())
-
-
-def _index_se(X: pd.DataFrame, h: int = 91) -> float:
-    """Standard error of the index: given each qualifying customer's reference count, the orders falling in last
-    year's window (a part of the reference) are binomial with the window's share p of the reference, so W / R has
-    variance p (1 - p) / R, and the index is W / R * (365 - h) / h."""
-    w, r = _alive_counts(X, h)
-    p = w / r
-    return float(np.sqrt(p * (1 - p) / r) * (365 - h) / h)
-
-
-@pytest.mark.parametrize("name", ["btyd_one_cohort", "btyd_cohorts"])
-def test_alive_season_index_is_one_without_a_season(name):
-    """On the synthetic worlds with no season (Pareto/NBD customers, one cohort or yearly cohorts) the index is 1
-    within sampling noise, where counting every year-old customer reads the dropouts as a peak."""
-    X = _season_rows(name, "2022-10-01")
-    se = _index_se(X)
-    assert se < 0.03  # about 1,500 qualifying customers, 10,000 reference orders: a tight test
-    index = season_indices(X, "alive")[91]
-    assert abs(index - 1.0) < 4 * se
-    assert season_indices(X, "all")[91] > 1.0 + 4 * se  # the old count: dropouts buy early in the year
-
-
-def _true_index(name: str, cutoff: str, h: int = 91) -> float:
-    """The seasonal world's purchase rate over last year's window against the rate over [cutoff - 365, cutoff - h)
-    (the world's clock: a day of month m counts as season[m] days of customer time)."""
-    world = WORLDS[name]
-    cal, cum = seasonal_clock(world)
-    c = pd.Timestamp(cutoff)
-    clock = lambda t: np.interp((t - pd.Timestamp(world.start)).days, cal, cum)  # noqa: E731
-    a, b, e = c - pd.Timedelta(days=365), c - pd.Timedelta(days=365 - h), c - pd.Timedelta(days=h)
-    return float(((clock(b) - clock(a)) / h) / ((clock(e) - clock(a)) / (365 - h)))
-
-
-@pytest.mark.parametrize("cutoff", ["2022-10-01", "2022-06-01"])
-def test_alive_season_index_reads_the_true_season(cutoff):
-    """With a December peak (November 1.3, December 2.5 times the ordinary rate) the index is the true ratio of
-    rates: about 1.3 for the fourth quarter, 0.83 for the summer (the reference year holds the peak)."""
-    X = _season_rows("seasonal", cutoff)
-    truth, se = _true_index("seasonal", cutoff), _index_se(X)
-    assert se < 0.04 and abs(truth - 1.0) > 8 * se  # a season the sample can tell from none
-    assert season_indices(X, "alive")[91] == pytest.approx(truth, abs=4 * se)
-
-
-def test_seasonal_btyd_reads_the_rate_at_the_effective_horizon(frames):
+def test_seasonal_btyd_puts_its_level_where_the_effective_horizon_reads_it(frames):
     train, _, _, _ = frames
     rows = train[train["cutoff"] == train["cutoff"].max()].copy()
     plain = BTYDStacker(seasonal=False).fit(rows)
@@ -513,15 +426,12 @@ def test_seasonal_btyd_reads_the_rate_at_the_effective_horizon(frames):
     seasonal = BTYDStacker().fit(peak)
     index = seasonal.season_[90]
     assert index == pytest.approx(8 / (12 * 90 / 365))
-    np.testing.assert_allclose(
-        seasonal.transform(peak, 90).to_numpy(), BTYDStacker(seasonal=False).fit(peak).transform(peak, 90 * index)
-    )
+    _assert_index_read(seasonal, BTYDStacker(seasonal=False).fit(peak), peak, 90)
     assert plain.season_ == {} and BTYDStacker().fit(rows).season_ == {}  # a short history: the plain model
+    assert plain.season_level_ == {}
     alive = BTYDStacker(seasonal="alive").fit(peak)
     assert alive.season_ == pytest.approx({90: 8 / (10 * 90 / 275)})  # everyone bought lately: all qualify
-    np.testing.assert_allclose(
-        alive.transform(peak, 90).to_numpy(), plain.fit(peak).transform(peak, 90 * alive.season_[90])
-    )
+    _assert_index_read(alive, plain.fit(peak), peak, 90)
     assert season_method(True) == "all" and season_method(False) is None and season_method("alive") == "alive"
     with pytest.raises(ValueError, match="seasonal must be"):
         BTYDStacker(seasonal="peak").fit(peak)
@@ -548,17 +458,6 @@ def test_year_scale_divides_the_index_by_its_mean_over_a_year_of_cutoffs(frames)
     assert fitted.season_[185] == pytest.approx(idx_a / scale[185])
     assert 90 in season_indices(a, "year") and 90 not in fitted.season_  # no year of cutoffs for h = 90: no index
     assert BTYDStacker(seasonal="year").fit(a).season_ == {} and BTYDStacker(seasonal="all").fit(a).season_
-
-
-def test_level_factor_and_intercept_shift_are_hand_computed():
-    assert level_factor(np.array([2.0, 4.0, 0.0]), np.array([1.0, 2.0, 0.0])) == pytest.approx(2.0)
-    assert level_factor(np.array([0.0, 0.0]), np.array([1.0, 1.0])) is None  # no target level
-    # log-odds 0 for everyone, a target mean of 1/4: the intercept is logit(1/4) = -log 3
-    assert intercept_shift(np.zeros(4), np.array([1, 0, 0, 0])) == pytest.approx(-np.log(3.0))
-    assert intercept_shift(np.zeros(2), np.array([0.25, 0.25])) == pytest.approx(-np.log(3.0))  # probabilities
-    # log-odds (-log 3, log 3): mean probability (1/4 + 3/4) / 2 = 1/2 already, no shift
-    assert intercept_shift(np.log([1 / 3, 3.0]), np.array([1, 0])) == pytest.approx(0.0, abs=1e-9)
-    assert intercept_shift(np.zeros(3), np.zeros(3)) is None and intercept_shift(np.zeros(3), np.ones(3)) is None
 
 
 @pytest.mark.parametrize("which", ["value", "churn"])
