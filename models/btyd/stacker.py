@@ -97,11 +97,12 @@ class BTYDStacker(BaseEstimator):
     def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
         """:data:`BTYD_FEATURES` for ``horizon_days``, indexed like X (row-wise)."""
         check_is_fitted(self, "btyd_")
-        out = self.btyd_.transform(btyd_inputs(X), float(horizon_days))[list(BTYD_FEATURES)]
-        level = getattr(self, "season_level_", {}).get(int(round(float(horizon_days))))
-        if level is not None:
-            return _with_level(out, level)
-        return out
+        h, key, inputs = float(horizon_days), int(round(float(horizon_days))), btyd_inputs(X)
+        if not hasattr(self, "season_level_"):  # saved before the index set levels: read as it was then
+            return self.btyd_.transform(inputs, h * getattr(self, "season_", {}).get(key, 1.0))[list(BTYD_FEATURES)]
+        out = self.btyd_.transform(inputs, h)[list(BTYD_FEATURES)]
+        level = self.season_level_.get(key)
+        return out if level is None else _with_level(out, level)
 
     @staticmethod
     def value_offset(features: pd.DataFrame) -> np.ndarray:

@@ -1,5 +1,7 @@
 """BTYD stacking inside the value and churn models: per-cutoff fits, offsets, blend, purge, row-wise scoring."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -427,6 +429,11 @@ def test_seasonal_btyd_puts_its_level_where_the_effective_horizon_reads_it(frame
     index = seasonal.season_[90]
     assert index == pytest.approx(8 / (12 * 90 / 365))
     _assert_index_read(seasonal, BTYDStacker(seasonal=False).fit(peak), peak, 90)
+    saved_before_levels = copy.deepcopy(seasonal)
+    del saved_before_levels.season_level_  # a stacker saved when the index was read as a horizon scores as then
+    np.testing.assert_allclose(
+        saved_before_levels.transform(peak, 90), BTYDStacker(seasonal=False).fit(peak).transform(peak, 90 * index)
+    )
     assert plain.season_ == {} and BTYDStacker().fit(rows).season_ == {}  # a short history: the plain model
     assert plain.season_level_ == {}
     alive = BTYDStacker(seasonal="alive").fit(peak)
