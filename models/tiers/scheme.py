@@ -199,8 +199,8 @@ class TierScheme(ValueTiers):
             if self.k > len(names):
                 raise ValueError(f"k={self.k} tiers but only {len(names)} names: {names}")
             candidates = [self.k]
-        else:
-            candidates = list(range(2, k_hi + 1))
+        else:  # k from the data: at most as many tiers as distinct positive values
+            candidates = [k for k in range(2, k_hi + 1) if k <= max(len(np.unique(pos)), 2)]
         if len(np.unique(pos)) < max(candidates):
             raise InsufficientDataError(
                 f"too few distinct positive values ({len(np.unique(pos))}) to form {max(candidates)} tiers; "
@@ -226,9 +226,10 @@ class TierScheme(ValueTiers):
             if len(candidates) == 1:
                 scores[k] = np.nan
                 break
-            if shares.min() < self.min_share:
-                continue
-            scores[k] = float(silhouette_score(space, labels)) if len(np.unique(labels)) > 1 else -1.0
+            n_labels = len(np.unique(labels))
+            if shares.min() < self.min_share or n_labels >= len(labels):
+                continue  # too small a tier, or every customer a tier of their own (no silhouette)
+            scores[k] = float(silhouette_score(space, labels)) if n_labels > 1 else -1.0
         if not scores:
             raise InsufficientDataError(
                 f"no number of tiers in {candidates} gives every tier a share >= {self.min_share}; "

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
-from tiercast.models.tiers.scheme import TierScheme
+from tiercast.models.tiers.scheme import InsufficientDataError, TierScheme
 
 
 def _lognormal(n: int = 2000, seed: int = 0) -> np.ndarray:
@@ -44,6 +44,20 @@ def test_k_is_chosen_within_bounds_and_respects_min_share():
     assert 2 <= scheme.k_ <= 4
     assert scheme.shares_.min() >= 0.02
     assert scheme.shares_.sum() == pytest.approx(1.0)
+
+
+def test_a_tier_per_customer_is_not_a_candidate():
+    """Four customers with a positive value and k up to 4: k = 4 would make each its own tier, where the
+    silhouette is undefined; the scheme chooses among k = 2 and 3."""
+    v = np.array([0.0] * 36 + [5.0, 50.0, 500.0, 5000.0])
+    scheme = TierScheme(k_max=4, min_share=0.0).fit(v)
+    assert set(scheme.silhouette_by_k_) == {2, 3} and scheme.k_ in (2, 3)
+    three = TierScheme(k_max=4, min_share=0.0).fit(v[1:] * (v[1:] < 5000))  # 3 distinct positive values
+    assert three.k_ in (2, 3) and set(three.silhouette_by_k_) <= {2, 3}
+    with pytest.raises(InsufficientDataError, match="too few distinct positive values \\(3\\) to form 4 tiers"):
+        TierScheme(k=4).fit(v[1:] * (v[1:] < 5000))  # four tiers asked for: said, not shrunk
+    with pytest.raises(InsufficientDataError, match="too few distinct positive values \\(1\\) to form 2 tiers"):
+        TierScheme().fit([0.0, 0.0, 7.0, 7.0])
 
 
 def test_fit_is_deterministic_with_a_seed():
