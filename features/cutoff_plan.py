@@ -5,7 +5,8 @@ Pure: dates and numbers in, a frozen :class:`CutoffPlan` out. The pipeline turns
 
 Layout of one plan: the test cutoff ``T`` is ``data end - horizon`` unless given; ``rules.n_train`` training
 cutoffs ``step_days`` apart end at ``T - horizon``, so no training label window overlaps the test horizon (with
-``span_year`` and history enough, as many as make their label windows cover a whole year); the registered model's
+``span_year`` and history enough, as many as make their label windows cover a whole year; when none of their
+label windows ends by the validation cutoff, as many more as give each validation cutoff one); the registered model's
 refit uses the same steps ending at ``data end - horizon``. A history too short for a held-out window gives a plan
 without a test cutoff (its notes say so); one too short for any label window is refused.
 """
@@ -44,7 +45,8 @@ class HistoryTooShortError(PlanError):
 @dataclass(frozen=True)
 class CutoffRules:
     """How cutoffs are laid out: the label horizon, the step between cutoffs, how many training cutoffs, the
-    history a cutoff needs before it, whether training label windows should span a year, an explicit test cutoff."""
+    history a cutoff needs before it, whether training label windows should span a year, an explicit test cutoff,
+    and how many of the latest training cutoffs validate (each wants an earlier label window ending by it)."""
 
     horizon_days: int
     step_days: int = 30
@@ -52,6 +54,7 @@ class CutoffRules:
     min_history_days: int = 60
     span_year: bool = True
     test_cutoff: pd.Timestamp | None = None
+    n_validation: int = 1
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ def validation_cutoffs(
     return [pd.Timestamp(latest)]
 
 
+#: Cutoffs, oldest first.
+Cutoffs = tuple[pd.Timestamp, ...]
+
+
 def _steps_back(last: pd.Timestamp, earliest: pd.Timestamp, rules: CutoffRules) -> tuple[pd.Timestamp, ...]:
     """``rules.n_train`` cutoffs ``step_days`` apart ending at ``last``, none before ``earliest``; with
     ``span_year`` and history enough, as many as make their label windows cover a whole year (every season appears
@@ -110,6 +117,22 @@ def _steps_back(last: pd.Timestamp, earliest: pd.Timestamp, rules: CutoffRules) 
         n = max(n, year)
     cuts = [last - pd.Timedelta(days=rules.step_days * i) for i in range(n)]
     return tuple(sorted(t for t in cuts if t >= earliest))
+
+
+def _reach_back(train: Cutoffs, earliest: pd.Timestamp, rules: CutoffRules) -> Cutoffs:
+    """When no label window ends by the validation cutoff (a horizon longer than the cutoffs span), earlier
+    training cutoffs, ``step_days`` apart and none before ``earliest``, until the earliest of the latest
+    ``n_validation`` cutoffs has one, so that settings are chosen on time-separated folds
+    (:func:`validation_cutoffs`) instead of the models being the BTYD model alone. Unchanged when the validation
+    is time-separated already or the history cannot make it so."""
+    if len(train) < 2 or time_separated(train[:-1], train[-1], rules.horizon_days):
+        return train
+    k = min(rules.n_validation, len(train) - 1)
+    horizon, step = pd.Timedelta(days=rules.horizon_days), pd.Timedelta(days=rules.step_days)
+    cuts = list(train)
+    while cuts[0] + horizon > cuts[-k] and cuts[0] - step >= earliest:
+        cuts.insert(0, cuts[0] - step)
+    return tuple(cuts) if time_separated(cuts[:-1], cuts[-1], rules.horizon_days) else train
 
 
 def _test_cutoff(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> pd.Timestamp | None:
@@ -149,7 +172,7 @@ def plan_cutoffs(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> 
             + (" (the BTYD model alone: no validation cutoff)" if len(production) == 1 else "")
         )
         return CutoffPlan(start, end, train=production, test=None, production=production, notes=(note,))
-    train = _steps_back(test - horizon, earliest, rules)
+    train = _reach_back(_steps_back(test - horizon, earliest, rules), earliest, rules)
     if not train:
         raise HistoryTooShortError(
             f"no training cutoff fits between {earliest.date()} and {(test - horizon).date()} before the test "
@@ -166,8 +189,8 @@ def _train_notes(train: tuple[pd.Timestamp, ...], rules: CutoffRules) -> tuple[s
         )
     if not time_separated(train[:-1], train[-1], rules.horizon_days):
         return (
-            f"no training label window ends by the validation cutoff {train[-1].date()}: settings are chosen on "
-            "overlapping label windows (optimistic)",
+            f"no training label window ends by the validation cutoff {train[-1].date()}: the GBM correction is "
+            "dropped (the BTYD model alone)",
         )
     return ()
 

@@ -246,6 +246,7 @@ class Config(_Frozen):
             min_history_days=c.min_history_days,
             span_year=c.span_year,
             test_cutoff=pd.Timestamp(c.test_cutoff) if c.test_cutoff else None,
+            n_validation=c.n_validation,
         )
 
 

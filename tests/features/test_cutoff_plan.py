@@ -9,6 +9,7 @@ from tiercast.features.cutoff_plan import (
     PlanError,
     plan_cutoffs,
     rolling_test_plans,
+    validation_cutoffs,
 )
 
 START = pd.Timestamp("2022-01-01")
@@ -46,3 +47,19 @@ def test_rolling_test_plans_need_a_held_out_window():
     assert plan_cutoffs(START, end, RULES).test is None
     with pytest.raises(HistoryTooShortError, match="needs a test window"):
         rolling_test_plans(START, end, RULES, 2)
+
+
+def test_a_long_horizon_reaches_back_for_time_separated_validation_cutoffs():
+    """365-day labels, cutoffs 61 days apart: six cutoffs span 305 days, so none of their label windows ends by a
+    validation cutoff. With history enough the plan adds earlier cutoffs until the earliest of the three
+    validation cutoffs has one (hand-counted: train[-3] is 122 days before the last, so 3 more cutoffs reach 488
+    days back), and all three folds are
+    time-separated; with too little history it says the models are the BTYD model alone."""
+    rules = CutoffRules(horizon_days=365, step_days=61, n_train=6, min_history_days=60, n_validation=3)
+    end = START + pd.Timedelta(days=5 * 365)
+    plan = plan_cutoffs(START, end, rules)
+    assert len(plan.train) == 9 and plan.notes == ()
+    assert plan.train[0] + pd.Timedelta(days=365) <= plan.train[-3] < plan.train[1] + pd.Timedelta(days=365)
+    assert validation_cutoffs(plan.train, plan.validation, 365, 3) == list(plan.train[-3:])
+    short = plan_cutoffs(START, START + pd.Timedelta(days=60 + 365 + 200 + 365), rules)
+    assert len(short.train) == 4 and "the BTYD model alone" in short.notes[0]
