@@ -105,7 +105,7 @@ def world_checks(world: World, rows: list[dict[str, Any]], comparisons: list[dic
             vals,
             all(v[m]["hi"] is not None and v[m]["hi"] >= 0 for v in vals.values() for m in v),
         )
-    else:
+    elif world.backtest.horizon_days <= 92:  # a test window of a quarter starting 1 October is the peak quarter
         peak = [c for c in tc if (pd.Timestamp(c).month, pd.Timestamp(c).day) == PEAK_QUARTER_START]
         vals = {c: tc[c]["predicted_total"] / tc[c]["actual_total"] for c in peak}
         check("December quarter's total within 15%", vals, bool(peak) and all(0.85 <= v <= 1.15 for v in vals.values()))

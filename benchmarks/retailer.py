@@ -287,7 +287,8 @@ _YEARLY = tuple(Cohort(start=dt.date(y, 1, 1), days=365, customers=2_000) for y 
 
 #: The benchmark worlds: pure BTYD with one cohort (all acquired in 2019-Q1) or yearly cohorts, the same with a
 #: December peak, and a 600-customer sample of the seasonal world. Test cutoffs 2021-12 .. 2022-10 (every 61 days),
-#: the last one's 91-day window being the fourth quarter.
+#: the last one's 91-day window being the fourth quarter; the 600-customer world also with a 365-day horizon (test
+#: cutoffs 2021-07 .. 2022-01).
 WORLDS: dict[str, World] = {
     w.name: w
     for w in (
@@ -316,6 +317,15 @@ WORLDS: dict[str, World] = {
             cohorts=tuple(c.model_copy(update={"customers": 150}) for c in _YEARLY),
             season={11: 1.3, 12: 2.5},
             backtest=_SETUP,
+            **_PARAMS,
+        ),
+        World(
+            name="seasonal_small_365",
+            seed=4,
+            end=dt.date(2023, 1, 1),
+            cohorts=tuple(c.model_copy(update={"customers": 150}) for c in _YEARLY),
+            season={11: 1.3, 12: 2.5},
+            backtest=BacktestSetup(test_cutoff=dt.date(2022, 1, 1), horizon_days=365, step_days=61, n_tests=4),
             **_PARAMS,
         ),
     )
