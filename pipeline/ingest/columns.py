@@ -15,7 +15,7 @@ import re
 import duckdb
 import pandas as pd
 
-from tiercast.pipeline.ingest.common import NUMBER_PATTERN
+from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, NUMBER_PATTERN
 from tiercast.pipeline.ingest.parsing import parse_timestamps
 from tiercast.pipeline.ingest.raw import RAW, ROW, lit, run
 
@@ -73,7 +73,7 @@ def text_steps(c: str, duck_type: str, na_values: tuple[str, ...]) -> tuple[str,
     if k == "float":
         v = f"CAST({c} AS DOUBLE)"
         return (
-            f"(CASE WHEN NOT isfinite({v}) THEN NULL WHEN {v} = floor({v}) AND abs({v}) < 9.2e18 "
+            f"(CASE WHEN NOT isfinite({v}) THEN NULL WHEN {v} = floor({v}) AND abs({v}) < {INTEGRAL_ID_LIMIT!r} "
             f"THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END)"
         ), None
     if k == "int":

@@ -44,6 +44,11 @@ MAX_ABS_NUMBER = 1e24
 #: with at most one decimal point, an optional exponent. Nothing else (no inner blanks, no "inf" or "nan" text).
 NUMBER_PATTERN = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 
+#: Float identifiers of smaller magnitude that are whole numbers are written as integers ('13085', not '13085.0'):
+#: 2**63, the bound of a 64-bit integer. One bound for every engine, so that DuckDB, Spark and pandas write the
+#: same text for the same id.
+INTEGRAL_ID_LIMIT = float(2**63)
+
 
 class InputError(Exception):
     """A source that cannot be read as configured; the message is one line naming the file and the problem.

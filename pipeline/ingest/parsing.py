@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
-from tiercast.pipeline.ingest.common import MAX_ABS_NUMBER, NUMBER_PATTERN
+from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, MAX_ABS_NUMBER, NUMBER_PATTERN
 
 TS_UNIT = "datetime64[us]"
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
@@ -47,7 +47,7 @@ def _float_text(s: pd.Series) -> pd.Series:
     """Text of float ids, formatted once per distinct value: integral values without '.0', NaN/inf missing."""
     codes, uniques = pd.factorize(s)
     v = np.asarray(uniques, dtype="float64")
-    integral = np.isfinite(v) & (np.floor(v) == v) & (np.abs(v) < 2**63)
+    integral = np.isfinite(v) & (np.floor(v) == v) & (np.abs(v) < INTEGRAL_ID_LIMIT)
     text = pd.Series(v).astype("str").to_numpy(dtype=object)
     text[integral] = pd.Series(v[integral].astype("int64")).astype("str").to_numpy(dtype=object)
     text[~np.isfinite(v)] = None

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiercast.features.contract import CUSTOMER_ID, TIMESTAMP
-from tiercast.pipeline.ingest.common import NUMBER_PATTERN, InputError
+from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, NUMBER_PATTERN, InputError
 from tiercast.pipeline.ingest.raw import _PANDAS_INDEX, ROW, _header_names
 from tiercast.pipeline.ingest.readers import check_file, check_utf8, delimiter_hint
 from tiercast.pipeline.ingest.row_rules import BLANK_CLASS, DUPLICATE
@@ -182,7 +182,7 @@ def text(c: Column, k: str, na_values: tuple[str, ...], *, is_id: bool = False) 
 
     if k == "float":
         v = c.cast("double")
-        integral = (v == F.floor(v)) & (F.abs(v) < 9.2e18)
+        integral = (v == F.floor(v)) & (F.abs(v) < INTEGRAL_ID_LIMIT)
         finite = ~F.isnan(v) & (F.abs(v) != float("inf"))
         return F.when(~finite, F.lit(None)).when(integral, v.cast("long").cast("string")).otherwise(v.cast("string"))
     if k == "int":

@@ -46,8 +46,10 @@ def _accepted(data: Transactions) -> pd.DataFrame:
 
 def _messy_parquet(tmp: Path) -> Path:
     """Online Retail II rows as the bundled file types them (nanosecond times, float customer ids, missing ids,
-    postage codes, zero prices), with a repeated line and lines after the run date."""
+    postage codes, zero prices), with a repeated line, lines after the run date and two ids about the 64-bit
+    bound (written as integers below 2**63 by every engine)."""
     raw = pd.read_parquet(BUNDLED).iloc[:3000]
+    raw.loc[[10, 11], "Customer ID"] = [9.2e18, 2.0**63 - 1024]
     path = tmp / "retail.parquet"
     pd.concat([raw, raw.iloc[[5, 7]]], ignore_index=True).to_parquet(path, index=False)
     return path
