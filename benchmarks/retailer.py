@@ -285,6 +285,16 @@ _PARAMS = {"r": 0.8, "alpha": 6.0, "s": 0.6, "beta": 30.0, "p": 6.0, "q": 4.0, "
 _SETUP = BacktestSetup(test_cutoff=dt.date(2022, 10, 1), horizon_days=91, step_days=61, n_tests=6)
 _YEARLY = tuple(Cohort(start=dt.date(y, 1, 1), days=365, customers=2_000) for y in (2019, 2020, 2021, 2022))
 
+_SMALL = World(
+    name="seasonal_small",
+    seed=4,
+    end=dt.date(2023, 1, 1),
+    cohorts=tuple(c.model_copy(update={"customers": 150}) for c in _YEARLY),
+    season={11: 1.3, 12: 2.5},
+    backtest=_SETUP,
+    **_PARAMS,
+)
+
 #: The benchmark worlds: pure BTYD with one cohort (all acquired in 2019-Q1) or yearly cohorts, the same with a
 #: December peak, and a 600-customer sample of the seasonal world. Test cutoffs 2021-12 .. 2022-10 (every 61 days),
 #: the last one's 91-day window being the fourth quarter; the 600-customer world also with a 365-day horizon (test
@@ -310,23 +320,10 @@ WORLDS: dict[str, World] = {
             backtest=_SETUP,
             **_PARAMS,
         ),
-        World(
-            name="seasonal_small",
-            seed=4,
-            end=dt.date(2023, 1, 1),
-            cohorts=tuple(c.model_copy(update={"customers": 150}) for c in _YEARLY),
-            season={11: 1.3, 12: 2.5},
-            backtest=_SETUP,
-            **_PARAMS,
-        ),
-        World(
+        _SMALL,
+        _SMALL.with_(
             name="seasonal_small_365",
-            seed=4,
-            end=dt.date(2023, 1, 1),
-            cohorts=tuple(c.model_copy(update={"customers": 150}) for c in _YEARLY),
-            season={11: 1.3, 12: 2.5},
             backtest=BacktestSetup(test_cutoff=dt.date(2022, 1, 1), horizon_days=365, step_days=61, n_tests=4),
-            **_PARAMS,
         ),
     )
 }
