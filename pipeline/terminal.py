@@ -60,18 +60,39 @@ def _route_mlflow(verbose: bool) -> None:
     from mlflow.utils import logging_utils
 
     logger = logging.getLogger("mlflow")
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
     if verbose:
+        stream.__class__ = logging_utils.MlflowLoggingStream
         logging_utils.enable_logging()
         logger.setLevel(logging.INFO)
         return
-    # MLflow prints its INFO lines and registry messages to one stream; silence it, but keep its errors.
+    # MLflow prints its INFO lines, warnings and registry messages to one stream; silence it, but keep its errors.
+    # Its own switch (disable_logging) does not hold: MLflow turns the stream back on itself (importing
+    # mlflow.pyfunc runs an autologging context that re-enables it on exit), so the stream is held muted.
     logging_utils.disable_logging()
+    stream.__class__ = _muted(logging_utils.MlflowLoggingStream)
     if not any(getattr(h, "_tiercast_errors", False) for h in logger.handlers):
         errors = logging.StreamHandler(_Stderr())
         errors.setLevel(logging.ERROR)
         errors.setFormatter(logging.Formatter("MLflow error: %(message)s"))
         errors._tiercast_errors = True  # type: ignore[attr-defined]
         logger.addHandler(errors)
+
+
+@functools.cache
+def _muted(stream_class: type) -> type:
+    """MLflow's event stream class with writes dropped and ``enabled`` held False (whatever MLflow sets)."""
+
+    class Muted(stream_class):  # type: ignore[misc, valid-type]
+        enabled = property(lambda self: False, lambda self, value: None)
+
+        def write(self, text: str) -> None:
+            return None
+
+        def flush(self) -> None:
+            return None
+
+    return Muted
 
 
 class _Stderr:

@@ -85,7 +85,7 @@ def purge_mask(groups: np.ndarray, label_days: np.ndarray | None, val_cutoff: ob
         warnings.warn(
             f"no training label window ends by the validation cutoff {pd.Timestamp(val_cutoff).date()}: the models "
             "are the BTYD model alone (a validation overlapping the training label windows cannot show that trees "
-            "help); add earlier training cutoffs (cutoffs.n_train) or shorten the horizon",
+            "help); more history before it or a shorter horizon gives the trees one",
             PurgeWarning,
             stacklevel=2,
         )

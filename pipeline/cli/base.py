@@ -37,9 +37,17 @@ def _print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
+_SHOWN: set[str] = set()  # the warnings shown by this process: each once (the value and churn models, and every
+# fold of a backtest, may warn of the same thing)
+
+
 def _notice(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings hook
-    """Warnings as one-line notices (no file paths or source lines)."""
-    err_console.print(f"[yellow]warning:[/] {one_line(message)}", highlight=False, soft_wrap=True)
+    """Warnings as one-line notices (no file paths or source lines), each text once."""
+    text = one_line(message)
+    if text in _SHOWN:
+        return
+    _SHOWN.add(text)
+    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
 
 # The failures a user can fix, by class name (tiercast's own exceptions, matched on the exception's class and its

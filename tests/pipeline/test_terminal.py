@@ -41,7 +41,7 @@ def test_one_name_for_the_number_of_test_cutoffs_the_other_hidden():
 
 
 def test_mlflow_chatter_is_silenced_unless_verbose(capsys):
-    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM, eprint
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM, enable_logging, eprint
 
     try:
         terminal.configure(verbose=False)
@@ -51,6 +51,10 @@ def test_mlflow_chatter_is_silenced_unless_verbose(capsys):
         err = capsys.readouterr().err
         assert "Successfully" not in err and "CloudPickle" not in err
         assert "MLflow error: the store is gone" in err
+        enable_logging()  # what MLflow's own autologging context does on exit (importing mlflow.pyfunc runs one)
+        eprint("Created version '3' of model 'x'.")
+        logging.getLogger("mlflow.pyfunc").warning("CloudPickle again")
+        assert capsys.readouterr().err == "" and not MLFLOW_LOGGING_STREAM.enabled
         terminal.configure(verbose=True)
         eprint("Successfully registered model 'x'.")
         assert "Successfully registered" in capsys.readouterr().err
