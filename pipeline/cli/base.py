@@ -37,8 +37,8 @@ def _print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True, markup=True)
 
 
-_SHOWN: set[str] = set()  # the warnings shown by this process: each once (the value and churn models, and every
-# fold of a backtest, may warn of the same thing)
+_SHOWN: set[str] = set()  # the warnings shown by this command: each once (the value and churn models, and every
+# fold of a backtest, may warn of the same thing); emptied when a command starts
 
 
 def _notice(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings hook
@@ -118,6 +118,7 @@ class _OneLineErrors(typer.core.TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
         shown = warnings.showwarning
+        _SHOWN.clear()
         if not debug:
             warnings.showwarning = _notice
         try:

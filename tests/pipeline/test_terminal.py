@@ -95,3 +95,20 @@ def test_phases_end_however_the_function_ends(monkeypatch):
     with terminal.step("outer"):
         terminal.phase("inside a step: not shown")  # one live display at a time
         assert terminal._running["phase"] is None
+
+
+def test_each_warning_text_is_shown_once(capsys):
+    """The value and the churn model, and every fold of a backtest, may warn of the same thing: one line."""
+    from tiercast.pipeline.cli.base import _notice
+
+    for _ in range(3):
+        _notice("no training label window ends by the validation cutoff 2031-01-01", UserWarning, "x.py", 1)
+    _notice("another thing, once", UserWarning, "x.py", 1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "warning: no training label window ends by the validation cutoff 2031-01-01",
+        "warning: another thing, once",
+    ]
+    runner.invoke(app, ["--help"])  # a new command starts with nothing shown
+    _notice("another thing, once", UserWarning, "x.py", 1)
+    assert capsys.readouterr().err == "warning: another thing, once\n"
