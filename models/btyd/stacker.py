@@ -64,11 +64,11 @@ class BTYDStacker(BaseEstimator):
     plain model's, the expected purchases and value times a factor and P(no purchase) with its log-odds plus a
     shift (one of each per horizon, ``season_level_``), chosen on the fitted rows so that their total (mean) is the
     one the model reads at the effective horizon ``h * index``. The index is one number per window, read from last
-    year's window; read as a horizon row by row, it reorders
-    customers by their rates, and a noisy index reorders them the wrong way (a synthetic world with a December peak,
-    3,000 customers: churn AUC 0.0002 below plain Pareto/NBD at one cutoff, the bootstrap interval wholly below 0,
-    also with the index on the purchase rate alone and dropouts in calendar time). As a level it leaves the ranking
-    to the BTYD model and the trees. Without a year of history the index is 1 (the plain BTYD model).
+    year's window; read as a horizon row by row, it reorders customers by their rates, and a noisy index reorders
+    them the wrong way (a synthetic world with a December peak, 3,000 customers: churn AUC 0.0002 below plain
+    Pareto/NBD at one cutoff, the bootstrap interval wholly below 0, also with the index on the purchase rate alone
+    and dropouts in calendar time). As a level it leaves the ranking to the BTYD model and the trees. Without a year
+    of history the index is 1 (the plain BTYD model).
     """
 
     def __init__(

@@ -77,10 +77,9 @@ def purge_mask(groups: np.ndarray, label_days: np.ndarray | None, val_cutoff: ob
     still uses every row. None (no purge) when cutoffs are not timestamps, the validation cutoff or the label
     lengths are unknown, or no row would remain (then with a :class:`PurgeWarning`).
     """
-    if val_cutoff is None or label_days is None or not np.issubdtype(np.asarray(groups).dtype, np.datetime64):
+    keep = None if val_cutoff is None else _ended_by(groups, label_days, val_cutoff)
+    if keep is None:
         return None
-    ends = pd.to_datetime(groups) + pd.to_timedelta(np.asarray(label_days, dtype=float), unit="D")
-    keep = np.asarray(ends <= pd.Timestamp(val_cutoff))
     if not keep.any():
         warnings.warn(
             f"no training label window ends by the validation cutoff {pd.Timestamp(val_cutoff).date()}: the models "
@@ -98,10 +97,17 @@ def overlaps_validation(groups: np.ndarray, label_days: np.ndarray | None, val_c
     so the validation cannot tell a correction that generalizes from one that remembers: measured on a
     600-customer world with a 365-day horizon, trees kept on such a validation cost 0.02 churn AUC at the next
     test cutoffs."""
+    masks = (_ended_by(groups, label_days, v) for v in val_cutoffs)
+    return any(m is not None and not m.any() for m in masks)
+
+
+def _ended_by(groups: np.ndarray, label_days: np.ndarray | None, cutoff: object) -> np.ndarray | None:
+    """Rows whose label window ``[cutoff of the row, + label_days)`` ends by ``cutoff``; None when the cutoffs are
+    not dates or the label lengths are unknown."""
     if label_days is None or not np.issubdtype(np.asarray(groups).dtype, np.datetime64):
-        return False
+        return None
     ends = pd.to_datetime(groups) + pd.to_timedelta(np.asarray(label_days, dtype=float), unit="D")
-    return any(not bool(np.any(ends <= pd.Timestamp(v))) for v in val_cutoffs)
+    return np.asarray(ends <= pd.Timestamp(cutoff))
 
 
 def choose_weight(
@@ -243,7 +249,9 @@ class StackedModel(BaseEstimator, ABC):
         if val_cutoff is None and val_cuts is not None and len(np.unique(val_cuts)) == 1:
             val_cutoff = val_cuts[0]
         self.probe_mask_ = purge_mask(g, days, val_cutoff) if self.purge else None
-        checked = [val_cutoff] if val_cutoff is not None else [] if val_cuts is None else np.unique(val_cuts)
+        checked = [] if val_cuts is None else list(np.unique(val_cuts))  # every fold's cutoff, and the given one
+        if val_cutoff is not None:
+            checked.append(val_cutoff)
         self.overlapping_ = bool(self.purge and overlaps_validation(g, days, checked))
         # several validation cutoffs: one rolling-origin fold each, its trees fitted on rows whose label windows
         # end by that cutoff

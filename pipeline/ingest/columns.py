@@ -25,7 +25,6 @@ _BLANKS = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2028\u2029\u202f\u205f\u3000"
 )
-#: What ``pd.to_numeric`` reads as a finite number (DuckDB's cast also takes '1_000'; inf / nan are bad anyway).
 #: strptime directives DuckDB reads like pandas' ``to_datetime(format=...)``.
 _SQL_DIRECTIVES = set("YmdHMSyjbBpIaA%")
 _INT = re.compile(r"(U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?|UHUGEINT)")
