@@ -263,17 +263,19 @@ class ParetoNBDModel(_CountModel):
     def _log_a0(params: Array, x: Array, tx: Array, T: Array) -> Array:
         """log A0 of Fader & Hardie note 009 eqs. (19)-(20), choosing the branch with z = |α − β|/(max + τ)."""
         r, alpha, s, beta = params
-        a = r + s + x
-        if alpha >= beta:
-            hi, lo, bb = alpha, beta, np.full_like(x, s + 1.0)
-        else:
-            hi, lo, bb = beta, alpha, r + x
+        hi, lo = max(alpha, beta), min(alpha, beta)
         d = hi - lo
-
-        def log_f(tau: Array) -> Array:  # log[ 2F1(a, bb; a+1; d/(hi+tau)) / (hi+tau)^a ]
-            return _log_hyp_a_b_a1(a, bb, d / (hi + tau)) - a * np.log(hi + tau)
-
-        f_tx, f_T = log_f(tx), log_f(T)
+        # log[ 2F1(a, bb; a+1; d/(hi+τ)) / (hi+τ)^a ] depends on the row only through (x, τ), and rows share
+        # those pairs: every customer without a repeat purchase has (0, 0) at t_x, a cohort shares T. Near z = 1
+        # one hyp2f1 element costs up to milliseconds, so each distinct pair is computed once.
+        x, tx, T = np.broadcast_arrays(x, tx, T)
+        pairs = np.concatenate([(x + 1j * tx).ravel(), (x + 1j * T).ravel()])
+        uniq, inverse = np.unique(pairs, return_inverse=True)
+        xu, tau = uniq.real, uniq.imag
+        a = r + s + xu
+        bb = np.full_like(xu, s + 1.0) if alpha >= beta else r + xu
+        log_f = (_log_hyp_a_b_a1(a, bb, d / (hi + tau)) - a * np.log(hi + tau))[inverse.reshape(-1)]
+        f_tx, f_T = log_f[: x.size].reshape(x.shape), log_f[x.size :].reshape(x.shape)
         diff = np.minimum(f_T - f_tx, 0.0)  # f is decreasing in tau
         with np.errstate(divide="ignore"):
             return f_tx + np.log(-np.expm1(diff))

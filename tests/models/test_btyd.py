@@ -204,6 +204,18 @@ def test_paretonbd_loglik_matches_quadrature(params) -> None:
         assert m.log_likelihood(x, tx, T)[()] == pytest.approx(head + np.log(alive + dead), rel=1e-9)
 
 
+@pytest.mark.parametrize("params", [PN, {"r": 0.8, "alpha": 12.0, "s": 1.3, "beta": 3.0}])
+def test_paretonbd_rows_sharing_x_and_a_time_get_their_own_likelihood(params) -> None:
+    """The hypergeometric term is computed once per distinct (x, time) pair: a batch of shuffled rows that share
+    t_x or T (and a 2-D batch) gives each row the value it has alone."""
+    m = _with(ParetoNBDModel, params)
+    rows = np.array([(0, 0.0, 38.0), (0, 0.0, 20.0), (2, 5.0, 38.0), (2, 5.0, 20.0), (2, 20.0, 38.0), (5, 20.0, 20.0)])
+    rows = rows[np.random.default_rng(3).permutation(np.tile(np.arange(len(rows)), 3))]
+    alone = np.array([m.log_likelihood(x, tx, T)[()] for x, tx, T in rows])
+    assert np.array_equal(m.log_likelihood(*rows.T), alone)
+    assert np.array_equal(m.log_likelihood(*(c.reshape(3, -1) for c in rows.T)), alone.reshape(3, -1))
+
+
 def test_paretonbd_expected_purchases_and_palive_identities() -> None:
     m = _with(ParetoNBDModel, PN)
     r, alpha, s, beta = PN.values()
