@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tiercast.features.contract import CUTOFF
+from tiercast.benchmarks.readme_worlds import synthetic_section
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -215,80 +215,6 @@ def _backtest(r: dict) -> list[str]:
     return [*lines, ""]
 
 
-def _world_note(w: dict) -> str:
-    world = w["world"]
-    cohorts = world["cohorts"]
-    acquired = (
-        f"acquired {cohorts[0]['start']} + {cohorts[0]['days']} days"
-        if len(cohorts) == 1
-        else f"{len(cohorts)} cohorts from {cohorts[0]['start']} to {cohorts[-1]['start']}"
-    )
-    season = (
-        "season " + ", ".join(f"month {m} x{f}" for m, f in sorted(world["season"].items(), key=lambda kv: int(kv[0])))
-        if world["season"]
-        else "no season"
-    )
-    return (
-        f"{w['n_customers']:,} customers ({acquired}), {w['n_transactions']:,} purchases to {world['end']}, {season}; "
-        f"{w['horizon_days']}-day horizon"
-    )
-
-
-def _method_rows(cell: dict, cutoffs: list[str], methods: list[str], fmt: Callable[[dict], str]) -> list[str]:
-    """One table row per method with ``fmt`` of its result at each cutoff ("-" where it has none)."""
-    return [
-        f"| {m} | " + " | ".join("-" if (c, m) not in cell else fmt(cell[(c, m)]) for c in cutoffs) + " |"
-        for m in methods
-    ]
-
-
-def _synthetic(r: dict) -> list[str]:
-    lines = [f"**Backtest on {r['title']}** ({r['description']}).", ""]
-    shown = ("bgnbd_gg", "paretonbd_gg", "lgbm", "tiercast", "true_btyd")
-    for name, w in r["worlds"].items():
-        rows = w["rows"]
-        cutoffs = sorted({x[CUTOFF] for x in rows})
-        cell = {(x[CUTOFF], x["method"]): x for x in rows}
-        methods = [m for m in shown if any((c, m) in cell for c in cutoffs)]
-        head = ["| method | " + " | ".join(cutoffs) + " |", "|---|" + "---:|" * len(cutoffs)]
-        lines += [
-            f"*World `{name}`*: {_world_note(w)}. Normalized Gini / churn ROC AUC per test cutoff:",
-            "",
-            *head,
-            *_method_rows(cell, cutoffs, methods, lambda v: f"{v['normalized_gini']:.3f} / {v['roc_auc']:.3f}"),
-            "",
-            "Brier; mean churn probability vs realized; predicted / actual total:",
-            "",
-            *head,
-            *_method_rows(
-                cell,
-                cutoffs,
-                [m for m in methods if m in ("bgnbd_gg", "tiercast", "true_btyd")],
-                lambda v: (
-                    f"{v['brier']:.3f}; {v['mean_churn_probability']:.2f} vs {v['realized_churn']:.2f}; "
-                    f"{v['predicted_total'] / v['actual_total']:.2f}"
-                ),
-            ),
-            "",
-        ]
-        for c in w["comparisons"]:
-            b, t = c["vs_best_btyd"], c["vs_true"]
-            g, a = b["normalized_gini"], b["roc_auc"]
-            lines.append(
-                f"- {c[CUTOFF]}: tiercast minus {g['vs']} nGini {g['diff']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}], "
-                f"minus {a['vs']} AUC {a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}]; minus the true model nGini "
-                f"{t['normalized_gini']['diff']:+.4f} [{t['normalized_gini']['lo']:+.4f}, "
-                f"{t['normalized_gini']['hi']:+.4f}], AUC {t['roc_auc']['diff']:+.4f} [{t['roc_auc']['lo']:+.4f}, "
-                f"{t['roc_auc']['hi']:+.4f}]"
-            )
-        lines += [
-            "",
-            "Targets: " + "; ".join(f"{k} **{'met' if v['met'] else 'missed'}**" for k, v in w["checks"].items()),
-            "",
-        ]
-    return lines
-
-
 def _spark(r: dict) -> list[str]:
     s, d = r["spark"], r["duckdb"]
     return [
@@ -356,7 +282,7 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "cdnow_ceiling": _ceiling,
     "cdnow_rehearsal": _quality,
     "backtest_online_retail": _backtest,
-    "backtest_synthetic_retailer": _synthetic,
+    "backtest_synthetic_retailer": synthetic_section,
     "features": _features,
     "scoring": _scoring,
     "spark": _spark,

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from tiercast.benchmarks.bench_retailer import TRUE, run_world, world_checks
+from tiercast.benchmarks.bench_retailer import TRUE, row_checks, run_world, world_checks
 from tiercast.benchmarks.readme import render
 from tiercast.benchmarks.retailer import WORLDS, BacktestSetup, Cohort
 
@@ -66,6 +66,7 @@ def test_readme_section_shows_each_world(result, tmp_path):
     assert "*World `tiny_seasonal`*: 300 customers (2 cohorts from 2020-01-01 to 2021-01-01)" in text
     assert "| true_btyd |" in text and "minus the true model nGini" in text
     assert "December quarter's total within 15%" in text
+    assert "The true-parameter model (true_btyd) on the targets read from these tables: December quarter" in text
 
 
 def _rows(tiercast_total: float, tiercast_gini: float, churn: float = 0.5) -> list[dict]:
@@ -118,6 +119,23 @@ def test_a_tie_up_to_rounding_is_at_the_best_btyd_and_a_loss_of_1e_6_is_not():
     tie = world_checks(WORLDS["seasonal"], _rows(110.0, 0.61 - 2e-16), _comparison(-0.005))
     assert tie[point]["met"]
     assert not world_checks(WORLDS["seasonal"], _rows(110.0, 0.61 - 1e-6), _comparison(-0.005))[point]["met"]
+
+
+def test_row_checks_read_any_method_from_the_table():
+    """The best fitted BTYD model is at the best by definition; the other one is 0.01 nGini below it (hand-made
+    rows: BG/NBD 0.60, Pareto/NBD 0.61), and BG/NBD's Brier is BG/NBD's."""
+    point = "nGini and AUC at or above the best fitted BTYD at every cutoff (point estimates)"
+    rows = _rows(110.0, 0.62)
+    best = row_checks(WORLDS["seasonal"], rows, "paretonbd_gg")
+    assert best[point]["met"] and best[point]["values"]["2022-10-01"] == {"normalized_gini": 0.0, "roc_auc": 0.0}
+    other = row_checks(WORLDS["seasonal"], rows, "bgnbd_gg")
+    assert not other[point]["met"]
+    assert other[point]["values"]["2022-10-01"]["normalized_gini"] == pytest.approx(-0.01)
+    assert other["Brier at or below BG/NBD's"]["met"]
+    assert other["predicted / actual total within 0.85-1.15"]["values"] == {"2022-10-01": 1.0}
+    assert not row_checks(WORLDS["seasonal"], _rows(110.0, 0.62, churn=0.6), "bgnbd_gg")[
+        "|mean churn probability - realized| <= 0.05"
+    ]["met"]
 
 
 def test_a_year_long_horizon_has_no_december_quarter_check():
