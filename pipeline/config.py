@@ -86,16 +86,23 @@ class TierConfig(_Frozen):
     silhouette_tolerance: float = Field(default=0.1, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
-    def _k_fits_names(self) -> TierConfig:
+    def _names_fit(self) -> TierConfig:
+        if self.names is not None:
+            twice = sorted({n for n in self.names if self.names.count(n) > 1})
+            if twice:
+                raise ValueError(f"tiers.names: {twice} given more than once; each tier needs a name of its own")
+            if len(self.names) < 2:
+                raise ValueError(f"tiers.names: give at least 2 tier names, best first (got {list(self.names)})")
+        elif self.preset is None:
+            raise ValueError(f"tiers: give a preset ({', '.join(TIER_PRESETS)}) or names (best first)")
         if self.k is not None and self.k > len(self.tier_names()):
             raise ValueError(f"tiers.k={self.k} but only {len(self.tier_names())} tier names")
         return self
 
     def tier_names(self) -> tuple[str, ...]:
-        if self.names:
+        if self.names is not None:
             return self.names
-        if self.preset is None:
-            raise ValueError("tiers: give a preset or names")
+        assert self.preset is not None  # checked on validation
         return TIER_PRESETS[self.preset]
 
 
@@ -230,11 +237,17 @@ class Config(_Frozen):
     engine: EngineConfig = EngineConfig()
 
     @model_validator(mode="after")
-    def _at_risk_bands_exist(self) -> Config:
+    def _at_risk_names_exist(self) -> Config:
+        """A misspelt tier or band would quietly leave its customers off the at-risk list."""
         unknown = sorted(set(self.outputs.at_risk_churn_bands or ()) - set(self.playbook.churn_bands))
         if unknown:
             raise ValueError(
                 f"outputs.at_risk_churn_bands: unknown band(s) {unknown}; known: {list(self.playbook.churn_bands)}"
+            )
+        unknown = sorted(set(self.outputs.at_risk_tiers or ()) - set(self.tiers.tier_names()))
+        if unknown:
+            raise ValueError(
+                f"outputs.at_risk_tiers: unknown tier(s) {unknown}; known: {list(self.tiers.tier_names())}"
             )
         return self
 
@@ -386,7 +399,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         holder = _holder(first["loc"], sources, Path(path))
-        raise ConfigError(f"{holder}: {loc}: {first['msg']}{more}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        raise ConfigError(f"{holder}: {loc}: {message}{more}") from None
     try:
         build_playbook(config)
     except PlaybookError as exc:

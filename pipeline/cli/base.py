@@ -83,7 +83,7 @@ def expected_failure(exc: BaseException) -> str | None:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        return f"invalid config: {loc}: {first['msg']} ({exc.error_count()} error(s))"
+        return f"invalid config: {loc}: {first['msg'].removeprefix('Value error, ')} ({exc.error_count()} error(s))"
     if isinstance(exc, OSError):
         where = exc.filename or "a file"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

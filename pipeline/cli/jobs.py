@@ -186,9 +186,27 @@ def at_risk_cmd(
         typer.Option(help="scores.parquet written by `tiercast score` or `tiercast run`.", exists=True, dir_okay=False),
     ],
     out: Annotated[Path, typer.Option(help="Output CSV.", callback=out_file)] = Path("outputs/at_risk.csv"),
-    tiers: Annotated[str | None, typer.Option(help="Comma-separated current tiers, e.g. platinum,gold.")] = None,
-    top: Annotated[int, typer.Option(help="How many customers to list (at least 1).", min=1)] = 500,
-    min_churn: Annotated[float, typer.Option(help="Minimum churn probability, 0..1.", min=0.0, max=1.0)] = 0.0,
+    tiers: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated current tiers, e.g. platinum,gold (default: the config's outputs.at_risk_tiers, "
+            "else its two top tiers, as `tiercast run` lists them; without --config, every tier)."
+        ),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            help="How many customers to list, at least 1 (default: the config's outputs.at_risk_top, else 500).", min=1
+        ),
+    ] = None,
+    min_churn: Annotated[
+        float | None,
+        typer.Option(
+            help="Minimum churn probability, 0..1 (default: the config's outputs.at_risk_min_churn, else 0).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
     churn_bands: Annotated[
         str | None,
         typer.Option(help="Comma-separated churn bands to list (default: the config's, else all but the lowest)."),
@@ -220,8 +238,12 @@ def at_risk_cmd(
     if unknown:
         fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
     cfg = config_from(config) if config is not None else None
+    if cfg is not None:  # what the config says `run` lists, unless an option says otherwise
+        chosen = chosen or list(_config_tiers(cfg, frame))
+        top = cfg.outputs.at_risk_top if top is None else top
+        min_churn = cfg.outputs.at_risk_min_churn if min_churn is None else min_churn
     bands = _churn_bands(frame, scores, churn_bands, cfg)
-    ranked = at_risk(frame, tiers=chosen, top=top, min_churn=min_churn, bands=bands)
+    ranked = at_risk(frame, tiers=chosen, top=500 if top is None else top, min_churn=min_churn or 0.0, bands=bands)
     has_reasons = all(c in ranked.columns for c in REASON_COLUMNS)
     if not has_reasons and cfg is not None and len(ranked):
         ranked = pd.concat([ranked, _reasons_for(ranked, cfg)], axis=1)
@@ -231,6 +253,15 @@ def at_risk_cmd(
     write_csv(ranked, out)
     note = "" if has_reasons else " (no reasons: pass --config to add them)"
     console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
+
+
+def _config_tiers(cfg: Config, frame: pd.DataFrame) -> tuple[str, ...]:
+    """The tiers a config's at-risk list covers: ``outputs.at_risk_tiers``, else the two top tiers of its names
+    that the scores use (``run`` takes the fitted scheme's two top tiers)."""
+    if cfg.outputs.at_risk_tiers:
+        return cfg.outputs.at_risk_tiers
+    used = set(frame[CURRENT_TIER].unique()) | set(frame[PREDICTED_TIER].unique())
+    return tuple(n for n in cfg.tiers.tier_names() if n in used)[:2]
 
 
 def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None) -> tuple[str, ...]:

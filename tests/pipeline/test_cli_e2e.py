@@ -183,6 +183,11 @@ def test_score_and_at_risk_commands_reuse_the_registered_model(demo_run):
     # reasons name what raises a customer's risk above the average; the top platinum customers may have none when
     # the churn model is close to the BTYD model (a small sample), the list as a whole has some
     assert (main_list["churn_reasons"] != "").any()
+    # Without --tiers / --top the config's at-risk settings apply: the same list as the main job's.
+    result = runner.invoke(app, ["at-risk", "--scores", str(out), "--out", str(lst), "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    same = pd.read_csv(lst, dtype={"customer_id": str}, keep_default_na=False)
+    assert list(same["customer_id"]) == list(main_list["customer_id"])
 
 
 def test_missing_input_file_exits_2_with_one_line(tmp_path):

@@ -133,7 +133,7 @@ def test_playbook_naming_tiers_of_another_preset_is_a_config_error():
     from tiercast.pipeline.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown current_tiers"):
-        load_config("configs/demo.yaml", overrides={"tiers": {"preset": "abc"}})
+        load_config("configs/demo.yaml", overrides={"tiers": {"preset": "abc"}, "outputs": {"at_risk_tiers": None}})
 
 
 def test_segment_rules_resolve_on_segment_keys():
@@ -155,3 +155,25 @@ def test_unknown_segment_in_a_rule_is_a_config_error():
     rules = [{"action": "call", "current_tiers": ["platinum"], "segments": ["sparkling"]}]
     with pytest.raises(ConfigError, match="unknown segments"):
         load_config("configs/demo.yaml", overrides={"playbook": {"rules": rules}})
+
+
+def test_a_misspelt_at_risk_tier_is_a_config_error_not_a_shorter_list():
+    with pytest.raises(ConfigError, match=r"outputs\.at_risk_tiers: unknown tier\(s\) \['platnum'\]; known: \[") as e:
+        load_config("configs/demo.yaml", overrides={"outputs": {"at_risk_tiers": ["platnum", "gold"]}})
+    assert "Value error" not in str(e.value)
+    assert load_config("configs/demo.yaml", overrides={"outputs": {"at_risk_tiers": ["gold"]}}).outputs.at_risk_tiers
+
+
+@pytest.mark.parametrize(
+    ("tiers", "message"),
+    [
+        ({"preset": None, "names": None}, r"tiers: give a preset \(pyramid, abc, three_level\) or names"),
+        ({"names": ["gold", "gold", "lead"]}, r"tiers\.names: \['gold'\] given more than once"),
+        ({"names": []}, r"tiers\.names: give at least 2 tier names"),
+        ({"names": ["only"]}, r"tiers\.names: give at least 2 tier names, best first \(got \['only'\]\)"),
+    ],
+)
+def test_tier_names_that_cannot_name_tiers_are_config_errors(tiers, message):
+    """None of these may fall back to a preset or fail later, after the data is read."""
+    with pytest.raises(ConfigError, match=message):
+        load_config("configs/demo.yaml", overrides={"tiers": tiers, "playbook": {"rules": []}})
