@@ -8,19 +8,41 @@ itself, or a preset shipped with the package by name (``base: online_retail_ii``
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tiercast.features.cutoff_plan import CutoffRules
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.models.segment_keys import SEGMENT_KEYS
+from tiercast.pipeline.config_files import (
+    REQUIRED_SECTIONS,
+    ConfigError,
+    deep_merge,
+    holder_of,
+    key_paths,
+    preset_names,
+    preset_path,
+    read_with_sources,
+    read_yaml,
+)
 from tiercast.pipeline.engine.config import EngineConfig
 from tiercast.pipeline.ingest.sources import DataConfig
+
+# The file-level helpers are part of this module's interface: importers read them from here.
+__all__ = [
+    "TIER_PRESETS",
+    "Config",
+    "ConfigError",
+    "build_playbook",
+    "deep_merge",
+    "load_config",
+    "preset_names",
+    "preset_path",
+    "read_yaml",
+]
 
 TIER_PRESETS: dict[str, tuple[str, ...]] = {
     "pyramid": ("platinum", "gold", "iron", "lead"),
@@ -31,10 +53,6 @@ TIER_PRESETS: dict[str, tuple[str, ...]] = {
 
 # Day counts above this (about 27 years) are typos, and would overflow date arithmetic further on.
 MAX_DAYS = 10_000
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used: unreadable, not a mapping, or inconsistent (e.g. playbook rules)."""
 
 
 class _Frozen(BaseModel):
@@ -281,110 +299,14 @@ def build_playbook(config: Config) -> Playbook:
     )
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-PRESETS_PACKAGE = "tiercast.pipeline"
-# Sections a usable config must have after merging its bases; every preset gets them from ``default``.
-REQUIRED_SECTIONS: tuple[str, ...] = ("data", "playbook")
-
-
-def _presets_dir() -> Path:
-    return Path(str(resources.files(PRESETS_PACKAGE) / "presets"))
-
-
-def preset_names() -> tuple[str, ...]:
-    """The presets shipped with the package (``default``, the bundled data layouts), by name."""
-    return tuple(sorted(p.stem for p in _presets_dir().glob("*.yaml")))
-
-
-def preset_path(name: str) -> Path:
-    """The packaged preset file for ``name`` (with or without ``.yaml``); ConfigError when there is none."""
-    stem = name.removesuffix(".yaml").removesuffix(".yml")
-    path = _presets_dir() / f"{stem}.yaml"
-    if "/" in stem or "\\" in stem or not path.is_file():
-        known = ", ".join(preset_names())
-        raise ConfigError(f"unknown preset {name!r}: not a file next to the config and not one of {known}")
-    return path.resolve()
-
-
-def _resolve_base(base: str, parent: Path) -> Path:
-    """A ``base:`` file relative to the config that names it if it exists, else a packaged preset by name."""
-    candidate = (parent / base).expanduser()
-    if candidate.is_file():
-        return candidate.resolve()
-    if Path(base).suffix in ("", ".yaml", ".yml") and len(Path(base).parts) == 1:
-        return preset_path(base)
-    raise ConfigError(f"{parent / base}: base config not found")
-
-
-def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The merged mapping of ``path`` and its ``base:`` chain."""
-    return _read_with_sources(path, seen)[0]
-
-
-def _read_with_sources(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[tuple[str, ...], Path]]:
-    """The merged mapping of ``path`` and its ``base:`` chain, and for every key path the file that sets it."""
-    if path in seen:
-        raise ConfigError(f"{path}: base configs form a cycle ({' -> '.join(str(p) for p in (*seen, path))})")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: a folder, not a config file") from None
-    except PermissionError:
-        raise ConfigError(f"{path}: permission denied; make the config file readable") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {exc.start}); save the file as UTF-8") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping at top level")
-    base = raw.pop("base", None)
-    sources = {key: path for key in _key_paths(raw)}
-    if base is not None:
-        if not isinstance(base, str) or not base:
-            raise ConfigError(f"{path}: base must be a file name or a preset name, got {base!r}")
-        merged, base_sources = _read_with_sources(_resolve_base(base, path.parent), (*seen, path))
-        raw = deep_merge(merged, raw)
-        sources = {**base_sources, **sources}
-    return raw, sources
-
-
-def _key_paths(mapping: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = []
-    for key, value in mapping.items():
-        out.append((*prefix, str(key)))
-        if isinstance(value, dict):
-            out.extend(_key_paths(value, (*prefix, str(key))))
-    return out
-
-
-def _holder(loc: tuple[Any, ...], sources: dict[tuple[str, ...], Path], default: Path) -> Path:
-    """The file that sets the longest prefix of ``loc`` (the file given when no file sets it)."""
-    parts = tuple(str(p) for p in loc)
-    for n in range(len(parts), 0, -1):
-        if parts[:n] in sources:
-            return sources[parts[:n]]
-    return default
-
-
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Load and validate a config file; relative data paths resolve against the current directory.
 
     Every error is a ConfigError naming the file that holds the offending key."""
-    raw, sources = _read_with_sources(Path(path).resolve())
+    raw, sources = read_with_sources(Path(path).resolve())
     if overrides:
         raw = deep_merge(raw, overrides)
-        sources.update({key: Path("(command-line option)") for key in _key_paths(overrides)})
+        sources.update({key: Path("(command-line option)") for key in key_paths(overrides)})
     missing = [s for s in REQUIRED_SECTIONS if s not in raw]
     if missing:
         raise ConfigError(
@@ -398,7 +320,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        holder = _holder(first["loc"], sources, Path(path))
+        holder = holder_of(first["loc"], sources, Path(path))
         message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
         raise ConfigError(f"{holder}: {loc}: {message}{more}") from None
     try:

@@ -8,6 +8,7 @@ the user checks the mapping and runs ``tiercast validate``.
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -104,6 +105,10 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
+#: Leading bytes of packed files a transaction export may come as (an .xlsx workbook is a zip archive).
+_PACKED = ((b"\x1f\x8b", "gzip"), (b"PK\x03\x04", "zip (or .xlsx)"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz"))
+
+
 def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The first rows as a frame (text cells for text files) and the reading keys found (delimiter, decimal)."""
     if fmt == "parquet":
@@ -115,6 +120,11 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         return batch.to_pandas(), {}
     if fmt == "duckdb":
         raise ConfigError(f"{path}: a DuckDB database; write data.transactions with `table:` or `query:` by hand")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    packed = next((kind for sig, kind in _PACKED if magic.startswith(sig)), None)
+    if packed is not None:
+        raise ConfigError(f"{path}: a {packed} file, not text; unpack it first and point --data at the file inside")
     with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
         head = [line.rstrip("\r\n") for _, line in zip(range(SAMPLE_ROWS + 1), fh, strict=False)]
     if len(head) < 2:
@@ -128,9 +138,25 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         sep, keys["delimiter"] = r"\s+", WHITESPACE
     else:
         raise ConfigError(f"{path}: cannot tell the delimiter from the header {head[0][:80]!r}")
-    frame = pd.read_csv(
-        path, sep=sep, dtype="str", nrows=SAMPLE_ROWS, keep_default_na=False, engine="python" if sep == r"\s+" else "c"
-    )
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            dtype="str",
+            nrows=SAMPLE_ROWS,
+            keep_default_na=False,
+            engine="python" if sep == r"\s+" else "c",
+        )
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: not UTF-8 text; re-save it as UTF-8, and unpack it first if it is compressed"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from None
+    header = head[0].split() if sep == r"\s+" else next(csv.reader([head[0]], delimiter=sep))
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ConfigError(f"{path}: column name(s) {twice} appear more than once in the header; rename them")
     comma_numbers = frame.apply(lambda s: s.str.fullmatch(r"-?\d+,\d+").mean() > 0.5 if len(s) else False)
     if best != "," and comma_numbers.any():
         keys["decimal"] = ","

@@ -4,7 +4,7 @@
 ``tiercast --help``.
 """
 
-from tiercast.pipeline.cli import benchmark, data, jobs, registry  # noqa: F401 - each registers its commands
+from tiercast.pipeline.cli import benchmark, data, jobs, listing, registry  # noqa: F401 - each registers its commands
 from tiercast.pipeline.cli.base import app
 
 __all__ = ["app"]

@@ -94,6 +94,8 @@ def expected_failure(exc: BaseException) -> str | None:
             return str(exc) if exc.filename is None else f"{where}: file or folder not found"
         if isinstance(exc, IsADirectoryError):
             return f"{where}: is a folder, expected a file"
+        if isinstance(exc, FileExistsError):
+            return f"{where}: a file of that name is in the way; a folder is needed there"
         if isinstance(exc, NotADirectoryError):
             return f"{where}: a part of this path is a file, expected a folder"
         return None
@@ -107,6 +109,14 @@ def expected_failure(exc: BaseException) -> str | None:
     return None
 
 
+def _interrupted_query(exc: BaseException) -> bool:
+    """Ctrl-C during a DuckDB query surfaces as the query's own error ("Query interrupted"), not as
+    KeyboardInterrupt."""
+    return type(exc).__name__ == "InterruptException" or (
+        isinstance(exc, RuntimeError) and "Query interrupted" in str(exc)
+    )
+
+
 class _OneLineErrors(typer.core.TyperGroup):
     """The error boundary of the command line: a usage or expected error is one line on stderr and exit 2; an
     unexpected one is one line and exit 1, with the traceback only under ``--debug``. Warnings are one-line
@@ -116,7 +126,10 @@ class _OneLineErrors(typer.core.TyperGroup):
         from typer._click import exceptions as click  # typer's own (vendored) click exceptions
 
         argv = list(sys.argv[1:] if args is None else args)
-        debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+        end = argv.index("--") if "--" in argv else len(argv)
+        debug = "--debug" in argv[:end]
+        if debug:  # a global option, also accepted after the command name (where the error hint tells one to add it)
+            argv = ["--debug", *(a for a in argv[:end] if a != "--debug"), *argv[end:]]
         shown = warnings.showwarning
         _SHOWN.clear()
         if not debug:
@@ -134,14 +147,21 @@ class _OneLineErrors(typer.core.TyperGroup):
         except click.ClickException as exc:
             _print_error(exc.format_message())
             code = exc.exit_code
-        except typer.Abort:
-            _print_error("aborted")
-            code = 1
+        except typer.Abort as exc:
+            interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+            _print_error("interrupted" if interrupted else "aborted")
+            code = 130 if interrupted else 1
+        except KeyboardInterrupt:
+            _print_error("interrupted")
+            code = 130
         except Exception as exc:  # noqa: BLE001 - the boundary: every failure ends here as one line
             message = expected_failure(exc)
             if debug:
                 traceback.print_exc()
-            if message is not None:
+            if _interrupted_query(exc):
+                _print_error("interrupted")
+                code = 130
+            elif message is not None:
                 _print_error(message)
                 code = 2
             else:
@@ -291,6 +311,9 @@ def load_data(config: Config, run_date: str | None = None):
     from tiercast.pipeline.ingest.loader import load_transactions
     from tiercast.pipeline.terminal import step
 
+    out = config.outputs.dir
+    if out.exists() and not out.is_dir():  # found now, not after the training it would have thrown away
+        fail(f"outputs.dir {out}: is a file; the outputs go into a folder of that name")
     with step(f"reading {config.data.source.describe()}"):
         return load_transactions(config, run_date=run_date)
 

@@ -21,12 +21,18 @@ def promote(
     """Register a run's model; it becomes `champion` only if it wins the promotion rule (else `challenger`): on the same
     data it must beat the champion; a retrain on newer data must not be worse than the champion on outcomes neither
     has seen (compared when `tiercast train` ran; README: Monthly retrain and scoring)."""
+    from tiercast.pipeline.tracking.registry import is_finished_training_run
     from tiercast.pipeline.tracking.registry import promote as do_promote
     from tiercast.pipeline.tracking.runs import registry_lock, setup_mlflow
 
     cfg = config_from(config)
     setup_mlflow(cfg)
     known_runs([run_id])
+    if not is_finished_training_run(run_id):
+        fail(
+            f"--run {run_id}: not a finished training run, so it has no model to promote (backtests and benchmarks "
+            "log none); promote a run of `tiercast train` or `tiercast run` (`tiercast compare` lists them)"
+        )
     with registry_lock(cfg):
         decision = do_promote(cfg.mlflow.registered_model, run_id, force=force)
     console.print(f"{cfg.mlflow.registered_model} version {decision.version} -> @{decision.alias} ({decision.reason})")
@@ -50,7 +56,7 @@ def compare(
     known_runs(runs or [])
     frame = compare_runs(cfg.mlflow.experiment, runs or None, last=last)
     if frame.empty:
-        fail(f"no runs in experiment {cfg.mlflow.experiment!r}", code=1)
+        fail(f"no runs in experiment {cfg.mlflow.experiment!r}: run `tiercast train`, `run` or `backtest` first")
     table = Table(title=f"Runs of {cfg.mlflow.experiment} (test-cutoff metrics)")
     for col in frame.columns:
         table.add_column(col, justify="left" if col in ("run", "started", "test cutoff", "model") else "right")

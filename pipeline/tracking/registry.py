@@ -296,6 +296,15 @@ def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 
     return pd.DataFrame(rows)
 
 
+TRAINING_PARAM = "cutoffs.train_resolved"  # logged by training runs only; backtests and benchmarks log no model
+
+
+def is_finished_training_run(run_id: str) -> bool:
+    """Whether ``run_id`` is a training run that finished (the runs that log a model)."""
+    run = MlflowClient().get_run(run_id)
+    return TRAINING_PARAM in run.data.params and run.info.status == "FINISHED"
+
+
 def latest_training_run(experiment: str) -> str | None:
     """Id of the newest finished training run of an experiment, or None. Training runs are the ones that log their
     training cutoffs (``cutoffs.train_resolved``); backtests and benchmarks do not. A run that failed or was
@@ -306,7 +315,7 @@ def latest_training_run(experiment: str) -> str | None:
         return None
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string="params.`cutoffs.train_resolved` LIKE '%' and attributes.status = 'FINISHED'",
+        filter_string=f"params.`{TRAINING_PARAM}` LIKE '%' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

@@ -162,6 +162,8 @@ def test_in_a_real_process_a_failure_is_one_line_and_debug_adds_the_traceback(tm
     assert_clean_failure(cli("validate", "--config", "a.yaml", cwd=tmp_path), "cycle", "a.yaml", "b.yaml")
     debug = cli("--debug", "validate", "--config", "a.yaml", cwd=tmp_path)
     assert debug.code == 2 and "Traceback" in debug.stderr, debug.stderr
+    after = cli("validate", "--config", "a.yaml", "--debug", cwd=tmp_path)  # where the hint's reader adds it
+    assert after.code == 2 and "Traceback" in after.stderr and "No such option" not in after.stderr, after.stderr
     last = debug.stderr.rstrip().splitlines()[-1]
     assert last.startswith("error:") and "cycle" in last, debug.stderr
     assert snapshot(tmp_path) == before
@@ -342,6 +344,62 @@ def test_warnings_are_one_line_notices(project, monkeypatch):
     notices = [ln for ln in result.output.splitlines() if "something odd" in ln]
     assert notices == ["warning: something odd second line"]
     assert ".py" not in "".join(notices)
+
+
+def test_a_run_without_a_model_cannot_be_promoted(project):
+    """A backtest or benchmark run logs no model: promoting one is refused before anything is registered."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiercast")
+    run = client.create_run(experiment.experiment_id)
+    client.set_terminated(run.info.run_id)
+    before = len(client.search_model_versions("name='tiercast'"))
+    result = invoke("promote", "--config", "config.yaml", "--run", run.info.run_id, cwd=project)
+    assert_clean_failure(result, f"--run {run.info.run_id}: not a finished training run", "tiercast train")
+    assert len(client.search_model_versions("name='tiercast'")) == before
+
+
+def test_a_scoring_cutoff_before_the_data_is_one_line(project):
+    args = ("score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", "out/s.parquet")
+    result = invoke(*args, "--cutoff", "2009-12-01", cwd=project)
+    assert_clean_failure(result, "--cutoff 2009-12-01: no purchase before it (the data starts 2009-12-01)")
+    assert not (project / "out" / "s.parquet").exists()
+
+
+def test_an_output_path_through_a_file_is_one_line(project):
+    (project / "afile").write_text("not a folder")
+    result = invoke(
+        "score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", "afile/s.parquet",
+        cwd=project,
+    )  # fmt: skip
+    assert_clean_failure(result, "afile: a file of that name is in the way")
+    assert (project / "afile").read_text() == "not a folder"
+
+
+def test_an_outputs_dir_that_is_a_file_is_refused_before_reading(tmp_path):
+    small_config(tmp_path, tmp_path / "never_read.parquet", outputs={"dir": "taken"})
+    (tmp_path / "taken").write_text("a file")
+    result = invoke("run", "--config", "config.yaml", cwd=tmp_path)
+    assert_clean_failure(result, "outputs.dir taken: is a file")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_compare_in_a_fresh_store_is_one_line_with_exit_2(tmp_path):
+    small_config(tmp_path, tmp_path / "never_read.parquet")
+    assert_clean_failure(invoke("compare", "--config", "config.yaml", cwd=tmp_path), "no runs in experiment")
+
+
+def test_ctrl_c_inside_a_query_is_an_interruption_not_an_unexpected_error(project, monkeypatch):
+    """DuckDB turns Ctrl-C during a query into its own error; the command ends as interrupted (exit 130)."""
+    from tiercast.pipeline.cli import base as cli_module
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(cli_module, "load_config", interrupted)
+    result = invoke("validate", "--config", "config.yaml", cwd=project)
+    assert_clean_failure(result, "interrupted", code=130)
 
 
 # ------------------------------------------------------------------------------------ what the model keeps

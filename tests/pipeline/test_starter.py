@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pandas as pd
@@ -98,3 +99,24 @@ def test_unrecognised_columns_are_an_error_naming_the_columns(tmp_path):
     (tmp_path / "a.csv").write_text("who,when,what\na,2020-01-01,1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"customer_id / timestamp / amount; columns: \['who', 'when', 'what'\]"):
         sniff(tmp_path / "a.csv")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (
+            "customer_id,date,amount\nM\xfcller,2010-01-01,1.0\n".encode("latin-1"),
+            "not UTF-8 text; re-save it as UTF-8",
+        ),
+        (gzip.compress(b"customer_id,date,amount\n1,2010-01-01,1.0\n"), "a gzip file, not text; unpack it first"),
+        (b"customer_id,date,amount\n1,2010-01-01,1.0\n2,2010-01-02,2.0,9,9\n", "Expected 3 fields in line 3, saw 5"),
+        (b"customer_id,date,amount,amount\n1,2010-01-01,1.0,2.0\n", "column name(s) ['amount'] appear more than once"),
+    ],
+    ids=["latin-1", "gzip-named-csv", "ragged", "duplicate-header"],
+)
+def test_init_on_a_file_it_cannot_read_is_a_config_error_naming_it(tmp_path, content, needle):
+    path = tmp_path / "tx.csv"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="tx.csv: ") as e:
+        sniff(path)
+    assert needle in str(e.value) and "\n" not in str(e.value)

@@ -1,0 +1,167 @@
+"""The ``at-risk`` command: the retention list from a scores file, with the config's at-risk settings and the
+reasons of the listed customers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from tiercast.features.contract import (
+    CHURN_BAND,
+    CURRENT_TIER,
+    CUSTOMER_ID,
+    CUTOFF,
+    MODEL_NAME,
+    MODEL_STAMP_COLUMNS,
+    MODEL_VERSION,
+    PREDICTED_TIER,
+    PREDICTED_VALUE,
+    SCORE_COLUMNS,
+)
+from tiercast.pipeline.cli.base import app, config_from, console, fail, handle_errors, load_data, one_line, out_file
+from tiercast.pipeline.config import Config
+
+# Unset, each takes the config's at-risk setting (what `tiercast run` lists), else the default named in its help.
+TiersOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated current tiers, e.g. platinum,gold (default: the config's outputs.at_risk_tiers, "
+        "else its two top tiers, as `tiercast run` lists them; without --config, every tier)."
+    ),
+]
+TopOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="How many customers to list, at least 1 (default: the config's outputs.at_risk_top, else 500).", min=1
+    ),
+]
+MinChurnOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Minimum churn probability, 0..1 (default: the config's outputs.at_risk_min_churn, else 0).",
+        min=0.0,
+        max=1.0,
+    ),
+]
+
+
+@app.command("at-risk")
+@handle_errors
+def at_risk_cmd(
+    scores: Annotated[
+        Path,
+        typer.Option(help="scores.parquet written by `tiercast score` or `tiercast run`.", exists=True, dir_okay=False),
+    ],
+    out: Annotated[Path, typer.Option(help="Output CSV.", callback=out_file)] = Path("outputs/at_risk.csv"),
+    tiers: TiersOpt = None,
+    top: TopOpt = None,
+    min_churn: MinChurnOpt = None,
+    churn_bands: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated churn bands to list (default: the config's, else all but the lowest)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config: adds reasons for the listed customers, currency and horizon.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Rank customers of the top tiers whose churn risk is medium or high by value at risk (predicted value x churn
+    probability).
+
+    Scores written without reasons get them for the listed customers when a config is given: their features are
+    rebuilt at the scores' cutoff and explained by the model version stamped on the scores.
+    """
+    from tiercast.features.contract import REASON_COLUMNS
+    from tiercast.pipeline.jobs.score import at_risk, team_list
+    from tiercast.pipeline.writers.files import write_csv
+
+    frame = _read_scores(scores)
+    chosen = [t.strip() for t in tiers.split(",")] if tiers else None
+    unknown = sorted(set(chosen or []) - set(frame[CURRENT_TIER].unique()) - set(frame[PREDICTED_TIER].unique()))
+    if unknown:
+        fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
+    cfg = config_from(config) if config is not None else None
+    if cfg is not None:  # what the config says `run` lists, unless an option says otherwise
+        chosen = chosen or list(_config_tiers(cfg, frame))
+        top = cfg.outputs.at_risk_top if top is None else top
+        min_churn = cfg.outputs.at_risk_min_churn if min_churn is None else min_churn
+    bands = _churn_bands(frame, scores, churn_bands, cfg)
+    ranked = at_risk(frame, tiers=chosen, top=500 if top is None else top, min_churn=min_churn or 0.0, bands=bands)
+    has_reasons = all(c in ranked.columns for c in REASON_COLUMNS)
+    if not has_reasons and cfg is not None and len(ranked):
+        ranked = pd.concat([ranked, _reasons_for(ranked, cfg)], axis=1)
+        has_reasons = True
+    horizon, currency = (cfg.horizon_days, cfg.outputs.currency) if cfg is not None else (None, None)
+    ranked = team_list(ranked, horizon_days=horizon, currency=currency)
+    write_csv(ranked, out)
+    note = "" if has_reasons else " (no reasons: pass --config to add them)"
+    console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
+
+
+def _config_tiers(cfg: Config, frame: pd.DataFrame) -> tuple[str, ...]:
+    """The tiers a config's at-risk list covers: ``outputs.at_risk_tiers``, else the two top tiers of its names
+    that the scores use (``run`` takes the fitted scheme's two top tiers)."""
+    if cfg.outputs.at_risk_tiers:
+        return cfg.outputs.at_risk_tiers
+    used = set(frame[CURRENT_TIER].unique()) | set(frame[PREDICTED_TIER].unique())
+    return tuple(n for n in cfg.tiers.tier_names() if n in used)[:2]
+
+
+def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None) -> tuple[str, ...]:
+    """The churn bands to list: ``--churn-bands`` (each must occur in the scores), else the config's, else every
+    band but the lowest."""
+    from tiercast.pipeline.jobs.score import bands_above_lowest
+
+    if churn_bands is None:
+        return cfg.outputs.churn_bands(cfg.playbook) if cfg is not None else bands_above_lowest(frame)
+    bands = tuple(b.strip() for b in churn_bands.split(",") if b.strip())
+    unknown = sorted(set(bands) - set(frame[CHURN_BAND].unique()))
+    if unknown:
+        fail(f"{scores}: no customer is in churn band(s) {', '.join(unknown)}")
+    return bands
+
+
+def _reasons_for(ranked: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Reasons for the listed customers: their features rebuilt at the scores' cutoff, explained by the model
+    version stamped on the scores."""
+    from tiercast.pipeline.jobs.score import explain_customers
+    from tiercast.pipeline.tracking.runs import setup_mlflow
+
+    setup_mlflow(cfg)
+    data = load_data(cfg)
+    return explain_customers(
+        data.accepted,
+        ranked[CUSTOMER_ID],
+        model_uri=f"models:/{ranked[MODEL_NAME].iloc[0]}/{ranked[MODEL_VERSION].iloc[0]}",
+        cutoff=pd.Timestamp(ranked[CUTOFF].iloc[0]),
+        windows_days=cfg.features.windows_days,
+        horizon_days=cfg.horizon_days,
+        satisfaction=data.satisfaction,
+    )
+
+
+#: What ``at-risk`` needs of a scores file: the tiers, churn and value at risk of each customer, and the model stamp.
+SCORES_FILE_COLUMNS = (CUSTOMER_ID, *(c for c in SCORE_COLUMNS if c != PREDICTED_VALUE), *MODEL_STAMP_COLUMNS)
+
+
+def _read_scores(path: Path) -> pd.DataFrame:
+    """A scores file written by ``tiercast score``, or a one-line error naming what it lacks."""
+    import pyarrow.lib
+
+    try:
+        frame = pd.read_parquet(path)
+    except (pyarrow.lib.ArrowException, OSError, ValueError) as exc:
+        fail(f"--scores {path}: not a Parquet file ({one_line(exc)}); pass the scores written by `tiercast score`")
+    missing = [c for c in SCORES_FILE_COLUMNS if c not in frame.columns]
+    if missing:
+        fail(f"--scores {path}: not a scores file written by `tiercast score` (missing columns: {', '.join(missing)})")
+    return frame
