@@ -9,10 +9,10 @@ itself, or a preset shipped with the package by name (``base: online_retail_ii``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tiercast.features.cutoff_plan import CutoffRules
 from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
@@ -57,6 +57,18 @@ MAX_DAYS = 10_000
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A number field takes a YAML number: pydantic would read ``true`` as 1 and ``"90"`` as 90."""
+        kinds = set(get_args(cls.model_fields[info.field_name].annotation)) or {
+            cls.model_fields[info.field_name].annotation
+        }
+        numeric = kinds - {type(None)} <= {int, float} and bool(kinds & {int, float})
+        if numeric and isinstance(value, bool | str):
+            raise ValueError(f"expected a number, got {value!r}")
+        return value
 
 
 class FeatureConfig(_Frozen):

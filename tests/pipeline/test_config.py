@@ -177,3 +177,13 @@ def test_tier_names_that_cannot_name_tiers_are_config_errors(tiers, message):
     """None of these may fall back to a preset or fail later, after the data is read."""
     with pytest.raises(ConfigError, match=message):
         load_config("configs/demo.yaml", overrides={"tiers": tiers, "playbook": {"rules": []}})
+
+
+@pytest.mark.parametrize(("key", "value"), [("horizon_days", True), ("horizon_days", "90"), ("seed", "x")])
+def test_a_number_setting_takes_a_number_not_a_bool_or_text(key, value):
+    """pydantic alone would read `true` as 1 and "90" as 90."""
+    with pytest.raises(ConfigError, match=rf"{key}: expected a number, got {value!r}"):
+        load_config("configs/demo.yaml", overrides={key: value})
+    with pytest.raises(ConfigError, match=r"tiers\.min_share: expected a number, got '0\.1'"):
+        load_config("configs/demo.yaml", overrides={"tiers": {"min_share": "0.1"}})
+    assert load_config("configs/demo.yaml", overrides={"horizon_days": 60.0}).horizon_days == 60
