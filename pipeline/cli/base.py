@@ -109,6 +109,14 @@ def expected_failure(exc: BaseException) -> str | None:
     return None
 
 
+def line_buffered(stream: Any) -> None:
+    """Each line reaches a log file or pipe when printed (Python block-buffers a stdout that is not a terminal), so a
+    cron log keeps a killed or failed command's progress lines."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None and not stream.closed:
+        reconfigure(line_buffering=True)
+
+
 def _interrupted_query(exc: BaseException) -> bool:
     """Ctrl-C during a DuckDB query surfaces as the query's own error ("Query interrupted"), not as
     KeyboardInterrupt."""
@@ -125,6 +133,7 @@ class _OneLineErrors(typer.core.TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001
         from typer._click import exceptions as click  # typer's own (vendored) click exceptions
 
+        line_buffered(sys.stdout)
         argv = list(sys.argv[1:] if args is None else args)
         end = argv.index("--") if "--" in argv else len(argv)
         debug = "--debug" in argv[:end]

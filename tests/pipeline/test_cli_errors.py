@@ -322,6 +322,20 @@ def test_full_disk_is_one_line_and_keeps_the_previous_file(project, monkeypatch)
     assert out.read_bytes() == before and not temporaries(project / "out")
 
 
+def test_stdout_to_a_file_gets_each_line_when_printed():
+    """A log file or pipe gets each line as it is printed, not when the command ends."""
+    import io
+
+    from tiercast.pipeline.cli.base import line_buffered
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")
+    line_buffered(stream)
+    stream.write("ingest: 8,372 rows\n")
+    assert raw.getvalue() == b"ingest: 8,372 rows\n"
+    line_buffered(io.StringIO())  # a stream that cannot be reconfigured is left as it is
+
+
 def test_warnings_are_one_line_notices(project, monkeypatch):
     import warnings
 
