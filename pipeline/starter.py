@@ -250,6 +250,12 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     if ts_format:
         tx["timestamp_format"] = ts_format
     tx["columns"] = {k: mapping[k] for k in FIELD_NAMES if k in mapping}
+    if ORDER_ID not in mapping:  # nothing tells a repeated line from a second purchase of the same thing that day
+        tx["duplicates"] = "keep"
+        notes.append(
+            "no order or line id column: identical lines are kept as separate purchases (duplicates: keep); "
+            "set duplicates: quarantine if the export repeats lines"
+        )
     unmapped = tuple(c for c in columns if c not in mapping.values())
     return Sniffed(transactions=tx, unmapped=unmapped, notes=tuple(notes))
 

@@ -74,6 +74,7 @@ def test_sniff_maps_the_online_retail_layout_by_name(tmp_path):
     }
     assert found.unmapped == ("Description",)
     assert "timestamp_format" not in found.transactions  # typed timestamps
+    assert "duplicates" not in found.transactions  # an invoice column: the default (quarantine) applies
 
 
 def test_sniff_reads_whitespace_files_and_compact_dates():
@@ -86,6 +87,8 @@ def test_sniff_reads_whitespace_files_and_compact_dates():
         "amount": "dollar_value",
         "quantity": "number_of_cds",
     }
+    # No order or line id: identical lines are separate purchases, as the cdnow preset reads them.
+    assert tx["duplicates"] == "keep" and any("duplicates: keep" in n for n in found.notes)
 
 
 def test_ambiguous_day_month_order_is_flagged(tmp_path):
