@@ -43,7 +43,7 @@ from tiercast.features.contract import CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.session import connect, is_spark, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
-from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions
+from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions, history_start_on
 from tiercast.pipeline.ingest.sources import TransactionSource
 
 if TYPE_CHECKING:
@@ -73,7 +73,9 @@ class Transactions(ReasonTally):
 
     @property
     def bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """First day of data and the midnight after the last transaction (exclusive end)."""
+        """First day of the history and the midnight after the last transaction (exclusive end). The history starts
+        after rows isolated before a year without transactions (placeholder dates; see
+        :func:`~tiercast.pipeline.ingest.engine_tables.history_start_on`), which stay accepted."""
         return self.data_start, self.data_end
 
     @cached_property
@@ -109,10 +111,12 @@ def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp 
     accepted = ingest.accepted
     if accepted.empty:
         raise InputError(f"{ingest.source}: no accepted rows ({ingest.n_read:,} read, all quarantined)")
-    start = accepted[TIMESTAMP].min().normalize()
+    table = as_table(to_engine_table(con, accepted))
+    first_day = accepted[TIMESTAMP].min().normalize()
+    start = history_start_on(con, table, first_day, source=ingest.source, column=_timestamp_column(config))
     end = accepted[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     return Transactions(
-        table=as_table(to_engine_table(con, accepted)),
+        table=table,
         con=con,
         source=ingest.source,
         n_read=ingest.n_read,
@@ -210,11 +214,20 @@ def _from_source_on_engine(config: Config, run: pd.Timestamp, *, write: bool) ->
         source=result.source,
         n_read=result.n_read,
         reasons=MappingProxyType(result.reason_counts()),
-        data_start=first.normalize(),
+        data_start=history_start_on(con, table, first.normalize(), source=source, column=_timestamp_column(config)),
         data_end=last.normalize() + pd.Timedelta(days=1),
         fingerprint=LazyMapping(fingerprint),
         run_date=run,
     )
+
+
+def _timestamp_column(config: Config) -> str:
+    """The source column the transaction times are read from (named in the notice on isolated early rows)."""
+    if config.engine.transactions is not None:
+        mapping = config.engine.transactions.columns
+        return mapping.timestamp if mapping is not None else TIMESTAMP
+    src = config.data.source
+    return src.columns.timestamp if isinstance(src, TransactionSource) else src.timestamp  # Olist: orders column
 
 
 def _ingest_on(con: ibis.BaseBackend, src: TransactionSource, run: pd.Timestamp) -> EngineIngest | SparkIngest:
@@ -301,7 +314,7 @@ def _from_engine_table(config: Config, run: pd.Timestamp) -> Transactions:
     assert source is not None
     con = connect(config.engine)
     table, counts = engine_transactions(con, config.engine, run_date=run)
-    start, end = data_bounds_on(con, table)
+    start, end = data_bounds_on(con, table, source=source.path, column=_timestamp_column(config))
     reasons = {r: counts.reasons[r] for r in REASONS if r in counts.reasons} if counts is not None else {}
     fingerprint = {
         "data_path": source.path,

@@ -1,0 +1,103 @@
+"""The history start is not moved by a few isolated early rows (placeholder dates such as 1970-01-01): rows before a
+gap of more than a year without transactions stay accepted, the history starts after the gap, and a notice says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pytest
+
+from tests.pipeline.test_loader import _csv, _write_config
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
+from tiercast.pipeline.config import load_config
+from tiercast.pipeline.ingest.engine_tables import (
+    MAX_EMPTY_DAYS,
+    IsolatedRows,
+    data_bounds_on,
+    isolated_rows,
+    isolated_rows_on,
+)
+from tiercast.pipeline.ingest.loader import load_transactions
+
+#: A continuous year of daily data: the part of the history the planner should see.
+DAILY = [str(d) for d in pd.date_range("2009-12-01", "2010-12-09", freq="7D")] + ["2010-12-09 15:30:00"]
+
+
+def _table(times: list[str]) -> ir.Table:
+    n = len(times)
+    frame = pd.DataFrame(
+        {
+            CUSTOMER_ID: [f"c{i % 3}" for i in range(n)],
+            TIMESTAMP: pd.to_datetime(times, format="ISO8601"),
+            AMOUNT: [10.0] * n,
+            ORDER_ID: [f"o{i}" for i in range(n)],
+        }
+    )
+    return ibis.memtable(frame)
+
+
+def _bounds(times: list[str]) -> tuple[tuple[pd.Timestamp, pd.Timestamp], list[str]]:
+    """The bounds computed by DuckDB and the texts of the warnings issued on the way."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bounds = data_bounds_on(ibis.duckdb.connect(), _table(times), source="x.csv", column="date")
+    return bounds, [str(w.message) for w in caught if w.category is UserWarning]
+
+
+def test_no_gap_gives_the_min_and_max_days_and_no_warning() -> None:
+    assert _bounds(DAILY) == ((pd.Timestamp("2009-12-01"), pd.Timestamp("2010-12-10")), [])
+    assert isolated_rows_on(ibis.duckdb.connect(), _table(DAILY)) is None
+
+
+def test_one_1970_row_starts_the_history_after_the_gap_with_a_notice() -> None:
+    bounds, texts = _bounds(["1970-01-01 00:00:00", *DAILY])
+    assert bounds == (pd.Timestamp("2009-12-01"), pd.Timestamp("2010-12-10"))
+    assert texts == [
+        "x.csv, column date: 1 row lies before a gap of 14,578 days without transactions (earliest 1970-01-01): "
+        "a placeholder date? history starts at 2009-12-01"
+    ]
+
+
+def test_a_gap_of_exactly_the_limit_is_not_isolated() -> None:
+    first = pd.Timestamp("2009-12-01") - pd.Timedelta(days=MAX_EMPTY_DAYS + 1)  # MAX_EMPTY_DAYS empty days between
+    assert _bounds([str(first), *DAILY]) == ((first, pd.Timestamp("2010-12-10")), [])
+    one_more = first - pd.Timedelta(days=1)
+    bounds, texts = _bounds([str(one_more), *DAILY])
+    assert bounds[0] == pd.Timestamp("2009-12-01")
+    assert f"gap of {MAX_EMPTY_DAYS + 1} days" in texts[0]
+
+
+def test_several_early_rows_before_the_last_gap_are_counted() -> None:
+    early = ["1970-01-01 00:00:00", "1970-01-01 08:00:00", "1999-12-31 23:59:59", "2000-01-01 10:00:00"]
+    isolated = isolated_rows_on(ibis.duckdb.connect(), _table([*early, *DAILY]))
+    assert isolated == IsolatedRows(
+        n=4,
+        earliest=pd.Timestamp("1970-01-01"),
+        empty_days=(pd.Timestamp("2009-12-01") - pd.Timestamp("2000-01-01")).days - 1,
+        start=pd.Timestamp("2009-12-01"),
+    )
+    assert "4 rows lie before a gap" in isolated.message("x.csv", "date")
+
+
+def test_day_counts_may_come_unsorted_as_dates() -> None:
+    """Engines return the per-day counts in any order, the days as dates or timestamps."""
+    per_day = pd.DataFrame({"day": [dt.date(2011, 1, 5), dt.date(2008, 1, 1), dt.date(2011, 1, 1)], "n": [2, 3, 1]})
+    assert isolated_rows(per_day) == IsolatedRows(3, pd.Timestamp("2008-01-01"), 1095, pd.Timestamp("2011-01-01"))
+    assert isolated_rows(per_day, max_empty_days=1095) is None
+
+
+def test_load_transactions_keeps_the_rows_and_moves_only_the_history_start(tmp_path: Path) -> None:
+    rows = ["a,1970-01-01,1", "a,2010-01-01,5", "b,2010-01-15,4", "a,2010-03-01,6"]
+    config = load_config(_write_config(tmp_path, _csv(tmp_path, rows), run_date="2010-12-31"))
+    notice = r"tx\.csv, column ts: 1 row lies before a gap of 14,609 days .* history starts at 2010-01-01"
+    with pytest.warns(UserWarning, match=notice):
+        loaded = load_transactions(config)
+    assert loaded.bounds == (pd.Timestamp("2010-01-01"), pd.Timestamp("2010-03-02"))
+    assert loaded.n_accepted == 4 and not loaded.reasons  # the early row is accepted, not quarantined
+    assert int(loaded.con.execute(loaded.table.count())) == 4
