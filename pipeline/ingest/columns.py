@@ -15,8 +15,8 @@ import re
 import duckdb
 import pandas as pd
 
-from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, NUMBER_PATTERN
-from tiercast.pipeline.ingest.parsing import parse_timestamps
+from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, number_pattern
+from tiercast.pipeline.ingest.parsing import day_month_dates, parse_timestamps
 from tiercast.pipeline.ingest.raw import RAW, ROW, lit, run
 
 #: The characters Python's ``str.strip()`` removes (DuckDB's one-argument ``trim`` removes only spaces): every
@@ -123,9 +123,8 @@ def number(c: str, duck_type: str, decimal: str, na_values: tuple[str, ...]) -> 
     if k == "bool":
         return "CAST(NULL AS DOUBLE)"
     t = text(c, duck_type, na_values)
-    if decimal == ",":
-        t = f"replace({t}, ',', '.')"
-    return f"(CASE WHEN regexp_full_match({t}, {lit(NUMBER_PATTERN)}) THEN TRY_CAST({t} AS DOUBLE) END)"
+    value = f"replace({t}, ',', '.')" if decimal == "," else t
+    return f"(CASE WHEN regexp_full_match({t}, {lit(number_pattern(decimal))}) THEN TRY_CAST({value} AS DOUBLE) END)"
 
 
 def good_number(expr: str) -> str:
@@ -159,6 +158,12 @@ def timestamp(
     return "m.ts", f"LEFT JOIN {table} m ON m.t = {t}"
 
 
+def ambiguous_timestamp(join: str | None, fmt: str | None) -> str:
+    """TRUE where the text timestamp is a day-month date and no format is set (from the lookup table ``m`` of
+    :func:`timestamp`, whose ``join`` is given); such values are never guessed."""
+    return "coalesce(m.amb, false)" if join is not None and fmt is None else "false"
+
+
 def _distinct_timestamps(con: duckdb.DuckDBPyConnection, t: str, fmt: str | None, tz: str | None) -> str:
     """Parse each distinct text once in pandas (see the module docstring); returns the lookup table's name."""
     rows = con.execute(
@@ -167,8 +172,8 @@ def _distinct_timestamps(con: duckdb.DuckDBPyConnection, t: str, fmt: str | None
     ).df()
     values = rows["t"].astype("str").reset_index(drop=True)  # in order of first appearance, as guessing expects
     parsed = parse_timestamps(values, fmt, tz)
-    lookup = pd.DataFrame({"t": values, "ts": parsed.to_numpy()})
+    lookup = pd.DataFrame({"t": values, "ts": parsed.to_numpy(), "amb": day_month_dates(values) & (fmt is None)})
     con.register("_tc_ts_frame", lookup)
-    run(con, "CREATE OR REPLACE TABLE _tc_ts AS SELECT t, CAST(ts AS TIMESTAMP) AS ts FROM _tc_ts_frame")
+    run(con, "CREATE OR REPLACE TABLE _tc_ts AS SELECT t, CAST(ts AS TIMESTAMP) AS ts, amb FROM _tc_ts_frame")
     con.unregister("_tc_ts_frame")
     return "_tc_ts"

@@ -16,6 +16,7 @@ REASONS: tuple[str, ...] = (
     "unknown_order",
     "canceled_order",
     "missing_customer",
+    "ambiguous_timestamp",
     "unparseable_timestamp",
     "non_numeric_amount",
     "missing_order_id",
@@ -43,11 +44,26 @@ MAX_ABS_NUMBER = 1e24
 #: What a number written as text may look like, for every engine (pandas, DuckDB, Spark): an optional sign, digits
 #: with at most one decimal point, an optional exponent. Nothing else (no inner blanks, no "inf" or "nan" text).
 NUMBER_PATTERN = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
-
 #: Float identifiers of smaller magnitude that are whole numbers are written as integers ('13085', not '13085.0'):
 #: 2**63, the bound of a 64-bit integer. One bound for every engine, so that DuckDB, Spark and pandas write the
 #: same text for the same id.
 INTEGRAL_ID_LIMIT = float(2**63)
+
+#: A text timestamp starting with a date of two numbers of one or two digits before the year (01/12/2009,
+#: 1.12.09, 01-12-2009 10:00): day-first or month-first cannot be told from one value, nor safely guessed from a
+#: sample (a sorted file starts with days below 13). Without ``timestamp_format`` such values are quarantined as
+#: ``ambiguous_timestamp``, never guessed. A full-match pattern Python, RE2 (DuckDB) and Java (Spark) read alike.
+DAY_MONTH_PATTERN = r"[0-9]{1,2}[./-][0-9]{1,2}[./-]([0-9]{2}|[0-9]{4})([^0-9].*)?"
+
+#: The parsed-rows column (every engine) that is TRUE where a text timestamp is such a day-month date and no
+#: ``timestamp_format`` is set.
+AMBIGUOUS = "_ts_ambiguous"
+
+
+def number_pattern(decimal: str) -> str:
+    """:data:`NUMBER_PATTERN` with the configured decimal mark: with ',' a '.' makes the text no number (no
+    thousands separator is guessed: '12.345' may be 12345 or 12.345)."""
+    return NUMBER_PATTERN if decimal == "." else NUMBER_PATTERN.replace("\\.", ",")
 
 
 class InputError(Exception):
@@ -131,6 +147,8 @@ def unparseable_column(where: str, column: str, kind: str, fmt: str | None, n_ro
         advice = (
             "; set timestamp_format in the data source to the strptime format of these values, e.g. '%d/%m/%Y %H:%M'"
         )
+        if not fmt:
+            advice += " (day-month dates such as 01/12/2009 are never guessed)"
     return (
         f"{where}: no value of column {column!r} parses as a {kind}{how} ({n_rows:,} rows; "
         f"e.g. {', '.join(examples)}){advice}"

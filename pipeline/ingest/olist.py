@@ -25,12 +25,18 @@ from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.parsing import (
     TS_UNIT,
+    day_month_dates,
     parse_ids,
     parse_numbers,
     parse_text,
     parse_timestamp_column,
 )
-from tiercast.pipeline.ingest.readers import read_csv_source, require_some_values, require_source_columns
+from tiercast.pipeline.ingest.readers import (
+    check_timestamp_format,
+    read_csv_source,
+    require_some_values,
+    require_source_columns,
+)
 from tiercast.pipeline.ingest.rules import (
     TX_SORT,
     IngestResult,
@@ -58,6 +64,7 @@ _OLIST_COLUMNS = {
 # rules in their order; split, the partial frames and their masks would travel between helpers
 def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     na = src.na_values
+    check_timestamp_format(src.timestamp_format, str(src.orders), src.timestamp)
     tables = {name: read_csv_source(path, src.delimiter) for name, path in src.tables().items()}
     required = dict(_OLIST_COLUMNS)
     required["orders"] = (*required["orders"], src.timestamp)
@@ -97,6 +104,7 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     pre = np.where(~found, "unknown_order", np.where(status.isin(src.canceled_statuses), "canceled_order", None))
     rules = [
         ("missing_customer", customer.isna().to_numpy()),
+        ("ambiguous_timestamp", _ambiguous(ts_raw, src)),
         ("unparseable_timestamp", timestamp.isna().to_numpy()),
         ("non_numeric_amount", price_bad | freight_bad),
         ("zero_price", (price <= 0).to_numpy() if src.zero_amounts == "quarantine" else None),
@@ -187,6 +195,13 @@ def _olist_satisfaction(
     accepted, quarantine = split_rows(reviews, reason, canonical, SATISFACTION, [TIMESTAMP, CUSTOMER_ID])
     check_accounting(accepted, quarantine, n, str(src.reviews))
     return accepted, quarantine
+
+
+def _ambiguous(raw: pd.Series, src: OlistSource) -> np.ndarray:
+    """Text day-month dates read without ``timestamp_format`` (never guessed), as the engines mark them."""
+    if src.timestamp_format is not None or not pd.api.types.is_string_dtype(raw.dtype):
+        return np.zeros(len(raw), dtype=bool)
+    return day_month_dates(parse_text(raw, src.na_values))
 
 
 def _unique_by(df: pd.DataFrame, key: str, path: Path, na: tuple[str, ...]) -> pd.DataFrame:

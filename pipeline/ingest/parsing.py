@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
-from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, MAX_ABS_NUMBER, NUMBER_PATTERN
+from tiercast.pipeline.ingest.common import DAY_MONTH_PATTERN, INTEGRAL_ID_LIMIT, MAX_ABS_NUMBER, number_pattern
 
 TS_UNIT = "datetime64[us]"
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
@@ -85,18 +85,22 @@ def _per_distinct(t: pd.Series, parse, missing, dtype: str) -> pd.Series:
 
 
 def _parse_numbers(t: pd.Series, decimal: str) -> pd.Series:
+    # the pattern first: pandas alone reads some malformed text, e.g. "+1e 1" as 10; and with a decimal comma a
+    # '.' is no decimal point (see number_pattern)
+    t = t.where(t.str.fullmatch(number_pattern(decimal)).fillna(False).astype(bool))
     if decimal == ",":
         t = t.str.replace(",", ".", regex=False)
-    # the pattern first: pandas alone reads some malformed text, e.g. "+1e 1" as 10
-    t = t.where(t.str.fullmatch(NUMBER_PATTERN).fillna(False).astype(bool))
     return pd.to_numeric(t, errors="coerce").astype("float64")
 
 
 def parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None, *, formats: list[str] | None = None) -> pd.Series:
     """Parse distinct non-missing timestamp texts (see :func:`parse_timestamp_column`); without ``fmt``, with the
-    ``formats`` given (guessed from other values, see :func:`guess_formats`) or else guessed from ``t``."""
+    ``formats`` given (guessed from other values, see :func:`guess_formats`) or else guessed from ``t``, and
+    day-month dates (:func:`day_month_dates`) left unparsed."""
     out = pd.Series(pd.NaT, index=t.index, dtype=TS_UNIT)
     present = t.notna().to_numpy()
+    if fmt is None:
+        present = present & ~day_month_dates(t)
     if not present.any():
         return out
     if fmt is not None:
@@ -130,6 +134,11 @@ def _parse_into(out: pd.Series, t: pd.Series, rows: np.ndarray, aware: np.ndarra
         out.iloc[np.flatnonzero(aware_rows)] = local.to_numpy()
 
 
+def day_month_dates(t: pd.Series) -> np.ndarray:
+    """Where the text is a day-month date (:data:`DAY_MONTH_PATTERN`), which is never guessed."""
+    return t.str.fullmatch(DAY_MONTH_PATTERN).fillna(False).to_numpy(dtype=bool)
+
+
 def guess_formats(t: pd.Series) -> list[str]:
     """The formats :func:`parse_timestamps` would guess for ``t`` (distinct texts in order of first appearance)."""
     return _guess_formats(t[t.notna()])
@@ -138,10 +147,13 @@ def guess_formats(t: pd.Series) -> list[str]:
 def _guess_formats(t: pd.Series, limit: int = 3) -> list[str]:
     """Formats guessed over a sample of distinct values, the one parsing most of the sample first.
 
-    ISO-like guesses become 'ISO8601'. Formats putting day and month in the other order than a format already
-    chosen are left out, so a file of dd/mm dates is never partly read as mm/dd.
+    ISO-like guesses become 'ISO8601'. Day-month dates (:data:`DAY_MONTH_PATTERN`) are left out: whether 01/12/2009
+    is the 1st of December or the 12th of January is not guessed (they are quarantined as ``ambiguous_timestamp``
+    unless ``timestamp_format`` is set). Formats putting day and month in the other order than a format already
+    chosen are left out too.
     """
     sample = pd.Series(pd.unique(t.iloc[:5000])[:200], dtype="str")
+    sample = sample[~day_month_dates(sample)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         guesses = {g for v in sample if (g := guess_datetime_format(str(v))) is not None}

@@ -7,7 +7,6 @@ database's) and registered.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,10 @@ import numpy as np
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.readers import (
     check_file,
+    check_unique_columns,
     check_utf8,
     delimiter_hint,
-    header_line,
+    header_names,
     read_csv_source,
     read_duckdb_source,
     read_postgres_source,
@@ -69,6 +69,7 @@ def open_raw(con: duckdb.DuckDBPyConnection, src: TransactionSource) -> RawSourc
             df = read_postgres_source(src)
         else:
             df = read_duckdb_source(src)
+        check_unique_columns([str(c) for c in df.columns], src.describe())
         df = df.reset_index(drop=True)
         df[ROW] = np.arange(len(df), dtype="int64")
         con.register("_tc_frame", df)
@@ -84,20 +85,9 @@ def open_raw(con: duckdb.DuckDBPyConnection, src: TransactionSource) -> RawSourc
 
 
 def _header_names(path: Path, delimiter: str) -> list[str]:
-    """Column names as pandas names them: quoted fields unquoted, blanks 'Unnamed: i', repeats 'name.1'."""
-    line = header_line(path)
-    if not line.strip():
-        raise InputError(f"{path}: file is empty (no header line)")
-    names = next(csv.reader([line], delimiter=delimiter, quotechar='"'))
-    out: list[str] = []
-    for i, name in enumerate(names):
-        name = name or f"Unnamed: {i}"
-        base, k = name, 0
-        while name in out:
-            k += 1
-            name = f"{base}.{k}"
-        out.append(name)
-    return out
+    """Column names as pandas names them: quoted fields unquoted, blanks 'Unnamed: i'; repeated names fail
+    (:func:`~tiercast.pipeline.ingest.readers.check_unique_columns`)."""
+    return [name or f"Unnamed: {i}" for i, name in enumerate(header_names(path, delimiter))]
 
 
 def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> None:
@@ -132,6 +122,13 @@ def _read_csv_duckdb(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str)
     run(con, f"CREATE OR REPLACE VIEW {RAW} AS SELECT *, rowid AS {ROW} FROM _tc_csv")
 
 
+def parquet_names(path: Path) -> list[str]:
+    """The top-level column names written in a Parquet file's footer (repeats kept), pandas' index left out."""
+    import pyarrow.parquet as pq
+
+    return [n for n in pq.read_schema(path).names if not _PANDAS_INDEX.fullmatch(n)]
+
+
 def _read_parquet_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     check_file(path)
     try:
@@ -139,6 +136,7 @@ def _read_parquet_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     except duckdb.Error as err:
         first = str(err).splitlines()[0]
         raise InputError(f"{path}: not a readable Parquet file ({type(err).__name__}: {first})") from None
+    check_unique_columns(parquet_names(path), str(path))  # DuckDB would name a repeat 'amount_1'
     keep = [str(r[0]) for r in described if not _PANDAS_INDEX.fullmatch(str(r[0]))]
     cols = ", ".join(ident(c) for c in keep)
     run(

@@ -3,6 +3,9 @@ one-line errors naming the file and the problem."""
 
 from __future__ import annotations
 
+import csv
+import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +13,6 @@ import pandas as pd
 from tiercast.pipeline.ingest.common import InputError, unparseable_column
 from tiercast.pipeline.ingest.sources import WHITESPACE, TransactionSource
 
-_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -61,6 +63,49 @@ def header_line(path: Path) -> str:
     return head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
 
 
+def header_names(path: Path, delimiter: str) -> list[str]:
+    """The header's column names as written (quoted fields unquoted, blanks empty); fails on duplicates."""
+    line = header_line(path)
+    if not line.strip():
+        raise InputError(f"{path}: file is empty (no header line)")
+    names = line.split() if delimiter == WHITESPACE else next(csv.reader([line], delimiter=delimiter, quotechar='"'))
+    check_unique_columns(names, str(path))
+    return names
+
+
+def check_unique_columns(names: list[str], where: str) -> None:
+    """Fail when two columns share a name, compared ignoring case (DuckDB and Spark do not tell 'amount' from
+    'Amount'): whichever the mapping used, one of the two would be read silently. Checked for every column, mapped
+    or not, so the error does not depend on the mapping."""
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        if name:  # blank names are numbered ('Unnamed: i'), never equal
+            seen.setdefault(name.casefold(), []).append(name)
+    repeated = [" = ".join(repr(n) for n in dict.fromkeys(group)) for group in seen.values() if len(group) > 1]
+    if repeated:
+        raise InputError(
+            f"{where}: duplicate column name {', '.join(repeated)} (names are compared ignoring case); rename or drop "
+            "the repeated columns"
+        )
+
+
+def check_timestamp_format(fmt: str | None, where: str, column: str) -> None:
+    """Fail up front when ``timestamp_format`` is no strptime format pandas reads (e.g. '%s' or '%Q': epoch
+    values have no directive here), rather than on the first value parsed; every engine parses with it."""
+    if fmt is None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            pd.to_datetime(pd.Series(["0"]), format=fmt, errors="coerce")
+    except (ValueError, re.error) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(
+            f"{where}: column {column!r}: timestamp_format {fmt!r} is not a usable strptime format ({detail}); use "
+            "directives such as %Y %m %d %H %M %S, e.g. '%d/%m/%Y %H:%M'"
+        ) from None
+
+
 def delimiter_hint(path: Path | None, delimiter: str) -> str:
     """' — the header looks ';'-separated ...' when another delimiter is likelier than the configured one."""
     if path is None or delimiter == WHITESPACE:
@@ -95,6 +140,8 @@ def read_csv_source(path: Path, delimiter: str) -> pd.DataFrame:
         raise InputError(f"{path}: file is empty (no header line)") from None
     except pd.errors.ParserError as err:
         raise InputError(f"{path}: cannot parse as delimited text: {err}{delimiter_hint(path, delimiter)}") from None
+    if header_line(path).strip():  # pandas numbers repeated names ('amount.1'): fail on them instead
+        header_names(path, delimiter)
     if df.empty:
         raise InputError(f"{path}: header but no data rows (columns: {list(df.columns)})")
     return df

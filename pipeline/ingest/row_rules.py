@@ -12,6 +12,7 @@ The parsed rows' columns (what each engine's parsing provides):
 
 * ``customer_id``, ``order_id`` (when mapped), ``product_id``: text, stripped, missing markers NULL;
 * ``timestamp``: naive, NULL where it does not parse; ``amount`` (and ``quantity``): DOUBLE;
+* ``_ts_ambiguous``: the timestamp is a day-month text date and no ``timestamp_format`` is set;
 * ``_price``: the unit price (only with a ``unit_price`` mapping), NULL where it does not parse;
 * ``_duplicate``: an exact copy of an earlier source row (only with ``duplicates: quarantine``).
 """
@@ -28,6 +29,7 @@ import pandas as pd
 
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.ingest.columns import _BLANKS
+from tiercast.pipeline.ingest.common import AMBIGUOUS
 
 #: The characters Python's ``str.strip()`` removes, as a regular-expression class both RE2 (DuckDB) and Java
 #: (Spark) read.
@@ -67,6 +69,7 @@ def rule_conditions(t: ir.Table, rules: RuleSet) -> list[tuple[str, ir.BooleanVa
     """(reason, condition) in rule order; a row gets the first reason whose condition is true (NULL is not)."""
     conditions = [
         ("missing_customer", t[CUSTOMER_ID].isnull()),
+        ("ambiguous_timestamp", t[AMBIGUOUS].fill_null(False)),
         ("unparseable_timestamp", t[TIMESTAMP].isnull()),
         ("non_numeric_amount", ~numbers_ok(t, rules)),
     ]

@@ -32,7 +32,7 @@ import pyarrow as pa
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.engine.session import session_of
 from tiercast.pipeline.ingest import spark_source as sp
-from tiercast.pipeline.ingest.common import REASONS, InputError, SourceTally, unparseable_column
+from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally, unparseable_column
 from tiercast.pipeline.ingest.raw import ROW
 from tiercast.pipeline.ingest.row_rules import DUPLICATE, PRICE, RuleSet, good_number, reason
 from tiercast.pipeline.ingest.sql import CANONICAL
@@ -123,8 +123,9 @@ def _cast(values: pa.ChunkedArray, to: pa.DataType) -> pa.ChunkedArray:
 def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp | None) -> SparkIngest:
     """Read ``src`` with the Spark session of ``con`` and judge every row; see the module docstring. Raises
     :class:`InputError` for unreadable sources, a missing mapped column or a column where no value parses."""
-    from tiercast.pipeline.ingest.readers import require_source_columns
+    from tiercast.pipeline.ingest.readers import check_timestamp_format, require_source_columns
 
+    check_timestamp_format(src.timestamp_format, src.describe(), src.columns.timestamp)
     raw = sp.open_raw(session_of(con), src)
     mapped = src.columns.source_columns()
     require_source_columns(
@@ -164,6 +165,7 @@ def _parsed(raw: sp.SparkRaw, src: TransactionSource, mapped: dict[str, str], ru
     ts_col = mapped[TIMESTAMP]
     formats = _guessed_formats(raw, src) if kinds[ts_col] == "text" and src.timestamp_format is None else []
     out[TIMESTAMP] = sp.timestamp(cell[TIMESTAMP], kinds[ts_col], raw.arrow_types.get(ts_col), src, formats)
+    out[AMBIGUOUS] = sp.ambiguous_timestamp(cell[TIMESTAMP], kinds[ts_col], src)
     numbers = {
         f: sp.number(cell[f], kinds[mapped[f]], src.decimal, src.na_values)
         for f in (AMOUNT, QUANTITY, "unit_price")
@@ -203,7 +205,7 @@ def _require_parsed(result: SparkIngest, src: TransactionSource, mapped: dict[st
     when every row was rejected by that rule or an earlier one, so the exact check runs only then). ``any_time``:
     some row's timestamp parsed."""
     r, n = result.reasons, result.n_read
-    before_ts = r.get("missing_customer", 0) + r.get("unparseable_timestamp", 0)
+    before_ts = sum(r.get(k, 0) for k in ("missing_customer", "ambiguous_timestamp", "unparseable_timestamp"))
     if before_ts == n and not any_time:
         _fail_column(result.raw, mapped[TIMESTAMP], TIMESTAMP, src.timestamp_format)
     if before_ts + r.get("non_numeric_amount", 0) < n:

@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiercast.features.contract import CUSTOMER_ID, TIMESTAMP
-from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, NUMBER_PATTERN, InputError
+from tiercast.pipeline.ingest.common import DAY_MONTH_PATTERN, INTEGRAL_ID_LIMIT, InputError, number_pattern
 from tiercast.pipeline.ingest.raw import _PANDAS_INDEX, ROW, _header_names
-from tiercast.pipeline.ingest.readers import check_file, check_utf8, delimiter_hint
+from tiercast.pipeline.ingest.readers import check_file, check_unique_columns, check_utf8, delimiter_hint
 from tiercast.pipeline.ingest.row_rules import BLANK_CLASS, DUPLICATE
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ def _read_parquet(spark: SparkSession, path: Path) -> tuple[DataFrame, int, dict
         first = str(err).splitlines()[0] if str(err) else ""
         raise InputError(f"{path}: not a readable Parquet file ({type(err).__name__}: {first})") from None
     columns = [n for n in schema.names if not _PANDAS_INDEX.fullmatch(n)]
+    check_unique_columns(columns, str(path))
     arrow_types = {c: schema.field(c).type for c in columns}
     if any(pa.types.is_timestamp(t) and t.unit == "ns" for t in arrow_types.values()):
         spark.conf.set(_NANOS_AS_LONG, "true")
@@ -212,9 +213,8 @@ def number(c: Column, k: str, decimal: str, na_values: tuple[str, ...]) -> Colum
     if k == "bool":
         return F.lit(None).cast("double")
     t = text(c, k, na_values)
-    if decimal == ",":
-        t = F.regexp_replace(t, ",", ".")
-    return F.when(t.rlike(f"^(?:{NUMBER_PATTERN})$"), t.try_cast("double"))
+    value = F.regexp_replace(t, ",", ".") if decimal == "," else t
+    return F.when(t.rlike(f"^(?:{number_pattern(decimal)})$"), value.try_cast("double"))
 
 
 def timestamp(c: Column, k: str, arrow_type: pa.DataType | None, src: TransactionSource, formats: list[str]) -> Column:
@@ -230,6 +230,16 @@ def timestamp(c: Column, k: str, arrow_type: pa.DataType | None, src: Transactio
     if k in ("ts", "date"):
         return c.cast("timestamp_ntz")
     return _parse_text_timestamps(text(c, k, src.na_values), src.timestamp_format, src.timezone, formats)
+
+
+def ambiguous_timestamp(c: Column, k: str, src: TransactionSource) -> Column:
+    """TRUE where a text timestamp is a day-month date and no format is set (never guessed), as DuckDB's
+    ingestion marks it."""
+    from pyspark.sql import functions as F
+
+    if k != "text" or src.timestamp_format is not None:
+        return F.lit(False)
+    return F.coalesce(text(c, k, src.na_values).rlike(f"^(?:{DAY_MONTH_PATTERN})$"), F.lit(False))
 
 
 def _parse_text_timestamps(t: Column, fmt: str | None, tz: str | None, formats: list[str]) -> Column:

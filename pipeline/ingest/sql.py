@@ -29,7 +29,7 @@ import pandas as pd
 
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.ingest import columns as col
-from tiercast.pipeline.ingest.common import REASONS, InputError, SourceTally, unparseable_column
+from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally, unparseable_column
 from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
 
 if TYPE_CHECKING:
@@ -91,8 +91,9 @@ class EngineIngest(SourceTally):
 def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.Timestamp | None) -> EngineIngest:
     """Read ``src`` on ``con`` and judge every row; see the module docstring. Raises :class:`InputError` for
     unreadable sources, a missing mapped column or a column where no value parses."""
-    from tiercast.pipeline.ingest.readers import require_source_columns
+    from tiercast.pipeline.ingest.readers import check_timestamp_format, require_source_columns
 
+    check_timestamp_format(src.timestamp_format, src.describe(), src.columns.timestamp)
     raw = open_raw(con, src)
     mapped = src.columns.source_columns()
     require_source_columns(
@@ -183,6 +184,7 @@ def _parse_exprs(
     exprs[TIMESTAMP], join = col.timestamp(
         con, ref[TIMESTAMP], types[mapped[TIMESTAMP]], src.timestamp_format, src.timezone, na
     )
+    exprs[AMBIGUOUS] = col.ambiguous_timestamp(join, src.timestamp_format)
     numbers = {
         f: col.number(ref[f], types[mapped[f]], src.decimal, na)
         for f in (AMOUNT, QUANTITY, "unit_price")
@@ -210,6 +212,7 @@ def _rules(
 ) -> list[tuple[str, str]]:
     rules = [
         ("missing_customer", "customer_id IS NULL"),
+        ("ambiguous_timestamp", AMBIGUOUS),
         ("unparseable_timestamp", "timestamp IS NULL"),
         ("non_numeric_amount", "NOT _numbers_ok"),
     ]
@@ -281,8 +284,8 @@ def _require_parsed(
     """A column where no row parses means a wrong mapping or format, not bad rows: fail the file. Only possible
     when every row was rejected by that rule or an earlier one, so the exact check runs only then."""
     r = result.reasons
-    before_ts = r.get("missing_customer", 0) + r.get("unparseable_timestamp", 0)
-    if before_ts == raw.n_read and _none_parse(con, "timestamp IS NOT NULL"):
+    before_ts = sum(r.get(k, 0) for k in ("missing_customer", "ambiguous_timestamp", "unparseable_timestamp"))
+    if before_ts == raw.n_read and _none_parse(con, f"timestamp IS NOT NULL AND NOT {AMBIGUOUS}"):
         fmt = src.timestamp_format
         _fail_column(con, raw, mapped[TIMESTAMP], TIMESTAMP, fmt)
     if before_ts + r.get("non_numeric_amount", 0) < raw.n_read:

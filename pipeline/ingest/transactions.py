@@ -11,16 +11,20 @@ Row rules — each rejected row gets exactly one reason, the FIRST that applies,
 1. ``unknown_order``         (Olist) the item's order is not in the orders table
 2. ``canceled_order``        (Olist) the order's status is in ``canceled_statuses``
 3. ``missing_customer``      customer id empty / a missing-value marker (``na_values``), or not in customers (Olist)
-4. ``unparseable_timestamp`` timestamp missing or not parseable with ``timestamp_format`` (or ISO 8601 / guessed)
-5. ``non_numeric_amount``    amount, quantity or unit price (Olist: price or freight) missing, non-numeric, infinite
-                             or of magnitude 1e24 or more (:data:`MAX_ABS_NUMBER`)
-6. ``missing_order_id``      the order id column is mapped but empty on this row
-7. ``non_product_code``      product_id is one of ``non_product_codes`` (postage, fees, manual adjustments...)
-8. ``zero_price``            unit price <= 0, or (``amount`` mapping) amount == 0; off with ``zero_amounts: keep``
-9. ``future_timestamp``      timestamp after ``run_date`` (only when ``run_date`` is given)
-10. ``duplicate``            an exact copy of an earlier source line (all source columns equal): the first copy is
+4. ``ambiguous_timestamp``   no ``timestamp_format`` is set and the text timestamp is a day-month date (01/12/2009,
+                             1.12.09, 01-12-2009 10:00: :data:`~tiercast.pipeline.ingest.common.DAY_MONTH_PATTERN`):
+                             day-first or month-first is never guessed; set ``timestamp_format``
+5. ``unparseable_timestamp`` timestamp missing or not parseable with ``timestamp_format`` (or ISO 8601 / guessed)
+6. ``non_numeric_amount``    amount, quantity or unit price (Olist: price or freight) missing, non-numeric, infinite
+                             or of magnitude 1e24 or more (:data:`MAX_ABS_NUMBER`); with ``decimal: ','`` a text
+                             with a '.' is non-numeric (12.345 is not read as 12.345, no thousands mark is guessed)
+7. ``missing_order_id``      the order id column is mapped but empty on this row
+8. ``non_product_code``      product_id is one of ``non_product_codes`` (postage, fees, manual adjustments...)
+9. ``zero_price``            unit price <= 0, or (``amount`` mapping) amount == 0; off with ``zero_amounts: keep``
+10. ``future_timestamp``     timestamp after ``run_date`` (only when ``run_date`` is given)
+11. ``duplicate``            an exact copy of an earlier source line (all source columns equal): the first copy is
                              kept, later ones quarantined; off with ``duplicates: keep``
-11. ``schema``               anything else the pandera schema rejects
+12. ``schema``               anything else the pandera schema rejects
 
 Duplicates come after the content rules, so an exact copy of a rejected line gets the same reason as the original.
 Refunds and cancellations (negative amounts, Online Retail's "C..." invoices) are kept as negative amounts; refunds
@@ -28,9 +32,10 @@ with no earlier purchase (see :func:`~tiercast.pipeline.ingest.rules.count_orpha
 ``IngestResult.orphan_refunds``.
 
 Whole-file problems raise :class:`InputError` (one line naming the file and the problem) before anything is written:
-missing / empty file, header without rows, missing mapped column (listing the columns found), a probable wrong
-delimiter, bytes that are not UTF-8 (with byte offset and line), no parseable timestamp or numeric amount at all,
-and a quarantined share above ``data.max_quarantine_share``.
+missing / empty file, header without rows, missing mapped column (listing the columns found), two columns of one
+name (compared ignoring case, mapped or not), a probable wrong delimiter, bytes that are not UTF-8 (with byte offset
+and line), a ``timestamp_format`` that is no strptime format (e.g. '%s'), no parseable timestamp or numeric amount
+at all, and a quarantined share above ``data.max_quarantine_share``.
 
 Canonical frame (``accepted``): ``customer_id`` (str, stripped; integral floats such as 13085.0 become "13085";
 leading zeros kept), ``timestamp`` (naive ``datetime64[us]``, local time of ``timezone``), ``amount`` (float64),

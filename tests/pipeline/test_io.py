@@ -245,18 +245,18 @@ def test_text_timestamps_with_a_zone_name_suffix(tmp_path: Path) -> None:
     assert result.accepted["timestamp"].tolist() == [pd.Timestamp("2010-06-01 13:00")] * 3  # BST = UTC+1
 
 
-def test_guessed_formats_never_mix_day_and_month_order(tmp_path: Path) -> None:
+def test_day_month_dates_are_never_guessed(tmp_path: Path) -> None:
     path = tmp_path / "tx.csv"
     path.write_text(
         "customer,ts,amount\na,13/01/2010 10:00,1\na,01/02/2010 10:00,2\na,25/12/2010 08:00,3\na,02/03/2010,4\n",
         encoding="utf-8",
     )
-    result = read_transactions(data_config(path))
-    ts = result.accepted.set_index("amount")["timestamp"]
-    assert ts[2.0] == pd.Timestamp("2010-02-01 10:00")  # day first, like the rows that can only be day first
-    assert result.quarantine["reason"].tolist() == ["unparseable_timestamp"]  # never read as 3 Feb
+    # even with days above 12 in view, the order of day and month is not guessed: set timestamp_format
+    with pytest.raises(InputError, match=r"'ts' parses as a timestamp .*set timestamp_format.*never guessed"):
+        read_transactions(data_config(path))
     fixed = read_transactions(data_config(path, timestamp_format="%d/%m/%Y %H:%M"))
-    assert fixed.reason_counts() == {"unparseable_timestamp": 1}
+    assert fixed.accepted.set_index("amount")["timestamp"][2.0] == pd.Timestamp("2010-02-01 10:00")
+    assert fixed.reason_counts() == {"unparseable_timestamp": 1}  # 02/03/2010 has no time: never read as 3 Feb
 
 
 def test_iso_dates_with_and_without_time(tmp_path: Path) -> None:
