@@ -281,6 +281,8 @@ def local_out(cfg: Config, out: Path) -> None:
     """On the DuckDB engine ``--out`` is one file (on Spark it is a folder)."""
     if cfg.engine.kind != "spark" and out.is_dir():
         fail(f"--out {out}: is a folder; give a file path inside it (a folder is the output only with --engine spark)")
+    if cfg.engine.kind != "spark" and out.suffix.lower() not in (".parquet", ".pq"):
+        fail(f"--out {out}: the file is written as Parquet; give it a .parquet name")
 
 
 def known_runs(run_ids: list[str]) -> None:

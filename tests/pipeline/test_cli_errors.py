@@ -381,6 +381,15 @@ def test_a_scoring_cutoff_before_the_data_is_one_line(project):
     assert not (project / "out" / "s.parquet").exists()
 
 
+def test_scores_and_features_are_not_written_under_another_format_s_name(project):
+    for args in (
+        ("score", "--config", "config.yaml", "--model", "models:/tiercast@champion", "--out", "out/s.csv"),
+        ("features", "--config", "config.yaml", "--cutoff", "2010-06-01", "--out", "out/f.csv"),
+    ):
+        assert_clean_failure(invoke(*args, cwd=project), "--out out/", "written as Parquet; give it a .parquet name")
+    assert not (project / "out" / "s.csv").exists() and not (project / "out" / "f.csv").exists()
+
+
 def test_an_output_path_through_a_file_is_one_line(project):
     (project / "afile").write_text("not a folder")
     result = invoke(
