@@ -110,3 +110,46 @@ def test_spark_ingestion_one_line_errors(spark_con, spark_engine, tmp_path: Path
     assert messages["spark"] == messages["duckdb"]
     assert "57.1% of 14 rows quarantined, above max_quarantine_share 25.0%" in messages["spark"]
     pd.testing.assert_frame_equal(written["spark"], written["duckdb"])
+
+
+STRICT = {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "reasons"),
+    [
+        (  # under a decimal comma a point is never a decimal point, and thousands marks are not guessed
+            "customer;ts;amount\na;2010-01-01;12.345\nb;2010-01-02;1.234,50\nc;2010-01-03;12,5\nd;2010-01-04;7\n",
+            {"delimiter": ";", "decimal": ","},
+            {"non_numeric_amount": 2},
+        ),
+        (  # without a format, day-month dates are quarantined, never guessed; ISO forms are read
+            "customer,ts,amount\na,01/12/2009 09:06,1\nb,2010-12-01 09:06:00,2\nc,2010-12-02T09:06:00,3\n"
+            "d,13/12/2009 09:06,4\ne,1.12.09,5\nf,2010-12-03,6\n",
+            {},
+            {"ambiguous_timestamp": 3},
+        ),
+    ],
+    ids=["decimal-comma", "day-month"],
+)
+def test_spark_strict_text_rules_match_duckdb(spark_con, spark_engine, tmp_path: Path, text, extra, reasons) -> None:
+    path = tmp_path / "strict.csv"
+    path.write_text(text, encoding="utf-8")
+    got = _ingest_both(spark_engine, {"path": str(path), "columns": STRICT, **extra}, tmp_path, "2030-01-01")
+    (duck, duck_q), (spark, spark_q) = got["duckdb"], got["spark"]
+    assert dict(duck.reasons) == reasons and dict(spark.reasons) == reasons
+    pd.testing.assert_frame_equal(spark_q, duck_q)
+    pd.testing.assert_frame_equal(_accepted(spark), _accepted(duck))
+
+
+def test_spark_refuses_a_repeated_column_name_as_duckdb_does(spark_con, spark_engine, tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("customer,ts,amount,Amount\na,2010-01-01,1,2\n", encoding="utf-8")
+    messages = {}
+    for kind in ("duckdb", "spark"):
+        with pytest.raises(InputError) as err:
+            load_transactions(
+                _config(spark_engine, {"path": str(path), "columns": STRICT}, tmp_path / "q.parquet", kind)
+            )
+        messages[kind] = str(err.value)
+    assert messages["spark"] == messages["duckdb"] and "duplicate column name 'amount'" in messages["duckdb"]
