@@ -8,7 +8,6 @@ the user checks the mapping and runs ``tiercast validate``.
 
 from __future__ import annotations
 
-import csv
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ import yaml
 
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
+from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.readers import header_names
 from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
 
 SAMPLE_ROWS = 5000
@@ -153,10 +154,10 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         ) from None
     except pd.errors.ParserError as exc:
         raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from None
-    header = head[0].split() if sep == r"\s+" else next(csv.reader([head[0]], delimiter=sep))
-    twice = sorted({c for c in header if header.count(c) > 1})
-    if twice:
-        raise ConfigError(f"{path}: column name(s) {twice} appear more than once in the header; rename them")
+    try:  # pandas numbers a repeated name ('amount.1'); ingestion refuses such a file, so init does too
+        header_names(path, keys["delimiter"])
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     comma_numbers = frame.apply(lambda s: s.str.fullmatch(r"-?\d+,\d+").mean() > 0.5 if len(s) else False)
     if best != "," and comma_numbers.any():
         keys["decimal"] = ","
