@@ -21,6 +21,7 @@ from tiercast.pipeline.config_files import (
     REQUIRED_SECTIONS,
     ConfigError,
     deep_merge,
+    error_message,
     holder_of,
     key_paths,
     preset_names,
@@ -333,7 +334,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         holder = holder_of(first["loc"], sources, Path(path))
-        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        message = error_message(first)
         raise ConfigError(f"{holder}: {loc}: {message}{more}") from None
     try:
         build_playbook(config)

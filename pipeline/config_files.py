@@ -108,3 +108,8 @@ def holder_of(loc: tuple[Any, ...], sources: dict[tuple[str, ...], Path], defaul
         if parts[:n] in sources:
             return sources[parts[:n]]
     return default
+
+
+def error_message(error: dict[str, Any]) -> str:
+    """One pydantic error's message without the "Value error, " pydantic puts before a validator's own text."""
+    return str(error["msg"]).removeprefix("Value error, ")

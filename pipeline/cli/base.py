@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from tiercast.pipeline.config import Config, load_config
+from tiercast.pipeline.config_files import error_message
 
 # Piped or captured output gets a fixed wide layout so comparison tables are not squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -83,7 +84,7 @@ def expected_failure(exc: BaseException) -> str | None:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        return f"invalid config: {loc}: {first['msg'].removeprefix('Value error, ')} ({exc.error_count()} error(s))"
+        return f"invalid config: {loc}: {error_message(first)} ({exc.error_count()} error(s))"
     if isinstance(exc, OSError):
         where = exc.filename or "a file"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
