@@ -8,6 +8,7 @@ itself, or a preset shipped with the package by name (``base: online_retail_ii``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -245,6 +246,10 @@ class OutputConfig(_Frozen):
     # None: every churn band but the lowest (medium and high with the default bands).
     at_risk_churn_bands: tuple[str, ...] | None = None
     currency: str | None = Field(default=None, description="Currency of the amounts (e.g. GBP), shown with money.")
+
+    def tiers_listed(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The tiers the at-risk list covers: ``at_risk_tiers``, else the two top of ``names`` (best first)."""
+        return self.at_risk_tiers or tuple(names[:2])
 
     def churn_bands(self, playbook: PlaybookConfig) -> tuple[str, ...]:
         """The churn bands the at-risk list keeps."""

@@ -108,12 +108,10 @@ def at_risk_cmd(
 
 
 def _config_tiers(cfg: Config, frame: pd.DataFrame) -> tuple[str, ...]:
-    """The tiers a config's at-risk list covers: ``outputs.at_risk_tiers``, else the two top tiers of its names
-    that the scores use (``run`` takes the fitted scheme's two top tiers)."""
-    if cfg.outputs.at_risk_tiers:
-        return cfg.outputs.at_risk_tiers
+    """The tiers a config's at-risk list covers, as ``run`` chooses them, with the config's names that the scores
+    use in place of the fitted scheme's."""
     used = set(frame[CURRENT_TIER].unique()) | set(frame[PREDICTED_TIER].unique())
-    return tuple(n for n in cfg.tiers.tier_names() if n in used)[:2]
+    return cfg.outputs.tiers_listed([n for n in cfg.tiers.tier_names() if n in used])
 
 
 def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None) -> tuple[str, ...]:

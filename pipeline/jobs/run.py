@@ -68,7 +68,7 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
         out = config.outputs
         drift = model.scorer.drift(features, scores, threshold=config.score.psi_threshold)
     with step("ranking the at-risk list and explaining it"):
-        tiers = out.at_risk_tiers or tuple(trained.scorer.scheme.names_[:2])
+        tiers = out.tiers_listed(trained.scorer.scheme.names_)
         bands = out.churn_bands(config.playbook)
         ranked = at_risk(scores, tiers=tiers, top=out.at_risk_top, min_churn=out.at_risk_min_churn, bands=bands)
         listed = features.set_index(CUSTOMER_ID).loc[list(ranked[CUSTOMER_ID])].reset_index()
