@@ -317,7 +317,7 @@ def test_benchmark_cdnow_command_writes_json_and_logs_a_run(demo_run):
     data = ROOT / "data" / "cdnow" / "CDNOW_master.txt"
     args = ["benchmark", "cdnow", "--data", str(data), "--config", str(cfg), "--json", str(out)]
     preds_path = tmp / "cdnow_predictions.parquet"
-    result = runner.invoke(app, [*args, "--sample-every", "10", "--n-boot", "20", "--predictions", str(preds_path)])
+    result = runner.invoke(app, [*args, "--sample-every", "20", "--n-boot", "20", "--predictions", str(preds_path)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     doc = json.loads(out.read_text())
     preds = pd.read_parquet(preds_path)

@@ -31,7 +31,8 @@ def _write_config(tmp: Path, name: str, data: Path, models: dict | None = None) 
         "base": str(ROOT / "configs" / "online_retail_ii.yaml"),
         "data": {"transactions": {"path": str(data)}, "quarantine_path": str(tmp / name / "quarantine.parquet")},
         "cutoffs": {"n_train": 4},
-        "models": {"n_estimators": 300, "early_stopping_rounds": 30, **(models or {})},
+        # one setting (no grid search): what is compared is a champion and a retrain, not how settings are chosen
+        "models": {"n_estimators": 300, "early_stopping_rounds": 30, "param_grid": "none", **(models or {})},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
         "outputs": {"dir": str(tmp / name)},
     }
