@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from tiercast.pipeline.ingest.common import INTEGRAL_ID_LIMIT, number_pattern
-from tiercast.pipeline.ingest.parsing import day_month_dates, parse_timestamps
+from tiercast.pipeline.ingest.parsing import carries_offset, day_month_dates, parse_timestamps
 from tiercast.pipeline.ingest.raw import RAW, ROW, lit, run
 
 #: The characters Python's ``str.strip()`` removes (DuckDB's one-argument ``trim`` removes only spaces): every
@@ -165,15 +165,42 @@ def ambiguous_timestamp(join: str | None, fmt: str | None) -> str:
 
 
 def _distinct_timestamps(con: duckdb.DuckDBPyConnection, t: str, fmt: str | None, tz: str | None) -> str:
-    """Parse each distinct text once in pandas (see the module docstring); returns the lookup table's name."""
+    """Parse each distinct text once in pandas (see the module docstring); returns the lookup table's name. The
+    table also holds each text's number of rows ``n`` and whether it was read with a UTC offset (``aware``: tz-aware
+    and parsed, so converted; :func:`offset_rows` sums them)."""
     rows = con.execute(
-        f"SELECT t, first_row FROM (SELECT {t} AS t, min(r.{ROW}) AS first_row FROM {RAW} r GROUP BY 1) "
-        "WHERE t IS NOT NULL ORDER BY first_row"
+        f"SELECT t, first_row, n FROM (SELECT {t} AS t, min(r.{ROW}) AS first_row, count(*) AS n FROM {RAW} r "
+        "GROUP BY 1) WHERE t IS NOT NULL ORDER BY first_row"
     ).df()
     values = rows["t"].astype("str").reset_index(drop=True)  # in order of first appearance, as guessing expects
-    parsed = parse_timestamps(values, fmt, tz)
-    lookup = pd.DataFrame({"t": values, "ts": parsed.to_numpy(), "amb": day_month_dates(values) & (fmt is None)})
+    aware = carries_offset(values, fmt)
+    parsed = parse_timestamps(values, fmt, tz, aware=aware)
+    lookup = pd.DataFrame(
+        {
+            "t": values,
+            "ts": parsed.to_numpy(),
+            "amb": day_month_dates(values) & (fmt is None),
+            "aware": aware & parsed.notna().to_numpy(),
+            "n": rows["n"].to_numpy(dtype="int64"),
+        }
+    )
     con.register("_tc_ts_frame", lookup)
-    run(con, "CREATE OR REPLACE TABLE _tc_ts AS SELECT t, CAST(ts AS TIMESTAMP) AS ts, amb FROM _tc_ts_frame")
+    run(
+        con,
+        "CREATE OR REPLACE TABLE _tc_ts AS SELECT t, CAST(ts AS TIMESTAMP) AS ts, amb, aware, n FROM _tc_ts_frame",
+    )
     con.unregister("_tc_ts_frame")
     return "_tc_ts"
+
+
+def offset_rows(con: duckdb.DuckDBPyConnection, c: str, duck_type: str, join: str | None) -> int:
+    """The rows whose timestamp (column reference ``c`` of the raw rows ``r``, parsed by :func:`timestamp` with the
+    lookup ``join``) carried a UTC offset or zone and was converted: every value of a tz-aware column; the parsed
+    tz-aware texts (counted per distinct text when the lookup table was made); none otherwise."""
+    if kind(duck_type) == "tz":
+        sql = f"SELECT count({c}) FROM {RAW} r"
+    elif join is not None:
+        sql = "SELECT coalesce(sum(n), 0) FROM _tc_ts WHERE aware"
+    else:  # naive types, and formats DuckDB reads (they have no zone directive)
+        return 0
+    return int(con.execute(sql).fetchall()[0][0])  # type: ignore[index]

@@ -31,6 +31,7 @@ REASONS: tuple[str, ...] = (
 SATISFACTION_REASONS: tuple[str, ...] = (
     "unknown_order",
     "missing_customer",
+    "ambiguous_timestamp",
     "unparseable_timestamp",
     "invalid_score",
     "future_timestamp",

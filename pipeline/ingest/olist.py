@@ -22,6 +22,7 @@ from tiercast.features.contract import (
     TIMESTAMP,
 )
 from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
+from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.parsing import (
     TS_UNIT,
@@ -164,25 +165,21 @@ def _olist_satisfaction(
     keys = parse_ids(reviews[ORDER_ID], na)
     found = keys.isin(order_ids).to_numpy()
     customer = parse_ids(keys.map(customer_of_order), na)
-    nat = pd.Series(pd.NaT, index=reviews.index, dtype=TS_UNIT)
-    parsed = [
-        parse_timestamp_column(reviews[c], src.timestamp_format, src.timezone, na)
-        for c in ("review_answer_timestamp", "review_creation_date")
-        if c in reviews.columns
-    ]
-    timestamp = parsed[0].fillna(parsed[1]) if len(parsed) == 2 else parsed[0] if parsed else nat
+    timestamp, ambiguous = _review_times(reviews, src)
     score, score_bad = parse_numbers(reviews[REVIEW_SCORE], src.decimal, na)
     score_bad = score_bad | ~score.isin([1.0, 2.0, 3.0, 4.0, 5.0]).to_numpy()
 
     rules = [
         ("unknown_order", ~found),
         ("missing_customer", customer.isna().to_numpy()),
+        ("ambiguous_timestamp", ambiguous.any(axis=1).to_numpy()),
         ("unparseable_timestamp", timestamp.isna().to_numpy()),
         ("invalid_score", score_bad),
         ("future_timestamp", (timestamp > run_date).to_numpy() if run_date is not None else None),
         ("duplicate", reviews.duplicated(keep="first").to_numpy() if src.duplicates == "quarantine" else None),
     ]
     reason = judge_rows(n, rules)
+    _warn_ambiguous(reviews, ambiguous.loc[reason == "ambiguous_timestamp"], str(src.reviews))
     ok_score = score.where(~score_bad, 0).astype("int64")
     canonical = pd.DataFrame(
         {
@@ -195,6 +192,36 @@ def _olist_satisfaction(
     accepted, quarantine = split_rows(reviews, reason, canonical, SATISFACTION, [TIMESTAMP, CUSTOMER_ID])
     check_accounting(accepted, quarantine, n, str(src.reviews))
     return accepted, quarantine
+
+
+_REVIEW_TIMES = ("review_answer_timestamp", "review_creation_date")
+
+
+def _review_times(reviews: pd.DataFrame, src: OlistSource) -> tuple[pd.Series, pd.DataFrame]:
+    """When each review's score became known: the answer time, else (missing or unparseable) the creation date;
+    and, per column read (a frame of masks), where the value read is a day-month date without ``timestamp_format``
+    (:func:`_ambiguous`): the rows' ``ambiguous_timestamp``, as the transactions' rule."""
+    na = src.na_values
+    time = pd.Series(pd.NaT, index=reviews.index, dtype=TS_UNIT)
+    ambiguous = pd.DataFrame(index=reviews.index)
+    unread = np.ones(len(reviews), dtype=bool)  # no value read yet: the next column is read
+    for c in (c for c in _REVIEW_TIMES if c in reviews.columns):
+        ambiguous[c] = unread & _ambiguous(reviews[c], src)
+        unread &= ~ambiguous[c].to_numpy()
+        time = time.fillna(parse_timestamp_column(reviews[c], src.timestamp_format, src.timezone, na))
+        unread &= time.isna().to_numpy()
+    return time, ambiguous
+
+
+def _warn_ambiguous(reviews: pd.DataFrame, ambiguous: pd.DataFrame, where: str) -> None:
+    """One notice for the reviews set aside as ``ambiguous_timestamp`` (``ambiguous``: their rows' masks per
+    column): the review quarantine is written, but no summary counts it."""
+    counts = {c: int(ambiguous[c].sum()) for c in ambiguous.columns}
+    if not any(counts.values()):
+        return
+    first = next(c for c, k in counts.items() if k)
+    example = str(reviews.at[ambiguous.index[ambiguous[first].to_numpy()][0], first]).strip()
+    notices.warn(notices.ambiguous_message(where, counts, example))
 
 
 def _ambiguous(raw: pd.Series, src: OlistSource) -> np.ndarray:

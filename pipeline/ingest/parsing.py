@@ -93,22 +93,29 @@ def _parse_numbers(t: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(t, errors="coerce").astype("float64")
 
 
-def parse_timestamps(t: pd.Series, fmt: str | None, tz: str | None, *, formats: list[str] | None = None) -> pd.Series:
+def parse_timestamps(
+    t: pd.Series,
+    fmt: str | None,
+    tz: str | None,
+    *,
+    formats: list[str] | None = None,
+    aware: np.ndarray | None = None,
+) -> pd.Series:
     """Parse distinct non-missing timestamp texts (see :func:`parse_timestamp_column`); without ``fmt``, with the
     ``formats`` given (guessed from other values, see :func:`guess_formats`) or else guessed from ``t``, and
-    day-month dates (:func:`day_month_dates`) left unparsed."""
+    day-month dates (:func:`day_month_dates`) left unparsed. ``aware``: :func:`carries_offset` of ``t``, when the
+    caller has it already."""
     out = pd.Series(pd.NaT, index=t.index, dtype=TS_UNIT)
     present = t.notna().to_numpy()
     if fmt is None:
         present = present & ~day_month_dates(t)
     if not present.any():
         return out
+    aware = carries_offset(t, fmt) if aware is None else aware
     if fmt is not None:
         formats = [fmt]
-        aware = np.full(len(t), "%z" in fmt or "%Z" in fmt)
-    else:
-        formats = formats if formats is not None else _guess_formats(t[present])
-        aware = t.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy()
+    elif formats is None:
+        formats = _guess_formats(t[present])
     for use_fmt in formats:  # best guess first; later ones only on the rows still unparsed
         todo = present & out.isna().to_numpy()
         if not todo.any():
@@ -132,6 +139,14 @@ def _parse_into(out: pd.Series, t: pd.Series, rows: np.ndarray, aware: np.ndarra
         parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
         local = parsed.dt.tz_convert(tz or "UTC").dt.tz_localize(None).astype(TS_UNIT)
         out.iloc[np.flatnonzero(aware_rows)] = local.to_numpy()
+
+
+def carries_offset(t: pd.Series, fmt: str | None) -> np.ndarray:
+    """Where the text timestamp is tz-aware (a UTC offset, 'Z', 'UTC' or 'GMT' after the time; every value when
+    ``fmt`` reads a zone): such values are converted to the source's zone (UTC without one)."""
+    if fmt is not None:
+        return np.full(len(t), "%z" in fmt or "%Z" in fmt)
+    return t.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy(dtype=bool)
 
 
 def day_month_dates(t: pd.Series) -> np.ndarray:

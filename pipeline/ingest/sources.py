@@ -215,7 +215,8 @@ class OlistSource(_RowRules):
 
     ``reviews`` (optional) give the satisfaction frame: one row per review, ``timestamp`` =
     ``review_answer_timestamp`` (when the score became known; ``review_creation_date`` if that is missing),
-    ``is_complaint`` = ``review_score <= complaint_max_score``.
+    ``is_complaint`` = ``review_score <= complaint_max_score``. A day-month date read without ``timestamp_format``
+    is never guessed: the review is quarantined as ``ambiguous_timestamp``, with a notice naming the column.
     """
 
     orders: Path

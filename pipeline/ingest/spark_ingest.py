@@ -31,8 +31,10 @@ import pyarrow as pa
 
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.engine.session import session_of
+from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest import spark_source as sp
 from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally, unparseable_column
+from tiercast.pipeline.ingest.notices import PADDED
 from tiercast.pipeline.ingest.raw import ROW
 from tiercast.pipeline.ingest.row_rules import DUPLICATE, PRICE, RuleSet, good_number, reason
 from tiercast.pipeline.ingest.sql import CANONICAL
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 REASON = "reason"
 SOURCE_ROW = "source_row"
+OFFSET = "_tc_offset"  # the timestamp carries a UTC offset or zone (converted)
 _TEXT_FIELDS = (CUSTOMER_ID, ORDER_ID, PRODUCT_ID, CATEGORY, CHANNEL)
 
 
@@ -137,9 +140,12 @@ def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp
     parsed.createOrReplaceTempView(view)
     t = con.table(view)
     columns = tuple(c for c in CANONICAL if c in t.columns)
-    judged = t.select(ROW, *columns, reason(t, rules).name(REASON)).cache()
+    marks = [c for c in (OFFSET, PADDED) if c in t.columns]
+    judged = t.select(ROW, *columns, reason(t, rules).name(REASON), *marks).cache()
     ts = judged[TIMESTAMP]
-    counts = con.execute(judged.group_by(REASON).aggregate(n=judged.count(), first=ts.min(), last=ts.max()))
+    counts = con.execute(
+        judged.group_by(REASON).aggregate(n=judged.count(), first=ts.min(), last=ts.max(), **_notice_counts(judged))
+    )
     by_reason = {str(r): int(n) for r, n in zip(counts[REASON], counts["n"], strict=True) if pd.notna(r)}
     if int(counts["n"].sum()) != raw.n_read:
         raise RuntimeError(f"{raw.where}: row accounting broken: judged {int(counts['n'].sum())} != read {raw.n_read}")
@@ -148,7 +154,50 @@ def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp
     if len(good):
         result.bounds = pd.Timestamp(good["first"].iloc[0]), pd.Timestamp(good["last"].iloc[0])
     _require_parsed(result, src, mapped, any_time=bool(counts["first"].notna().any()))
+    _notify(result, counts, src, mapped)
     return result
+
+
+def _notice_counts(judged: ir.Table) -> dict[str, ir.IntegerScalar]:
+    """Rows whose timestamp was converted from a UTC offset, and rows whose customer id had surrounding whitespace
+    (left once trimmed), as counts beside the reasons' (no further pass)."""
+    counts = {OFFSET: judged[TIMESTAMP].count(where=judged[OFFSET])}
+    if PADDED in judged.columns:
+        counts[PADDED] = judged[PADDED].count(where=judged[CUSTOMER_ID] != "")
+    return counts
+
+
+def _notify(result: SparkIngest, counts: pd.DataFrame, src: TransactionSource, mapped: dict[str, str]) -> None:
+    """The notices of DuckDB's ingestion (:mod:`tiercast.pipeline.ingest.notices`), from the same counts."""
+    n_offset = int(counts[OFFSET].sum())
+    if n_offset:
+        notices.warn(notices.offset_message(result.source, mapped[TIMESTAMP], n_offset, src.timezone))
+    if PADDED in counts.columns and int(counts[PADDED].sum()):
+        notices.warn(_padded_ids(result, mapped[CUSTOMER_ID]).message(result.source, mapped[CUSTOMER_ID]))
+
+
+def _padded_ids(result: SparkIngest, column: str) -> notices.PaddedIds:
+    """:func:`tiercast.pipeline.ingest.notices.padded_ids` on Spark: the padded rows' raw and parsed ids from the
+    judged rows, the ids also spelt without whitespace from one scan of the raw id column."""
+    j, con = result.judged, result.con
+    p = j.filter(j[PADDED].notnull() & (j[CUSTOMER_ID] != "")).select(raw=j[PADDED], id=j[CUSTOMER_ID])
+    view = ibis.util.gen_name("tiercast_ids")
+    result.raw.df.select(sp.col(column).cast("string").alias("v")).createOrReplaceTempView(view)
+    values = con.table(view)
+    g = p.group_by("id").aggregate(k=p.raw.nunique())
+    plain = g.semi_join(values, g.id == values.v).select("id", plain=ibis.literal(True))
+    m = g.left_join(plain, "id").select("id", "k", plain=ibis._.plain.fill_null(False))
+    m = m.mutate(k=m.k + m.plain.cast("int64")).filter(ibis._.k > 1)
+    stats = con.execute(m.aggregate(spellings=m.k.sum(), ids=m.count()))
+    ids = int(stats["ids"].iloc[0])
+    example: tuple[str, ...] = ()
+    if ids:
+        top = con.execute(m.order_by([ibis.desc("k"), "id"]).limit(1))
+        merged, has_plain = str(top["id"].iloc[0]), bool(top["plain"].iloc[0])
+        raws = con.execute(p.filter(p.id == merged).select("raw").distinct())["raw"].tolist()
+        example = (*sorted([*raws, *([merged] if has_plain else [])]), merged)
+    spellings = int(stats["spellings"].fillna(0).iloc[0])
+    return notices.PaddedIds(int(con.execute(p.count())), spellings, ids, example)
 
 
 def _parsed(raw: sp.SparkRaw, src: TransactionSource, mapped: dict[str, str], rules: RuleSet) -> DataFrame:
@@ -166,6 +215,9 @@ def _parsed(raw: sp.SparkRaw, src: TransactionSource, mapped: dict[str, str], ru
     formats = _guessed_formats(raw, src) if kinds[ts_col] == "text" and src.timestamp_format is None else []
     out[TIMESTAMP] = sp.timestamp(cell[TIMESTAMP], kinds[ts_col], raw.arrow_types.get(ts_col), src, formats)
     out[AMBIGUOUS] = sp.ambiguous_timestamp(cell[TIMESTAMP], kinds[ts_col], src)
+    out[OFFSET] = sp.offset(cell[TIMESTAMP], kinds[ts_col], raw.arrow_types.get(ts_col), src)
+    if (padded := sp.padded(cell[CUSTOMER_ID], kinds[mapped[CUSTOMER_ID]])) is not None:
+        out[PADDED] = padded
     numbers = {
         f: sp.number(cell[f], kinds[mapped[f]], src.decimal, src.na_values)
         for f in (AMOUNT, QUANTITY, "unit_price")

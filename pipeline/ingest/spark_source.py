@@ -242,6 +242,37 @@ def ambiguous_timestamp(c: Column, k: str, src: TransactionSource) -> Column:
     return F.coalesce(text(c, k, src.na_values).rlike(f"^(?:{DAY_MONTH_PATTERN})$"), F.lit(False))
 
 
+def offset(c: Column, k: str, arrow_type: pa.DataType | None, src: TransactionSource) -> Column:
+    """TRUE where the timestamp carries a UTC offset or zone, so :func:`timestamp` converts it (as DuckDB's ingestion
+    counts them): a tz-aware column, or a text with an offset after the time (every text when the format reads a
+    zone)."""
+    from pyspark.sql import functions as F
+
+    from tiercast.pipeline.ingest.parsing import _TZ_SUFFIX
+
+    fmt = src.timestamp_format
+    if arrow_type is not None and pa.types.is_timestamp(arrow_type) and arrow_type.unit == "ns":
+        return F.lit(arrow_type.tz is not None)
+    if k != "text":
+        return F.lit(k == "tz")
+    if fmt is not None:
+        return F.lit("%z" in fmt or "%Z" in fmt)
+    return F.coalesce(text(c, k, src.na_values).rlike(_TZ_SUFFIX), F.lit(False))
+
+
+def padded(c: Column, k: str) -> Column | None:
+    """The raw text where its first or last character is one ``str.strip()`` removes, else NULL (None for typed
+    columns): the customer ids trimmed, as DuckDB's ingestion marks them. The regular expression runs only where an
+    end may be blank, as in :func:`text`."""
+    from pyspark.sql import functions as F
+
+    if k != "text":
+        return None
+    v = c.cast("string")
+    ends = (v < "!") | (F.substring(v, -1, 1) < "!") | (F.octet_length(v) != F.length(v))
+    return F.when(ends, F.when(v.rlike(f"^{BLANK_CLASS}|{BLANK_CLASS}$"), v))
+
+
 def _parse_text_timestamps(t: Column, fmt: str | None, tz: str | None, formats: list[str]) -> Column:
     from pyspark.sql.functions import pandas_udf
 

@@ -29,7 +29,9 @@ import pandas as pd
 
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.ingest import columns as col
+from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally, unparseable_column
+from tiercast.pipeline.ingest.notices import PADDED, PADDED_ID
 from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
 
 if TYPE_CHECKING:
@@ -105,18 +107,27 @@ def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.
     duplicates = _mark_duplicates(con, raw) if src.duplicates == "quarantine" else None
     rules = _rules(src, mapped, run_date, duplicates, cleaned={f for f in CANONICAL if f"_d_{f}" in exprs})
     case = " ".join(f"WHEN {cond} THEN {lit(name)}" for name, cond in rules)
-    # One pass: the rejected rows with their reason, and the accepted rows whose text needs cleaning (reason NULL).
+    padded = (
+        f"{PADDED}, CASE WHEN {PADDED} IS NOT NULL THEN customer_id END AS {PADDED_ID}"
+        if PADDED in exprs
+        else f"CAST(NULL AS VARCHAR) AS {PADDED}, CAST(NULL AS VARCHAR) AS {PADDED_ID}"
+    )
+    # One pass: the rejected rows with their reason, and the accepted rows whose text needs cleaning (reason NULL),
+    # with the raw and the parsed customer id of the rows whose id had surrounding whitespace (all among them).
     run(
         con,
-        f"CREATE OR REPLACE TABLE {BAD} AS SELECT {ROW}, reason FROM "
-        f"(SELECT {ROW}, CASE {case} END AS reason, _dirty FROM _tc_parsed) WHERE reason IS NOT NULL OR _dirty",
+        f"CREATE OR REPLACE TABLE {BAD} AS SELECT {ROW}, reason, {PADDED}, {PADDED_ID} FROM "
+        f"(SELECT {ROW}, CASE {case} END AS reason, _dirty, {padded} FROM _tc_parsed) "
+        "WHERE reason IS NOT NULL OR _dirty",
     )
     canonical = tuple(c for c in CANONICAL if c in exprs or c == ORDER_ID)
     order_id = ORDER_ID if ORDER_ID in mapped else _synthetic_order_id()
     select = ", ".join(ident(c) if c != ORDER_ID else f"{order_id} AS order_id" for c in canonical)
     # Accepted rows: as read (typed columns converted) when nothing needed cleaning, else the cleaned values; the
     # parts with no row are left out, so the features read the source with no join when every row is clean.
-    n_dirty, n_judged = con.execute(f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FROM {BAD}").fetchall()[0]
+    n_dirty, n_judged, n_padded = con.execute(
+        f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*), count(*) FILTER (WHERE {PADDED_ID} <> '') FROM {BAD}"
+    ).fetchall()[0]
     accepted = f"SELECT {ROW}, {select} FROM _tc_fast"
     if n_judged:
         accepted += f" ANTI JOIN {BAD} USING ({ROW})"
@@ -132,7 +143,29 @@ def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.
     result = EngineIngest(con, raw, canonical)
     result.reasons = _count_reasons(con)
     _require_parsed(con, src, raw, mapped, result)
+    _notify(con, src, raw, mapped, joins[0] if joins else None, padded=n_padded > 0)
     return result
+
+
+def _notify(
+    con: duckdb.DuckDBPyConnection,
+    src: TransactionSource,
+    raw: RawSource,
+    mapped: dict[str, str],
+    join: str | None,
+    *,
+    padded: bool,
+) -> None:
+    """The notices (:mod:`tiercast.pipeline.ingest.notices`) of values kept but read differently from the file:
+    timestamps converted from a UTC offset (counted per distinct text, or a tz-aware column's values), customer ids
+    trimmed (``padded``: the judged rows hold some; their spellings are then counted)."""
+    ts, customer = mapped[TIMESTAMP], mapped[CUSTOMER_ID]
+    n_offset = col.offset_rows(con, f"r.{ident(ts)}", raw.columns[ts], join)
+    if n_offset:
+        notices.warn(notices.offset_message(raw.where, ts, n_offset, src.timezone))
+    found = notices.padded_ids(con, BAD, f"CAST(r.{ident(customer)} AS VARCHAR)") if padded else None
+    if found is not None:
+        notices.warn(found.message(raw.where, customer))
 
 
 def _create_view(
@@ -181,6 +214,10 @@ def _parse_exprs(
         for step, part in zip(steps, parts, strict=True):
             if part is not None:
                 step[f] = f"(CASE WHEN {flag} THEN {part} ELSE {{x}} END)"
+        if f == CUSTOMER_ID:  # the raw id where its first or last character is a blank (tested on flagged rows only)
+            exprs[PADDED], p, blanks = raw_text, ident(PADDED), lit(col._BLANKS)
+            ends = f"{p} <> '' AND (contains({blanks}, {p}[1]) OR contains({blanks}, {p}[-1]))"
+            steps[0][PADDED] = f"(CASE WHEN {flag} AND {ends} THEN {p} END)"
     exprs[TIMESTAMP], join = col.timestamp(
         con, ref[TIMESTAMP], types[mapped[TIMESTAMP]], src.timestamp_format, src.timezone, na
     )

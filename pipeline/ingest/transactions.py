@@ -43,6 +43,11 @@ leading zeros kept), ``timestamp`` (naive ``datetime64[us]``, local time of ``ti
 at one instant form one order), then ``quantity`` (float64), ``product_id``, ``category``, ``channel`` when mapped.
 Rows sorted by timestamp, customer_id, order_id, then source row; index reset.
 
+Values kept but read differently from the file are told in a one-line notice naming the source, the column and the
+rows (a warning, :mod:`~tiercast.pipeline.ingest.notices`): timestamps with a UTC offset or zone, converted to
+``timezone`` (UTC when unset), and customer ids trimmed of surrounding whitespace, with the raw spellings that became
+one id (' 123', '123 ' and '123' are one customer).
+
 Quarantine frame: the source columns as read (Olist: the item columns plus the joined order status, customer key
 and order timestamp), then ``source_row`` (0-based data row in the source; the header is not a row) and ``reason``.
 A source column named ``source_row`` or ``reason`` is kept as ``src_source_row`` / ``src_reason``."""
@@ -140,7 +145,7 @@ def _collect(engine: EngineIngest) -> IngestResult:
     failed = schema_failures(accepted, TRANSACTIONS)
     if len(failed):
         run(con, f"DELETE FROM {BAD} WHERE list_contains(?::BIGINT[], {ROW})", [failed.tolist()])
-        run(con, f"INSERT INTO {BAD} SELECT unnest(?::BIGINT[]), 'schema'", [failed.tolist()])
+        run(con, f"INSERT INTO {BAD} ({ROW}, reason) SELECT unnest(?::BIGINT[]), 'schema'", [failed.tolist()])
         accepted = accepted.drop(index=failed)
     quarantine = con.execute(engine.quarantine_sql()).df()
     where = engine.source

@@ -1,0 +1,101 @@
+"""What the ingestion tells the user about values it kept but read differently from the file (a UTC offset converted
+to the source's zone, whitespace around a customer id trimmed), and about rows it set aside where no summary shows
+them (Olist reviews with a day-month date): one line each, naming the source, the column and the rows, issued with
+:func:`warnings.warn`, which the command line prints as a notice (as the notice on isolated early rows,
+:func:`~tiercast.pipeline.ingest.engine_tables.history_start_on`).
+
+Trimming merges ids that differ only by whitespace (' 123', '123 ' and '123' are one customer): right for ids
+exported with padding, but the notice counts the raw spellings merged so a user can tell. The rows are found while
+the rules run (DuckDB: the column :data:`PADDED` of the judged rows, :mod:`tiercast.pipeline.ingest.sql`; Spark:
+:mod:`tiercast.pipeline.ingest.spark_ingest`); the spellings are counted only when there are such rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import duckdb
+
+from tiercast.pipeline.ingest.raw import RAW
+
+#: The raw customer id of a row whose id had surrounding whitespace (NULL on the other rows), and its parsed id.
+PADDED, PADDED_ID = "_tc_padded", "_tc_padded_id"
+
+
+def warn(message: str) -> None:
+    """Issue one notice (a :class:`UserWarning`; the command line prints it as one line)."""
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def rows(n: int) -> str:
+    return "1 row" if n == 1 else f"{n:,} rows"
+
+
+def offset_message(source: str, column: str, n: int, tz: str | None) -> str:
+    """Rows whose timestamp carried a UTC offset or zone, converted to ``tz`` (UTC when unset)."""
+    zone = f"{tz} (data.timezone)" if tz else "UTC (set data.timezone to read them in another zone)"
+    verb = "carries" if n == 1 else "carry"
+    return f"{source}: {rows(n)} of column {column!r} {verb} a UTC offset; converted to {zone}"
+
+
+def ambiguous_message(source: str, counts: Mapping[str, int], example: str) -> str:
+    """Rows set aside as ``ambiguous_timestamp`` (per column read), with one of their values."""
+    where = " and ".join(f"{rows(n)} of column {c!r}" for c, n in counts.items() if n)
+    verb = "holds a day-month date" if sum(counts.values()) == 1 else "hold day-month dates"
+    return (
+        f"{source}: {where} {verb} such as {example!r}, quarantined as ambiguous_timestamp "
+        "(day-first or month-first is never guessed; set timestamp_format)"
+    )
+
+
+@dataclass(frozen=True)
+class PaddedIds:
+    """Customer ids trimmed of surrounding whitespace, and the raw spellings that became one id."""
+
+    rows: int  # rows whose (non-missing) customer id had whitespace around it
+    spellings: int  # distinct raw ids that became an id another raw spelling also became
+    ids: int  # the ids they became
+    example: tuple[str, ...] = ()  # the raw spellings of one such id, then the id
+
+    def message(self, source: str, column: str) -> str:
+        text = f"{source}: {rows(self.rows)} of column {column!r} had a customer id with surrounding whitespace"
+        text += ", trimmed"
+        if not self.ids:
+            return f"{text} (no two raw ids became one)"
+        *raw, merged = self.example
+        return (
+            f"{text}: {self.spellings:,} distinct raw ids merge into {self.ids:,} customer "
+            f"{'id' if self.ids == 1 else 'ids'} (e.g. {', '.join(repr(r) for r in raw)} are customer {merged!r})"
+        )
+
+
+def padded_ids(con: duckdb.DuckDBPyConnection, judged: str, raw_id: str) -> PaddedIds | None:
+    """:class:`PaddedIds` of DuckDB's ingestion: the padded rows are in ``judged`` (columns :data:`PADDED` and
+    :data:`PADDED_ID`: their raw and parsed id); the ids also spelt without whitespace are found with one scan of
+    the raw id column (``raw_id``, an expression over the raw rows ``r``). None when no padded id is left once
+    trimmed (blank, or a missing-value marker)."""
+    row = con.execute(
+        f"WITH p AS (SELECT {PADDED} AS raw, {PADDED_ID} AS id FROM {judged} WHERE {PADDED_ID} <> ''), "
+        "g AS (SELECT id, count(DISTINCT raw) AS k FROM p GROUP BY id), "
+        f"plain AS (SELECT id FROM g SEMI JOIN (SELECT {raw_id} AS v FROM {RAW} r) x ON g.id = x.v), "
+        "m AS (SELECT id, k + CAST(plain.id IS NOT NULL AS INTEGER) AS k, plain.id IS NOT NULL AS plain "
+        "FROM g LEFT JOIN plain USING (id)) "
+        "SELECT (SELECT count(*) FROM p), coalesce(sum(k) FILTER (WHERE k > 1), 0), count(*) FILTER (WHERE k > 1), "
+        "first(id ORDER BY k DESC, id) FILTER (WHERE k > 1), first(plain ORDER BY k DESC, id) FILTER (WHERE k > 1) "
+        "FROM m"
+    ).fetchall()[0]
+    n, spellings, ids, merged, plain = row
+    if not n:
+        return None
+    example: tuple[str, ...] = ()
+    if ids:
+        raws = [
+            r
+            for (r,) in con.execute(
+                f"SELECT DISTINCT {PADDED} FROM {judged} WHERE {PADDED_ID} = ?", [merged]
+            ).fetchall()
+        ]
+        example = (*sorted([*raws, *([merged] if plain else [])]), merged)
+    return PaddedIds(int(n), int(spellings), int(ids), example)

@@ -1,0 +1,167 @@
+"""What the ingestion keeps but reads differently from the file, and what it sets aside where no summary shows it,
+is told in one notice (a UserWarning, printed by the command line as one line) naming the source, the column and
+the rows: timestamps with a UTC offset converted, customer ids trimmed of surrounding whitespace (with the raw
+spellings that became one id), Olist reviews with a day-month date quarantined as ``ambiguous_timestamp``."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pandas as pd
+import yaml
+
+from tests.pipeline.cli_harness import invoke
+from tiercast.pipeline.config import Config
+from tiercast.pipeline.ingest.loader import load_transactions
+from tiercast.pipeline.ingest.sources import DataConfig
+from tiercast.pipeline.ingest.transactions import read_transactions
+
+COLUMNS = {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}
+RUN = pd.Timestamp("2030-01-01 23:59:59.999999")
+OLIST = Path(__file__).resolve().parents[1] / "fixtures" / "olist"
+T = TypeVar("T")
+
+
+def config(tmp_path: Path, path: Path, **source) -> Config:
+    return Config.model_validate(
+        {
+            "data": {
+                "transactions": {"path": str(path), "columns": COLUMNS, **source},
+                "quarantine_path": str(tmp_path / "quarantine.parquet"),
+                "max_quarantine_share": 1.0,
+                "run_date": "2030-01-01",
+            }
+        }
+    )
+
+
+def noticed(read: Callable[[], T]) -> tuple[T, list[str]]:
+    """What ``read`` returned and the texts of the notices it issued."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = read()
+    return result, [str(w.message) for w in caught if w.category is UserWarning]
+
+
+def both(cfg: Config) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+    """Accepted rows, reasons and notices of the engine ingestion (load_transactions), checked equal to those of
+    the collected frame (read_transactions)."""
+    data, texts = noticed(lambda: load_transactions(cfg))
+    collected, collected_texts = noticed(lambda: read_transactions(cfg.data, run_date=RUN))
+    assert collected_texts == texts
+    assert dict(data.reasons) == collected.reason_counts()
+    pd.testing.assert_frame_equal(data.accepted.reset_index(drop=True), collected.accepted, check_dtype=False)
+    return collected.accepted, collected.reason_counts(), texts
+
+
+def test_timestamps_with_a_utc_offset_are_converted_with_one_notice(tmp_path: Path) -> None:
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "customer,ts,amount\n"
+        "a,2010-12-01 08:26:00+01:00,1\n"
+        "b,2010-12-01T09:26:00Z,2\n"
+        "c,2010-12-01 10:26:00,3\n"  # naive: kept as written
+        "d,2010-12-01 11:26:00 UTC,4\n",
+        encoding="utf-8",
+    )
+    accepted, reasons, texts = both(config(tmp_path, path))
+    assert texts == [
+        f"{path}: 3 rows of column 'ts' carry a UTC offset; converted to UTC (set data.timezone to read them in "
+        "another zone)"
+    ]
+    assert reasons == {}
+    assert accepted["timestamp"].tolist() == [
+        pd.Timestamp("2010-12-01 07:26"),
+        pd.Timestamp("2010-12-01 09:26"),
+        pd.Timestamp("2010-12-01 10:26"),
+        pd.Timestamp("2010-12-01 11:26"),
+    ]
+
+
+def test_a_zone_aware_parquet_column_is_converted_to_the_configured_zone_with_one_notice(tmp_path: Path) -> None:
+    times = pd.to_datetime(["2010-06-01 10:00", "2010-01-01 12:00", None]).tz_localize("UTC")
+    frame = pd.DataFrame({"customer": ["a", "b", "c"], "ts": times, "amount": [1.0, 2.0, 3.0]})
+    path = tmp_path / "transactions.parquet"
+    frame.to_parquet(path)
+    accepted, reasons, texts = both(config(tmp_path, path, timezone="Europe/London"))
+    assert texts == [f"{path}: 2 rows of column 'ts' carry a UTC offset; converted to Europe/London (data.timezone)"]
+    assert reasons == {"unparseable_timestamp": 1}
+    assert accepted["timestamp"].tolist() == [pd.Timestamp("2010-01-01 12:00"), pd.Timestamp("2010-06-01 11:00")]
+    naive = tmp_path / "naive.parquet"
+    frame.assign(ts=times.tz_localize(None)).to_parquet(naive)
+    assert both(config(tmp_path, naive, timezone="Europe/London"))[2] == []
+
+
+def test_customer_ids_differing_only_by_surrounding_whitespace_merge_with_one_notice(tmp_path: Path) -> None:
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "customer,ts,amount\n"
+        " 123,2010-12-01,1\n"
+        "123 ,2010-12-02,2\n"
+        "123,2010-12-03,3\n"
+        "\t9,2010-12-04,4\n"  # trimmed, but no other spelling
+        '" ",2010-12-05,5\n'  # blank: missing, not a trimmed id
+        "77,2010-12-06,6\n",
+        encoding="utf-8",
+    )
+    accepted, reasons, texts = both(config(tmp_path, path))
+    assert texts == [
+        f"{path}: 3 rows of column 'customer' had a customer id with surrounding whitespace, trimmed: 3 distinct "
+        "raw ids merge into 1 customer id (e.g. ' 123', '123', '123 ' are customer '123')"
+    ]
+    assert reasons == {"missing_customer": 1}
+    assert accepted["customer_id"].tolist() == ["123", "123", "123", "9", "77"]
+    quarantine = pd.read_parquet(tmp_path / "quarantine.parquet")
+    assert quarantine[["source_row", "reason"]].to_dict("records") == [{"source_row": 4, "reason": "missing_customer"}]
+
+
+def test_olist_review_day_month_dates_are_quarantined_as_ambiguous_with_one_notice(tmp_path: Path) -> None:
+    for table in OLIST.glob("*.csv"):
+        shutil.copy(table, tmp_path / table.name)
+    reviews = tmp_path / "olist_order_reviews_dataset.csv"
+    text = reviews.read_text(encoding="utf-8")
+    text = text.replace("2017-03-11 09:00:00", "11/03/2017 09:00")  # rev01's answer time
+    text = text.replace("rev06,ord05,4,,,2017-06-10 00:00:00,", "rev06,ord05,4,,,10/06/2017,")  # creation, no answer
+    text = text.replace('rev02,ord02,1,Ruim,"Não chegou, péssimo",2017-05-25 00:00:00', "rev02,ord02,1,,,25/05/2017")
+    reviews.write_text(text, encoding="utf-8")  # rev02: a day-month creation date, not read (it has an answer time)
+    tables = {k: tmp_path / f"olist_{k}_dataset.csv" for k in ("orders", "order_items", "customers")}
+    source = {**{k: str(v) for k, v in tables.items()}, "reviews": str(reviews)}
+    data = DataConfig.model_validate({"olist": source, "max_quarantine_share": 1.0})
+    result, texts = noticed(lambda: read_transactions(data, run_date=RUN))
+    assert texts == [
+        f"{reviews}: 1 row of column 'review_answer_timestamp' and 1 row of column 'review_creation_date' hold "
+        "day-month dates such as '11/03/2017 09:00', quarantined as ambiguous_timestamp (day-first or month-first "
+        "is never guessed; set timestamp_format)"
+    ]
+    assert result.satisfaction_reason_counts() == {"unknown_order": 1, "ambiguous_timestamp": 2, "invalid_score": 2}
+    quarantine = result.satisfaction_quarantine
+    assert quarantine is not None
+    ambiguous = quarantine.loc[quarantine["reason"] == "ambiguous_timestamp", "review_id"].tolist()
+    assert ambiguous == ["rev01", "rev06"]  # before: unparseable_timestamp, and rev01 dated by its creation date
+    assert result.satisfaction["timestamp"].tolist() == [
+        pd.Timestamp("2017-04-12 08:00"),
+        pd.Timestamp("2017-05-26 10:00"),
+    ]
+
+
+def test_the_notices_are_one_line_each_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "tx.csv").write_text(
+        "customer,ts,amount\n 1,2010-12-01 08:26:00+01:00,1\n1,2010-12-02 08:26:00,2\n2,2010-12-03 08:26:00,3\n",
+        encoding="utf-8",
+    )
+    source = {"path": "tx.csv", "columns": COLUMNS}
+    cfg = {"base": "default", "data": {"transactions": source, "quarantine_path": "q.parquet"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    result = invoke("validate", "--config", "c.yaml", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    notices = [ln for ln in result.stderr.splitlines() if ln.startswith("warning: tx.csv")]
+    assert notices == [
+        "warning: tx.csv: 1 row of column 'ts' carries a UTC offset; converted to UTC (set data.timezone to read them "
+        "in another zone)",
+        "warning: tx.csv: 1 row of column 'customer' had a customer id with surrounding whitespace, trimmed: "
+        "2 distinct raw ids merge into 1 customer id (e.g. ' 1', '1' are customer '1')",
+    ]
