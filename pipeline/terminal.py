@@ -1,9 +1,16 @@
-"""How the command line talks while it works: a spinner on each long step, a one-line "done" with its duration
-after it, MLflow's own chatter (INFO logs, "Successfully registered model", the CloudPickle warning) kept out unless
-``--verbose``, and nothing but errors under ``--quiet``.
+"""How the command line talks while it works: on a terminal, a spinner on each long step and a one-line "done" with
+its duration after it; MLflow's own chatter (INFO logs, "Successfully registered model", the CloudPickle warning)
+kept out unless ``--verbose``, and nothing but errors under ``--quiet``.
 
-Progress goes to stderr, so the tables and paths on stdout stay clean for a pipe; on a non-terminal (a batch job's
-log) the steps print nothing.
+Progress goes to stderr, so the tables and paths on stdout stay clean for a pipe. On a non-terminal (a cron or CI
+log) each step is two plain lines instead, so a log shows what a long command is busy with and whether it hangs::
+
+    12:02:36 start: fitting the value and churn models
+    12:03:07 done: fitting the value and churn models (31.2 s)
+
+Only the outermost step or phase is reported; a step that raises ends with ``failed:`` (on a terminal, nothing: the
+error line follows). An in-memory stderr (typer's CliRunner, a program capturing the command's output) gets no
+progress: it is read once the command has returned.
 """
 
 from __future__ import annotations
@@ -12,13 +19,17 @@ import functools
 import importlib.abc
 import importlib.util
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.status import Status
 
 _progress = Console(stderr=True)
 P = ParamSpec("P")
@@ -105,46 +116,98 @@ class _Stderr:
         sys.stderr.flush()
 
 
-_running: dict[str, object] = {"steps": 0, "phase": None}
+#: A progress line of a log (:func:`_plain`), e.g. for a script that reads a command's stderr for its errors.
+PROGRESS_LINE = re.compile(r"\d\d:\d\d:\d\d (start|done|failed): ")
+
+_running: dict[str, object] = {"steps": 0, "phase": None}  # phase: (label, start, spinner or None) while it runs
+
+
+def _start(label: str) -> tuple[str, float, Status | None] | None:
+    """Announce a step: a spinner on a terminal, a plain clock-stamped "start:" line on a log (so it shows what a
+    silent command is busy with), nothing into an in-memory capture (see :func:`_watched`)."""
+    if _progress.is_terminal:
+        status = _progress.status(f"{label} ...", spinner="dots")
+        status.start()
+        return label, time.perf_counter(), status
+    if not _watched(_progress.file):
+        return None
+    _plain("start", label)
+    return label, time.perf_counter(), None
+
+
+def _watched(stream: object) -> bool:
+    """Whether someone can watch ``stream`` while the command runs: a file, pipe or terminal of the operating system
+    (it has a file descriptor). An in-memory capture (typer's CliRunner, a program embedding the command) is read
+    once the command has returned, when clock times and durations would only make its text differ run to run."""
+    try:
+        stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        return False
+    return True
+
+
+def _finish(running: tuple[str, float, Status | None] | None, ok: bool) -> None:
+    """Close a step with its seconds: a check mark on a terminal (nothing if it failed: the error line follows),
+    else a plain "done:" or "failed:" line."""
+    if running is None:
+        return
+    label, start, status = running
+    seconds = time.perf_counter() - start
+    if status is None:
+        _plain("done" if ok else "failed", label, seconds)
+        return
+    status.stop()
+    if ok:
+        _progress.print(f"[green]✓[/] {label} [dim]({seconds:,.1f} s)[/]", highlight=False)
+
+
+def _plain(event: str, label: str, seconds: float | None = None) -> None:
+    """One progress line for a log: local clock time, no colour, no wrapping (written past rich, whose console
+    would wrap a long label at 80 columns)."""
+    took = "" if seconds is None else f" ({seconds:,.1f} s)"
+    stream = _progress.file
+    try:
+        stream.write(f"{time.strftime('%H:%M:%S')} {event}: {label}{took}\n")
+        stream.flush()
+    except (OSError, ValueError):  # a closed log or a reader gone (``| head``) must not stop the work itself
+        pass
 
 
 @contextmanager
 def step(label: str) -> Iterator[None]:
-    """Show ``label`` with a spinner while the block runs, then a check mark with the seconds it took."""
-    if _mode["quiet"] or not _progress.is_terminal or _running["steps"] or _running["phase"]:
+    """Report ``label`` while the block runs and the seconds it took (only the outermost step or phase)."""
+    if _mode["quiet"] or _running["steps"] or _running["phase"]:
         yield
         return
-    start = time.perf_counter()
+    running = _start(label)
     _running["steps"] = 1
     try:
-        with _progress.status(f"{label} ...", spinner="dots"):
-            yield
+        yield
+    except BaseException:
+        _finish(running, ok=False)
+        raise
     finally:
         _running["steps"] = 0
-    _progress.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:,.1f} s)[/]", highlight=False)
+    _finish(running, ok=True)
 
 
 def phase(label: str) -> None:
-    """Finish the running phase (check mark and seconds) and show ``label`` with a spinner: one line per stage of
-    a long function, without re-indenting it. The function is decorated with :func:`phased`, which finishes the
-    last phase however the function ends."""
+    """Finish the running phase and report ``label`` as the next: one line per stage of a long function, without
+    re-indenting it. The function is decorated with :func:`phased`, which finishes the last phase however the
+    function ends."""
     end_phase()
-    if _mode["quiet"] or not _progress.is_terminal or _running["steps"]:
+    if _mode["quiet"] or _running["steps"]:
         return
-    status = _progress.status(f"{label} ...", spinner="dots")
-    status.start()
-    _running["phase"] = (label, time.perf_counter(), status)
+    _running["phase"] = _start(label)
 
 
-def end_phase() -> None:
-    """Finish the running phase, if any."""
+def end_phase(ok: bool = True) -> None:
+    """Finish the running phase, if any (``ok=False``: it failed)."""
     running = _running["phase"]
     if running is None:
         return
-    label, start, status = running  # type: ignore[misc]
-    status.stop()
     _running["phase"] = None
-    _progress.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:,.1f} s)[/]", highlight=False)
+    _finish(running, ok)  # type: ignore[arg-type]
 
 
 def phased(fn: Callable[P, R]) -> Callable[P, R]:
@@ -153,9 +216,12 @@ def phased(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
-        finally:
-            end_phase()
+            result = fn(*args, **kwargs)
+        except BaseException:
+            end_phase(ok=False)
+            raise
+        end_phase()
+        return result
 
     return wrapper
 

@@ -7,6 +7,7 @@ The commands are in :mod:`~tiercast.pipeline.cli.data`, :mod:`~tiercast.pipeline
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
 import warnings
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from tiercast.pipeline.config import Config, load_config
 from tiercast.pipeline.config_files import error_message
@@ -34,8 +36,15 @@ def one_line(text: object) -> str:
     return " ".join(lines) if len(lines) <= 3 else lines[0]
 
 
+def shell_command(*words: object) -> str:
+    """A command for the user to run next, each word quoted for a POSIX shell (a path with a space or a quote
+    pastes as one argument)."""
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
 def _print_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True, markup=True)
+    # escaped: a path such as shop[v2].yaml is text, not rich markup (which would drop "[v2]" from it)
+    err_console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
 
 
 _SHOWN: set[str] = set()  # the warnings shown by this command: each once (the value and churn models, and every
@@ -48,7 +57,7 @@ def _notice(message, category, filename, lineno, file=None, line=None) -> None: 
     if text in _SHOWN:
         return
     _SHOWN.add(text)
-    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 # The failures a user can fix, by class name (tiercast's own exceptions, matched on the exception's class and its
@@ -286,8 +295,8 @@ def local_out(cfg: Config, out: Path) -> None:
         fail(f"--out {out}: the file is written as Parquet; give it a .parquet name")
 
 
-def known_runs(run_ids: list[str]) -> None:
-    """Every run id exists in the store, else a one-line error naming it."""
+def known_runs(run_ids: list[str], config: Path) -> None:
+    """Every run id exists in the store, else a one-line error naming it (and how to list the runs of ``config``)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -296,7 +305,8 @@ def known_runs(run_ids: list[str]) -> None:
         try:
             client.get_run(run_id)
         except MlflowException:
-            fail(f"--run {run_id}: no such run in the MLflow store; list the runs with `tiercast compare`")
+            listing = shell_command("tiercast", "compare", "--config", config)
+            fail(f"--run {run_id}: no such run in the MLflow store; list the runs with `{listing}`")
 
 
 def config_from(path: Path, engine: str | None = None) -> Config:

@@ -21,6 +21,7 @@ from tiercast.pipeline.cli.base import (
     handle_errors,
     load_data,
     local_out,
+    shell_command,
 )
 
 
@@ -49,7 +50,9 @@ def init(
     console.print(f"wrote {out}: " + ", ".join(f"{k} <- {v!r}" for k, v in found.transactions["columns"].items()))
     for note in found.notes:
         console.print(f"[yellow]check:[/] {note}", highlight=False)
-    console.print(f"next: tiercast validate --config {out}", highlight=False)
+    # soft_wrap: a long path wraps on screen only, so the command pastes as one line
+    nxt = shell_command("tiercast", "validate", "--config", out)
+    console.print(f"next: {nxt}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from tiercast.pipeline.cli.base import ConfigOpt, app, config_from, console, fail, handle_errors, known_runs, out_file
+from tiercast.pipeline.cli.base import (
+    ConfigOpt,
+    app,
+    config_from,
+    console,
+    fail,
+    handle_errors,
+    known_runs,
+    out_file,
+    shell_command,
+)
 from tiercast.pipeline.terminal import print_table
 
 
@@ -27,11 +37,12 @@ def promote(
 
     cfg = config_from(config)
     setup_mlflow(cfg)
-    known_runs([run_id])
+    known_runs([run_id], config)
     if not is_finished_training_run(run_id):
         fail(
             f"--run {run_id}: not a finished training run, so it has no model to promote (backtests and benchmarks "
-            "log none); promote a run of `tiercast train` or `tiercast run` (`tiercast compare` lists them)"
+            f"log none); promote a run of `tiercast train` or `tiercast run` "
+            f"(`{shell_command('tiercast', 'compare', '--config', config)}` lists them)"
         )
     with registry_lock(cfg):
         decision = do_promote(cfg.mlflow.registered_model, run_id, force=force)
@@ -53,10 +64,11 @@ def compare(
 
     cfg = config_from(config)
     setup_mlflow(cfg)
-    known_runs(runs or [])
+    known_runs(runs or [], config)
     frame = compare_runs(cfg.mlflow.experiment, runs or None, last=last)
     if frame.empty:
-        fail(f"no runs in experiment {cfg.mlflow.experiment!r}: run `tiercast train`, `run` or `backtest` first")
+        train = shell_command("tiercast", "train", "--config", config)
+        fail(f"no runs in experiment {cfg.mlflow.experiment!r}: run `{train}` (or `run` or `backtest`) first")
     table = Table(title=f"Runs of {cfg.mlflow.experiment} (test-cutoff metrics)")
     for col in frame.columns:
         table.add_column(col, justify="left" if col in ("run", "started", "test cutoff", "model") else "right")
@@ -85,9 +97,10 @@ def report(
     cfg = config_from(config)
     setup_mlflow(cfg)
     if run_id is not None:
-        known_runs([run_id])
+        known_runs([run_id], config)
     run_id = run_id or latest_training_run(cfg.mlflow.experiment)
     if run_id is None:
-        fail(f"no training run in experiment {cfg.mlflow.experiment!r}: run `tiercast train` or `tiercast run` first")
+        train = shell_command("tiercast", "train", "--config", config)
+        fail(f"no training run in experiment {cfg.mlflow.experiment!r}: run `{train}` (or `run`) first")
     write_report(run_id, out, at_risk or cfg.outputs.dir / "at_risk.csv")
     console.print(f"report -> {out}")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tiercast.features.contract import CHURN_BAND, CURRENT_TIER, PREDICTED_TIER, TIER
+from tiercast.pipeline.cli.base import shell_command
 from tiercast.pipeline.terminal import print_table
 
 if TYPE_CHECKING:
@@ -135,7 +136,8 @@ def print_training(
         f"registry -> {trained.model_name} version {promotion.version} is @{promotion.alias} ({promotion.reason})"
     )
     if uri.startswith("sqlite:"):
-        console.print(f"           open the UI with: .venv/bin/mlflow ui --backend-store-uri {uri}")
+        ui = shell_command(".venv/bin/mlflow", "ui", "--backend-store-uri", uri)
+        console.print(f"           open the UI with: {ui}", highlight=False, markup=False, soft_wrap=True)
 
 
 def print_drift(console: Console, drift: pd.DataFrame, path: Path) -> None:

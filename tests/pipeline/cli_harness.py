@@ -29,11 +29,17 @@ class CliResult:
 
     @property
     def error_lines(self) -> list[str]:
-        """stderr lines other than MLflow's own log lines and one-line warnings."""
+        """stderr lines other than progress lines, MLflow's own log lines and one-line warnings."""
+        from tiercast.pipeline.terminal import PROGRESS_LINE
+
         return [
             ln
             for ln in self.stderr.splitlines()
-            if ln.strip() and not ln.startswith("warning:") and " INFO mlflow" not in ln and " WARNING mlflow" not in ln
+            if ln.strip()
+            and not ln.startswith("warning:")
+            and not PROGRESS_LINE.match(ln)
+            and " INFO mlflow" not in ln
+            and " WARNING mlflow" not in ln
         ]
 
 

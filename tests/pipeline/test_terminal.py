@@ -1,10 +1,16 @@
-"""The command line's manners: --version, --quiet, completion, option aliases, MLflow kept quiet, wide tables whole."""
+"""The command line's manners: --version, --quiet, completion, option aliases, MLflow kept quiet, wide tables whole,
+progress as plain lines in a log."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import re
+import subprocess
+import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -112,3 +118,96 @@ def test_each_warning_text_is_shown_once(capsys):
     runner.invoke(app, ["--help"])  # a new command starts with nothing shown
     _notice("another thing, once", UserWarning, "x.py", 1)
     assert capsys.readouterr().err == "warning: another thing, once\n"
+
+
+# ------------------------------------------------------------------------------------ progress in a log (not a tty)
+
+PROGRESS = re.compile(r"\d\d:\d\d:\d\d (start|done|failed): (.+?)(?: \(\d[\d,]*\.\d s\))?")
+
+
+@pytest.fixture
+def log(tmp_path, monkeypatch):
+    """Progress to a log file, as with ``2>log``: a real file, not a terminal."""
+    path = tmp_path / "stderr.log"
+    with path.open("w", encoding="utf-8") as stream:
+        monkeypatch.setattr(terminal, "_progress", Console(file=stream, force_terminal=False))
+        yield path
+
+
+def _events(path: Path) -> list[tuple[str, str, bool]]:
+    """(event, label, has seconds) of every line of a log; each line must be a progress line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    matches = [PROGRESS.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    return [(m[1], m[2], m[0].endswith(" s)")) for m in matches]
+
+
+def test_a_log_gets_a_start_and_an_end_line_per_outermost_step(log, monkeypatch):
+    long_label = "reading " + "/a folder with spaces" * 8 + "/sales.csv"  # longer than a line: never wrapped
+
+    @terminal.phased
+    def job(fail: bool) -> None:
+        terminal.phase("first stage")
+        with terminal.step("a step inside a phase: not shown"):
+            pass
+        terminal.phase("second stage")
+        if fail:
+            raise ValueError("boom")
+
+    with terminal.step(long_label), terminal.step("nested: not shown"):
+        terminal.phase("a phase inside a step: not shown")
+    job(False)
+    with pytest.raises(ValueError, match="boom"):
+        job(True)
+    monkeypatch.setitem(terminal._mode, "quiet", True)
+    with terminal.step("quiet: not shown"):
+        terminal.phase("quiet: not shown either")
+    terminal.end_phase()
+    stages = [(e, label, e != "start") for label in ("first stage", "second stage") for e in ("start", "done")]
+    assert _events(log) == [
+        ("start", long_label, False),
+        ("done", long_label, True),
+        *stages,
+        *stages[:3],
+        ("failed", "second stage", True),
+    ]
+    assert "\x1b" not in log.read_text(encoding="utf-8")
+
+
+def test_an_in_memory_capture_gets_no_progress(monkeypatch):
+    """CliRunner's stderr (or a program's capture) is read after the command: no clock times to make it differ."""
+    out = io.StringIO()
+    monkeypatch.setattr(terminal, "_progress", Console(file=out, force_terminal=False))
+    with terminal.step("reading"):
+        terminal.phase("not shown")
+    assert out.getvalue() == ""
+
+
+def test_a_command_logs_its_steps_on_stderr_and_keeps_stdout_clean(log, tmp_path):
+    (tmp_path / "tx.csv").write_text("customer_id,timestamp,amount\na,2020-01-01,1\nb,2020-01-02,2\n")
+    columns = "{customer_id: customer_id, timestamp: timestamp, amount: amount}"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"base: default\ndata:\n  transactions:\n    path: {tmp_path / 'tx.csv'}\n    columns: {columns}\n"
+        f"  quarantine_path: {tmp_path / 'quarantine.parquet'}\n"
+    )
+    result = runner.invoke(app, ["validate", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "accepted" in result.stdout and not any(PROGRESS.match(line) for line in result.output.splitlines())
+    assert [(e, has_seconds) for e, _, has_seconds in _events(log)] == [("start", False), ("done", True)]
+    assert _events(log)[0][1] == f"reading {tmp_path / 'tx.csv'}"
+    log.write_text("")
+    quiet = runner.invoke(app, ["-q", "validate", "--config", str(config)])
+    assert quiet.exit_code == 0 and quiet.output == "" and log.read_text() == ""
+
+
+def test_a_real_process_with_stderr_redirected_to_a_file_logs_plain_lines(tmp_path):
+    code = "from tiercast.pipeline import terminal\nwith terminal.step('reading x'):\n    print('row')\n"
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}  # rich's tty overrides
+    path = tmp_path / "stderr.log"
+    with path.open("w", encoding="utf-8") as stream:
+        done = subprocess.run(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=stream, text=True, env=env, timeout=60
+        )
+    assert done.returncode == 0 and done.stdout == "row\n"
+    assert _events(path) == [("start", "reading x", False), ("done", "reading x", True)]
