@@ -58,7 +58,7 @@ from tiercast.benchmarks.quality.cdnow_data import (
     read_cdnow,
     validation_cutoffs,
 )
-from tiercast.features.build import DEFAULT_WINDOWS_DAYS
+from tiercast.features.build import DEFAULT_WINDOWS_DAYS, build_features
 from tiercast.features.contract import CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_VALUE, LABEL_COLUMNS, LABEL_DAYS, TIMESTAMP
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.btyd.forecast import BTYDForecaster
@@ -222,14 +222,17 @@ def _benchmark_rows(tx: pd.DataFrame, sp: Split, windows: tuple[int, ...], n_val
     horizon = sp.horizon_days
     calibration = tx[tx[TIMESTAMP] < sp.calibration_end]
     cutoffs = sp.training_cutoffs()
+    # a cutoff's features read only the transactions before it: built once, labelled up to each fold's end
+    feats = {c: build_features(calibration, cutoff=c, windows_days=windows, horizon_days=horizon) for c in cutoffs}
     refit = pd.concat(
-        [labelled_rows(calibration, c, sp.calibration_end, windows, horizon) for c in cutoffs], ignore_index=True
+        [labelled_rows(calibration, c, sp.calibration_end, windows, horizon, features=feats[c]) for c in cutoffs],
+        ignore_index=True,
     )
     val_cuts = validation_cutoffs(sp, n_validation)
     probes = []
     for i, v in enumerate(val_cuts):
         part = [
-            labelled_rows(calibration, c, v, windows, horizon)
+            labelled_rows(calibration, c, v, windows, horizon, features=feats[c])
             for c in cutoffs
             if c <= v - pd.Timedelta(days=sp.min_label_days)
         ]

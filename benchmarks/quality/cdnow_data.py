@@ -131,10 +131,19 @@ def labelled_rows(
     label_end: pd.Timestamp,
     windows: tuple[int, ...],
     horizon_days: int = HORIZON_DAYS,
+    *,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Features at ``cutoff`` (transactions before it) with labels of ``[cutoff, label_end)``; ``label_days``."""
+    """Features at ``cutoff`` (transactions before it) with labels of ``[cutoff, label_end)``; ``label_days``.
+
+    ``features``: :func:`build_features` of ``tx`` at ``cutoff`` when the caller has them (a cutoff labelled up to
+    several ends, as the benchmark's folds do, needs its features once)."""
     days = (label_end - cutoff).days
-    feats = build_features(tx, cutoff=cutoff, windows_days=windows, horizon_days=horizon_days)
+    feats = (
+        build_features(tx, cutoff=cutoff, windows_days=windows, horizon_days=horizon_days)
+        if features is None
+        else features
+    )
     labels = build_labels(tx[tx[TIMESTAMP] < label_end], cutoff=cutoff, horizon_days=days)
     out = feats.merge(labels, on=CUSTOMER_ID, how="left")
     out = out.fillna({FUTURE_VALUE: 0.0, FUTURE_ORDERS: 0.0, CHURNED: 1.0})
