@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,8 +138,20 @@ def print_training(
         f"registry -> {trained.model_name} version {promotion.version} is @{promotion.alias} ({promotion.reason})"
     )
     if uri.startswith("sqlite:"):
-        ui = shell_command(".venv/bin/mlflow", "ui", "--backend-store-uri", uri)
+        ui = shell_command(mlflow_executable(), "ui", "--backend-store-uri", uri)
         console.print(f"           open the UI with: {ui}", highlight=False, markup=False, soft_wrap=True)
+
+
+def mlflow_executable() -> str:
+    """The ``mlflow`` command of the environment tiercast runs in (beside its Python: a venv's need not be on
+    PATH), relative to the working folder when inside it, as the user would type it."""
+    exe = Path(sys.executable).with_name("mlflow")
+    if not exe.exists():
+        return shutil.which("mlflow") or "mlflow"
+    try:
+        return str(Path(".") / exe.relative_to(Path.cwd())) if exe.parent != Path.cwd() else "./mlflow"
+    except ValueError:
+        return str(exe)
 
 
 def print_drift(console: Console, drift: pd.DataFrame, path: Path) -> None:

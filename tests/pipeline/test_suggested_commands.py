@@ -36,3 +36,23 @@ def test_a_path_in_an_error_is_printed_as_it_is_not_as_markup(tmp_path):
     missing = tmp_path / "shop [v2]" / "c[bold]fg.yaml"
     result = runner.invoke(app, ["validate", "--config", str(missing)])
     assert result.exit_code == 2 and str(missing) in result.stderr, result.stderr
+
+
+def test_the_mlflow_ui_hint_names_the_mlflow_beside_the_running_python(tmp_path, monkeypatch):
+    """A venv's ``mlflow`` need not be on PATH: the hint names the one beside tiercast's Python, relative inside
+    the working folder (as the demo's ``.venv/bin/mlflow``), absolute from anywhere else."""
+    from tiercast.pipeline.cli.summary import mlflow_executable
+
+    bin_dir = tmp_path / "my env" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "mlflow").write_text("#!/bin/sh\n", encoding="utf-8")
+    monkeypatch.setattr("sys.executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    assert mlflow_executable() == "my env/bin/mlflow"
+    monkeypatch.chdir(bin_dir)
+    assert mlflow_executable() == "./mlflow"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert mlflow_executable() == str(bin_dir / "mlflow")
+    assert shlex.split(shell_command(mlflow_executable(), "ui"))[0] == str(bin_dir / "mlflow")
