@@ -192,3 +192,10 @@ def test_results_do_not_travel_in_frame_attrs(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     used = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "attrs"]
     assert not used, f"{_name(path)} reads or writes .attrs on lines {used}"
+
+
+def test_the_long_test_units_named_for_scheduling_exist():
+    """tests/conftest.py hands out the units it names as long first; a renamed module would silently lose that."""
+    from tests.conftest import LONG_UNITS
+
+    assert [u for u in LONG_UNITS if not (ROOT / u).is_file()] == []
