@@ -15,28 +15,14 @@ import pandas as pd
 import yaml
 
 from tests.pipeline.cli_harness import invoke
+from tests.pipeline.ingest_configs import COLUMNS, RUN, config
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest.loader import load_transactions
 from tiercast.pipeline.ingest.sources import DataConfig
 from tiercast.pipeline.ingest.transactions import read_transactions
 
-COLUMNS = {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}
-RUN = pd.Timestamp("2030-01-01 23:59:59.999999")
 OLIST = Path(__file__).resolve().parents[1] / "fixtures" / "olist"
 T = TypeVar("T")
-
-
-def config(tmp_path: Path, path: Path, **source) -> Config:
-    return Config.model_validate(
-        {
-            "data": {
-                "transactions": {"path": str(path), "columns": COLUMNS, **source},
-                "quarantine_path": str(tmp_path / "quarantine.parquet"),
-                "max_quarantine_share": 1.0,
-                "run_date": "2030-01-01",
-            }
-        }
-    )
 
 
 def noticed(read: Callable[[], T]) -> tuple[T, list[str]]:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.pipeline.cli_harness import assert_clean_failure, invoke
+from tests.pipeline.ingest_configs import COLUMNS, RUN, config
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest import columns as col
 from tiercast.pipeline.ingest.common import InputError
@@ -21,22 +22,6 @@ from tiercast.pipeline.ingest.loader import load_transactions
 from tiercast.pipeline.ingest.parsing import guess_formats, parse_numbers, parse_timestamps
 from tiercast.pipeline.ingest.readers import check_timestamp_format
 from tiercast.pipeline.ingest.transactions import read_transactions
-
-COLUMNS = {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}
-RUN = pd.Timestamp("2030-01-01 23:59:59.999999")
-
-
-def config(tmp_path: Path, path: Path, columns: dict[str, str] = COLUMNS, **source) -> Config:
-    return Config.model_validate(
-        {
-            "data": {
-                "transactions": {"path": str(path), "columns": columns, **source},
-                "quarantine_path": str(tmp_path / "quarantine.parquet"),
-                "max_quarantine_share": 1.0,
-                "run_date": "2030-01-01",
-            }
-        }
-    )
 
 
 def both(cfg: Config) -> tuple[dict[str, int], pd.DataFrame]:
