@@ -153,7 +153,6 @@ def _window_from(
     )
 
 
-@phased
 @dataclass
 class _Fitted:
     """The models and rows of one training job, before it is logged."""
@@ -171,6 +170,7 @@ class _Fitted:
     sampling: dict[str, Sampling]
 
 
+@phased
 def train(config: Config, data: Transactions | None = None) -> TrainResult:
     """Run the backtest-and-train job and record it in MLflow; the production refit is registered.
 
@@ -217,6 +217,7 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
     )
 
 
+@phased
 def _fit_and_test(
     con: Any, tx: Any, plan: CutoffPlan, config: Config, satisfaction: Any, versions: dict[str, str]
 ) -> _Fitted:

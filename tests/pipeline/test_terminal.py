@@ -211,3 +211,28 @@ def test_a_real_process_with_stderr_redirected_to_a_file_logs_plain_lines(tmp_pa
         )
     assert done.returncode == 0 and done.stdout == "row\n"
     assert _events(path) == [("start", "reading x", False), ("done", "reading x", True)]
+
+
+def test_every_function_that_starts_phases_finishes_them():
+    """A function calling :func:`terminal.phase` is decorated with :func:`terminal.phased` (which ends its last phase);
+    otherwise that phase runs on and hides every later step of the command (its log then stops at a ``start:``)."""
+    import ast
+
+    root = Path(terminal.__file__).resolve().parent
+    unfinished, misplaced = [], []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            decorated = any(isinstance(d, ast.Name) and d.id == "phased" for d in node.decorator_list)
+            if isinstance(node, ast.ClassDef):
+                misplaced += [f"{path.name}:{node.name}"] if decorated else []
+                continue
+            calls = [
+                c
+                for c in ast.walk(node)
+                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == "phase"
+            ]
+            if calls and not decorated:
+                unfinished.append(f"{path.name}:{node.name}")
+    assert unfinished == [] and misplaced == []
