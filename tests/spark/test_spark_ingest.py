@@ -153,3 +153,38 @@ def test_spark_refuses_a_repeated_column_name_as_duckdb_does(spark_con, spark_en
             )
         messages[kind] = str(err.value)
     assert messages["spark"] == messages["duckdb"] and "duplicate column name 'amount'" in messages["duckdb"]
+
+
+def test_spark_gives_duckdb_notices_for_offsets_and_padded_ids(spark_con, spark_engine, tmp_path: Path) -> None:
+    """Values read differently from the file (a UTC offset converted, whitespace around an id trimmed) are told in
+    the same notices, with the same counts and the same accepted rows, on both engines."""
+    import warnings
+
+    csv = tmp_path / "tx.csv"
+    csv.write_text(
+        "customer,ts,amount\n"
+        " 123,2010-12-01 08:26:00+01:00,1\n"
+        "123 ,2010-12-01T09:26:00Z,2\n"
+        "123,2010-12-01 10:26:00,3\n"
+        "\t9,2010-12-02 11:26:00 UTC,4\n",
+        encoding="utf-8",
+    )
+    times = pd.to_datetime(["2010-06-01 10:00", "2010-01-01 12:00"]).tz_localize("UTC")
+    parquet = tmp_path / "tx.parquet"
+    pd.DataFrame({"customer": ["a", "b"], "ts": times, "amount": [1.0, 2.0]}).to_parquet(parquet)
+    columns = {CUSTOMER_ID: "customer", TIMESTAMP: "ts", AMOUNT: "amount"}
+    for path, expected in (
+        (csv, ["3 rows of column 'ts' carry a UTC offset", "3 distinct raw ids merge into 1 customer id"]),
+        (parquet, ["2 rows of column 'ts' carry a UTC offset"]),
+    ):
+        texts, rows = {}, {}
+        for kind in ("duckdb", "spark"):
+            cfg = _config(spark_engine, {"path": str(path), "columns": columns}, tmp_path / f"q_{kind}.parquet", kind)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                data = load_transactions(cfg, run_date="2030-01-01")
+            texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
+            rows[kind] = _accepted(data)
+        assert texts["spark"] == texts["duckdb"] and len(texts["duckdb"]) == len(expected)
+        assert all(part in text for part, text in zip(expected, texts["duckdb"], strict=True)), texts
+        pd.testing.assert_frame_equal(rows["spark"], rows["duckdb"], check_dtype=False)
