@@ -199,9 +199,17 @@ def text(c: Column, k: str, na_values: tuple[str, ...], *, is_id: bool = False) 
     # The regular expression only where an end may be blank (an ASCII character below '!', or text with a
     # non-ASCII character), as DuckDB's ingestion runs its trim; each branch finishes its own value, so Spark does
     # not compute the stripped value for every row to share it between the tests.
-    ends = (v < "!") | (F.substring(v, -1, 1) < "!") | (F.octet_length(v) != F.length(v))
+    ends = _ends_maybe_blank(v)
     stripped = F.regexp_replace(v, f"^{BLANK_CLASS}+|{BLANK_CLASS}+$", "")
     return F.when(ends, finish(stripped)).otherwise(finish(v))
+
+
+def _ends_maybe_blank(v: Column) -> Column:
+    """TRUE when the first or last character may be one ``str.strip()`` removes (ASCII below '!', or text with a
+    non-ASCII character): cheap tests standing in for the regular expression, as DuckDB's ``_ends_maybe_blank``."""
+    from pyspark.sql import functions as F
+
+    return (v < "!") | (F.substring(v, -1, 1) < "!") | (F.octet_length(v) != F.length(v))
 
 
 def number(c: Column, k: str, decimal: str, na_values: tuple[str, ...]) -> Column:
@@ -269,8 +277,7 @@ def padded(c: Column, k: str) -> Column | None:
     if k != "text":
         return None
     v = c.cast("string")
-    ends = (v < "!") | (F.substring(v, -1, 1) < "!") | (F.octet_length(v) != F.length(v))
-    return F.when(ends, F.when(v.rlike(f"^{BLANK_CLASS}|{BLANK_CLASS}$"), v))
+    return F.when(_ends_maybe_blank(v), F.when(v.rlike(f"^{BLANK_CLASS}|{BLANK_CLASS}$"), v))
 
 
 def _parse_text_timestamps(t: Column, fmt: str | None, tz: str | None, formats: list[str]) -> Column:
