@@ -7,7 +7,8 @@ them (Olist reviews with a day-month date): one line each, naming the source, th
 Trimming merges ids that differ only by whitespace (' 123', '123 ' and '123' are one customer): right for ids
 exported with padding, but the notice counts the raw spellings merged so a user can tell. The rows are found while
 the rules run (DuckDB: the column :data:`PADDED` of the judged rows, :mod:`tiercast.pipeline.ingest.sql`; Spark:
-:mod:`tiercast.pipeline.ingest.spark_ingest`); the spellings are counted only when there are such rows.
+:mod:`tiercast.pipeline.ingest.spark_ingest`; pandas, the Olist tables: :func:`padded_ids_in`); the spellings are
+counted only when there are such rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
 
 from tiercast.pipeline.ingest.raw import RAW
 
@@ -99,3 +101,24 @@ def padded_ids(con: duckdb.DuckDBPyConnection, judged: str, raw_id: str) -> Padd
         ]
         example = (*sorted([*raws, *([merged] if plain else [])]), merged)
     return PaddedIds(int(n), int(spellings), int(ids), example)
+
+
+def padded_ids_in(raw: pd.Series, ids: pd.Series) -> PaddedIds | None:
+    """:class:`PaddedIds` of a pandas column: ``raw`` its text as read, ``ids`` the ids parsed from it (missing where
+    none), on the same rows. A raw text is padded where ``str.strip()`` changes it, as the parsing trims it. None when
+    no padded id is left once trimmed."""
+    text = raw.astype("str")
+    padded = (text != text.str.strip()).to_numpy(dtype=bool) & ids.notna().to_numpy() & (ids != "").to_numpy()
+    if not padded.any():
+        return None
+    p = pd.DataFrame({"raw": text[padded].to_numpy(), "id": ids[padded].astype("str").to_numpy()})
+    k = p.groupby("id")["raw"].nunique()
+    plain = pd.Series(k.index.isin(text.to_numpy()), index=k.index)
+    k = k + plain.astype("int64")
+    merged = k[k > 1]
+    example: tuple[str, ...] = ()
+    if len(merged):
+        top = sorted(merged.items(), key=lambda item: (-item[1], item[0]))[0][0]
+        raws = p.loc[p["id"] == top, "raw"].unique().tolist()
+        example = (*sorted([*raws, *([top] if plain[top] else [])]), top)
+    return PaddedIds(int(padded.sum()), int(merged.sum()), len(merged), example)

@@ -151,3 +151,117 @@ def test_the_notices_are_one_line_each_on_the_command_line(tmp_path: Path) -> No
         "warning: tx.csv: 1 row of column 'customer' had a customer id with surrounding whitespace, trimmed: "
         "2 distinct raw ids merge into 1 customer id (e.g. ' 1', '1' are customer '1')",
     ]
+
+
+def olist_tables(tmp_path: Path, orders: str, items: str, customers: str, reviews: str | None = None) -> DataConfig:
+    """An Olist config over hand-written tables (their required columns only), with reviews when given."""
+    tables = {"orders": orders, "order_items": items, "customers": customers}
+    if reviews is not None:
+        tables["reviews"] = reviews
+    for name, text in tables.items():
+        (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8")
+    source = {name: str(tmp_path / f"{name}.csv") for name in tables}
+    return DataConfig.model_validate({"olist": source, "max_quarantine_share": 1.0})
+
+
+def test_olist_order_timestamps_with_a_utc_offset_are_converted_with_one_notice(tmp_path: Path) -> None:
+    data = olist_tables(
+        tmp_path,
+        "order_id,customer_id,order_status,order_purchase_timestamp\n"
+        "o1,c1,delivered,2017-03-01 10:00:00-03:00\n"  # two items: one row of the orders file
+        "o2,c1,delivered,2017-03-02T13:00:00Z\n"
+        "o3,c1,delivered,2017-03-03 10:00:00\n"  # naive: kept as written
+        "o4,c1,canceled,2017-03-04 13:00:00+00:00\n"  # read, then quarantined: counted
+        "o5,c1,delivered,2017-13-45 10:00:00+01:00\n"  # unparseable: not converted
+        "o6,c1,delivered,2017-03-06 13:00:00+00:00\n",  # no item: not read
+        "order_id,order_item_id,product_id,price,freight_value\n"
+        "o1,1,p1,10,1\no1,2,p2,10,1\no2,1,p1,10,1\no3,1,p1,10,1\no4,1,p1,10,1\no5,1,p1,10,1\n",
+        "customer_id,customer_unique_id\nc1,u1\n",
+    )
+    result, texts = noticed(lambda: read_transactions(data, run_date=RUN))
+    assert texts == [
+        f"{tmp_path / 'orders.csv'}: 3 rows of column 'order_purchase_timestamp' carry a UTC offset; converted to "
+        "America/Sao_Paulo (data.timezone)"
+    ]
+    assert result.reason_counts() == {"canceled_order": 1, "unparseable_timestamp": 1}
+    assert result.accepted["timestamp"].tolist() == [
+        pd.Timestamp("2017-03-01 10:00"),
+        pd.Timestamp("2017-03-01 10:00"),
+        pd.Timestamp("2017-03-02 10:00"),
+        pd.Timestamp("2017-03-03 10:00"),
+    ]
+
+
+def test_olist_customer_ids_with_surrounding_whitespace_are_trimmed_with_one_notice_per_column(tmp_path: Path) -> None:
+    data = olist_tables(
+        tmp_path,
+        "order_id,customer_id,order_status,order_purchase_timestamp\n"
+        "o1,c1,delivered,2017-03-01\n"
+        "o2, c2,delivered,2017-03-02\n"  # a padded join key, also spelt without whitespace (o6)
+        "o3,c3,delivered,2017-03-03\n"
+        "o4,c4,delivered,2017-03-04\n"
+        "o5,c5,delivered,2017-03-05\n"
+        "o6,c2,delivered,2017-03-06\n"
+        "o7,c6,delivered,2017-03-07\n",  # no item: its customer is not read
+        "order_id,order_item_id,product_id,price,freight_value\n"
+        "o1,1,p1,10,1\no2,1,p1,10,1\no3,1,p1,10,1\no4,1,p1,10,1\no5,1,p1,10,1\no6,1,p1,10,1\n",
+        "customer_id,customer_unique_id\n"
+        "c1, u1\n"
+        "c2,u1\n"
+        "c3 ,u1 \n"  # both columns padded
+        "c4,\tu9\n"  # trimmed, but no other spelling
+        'c5," "\n'  # blank: missing, not a trimmed id
+        "c6, u8\n",
+    )
+    result, texts = noticed(lambda: read_transactions(data, run_date=RUN))
+    customers, orders = tmp_path / "customers.csv", tmp_path / "orders.csv"
+    assert texts == [
+        f"{customers}: 3 rows of column 'customer_unique_id' had a customer id with surrounding whitespace, trimmed: "
+        "3 distinct raw ids merge into 1 customer id (e.g. ' u1', 'u1', 'u1 ' are customer 'u1')",
+        f"{orders}: 1 row of column 'customer_id' had a customer id with surrounding whitespace, trimmed: 2 distinct "
+        "raw ids merge into 1 customer id (e.g. ' c2', 'c2' are customer 'c2')",
+        f"{customers}: 1 row of column 'customer_id' had a customer id with surrounding whitespace, trimmed (no two "
+        "raw ids became one)",
+    ]
+    assert result.reason_counts() == {"missing_customer": 1}
+    assert result.accepted["customer_id"].tolist() == ["u1", "u1", "u1", "u9", "u1"]
+
+
+def test_olist_review_times_with_a_utc_offset_are_converted_with_one_notice_per_column_read(tmp_path: Path) -> None:
+    data = olist_tables(
+        tmp_path,
+        "order_id,customer_id,order_status,order_purchase_timestamp\no1,c1,delivered,2017-03-01 10:00:00\n",
+        "order_id,order_item_id,product_id,price,freight_value\no1,1,p1,10,1\n",
+        "customer_id,customer_unique_id\nc1,u1\n",
+        "review_id,order_id,review_score,review_creation_date,review_answer_timestamp\n"
+        "r1,o1,5,2017-03-10 00:00:00,2017-03-11T12:00:00Z\n"
+        "r2,o1,4,2017-03-10 00:00:00+00:00,2017-03-11 09:00:00\n"  # the creation date is not read
+        "r3,o1,3,2017-03-12 03:00:00+00:00,\n"  # no answer time: the creation date is read
+        "r4,o1,2,2017-03-12 03:00:00+00:00,12/03/2017 09:00\n",  # day-month answer time: quarantined, nothing read
+    )
+    result, texts = noticed(lambda: read_transactions(data, run_date=RUN))
+    reviews, zone = tmp_path / "reviews.csv", "America/Sao_Paulo (data.timezone)"
+    assert texts == [
+        f"{reviews}: 1 row of column 'review_answer_timestamp' carries a UTC offset; converted to {zone}",
+        f"{reviews}: 1 row of column 'review_creation_date' carries a UTC offset; converted to {zone}",
+        f"{reviews}: 1 row of column 'review_answer_timestamp' holds a day-month date such as '12/03/2017 09:00', "
+        "quarantined as ambiguous_timestamp (day-first or month-first is never guessed; set timestamp_format)",
+    ]
+    assert result.satisfaction_reason_counts() == {"ambiguous_timestamp": 1}
+    assert result.satisfaction is not None
+    assert result.satisfaction["timestamp"].tolist() == [
+        pd.Timestamp("2017-03-11 09:00"),
+        pd.Timestamp("2017-03-11 09:00"),
+        pd.Timestamp("2017-03-12 00:00"),
+    ]
+    assert len(result.accepted) == 1
+
+
+def test_olist_tables_without_offsets_or_padded_ids_give_no_notice() -> None:
+    tables = {k: str(OLIST / f"olist_{k}_dataset.csv") for k in ("orders", "order_items", "customers")}
+    tables["reviews"] = str(OLIST / "olist_order_reviews_dataset.csv")
+    data = DataConfig.model_validate({"olist": tables, "max_quarantine_share": 1.0})
+    result, texts = noticed(lambda: read_transactions(data, run_date=RUN))
+    assert texts == []
+    assert result.n_read == 11 and len(result.accepted) == 4
+    assert result.satisfaction is not None and len(result.satisfaction) == 4
