@@ -29,6 +29,7 @@ from tiercast.features.contract import (
     REVIEW_SCORE,
     TIMESTAMP,
     TRANSACTION_COLUMNS,
+    YEAR_AGO_COLUMNS,
     spend_column,
 )
 
@@ -109,6 +110,7 @@ def feature_names(
         "refund_amount",
         "refund_share",
     ]
+    names += list(YEAR_AGO_COLUMNS) if tenure.has_year_ago(windows, horizon_days) else []
     optional = set(optional)
     names += [name for src, name in breadth.BREADTH_COLUMNS.items() if src in optional]
     satisfaction = set(satisfaction)
@@ -134,16 +136,19 @@ def feature_table(
     lines = as_of.before(t, cutoff=cutoff)
     orders = rfm.to_orders(lines, **churn_signals.order_columns(lines))
     orders = tenure.flag_purchase_days(orders)
+    year_ago = tenure.has_year_ago(windows, horizon_days)
     c = orders.group_by(CUSTOMER_ID).aggregate(
         **rfm.customer_columns(orders, cutoff=cutoff, windows_days=windows),
         **tenure.customer_columns(orders),
         **churn_signals.customer_columns(orders, cutoff=cutoff, horizon_days=horizon_days),
+        **(tenure.year_ago_customer_columns(orders, cutoff=cutoff) if year_ago else {}),
     )
     c = c.select(
         CUSTOMER_ID,
         **rfm.derived_columns(c, cutoff=cutoff, windows_days=windows),
         **tenure.derived_columns(c, cutoff=cutoff),
         **churn_signals.derived_columns(c, cutoff=cutoff, horizon_days=horizon_days),
+        **(tenure.year_ago_derived_columns(c, cutoff=cutoff) if year_ago else {}),
     )
 
     optional = [col for col in OPTIONAL_TRANSACTION_COLUMNS if col in t.columns]

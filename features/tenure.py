@@ -13,6 +13,7 @@ import ibis
 import ibis.expr.types as ir
 
 from tiercast.features import as_of
+from tiercast.features.contract import YEAR_AGO_COLUMNS, YEAR_AGO_DAYS
 from tiercast.features.rfm import to_float
 
 
@@ -74,4 +75,39 @@ def derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike) -> dict[str, ir.Valu
         "repeat_purchase_days": to_float(ibis.greatest(n_days - 1, 0)),
         "first_to_last_days": as_of.days_between(c._last_purchase_ts, c._first_purchase_ts),
         "repeat_spend_mean": ibis.ifelse(n_days > 1, repeat_spend, 0.0),
+    }
+
+
+def has_year_ago(windows_days: tuple[int, ...], horizon_days: int) -> bool:
+    """Whether the features carry :data:`YEAR_AGO_COLUMNS`: with a 365-day window and a horizon under half a year,
+    whose window a year ago (``spend_365d - spend_{365-h}d``) is then a feature, with its purchases."""
+    return YEAR_AGO_DAYS in windows_days and 0 < 2 * int(horizon_days) < YEAR_AGO_DAYS
+
+
+def year_ago_customer_columns(orders: ir.Table, *, cutoff: as_of.TimeLike) -> dict[str, ir.Scalar]:
+    """Aggregates of the flagged orders placed before ``cutoff - 365 days`` (see :func:`year_ago_derived_columns`).
+    Conditional aggregates in the same pass as the others: no second scan of the orders."""
+    earlier = as_of.is_before(orders.order_ts, cutoff=as_of.shift_days(cutoff, -YEAR_AGO_DAYS))
+    return {
+        "_ya_purchase_days": orders.order_id.count(where=new_day(orders) & earlier),
+        "_ya_last_purchase_ts": orders.order_ts.max(where=orders.is_purchase & earlier),
+        "_ya_purchase_spend": orders.net.sum(where=orders.is_purchase & earlier),
+    }
+
+
+def year_ago_derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike) -> dict[str, ir.Value]:
+    """:data:`YEAR_AGO_COLUMNS`: :func:`derived_columns`' ``repeat_purchase_days``, ``first_to_last_days`` and
+    ``repeat_spend_mean`` as they stood at ``cutoff - 365 days`` (the tenure then is ``tenure_days - 365``); NaN for
+    customers without a transaction by then. With ``spend_365d - spend_{365-h}d`` and ``orders_365d -
+    orders_{365-h}d`` (what they did in the next h days) they let the seasonal level compare what a BTYD model
+    would have predicted for last year's same window with what happened (:mod:`tiercast.models.btyd.seasons`)."""
+    existed = c._first_ts < as_of.shift_days(cutoff, -YEAR_AGO_DAYS)
+    n_days = c._ya_purchase_days
+    repeat_spend = to_float(c._ya_purchase_spend.coalesce(0) - c._first_day_spend.coalesce(0)) / to_float(n_days - 1)
+    none = ibis.null("float64")
+    names = dict(zip(("repeat", "span", "spend"), YEAR_AGO_COLUMNS, strict=True))
+    return {
+        names["repeat"]: ibis.ifelse(existed, to_float(ibis.greatest(n_days - 1, 0)), none),
+        names["span"]: ibis.ifelse(existed, as_of.days_between(c._ya_last_purchase_ts, c._first_purchase_ts), none),
+        names["spend"]: ibis.ifelse(existed, ibis.ifelse(n_days > 1, repeat_spend, 0.0), none),
     }

@@ -166,8 +166,10 @@ class ModelConfig(_Frozen):
     # none); "year": that index divided by its mean over the training cutoffs when their windows cover a year (the
     # seasons average out there, the dropout bias stays; no index without such a year); "alive": on the customers
     # certainly alive all year (a purchase in the last horizon), against their rate over the rest of the year,
-    # horizons under half a year; false: no index.
-    seasonal: bool | Literal["all", "alive", "year"] = "year"
+    # horizons under half a year; "last_year": for horizons under half a year, the level the BTYD model would have
+    # needed in last year's same window (its prediction from each customer's history a year ago against what they
+    # spent and whether they bought; needs a year plus a horizon of history), else the "year" index; false: no index.
+    seasonal: bool | Literal["all", "alive", "year", "last_year"] = "last_year"
     # Put the level of the scored rows' predictions (total spend, mean churn probability) on the BTYD model fitted
     # at the scoring cutoff, which reads the newest history; the trees and the calibration keep the ranking.
     btyd_level: bool = True
@@ -180,9 +182,9 @@ class ModelConfig(_Frozen):
     @classmethod
     def _season(cls, v: object) -> object:
         """One line naming the choices (the union's own error lists a failed bool parse first)."""
-        if isinstance(v, bool) or v in ("all", "alive", "year"):
+        if isinstance(v, bool) or v in ("all", "alive", "year", "last_year"):
             return v
-        raise ValueError(f"must be true, false, all, alive or year, got {v!r}")
+        raise ValueError(f"must be true, false, all, alive, year or last_year, got {v!r}")
 
 
 class MlflowConfig(_Frozen):

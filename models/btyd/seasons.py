@@ -1,12 +1,15 @@
 """Seasonal indices of a cutoff's feature rows: how much last year's window of the next h days bought against the
-year's rate, read from transactions before the cutoff only (label-free). Used by
-:class:`~tiercast.models.btyd.stacker.BTYDStacker` to set the level of the BTYD outputs over a window.
+year's rate, read from transactions before the cutoff only (label-free); and the rows of last year's same window
+(:func:`year_ago_rows`: what each customer's history was a year ago and what they then did in the next h days).
+Used by :class:`~tiercast.models.btyd.stacker.BTYDStacker` to set the level of the BTYD outputs over a window.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from tiercast.features.contract import YEAR_AGO_COLUMNS, YEAR_AGO_DAYS, spend_column
 
 #: Bounds of the seasonal index (a window a year ago with a quarter or four times the year's average purchases).
 SEASON_CLIP: tuple[float, float] = (0.25, 4.0)
@@ -76,8 +79,46 @@ def _season_alive(X: pd.DataFrame) -> dict[int, float]:
     return out
 
 
-#: Ways of reading a seasonal index (:func:`season_indices`).
-SEASON_METHODS: tuple[str, ...] = ("all", "alive", "year")
+#: Ways of reading a seasonal index (:func:`season_indices`); ``"last_year"`` sets the level from last year's same
+#: window (:func:`year_ago_rows`) and reads the ``"year"`` index where that window is not in the features.
+SEASON_METHODS: tuple[str, ...] = ("all", "alive", "year", "last_year")
+
+
+def year_ago_rows(X: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
+    """Last year's same window of a cutoff's feature rows: for the customers with a transaction before ``cutoff -
+    365 days``, their BTYD summary then (the :data:`~tiercast.features.contract.YEAR_AGO_COLUMNS` as
+    ``repeat_purchase_days``, ``first_to_last_days``, ``repeat_spend_mean``, and ``tenure_days - 365``), their net
+    spend in ``[cutoff - 365, cutoff - 365 + h)`` and 1.0 where they bought nothing in it. Transactions before the
+    cutoff only, so no label of the cutoff is read.
+
+    None when the features lack that window (no 365-day window, a horizon of half a year or more), no customer
+    has a transaction a year back, or the history a year back is shorter than the horizon: a BTYD model read on a
+    few days of history says nothing about its error in later seasons."""
+    h = int(round(float(horizon_days)))
+    if not 0 < 2 * h < YEAR_AGO_DAYS:
+        return None
+    back = YEAR_AGO_DAYS - h
+    needed = [*YEAR_AGO_COLUMNS, "tenure_days", spend_column(YEAR_AGO_DAYS), spend_column(back)]
+    if any(c not in X.columns for c in [*needed, f"orders_{YEAR_AGO_DAYS}d", f"orders_{back}d"]):
+        return None
+    tenure = X["tenure_days"].to_numpy(dtype=float)
+    rows = X.loc[X[YEAR_AGO_COLUMNS[0]].notna().to_numpy() & (tenure > YEAR_AGO_DAYS)]
+    if len(rows) == 0 or float(np.nanmax(tenure)) - YEAR_AGO_DAYS < h:
+        return None
+    repeat, span, spend = YEAR_AGO_COLUMNS
+    inputs = pd.DataFrame(
+        {
+            "repeat_purchase_days": rows[repeat].to_numpy(dtype=float),
+            "first_to_last_days": rows[span].to_numpy(dtype=float),
+            "tenure_days": rows["tenure_days"].to_numpy(dtype=float) - YEAR_AGO_DAYS,
+            "repeat_spend_mean": rows[spend].to_numpy(dtype=float),
+        },
+        index=rows.index,
+    )
+    col = lambda name: np.nan_to_num(rows[name].to_numpy(dtype=float))  # noqa: E731
+    value = col(spend_column(YEAR_AGO_DAYS)) - col(spend_column(back))
+    bought = col(f"orders_{YEAR_AGO_DAYS}d") - col(f"orders_{back}d")
+    return inputs, value, (bought <= 0).astype(float)
 
 
 def year_spanned(groups: np.ndarray, horizon_days: float) -> bool:
@@ -93,7 +134,7 @@ def season_scale(X: pd.DataFrame, groups: np.ndarray, method: str | None) -> dic
     Over a year of windows the seasons average out, so this mean is what the ``"all"`` index reads without a
     season: the dropout bias (customers who leave during the year bought early in it). Dividing by it leaves the
     season. Label-free: only the feature rows of the training cutoffs."""
-    if method != "year" or not np.issubdtype(np.asarray(groups).dtype, np.datetime64):
+    if method not in ("year", "last_year") or not np.issubdtype(np.asarray(groups).dtype, np.datetime64):
         return {}
     per_group = [_season_all(X.loc[np.asarray(groups) == g]) for g in pd.unique(pd.Series(groups))]
     horizons = set.intersection(*(set(d) for d in per_group)) if per_group else set()
@@ -111,7 +152,7 @@ def season_indices(X: pd.DataFrame, method: str = "all") -> dict[int, float]:
     * ``"year"``: the ``"all"`` index, which a stacker divides by its mean over a year of training cutoffs
       (:func:`season_scale`), and leaves out (index 1) where the training cutoffs do not cover a year.
     """
-    if method in ("all", "year"):
+    if method in ("all", "year", "last_year"):
         return _season_all(X)
     if method == "alive":
         return _season_alive(X)
@@ -134,6 +175,6 @@ def scaled_indices(X: pd.DataFrame, method: str | None, scale: dict[int, float] 
     ``"year"`` a horizon without a scale gets no index: its raw value would read the dropouts as a season."""
     raw = season_indices(X, method) if method else {}
     scale = scale or {}
-    if method == "year":
+    if method in ("year", "last_year"):
         raw = {h: v for h, v in raw.items() if h in scale}
     return {h: float(np.clip(v / scale[h], *SEASON_CLIP)) if h in scale else v for h, v in raw.items()}

@@ -17,9 +17,9 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.features.contract import CUTOFF
+from tiercast.features.contract import CUTOFF, YEAR_AGO_COLUMNS
 from tiercast.models.btyd.forecast import BTYD_INPUTS, BTYDForecaster
-from tiercast.models.btyd.seasons import scaled_indices, season_method
+from tiercast.models.btyd.seasons import SEASON_CLIP, scaled_indices, season_method, year_ago_rows
 from tiercast.models.levels import intercept_shift, level_factor
 
 #: Derived feature names, in the order they extend a model's ``feature_names_in_``.
@@ -89,9 +89,13 @@ class BTYDStacker(BaseEstimator):
             raise ValueError("BTYD stacking needs at least one feature row")
         self.btyd_ = BTYDForecaster(model=self.model, time_unit_days=self.time_unit_days).fit(btyd_inputs(X))
         self.params_ = {**self.btyd_.count_model_.params_, **(self.btyd_.gg_.params_ if self.btyd_.gg_ else {})}
-        self.season_ = scaled_indices(X, season_method(self.seasonal), self.season_scale)
+        method = season_method(self.seasonal)
+        self.season_ = scaled_indices(X, method, self.season_scale)
         inputs = btyd_inputs(X)
         self.season_level_ = {h: _season_level(self.btyd_, inputs, h, index) for h, index in self.season_.items()}
+        if method == "last_year":
+            self.last_year_ = {h: level for h in _year_ago_horizons(X) if (level := _last_year_level(self.btyd_, X, h))}
+            self.season_level_.update(self.last_year_)
         return self
 
     def transform(self, X: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
@@ -136,6 +140,34 @@ def _season_level(btyd: BTYDForecaster, inputs: pd.DataFrame, h: float, index: f
     return {**out, "btyd_p_no_purchase": 0.0 if shift is None else shift}
 
 
+def _year_ago_horizons(X: pd.DataFrame) -> list[int]:
+    """The horizons h whose window a year ago is in X (``orders_{365-h}d`` beside ``orders_365d``)."""
+    names = [c[7:-1] for c in X.columns if c.startswith("orders_") and c.endswith("d") and c[7:-1].isdigit()]
+    return sorted(365 - int(d) for d in names if 0 < 2 * (365 - int(d)) < 365)
+
+
+def _last_year_level(btyd: BTYDForecaster, X: pd.DataFrame, h: int) -> dict[str, float] | None:
+    """The level of the outputs at horizon h read from last year's same window (:func:`year_ago_rows`): this
+    cutoff's BTYD model predicts the window from each customer's history a year ago; the expected purchases and
+    value are multiplied by realized over predicted spend there, and P(no purchase) gets the log-odds shift that
+    puts its mean on the realized share without a purchase. None without such a window.
+
+    A calendar-time BTYD model has a seasonal error of its own besides the season's level: after a December peak,
+    customers who bought in it look alive and the ones who did not are not seen as overdue (a synthetic world with
+    a December peak, 8,000 customers: predicted / actual total 1.28 for February to April). Last year's window, in
+    the same phase, shows both; the index against the year's rate (``"year"``) shows the season only (1.13 there;
+    1.01 with this level)."""
+    rows = year_ago_rows(X, h)
+    if rows is None:
+        return None
+    inputs, value, no_purchase = rows
+    pred = btyd.transform(btyd_inputs(inputs), float(h))
+    factor = level_factor(value, pred["btyd_expected_value"].to_numpy())
+    factor = 1.0 if factor is None else float(np.clip(factor, *SEASON_CLIP))
+    shift = intercept_shift(_logit(pred["btyd_p_no_purchase"]), no_purchase)
+    return {**dict.fromkeys(_SEASON_SCALED, factor), "btyd_p_no_purchase": 0.0 if shift is None else shift}
+
+
 def _with_level(out: pd.DataFrame, level: dict[str, float]) -> pd.DataFrame:
     """The plain BTYD outputs with a :func:`_season_level` applied (row-wise: the factors and shift are stored)."""
     out = out.copy()
@@ -159,13 +191,17 @@ def fit_stacker(
     seasonal: bool | str = True,
     season_scale: dict[int, float] | None = None,
 ) -> BTYDStacker:
-    """A :class:`BTYDStacker` fitted on X, memoized on the exact BTYD inputs (and seasonal indices): the value and
+    """A :class:`BTYDStacker` fitted on X, memoized on the exact BTYD inputs (and seasonal indices; with
+    ``"last_year"`` also the year-ago summary and the purchase and spend windows its level reads): the value and
     the churn model, and the test cutoffs of a backtest that share training cutoffs, reuse one maximum-likelihood
     fit. The fit is a deterministic function of these inputs, so the cache changes no result."""
-    inputs = btyd_inputs(X)
+    inputs, method = btyd_inputs(X), season_method(seasonal)
+    if method == "last_year":
+        windows = [c for c in X.columns if c in YEAR_AGO_COLUMNS or c.startswith(("orders_", "spend_"))]
+        inputs = pd.concat([inputs, X[windows].astype("float64")], axis=1)
     digest = hashlib.sha256(np.ascontiguousarray(inputs.to_numpy(dtype=float)).tobytes()).hexdigest()
-    season = tuple(sorted(scaled_indices(X, season_method(seasonal), season_scale).items()))
-    key = (model, float(time_unit_days), len(inputs), digest, season)
+    season = tuple(sorted(scaled_indices(X, method, season_scale).items()))
+    key = (model, float(time_unit_days), len(inputs), tuple(inputs.columns), digest, season)
     hit = _FIT_CACHE.get(key)
     if hit is not None:
         _FIT_CACHE.move_to_end(key)

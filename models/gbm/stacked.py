@@ -48,7 +48,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.features.contract import ID_COLUMNS
+from tiercast.features.contract import ID_COLUMNS, YEAR_AGO_COLUMNS
 from tiercast.models.btyd.seasons import season_method, season_scale
 from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
@@ -187,7 +187,8 @@ class StackedModel(BaseEstimator, ABC):
         return getattr(self, "btyd_", self.btyd)
 
     def _inputs(self, X: pd.DataFrame) -> list[str]:
-        cols = [c for c in X.columns if c not in ID_COLUMNS]
+        # the year-ago summary sets the BTYD model's seasonal level (the stacker reads it from X), not a tree input
+        cols = [c for c in X.columns if c not in ID_COLUMNS and c not in YEAR_AGO_COLUMNS]
         bad = [c for c in cols if not pd.api.types.is_numeric_dtype(X[c])]
         if bad:
             raise ValueError(f"non-numeric feature columns {bad}")
@@ -226,7 +227,7 @@ class StackedModel(BaseEstimator, ABC):
         self.btyd_, self.btyd_scores_ = self.btyd, {}
         # the seasonal scale reads feature rows only (label-free): every cutoff counts, the validation ones too
         method, rows, rg = season_method(getattr(self, "seasonal", True)), X, g
-        if method == "year" and X_val is not None and len(X_val):  # no copy of the rows where nothing is scaled
+        if method in ("year", "last_year") and X_val is not None and len(X_val):  # no copy where nothing is scaled
             rows, rg = pd.concat([X, X_val]), np.concatenate([g, groups_of(X_val, None)])
         self.season_scale_ = season_scale(rows, rg, method)
         if self.stacked and self.btyd == "auto":

@@ -217,7 +217,8 @@ def refit_for_production(
     weights, calibration) refitted on the ``production`` cutoffs (the newest label window ends at the data end),
     and their BTYD part fitted on ``now`` (feature rows at the data end). ``scorer`` is left unchanged."""
     value_model, churn_model = copy.deepcopy(scorer.value_model), copy.deepcopy(scorer.churn_model)
-    cols = [*scorer.feature_names, CUTOFF]
+    # every feature column, not only the trees' inputs: the BTYD part reads the year-ago summary for its level
+    cols = [*feature_columns(production), CUTOFF]
     h = config.horizon_days
     value_model.refit(production[cols], production[FUTURE_VALUE], label_days=h).fit_btyd_at(now)
     churn_model.refit(production[cols], production[CHURNED], label_days=h).fit_btyd_at(now)

@@ -4,7 +4,8 @@ import pytest
 
 from tiercast.benchmarks.retailer import WORLDS, generate_world, seasonal_clock
 from tiercast.features.build import build_features
-from tiercast.models.btyd.seasons import season_indices
+from tiercast.models.btyd.seasons import season_indices, year_ago_rows
+from tiercast.models.btyd.stacker import BTYDStacker
 
 
 def test_season_index_is_last_years_window_against_the_years_average():
@@ -106,3 +107,67 @@ def test_alive_season_index_reads_the_true_season(cutoff):
     truth, se = _true_index("seasonal", cutoff), _index_se(X)
     assert se < 0.04 and abs(truth - 1.0) > 8 * se  # a season the sample can tell from none
     assert season_indices(X, "alive")[91] == pytest.approx(truth, abs=4 * se)
+
+
+def test_year_ago_rows_are_the_btyd_summary_a_year_back_and_what_followed():
+    X = pd.DataFrame(
+        {
+            "tenure_days": [400.0, 600.0, 100.0, 370.0],  # the third customer was not there a year ago
+            "year_ago_repeat_purchase_days": [2.0, 0.0, np.nan, 0.0],
+            "year_ago_first_to_last_days": [20.0, 0.0, np.nan, np.nan],
+            "year_ago_repeat_spend_mean": [15.0, 0.0, np.nan, 0.0],
+            "orders_365d": [5.0, 0.0, 3.0, 1.0],
+            "orders_275d": [3.0, 0.0, 3.0, 1.0],
+            "spend_365d": [90.0, 0.0, 30.0, 10.0],
+            "spend_275d": [50.0, 0.0, 30.0, 10.0],
+        }
+    )
+    inputs, value, no_purchase = year_ago_rows(X, 90)
+    assert inputs.index.tolist() == [0, 1, 3]
+    assert inputs["tenure_days"].tolist() == [35.0, 235.0, 5.0]  # tenure a year ago
+    assert inputs["repeat_purchase_days"].tolist() == [2.0, 0.0, 0.0]
+    assert inputs["repeat_spend_mean"].tolist() == [15.0, 0.0, 0.0]
+    # [cutoff - 365, cutoff - 275): spend_365d - spend_275d, and no purchase where orders_365d - orders_275d = 0
+    assert value.tolist() == [40.0, 0.0, 0.0]
+    assert no_purchase.tolist() == [0.0, 1.0, 1.0]
+    assert year_ago_rows(X, 200) is None  # half a year or more: no such window
+    assert year_ago_rows(X.drop(columns="spend_275d"), 90) is None  # the window is not a feature
+    assert year_ago_rows(X.assign(tenure_days=[400.0, 420.0, 100.0, 370.0]), 90) is None  # 55 days back < 90
+
+
+def _world_window(name: str, cutoff: pd.Timestamp, X: pd.DataFrame, h: int = 91) -> tuple[float, float]:
+    """(total spend, share without a purchase) of X's customers in ``[cutoff, cutoff + h)``."""
+    tx = _world_tx(name)
+    fut = tx[(tx["timestamp"] >= cutoff) & (tx["timestamp"] < cutoff + pd.Timedelta(days=h))]
+    bought = X["customer_id"].isin(fut["customer_id"])
+    return float(fut.loc[fut["customer_id"].isin(X["customer_id"]), "amount"].sum()), float(1 - bought.mean())
+
+
+@pytest.mark.parametrize(("name", "cutoff"), [("seasonal", "2022-01-30"), ("seasonal", "2022-10-01")])
+def test_last_year_level_follows_the_peak_and_what_follows_it(name, cutoff):
+    """With a December peak, a calendar-time Pareto/NBD misses both the fourth quarter and the quarter after the
+    peak (in the latter, customers who bought in December look alive). Last year's same window puts the total
+    within 2% and the mean P(no purchase) within 0.01 of what happens."""
+    c = pd.Timestamp(cutoff)
+    X = _season_rows(name, cutoff)
+    actual, churn = _world_window(name, c, X)
+    plain = BTYDStacker(model="paretonbd", seasonal=False).fit(X).transform(X, 91)
+    last = BTYDStacker(model="paretonbd", seasonal="last_year").fit(X).transform(X, 91)
+    assert abs(plain["btyd_expected_value"].sum() / actual - 1) > 0.25
+    assert last["btyd_expected_value"].sum() / actual == pytest.approx(1.0, abs=0.02)
+    assert last["btyd_p_no_purchase"].mean() == pytest.approx(churn, abs=0.01)
+    assert abs(plain["btyd_p_no_purchase"].mean() - churn) > 0.03
+
+
+def test_last_year_level_reads_no_season_where_there_is_none():
+    """On yearly cohorts of Pareto/NBD customers with no season, last year's window asks for no level beyond
+    noise: a factor within 3% of 1 and a mean P(no purchase) within 0.02 of what happens (where the ``"all"`` index
+    reads the dropouts as a 10% peak). Without a year of history there is no such level."""
+    c = "2022-01-30"
+    X = _season_rows("btyd_cohorts", c)
+    _, churn = _world_window("btyd_cohorts", pd.Timestamp(c), X)
+    stacker = BTYDStacker(model="paretonbd", seasonal="last_year").fit(X)
+    assert stacker.last_year_[91]["btyd_expected_value"] == pytest.approx(1.0, abs=0.03)
+    assert stacker.transform(X, 91)["btyd_p_no_purchase"].mean() == pytest.approx(churn, abs=0.02)
+    assert season_indices(X, "all")[91] > 1.1
+    assert not BTYDStacker(model="paretonbd", seasonal="last_year").fit(X.assign(tenure_days=200.0)).last_year_

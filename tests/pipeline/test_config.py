@@ -90,11 +90,11 @@ def test_a_seasonal_setting_outside_the_choices_is_named_in_one_line(tmp_path, v
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(f"base: {Path('configs/demo.yaml').resolve()}\nmodels:\n  seasonal: {value}\n", encoding="utf-8")
     with pytest.raises(
-        ConfigError, match=r"bad\.yaml: models\.seasonal: .*must be true, false, all, alive or year"
+        ConfigError, match=r"bad\.yaml: models\.seasonal: .*must be true, false, all, alive, year or last_year"
     ) as e:
         load_config(cfg)
     assert "\n" not in str(e.value)
-    assert load_config("configs/demo.yaml").models.seasonal == "year"
+    assert load_config("configs/demo.yaml").models.seasonal == "last_year"
     assert load_config("configs/demo.yaml", overrides={"models": {"seasonal": False}}).models.seasonal is False
 
 

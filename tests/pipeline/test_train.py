@@ -6,10 +6,12 @@ import pytest
 
 from tests.models.test_stacking import simulate_transactions
 from tiercast.features.build import build_features
+from tiercast.features.contract import YEAR_AGO_COLUMNS
 from tiercast.features.cutoff_plan import HistoryTooShortError, plan_cutoffs, validation_cutoffs
 from tiercast.features.training_set import build_training_set
 from tiercast.models.btyd.forecast import BTYDForecaster
 from tiercast.models.btyd.stacker import btyd_inputs
+from tiercast.models.gbm.stacked import StackedModel
 from tiercast.pipeline.cli.base import expected_failure
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.jobs.model_fit import btyd_at, fit_models, fit_scorer, refit_for_production
@@ -78,8 +80,9 @@ def _frames(tx: pd.DataFrame, config, plan):
 
 @pytest.fixture(scope="module")
 def world():
-    tx = simulate_transactions(n_customers=500, days=420, seed=5)
-    config = _config()
+    # 560 days with a year window: the cutoffs from 425 days on have last year's window (the year-ago summary)
+    tx = simulate_transactions(n_customers=500, days=560, seed=5)
+    config = _config(features={"windows_days": [30, 90, 365]})
     end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
     plan = plan_cutoffs(START, end, config.cutoff_rules())
     return tx, config, plan
@@ -105,7 +108,7 @@ def test_test_window_evaluation_never_sees_the_test_window(world):
     assert not np.allclose(test_a["future_value"], test_b["future_value"])  # the labels did change
 
 
-def test_production_refit_reads_the_newest_history(world):
+def test_production_refit_reads_the_newest_history(world, monkeypatch):
     tx, config, plan = world
     train, test = _frames(tx, config, plan)
     evaluated = fit_scorer(train, plan, config, versions={})
@@ -113,6 +116,14 @@ def test_production_refit_reads_the_newest_history(world):
     production = build_training_set(tx, cutoffs=plan.production, data_end=plan.data_end, **kw)
     now = build_features(tx, cutoff=plan.data_end, **kw)
     before = evaluated.score(now)
+    refit_columns = []
+    refit = StackedModel.refit
+
+    def spy(self, X, *args, **kwargs):
+        refit_columns.append(set(X.columns))
+        return refit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(StackedModel, "refit", spy)
     scorer = refit_for_production(evaluated, production, now, config, versions={})
     pd.testing.assert_frame_equal(evaluated.score(now), before)  # the evaluated model is untouched
     assert scorer.value_model.n_trees_ == evaluated.value_model.n_trees_  # settings carried over
@@ -123,12 +134,19 @@ def test_production_refit_reads_the_newest_history(world):
     scores = scorer.score(now)
     assert len(scores) == len(now) and scores["churn_probability"].between(0, 1).all()
     assert np.isfinite(scores["predicted_value"]).all()
+    # the BTYD level from last year's window, at the data end and at the refit's training cutoffs (which read
+    # the year-ago summary although the trees never take it as an input)
+    assert scorer.value_model.stacker_.last_year_ and scorer.churn_model.stacker_.last_year_
+    assert not set(YEAR_AGO_COLUMNS) & set(scorer.feature_names)
+    assert len(refit_columns) == 2 and all(set(YEAR_AGO_COLUMNS) <= cols for cols in refit_columns)
 
 
 @pytest.mark.parametrize("btyd", ["bgnbd", "auto"])
 def test_one_label_window_gives_the_btyd_model_itself(world, btyd):
     tx, config, plan = world
-    config = config.model_copy(update={"models": config.models.model_copy(update={"btyd": btyd})})
+    # without a seasonal level (last year's window is in these rows): the plain BTYD model
+    models = config.models.model_copy(update={"btyd": btyd, "seasonal": False})
+    config = config.model_copy(update={"models": models})
     kw = {"horizon_days": config.horizon_days, "windows_days": config.features.windows_days}
     rows = build_training_set(tx, cutoffs=[plan.test], data_end=plan.data_end, **kw)
     value, churn = fit_models(rows, plan.test, config)
