@@ -84,6 +84,8 @@ def at_risk_cmd(
     from tiercast.pipeline.jobs.score import at_risk, team_list
     from tiercast.pipeline.writers.files import write_csv
 
+    if out.suffix.lower() != ".csv":  # a CSV under another name fools whatever opens it by its suffix
+        fail(f"--out {out}: the at-risk list is written as CSV; give it a .csv name")
     frame = _read_scores(scores)
     chosen = [t.strip() for t in tiers.split(",")] if tiers else None
     unknown = sorted(set(chosen or []) - set(frame[CURRENT_TIER].unique()) - set(frame[PREDICTED_TIER].unique()))

@@ -208,9 +208,14 @@ def beats(candidate: Run, champion: Run) -> tuple[bool, str]:
         m: candidate.data.metrics.get(m, float("nan")) - champion.data.metrics.get(m, float("nan"))
         for m in PRIMARY_METRICS
     }
+    missing = {
+        side: [m.split(".")[-1] for m in PRIMARY_METRICS if pd.isna(run.data.metrics.get(m, float("nan")))]
+        for side, run in (("this run", candidate), ("the champion", champion))
+    }
+    if any(missing.values()):
+        which = "; ".join(f"{side} has no {', '.join(names)}" for side, names in missing.items() if names)
+        return False, f"no held-out test metrics to compare ({which}: a run without a test window)"
     text = ", ".join(f"{m.split('.')[-1]} {d:+.4f}" for m, d in diffs.items())
-    if any(pd.isna(d) for d in diffs.values()):
-        return False, f"missing primary metrics ({text})"
     if all(d >= 0 for d in diffs.values()) and any(d > 0 for d in diffs.values()):
         return True, f"beats the champion: {text}"
     return False, f"does not beat the champion: {text}"

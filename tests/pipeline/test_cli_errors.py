@@ -123,6 +123,12 @@ def test_out_that_is_a_folder_is_refused(project):
     assert_clean_failure(result, "--out", "a_folder is a folder")
 
 
+def test_at_risk_out_must_be_a_csv_name(project):
+    result = invoke("at-risk", "--scores", "out/scores.parquet", "--out", "out/list.parquet", cwd=project)
+    assert_clean_failure(result, "--out out/list.parquet", "written as CSV; give it a .csv name")
+    assert not (project / "out" / "list.parquet").exists()
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "out/at_risk.csv", "out/quarantine.parquet", "missing.parquet"])
 def test_scores_that_are_not_a_scores_parquet(project, name):
     result = invoke("at-risk", "--scores", name, "--out", "out/list.csv", cwd=project)
