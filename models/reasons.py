@@ -205,6 +205,18 @@ def _points_the_way(feature: str, frame: pd.DataFrame, target: Literal["churn", 
     return ok
 
 
+def _merge_usual_gap(contrib: np.ndarray, features: pd.DataFrame, names: list[str]) -> None:
+    """Where recency and the usual gap both push the score up, credit both to recency (in place): its phrase tells
+    the gap too ("80 days since the last purchase, usually every 21"), so the gap is told once, ranked by both."""
+    pair = {"recency_days", "gap_mean_days"}
+    if not pair <= set(names) or not pair <= set(features.columns):
+        return
+    r, g = names.index("recency_days"), names.index("gap_mean_days")
+    both = (contrib[:, r] > 0) & (contrib[:, g] > 0) & features["gap_mean_days"].notna().to_numpy()
+    contrib[both, r] += contrib[both, g]
+    contrib[both, g] = 0.0
+
+
 def top_reasons(
     contributions: np.ndarray,
     features: pd.DataFrame,
@@ -224,6 +236,7 @@ def top_reasons(
         for j, name in enumerate(names):
             if name in features.columns:
                 contrib[~_points_the_way(name, features, target), j] = 0.0
+    _merge_usual_gap(contrib, features, names)
     # a few spare candidates: features that read the same (the BTYD outputs tell one purchase history) count once
     order = np.argsort(-contrib, axis=1, kind="stable")[:, : top + 4]
     slots: list[np.ndarray] = []

@@ -108,6 +108,16 @@ class BTYDStacker(BaseEstimator):
         level = self.season_level_.get(key)
         return out if level is None else _with_level(out, level)
 
+    def churn_log_odds(self, X: pd.DataFrame, horizon_days: float) -> np.ndarray:
+        """:meth:`churn_offset` of :meth:`transform` computing P(no purchase) alone (the churn reasons evaluate it
+        on four histories per customer; the other outputs would triple the cost)."""
+        check_is_fitted(self, "btyd_")
+        if not hasattr(self, "season_level_"):
+            return self.churn_offset(self.transform(X, horizon_days))
+        p = self.btyd_.predict_churn(btyd_inputs(X), float(horizon_days))
+        level = self.season_level_.get(int(round(float(horizon_days))))
+        return _logit(p if level is None else expit(_logit(p) + level["btyd_p_no_purchase"]))
+
     @staticmethod
     def value_offset(features: pd.DataFrame) -> np.ndarray:
         """log of the BTYD expected spend (floored), the value model's offset."""

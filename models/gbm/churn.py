@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.models.btyd.stacker import BTYDStacker
+from tiercast.models.btyd.stacker import BTYDStacker, btyd_inputs
 from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
 from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight
 from tiercast.models.levels import intercept_shift
@@ -83,6 +83,50 @@ def _offset_bic_score(offset: np.ndarray, trees: np.ndarray, y: np.ndarray) -> f
     a, b = _offset_platt(offset, trees, y)
     p = expit(np.asarray(offset, dtype=float) + a * np.asarray(trees, dtype=float) + b)
     return _bic_score(y, p, 1 if np.allclose(trees, 0.0) else 2)
+
+
+def btyd_churn_attribution(
+    stacker: BTYDStacker, X: pd.DataFrame, horizon_days: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The BTYD churn log-odds of each row split into (rhythm, overdue, reference): Shapley values of two inputs.
+
+    A customer with repeat purchase days x, first-to-last span tx and tenure T is read as their usual gap
+    g = tx / x, their overdue ratio o = (T - tx) / g (days since the last purchase in usual gaps) and x, the
+    BTYD inputs reparametrized (tx = x g, T = x g + o g: every mix of two customers' g and o is a valid history).
+    The reference is an active customer with the same x: the gap at the population's mean purchase rate (the
+    fitted prior's E[lambda] = r / alpha, so g_ref = alpha / r) and on schedule (o = 1, last purchase one usual gap
+    ago). "rhythm" (g vs g_ref: buys rarely) and "overdue" (o vs 1) are their exact Shapley values (4 evaluations
+    per row), so rhythm + overdue + reference = the row's log-odds, and any risk above an active customer's has a
+    positive part. Why not the population mean: most of a BTYD population has lapsed (P(no purchase) near 1), so a
+    regular customer five usual gaps overdue is still below it and nothing would be told. x is held at the
+    customer's own: at a fixed gap and overdue ratio it only sets how sure the model is of the other two, a
+    direction no reader could act on. Without a repeat purchase (x = 0) the gap is undefined: the reference has
+    one repeat purchase at g_ref, "rhythm" is "no repeat purchase yet" and the overdue ratio is (T - tx) / g_ref.
+    Row-wise (the reference comes from the fitted BTYD parameters) and vectorised.
+    """
+    inputs = btyd_inputs(X)
+    x, tx, T = (inputs[c].to_numpy(dtype=float) for c in ("repeat_purchase_days", "first_to_last_days", "tenure_days"))
+    params = stacker.btyd_.count_model_.params_
+    g_ref = float(params["alpha"]) / float(params["r"]) * float(stacker.time_unit_days)
+    regular = (x > 0) & (tx > 0)
+    own_tx = np.where(regular, tx, 0.0)
+    gap = np.where(regular, tx / np.where(regular, x, 1.0), g_ref)
+    overdue = (T - own_tx) / gap
+    ref_x = np.where(regular, x, 1.0)
+    ref_tx = ref_x * g_ref
+    # rows of 4 states: reference, reference gap with the own overdue ratio, own gap on schedule, the customer
+    states = pd.DataFrame(
+        {
+            "repeat_purchase_days": np.concatenate([ref_x, ref_x, x, x]),
+            "first_to_last_days": np.concatenate([ref_tx, ref_tx, own_tx, tx]),
+            "tenure_days": np.concatenate([ref_tx + g_ref, ref_tx + overdue * g_ref, own_tx + gap, T]),
+            "repeat_spend_mean": 0.0,  # P(no purchase) does not read the spend
+        }
+    )
+    ref, ref_gap, on_schedule, own = stacker.churn_log_odds(states, horizon_days).reshape(4, -1)
+    rhythm = 0.5 * ((on_schedule - ref) + (own - ref_gap))
+    late = 0.5 * ((ref_gap - ref) + (own - on_schedule))
+    return rhythm, late, ref
 
 
 class ChurnModel(ClassifierMixin, StackedModel):
@@ -292,8 +336,10 @@ class ChurnModel(ClassifierMixin, StackedModel):
         """Per-feature contributions to the log-odds of churning, columns ``feature_names_in_`` then the bias.
 
         The trees' TreeSHAP contributions; when stacked they are scaled by the blend weight and the Platt slope,
-        the BTYD offset's deviation from its training mean goes to ``btyd_p_no_purchase``, and each row sums to
-        the calibrated log-odds.
+        and the BTYD offset is split by :func:`btyd_churn_attribution` against an active reference customer: the
+        rhythm part goes to ``gap_mean_days`` and the overdue part to ``recency_days`` (or ``overdue_ratio``),
+        each to ``btyd_p_no_purchase`` without that column. The bias holds the rest, so each row sums to the
+        calibrated log-odds.
         """
         check_is_fitted(self, "model_")
         contrib = np.asarray(self.model_.predict(self.transform(X), pred_contrib=True), dtype=float)
@@ -305,6 +351,13 @@ class ChurnModel(ClassifierMixin, StackedModel):
         ta, tb = self._tree_map()
         contrib = contrib * (a * ta * self.weight_)
         off = BTYDStacker.churn_offset(self._horizon_btyd(X, None))
-        contrib[:, list(self.feature_names_in_).index("btyd_p_no_purchase")] += a * (off - self.offset_mean_)
-        contrib[:, -1] += a * (self.offset_mean_ + tb) + b + getattr(self, "level_shift_", 0.0)
+        rhythm, late, _ = btyd_churn_attribution(self.stacker_, X, float(self.horizon_days))
+        names = list(self.feature_names_in_)
+
+        def column(*candidates: str) -> int:
+            return names.index(next((c for c in candidates if c in names), "btyd_p_no_purchase"))
+
+        contrib[:, column("gap_mean_days")] += a * rhythm
+        contrib[:, column("recency_days", "overdue_ratio")] += a * late
+        contrib[:, -1] += a * (off - rhythm - late + tb) + b + getattr(self, "level_shift_", 0.0)
         return contrib

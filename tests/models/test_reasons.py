@@ -136,3 +136,24 @@ def test_churn_reasons_say_what_they_raise_and_skip_values_pointing_the_other_wa
     ]
     nothing = top_reasons(np.zeros((3, len(names) + 1)), f, names, target="churn")
     assert nothing.tolist() == ["", "", ""]
+
+
+def test_the_usual_gap_is_told_once_beside_recency():
+    f = pd.DataFrame(
+        {
+            "recency_days": [64.0, 45.0, 30.0],
+            "gap_mean_days": [23.0, 63.0, np.nan],
+            "overdue_ratio": [64 / 23, 45 / 63, np.nan],
+            "refund_count": [2.0, 2.0, 2.0],
+        }
+    )
+    names = ["gap_mean_days", "recency_days", "refund_count"]
+    # row 0: gap and recency both raise churn: told once, in the recency phrase, ranked by their sum (0.5) above
+    # the refunds' 0.4; row 1: recency within the usual gap is no reason, so the gap stands alone; row 2: no gap
+    contrib = np.array([[0.3, 0.2, 0.4, 0.0]] * 3)
+    out = top_reasons(contrib, f, names, top=2, target="churn")
+    assert out.tolist() == [
+        "raises churn risk: 64 days since the last purchase, usually every 23; 2 refunds",
+        "raises churn risk: 2 refunds; usually buys every 63 days",
+        "raises churn risk: 2 refunds; a single purchase day so far",
+    ]

@@ -169,5 +169,7 @@ def test_last_year_level_reads_no_season_where_there_is_none():
     stacker = BTYDStacker(model="paretonbd", seasonal="last_year").fit(X)
     assert stacker.last_year_[91]["btyd_expected_value"] == pytest.approx(1.0, abs=0.03)
     assert stacker.transform(X, 91)["btyd_p_no_purchase"].mean() == pytest.approx(churn, abs=0.02)
+    # the churn log-odds alone (the churn reasons' fast path) are the transform's, level included
+    np.testing.assert_array_equal(stacker.churn_log_odds(X, 91), stacker.churn_offset(stacker.transform(X, 91)))
     assert season_indices(X, "all")[91] > 1.1
     assert not BTYDStacker(model="paretonbd", seasonal="last_year").fit(X.assign(tenure_days=200.0)).last_year_
