@@ -20,6 +20,7 @@ import yaml
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
 from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.parsing import grouped_number_pattern
 from tiercast.pipeline.ingest.readers import header_names
 from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
 
@@ -158,7 +159,9 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         header_names(path, keys["delimiter"])
     except InputError as exc:
         raise ConfigError(str(exc)) from None
-    comma_numbers = frame.apply(lambda s: s.str.fullmatch(r"-?\d+,\d+").mean() > 0.5 if len(s) else False)
+    # '12,50' or, with thousands marks, '1.161,52' (which then gets a note, see _grouped_notes)
+    decimal_comma = r"-?(\d+|\d{1,3}(\.\d{3})+),\d+"
+    comma_numbers = frame.apply(lambda s: s.str.fullmatch(decimal_comma).mean() > 0.5 if len(s) else False)
     if best != "," and comma_numbers.any():
         keys["decimal"] = ","
     return frame, keys
@@ -207,6 +210,24 @@ def _timestamp_format(values: pd.Series) -> tuple[str | None, str | None]:
     return first, None
 
 
+def _grouped_notes(frame: pd.DataFrame, mapping: dict[str, str], decimal: str) -> list[str]:
+    """Notes on the mapped number columns written with thousands separators ('1,161.52'), which are not read."""
+    notes = []
+    for name in (AMOUNT, QUANTITY, "unit_price"):
+        values = frame[mapping[name]] if name in mapping else None
+        if values is None or not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        text = values.astype("str").str.strip()
+        grouped = text[text.str.fullmatch(grouped_number_pattern(decimal)).fillna(False).astype(bool)]
+        if len(grouped):
+            notes.append(
+                f"{len(grouped):,} of the first {len(text):,} values of column {mapping[name]!r} have thousands "
+                f"separators (e.g. {grouped.iloc[0]!r}), which are not read: those rows would be quarantined as "
+                "non_numeric_amount; export the column without thousands separators"
+            )
+    return notes
+
+
 def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     """Look at the first rows of ``path`` and propose its ``data.transactions`` section.
 
@@ -226,6 +247,11 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
             raise ConfigError(f"--column {name}={col}: unknown field (one of {', '.join(FIELD_NAMES)})")
         if col not in columns:
             raise ConfigError(f"--column {name}={col}: {path} has no column {col!r}; columns: {columns}")
+        if col in mapping.values():
+            other = next(f for f, c in mapping.items() if c == col)
+            raise ConfigError(
+                f"--column {name}={col}: column {col!r} is already given to {other} (a column maps to one field)"
+            )
         mapping[name] = col
     for name, names in FIELD_NAMES.items():
         if name not in mapping and (col := _match(columns, set(mapping.values()), names)) is not None:
@@ -247,6 +273,7 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     ts_format, note = _timestamp_format(frame[mapping[TIMESTAMP]])
     if note:
         notes.append(note)
+    notes += _grouped_notes(frame, mapping, keys.get("decimal", "."))
     tx: dict[str, Any] = {"path": str(path.resolve()), "format": fmt, **keys}
     if ts_format:
         tx["timestamp_format"] = ts_format

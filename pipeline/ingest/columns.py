@@ -39,9 +39,9 @@ def kind(duck_type: str) -> str:
         return "int"
     if t == "BOOLEAN":
         return "bool"
-    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+    if t.startswith(("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")):  # and TIMESTAMPTZ_NS (Parquet timestamp[ns, tz])
         return "tz"
-    if t.startswith("TIMESTAMP"):
+    if t.startswith("TIMESTAMP"):  # TIMESTAMP, TIMESTAMP_S / _MS / _NS
         return "ts"
     if t == "DATE":
         return "date"

@@ -16,6 +16,17 @@ TS_UNIT = "datetime64[us]"
 # A time of day followed by a UTC offset / Z: the string is tz-aware.
 _TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 _ZONE_NAME_SUFFIX = r"\s*(?:UTC|GMT)$"
+#: A bare integer of at most 7 digits (an id, a count, a year, an Excel serial day): never read as a timestamp
+#: without ``timestamp_format`` (pandas would guess '%Y' and read customer 1000 as the year 1000). Compact dates of 8
+#: digits or more ('19970101', '20230105103000') are still guessed.
+SHORT_INTEGER_PATTERN = r"[+-]?[0-9]{1,7}"
+
+
+def grouped_number_pattern(decimal: str) -> str:
+    """A number with thousands separators ('1,161.52'; with ``decimal`` ',': '1.161,52'), which is not read: a
+    full-match pattern Python and RE2 (DuckDB) read alike."""
+    group, point = (",", "\\.") if decimal == "." else ("\\.", ",")
+    return f"[+-]?[0-9]{{1,3}}({group}[0-9]{{3}})+({point}[0-9]+)?"
 
 
 def parse_text(s: pd.Series, na_values: tuple[str, ...]) -> pd.Series:
@@ -103,12 +114,12 @@ def parse_timestamps(
 ) -> pd.Series:
     """Parse distinct non-missing timestamp texts (see :func:`parse_timestamp_column`); without ``fmt``, with the
     ``formats`` given (guessed from other values, see :func:`guess_formats`) or else guessed from ``t``, and
-    day-month dates (:func:`day_month_dates`) left unparsed. ``aware``: :func:`carries_offset` of ``t``, when the
-    caller has it already."""
+    day-month dates (:func:`day_month_dates`) and short integers (:data:`SHORT_INTEGER_PATTERN`) left unparsed.
+    ``aware``: :func:`carries_offset` of ``t``, when the caller has it already."""
     out = pd.Series(pd.NaT, index=t.index, dtype=TS_UNIT)
     present = t.notna().to_numpy()
     if fmt is None:
-        present = present & ~day_month_dates(t)
+        present = present & ~day_month_dates(t) & ~short_integers(t)
     if not present.any():
         return out
     aware = carries_offset(t, fmt) if aware is None else aware
@@ -154,6 +165,12 @@ def day_month_dates(t: pd.Series) -> np.ndarray:
     return t.str.fullmatch(DAY_MONTH_PATTERN).fillna(False).to_numpy(dtype=bool)
 
 
+def short_integers(t: pd.Series) -> np.ndarray:
+    """Where the text is a bare integer of at most 7 digits (:data:`SHORT_INTEGER_PATTERN`), never a timestamp
+    without a format."""
+    return t.str.fullmatch(SHORT_INTEGER_PATTERN).fillna(False).to_numpy(dtype=bool)
+
+
 def guess_formats(t: pd.Series) -> list[str]:
     """The formats :func:`parse_timestamps` would guess for ``t`` (distinct texts in order of first appearance)."""
     return _guess_formats(t[t.notna()])
@@ -164,11 +181,11 @@ def _guess_formats(t: pd.Series, limit: int = 3) -> list[str]:
 
     ISO-like guesses become 'ISO8601'. Day-month dates (:data:`DAY_MONTH_PATTERN`) are left out: whether 01/12/2009
     is the 1st of December or the 12th of January is not guessed (they are quarantined as ``ambiguous_timestamp``
-    unless ``timestamp_format`` is set). Formats putting day and month in the other order than a format already
-    chosen are left out too.
+    unless ``timestamp_format`` is set); so are short integers (:data:`SHORT_INTEGER_PATTERN`). Formats putting day
+    and month in the other order than a format already chosen are left out too.
     """
     sample = pd.Series(pd.unique(t.iloc[:5000])[:200], dtype="str")
-    sample = sample[~day_month_dates(sample)]
+    sample = sample[~day_month_dates(sample) & ~short_integers(sample)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         guesses = {g for v in sample if (g := guess_datetime_format(str(v))) is not None}

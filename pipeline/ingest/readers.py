@@ -10,10 +10,28 @@ from pathlib import Path
 
 import pandas as pd
 
+from tiercast.features.contract import TIMESTAMP
 from tiercast.pipeline.ingest.common import InputError, unparseable_column
-from tiercast.pipeline.ingest.sources import WHITESPACE, TransactionSource
+from tiercast.pipeline.ingest.parsing import grouped_number_pattern
+from tiercast.pipeline.ingest.sources import DEFAULT_NA_VALUES, WHITESPACE, TransactionSource
 
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+#: Numbers in a timestamp column that are instants in another unit, by magnitude: (low, high, what they look like,
+#: how to convert them). Not read: the unit cannot be told from the values alone with certainty (seconds or
+#: milliseconds, Excel's 1900 or 1904 day count), and a wrong guess would shift every date silently.
+_NUMERIC_DATES = (
+    (1e8, 1e10, "Unix epoch seconds", "pandas.to_datetime(values, unit='s')"),
+    (1e11, 1e13, "Unix epoch milliseconds", "pandas.to_datetime(values, unit='ms')"),
+    (
+        2e4,
+        8e4,
+        "Excel serial day numbers",
+        "pandas.to_datetime(values, unit='D', origin='1899-12-30'), or format the column as dates before exporting",
+    ),
+)
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+#: What to do about numbers written with thousands separators (no setting reads them).
+_NO_GROUPING = "export the column without them"
 
 
 def check_file(path: Path) -> None:
@@ -100,9 +118,15 @@ def check_timestamp_format(fmt: str | None, where: str, column: str) -> None:
             pd.to_datetime(pd.Series(["0"]), format=fmt, errors="coerce")
     except (ValueError, re.error) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        epoch = (
+            "; epoch numbers are not read: convert the column to dates first (e.g. pandas.to_datetime(values, "
+            "unit='s'))"
+            if re.search(r"%[sQ]", fmt)
+            else ""
+        )
         raise InputError(
             f"{where}: column {column!r}: timestamp_format {fmt!r} is not a usable strptime format ({detail}); use "
-            "directives such as %Y %m %d %H %M %S, e.g. '%d/%m/%Y %H:%M'"
+            f"directives such as %Y %m %d %H %M %S, e.g. '%d/%m/%Y %H:%M'{epoch}"
         ) from None
 
 
@@ -239,5 +263,49 @@ def require_some_values(parsed: pd.Series, raw: pd.Series, where: str, column: s
     """A column where no row parses means a wrong mapping or format, not bad rows: fail the file."""
     if parsed.notna().any():
         return
-    examples = [repr(v) for v in pd.unique(raw.astype("str"))[:3]]
-    raise InputError(unparseable_column(where, column, kind, fmt, len(raw), examples))
+    values = list(pd.unique(raw.astype("str"))[:20])
+    raise InputError(unreadable_column(where, column, kind, fmt, len(raw), values))
+
+
+def unreadable_column(
+    where: str,
+    column: str,
+    kind: str,
+    fmt: str | None,
+    n_rows: int,
+    values: list[str],
+    decimal: str = ".",
+    na_values: tuple[str, ...] = DEFAULT_NA_VALUES,
+) -> str:
+    """The error for a column where no row parses (``values``: its first distinct texts): a timestamp column of
+    plain numbers says what they look like (epoch seconds, Excel serial days: no ``timestamp_format`` reads them)
+    or that the column may be the wrong one; a number column with thousands separators says so."""
+    examples = [repr(v) for v in values[:3]]
+    present = [v.strip() for v in values if v.strip() not in (*na_values, "nan")]
+    if kind == TIMESTAMP and present and all(_PLAIN_NUMBER.fullmatch(v) for v in present):
+        head = f"{where}: column {column!r} holds numbers, not timestamps ({n_rows:,} rows; e.g. {', '.join(examples)})"
+        numbers = [abs(float(v)) for v in present]
+        for low, high, what, how in _NUMERIC_DATES:
+            if all(low <= v < high for v in numbers):
+                convert = f"convert them to dates first (e.g. {how})"
+                return f"{head}: they look like {what}, which no timestamp_format reads; {convert}"
+        if fmt is None:
+            return (
+                f"{head}: is it the timestamp column? (numbers are read as dates only with a timestamp_format, e.g. "
+                "'%Y%m%d' for 20230105)"
+            )
+    message = unparseable_column(where, column, kind, fmt, n_rows, examples)
+    grouped = next((v for v in values if re.fullmatch(grouped_number_pattern(decimal), v)), None)
+    if kind == "number" and grouped is not None:
+        message += f"; values such as {grouped!r} have thousands separators, which are not read: {_NO_GROUPING}"
+    return message
+
+
+def grouped_numbers_message(source: str, column: str, n: int, example: str) -> str:
+    """Rows quarantined as ``non_numeric_amount`` whose value in ``column`` looks like a number with thousands
+    separators."""
+    what, verb = ("1 row", "looks like a number") if n == 1 else (f"{n:,} rows", "look like numbers")
+    return (
+        f"{source}: {what} of column {column!r} {verb} with thousands separators (e.g. {example!r}), quarantined as "
+        f"non_numeric_amount (thousands separators are not read: {_NO_GROUPING})"
+    )

@@ -71,7 +71,8 @@ class ColumnMapping(_Frozen):
 
     Either ``amount`` names a column of line/order value, or ``quantity`` and ``unit_price`` are both given and the
     amount is their product. ``quantity`` may also be given beside ``amount`` (it is then carried, not multiplied).
-    Without ``order_id``, lines of one customer at one timestamp are taken to be one order.
+    Without ``order_id``, lines of one customer at one timestamp are taken to be one order. A source column maps
+    to one field at most.
     """
 
     customer_id: str
@@ -90,6 +91,16 @@ class ColumnMapping(_Frozen):
             raise ValueError("columns: give `amount`, or both `quantity` and `unit_price`")
         if self.amount is not None and self.unit_price is not None:
             raise ValueError("columns: give `amount` or `unit_price` (with `quantity`), not both")
+        fields: dict[str, list[str]] = {}
+        for name, column in self.source_columns().items():
+            fields.setdefault(column, []).append(name)
+        shared = {c: names for c, names in fields.items() if len(names) > 1}
+        if shared:
+            column, names = next(iter(shared.items()))
+            raise ValueError(
+                f"source column {column!r} is mapped to {len(names)} fields ({', '.join(names)}); map each "
+                "field to its own column"
+            )
         return self
 
     def source_columns(self) -> dict[str, str]:

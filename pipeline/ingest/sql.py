@@ -30,8 +30,9 @@ import pandas as pd
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.ingest import columns as col
 from tiercast.pipeline.ingest import notices
-from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally, unparseable_column
+from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally
 from tiercast.pipeline.ingest.notices import PADDED, PADDED_ID
+from tiercast.pipeline.ingest.parsing import grouped_number_pattern
 from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
 
 if TYPE_CHECKING:
@@ -144,6 +145,8 @@ def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.
     result.reasons = _count_reasons(con)
     _require_parsed(con, src, raw, mapped, result)
     _notify(con, src, raw, mapped, joins[0] if joins else None, padded=n_padded > 0)
+    if result.reasons.get("non_numeric_amount"):
+        _notify_grouped_numbers(con, src, raw, mapped)
     return result
 
 
@@ -166,6 +169,26 @@ def _notify(
     found = notices.padded_ids(con, BAD, f"CAST(r.{ident(customer)} AS VARCHAR)") if padded else None
     if found is not None:
         notices.warn(found.message(raw.where, customer))
+
+
+def _notify_grouped_numbers(
+    con: duckdb.DuckDBPyConnection, src: TransactionSource, raw: RawSource, mapped: dict[str, str]
+) -> None:
+    """One notice per text number column whose value looks like a number with thousands separators ('1,161.52') on
+    rows quarantined as ``non_numeric_amount``: such numbers are not read, and they are the largest amounts."""
+    from tiercast.pipeline.ingest.readers import grouped_numbers_message
+
+    pattern = lit(grouped_number_pattern(src.decimal))
+    for f in (AMOUNT, QUANTITY, "unit_price"):
+        if f not in mapped or col.kind(raw.columns[mapped[f]]) != "text":
+            continue
+        t = col.text(f"r.{ident(mapped[f])}", raw.columns[mapped[f]], src.na_values)
+        n, example = con.execute(
+            f"SELECT count(*), arg_min(t, k) FROM (SELECT {t} AS t, b.{ROW} AS k FROM {BAD} b JOIN {RAW} r "
+            f"ON r.{ROW} = b.{ROW} WHERE b.reason = 'non_numeric_amount') WHERE regexp_full_match(t, {pattern})"
+        ).fetchall()[0]
+        if n:
+            notices.warn(grouped_numbers_message(raw.where, mapped[f], int(n), str(example)))
 
 
 def _create_view(
@@ -323,27 +346,38 @@ def _require_parsed(
     r = result.reasons
     before_ts = sum(r.get(k, 0) for k in ("missing_customer", "ambiguous_timestamp", "unparseable_timestamp"))
     if before_ts == raw.n_read and _none_parse(con, f"timestamp IS NOT NULL AND NOT {AMBIGUOUS}"):
-        fmt = src.timestamp_format
-        _fail_column(con, raw, mapped[TIMESTAMP], TIMESTAMP, fmt)
+        _fail_column(con, raw, mapped[TIMESTAMP], TIMESTAMP, src.timestamp_format, src.decimal, src.na_values)
     if before_ts + r.get("non_numeric_amount", 0) < raw.n_read:
         return
     for f in (AMOUNT, QUANTITY, "unit_price"):
         if f in mapped:
             expr = col.number(f"r.{ident(mapped[f])}", raw.columns[mapped[f]], src.decimal, src.na_values)
             if _none_parse(con, col.good_number(expr), table=f"{RAW} r"):
-                _fail_column(con, raw, mapped[f], "number", None)
+                _fail_column(con, raw, mapped[f], "number", None, src.decimal, src.na_values)
 
 
 def _none_parse(con: duckdb.DuckDBPyConnection, cond: str, table: str = "_tc_parsed") -> bool:
     return not con.execute(f"SELECT count(*) FROM {table} WHERE {cond}").fetchall()[0][0]  # type: ignore[index]
 
 
-def _fail_column(con: duckdb.DuckDBPyConnection, raw: RawSource, column: str, kind: str, fmt: str | None) -> None:
-    examples = [
-        repr("nan" if v is None else str(v))
+def _fail_column(
+    con: duckdb.DuckDBPyConnection,
+    raw: RawSource,
+    column: str,
+    kind: str,
+    fmt: str | None,
+    decimal: str,
+    na_values: tuple[str, ...],
+) -> None:
+    """Raise the error of a column where no value parses (:func:`~tiercast.pipeline.ingest.readers.unreadable_column`,
+    from its first 20 distinct values)."""
+    from tiercast.pipeline.ingest.readers import unreadable_column
+
+    values = [
+        "nan" if v is None else str(v)
         for (v,) in con.execute(
             f"SELECT v FROM (SELECT CAST({ident(column)} AS VARCHAR) AS v, min({ROW}) AS first_row FROM {RAW} "
-            "GROUP BY 1) ORDER BY first_row LIMIT 3"
+            "GROUP BY 1) ORDER BY first_row LIMIT 20"
         ).fetchall()
     ]
-    raise InputError(unparseable_column(raw.where, column, kind, fmt, raw.n_read, examples))
+    raise InputError(unreadable_column(raw.where, column, kind, fmt, raw.n_read, values, decimal, na_values))
