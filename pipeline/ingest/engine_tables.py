@@ -6,15 +6,23 @@ A Parquet file or a folder of Parquet files, optionally Hive-partitioned by the 
 file sources. The rows are expected to be canonical already (the full row rules of ``data:`` run as DuckDB SQL on
 one machine, :mod:`tiercast.pipeline.ingest.sql`); :func:`quarantine_invalid` still counts and sets aside the rows
 the features cannot use (missing ids, times or amounts), so none is dropped silently.
+
+Values the engines would otherwise read differently from each other, or silently wrongly, are made canonical as the
+single-table ingestion makes them, with its notices (:mod:`tiercast.pipeline.ingest.notices`): text timestamps
+with a UTC offset and time-zone-aware columns are converted to UTC (the engine has no zone setting: naive times are
+taken as written), and customer ids are trimmed of surrounding whitespace. The rows concerned are counted in the
+quarantine's one counting pass; the trimmed ids' spellings are looked up only when there are such rows.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -23,11 +31,15 @@ from tiercast.features import as_of
 from tiercast.features.build import (
     as_table,
 )
-from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, OPTIONAL_TRANSACTION_COLUMNS, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.engine.config import EngineConfig, EngineError, TableSource
-from tiercast.pipeline.engine.session import is_spark, to_engine_table
+from tiercast.pipeline.engine.session import is_spark, session_of, to_engine_table
 from tiercast.pipeline.engine.writes import write_partitioned
+from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest.common import ReasonTally
+from tiercast.pipeline.ingest.notices import PADDED
+from tiercast.pipeline.ingest.parsing import _TZ_SUFFIX
+from tiercast.pipeline.ingest.row_rules import BLANK_CLASS
 from tiercast.pipeline.ingest.sources import ColumnMapping
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -50,21 +62,80 @@ def _read_raw(con: ibis.BaseBackend, source: TableSource) -> ir.Table:
     return con.read_parquet(_parquet_glob(source.path), hive_partitioning=True)
 
 
-def _map_columns(t: ir.Table, mapping: ColumnMapping | None) -> ir.Table:
+#: Marks beside the canonical columns until the quarantine has counted them: the timestamp was converted from a
+#: UTC offset or zone (:data:`OFFSET`), the raw customer id where it had surrounding whitespace (:data:`PADDED`).
+OFFSET = "_tc_offset"
+_MARKS = (OFFSET, PADDED)
+#: A zone after the time (:data:`~tiercast.pipeline.ingest.parsing._TZ_SUFFIX`, trailing blanks allowed), and the
+#: zone alone with its sign, hours and minutes as groups 1-3 ('Z', 'UTC' and 'GMT': no groups, offset 0).
+_AWARE_TEXT = _TZ_SUFFIX.removesuffix("$") + r"\s*$"
+_ZONE = r"\s*(?:Z|UTC|GMT|([+-])(\d{2}):?(\d{2})?)\s*$"
+#: Naive microseconds: a cast Ibis emits even from a column it already types as naive (Spark's zoned TIMESTAMP).
+_NAIVE = dt.Timestamp(scale=6)
+
+
+def _zoned_columns(con: ibis.BaseBackend, raw: ir.Table) -> set[str]:
+    """The time-zone-aware timestamp columns of the source as read. Ibis types Spark's zoned ``TIMESTAMP`` (a
+    Parquet timestamp adjusted to UTC) as naive, so Spark's own schema is asked there."""
+    if is_spark(con):
+        from pyspark.sql.types import TimestampType
+
+        fields = session_of(con).table(raw.get_name()).schema.fields
+        return {f.name for f in fields if isinstance(f.dataType, TimestampType)}
+    return {c for c, typ in raw.schema().items() if typ.is_timestamp() and typ.timezone is not None}
+
+
+def _utc_timestamp(value: ir.Value, *, zoned: bool) -> tuple[ir.Value, ir.BooleanValue]:
+    """The timestamp as naive UTC, and where it was converted from a zone. Text with an offset after the time is
+    its local time minus the offset (a plain cast drops the offset, or converts to the session zone, depending on
+    the engine and its settings); a zoned column is cast to naive, which both engines do in their session zone,
+    UTC. Other values are left to :func:`~tiercast.features.build.as_table`, as before."""
+    if value.type().is_string():
+        aware = value.re_search(_AWARE_TEXT)
+        hours, minutes = (value.re_extract(_ZONE, i).nullif("").cast("int64").fill_null(0) for i in (2, 3))
+        offset = (hours * 60 + minutes) * ibis.ifelse(value.re_extract(_ZONE, 1) == "-", -1, 1)
+        utc = value.re_replace(_ZONE, "").cast(TIMESTAMP) - offset.as_interval("m")
+        return ibis.cases((aware, utc), else_=value.cast(TIMESTAMP)), aware
+    if zoned or (value.type().is_timestamp() and value.type().timezone is not None):
+        return value.cast(_NAIVE), ibis.literal(True)
+    return value, ibis.literal(False)
+
+
+def _trimmed_id(value: ir.Value) -> tuple[ir.Value, ir.StringValue]:
+    """The customer id without the characters ``str.strip()`` removes (as the single-table ingestion trims it; a
+    regular expression, since Ibis' ``strip()`` compiles wrongly for Spark's trim), and the raw id where it had
+    such characters (NULL elsewhere). Ids of other types are left as they are."""
+    if not value.type().is_string():
+        return value, ibis.null("string")
+    padded = value.re_search(f"^{BLANK_CLASS}|{BLANK_CLASS}$")  # cheaper than Ibis' substrings compared with '!'
+    trimmed = value.re_replace(f"^{BLANK_CLASS}+|{BLANK_CLASS}+$", "")
+    return ibis.cases((padded, trimmed), else_=value), ibis.cases((padded, value), else_=ibis.null("string"))
+
+
+def _map_columns(t: ir.Table, mapping: ColumnMapping | None, zoned: Collection[str] = ()) -> ir.Table:
     """Source columns renamed to canonical fields; amount = quantity x unit_price when so mapped; without an order
-    column, the lines of one customer at one instant form one order (``<customer_id>@<microseconds since 1970>``)."""
+    column, the lines of one customer at one instant form one order (``<customer_id>@<microseconds since 1970>``).
+    Timestamps become naive UTC and customer ids are trimmed (:func:`_utc_timestamp`, :func:`_trimmed_id`), with
+    their marks (:data:`OFFSET`, :data:`PADDED`); ``zoned``: the source's time-zone-aware columns."""
     if mapping is None:
-        return t
-    src = mapping.source_columns()
-    missing = sorted({c for c in src.values() if c not in t.columns})
-    if missing:
-        raise EngineError(f"transactions lack mapped column(s) {missing}; found {list(t.columns)}")
-    cols: dict[str, ir.Value] = {field: t[col] for field, col in src.items() if field not in (AMOUNT, "unit_price")}
-    if mapping.amount is not None:
-        cols[AMOUNT] = t[mapping.amount].cast("float64")
+        cols: dict[str, ir.Value] = {c: t[c] for c in t.columns}
+        ts_source = TIMESTAMP
     else:
-        cols[AMOUNT] = t[mapping.quantity].cast("float64") * t[mapping.unit_price].cast("float64")
-    if mapping.order_id is None:  # exact to the microsecond and the same text on every engine
+        src = mapping.source_columns()
+        missing = sorted({c for c in src.values() if c not in t.columns})
+        if missing:
+            raise EngineError(f"transactions lack mapped column(s) {missing}; found {list(t.columns)}")
+        cols = {field: t[col] for field, col in src.items() if field not in (AMOUNT, "unit_price")}
+        if mapping.amount is not None:
+            cols[AMOUNT] = t[mapping.amount].cast("float64")
+        else:
+            cols[AMOUNT] = t[mapping.quantity].cast("float64") * t[mapping.unit_price].cast("float64")
+        ts_source = mapping.timestamp
+    if TIMESTAMP in cols:
+        cols[TIMESTAMP], cols[OFFSET] = _utc_timestamp(cols[TIMESTAMP], zoned=ts_source in zoned)
+    if CUSTOMER_ID in cols:
+        cols[CUSTOMER_ID], cols[PADDED] = _trimmed_id(cols[CUSTOMER_ID])
+    if mapping is not None and mapping.order_id is None:  # exact to the microsecond and the same text on every engine
         micros = cols[TIMESTAMP].cast(TIMESTAMP).delta(ibis.timestamp("1970-01-01 00:00:00"), unit="microsecond")
         cols[ORDER_ID] = cols[CUSTOMER_ID].cast("string") + "@" + micros.cast("string")
     return t.select(**cols)
@@ -76,16 +147,25 @@ def read_transactions_table(
     """The source as a canonical Ibis transaction table on ``con`` (see :func:`tiercast.features.build.as_table`).
 
     ``until``: the exclusive end of the times the computation needs (the cutoff for features, cutoff + horizon for
-    labels); with ``source.partition_column`` the partitions of later dates are not read at all.
+    labels); with ``source.partition_column`` the partitions of later dates are not read at all. Timestamps with a
+    zone are converted to UTC and customer ids trimmed (see the module docstring).
     """
+    return as_table(_read_marked(con, source, until=until))
+
+
+def _read_marked(con: ibis.BaseBackend, source: TableSource, *, until: as_of.TimeLike | None = None) -> ir.Table:
+    """:func:`read_transactions_table` with the marks :func:`quarantine_invalid` counts for its notices."""
     t = _read_raw(con, source)
+    zoned = _zoned_columns(con, t)
     if until is not None and source.partition_column is not None:
         part = source.partition_column
         if part not in t.columns:
             raise EngineError(f"partition_column {part!r} is not a column of {source.path}; found {list(t.columns)}")
         last_day = as_of.to_cutoff(until).date()  # a time < until falls on a date <= until's date
         t = t.filter(t[part].cast("date") <= ibis.date(last_day))
-    return as_table(_map_columns(t, source.columns))
+    mapped = _map_columns(t, source.columns, zoned)
+    marks = [c for c in _MARKS if c in mapped.columns]
+    return as_table(mapped, optional=(*OPTIONAL_TRANSACTION_COLUMNS, *marks))
 
 
 @dataclass(frozen=True)
@@ -126,17 +206,21 @@ def quarantine_invalid(
     """Count (one pass) the rows the features cannot use, write them with their reason to
     ``source.quarantine_path`` (partitioned Parquet), and return the good rows and the counts.
 
+    When ``t`` carries the marks of the engine's reading (:data:`OFFSET`, :data:`PADDED`), the same pass counts
+    the converted timestamps and trimmed ids, which get the single-table ingestion's notices; the marks are dropped.
     Raises :class:`EngineError` when the share set aside exceeds ``source.max_quarantine_share``.
     """
+    marks = [c for c in _MARKS if c in t.columns]
     flagged = t.mutate(reason=_reason(t, run_date))
-    counts = flagged.group_by("reason").aggregate(n=flagged.count())
+    counts = flagged.group_by("reason").aggregate(n=flagged.count(), **_mark_counts(flagged))
     rows = con.execute(counts)
     n_read = int(rows["n"].sum())
     reasons = {str(r): int(n) for r, n in zip(rows["reason"], rows["n"], strict=True) if r is not None and pd.notna(r)}
     result = QuarantineCounts(n_read=n_read, reasons=reasons)
     assert result.n_accepted + result.n_quarantined == result.n_read
+    _notify(con, t, rows, source)
     if result.n_quarantined and source.quarantine_path is not None:
-        bad = flagged.filter(flagged.reason.notnull())
+        bad = flagged.filter(flagged.reason.notnull()).drop(*marks)
         write_partitioned(con, bad, source.quarantine_path, partition_by=("reason",))
     if result.share > source.max_quarantine_share:
         raise EngineError(
@@ -144,7 +228,53 @@ def quarantine_invalid(
             f"({reasons}); more than max_quarantine_share {source.max_quarantine_share:.1%}"
         )
     good = flagged.filter(flagged.reason.isnull()).drop("reason") if result.n_quarantined else t
-    return good, result
+    return good.drop(*marks), result
+
+
+def _mark_counts(t: ir.Table) -> dict[str, ir.IntegerScalar]:
+    """Rows whose timestamp was converted from a zone, and rows whose customer id was trimmed (and is not blank),
+    as counts beside the reasons'."""
+    counts = {}
+    if OFFSET in t.columns:
+        counts[OFFSET] = t[TIMESTAMP].count(where=t[OFFSET])
+    if PADDED in t.columns:
+        counts[PADDED] = t[PADDED].count(where=t[CUSTOMER_ID] != "")
+    return counts
+
+
+def _notify(con: ibis.BaseBackend, t: ir.Table, counts: pd.DataFrame, source: TableSource) -> None:
+    """The notices of the single-table ingestion (:mod:`tiercast.pipeline.ingest.notices`), naming the source
+    column: timestamps converted from a zone, customer ids trimmed (their spellings counted only then)."""
+    mapping = source.columns
+    n_offset = int(counts[OFFSET].sum()) if OFFSET in counts.columns else 0
+    if n_offset:
+        column = mapping.timestamp if mapping is not None else TIMESTAMP
+        notices.warn(notices.engine_offset_message(source.path, column, n_offset))
+    n_padded = int(counts[PADDED].sum()) if PADDED in counts.columns else 0
+    if n_padded:
+        column = mapping.customer_id if mapping is not None else CUSTOMER_ID
+        notices.warn(_padded_ids(con, t, n_padded).message(source.path, column))
+
+
+def _padded_ids(con: ibis.BaseBackend, t: ir.Table, n: int) -> notices.PaddedIds:
+    """:class:`~tiercast.pipeline.ingest.notices.PaddedIds` of the ``n`` rows of ``t`` whose customer id was
+    trimmed: their raw spellings per id, and whether the id is also spelt without whitespace (a row not trimmed)."""
+    p = t.filter(t[PADDED].notnull() & (t[CUSTOMER_ID] != "")).select(raw=t[PADDED], id=t[CUSTOMER_ID])
+    unpadded = t.filter(t[PADDED].isnull() & t[CUSTOMER_ID].notnull()).select(v=t[CUSTOMER_ID])
+    g = p.group_by("id").aggregate(k=p.raw.nunique())
+    plain = g.semi_join(unpadded, g.id == unpadded.v).select("id", plain=ibis.literal(True))
+    m = g.left_join(plain, "id").select("id", "k", plain=ibis._.plain.fill_null(False))
+    m = m.mutate(k=m.k + m.plain.cast("int64")).filter(ibis._.k > 1)
+    stats = con.execute(m.aggregate(spellings=m.k.sum(), ids=m.count()))
+    ids = int(stats["ids"].iloc[0])
+    example: tuple[str, ...] = ()
+    if ids:
+        top = con.execute(m.order_by([ibis.desc("k"), "id"]).limit(1))
+        merged, has_plain = str(top["id"].iloc[0]), bool(top["plain"].iloc[0])
+        raws = con.execute(p.filter(p.id == merged).select("raw").distinct())["raw"].tolist()
+        example = (*sorted([*raws, *([merged] if has_plain else [])]), merged)
+    spellings = int(stats["spellings"].fillna(0).iloc[0])
+    return notices.PaddedIds(n, spellings, ids, example)
 
 
 def engine_transactions(
@@ -163,7 +293,7 @@ def engine_transactions(
         if accepted is None:
             raise EngineError("no transactions: set engine.transactions or pass the ingested frame")
         return as_table(to_engine_table(con, accepted)), None
-    t = read_transactions_table(con, engine.transactions, until=until)
+    t = _read_marked(con, engine.transactions, until=until)
     return quarantine_invalid(con, t, engine.transactions, run_date=run_date)
 
 

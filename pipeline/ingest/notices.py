@@ -122,3 +122,12 @@ def padded_ids_in(raw: pd.Series, ids: pd.Series) -> PaddedIds | None:
         raws = p.loc[p["id"] == top, "raw"].unique().tolist()
         example = (*sorted([*raws, *([top] if plain[top] else [])]), top)
     return PaddedIds(int(padded.sum()), int(merged.sum()), len(merged), example)
+
+
+def engine_offset_message(source: str, column: str, n: int) -> str:
+    """:func:`offset_message` for ``engine.transactions``, which has no zone setting: converted to UTC."""
+    verb = "carries" if n == 1 else "carry"
+    return (
+        f"{source}: {rows(n)} of column {column!r} {verb} a UTC offset; converted to UTC (engine.transactions has "
+        "no time zone setting)"
+    )

@@ -88,7 +88,7 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
 
     orders = _unique_by(tables["orders"], ORDER_ID, src.orders, na)
     customers = _unique_by(tables["customers"], CUSTOMER_ID, src.customers, na)
-    customer_of_order = parse_ids(orders[CUSTOMER_ID], na).map(customers[src.customer_key])
+    customer_of_order = _customer_of_order(orders, customers, src.customer_key, na)
 
     items = tables["order_items"]
     n = len(items)
@@ -179,11 +179,23 @@ def _notify(tables: dict[str, pd.DataFrame], parsed: pd.Series, read: pd.Series,
         (src.orders, orders, CUSTOMER_ID, read_orders),
         (src.customers, customers, CUSTOMER_ID, read_customers),
     ]
+    if src.customer_key == CUSTOMER_ID:  # the key is the join column: one notice for it
+        columns = columns[1:]
     for path, table, column, rows in columns:
         values = table[column][rows]
         found = notices.padded_ids_in(values, parse_ids(values, na))
         if found is not None:
             notices.warn(found.message(str(path), column))
+
+
+def _customer_of_order(orders: pd.DataFrame, customers: pd.DataFrame, key: str, na: tuple[str, ...]) -> pd.Series:
+    """Each order's raw ``key`` value from the customers table (indexed by the parsed ``customer_id``), missing when
+    its customer is not there. ``key`` = ``customer_id`` (the per-order id; it is the customers' index) gives the
+    order's own ``customer_id`` text, kept only where the customers table has it, as any other key would be."""
+    ids = parse_ids(orders[CUSTOMER_ID], na)
+    if key == CUSTOMER_ID:
+        return orders[CUSTOMER_ID].where(ids.isin(customers.index).to_numpy())
+    return ids.map(customers[key])
 
 
 def _isin(values: pd.Series, among: pd.Series) -> np.ndarray:

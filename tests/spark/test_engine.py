@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.features.test_hand_computed import CUTOFF, HORIZON, TX, WINDOWS
+from tests.pipeline import test_engine_tables as et
 from tests.spark.conftest import assert_same
 from tiercast.features.build import build_features, execute
 from tiercast.pipeline.engine.config import SPARK_DEFAULTS, EngineConfig, EngineError, TableSource
@@ -173,6 +174,40 @@ def test_spark_reads_maps_and_quarantines_like_duckdb(spark_con, duck_con, tmp_p
         counts[name] = c
     assert counts["spark"] == counts["duckdb"]
     assert counts["spark"].reasons == {"missing_customer": 2, "unparseable_timestamp": 1, "non_numeric_amount": 1}
+
+
+@pytest.mark.spark
+def test_spark_converts_zoned_times_and_trims_ids_like_duckdb(spark_con, duck_con, tmp_path):
+    """Offsets in text, a zone-aware column and padded customer ids: the same accepted rows and notices on both."""
+    texts = ["2010-12-01 08:26:00+01:00", "2010-12-01T09:26:00Z", "2010-12-01 10:26:00", "2010-12-01 12:26:00.5-05:30"]
+    text = et.parquet(tmp_path / "text.parquet", [" 1", "1", "2 ", "2"], texts)
+    zoned = pd.to_datetime(["2010-06-01 12:00", "2010-01-01 12:00"]).tz_localize("Europe/Paris")
+    aware = et.parquet(tmp_path / "aware.parquet", ["a", "b"], pa.array(zoned, pa.timestamp("us", tz="Europe/Paris")))
+    got = {}
+    for name, con in (("spark", spark_con), ("duckdb", duck_con)):
+        for path in (text, aware):
+            engine = EngineConfig(transactions=TableSource(path=path, columns=et.MAPPING))
+            (t, counts), notes = et.noticed(lambda con=con, engine=engine: engine_transactions(con, engine))
+            got[name, path] = execute(t.order_by("amount"), con), counts, notes
+    for path in (text, aware):
+        pd.testing.assert_frame_equal(got["spark", path][0], got["duckdb", path][0])
+        assert got["spark", path][1:] == got["duckdb", path][1:]
+    rows, counts, notes = got["spark", text]
+    assert rows["customer_id"].tolist() == ["1", "1", "2", "2"] and counts.n_accepted == 4
+    assert rows["timestamp"].tolist() == [
+        pd.Timestamp("2010-12-01 07:26"),
+        pd.Timestamp("2010-12-01 09:26"),
+        pd.Timestamp("2010-12-01 10:26"),
+        pd.Timestamp("2010-12-01 17:56:00.5"),
+    ]
+    assert notes == [
+        f"{text}: 3 rows of column 'ts' carry a UTC offset; converted to UTC {et.NOTE}",
+        f"{text}: 2 rows of column 'cust' had a customer id with surrounding whitespace, trimmed: 4 distinct raw ids "
+        "merge into 2 customer ids (e.g. ' 1', '1' are customer '1')",
+    ]
+    rows, _, notes = got["spark", aware]
+    assert rows["timestamp"].tolist() == [pd.Timestamp("2010-06-01 10:00"), pd.Timestamp("2010-01-01 11:00")]
+    assert notes == [f"{aware}: 2 rows of column 'ts' carry a UTC offset; converted to UTC {et.NOTE}"]
 
 
 def test_worker_python_defaults_to_the_driver_interpreter():
