@@ -77,6 +77,17 @@ def test_sniff_maps_the_online_retail_layout_by_name(tmp_path):
     assert "duplicates" not in found.transactions  # an invoice column: the default (quarantine) applies
 
 
+def test_sniff_maps_short_names_of_event_logs(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,ts,order,amt\nu1,2024-01-05 10:00,o1,12.5\nu2,2024-01-06 11:30,o2,7\n")
+    found = sniff(tmp_path / "log.csv")
+    assert found.transactions["columns"] == {
+        "customer_id": "user_id",
+        "timestamp": "ts",
+        "amount": "amt",
+        "order_id": "order",
+    }
+
+
 def test_sniff_reads_whitespace_files_and_compact_dates():
     found = sniff(TX / "cdnow_sample.txt")
     tx = found.transactions
