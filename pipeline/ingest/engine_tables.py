@@ -261,20 +261,7 @@ def _padded_ids(con: ibis.BaseBackend, t: ir.Table, n: int) -> notices.PaddedIds
     trimmed: their raw spellings per id, and whether the id is also spelt without whitespace (a row not trimmed)."""
     p = t.filter(t[PADDED].notnull() & (t[CUSTOMER_ID] != "")).select(raw=t[PADDED], id=t[CUSTOMER_ID])
     unpadded = t.filter(t[PADDED].isnull() & t[CUSTOMER_ID].notnull()).select(v=t[CUSTOMER_ID])
-    g = p.group_by("id").aggregate(k=p.raw.nunique())
-    plain = g.semi_join(unpadded, g.id == unpadded.v).select("id", plain=ibis.literal(True))
-    m = g.left_join(plain, "id").select("id", "k", plain=ibis._.plain.fill_null(False))
-    m = m.mutate(k=m.k + m.plain.cast("int64")).filter(ibis._.k > 1)
-    stats = con.execute(m.aggregate(spellings=m.k.sum(), ids=m.count()))
-    ids = int(stats["ids"].iloc[0])
-    example: tuple[str, ...] = ()
-    if ids:
-        top = con.execute(m.order_by([ibis.desc("k"), "id"]).limit(1))
-        merged, has_plain = str(top["id"].iloc[0]), bool(top["plain"].iloc[0])
-        raws = con.execute(p.filter(p.id == merged).select("raw").distinct())["raw"].tolist()
-        example = (*sorted([*raws, *([merged] if has_plain else [])]), merged)
-    spellings = int(stats["spellings"].fillna(0).iloc[0])
-    return notices.PaddedIds(n, spellings, ids, example)
+    return notices.padded_ids_ibis(con, p, unpadded, n)
 
 
 def engine_transactions(

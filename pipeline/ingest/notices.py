@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
+import ibis
+import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.pipeline.ingest.raw import RAW
@@ -131,3 +133,23 @@ def engine_offset_message(source: str, column: str, n: int) -> str:
         f"{source}: {rows(n)} of column {column!r} {verb} a UTC offset; converted to UTC (engine.transactions has "
         "no time zone setting)"
     )
+
+
+def padded_ids_ibis(con: ibis.BaseBackend, padded: ir.Table, values: ir.Table, n: int | None = None) -> PaddedIds:
+    """:class:`PaddedIds` on an Ibis backend (Spark, or the engine's own table): ``padded`` holds the trimmed rows'
+    raw spelling and id (columns ``raw``, ``id``), ``values`` the ids seen without whitespace (column ``v``);
+    ``n`` the padded rows when the caller has counted them."""
+    g = padded.group_by("id").aggregate(k=padded.raw.nunique())
+    plain = g.semi_join(values, g.id == values.v).select("id", plain=ibis.literal(True))
+    m = g.left_join(plain, "id").select("id", "k", plain=ibis._.plain.fill_null(False))
+    m = m.mutate(k=m.k + m.plain.cast("int64")).filter(ibis._.k > 1)
+    stats = con.execute(m.aggregate(spellings=m.k.sum(), ids=m.count()))
+    ids = int(stats["ids"].iloc[0])
+    example: tuple[str, ...] = ()
+    if ids:
+        top = con.execute(m.order_by([ibis.desc("k"), "id"]).limit(1))
+        merged, has_plain = str(top["id"].iloc[0]), bool(top["plain"].iloc[0])
+        raws = con.execute(padded.filter(padded.id == merged).select("raw").distinct())["raw"].tolist()
+        example = (*sorted([*raws, *([merged] if has_plain else [])]), merged)
+    spellings = int(stats["spellings"].fillna(0).iloc[0])
+    return PaddedIds(int(con.execute(padded.count())) if n is None else n, spellings, ids, example)

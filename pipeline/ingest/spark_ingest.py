@@ -183,21 +183,7 @@ def _padded_ids(result: SparkIngest, column: str) -> notices.PaddedIds:
     p = j.filter(j[PADDED].notnull() & (j[CUSTOMER_ID] != "")).select(raw=j[PADDED], id=j[CUSTOMER_ID])
     view = ibis.util.gen_name("tiercast_ids")
     result.raw.df.select(sp.col(column).cast("string").alias("v")).createOrReplaceTempView(view)
-    values = con.table(view)
-    g = p.group_by("id").aggregate(k=p.raw.nunique())
-    plain = g.semi_join(values, g.id == values.v).select("id", plain=ibis.literal(True))
-    m = g.left_join(plain, "id").select("id", "k", plain=ibis._.plain.fill_null(False))
-    m = m.mutate(k=m.k + m.plain.cast("int64")).filter(ibis._.k > 1)
-    stats = con.execute(m.aggregate(spellings=m.k.sum(), ids=m.count()))
-    ids = int(stats["ids"].iloc[0])
-    example: tuple[str, ...] = ()
-    if ids:
-        top = con.execute(m.order_by([ibis.desc("k"), "id"]).limit(1))
-        merged, has_plain = str(top["id"].iloc[0]), bool(top["plain"].iloc[0])
-        raws = con.execute(p.filter(p.id == merged).select("raw").distinct())["raw"].tolist()
-        example = (*sorted([*raws, *([merged] if has_plain else [])]), merged)
-    spellings = int(stats["spellings"].fillna(0).iloc[0])
-    return notices.PaddedIds(int(con.execute(p.count())), spellings, ids, example)
+    return notices.padded_ids_ibis(con, p, con.table(view))
 
 
 def _parsed(raw: sp.SparkRaw, src: TransactionSource, mapped: dict[str, str], rules: RuleSet) -> DataFrame:
