@@ -20,15 +20,18 @@ from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
 from tiercast.models.segment_keys import SEGMENT_KEYS
 from tiercast.pipeline.config_files import (
     REQUIRED_SECTIONS,
+    ConfigDate,
     ConfigError,
     deep_merge,
     error_message,
     holder_of,
     key_paths,
+    lgbm_params_problem,
     preset_names,
     preset_path,
     read_with_sources,
     read_yaml,
+    replaced_sources,
 )
 from tiercast.pipeline.engine.config import EngineConfig
 from tiercast.pipeline.ingest.sources import DataConfig
@@ -94,7 +97,7 @@ class CutoffConfig(_Frozen):
     settings (rolling origin). The registered model is refitted on the same steps ending at ``data end - horizon``.
     """
 
-    test_cutoff: str | None = None
+    test_cutoff: ConfigDate = None
     step_days: int = Field(default=30, gt=0, le=MAX_DAYS)
     n_train: int = Field(default=6, ge=1, le=1000)
     min_history_days: int = Field(default=60, ge=0, le=MAX_DAYS)
@@ -186,6 +189,37 @@ class ModelConfig(_Frozen):
             return v
         raise ValueError(f"must be true, false, all, alive, year or last_year, got {v!r}")
 
+    @field_validator("value_params", "churn_params")
+    @classmethod
+    def _lgbm_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        problem = lgbm_params_problem(v) if v else None
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("param_grid")
+    @classmethod
+    def _grid_entries(cls, v: str | tuple[dict[str, Any], ...]) -> str | tuple[dict[str, Any], ...]:
+        for i, entry in enumerate(() if isinstance(v, str) else v, start=1):
+            problem = lgbm_params_problem(entry)
+            if problem:
+                raise ValueError(f"entry {i} ({_inline(entry)}): {problem}")
+        return v
+
+    @model_validator(mode="after")
+    def _grid_fits_params(self) -> ModelConfig:
+        """A grid entry naming a parameter that value_params / churn_params give under another name would lose."""
+        for field in ("value_params", "churn_params"):
+            for i, entry in enumerate(() if isinstance(self.param_grid, str) else self.param_grid, start=1):
+                problem = lgbm_params_problem({**getattr(self, field), **entry})
+                if problem:
+                    raise ValueError(f"param_grid entry {i} with {field}: {problem}")
+        return self
+
+
+def _inline(entry: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in entry.items()) + "}"
+
 
 class MlflowConfig(_Frozen):
     """Where runs and models go. ``tracking_uri`` None means a sqlite store under the project folder,
@@ -233,7 +267,7 @@ class PlaybookConfig(_Frozen):
 class ScoreConfig(_Frozen):
     """Batch scoring: cutoff (None = the midnight after the last transaction) and rows per chunk."""
 
-    cutoff: str | None = None
+    cutoff: ConfigDate = None
     chunk_size: int = Field(default=200_000, gt=0)
     psi_threshold: float = Field(default=0.25, gt=0.0, description="PSI above which a feature or score drifts.")
 
@@ -326,6 +360,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     raw, sources = read_with_sources(Path(path).resolve())
     if overrides:
         raw = deep_merge(raw, overrides)
+        sources = replaced_sources(sources, overrides)
         sources.update({key: Path("(command-line option)") for key in key_paths(overrides)})
     missing = [s for s in REQUIRED_SECTIONS if s not in raw]
     if missing:
@@ -346,5 +381,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     try:
         build_playbook(config)
     except PlaybookError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        rules = holder_of(("playbook", "rules"), sources, Path(path))
+        hint = (
+            f" (the rules come from {rules}: give playbook.rules to fit)"
+            if rules.is_file() and rules != Path(path).resolve()
+            else ""
+        )
+        raise ConfigError(f"{path}: {exc}{hint}") from None
     return config

@@ -1,27 +1,56 @@
 """Config files as plain mappings: YAML reading, ``base:`` chains (a file next to the config or a packaged preset),
-key-by-key merging, and which file set each key, so a validation error can name the file that holds the key."""
+key-by-key merging, and which file set each key, so a validation error can name the file that holds the key; and the
+checks of single settings that plain types do not cover (dates, LightGBM parameters)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BeforeValidator
 
 
 class ConfigError(ValueError):
     """A config file that cannot be used: unreadable, not a mapping, or inconsistent (e.g. playbook rules)."""
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+#: Mappings that are one set of named values (the churn bands and their thresholds): a config that gives one replaces
+#: its base's whole mapping instead of merging into it, so a band can be dropped or renamed.
+REPLACED_MAPPINGS: frozenset[tuple[str, ...]] = frozenset({("playbook", "churn_bands")})
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any], at: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``override`` over ``base`` key by key, nested mappings merged, except those of :data:`REPLACED_MAPPINGS`."""
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        path = (*at, str(key))
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and path not in REPLACED_MAPPINGS:
+            out[key] = deep_merge(out[key], value, path)
         else:
             out[key] = value
     return out
+
+
+def replaced_sources(sources: dict[tuple[str, ...], Path], by: dict[str, Any]) -> dict[tuple[str, ...], Path]:
+    """``sources`` without the keys inside a mapping of :data:`REPLACED_MAPPINGS` that ``by`` gives anew."""
+    given = {p for p in REPLACED_MAPPINGS if isinstance(_get(by, p), dict)}
+    return {k: v for k, v in sources.items() if not any(len(k) > len(p) and k[: len(p)] == p for p in given)}
+
+
+def _get(mapping: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
 
 
 PRESETS_PACKAGE = "tiercast.pipeline"
@@ -87,8 +116,8 @@ def read_with_sources(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str
         if not isinstance(base, str) or not base:
             raise ConfigError(f"{path}: base must be a file name or a preset name, got {base!r}")
         merged, base_sources = read_with_sources(_resolve_base(base, path.parent), (*seen, path))
+        sources = {**replaced_sources(base_sources, raw), **sources}
         raw = deep_merge(merged, raw)
-        sources = {**base_sources, **sources}
     return raw, sources
 
 
@@ -113,3 +142,116 @@ def holder_of(loc: tuple[Any, ...], sources: dict[tuple[str, ...], Path], defaul
 def error_message(error: dict[str, Any]) -> str:
     """One pydantic error's message without the "Value error, " pydantic puts before a validator's own text."""
     return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _config_date(value: Any) -> str | None:
+    """A date setting as ``YYYY-MM-DD``: a YAML date, a datetime at midnight or an ISO text of a date that exists."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date that exists; write YYYY-MM-DD, e.g. 2023-10-01") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            raise ValueError(f"{value.isoformat()} carries a time zone; write a plain date YYYY-MM-DD (its midnight)")
+        if value.time() != dt.time():
+            raise ValueError(f"{value.isoformat()} has a time of day; a cutoff is a date YYYY-MM-DD (its midnight)")
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise ValueError(f"expected a date YYYY-MM-DD, got {value!r}")
+
+
+#: A date setting: checked when the config is loaded, kept as its ``YYYY-MM-DD`` text (None: unset).
+ConfigDate = Annotated[str | None, BeforeValidator(_config_date)]
+
+
+# LightGBM parameters tiercast sets itself (by LightGBM's main name): one given in a config would be ignored or
+# break the settings search.
+LGBM_SET_BY_TIERCAST: dict[str, str] = {
+    "num_iterations": "set models.n_estimators (the cap; early stopping picks the count)",
+    "early_stopping_round": "set models.early_stopping_rounds",
+    "objective": "the value model is Tweedie and the churn model binary",
+    "metric": "early stopping reads the objective's own loss",
+    "seed": "set the top-level seed",
+}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _fraction(v: Any) -> bool:
+    return _number(v) and 0 < v <= 1
+
+
+#: Values LightGBM refuses at fit time (or that cannot mean anything), by main name: (accepted, what to give).
+LGBM_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "num_leaves": (lambda v: _integer(v) and 2 <= v <= 131_072, "an integer from 2 to 131072"),
+    "learning_rate": (lambda v: _number(v) and v > 0, "a number above 0"),
+    "max_depth": (_integer, "an integer (0 or less: no limit)"),
+    "min_data_in_leaf": (lambda v: _integer(v) and v >= 0, "an integer of at least 0"),
+    "min_sum_hessian_in_leaf": (lambda v: _number(v) and v >= 0, "a number of at least 0"),
+    "bagging_fraction": (_fraction, "a number above 0 and at most 1"),
+    "bagging_freq": (lambda v: _integer(v) and v >= 0, "an integer of at least 0"),
+    "feature_fraction": (_fraction, "a number above 0 and at most 1"),
+    "feature_fraction_bynode": (_fraction, "a number above 0 and at most 1"),
+    "lambda_l1": (lambda v: _number(v) and v >= 0, "a number of at least 0"),
+    "lambda_l2": (lambda v: _number(v) and v >= 0, "a number of at least 0"),
+    "min_gain_to_split": (lambda v: _number(v) and v >= 0, "a number of at least 0"),
+    "max_bin": (lambda v: _integer(v) and v >= 2, "an integer of at least 2"),
+    "tweedie_variance_power": (lambda v: _number(v) and 1 <= v < 2, "a number from 1 to below 2"),
+}
+
+# Without LightGBM's own list (a private helper of its Python package): the names tiercast's defaults and grid use,
+# the estimators' keywords (read from their signature) and the settings the config reference mentions. Narrower than
+# LightGBM's list, so a name missing here is refused rather than silently ignored.
+_LGBM_FALLBACK = (*LGBM_VALUES, *LGBM_SET_BY_TIERCAST, "verbosity", "deterministic", "force_row_wise", "extra_trees")
+
+
+@functools.cache
+def lgbm_names() -> tuple[dict[str, str], frozenset[str]]:
+    """LightGBM's parameter names: every name and alias -> its main name, and the scikit-learn estimators' keywords
+    (accepted as given: the estimators pass them on)."""
+    import lightgbm
+
+    keywords = frozenset(inspect.signature(lightgbm.LGBMModel.__init__).parameters) - {"self", "kwargs"}
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        groups: Mapping[str, Any] = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError):
+        groups = {name: [name] for name in _LGBM_FALLBACK}
+    main_of = {alias: main for main, aliases in groups.items() for alias in (main, *aliases)}
+    return main_of, keywords
+
+
+def lgbm_params_problem(params: Mapping[str, Any]) -> str | None:
+    """Why ``params`` cannot be given to tiercast's LightGBM models (unknown name, an alias that would lose to the
+    name tiercast sets, a setting tiercast owns, a value out of range, one parameter twice), or None."""
+    main_of, keywords = lgbm_names()
+    seen: dict[str, str] = {}
+    for key, value in params.items():
+        main = main_of.get(key, key if key in keywords else None)
+        if main is None:
+            close = difflib.get_close_matches(key, [*main_of, *keywords], n=1)
+            return f"unknown LightGBM parameter {key!r}" + (f" (did you mean {close[0]}?)" if close else "")
+        if main in LGBM_SET_BY_TIERCAST:
+            return f"{key} is set by tiercast: {LGBM_SET_BY_TIERCAST[main]}"
+        if key != main and key not in keywords:
+            # the estimators always pass their keywords (e.g. reg_lambda) and LightGBM reads a main name first: any
+            # other alias would be silently ignored
+            return f"{key} is LightGBM's alias of {main}, which tiercast's settings would override: write {main}"
+        if main in seen:
+            return f"{seen[main]} and {key} are the same LightGBM parameter ({main}): give one"
+        seen[main] = key
+        accepted, wanted = LGBM_VALUES.get(main, (None, ""))
+        if accepted is not None and not accepted(value):
+            return f"{key}: must be {wanted}, got {value!r}"
+    return None

@@ -41,6 +41,8 @@ def run(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt = None
     cfg = config_from(config, engine)
     outcome = run_job(cfg, load_data(cfg, run_date))
     print_run(console, outcome)
+    if outcome.challenger_note:
+        console.print(f"note: {outcome.challenger_note}", highlight=False)
 
 
 @app.command("train")

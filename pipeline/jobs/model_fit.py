@@ -133,6 +133,13 @@ def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> No
         )
     buyers = int((train[FUTURE_VALUE] > 0).sum())
     if buyers < MIN_BUYERS:
+        purchases, refunds = (int(val_rows[c].sum()) for c in ("frequency_orders", "refund_count"))
+        if refunds > purchases:
+            raise InsufficientDataError(
+                f"no purchases to learn from: before the validation cutoff {plan.validation.date()}, {purchases:,} "
+                f"order(s) net above zero against {refunds:,} with refund lines, and {buyers} customer-cutoff(s) buy "
+                f"in the {h}-day label windows: are the amounts' signs flipped (sales negative)?"
+            )
         raise InsufficientDataError(
             f"too few repeat buyers: {buyers} customer-cutoff(s) with a purchase in the {h}-day label windows "
             f"(need {MIN_BUYERS}); the data looks like one-time buyers only: use a longer history or horizon_days"

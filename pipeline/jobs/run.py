@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.features.contract import CUSTOMER_ID
-from tiercast.pipeline.config import Config, build_playbook
+from tiercast.pipeline.config import Config, ConfigError, build_playbook
 from tiercast.pipeline.engine.session import engine_resident
 from tiercast.pipeline.ingest.loader import Transactions, features_at, load_transactions
 from tiercast.pipeline.jobs.score import at_risk, explain_features, load_model, score_features, team_list
@@ -33,6 +33,7 @@ class RunOutcome:
     promotion: PromotionDecision
     drift: pd.DataFrame
     drift_path: Path
+    challenger_note: str | None  # when the new version, which wrote the scores, lost the promotion rule
 
 
 def train_and_promote(config: Config, data: Transactions) -> tuple[TrainResult, PromotionDecision]:
@@ -48,6 +49,17 @@ def train_and_promote(config: Config, data: Transactions) -> tuple[TrainResult, 
     return trained, decision
 
 
+def challenger_note(name: str, decision: PromotionDecision) -> str | None:
+    """One line when the scores come from a version that stayed ``@challenger``: ``run`` scores with the model it
+    trained (its tiers, test metrics and reasons are that model's), and says how to score with the champion."""
+    if decision.alias == "champion":
+        return None
+    return (
+        f"the scores are version {decision.version}'s, which stays @challenger ({decision.reason}); "
+        f"`tiercast score --model models:/{name}@champion` scores with the champion"
+    )
+
+
 def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
     """Everything ``tiercast run`` does, on ``data`` (the configured transactions loaded when None), on its
     engine."""
@@ -55,10 +67,15 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
         with step(f"reading {config.data.source.describe()}"):
             data = load_transactions(config)
     quarantine_path = config.data.quarantine_path
+    cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
+    if cutoff <= data.data_start:
+        raise ConfigError(
+            f"score.cutoff {cutoff.date()}: no purchase before it (the data starts {data.data_start.date()}); "
+            "give a later date"
+        )
     # training and scoring query the transactions at many cutoffs: from DuckDB's own copy, not the pandas frame
     data = replace(data, table=engine_resident(data.con, data.table))
     trained, decision = train_and_promote(config, data)
-    cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
     with step(f"scoring every customer at {cutoff.date()}"):
         model = load_model(trained.model_uri)
         features = features_at(data, config, cutoff)
@@ -91,4 +108,5 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
         promotion=decision,
         drift=drift,
         drift_path=drift_path,
+        challenger_note=challenger_note(trained.model_name, decision),
     )

@@ -3,7 +3,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tiercast.pipeline.config import TIER_PRESETS, Config, ConfigError, load_config, preset_names, preset_path
+from tiercast.pipeline.config import (
+    TIER_PRESETS,
+    Config,
+    ConfigError,
+    deep_merge,
+    load_config,
+    preset_names,
+    preset_path,
+)
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 
@@ -187,3 +195,36 @@ def test_a_number_setting_takes_a_number_not_a_bool_or_text(key, value):
     with pytest.raises(ConfigError, match=r"tiers\.min_share: expected a number, got '0\.1'"):
         load_config("configs/demo.yaml", overrides={"tiers": {"min_share": "0.1"}})
     assert load_config("configs/demo.yaml", overrides={"horizon_days": 60.0}).horizon_days == 60
+
+
+def test_churn_bands_given_replace_the_bases_bands_instead_of_merging(tmp_path):
+    """Merged, {low, high} over the default {low, medium, high} would keep medium: a band could never be dropped."""
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(
+        f"base: {Path('configs/demo.yaml').resolve()}\nplaybook:\n  churn_bands: {{low: 0.0, high: 0.5}}\n"
+        "  rules: [{action: call, current_tiers: [platinum], churn_bands: [high]}]\n",
+        encoding="utf-8",
+    )
+    loaded = load_config(cfg)
+    assert loaded.playbook.churn_bands == {"low": 0.0, "high": 0.5}
+    assert loaded.outputs.churn_bands(loaded.playbook) == ("high",)
+    assert loaded.playbook.default_action == "automated service"  # the rest of the section still merges
+    bands = {"low": 0.0, "top": 0.8}  # a command-line override replaces them too
+    overridden = load_config("configs/demo.yaml", overrides={"playbook": {"churn_bands": bands, "rules": []}})
+    assert overridden.playbook.churn_bands == bands
+
+
+def test_dropped_bands_that_inherited_rules_name_point_at_the_rules_file(tmp_path):
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(
+        f"base: {Path('configs/demo.yaml').resolve()}\nplaybook: {{churn_bands: {{low: 0.0, high: 0.5}}}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"unknown churn_bands \['medium'\].*the rules come from .*default\.yaml"):
+        load_config(cfg)
+
+
+def test_deep_merge_merges_sections_and_replaces_set_mappings():
+    base = {"models": {"a": 1, "b": 2}, "playbook": {"churn_bands": {"low": 0.0, "medium": 0.4}, "x": 1}}
+    merged = deep_merge(base, {"models": {"b": 3}, "playbook": {"churn_bands": {"low": 0.0}}})
+    assert merged == {"models": {"a": 1, "b": 3}, "playbook": {"churn_bands": {"low": 0.0}, "x": 1}}

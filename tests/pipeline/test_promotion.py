@@ -34,7 +34,7 @@ def _write_config(tmp: Path, name: str, data: Path, models: dict | None = None) 
         # one setting (no grid search): what is compared is a champion and a retrain, not how settings are chosen
         "models": {"n_estimators": 300, "early_stopping_rounds": 30, "param_grid": "none", **(models or {})},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
-        "outputs": {"dir": str(tmp / name)},
+        "outputs": {"dir": str(tmp / name), "at_risk_top": 20},  # few reasons to explain in `run`
     }
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
@@ -55,8 +55,8 @@ def store(tmp_path_factory):
     return tmp, month, appended
 
 
-def _train(cfg: Path) -> str:
-    result = runner.invoke(app, ["train", "--config", str(cfg)])
+def _train(cfg: Path, command: str = "train") -> str:
+    result = runner.invoke(app, [command, "--config", str(cfg)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
 
@@ -71,12 +71,18 @@ def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
     _train(_write_config(tmp, "first", month))
     first = client.get_model_version_by_alias("tiercast", "champion")
 
-    # The month appended, a crippled model: worse on the new window, stays challenger.
+    # The month appended, a crippled model: worse on the new window, stays challenger; `run` writes its scores and
+    # says that they are a challenger's and how to score with the champion.
     crippled_cfg = _write_config(tmp, "crippled", appended, CRIPPLED)
-    output = _train(crippled_cfg)
+    output = _train(crippled_cfg, "run")
     assert "@challenger" in output
     assert client.get_model_version_by_alias("tiercast", "champion").version == first.version
     crippled = client.get_model_version_by_alias("tiercast", "challenger")
+    note = " ".join(output.split())
+    assert f"note: the scores are version {crippled.version}'s, which stays @challenger (" in note
+    assert "`tiercast score --model models:/tiercast@champion` scores with the champion" in note
+    scores = pd.read_parquet(tmp / "crippled" / "scores.parquet")
+    assert scores["model_version"].unique().tolist() == [str(crippled.version)]
     run = client.get_run(crippled.run_id)
     m, tags = run.data.metrics, run.data.tags
     assert tags["promotion.champion_version"] == str(first.version) and tags["promotion.not_worse"] == "false"
@@ -113,3 +119,12 @@ def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
     assert 0 < m["promotion.window_customers"] <= run.data.metrics["production_rows"]
     print("retrain:", {k: round(v, 4) for k, v in m.items() if k.startswith("promotion.")})
     assert client.get_model_version("tiercast", champion.version).tags["promotion_reason"].startswith("not worse")
+
+
+@pytest.mark.parametrize(("alias", "expected"), [("champion", None), ("challenger", "version 2's, which stays")])
+def test_run_notes_scores_of_a_challenger(alias, expected):
+    from tiercast.pipeline.jobs.run import challenger_note
+    from tiercast.pipeline.tracking.registry import PromotionDecision
+
+    note = challenger_note("tiercast", PromotionDecision("2", alias, "does not beat the champion"))
+    assert note is None if expected is None else expected in note and "models:/tiercast@champion" in note
