@@ -26,14 +26,13 @@ from pathlib import Path
 import pandas as pd
 
 from tiercast.benchmarks.bench_features import (
-    CORE_COLUMNS,
     HORIZON_DAYS,
     WINDOWS_DAYS,
     compare,
     measure,
     run_worker,
 )
-from tiercast.features.contract import CUTOFF
+from tiercast.features.contract import CUTOFF, TRANSACTION_COLUMNS
 
 DEFAULT_MASTER = "local[2]"
 DEFAULT_CONF = {
@@ -92,7 +91,7 @@ def _spark_worker(path: str, cutoff: str, out: str | None, master: str, conf: di
     con = connect(EngineConfig(kind="spark", spark_master=master, spark_app_name="tiercast-bench", spark_conf=conf))
     session_of(con).sparkContext.setLogLevel("ERROR")
     session_seconds = time.perf_counter() - start
-    tx = con.read_parquet(path).select(*CORE_COLUMNS)
+    tx = con.read_parquet(path).select(*TRANSACTION_COLUMNS)
     df = build_features(tx, cutoff=cutoff, windows_days=WINDOWS_DAYS, horizon_days=HORIZON_DAYS, con=con)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
