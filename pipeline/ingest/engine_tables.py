@@ -313,8 +313,29 @@ def isolated_rows_on(
     """The rows before the last gap of more than ``max_empty_days`` days without any transaction, None without such
     a gap. The engine counts the rows of each day in one pass; only those counts (a few thousand days even for 30M
     rows) are collected and searched for gaps (:func:`isolated_rows`)."""
+    return isolated_rows(_per_day(con, tx), max_empty_days)
+
+
+def _per_day(con: ibis.BaseBackend, tx: ir.Table) -> pd.DataFrame:
+    """Rows per calendar day (``n``) and, of them, rows with a negative amount (``negative``): one engine pass."""
     day = tx[TIMESTAMP].date().name("day")
-    return isolated_rows(con.execute(tx.group_by(day).aggregate(n=tx.count())), max_empty_days)
+    return con.execute(tx.group_by(day).aggregate(n=tx.count(), negative=(tx[AMOUNT] < 0).sum()))
+
+
+#: Above this share of accepted rows with a negative amount, the signs look flipped (sales exported as negative).
+MAX_NEGATIVE_SHARE = 0.5
+
+
+def negative_amounts_message(per_day: pd.DataFrame, source: str) -> str | None:
+    """The notice when most accepted rows have a negative amount (refunds): in retail data refunds are a minority,
+    so a majority says the export's signs are flipped, which no model can learn from. None otherwise."""
+    n, negative = int(per_day["n"].sum()), int(per_day["negative"].fillna(0).sum())
+    if n == 0 or negative / n <= MAX_NEGATIVE_SHARE:
+        return None
+    return (
+        f"{source}: {negative:,} of {n:,} accepted rows ({negative / n:.0%}) have a negative amount, read as "
+        "refunds: are the amounts' signs flipped (sales exported as negative)?"
+    )
 
 
 def isolated_rows(per_day: pd.DataFrame, max_empty_days: int = MAX_EMPTY_DAYS) -> IsolatedRows | None:
@@ -340,8 +361,12 @@ def history_start_on(
 ) -> pd.Timestamp:
     """Where the history the commands plan on starts: ``first_day``, or the first day after isolated early rows
     (:func:`isolated_rows_on`), with a warning naming them. The rows stay accepted (their customers' features see
-    them); they only no longer stretch the history that cutoffs are placed in."""
-    isolated = isolated_rows_on(con, tx)
+    them); they only no longer stretch the history that cutoffs are placed in. The same pass counts negative
+    amounts, with a warning when most rows have one (:func:`negative_amounts_message`)."""
+    per_day = _per_day(con, tx)
+    if (flipped := negative_amounts_message(per_day, source)) is not None:
+        warnings.warn(flipped, stacklevel=2)
+    isolated = isolated_rows(per_day)
     if isolated is None:
         return first_day
     warnings.warn(isolated.message(source, column), stacklevel=2)

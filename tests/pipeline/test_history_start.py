@@ -29,24 +29,26 @@ from tiercast.pipeline.ingest.loader import load_transactions
 DAILY = [str(d) for d in pd.date_range("2009-12-01", "2010-12-09", freq="7D")] + ["2010-12-09 15:30:00"]
 
 
-def _table(times: list[str]) -> ir.Table:
+def _table(times: list[str], amounts: list[float] | None = None) -> ir.Table:
     n = len(times)
     frame = pd.DataFrame(
         {
             CUSTOMER_ID: [f"c{i % 3}" for i in range(n)],
             TIMESTAMP: pd.to_datetime(times, format="ISO8601"),
-            AMOUNT: [10.0] * n,
+            AMOUNT: [10.0] * n if amounts is None else amounts,
             ORDER_ID: [f"o{i}" for i in range(n)],
         }
     )
     return ibis.memtable(frame)
 
 
-def _bounds(times: list[str]) -> tuple[tuple[pd.Timestamp, pd.Timestamp], list[str]]:
+def _bounds(
+    times: list[str], amounts: list[float] | None = None
+) -> tuple[tuple[pd.Timestamp, pd.Timestamp], list[str]]:
     """The bounds computed by DuckDB and the texts of the warnings issued on the way."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bounds = data_bounds_on(ibis.duckdb.connect(), _table(times), source="x.csv", column="date")
+        bounds = data_bounds_on(ibis.duckdb.connect(), _table(times, amounts), source="x.csv", column="date")
     return bounds, [str(w.message) for w in caught if w.category is UserWarning]
 
 
@@ -101,3 +103,15 @@ def test_load_transactions_keeps_the_rows_and_moves_only_the_history_start(tmp_p
     assert loaded.bounds == (pd.Timestamp("2010-01-01"), pd.Timestamp("2010-03-02"))
     assert loaded.n_accepted == 4 and not loaded.reasons  # the early row is accepted, not quarantined
     assert int(loaded.con.execute(loaded.table.count())) == 4
+
+
+def test_mostly_negative_amounts_are_named_as_flipped_signs() -> None:
+    n = len(DAILY)
+    _, texts = _bounds(DAILY, [-10.0] * (n - 2) + [5.0, 5.0])
+    assert texts == [
+        f"x.csv: {n - 2:,} of {n:,} accepted rows ({(n - 2) / n:.0%}) have a negative amount, read as refunds: are "
+        "the amounts' signs flipped (sales exported as negative)?"
+    ]
+    # refunds as a minority (half is not a majority) are ordinary retail data: no notice
+    half = n // 2
+    assert _bounds(DAILY, [-10.0] * half + [10.0] * (n - half))[1] == []
