@@ -181,6 +181,14 @@ class ModelConfig(_Frozen):
     backtest_n_tests: int = Field(default=4, ge=1)
     backtest_n_boot: int = Field(default=500, ge=0)
 
+    @field_validator("btyd", mode="before")
+    @classmethod
+    def _btyd(cls, v: object) -> object:
+        """One line naming the choices, null (plain GBMs) among them: 'none' is a YAML string, not null."""
+        if v is None or v in ("auto", "bgnbd", "paretonbd"):
+            return v
+        raise ValueError(f"must be auto, bgnbd, paretonbd or null (plain GBMs, no BTYD stacking), got {v!r}")
+
     @field_validator("seasonal", mode="before")
     @classmethod
     def _season(cls, v: object) -> object:

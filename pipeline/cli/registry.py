@@ -73,7 +73,7 @@ def compare(
     for col in frame.columns:
         table.add_column(col, justify="left" if col in ("run", "started", "test cutoff", "model") else "right")
     for rec in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v)) for v in rec))
+        table.add_row(*("-" if v is None or v != v else f"{v:.3f}" if isinstance(v, float) else str(v) for v in rec))
     print_table(console, table)
 
 

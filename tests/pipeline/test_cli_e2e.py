@@ -253,6 +253,7 @@ def test_train_compare_promote_and_report(demo_run):
     assert result.exit_code == 0, result.output
     assert "tiercast" in result.output and "naive" in result.output and newest[:8] in result.output
     assert all(m in result.output for m in ("bgnbd_gg", "paretonbd_gg", "lgbm"))
+    assert "nan" not in result.output  # a metric a method has not (the baselines' tier kappa) shows as "-"
 
     forced = runner.invoke(app, ["promote", "--config", str(cfg), "--run", newest, "--force"])
     assert forced.exit_code == 0, forced.output

@@ -228,3 +228,13 @@ def test_deep_merge_merges_sections_and_replaces_set_mappings():
     base = {"models": {"a": 1, "b": 2}, "playbook": {"churn_bands": {"low": 0.0, "medium": 0.4}, "x": 1}}
     merged = deep_merge(base, {"models": {"b": 3}, "playbook": {"churn_bands": {"low": 0.0}}})
     assert merged == {"models": {"a": 1, "b": 3}, "playbook": {"churn_bands": {"low": 0.0}, "x": 1}}
+
+
+@pytest.mark.parametrize("value", ["none", "bg/nbd", 3])
+def test_a_btyd_setting_outside_the_choices_names_null(tmp_path, value):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"base: {Path('configs/demo.yaml').resolve()}\nmodels:\n  btyd: {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: models\.btyd: must be auto, bgnbd, paretonbd or null \(plain"):
+        load_config(cfg)
+    cfg.write_text(f"base: {Path('configs/demo.yaml').resolve()}\nmodels:\n  btyd: null\n", encoding="utf-8")
+    assert load_config(cfg).models.btyd is None
