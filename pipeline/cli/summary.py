@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tiercast.features.contract import CHURN_BAND, CURRENT_TIER, PREDICTED_TIER, TIER
+from tiercast.models.drift import FEW_ROWS
 from tiercast.pipeline.cli.base import shell_command
 from tiercast.pipeline.terminal import print_table
 
@@ -160,7 +161,9 @@ def print_drift(console: Console, drift: pd.DataFrame, path: Path) -> None:
         console.print(f"drift    -> {path} (the model has no training reference)")
         return
     warn = drift[drift["status"] == "warn"].sort_values("psi", ascending=False)
-    console.print(f"drift    -> {path} ({len(warn)} of {len(drift)} columns over the PSI threshold)")
+    few = int((drift["status"] == FEW_ROWS).sum())
+    noise = f"; {few} more over it on too few customers to tell from sampling noise" if few else ""
+    console.print(f"drift    -> {path} ({len(warn)} of {len(drift)} columns over the PSI threshold{noise})")
     for row in warn.itertuples(index=False):
         console.print(
             f"  [yellow]warning[/]: {row.kind} {row.column} PSI {row.psi:.2f} (largest move in bin {row.bin}: "

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.models.drift import EPSILON, DriftProfile, bin_labels, bin_shares, psi, psi_terms
+from tiercast.models.drift import EPSILON, FEW_ROWS, DriftProfile, bin_labels, bin_shares, psi, psi_terms, sampling_psi
 
 
 def test_psi_hand_computed():
@@ -77,6 +77,23 @@ def test_shifted_distribution_warns():
     assert profile.psi(_frame(20_000, 3, shift=1.0), threshold=1e9)["status"].eq("ok").all()
 
 
+def test_sampling_psi_is_hand_computed():
+    # 10 bins, 20 rows a side: 9 * (1/20 + 1/20) = 0.9; 5,000 a side: 9 * 2/5000 = 0.0036
+    assert sampling_psi(10, 20, 20) == pytest.approx(0.9)
+    assert sampling_psi(10, 5_000, 5_000) == pytest.approx(0.0036)
+
+
+def test_a_psi_over_the_threshold_on_a_few_rows_is_not_a_warning():
+    """Two samples of one distribution: on 20 rows a side PSI crosses 0.2 by sampling alone, and says so (never
+    "warn"); on 20,000 a side the same distribution stays "ok", and a real shift still warns."""
+    small = DriftProfile().fit(_frame(20, 1), ["spend", "recency", "orders"]).psi(_frame(20, 2))
+    assert (small["psi"] > 0.2).any()
+    assert set(small["status"]) <= {"ok", FEW_ROWS} and FEW_ROWS in set(small["status"])
+    big = DriftProfile().fit(_frame(20_000, 1), ["spend", "recency", "orders"])
+    assert big.psi(_frame(20_000, 2))["status"].eq("ok").all()
+    assert big.psi(_frame(20_000, 3, shift=1.0))["status"].eq("warn").all()
+
+
 def test_largest_moving_bin_is_reported():
     ref = pd.DataFrame({"x": np.arange(100, dtype="float64")})
     profile = DriftProfile(n_bins=4).fit(ref, ["x"])
@@ -97,7 +114,10 @@ def test_missing_values_are_their_own_bin():
     more_missing = pd.DataFrame({"x": [1.0, 3.0, 6.0, 8.0, 10.0, np.nan, np.nan, np.nan, np.nan, np.nan]})
     row = profile.psi(more_missing).iloc[0]
     assert row["bin"] == "missing" and row["actual_share"] == pytest.approx(0.5)
-    assert row["status"] == "warn"
+    # 10 rows a side over 6 bins: sampling alone gives 5 * (1/10 + 1/10) = 1.0, so not a warning
+    assert row["psi"] > 0.2 and row["status"] == FEW_ROWS
+    big = DriftProfile(n_bins=5).fit(pd.concat([ref] * 100), ["x"])
+    assert big.psi(pd.concat([more_missing] * 100))["status"].iloc[0] == "warn"
     # nullable dtypes with pd.NA are read the same way
     nullable = profile.psi(more_missing.astype({"x": "Float64"}))
     assert nullable["psi"].iloc[0] == pytest.approx(row["psi"])
@@ -113,7 +133,9 @@ def test_all_missing_and_constant_columns():
     moved = profile.psi(pd.DataFrame({"gone": [1.0] * 4, "flat": [3.0, 3.0, 9.0, 9.0], "flag": [True] * 4}))
     moved = moved.set_index("column")
     assert moved.loc["flat", "bin"] == "(3, inf)" and moved.loc["flat", "actual_share"] == 0.5
-    assert (moved["status"] == "warn").all()
+    # one bin holds the whole reference of "gone" and "flat": no sampling noise; "flag" has two on 4 rows a side:
+    # 1 * (1/4 + 1/4) = 0.5 expected from sampling alone
+    assert moved["status"].to_dict() == {"gone": "warn", "flat": "warn", "flag": FEW_ROWS}
     assert np.isfinite(moved["psi"]).all()
 
 
