@@ -33,7 +33,7 @@ from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, O
 from tiercast.pipeline.engine.session import session_of
 from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest import spark_source as sp
-from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally, unparseable_column
+from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally
 from tiercast.pipeline.ingest.notices import PADDED
 from tiercast.pipeline.ingest.raw import ROW
 from tiercast.pipeline.ingest.row_rules import DUPLICATE, PRICE, RuleSet, good_number, reason
@@ -245,7 +245,7 @@ def _require_parsed(result: SparkIngest, src: TransactionSource, mapped: dict[st
     r, n = result.reasons, result.n_read
     before_ts = sum(r.get(k, 0) for k in ("missing_customer", "ambiguous_timestamp", "unparseable_timestamp"))
     if before_ts == n and not any_time:
-        _fail_column(result.raw, mapped[TIMESTAMP], TIMESTAMP, src.timestamp_format)
+        _fail_column(result.raw, mapped[TIMESTAMP], TIMESTAMP, src.timestamp_format, src)
     if before_ts + r.get("non_numeric_amount", 0) < n:
         return
     view = ibis.util.gen_name("tiercast_numbers")
@@ -256,13 +256,17 @@ def _require_parsed(result: SparkIngest, src: TransactionSource, mapped: dict[st
     numbers = result.con.table(view)
     for f in fields:
         if not result.con.execute(numbers.filter(good_number(numbers[f])).count()):
-            _fail_column(result.raw, mapped[f], "number", None)
+            _fail_column(result.raw, mapped[f], "number", None, src)
 
 
-def _fail_column(raw: sp.SparkRaw, column: str, kind: str, fmt: str | None) -> None:
+def _fail_column(raw: sp.SparkRaw, column: str, kind: str, fmt: str | None, src: TransactionSource) -> None:
+    """Raise the error of a column where no value parses, from its first 20 distinct values, as DuckDB's ingestion
+    words it (:func:`~tiercast.pipeline.ingest.readers.unreadable_column`: epoch numbers, thousands separators)."""
     from pyspark.sql import functions as F
 
+    from tiercast.pipeline.ingest.readers import unreadable_column
+
     values = raw.df.groupBy(sp.col(column).cast("string").alias("v")).agg(F.min(ROW).alias("first"))
-    first = values.orderBy("first").limit(3).collect()
-    examples = [repr("nan" if row["v"] is None else str(row["v"])) for row in first]
-    raise InputError(unparseable_column(raw.where, column, kind, fmt, raw.n_read, examples))
+    first = values.orderBy("first").limit(20).collect()
+    texts = ["nan" if row["v"] is None else str(row["v"]) for row in first]
+    raise InputError(unreadable_column(raw.where, column, kind, fmt, raw.n_read, texts, src.decimal, src.na_values))

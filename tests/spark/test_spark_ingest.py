@@ -112,6 +112,24 @@ def test_spark_ingestion_one_line_errors(spark_con, spark_engine, tmp_path: Path
     pd.testing.assert_frame_equal(written["spark"], written["duckdb"])
 
 
+def test_spark_names_epoch_timestamps_and_grouped_numbers_as_duckdb_does(spark_con, spark_engine, tmp_path) -> None:
+    """A column where nothing parses gets DuckDB's words on Spark too: epoch seconds, thousands separators."""
+    cases = {
+        "epoch.csv": "customer,ts,amount\nc1,1661861820,5\nc2,1662467001,6\n",
+        "grouped.csv": 'customer,ts,amount\nc1,2022-01-05,"1,161.52"\nc2,2022-01-06,"2,000.00"\n',
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        messages = {}
+        for kind in ("duckdb", "spark"):
+            with pytest.raises(InputError) as err:
+                src = {"path": str(tmp_path / name), "columns": STRICT}
+                load_transactions(_config(spark_engine, src, tmp_path / f"q_{kind}.parquet", kind))
+            messages[kind] = str(err.value)
+        assert messages["spark"] == messages["duckdb"]
+        assert ("Unix epoch seconds" if name == "epoch.csv" else "thousands separators") in messages["spark"]
+
+
 STRICT = {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}
 
 
