@@ -39,6 +39,13 @@ def init(
     from tiercast.pipeline.starter import starter_config
     from tiercast.pipeline.writers.files import atomic_output
 
+    if data.is_dir():
+        olist = (
+            " (the Olist tables: start from `base: olist` instead)"
+            if (data / "olist_orders_dataset.csv").exists()
+            else ""
+        )
+        fail(f"--data {data}: is a folder; give the transaction file inside it{olist}")
     if out.exists() and not force:
         fail(f"{out} exists; pass --force to overwrite it")
     pairs = [c.split("=", 1) for c in column or []]

@@ -134,3 +134,14 @@ def test_init_on_a_file_it_cannot_read_is_a_config_error_naming_it(tmp_path, con
     with pytest.raises(ConfigError, match="tx.csv: ") as e:
         sniff(path)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_init_on_a_folder_asks_for_the_file_inside_it(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["init", "--data", str(tmp_path), "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"--data {tmp_path}: is a folder; give the transaction file inside it" in " ".join(result.output.split())
+    (tmp_path / "olist_orders_dataset.csv").write_text("order_id\n")
+    result = runner.invoke(app, ["init", "--data", str(tmp_path), "--out", str(tmp_path / "c.yaml")])
+    assert "start from `base: olist` instead" in " ".join(result.output.split())
+    assert not (tmp_path / "c.yaml").exists()
