@@ -85,13 +85,13 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
         )
     print_table(console, tiers)
 
-    console.print(f"scores   -> {outcome.scores_path} ({len(scores):,} rows, model {trained.model_uri})")
+    console.print(f"scores   -> {outcome.scores_path} ({_rows(len(scores))}, model {trained.model_uri})")
     listed = outcome.at_risk
-    bands = "/".join(dict.fromkeys(listed[CHURN_BAND])) if len(listed) else "none"
+    bands = "/".join(dict.fromkeys(listed[CHURN_BAND])) if len(listed) else ""
+    what = f"{_rows(len(listed))}, churn {bands}" if len(listed) else "no customer at risk in the listed tiers"
     money = f"{listed['currency'].iloc[0]} " if len(listed) and "currency" in listed.columns else ""
     console.print(
-        f"at risk  -> {outcome.at_risk_path} ({len(listed):,} rows, churn {bands}; "
-        f"{money}value over the next {trained.scorer.horizon_days} days)",
+        f"at risk  -> {outcome.at_risk_path} ({what}; {money}value over the next {trained.scorer.horizon_days} days)",
         highlight=False,
     )
     print_drift(console, outcome.drift, outcome.drift_path)
@@ -153,6 +153,10 @@ def mlflow_executable() -> str:
         return str(Path(".") / exe.relative_to(Path.cwd())) if exe.parent != Path.cwd() else "./mlflow"
     except ValueError:
         return str(exe)
+
+
+def _rows(n: int) -> str:
+    return "1 row" if n == 1 else f"{n:,} rows"
 
 
 def print_drift(console: Console, drift: pd.DataFrame, path: Path) -> None:
