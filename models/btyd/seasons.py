@@ -21,6 +21,12 @@ def _orders(X: pd.DataFrame, days: int) -> np.ndarray | None:
     return np.nan_to_num(X[col].to_numpy(dtype=float)) if col in X.columns else None
 
 
+def order_windows(X: pd.DataFrame) -> list[int]:
+    """The window lengths d of X's ``orders_{d}d`` columns, in column order (the horizon whose window a year back
+    they close is ``365 - d``)."""
+    return [int(c[7:-1]) for c in X.columns if c.startswith("orders_") and c.endswith("d") and c[7:-1].isdigit()]
+
+
 def _season_all(X: pd.DataFrame) -> dict[int, float]:
     """``"all"``: the purchases of every customer present a whole year in ``[cutoff - 365, cutoff - 365 + h)``
     (``orders_365d - orders_{365-h}d``) over their average h-day share of that year. Customers who drop out during
@@ -33,12 +39,10 @@ def _season_all(X: pd.DataFrame) -> dict[int, float]:
         return {}
     year = float(np.nansum(X["orders_365d"].to_numpy(dtype=float)[year_old]))
     out: dict[int, float] = {}
-    for col in X.columns:
-        if not (col.startswith("orders_") and col.endswith("d")) or not col[7:-1].isdigit():
-            continue
-        h = 365 - int(col[7:-1])
+    for d in order_windows(X):
+        h = 365 - d
         if 0 < h < 365 and year > 0:
-            window = year - float(np.nansum(X[col].to_numpy(dtype=float)[year_old]))
+            window = year - float(np.nansum(X[f"orders_{d}d"].to_numpy(dtype=float)[year_old]))
             out[h] = float(np.clip(window / (year * h / 365.0), *SEASON_CLIP))
     return out
 
@@ -64,10 +68,8 @@ def _season_alive(X: pd.DataFrame) -> dict[int, float]:
         return {}
     year_old = np.nan_to_num(X["tenure_days"].to_numpy(dtype=float)) >= 365
     out: dict[int, float] = {}
-    for col in X.columns:
-        if not (col.startswith("orders_") and col.endswith("d")) or not col[7:-1].isdigit():
-            continue
-        h = 365 - int(col[7:-1])
+    for d in order_windows(X):
+        h = 365 - d
         recent = _orders(X, h)
         if not 0 < 2 * h < 365 or recent is None:
             continue

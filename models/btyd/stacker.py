@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import CUTOFF, YEAR_AGO_COLUMNS
 from tiercast.models.btyd.forecast import BTYD_INPUTS, BTYDForecaster
-from tiercast.models.btyd.seasons import SEASON_CLIP, scaled_indices, season_method, year_ago_rows
+from tiercast.models.btyd.seasons import SEASON_CLIP, order_windows, scaled_indices, season_method, year_ago_rows
 from tiercast.models.levels import intercept_shift, level_factor
 
 #: Derived feature names, in the order they extend a model's ``feature_names_in_``.
@@ -94,7 +94,9 @@ class BTYDStacker(BaseEstimator):
         inputs = btyd_inputs(X)
         self.season_level_ = {h: _season_level(self.btyd_, inputs, h, index) for h, index in self.season_.items()}
         if method == "last_year":
-            self.last_year_ = {h: level for h in _year_ago_horizons(X) if (level := _last_year_level(self.btyd_, X, h))}
+            # every horizon whose window a year back the features hold (year_ago_rows refuses the others)
+            horizons = sorted(365 - d for d in order_windows(X) if d < 365)
+            self.last_year_ = {h: level for h in horizons if (level := _last_year_level(self.btyd_, X, h))}
             self.season_level_.update(self.last_year_)
         return self
 
@@ -148,12 +150,6 @@ def _season_level(btyd: BTYDForecaster, inputs: pd.DataFrame, h: float, index: f
     out = {c: level_factor(seasonal[c].to_numpy(), plain[c].to_numpy()) or 1.0 for c in _SEASON_SCALED}
     shift = intercept_shift(_logit(plain["btyd_p_no_purchase"]), seasonal["btyd_p_no_purchase"].to_numpy())
     return {**out, "btyd_p_no_purchase": 0.0 if shift is None else shift}
-
-
-def _year_ago_horizons(X: pd.DataFrame) -> list[int]:
-    """The horizons h whose window a year ago is in X (``orders_{365-h}d`` beside ``orders_365d``)."""
-    names = [c[7:-1] for c in X.columns if c.startswith("orders_") and c.endswith("d") and c[7:-1].isdigit()]
-    return sorted(365 - int(d) for d in names if 0 < 2 * (365 - int(d)) < 365)
 
 
 def _last_year_level(btyd: BTYDForecaster, X: pd.DataFrame, h: int) -> dict[str, float] | None:

@@ -350,8 +350,8 @@ class ChurnModel(ClassifierMixin, StackedModel):
             a, b = float(self.calibrator_.coef_[0, 0]), float(self.calibrator_.intercept_[0])
         ta, tb = self._tree_map()
         contrib = contrib * (a * ta * self.weight_)
-        off = BTYDStacker.churn_offset(self._horizon_btyd(X, None))
-        rhythm, late, _ = btyd_churn_attribution(self.stacker_, X, float(self.horizon_days))
+        # the BTYD log-odds are the attribution's parts plus its reference (Shapley values add up): no other pass
+        rhythm, late, ref = btyd_churn_attribution(self.stacker_, X, float(self.horizon_days))
         names = list(self.feature_names_in_)
 
         def column(*candidates: str) -> int:
@@ -359,5 +359,5 @@ class ChurnModel(ClassifierMixin, StackedModel):
 
         contrib[:, column("gap_mean_days")] += a * rhythm
         contrib[:, column("recency_days", "overdue_ratio")] += a * late
-        contrib[:, -1] += a * (off - rhythm - late + tb) + b + getattr(self, "level_shift_", 0.0)
+        contrib[:, -1] += a * (ref + tb) + b + getattr(self, "level_shift_", 0.0)
         return contrib
