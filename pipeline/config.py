@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tiercast.features.cutoff_plan import CutoffRules
-from tiercast.models.playbook import ChurnBands, Playbook, PlaybookError, Rule
-from tiercast.models.segment_keys import SEGMENT_KEYS
+from tiercast.models.playbook import PlaybookError
 from tiercast.pipeline.config_files import (
     REQUIRED_SECTIONS,
     ConfigDate,
     ConfigError,
+    Frozen,
     deep_merge,
     error_message,
     holder_of,
@@ -35,6 +35,7 @@ from tiercast.pipeline.config_files import (
 )
 from tiercast.pipeline.engine.config import EngineConfig
 from tiercast.pipeline.ingest.sources import DataConfig
+from tiercast.pipeline.playbook_config import PlaybookConfig, build_playbook
 
 # The file-level helpers are part of this module's interface: importers read them from here.
 __all__ = [
@@ -60,23 +61,7 @@ TIER_PRESETS: dict[str, tuple[str, ...]] = {
 MAX_DAYS = 10_000
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """A number field takes a YAML number: pydantic would read ``true`` as 1 and ``"90"`` as 90."""
-        kinds = set(get_args(cls.model_fields[info.field_name].annotation)) or {
-            cls.model_fields[info.field_name].annotation
-        }
-        numeric = kinds - {type(None)} <= {int, float} and bool(kinds & {int, float})
-        if numeric and isinstance(value, bool | str):
-            raise ValueError(f"expected a number, got {value!r}")
-        return value
-
-
-class FeatureConfig(_Frozen):
+class FeatureConfig(Frozen):
     """Window lengths (days) for windowed counts and spend; the horizon window is always added."""
 
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
@@ -89,7 +74,7 @@ class FeatureConfig(_Frozen):
         return tuple(sorted(set(v)))
 
 
-class CutoffConfig(_Frozen):
+class CutoffConfig(Frozen):
     """Rolling cutoffs: the test cutoff is ``data end - horizon`` unless given; training cutoffs step back from it.
 
     Training cutoffs are chosen so that their label windows end at or before the test cutoff (no overlap with the
@@ -110,7 +95,7 @@ class CutoffConfig(_Frozen):
     span_year: bool = True
 
 
-class TierConfig(_Frozen):
+class TierConfig(Frozen):
     """Tier scheme: preset or explicit names (best first); k is chosen by clustering unless fixed."""
 
     preset: Literal["pyramid", "abc", "three_level"] | None = "pyramid"
@@ -141,7 +126,7 @@ class TierConfig(_Frozen):
         return TIER_PRESETS[self.preset]
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(Frozen):
     """LightGBM settings shared by the value and churn models (overrides merged into library defaults)."""
 
     value_params: dict[str, Any] = Field(default_factory=dict)
@@ -229,7 +214,7 @@ def _inline(entry: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in entry.items()) + "}"
 
 
-class MlflowConfig(_Frozen):
+class MlflowConfig(Frozen):
     """Where runs and models go. ``tracking_uri`` None means a sqlite store under the project folder,
     unless ``MLFLOW_TRACKING_URI`` is set."""
 
@@ -243,36 +228,7 @@ class MlflowConfig(_Frozen):
     promotion_n_boot: int = Field(default=200, ge=1)
 
 
-class PlaybookRuleConfig(_Frozen):
-    """One playbook rule; an omitted condition matches anything."""
-
-    action: str
-    channel: str = "email"
-    current_tiers: tuple[str, ...] = ()
-    predicted_tiers: tuple[str, ...] = ()
-    movement: tuple[Literal["up", "same", "down"], ...] = ()
-    churn_bands: tuple[str, ...] = ()
-    segments: tuple[str, ...] = ()
-
-
-class PlaybookConfig(_Frozen):
-    """Churn bands (name -> lower bound of churn probability) and disjoint rules; the rest gets the default."""
-
-    churn_bands: dict[str, float] = Field(default_factory=lambda: {"low": 0.0, "medium": 0.4, "high": 0.7})
-    default_action: str = "automated service"
-    default_channel: str = "email"
-    rules: tuple[PlaybookRuleConfig, ...] = ()
-
-    @field_validator("churn_bands")
-    @classmethod
-    def _bands_start_at_zero(cls, v: dict[str, float]) -> dict[str, float]:
-        bounds = sorted(v.values())
-        if not v or bounds[0] != 0.0 or any(not 0.0 <= b < 1.0 for b in bounds) or len(set(bounds)) != len(bounds):
-            raise ValueError("churn_bands: distinct lower bounds in [0, 1), the lowest 0.0")
-        return dict(sorted(v.items(), key=lambda kv: kv[1]))
-
-
-class ScoreConfig(_Frozen):
+class ScoreConfig(Frozen):
     """Batch scoring: cutoff (None = the midnight after the last transaction) and rows per chunk."""
 
     cutoff: ConfigDate = None
@@ -280,7 +236,7 @@ class ScoreConfig(_Frozen):
     psi_threshold: float = Field(default=0.25, gt=0.0, description="PSI above which a feature or score drifts.")
 
 
-class OutputConfig(_Frozen):
+class OutputConfig(Frozen):
     """Output folder and the at-risk list: which tiers and churn bands it lists, how many, in which currency."""
 
     dir: Path = Path("outputs")
@@ -300,7 +256,7 @@ class OutputConfig(_Frozen):
         return self.at_risk_churn_bands if self.at_risk_churn_bands is not None else tuple(playbook.churn_bands)[1:]
 
 
-class Config(_Frozen):
+class Config(Frozen):
     """The whole run configuration."""
 
     data: DataConfig
@@ -315,6 +271,22 @@ class Config(_Frozen):
     score: ScoreConfig = ScoreConfig()
     outputs: OutputConfig = OutputConfig()
     engine: EngineConfig = EngineConfig()
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_zone(cls, engine: EngineConfig, info: ValidationInfo) -> EngineConfig:
+        """``engine.transactions`` converts times with a UTC offset to ``data.timezone``, as the single-table
+        ingestion does (the run date is in that zone too); a different zone given there is refused."""
+        data, source = info.data.get("data"), engine.transactions
+        if source is None or not isinstance(data, DataConfig):
+            return engine
+        setting = f"data.{'transactions' if data.transactions is not None else 'olist'}.timezone"
+        if "timezone" in source.model_fields_set and source.timezone != data.timezone:
+            raise ValueError(
+                f"transactions.timezone is {source.timezone!r} but {setting} is {data.timezone!r}: "
+                f"engine.transactions takes its zone from {setting}; set it there only"
+            )
+        return engine.model_copy(update={"transactions": source.model_copy(update={"timezone": data.timezone})})
 
     @model_validator(mode="after")
     def _at_risk_names_exist(self) -> Config:
@@ -343,22 +315,6 @@ class Config(_Frozen):
             test_cutoff=pd.Timestamp(c.test_cutoff) if c.test_cutoff else None,
             n_validation=c.n_validation,
         )
-
-
-def build_playbook(config: Config) -> Playbook:
-    """The validated playbook of a config (unknown tier or band names and overlapping rules raise)."""
-    pb = config.playbook
-    bands = ChurnBands(names=tuple(pb.churn_bands), lower_bounds=tuple(pb.churn_bands.values()))
-    rules = tuple(Rule(**r.model_dump()) for r in pb.rules)
-    segments = SEGMENT_KEYS if any(r.segments for r in pb.rules) else ("any",)
-    return Playbook(
-        rules=rules,
-        tiers=config.tiers.tier_names(),
-        bands=bands,
-        segments=segments,
-        default_action=pb.default_action,
-        default_channel=pb.default_channel,
-    )
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:

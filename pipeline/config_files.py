@@ -12,10 +12,10 @@ import math
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import yaml
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 
 class ConfigError(ValueError):
@@ -255,3 +255,21 @@ def lgbm_params_problem(params: Mapping[str, Any]) -> str | None:
         if accepted is not None and not accepted(value):
             return f"{key}: must be {wanted}, got {value!r}"
     return None
+
+
+class Frozen(BaseModel):
+    """A config section: immutable, unknown keys refused, numbers only from YAML numbers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A number field takes a YAML number: pydantic would read ``true`` as 1 and ``"90"`` as 90."""
+        kinds = set(get_args(cls.model_fields[info.field_name].annotation)) or {
+            cls.model_fields[info.field_name].annotation
+        }
+        numeric = kinds - {type(None)} <= {int, float} and bool(kinds & {int, float})
+        if numeric and isinstance(value, bool | str):
+            raise ValueError(f"expected a number, got {value!r}")
+        return value

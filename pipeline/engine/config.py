@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tiercast.pipeline.ingest.sources import ColumnMapping
+from tiercast.pipeline.ingest.sources import ColumnMapping, _check_timezone
 
 #: Spark settings tiercast needs; a ``spark_conf`` that contradicts one is a config error.
 SPARK_REQUIRED: dict[str, str] = {
@@ -59,7 +59,10 @@ class TableSource(_Frozen):
     canonical fields (None: the source has the canonical column names). ``partition_column``: a Hive partition
     column holding a date no later than the date of each of its rows' transaction times (the day, or the first day
     of the month); when set, partitions after the last date a computation needs are skipped (an optimisation only:
-    the time filters of :mod:`tiercast.features.as_of` still apply).
+    the time filters of :mod:`tiercast.features.as_of` still apply; with a ``timezone``, one more day is read, so
+    partitions by UTC date serve too). ``timezone``: the IANA zone times with a UTC offset are converted to, as
+    ``data.timezone`` does for the single-table ingestion (None: UTC; naive times are taken as written); a config
+    sets it from ``data.timezone`` (:class:`tiercast.pipeline.config.Config`).
     """
 
     path: str
@@ -70,6 +73,14 @@ class TableSource(_Frozen):
     quarantine_path: str | None = Field(
         default=None, description="Folder for rows set aside by quarantine_invalid (None: counted, not written)."
     )
+    timezone: str | None = Field(
+        default=None, description="IANA zone times with a UTC offset are converted to (None: UTC); set from data."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return _check_timezone(v)
 
 
 class EngineConfig(_Frozen):

@@ -9,20 +9,21 @@ the features cannot use (missing ids, times or amounts), so none is dropped sile
 
 Values the engines would otherwise read differently from each other, or silently wrongly, are made canonical as the
 single-table ingestion makes them, with its notices (:mod:`tiercast.pipeline.ingest.notices`): text timestamps
-with a UTC offset and time-zone-aware columns are converted to UTC (the engine has no zone setting: naive times are
-taken as written), and customer ids are trimmed of surrounding whitespace. The rows concerned are counted in the
-quarantine's one counting pass; the trimmed ids' spellings are looked up only when there are such rows.
+with a UTC offset and time-zone-aware columns are converted to the source's zone (``timezone``, set from
+``data.timezone``; UTC when unset) as naive local times, naive times are taken as written, and customer ids are
+trimmed of surrounding whitespace. The rows concerned are counted in the quarantine's one counting pass; the trimmed
+ids' spellings are looked up only when there are such rows.
 """
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -33,13 +34,20 @@ from tiercast.features.build import (
 )
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, OPTIONAL_TRANSACTION_COLUMNS, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.engine.config import EngineConfig, EngineError, TableSource
-from tiercast.pipeline.engine.session import is_spark, session_of, to_engine_table
+from tiercast.pipeline.engine.session import is_spark, to_engine_table
 from tiercast.pipeline.engine.writes import write_partitioned
 from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest.common import ReasonTally
+from tiercast.pipeline.ingest.engine_values import (
+    MARKS,
+    OFFSET,
+    ToZone,
+    local_timestamp,
+    to_zone,
+    trimmed_id,
+    zoned_columns,
+)
 from tiercast.pipeline.ingest.notices import PADDED
-from tiercast.pipeline.ingest.parsing import _TZ_SUFFIX
-from tiercast.pipeline.ingest.row_rules import BLANK_CLASS
 from tiercast.pipeline.ingest.sources import ColumnMapping
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -62,61 +70,14 @@ def _read_raw(con: ibis.BaseBackend, source: TableSource) -> ir.Table:
     return con.read_parquet(_parquet_glob(source.path), hive_partitioning=True)
 
 
-#: Marks beside the canonical columns until the quarantine has counted them: the timestamp was converted from a
-#: UTC offset or zone (:data:`OFFSET`), the raw customer id where it had surrounding whitespace (:data:`PADDED`).
-OFFSET = "_tc_offset"
-_MARKS = (OFFSET, PADDED)
-#: A zone after the time (:data:`~tiercast.pipeline.ingest.parsing._TZ_SUFFIX`, trailing blanks allowed), and the
-#: zone alone with its sign, hours and minutes as groups 1-3 ('Z', 'UTC' and 'GMT': no groups, offset 0).
-_AWARE_TEXT = _TZ_SUFFIX.removesuffix("$") + r"\s*$"
-_ZONE = r"\s*(?:Z|UTC|GMT|([+-])(\d{2}):?(\d{2})?)\s*$"
-#: Naive microseconds: a cast Ibis emits even from a column it already types as naive (Spark's zoned TIMESTAMP).
-_NAIVE = dt.Timestamp(scale=6)
-
-
-def _zoned_columns(con: ibis.BaseBackend, raw: ir.Table) -> set[str]:
-    """The time-zone-aware timestamp columns of the source as read. Ibis types Spark's zoned ``TIMESTAMP`` (a
-    Parquet timestamp adjusted to UTC) as naive, so Spark's own schema is asked there."""
-    if is_spark(con):
-        from pyspark.sql.types import TimestampType
-
-        fields = session_of(con).table(raw.get_name()).schema.fields
-        return {f.name for f in fields if isinstance(f.dataType, TimestampType)}
-    return {c for c, typ in raw.schema().items() if typ.is_timestamp() and typ.timezone is not None}
-
-
-def _utc_timestamp(value: ir.Value, *, zoned: bool) -> tuple[ir.Value, ir.BooleanValue]:
-    """The timestamp as naive UTC, and where it was converted from a zone. Text with an offset after the time is
-    its local time minus the offset (a plain cast drops the offset, or converts to the session zone, depending on
-    the engine and its settings); a zoned column is cast to naive, which both engines do in their session zone,
-    UTC. Other values are left to :func:`~tiercast.features.build.as_table`, as before."""
-    if value.type().is_string():
-        aware = value.re_search(_AWARE_TEXT)
-        hours, minutes = (value.re_extract(_ZONE, i).nullif("").cast("int64").fill_null(0) for i in (2, 3))
-        offset = (hours * 60 + minutes) * ibis.ifelse(value.re_extract(_ZONE, 1) == "-", -1, 1)
-        utc = value.re_replace(_ZONE, "").cast(TIMESTAMP) - offset.as_interval("m")
-        return ibis.cases((aware, utc), else_=value.cast(TIMESTAMP)), aware
-    if zoned or (value.type().is_timestamp() and value.type().timezone is not None):
-        return value.cast(_NAIVE), ibis.literal(True)
-    return value, ibis.literal(False)
-
-
-def _trimmed_id(value: ir.Value) -> tuple[ir.Value, ir.StringValue]:
-    """The customer id without the characters ``str.strip()`` removes (as the single-table ingestion trims it; a
-    regular expression, since Ibis' ``strip()`` compiles wrongly for Spark's trim), and the raw id where it had
-    such characters (NULL elsewhere). Ids of other types are left as they are."""
-    if not value.type().is_string():
-        return value, ibis.null("string")
-    padded = value.re_search(f"^{BLANK_CLASS}|{BLANK_CLASS}$")  # cheaper than Ibis' substrings compared with '!'
-    trimmed = value.re_replace(f"^{BLANK_CLASS}+|{BLANK_CLASS}+$", "")
-    return ibis.cases((padded, trimmed), else_=value), ibis.cases((padded, value), else_=ibis.null("string"))
-
-
-def _map_columns(t: ir.Table, mapping: ColumnMapping | None, zoned: Collection[str] = ()) -> ir.Table:
+def _map_columns(
+    t: ir.Table, mapping: ColumnMapping | None, zoned: Collection[str] = (), to_zone: ToZone | None = None
+) -> ir.Table:
     """Source columns renamed to canonical fields; amount = quantity x unit_price when so mapped; without an order
     column, the lines of one customer at one instant form one order (``<customer_id>@<microseconds since 1970>``).
-    Timestamps become naive UTC and customer ids are trimmed (:func:`_utc_timestamp`, :func:`_trimmed_id`), with
-    their marks (:data:`OFFSET`, :data:`PADDED`); ``zoned``: the source's time-zone-aware columns."""
+    Timestamps become naive times of the source's zone and customer ids are trimmed (:func:`local_timestamp`,
+    :func:`trimmed_id`), with their marks (:data:`OFFSET`, :data:`PADDED`); ``zoned``: the source's
+    time-zone-aware columns; ``to_zone``: :func:`to_zone`."""
     if mapping is None:
         cols: dict[str, ir.Value] = {c: t[c] for c in t.columns}
         ts_source = TIMESTAMP
@@ -132,9 +93,9 @@ def _map_columns(t: ir.Table, mapping: ColumnMapping | None, zoned: Collection[s
             cols[AMOUNT] = t[mapping.quantity].cast("float64") * t[mapping.unit_price].cast("float64")
         ts_source = mapping.timestamp
     if TIMESTAMP in cols:
-        cols[TIMESTAMP], cols[OFFSET] = _utc_timestamp(cols[TIMESTAMP], zoned=ts_source in zoned)
+        cols[TIMESTAMP], cols[OFFSET] = local_timestamp(cols[TIMESTAMP], zoned=ts_source in zoned, to_zone=to_zone)
     if CUSTOMER_ID in cols:
-        cols[CUSTOMER_ID], cols[PADDED] = _trimmed_id(cols[CUSTOMER_ID])
+        cols[CUSTOMER_ID], cols[PADDED] = trimmed_id(cols[CUSTOMER_ID])
     if mapping is not None and mapping.order_id is None:  # exact to the microsecond and the same text on every engine
         micros = cols[TIMESTAMP].cast(TIMESTAMP).delta(ibis.timestamp("1970-01-01 00:00:00"), unit="microsecond")
         cols[ORDER_ID] = cols[CUSTOMER_ID].cast("string") + "@" + micros.cast("string")
@@ -148,7 +109,8 @@ def read_transactions_table(
 
     ``until``: the exclusive end of the times the computation needs (the cutoff for features, cutoff + horizon for
     labels); with ``source.partition_column`` the partitions of later dates are not read at all. Timestamps with a
-    zone are converted to UTC and customer ids trimmed (see the module docstring).
+    UTC offset or zone are converted to ``source.timezone`` (UTC when unset) and customer ids trimmed (see the module
+    docstring).
     """
     return as_table(_read_marked(con, source, until=until))
 
@@ -156,15 +118,17 @@ def read_transactions_table(
 def _read_marked(con: ibis.BaseBackend, source: TableSource, *, until: as_of.TimeLike | None = None) -> ir.Table:
     """:func:`read_transactions_table` with the marks :func:`quarantine_invalid` counts for its notices."""
     t = _read_raw(con, source)
-    zoned = _zoned_columns(con, t)
+    zoned = zoned_columns(con, t)
     if until is not None and source.partition_column is not None:
         part = source.partition_column
         if part not in t.columns:
             raise EngineError(f"partition_column {part!r} is not a column of {source.path}; found {list(t.columns)}")
         last_day = as_of.to_cutoff(until).date()  # a time < until falls on a date <= until's date
+        if source.timezone is not None:  # a time converted to a zone west of UTC may fall a day before its UTC date
+            last_day += datetime.timedelta(days=1)
         t = t.filter(t[part].cast("date") <= ibis.date(last_day))
-    mapped = _map_columns(t, source.columns, zoned)
-    marks = [c for c in _MARKS if c in mapped.columns]
+    mapped = _map_columns(t, source.columns, zoned, to_zone(con, source.timezone))
+    marks = [c for c in MARKS if c in mapped.columns]
     return as_table(mapped, optional=(*OPTIONAL_TRANSACTION_COLUMNS, *marks))
 
 
@@ -210,7 +174,7 @@ def quarantine_invalid(
     the converted timestamps and trimmed ids, which get the single-table ingestion's notices; the marks are dropped.
     Raises :class:`EngineError` when the share set aside exceeds ``source.max_quarantine_share``.
     """
-    marks = [c for c in _MARKS if c in t.columns]
+    marks = [c for c in MARKS if c in t.columns]
     flagged = t.mutate(reason=_reason(t, run_date))
     counts = flagged.group_by("reason").aggregate(n=flagged.count(), **_mark_counts(flagged))
     rows = con.execute(counts)
@@ -249,7 +213,7 @@ def _notify(con: ibis.BaseBackend, t: ir.Table, counts: pd.DataFrame, source: Ta
     n_offset = int(counts[OFFSET].sum()) if OFFSET in counts.columns else 0
     if n_offset:
         column = mapping.timestamp if mapping is not None else TIMESTAMP
-        notices.warn(notices.engine_offset_message(source.path, column, n_offset))
+        notices.warn(notices.offset_message(source.path, column, n_offset, source.timezone))
     n_padded = int(counts[PADDED].sum()) if PADDED in counts.columns else 0
     if n_padded:
         column = mapping.customer_id if mapping is not None else CUSTOMER_ID

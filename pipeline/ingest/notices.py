@@ -126,15 +126,6 @@ def padded_ids_in(raw: pd.Series, ids: pd.Series) -> PaddedIds | None:
     return PaddedIds(int(padded.sum()), int(merged.sum()), len(merged), example)
 
 
-def engine_offset_message(source: str, column: str, n: int) -> str:
-    """:func:`offset_message` for ``engine.transactions``, which has no zone setting: converted to UTC."""
-    verb = "carries" if n == 1 else "carry"
-    return (
-        f"{source}: {rows(n)} of column {column!r} {verb} a UTC offset; converted to UTC (engine.transactions has "
-        "no time zone setting)"
-    )
-
-
 def padded_ids_ibis(con: ibis.BaseBackend, padded: ir.Table, values: ir.Table, n: int | None = None) -> PaddedIds:
     """:class:`PaddedIds` on an Ibis backend (Spark, or the engine's own table): ``padded`` holds the trimmed rows'
     raw spelling and id (columns ``raw``, ``id``), ``values`` the ids seen without whitespace (column ``v``);

@@ -155,6 +155,8 @@ def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp
         result.bounds = pd.Timestamp(good["first"].iloc[0]), pd.Timestamp(good["last"].iloc[0])
     _require_parsed(result, src, mapped, any_time=bool(counts["first"].notna().any()))
     _notify(result, counts, src, mapped)
+    if result.reasons.get("non_numeric_amount"):
+        _notify_grouped_numbers(result, src, mapped)
     return result
 
 
@@ -174,6 +176,38 @@ def _notify(result: SparkIngest, counts: pd.DataFrame, src: TransactionSource, m
         notices.warn(notices.offset_message(result.source, mapped[TIMESTAMP], n_offset, src.timezone))
     if PADDED in counts.columns and int(counts[PADDED].sum()):
         notices.warn(_padded_ids(result, mapped[CUSTOMER_ID]).message(result.source, mapped[CUSTOMER_ID]))
+
+
+def _notify_grouped_numbers(result: SparkIngest, src: TransactionSource, mapped: dict[str, str]) -> None:
+    """DuckDB's notice per text number column whose value looks like a number with thousands separators
+    ('1,161.52') on rows quarantined as ``non_numeric_amount``, with its first such value (by source row): one
+    Spark pass over those rows."""
+    from tiercast.pipeline.ingest.parsing import grouped_number_pattern
+    from tiercast.pipeline.ingest.readers import grouped_numbers_message
+
+    raw, con = result.raw, result.con
+    kinds = {f: sp.kind(raw.df.schema[mapped[f]].dataType) for f in (AMOUNT, QUANTITY, "unit_price") if f in mapped}
+    fields = [f for f, k in kinds.items() if k == "text"]
+    if not fields:
+        return
+    view = ibis.util.gen_name("tiercast_numbers")
+    columns = [sp.text(sp.col(mapped[f]), "text", src.na_values).alias(f) for f in fields]
+    raw.df.select(ROW, *columns).createOrReplaceTempView(view)
+    texts = con.table(view)
+    bad = result.judged.filter(result.judged[REASON] == "non_numeric_amount").select(ROW)
+    rows = texts.semi_join(bad, ROW)
+    pattern = f"^(?:{grouped_number_pattern(src.decimal)})$"
+    grouped = {f: rows[f].re_search(pattern) for f in fields}
+    found = con.execute(
+        rows.aggregate(
+            **{f"n_{f}": rows.count(where=grouped[f]) for f in fields},
+            **{f"e_{f}": rows[f].argmin(rows[ROW], where=grouped[f]) for f in fields},
+        )
+    )
+    for f in fields:
+        n = int(found[f"n_{f}"].iloc[0])
+        if n:
+            notices.warn(grouped_numbers_message(raw.where, mapped[f], n, str(found[f"e_{f}"].iloc[0])))
 
 
 def _padded_ids(result: SparkIngest, column: str) -> notices.PaddedIds:

@@ -1,8 +1,8 @@
 """``engine.transactions`` read by DuckDB reads values as the single-table ingestion does, with its notices: text
-timestamps with a UTC offset and time-zone-aware Parquet columns converted to UTC, customer ids trimmed of
-surrounding whitespace; a clean source costs no query beyond the quarantine's count. (The Spark test in
-``tests/spark/test_engine.py`` checks Spark gives the same rows and notices.) Also: the Olist reader with
-``customer_key: customer_id``."""
+timestamps with a UTC offset and time-zone-aware Parquet columns converted to ``data.timezone`` (UTC when unset),
+customer ids trimmed of surrounding whitespace; a clean source costs no query beyond the quarantine's count. (The
+Spark tests in ``tests/spark/test_engine.py`` check Spark gives the same rows and notices.) Also: the Olist reader
+with ``customer_key: customer_id``."""
 
 from __future__ import annotations
 
@@ -13,18 +13,23 @@ from typing import TypeVar
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pytest
+from pydantic import ValidationError
 
 from tiercast.features.build import execute
+from tiercast.pipeline.config import Config, ConfigError, load_config
 from tiercast.pipeline.engine.config import EngineConfig, TableSource
 from tiercast.pipeline.engine.session import connect
 from tiercast.pipeline.ingest.engine_tables import engine_transactions, read_transactions_table
+from tiercast.pipeline.ingest.parsing import parse_timestamps
 from tiercast.pipeline.ingest.sources import ColumnMapping, DataConfig
 from tiercast.pipeline.ingest.transactions import read_transactions
 
 T = TypeVar("T")
 MAPPING = ColumnMapping(customer_id="cust", timestamp="ts", amount="amount", order_id="order")
-NOTE = "(engine.transactions has no time zone setting)"
+NOTE = "(set data.timezone to read them in another zone)"
 
 
 def noticed(read: Callable[[], T]) -> tuple[T, list[str]]:
@@ -46,10 +51,13 @@ def parquet(path: Path, cust: list, ts: pa.Array | list, order: list[str] | None
     return str(path)
 
 
-def accepted(path: str, mapping: ColumnMapping = MAPPING) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+def accepted(
+    path: str, mapping: ColumnMapping = MAPPING, timezone: str | None = None
+) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
     """Accepted rows (by amount), reasons and notices of ``engine_transactions`` on DuckDB."""
     con = connect()
-    engine = EngineConfig(transactions=TableSource(path=path, columns=mapping, max_quarantine_share=1.0))
+    source = TableSource(path=path, columns=mapping, max_quarantine_share=1.0, timezone=timezone)
+    engine = EngineConfig(transactions=source)
     (table, counts), texts = noticed(lambda: engine_transactions(con, engine))
     return execute(table.order_by("amount"), con), counts.reasons, texts
 
@@ -97,6 +105,84 @@ def test_a_zone_aware_parquet_column_is_converted_to_utc_with_one_notice(tmp_pat
         pd.Timestamp("2010-06-01 12:00"),
         pd.Timestamp("2010-01-01 12:00"),
     ]
+
+
+#: Offsets around London's clock changes of 2010 (03-28 01:00 UTC forward, 10-31 01:00 UTC back), a naive time and
+#: a date: London's times, as the single-table ingestion reads them with data.timezone Europe/London.
+ZONED_TEXTS = [
+    "2010-03-28 00:30:00Z",
+    "2010-03-28 01:30:00+00:00",
+    "2010-10-31 00:30:00 UTC",
+    "2010-10-31 01:30:00Z",
+    "2010-06-01 12:26:00.5-05:30",
+    "2010-12-01 08:26:00+01:00",
+    "2010-06-01 10:26:00",  # naive: kept as written
+    "2010-06-02",
+]
+LONDON = [
+    pd.Timestamp("2010-03-28 00:30"),
+    pd.Timestamp("2010-03-28 02:30"),
+    pd.Timestamp("2010-10-31 01:30"),
+    pd.Timestamp("2010-10-31 01:30"),
+    pd.Timestamp("2010-06-01 18:56:00.5"),
+    pd.Timestamp("2010-12-01 07:26"),
+    pd.Timestamp("2010-06-01 10:26"),
+    pd.Timestamp("2010-06-02"),
+]
+
+
+def test_times_with_a_utc_offset_are_converted_to_data_timezone_as_the_single_table_ingestion_does(
+    tmp_path: Path,
+) -> None:
+    path = parquet(tmp_path / "tx.parquet", list("abcdefgh"), ZONED_TEXTS)
+    rows, reasons, notes = accepted(path, timezone="Europe/London")
+    assert notes == [f"{path}: 6 rows of column 'ts' carry a UTC offset; converted to Europe/London (data.timezone)"]
+    single = parse_timestamps(pd.Series(ZONED_TEXTS, dtype="str"), None, "Europe/London")  # the ingestion's parser
+    assert reasons == {} and rows["timestamp"].tolist() == single.tolist() == LONDON
+    times = pd.to_datetime(["2010-06-01 12:00", "2010-01-01 12:00"]).tz_localize("Europe/Paris")
+    aware = parquet(tmp_path / "aware.parquet", ["a", "b"], pa.array(times, pa.timestamp("us", tz="Europe/Paris")))
+    rows, _, notes = accepted(aware, timezone="Europe/London")
+    assert notes == [f"{aware}: 2 rows of column 'ts' carry a UTC offset; converted to Europe/London (data.timezone)"]
+    assert rows["timestamp"].tolist() == [pd.Timestamp("2010-06-01 11:00"), pd.Timestamp("2010-01-01 11:00")]
+
+
+def test_a_partition_by_utc_date_is_read_when_its_times_fall_on_the_day_before_in_the_zone(tmp_path: Path) -> None:
+    table = pa.table(
+        {"cust": ["a"], "ts": ["2024-01-31 01:00:00Z"], "amount": [1.0], "order": ["o"], "date": ["2024-01-31"]}
+    )
+    ds.write_dataset(table, tmp_path / "lake", format="parquet", partitioning=["date"], partitioning_flavor="hive")
+    source = TableSource(
+        path=str(tmp_path / "lake"), columns=MAPPING, partition_column="date", timezone="America/Sao_Paulo"
+    )
+    con = connect()
+    rows = execute(read_transactions_table(con, source, until="2024-01-30 23:00"), con)
+    assert rows["timestamp"].tolist() == [pd.Timestamp("2024-01-30 22:00")]  # 01:00 UTC is 22:00 the day before
+
+
+def engine_config(tmp_path: Path, zone: str | None, engine_zone: dict[str, str | None]) -> Config:
+    data = {"path": str(tmp_path / "tx.csv"), "columns": MAPPING.model_dump(), "timezone": zone}
+    engine = {"transactions": {"path": str(tmp_path / "lake"), **engine_zone}}
+    return Config.model_validate({"data": {"transactions": data}, "engine": engine})
+
+
+def test_engine_transactions_take_their_zone_from_data_timezone(tmp_path: Path) -> None:
+    source = engine_config(tmp_path, "Europe/London", {}).engine.transactions
+    assert source is not None and source.timezone == "Europe/London"
+    assert engine_config(tmp_path, None, {}).engine.transactions.timezone is None  # type: ignore[union-attr]
+    assert engine_config(tmp_path, "Europe/London", {"timezone": "Europe/London"}).engine.transactions == source
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        TableSource(path="lake", timezone="Europe/Londres")
+    (tmp_path / "cfg.yaml").write_text(
+        "data:\n  transactions:\n    path: tx.csv\n    columns: {customer_id: c, timestamp: t, amount: a}\n"
+        "    timezone: Europe/London\nengine:\n  transactions:\n    path: lake\n    timezone: UTC\nplaybook: {}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "cfg.yaml")
+    assert str(refused.value) == (
+        f"{tmp_path / 'cfg.yaml'}: engine: transactions.timezone is 'UTC' but data.transactions.timezone is "
+        "'Europe/London': engine.transactions takes its zone from data.transactions.timezone; set it there only"
+    )
 
 
 def test_customer_ids_with_surrounding_whitespace_are_trimmed_with_one_notice(tmp_path: Path) -> None:

@@ -210,6 +210,32 @@ def test_spark_converts_zoned_times_and_trims_ids_like_duckdb(spark_con, duck_co
     assert notes == [f"{aware}: 2 rows of column 'ts' carry a UTC offset; converted to UTC {et.NOTE}"]
 
 
+@pytest.mark.spark
+def test_spark_converts_offsets_to_data_timezone_like_duckdb(spark_con, duck_con, tmp_path):
+    """With a zone (data.timezone), offsets in text and a zone-aware column become that zone's times on both
+    engines, across its clock changes, with the same notices naming the zone (and orders made of those times)."""
+    text = et.parquet(tmp_path / "text.parquet", list("abcdefgh"), et.ZONED_TEXTS)
+    zoned = pd.to_datetime(["2010-06-01 12:00", "2010-01-01 12:00"]).tz_localize("Europe/Paris")
+    aware = et.parquet(tmp_path / "aware.parquet", ["a", "b"], pa.array(zoned, pa.timestamp("us", tz="Europe/Paris")))
+    got, no_orders = {}, et.MAPPING.model_copy(update={"order_id": None})
+    for name, con in (("spark", spark_con), ("duckdb", duck_con)):
+        for path in (text, aware):
+            source = TableSource(path=path, columns=no_orders, timezone="Europe/London")
+            engine = EngineConfig(transactions=source)
+            (t, counts), notes = et.noticed(lambda con=con, engine=engine: engine_transactions(con, engine))
+            got[name, path] = execute(t.order_by("amount"), con), counts, notes
+    for path in (text, aware):
+        pd.testing.assert_frame_equal(got["spark", path][0], got["duckdb", path][0])
+        assert got["spark", path][1:] == got["duckdb", path][1:]
+    rows, counts, notes = got["spark", text]
+    assert rows["timestamp"].tolist() == et.LONDON and counts.n_accepted == 8
+    assert rows["order_id"].iloc[1] == "b@1269743400000000"  # 2010-03-28 02:30 (London) in microseconds since 1970
+    assert notes == [f"{text}: 6 rows of column 'ts' carry a UTC offset; converted to Europe/London (data.timezone)"]
+    rows, _, notes = got["spark", aware]
+    assert rows["timestamp"].tolist() == [pd.Timestamp("2010-06-01 11:00"), pd.Timestamp("2010-01-01 11:00")]
+    assert notes == [f"{aware}: 2 rows of column 'ts' carry a UTC offset; converted to Europe/London (data.timezone)"]
+
+
 def test_worker_python_defaults_to_the_driver_interpreter():
     import sys
 

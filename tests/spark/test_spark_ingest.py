@@ -133,6 +133,47 @@ def test_spark_names_epoch_timestamps_and_grouped_numbers_as_duckdb_does(spark_c
 STRICT = {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}
 
 
+def test_spark_gives_duckdb_notice_for_numbers_with_thousands_separators(spark_con, tmp_path: Path) -> None:
+    """Rows quarantined as non_numeric_amount because of thousands separators get DuckDB's notice on Spark too:
+    one per number column, naming the file, the column, the rows and the first such value."""
+    import warnings
+
+    import duckdb
+
+    from tiercast.pipeline.ingest import spark_ingest, sql
+    from tiercast.pipeline.ingest.sources import TransactionSource
+
+    path = tmp_path / "grouped.parquet"  # typed times: no timestamp parsing, so the test stays quick
+    pd.DataFrame(
+        {
+            "customer": list("abcde"),
+            "ts": pd.date_range("2010-01-01", periods=5, freq="D", unit="us"),
+            "qty": ["1,000", "2", "1", "3", "1"],
+            "price": ["2.5", "1,161.52", "abc", " 12,345,678", "999"],
+        }
+    ).to_parquet(path, index=False)
+    columns = {**STRICT, "amount": None, "quantity": "qty", "unit_price": "price"}
+    src = TransactionSource(path=path, columns=columns)
+    run, texts = pd.Timestamp("2030-01-01"), {}
+    for kind, ingest in (
+        ("duckdb", lambda: sql.ingest(duckdb.connect(), src, run)),
+        ("spark", lambda: spark_ingest.ingest(spark_con, src, run)),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert ingest().reasons == {"non_numeric_amount": 4}
+        texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
+    end = "quarantined as non_numeric_amount (thousands separators are not read: export the column without them)"
+    assert (
+        texts["spark"]
+        == texts["duckdb"]
+        == [
+            f"{path}: 1 row of column 'qty' looks like a number with thousands separators (e.g. '1,000'), {end}",
+            f"{path}: 2 rows of column 'price' look like numbers with thousands separators (e.g. '1,161.52'), {end}",
+        ]
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "extra", "reasons"),
     [
