@@ -148,6 +148,11 @@ def _test_cutoff(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> 
     return end - horizon if end - 2 * horizon >= earliest else None
 
 
+def _days(n: int) -> str:
+    """``n`` with the word day, singular for one: "1 day", "90 days"."""
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
 def plan_cutoffs(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> CutoffPlan:
     """The plan for data from the day ``start`` to the exclusive end ``end`` (see the module's layout).
 
@@ -159,15 +164,16 @@ def plan_cutoffs(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> 
     span = (end - start).days
     if end - horizon < earliest:
         raise HistoryTooShortError(
-            f"the data covers {span} days ({start.date()} to {(end - pd.Timedelta(days=1)).date()}); training "
-            f"needs at least {needed} days (cutoffs.min_history_days={rules.min_history_days} + "
+            f"the data covers {_days(span)} ({start.date()} to {(end - pd.Timedelta(days=1)).date()}); training "
+            f"needs at least {_days(needed)} (cutoffs.min_history_days={rules.min_history_days} + "
             f"horizon_days={rules.horizon_days}), and {needed + rules.horizon_days} for a held-out test window"
         )
     production = _steps_back(end - horizon, earliest, rules)
     test = _test_cutoff(start, end, rules)
     if test is None:
+        leave = "leaves" if span == 1 else "leave"
         note = (
-            f"{span} days of history leave no held-out test window (that needs {needed + rules.horizon_days}): "
+            f"{_days(span)} of history {leave} no held-out test window (that needs {needed + rules.horizon_days}): "
             f"no test metrics; trained on {len(production)} label window(s) ending by {end.date()}"
             + (" (the BTYD model alone: no validation cutoff)" if len(production) == 1 else "")
         )

@@ -28,7 +28,9 @@ history itself, so between a training reference and a later scoring cutoff they 
 near 1 on the demo's 90 days), a warning that would always fire. Columns named in ``relative_columns`` are
 compared as a share of the history's length instead: divided by the frame's largest ``length_column`` value (the
 oldest customer's tenure, i.e. the time since the data start). A steady history then keeps its distribution, while
-a real change in the customer base (a burst of new customers, acquisition stopping) still moves it.
+a real change in the customer base (a burst of new customers, acquisition stopping) still moves it. Their bins are
+labelled in days all the same: by the compared frame's history length, and by the reference's after ``at training``
+when it differs (``(81.6, 120.3] days; (75.2, 110.9] at training``: the same shares of a history 90 days shorter).
 
 Empty bins: a share of 0 in either population would make ``ln(a / e)`` infinite, so shares are floored at
 ``epsilon`` (default 1e-4, i.e. 0.01 %) inside the PSI terms only. A bin empty in the reference that holds a share
@@ -116,12 +118,23 @@ def bin_shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.append(counts, float(missing.sum())) / max(x.size, 1)
 
 
-def bin_labels(edges: np.ndarray) -> list[str]:
+def bin_labels(edges: np.ndarray, *, fmt: str = ".6g") -> list[str]:
     """Readable labels of the bins of ``edges``: ``(-inf, e0]``, ``(e0, e1]``, ..., ``(e_last, inf)``, missing."""
-    bounds = ["-inf", *(f"{v:.6g}" for v in edges), "inf"]
+    bounds = ["-inf", *(f"{v:{fmt}}" for v in edges), "inf"]
     labels = [f"({lo}, {hi}]" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
     labels[-1] = labels[-1][:-1] + ")"
     return [*labels, MISSING_BIN]
+
+
+def day_labels(edges: np.ndarray, length: float, reference_length: float | None = None) -> list[str]:
+    """Labels of relative bins (``edges`` as shares of a history) in days of a history ``length`` days long, e.g.
+    ``(81.6, 120.3] days``; with a different ``reference_length``, the reference's days after them:
+    ``(81.6, 120.3] days; (75.2, 110.9] at training``."""
+    now = bin_labels(edges * length, fmt=".1f")
+    if reference_length is None or f"{reference_length:.1f}" == f"{length:.1f}":
+        return [f"{label} days" for label in now[:-1]] + [MISSING_BIN]
+    then = bin_labels(edges * reference_length, fmt=".1f")
+    return [f"{a} days; {b} at training" for a, b in zip(now[:-1], then[:-1], strict=True)] + [MISSING_BIN]
 
 
 #: The status of a PSI above the threshold on populations too small to tell drift from sampling noise.
@@ -141,7 +154,8 @@ class DriftProfile(BaseEstimator):
     ``fit`` stores, per column, the quantile bin edges of the reference (``edges_``) and the reference share of each
     bin, missing last (``shares_``); no rows are kept. ``psi`` bins a current frame with the same edges and returns
     one row per column. A PSI above ``warn_threshold`` gets status ``warn``. ``relative_columns`` are binned as a
-    share of the frame's largest ``length_column`` value (their edges and bin labels are such shares).
+    share of the frame's largest ``length_column`` value (their edges are such shares; ``history_days_`` is the
+    reference's length), their bins labelled in days (:func:`day_labels`).
     """
 
     def __init__(
@@ -158,14 +172,30 @@ class DriftProfile(BaseEstimator):
         self.relative_columns = relative_columns
         self.length_column = length_column
 
+    def _history_days(self, frame: pd.DataFrame) -> float | None:
+        """The history's length in ``frame`` (its largest ``length_column`` value); None when there is none."""
+        length = _values(frame, self.length_column)
+        scale = float(np.nanmax(length)) if np.isfinite(length).any() else np.nan
+        return scale if np.isfinite(scale) and scale > 0 else None
+
+    def _relative(self, column: str) -> bool:
+        return column in getattr(self, "relative_columns", ())  # profiles pickled before relative columns
+
     def _column(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         """A column's values, as a share of the history's length for a relative column."""
         x = _values(frame, column)
-        if column not in getattr(self, "relative_columns", ()):  # profiles pickled before relative columns
+        if not self._relative(column):
             return x
-        length = _values(frame, self.length_column)
-        scale = np.nanmax(length) if np.isfinite(length).any() else np.nan
-        return x / scale if np.isfinite(scale) and scale > 0 else x
+        scale = self._history_days(frame)
+        return x / scale if scale is not None else x
+
+    def _labels(self, column: str, length: float | None) -> list[str]:
+        """Bin labels of a fitted column: in days of a history ``length`` days long for a relative column (and of
+        the reference's, when known and different), else in the column's own values."""
+        edges = self.edges_[column]
+        if not self._relative(column) or length is None:
+            return bin_labels(edges)
+        return day_labels(edges, length, getattr(self, "history_days_", None))
 
     def fit(self, frame: pd.DataFrame, columns: Iterable[str] | None = None) -> DriftProfile:
         """Learn edges and shares of ``columns`` (default: every numeric column) on the reference ``frame``."""
@@ -189,6 +219,7 @@ class DriftProfile(BaseEstimator):
         self.edges_ = edges
         self.shares_ = shares
         self.n_reference_ = len(frame)
+        self.history_days_ = self._history_days(frame) if set(self.relative_columns) & set(cols) else None
         return self
 
     def current_shares(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -211,8 +242,11 @@ class DriftProfile(BaseEstimator):
         """
         limit = self.warn_threshold if threshold is None else threshold
         n_reference = getattr(self, "n_reference_", None)  # profiles pickled before it: no sampling check
+        current = self.current_shares(frame)
+        relative = set(getattr(self, "relative_columns", ())) & set(self.columns_)
+        length = self._history_days(frame) if relative else None
         rows = []
-        for col, actual in self.current_shares(frame).items():
+        for col, actual in current.items():
             expected = self.shares_[col]
             terms = psi_terms(expected, actual, epsilon=self.epsilon)
             top = int(np.argmax(terms))
@@ -223,7 +257,7 @@ class DriftProfile(BaseEstimator):
                     col,
                     value,
                     "ok" if value <= limit else FEW_ROWS if noise > limit / 2 else "warn",
-                    bin_labels(self.edges_[col])[top],
+                    self._labels(col, length)[top],
                     float(expected[top]),
                     float(actual[top]),
                 )
@@ -232,9 +266,10 @@ class DriftProfile(BaseEstimator):
         return out.astype({"column": "str", "psi": "float64", "status": "str", "bin": "str"})
 
     def describe(self, column: str) -> pd.DataFrame:
-        """The reference bins of one column: label and reference share."""
+        """The reference bins of one column: label (in the reference's days for a relative column) and share."""
         check_is_fitted(self, "shares_")
-        return pd.DataFrame({"bin": bin_labels(self.edges_[column]), "share": self.shares_[column]})
+        length = getattr(self, "history_days_", None) if self._relative(column) else None
+        return pd.DataFrame({"bin": self._labels(column, length), "share": self.shares_[column]})
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:

@@ -150,7 +150,7 @@ def _score_locally(
     # written only once everything they depend on has succeeded: a failing run leaves the previous output alone
     if target is not None:
         write_table(scores, target)
-        drift_file, shown = cfg.outputs.dir / f"{target.table}_drift.csv", target.describe()
+        drift_file, shown = cfg.outputs.dir / target.drift_file_name, target.describe()
     else:
         path = write_parquet(scores, Path(out))
         drift_file, shown = path.with_name(f"{path.stem}_drift.csv"), str(path)

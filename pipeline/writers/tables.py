@@ -3,7 +3,8 @@
 A table target is written as ``duckdb://PATH::TABLE`` (a DuckDB database file, created if missing; ``PATH`` as in a
 shell, e.g. ``duckdb://outputs/scores.duckdb::scores`` or ``duckdb:///srv/db/tiercast.duckdb::main.scores``) or
 ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE::SCHEMA.TABLE`` (a libpq URL; the schema defaults to ``public``).
-Anything else is a file path.
+Anything else is a file path. The drift CSV of scores written to a table is named after the database, schema and
+table (:attr:`TableTarget.drift_file_name`), so tables of different schemas or databases keep a file each.
 
 The rows go to a staging table in the same schema first; one transaction then drops the old table and renames the
 staging table in its place, so readers see the old rows or the new ones, never a half-written table, and a failed
@@ -18,12 +19,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import ibis
 import pandas as pd
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SCHEMES = {"duckdb://": "duckdb", "postgresql://": "postgres", "postgres://": "postgres"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class TableTargetError(ValueError):
@@ -48,6 +51,19 @@ class TableTarget:
     @property
     def qualified(self) -> str:
         return f'"{self.schema}"."{self.table}"' if self.schema else f'"{self.table}"'
+
+    @property
+    def database(self) -> str:
+        """The database's name, safe in a file name: the DuckDB file's stem, or the PostgreSQL URL's database."""
+        name = Path(self.location).stem if self.kind == "duckdb" else urlsplit(self.location).path.strip("/")
+        return _UNSAFE.sub("_", name) or self.kind
+
+    @property
+    def drift_file_name(self) -> str:
+        """``DATABASE.SCHEMA.TABLE_drift.csv`` (DuckDB's default schema is ``main``): one file per table, e.g.
+        ``shop.main.scores_drift.csv`` for ``duckdb://outputs/shop.duckdb::scores``."""
+        schema = self.schema or ("main" if self.kind == "duckdb" else "public")
+        return f"{self.database}.{schema}.{self.table}_drift.csv"
 
 
 def parse_table_target(text: str) -> TableTarget | None:

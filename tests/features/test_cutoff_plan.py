@@ -63,3 +63,15 @@ def test_a_long_horizon_reaches_back_for_time_separated_validation_cutoffs():
     assert validation_cutoffs(plan.train, plan.validation, 365, 3) == list(plan.train[-3:])
     short = plan_cutoffs(START, START + pd.Timedelta(days=60 + 365 + 200 + 365), rules)
     assert len(short.train) == 4 and "the BTYD model alone" in short.notes[0]
+
+
+def test_a_one_day_history_is_named_in_the_singular():
+    """One day of data (start to the exclusive end a day later) against 30 + 90 days needed."""
+    with pytest.raises(HistoryTooShortError) as err:
+        plan_cutoffs(START, START + pd.Timedelta(days=1), RULES)
+    assert str(err.value).startswith(
+        "the data covers 1 day (2022-01-01 to 2022-01-01); training needs at least 120 days"
+    )
+    rules = CutoffRules(horizon_days=1, step_days=1, n_train=1, min_history_days=0, span_year=False)
+    note = plan_cutoffs(START, START + pd.Timedelta(days=1), rules).notes[0]
+    assert note.startswith("1 day of history leaves no held-out test window (that needs 2)")

@@ -240,3 +240,17 @@ def test_relative_columns_survive_pickling_and_need_the_length_column():
     assert pickle.loads(pickle.dumps(profile)).psi(doubled)["psi"].tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="tenure_days"):
         profile.psi(frame[["first_to_last_days"]])
+
+
+def test_relative_columns_label_their_bins_in_days_not_shares_of_the_history():
+    """Tenure 10, 20, 40, 80 days: shares of the longest (80) are 0.125, 0.25, 0.5, 1, so the median edge 0.25 is 20
+    days at training. Now the history is 100 days long and every tenure is past a quarter of it: the largest move
+    is out of the first bin, which now ends at 0.25 x 100 = 25 days."""
+    frame = pd.DataFrame({"tenure_days": [10.0, 20.0, 40.0, 80.0]})
+    profile = DriftProfile(n_bins=2, relative_columns=("tenure_days",)).fit(frame)
+    assert profile.describe("tenure_days")["bin"].tolist() == ["(-inf, 20.0] days", "(20.0, inf) days", "missing"]
+    row = profile.psi(pd.DataFrame({"tenure_days": [90.0, 95.0, 99.0, 100.0]})).iloc[0]
+    assert row["bin"] == "(-inf, 25.0] days; (-inf, 20.0] at training"
+    assert (row["expected_share"], row["actual_share"]) == (0.5, 0.0)
+    same_length = profile.psi(pd.DataFrame({"tenure_days": [5.0, 10.0, 30.0, 80.0]})).iloc[0]
+    assert same_length["bin"] == "(-inf, 20.0] days"

@@ -481,6 +481,8 @@ def test_score_into_duckdb_and_postgresql_tables(demo_run, postgres_url):
             )
             assert result.exit_code == 0, result.output + repr(result.exception)
         assert "table retention.scores" in result.output or "table scores" in result.output
+        # the drift CSV is named after the database, schema and table: tables of two schemas keep a file each
+        assert (tmp / "out" / parse_table_target(target).drift_file_name).is_file()
         back = read_table(parse_table_target(target)).sort_values("customer_id").reset_index(drop=True)
         want = ref.sort_values("customer_id").reset_index(drop=True)
         assert len(back) == len(want) > 0
