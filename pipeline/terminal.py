@@ -19,6 +19,7 @@ import functools
 import importlib.abc
 import importlib.util
 import logging
+import os
 import re
 import sys
 import time
@@ -125,7 +126,7 @@ _running: dict[str, object] = {"steps": 0, "phase": None}  # phase: (label, star
 def _start(label: str) -> tuple[str, float, Status | None] | None:
     """Announce a step: a spinner on a terminal, a plain clock-stamped "start:" line on a log (so it shows what a
     silent command is busy with), nothing into an in-memory capture (see :func:`_watched`)."""
-    if _progress.is_terminal:
+    if _live():
         status = _progress.status(f"{label} ...", spinner="dots")
         status.start()
         return label, time.perf_counter(), status
@@ -133,6 +134,18 @@ def _start(label: str) -> tuple[str, float, Status | None] | None:
         return None
     _plain("start", label)
     return label, time.perf_counter(), None
+
+
+def _live() -> bool:
+    """Whether to draw a spinner: only on a real terminal. rich counts ``FORCE_COLOR`` and ``TTY_COMPATIBLE`` as a
+    terminal, and CI services set them for coloured logs, where every redraw of a spinner would be a line of the
+    log; a log gets the plain lines instead."""
+    if not _progress.is_terminal:
+        return False
+    try:
+        return os.isatty(_progress.file.fileno())
+    except (AttributeError, OSError, ValueError):  # an in-memory stream: no terminal behind it
+        return False
 
 
 def _watched(stream: object) -> bool:

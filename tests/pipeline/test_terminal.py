@@ -84,6 +84,7 @@ def test_wide_tables_are_printed_whole_on_a_narrow_terminal():
 def test_phases_end_however_the_function_ends(monkeypatch):
     out = io.StringIO()
     monkeypatch.setattr(terminal, "_progress", Console(file=out, force_terminal=True, color_system=None, width=100))
+    monkeypatch.setattr(terminal, "_live", lambda: True)  # a terminal: spinners and check marks
 
     @terminal.phased
     def job(fail: bool) -> None:
@@ -201,9 +202,13 @@ def test_a_command_logs_its_steps_on_stderr_and_keeps_stdout_clean(log, tmp_path
     assert quiet.exit_code == 0 and quiet.output == "" and log.read_text() == ""
 
 
-def test_a_real_process_with_stderr_redirected_to_a_file_logs_plain_lines(tmp_path):
+@pytest.mark.parametrize("forced", [{}, {"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"}])
+def test_a_real_process_with_stderr_redirected_to_a_file_logs_plain_lines(tmp_path, forced):
+    """Also when rich is told to treat the stream as a terminal (CI services set FORCE_COLOR for coloured logs):
+    a spinner's redraws would fill the log."""
     code = "from tiercast.pipeline import terminal\nwith terminal.step('reading x'):\n    print('row')\n"
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}  # rich's tty overrides
+    env.update(forced)
     path = tmp_path / "stderr.log"
     with path.open("w", encoding="utf-8") as stream:
         done = subprocess.run(
