@@ -248,8 +248,20 @@ class BetaGeoModel(_CountModel):
 
 
 def _log_hyp_a_b_a1(a: Array, b: Array, z: Array) -> Array:
-    """log 2F1(a, b; a + 1; z) for 0 <= z < 1 via Euler: (1 − z)^(1 − b) · 2F1(1, a + 1 − b; a + 1; z)."""
-    return (1.0 - b) * np.log1p(-z) + np.log(hyp2f1(1.0, a + 1.0 - b, a + 1.0, z))
+    """log 2F1(a, b; a + 1; z) for 0 <= z < 1 via Euler: (1 − z)^(1 − b) · 2F1(1, a + 1 − b; a + 1; z).
+
+    Near z = 1 with large parameters ``scipy.special.hyp2f1`` can return inf or NaN where the function is finite
+    (a fit with s = 165, β = 6,481: inf at z = 0.9993 for one purchase count, finite for its neighbours, so that
+    customer's P(alive) came out 0 and P(no purchase) NaN); those elements are summed as a series instead, whose
+    terms are positive here (a + 1 − b is r + x or s + 1)."""
+    a, b, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, z)))
+    with np.errstate(all="ignore"):
+        log_h = np.log(hyp2f1(1.0, a + 1.0 - b, a + 1.0, z))
+    bad = ~np.isfinite(log_h)
+    if bad.any():
+        log_h = np.array(log_h, dtype=float)
+        log_h[bad] = _log_hyp2f1_series(1.0, a[bad] + 1.0 - b[bad], a[bad] + 1.0, z[bad])
+    return (1.0 - b) * np.log1p(-z) + log_h
 
 
 class ParetoNBDModel(_CountModel):

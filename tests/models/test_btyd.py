@@ -204,6 +204,29 @@ def test_paretonbd_loglik_matches_quadrature(params) -> None:
         assert m.log_likelihood(x, tx, T)[()] == pytest.approx(head + np.log(alive + dead), rel=1e-9)
 
 
+def test_paretonbd_where_scipy_hyp2f1_overflows_matches_quadrature() -> None:
+    """A fit at s = 165, beta = 6,481 (a history of a few weeks): scipy's hyp2f1 returns inf at z = 0.9993 for x = 6
+    only, which made that customer's P(alive) 0 and P(no purchase) NaN. The likelihood matches its integral form
+    at x = 5, 6, 7, and P(alive) lies between its neighbours'."""
+    params = {"r": 0.7596069959800463, "alpha": 3.378437262689186, "s": 164.86406302590927, "beta": 6481.212479080466}
+    r, alpha, s, beta = params.values()
+    m = _with(ParetoNBDModel, params)
+    tx, T = 7.44 / 7, 10.36 / 7
+    for x in (5, 6, 7):
+        head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        log_alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+
+        def dying_at(u: float, x: float = x) -> float:  # (beta + u)^-(s+1) relative to its value at t_x: no underflow
+            return (alpha + u) ** -(r + x) * ((beta + u) / (beta + tx)) ** -(s + 1)
+
+        log_dead = np.log(s * integrate.quad(dying_at, tx, T, epsabs=0, epsrel=1e-12)[0]) - (s + 1) * np.log(beta + tx)
+        # to 1e-7: at z this close to 1 scipy's own hyp2f1 (x = 5 and 7) agrees with the quadrature to about 2e-9
+        assert m.log_likelihood(x, tx, T)[()] == pytest.approx(head + np.logaddexp(log_alive, log_dead), rel=1e-7)
+    alive_p = m.prob_alive([5, 6, 7], [tx] * 3, [T] * 3)
+    assert alive_p[0] > alive_p[1] > alive_p[2] > 0.9
+    assert np.isfinite(m.prob_no_purchase(90 / 7, [5, 6, 7], [tx] * 3, [T] * 3)).all()
+
+
 @pytest.mark.parametrize("params", [PN, {"r": 0.8, "alpha": 12.0, "s": 1.3, "beta": 3.0}])
 def test_paretonbd_rows_sharing_x_and_a_time_get_their_own_likelihood(params) -> None:
     """The hypergeometric term is computed once per distinct (x, time) pair: a batch of shuffled rows that share
