@@ -185,6 +185,39 @@ class TierScheme(ValueTiers):
         upper = np.cumsum(np.bincount(rank[labels], minlength=k))[:-1] / len(pos)
         return np.quantile(pos, 1.0 - upper, method="inverted_cdf"), labels
 
+    def _search(
+        self,
+        candidates: list[int],
+        v: np.ndarray,
+        pos: np.ndarray,
+        log_pos: np.ndarray,
+        behavior: ArrayLike | None,
+        idx: np.ndarray,
+    ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+        """Silhouette (on the sample ``idx``) and boundaries of each candidate k whose every tier holds at least
+        ``min_share`` of the customers; a single candidate is kept whatever its shares (silhouette NaN)."""
+        is_pos = v > 0
+        X = None if behavior is None else _behavior_matrix(log_pos, behavior, is_pos, len(v))
+        scores: dict[int, float] = {}
+        fitted: dict[int, np.ndarray] = {}
+        for k in candidates:
+            if X is None:
+                cuts, _ = self._boundaries_for(log_pos, k)
+                space, labels = log_pos[idx].reshape(-1, 1), self._codes(pos[idx], cuts)
+            else:
+                cuts, cluster = self._boundaries_multi(X, pos, k)
+                space, labels = X[idx], cluster[idx]
+            shares = self._shares(v, cuts)
+            fitted[k] = cuts
+            if len(candidates) == 1:
+                scores[k] = np.nan
+                break
+            n_labels = len(np.unique(labels))
+            if shares.min() < self.min_share or n_labels >= len(labels):
+                continue  # too small a tier, or every customer a tier of their own (no silhouette)
+            scores[k] = float(silhouette_score(space, labels)) if n_labels > 1 else -1.0
+        return scores, fitted
+
     def fit(self, value: Sequence[float] | np.ndarray, behavior: ArrayLike | None = None) -> TierScheme:
         """Choose k and the value boundaries from realized values (one per customer), optionally clustering on
         behavior columns too (``behavior``: shape (n, m), row-aligned with ``value``, NaN = column median)."""
@@ -207,29 +240,18 @@ class TierScheme(ValueTiers):
                 "use more customers or fewer tiers (tiers.k)"
             )
         log_pos = np.log1p(pos)
-        X = None if behavior is None else _behavior_matrix(log_pos, behavior, is_pos, len(v))
         rng = np.random.default_rng(self.random_state)
         n_pos = len(log_pos)
         idx = np.arange(n_pos) if n_pos <= _SILHOUETTE_SAMPLE else np.sort(rng.choice(n_pos, _SILHOUETTE_SAMPLE, False))
-
-        scores: dict[int, float] = {}
-        fitted: dict[int, np.ndarray] = {}
-        for k in candidates:
-            if X is None:
-                cuts, _ = self._boundaries_for(log_pos, k)
-                space, labels = log_pos[idx].reshape(-1, 1), self._codes(pos[idx], cuts)
-            else:
-                cuts, cluster = self._boundaries_multi(X, pos, k)
-                space, labels = X[idx], cluster[idx]
-            shares = self._shares(v, cuts)
-            fitted[k] = cuts
-            if len(candidates) == 1:
-                scores[k] = np.nan
-                break
-            n_labels = len(np.unique(labels))
-            if shares.min() < self.min_share or n_labels >= len(labels):
-                continue  # too small a tier, or every customer a tier of their own (no silhouette)
-            scores[k] = float(silhouette_score(space, labels)) if n_labels > 1 else -1.0
+        scores, fitted = self._search(candidates, v, pos, log_pos, behavior, idx)
+        if not scores and len(candidates) > 1:
+            # A few extreme customers (one wholesale buyer among thousands of one-time buyers) make a cluster of
+            # their own at every k, so no k leaves every tier min_share of the customers. A tier needs that share,
+            # so values beyond the quantiles it would span cannot define one: clip log value there and search
+            # again; the extreme customers then fall in the top (or bottom) tier by the boundaries.
+            tail = min(0.25, self.min_share * len(v) / (2 * n_pos))  # half a tier's share, of the positive values
+            lo, hi = np.quantile(log_pos, [tail, 1.0 - tail])
+            scores, fitted = self._search(candidates, v, pos, np.clip(log_pos, lo, hi), behavior, idx)
         if not scores:
             raise InsufficientDataError(
                 f"no number of tiers in {candidates} gives every tier a share >= {self.min_share}; "

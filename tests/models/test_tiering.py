@@ -46,6 +46,16 @@ def test_k_is_chosen_within_bounds_and_respects_min_share():
     assert scheme.shares_.sum() == pytest.approx(1.0)
 
 
+def test_one_extreme_customer_joins_the_top_tier_instead_of_blocking_the_tiers():
+    """One wholesale buyer among 300 buyers (and 1,700 customers without spend) was a cluster of its own at every
+    k, so no k left every tier 2% of the customers and training stopped. Its value is clipped for the search."""
+    rng = np.random.default_rng(0)
+    v = np.concatenate([np.zeros(1700), rng.lognormal(3.5, 0.8, 300), [5e6]])
+    scheme = TierScheme(k_max=4, min_share=0.02).fit(v)
+    assert scheme.k_ >= 2 and scheme.shares_.min() >= 0.02
+    assert scheme.assign([5e6])[0] == "platinum" and v.max() > 1000 * scheme.boundaries_[0]
+
+
 def test_a_tier_per_customer_is_not_a_candidate():
     """Four customers with a positive value and k up to 4: k = 4 would make each its own tier, where the
     silhouette is undefined; the scheme chooses among k = 2 and 3."""
