@@ -132,6 +132,11 @@ class _CountModel(BaseEstimator):
     def _loglik(params: Array, x: Array, tx: Array, T: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _search_loglik(self, params: Array, x: Array, tx: Array, T: Array) -> Array:
+        """The log-likelihood the maximum-likelihood search evaluates (:meth:`_loglik` unless a model needs a
+        cheaper form there)."""
+        return self._loglik(params, x, tx, T)
+
     def fit(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> _CountModel:
         """Maximum-likelihood fit; sets ``params_``, ``log_likelihood_`` (total), ``n_customers_`` and
         ``converged_`` (False also when a parameter ran to the edge of its range: too little data)."""
@@ -144,7 +149,7 @@ class _CountModel(BaseEstimator):
 
         def nll(logp: Array) -> float:
             with np.errstate(all="ignore"):
-                val = -float(np.dot(w, self._loglik(np.exp(logp), xu, txu, Tu))) / n
+                val = -float(np.dot(w, self._search_loglik(np.exp(logp), xu, txu, Tu))) / n
             return val if np.isfinite(val) else 1e300
 
         logp, _, ok = _fit_log_params(nll, np.zeros(len(self._param_names)), self.max_iter, self.tol)
@@ -247,18 +252,20 @@ class BetaGeoModel(_CountModel):
 # ----------------------------------------------------------------------------------------------- Pareto/NBD
 
 
-def _log_hyp_a_b_a1(a: Array, b: Array, z: Array) -> Array:
+def _log_hyp_a_b_a1(a: Array, b: Array, z: Array, *, series: bool = True) -> Array:
     """log 2F1(a, b; a + 1; z) for 0 <= z < 1 via Euler: (1 − z)^(1 − b) · 2F1(1, a + 1 − b; a + 1; z).
 
     Near z = 1 with large parameters ``scipy.special.hyp2f1`` can return inf or NaN where the function is finite
     (a fit with s = 165, β = 6,481: inf at z = 0.9993 for one purchase count, finite for its neighbours, so that
     customer's P(alive) came out 0 and P(no purchase) NaN); those elements are summed as a series instead, whose
-    terms are positive here (a + 1 − b is r + x or s + 1)."""
+    terms are positive here (a + 1 − b is r + x or s + 1). ``series=False`` leaves them non-finite: the
+    maximum-likelihood search, where the series near z = 1 (tens of thousands of terms) would cost minutes, takes
+    such a point as infinitely unlikely."""
     a, b, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, z)))
     with np.errstate(all="ignore"):
         log_h = np.log(hyp2f1(1.0, a + 1.0 - b, a + 1.0, z))
     bad = ~np.isfinite(log_h)
-    if bad.any():
+    if series and bad.any():
         log_h = np.array(log_h, dtype=float)
         log_h[bad] = _log_hyp2f1_series(1.0, a[bad] + 1.0 - b[bad], a[bad] + 1.0, z[bad])
     return (1.0 - b) * np.log1p(-z) + log_h
@@ -272,7 +279,7 @@ class ParetoNBDModel(_CountModel):
     _time_params = ("alpha", "beta")
 
     @staticmethod
-    def _log_a0(params: Array, x: Array, tx: Array, T: Array) -> Array:
+    def _log_a0(params: Array, x: Array, tx: Array, T: Array, *, series: bool = True) -> Array:
         """log A0 of Fader & Hardie note 009 eqs. (19)-(20), choosing the branch with z = |α − β|/(max + τ)."""
         r, alpha, s, beta = params
         hi, lo = max(alpha, beta), min(alpha, beta)
@@ -286,19 +293,23 @@ class ParetoNBDModel(_CountModel):
         xu, tau = uniq.real, uniq.imag
         a = r + s + xu
         bb = np.full_like(xu, s + 1.0) if alpha >= beta else r + xu
-        log_f = (_log_hyp_a_b_a1(a, bb, d / (hi + tau)) - a * np.log(hi + tau))[inverse.reshape(-1)]
+        log_f = (_log_hyp_a_b_a1(a, bb, d / (hi + tau), series=series) - a * np.log(hi + tau))[inverse.reshape(-1)]
         f_tx, f_T = log_f[: x.size].reshape(x.shape), log_f[x.size :].reshape(x.shape)
         diff = np.minimum(f_T - f_tx, 0.0)  # f is decreasing in tau
         with np.errstate(divide="ignore"):
             return f_tx + np.log(-np.expm1(diff))
 
     @staticmethod
-    def _loglik(params: Array, x: Array, tx: Array, T: Array) -> Array:
+    def _loglik(params: Array, x: Array, tx: Array, T: Array, *, series: bool = True) -> Array:
         r, alpha, s, beta = params
         head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-        dead = np.log(s) - np.log(r + s + x) + ParetoNBDModel._log_a0(params, x, tx, T)
+        dead = np.log(s) - np.log(r + s + x) + ParetoNBDModel._log_a0(params, x, tx, T, series=series)
         return head + np.logaddexp(alive, dead)
+
+    def _search_loglik(self, params: Array, x: Array, tx: Array, T: Array) -> Array:
+        """Without the series fallback of :func:`_log_hyp_a_b_a1` (as the fit always searched)."""
+        return self._loglik(params, x, tx, T, series=False)
 
     def prob_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> Array:
         """P(alive at T | x, t_x, T), note 009 eq. (36)."""

@@ -414,9 +414,9 @@ def test_pareto_nbd_on_a_ridge_stops_once_flat() -> None:
 
     class Counted(ParetoNBDModel):
         @staticmethod
-        def _loglik(params, x, tx, T):
+        def _loglik(params, x, tx, T, **kw):
             calls.append(1)
-            return loglik(params, x, tx, T)
+            return loglik(params, x, tx, T, **kw)
 
     m = Counted().fit(x, t_x, age)
     assert not m.converged_
