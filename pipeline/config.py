@@ -27,6 +27,7 @@ from tiercast.pipeline.config_files import (
     holder_of,
     key_paths,
     lgbm_params_problem,
+    mlflow_name_problem,
     preset_names,
     preset_path,
     read_with_sources,
@@ -226,6 +227,16 @@ class MlflowConfig(Frozen):
     promotion_margin: float = Field(default=0.02, ge=0.0, lt=1.0)
     # Paired-bootstrap replicates for the logged intervals of that comparison.
     promotion_n_boot: int = Field(default=200, ge=1)
+
+    @field_validator("experiment", "registered_model")
+    @classmethod
+    def _mlflow_name(cls, v: str, info: ValidationInfo) -> str:
+        """A name MLflow accepts. The defaults are, and checking them would import MLflow on every config read."""
+        name = str(info.field_name)
+        problem = None if v == cls.model_fields[name].default else mlflow_name_problem(name, v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class ScoreConfig(Frozen):

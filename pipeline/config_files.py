@@ -1,6 +1,7 @@
-"""Config files as plain mappings: YAML reading, ``base:`` chains (a file next to the config or a packaged preset),
-key-by-key merging, and which file set each key, so a validation error can name the file that holds the key; and the
-checks of single settings that plain types do not cover (dates, LightGBM parameters)."""
+"""Config files as plain mappings: strict YAML reading (no key given twice, no impossible date), ``base:`` chains (a
+file next to the config or a packaged preset), key-by-key merging, and which file set each key, so a validation error
+can name the file that holds the key; and the checks of single settings that plain types do not cover (dates, LightGBM
+parameters, MLflow names)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import difflib
 import functools
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -87,6 +88,97 @@ def _resolve_base(base: str, parent: Path) -> Path:
     raise ConfigError(f"{parent / base}: base config not found")
 
 
+class _NodeProblem(yaml.YAMLError):
+    """A value :class:`StrictLoader` refuses, with the node it sits at (its key path is looked up afterwards)."""
+
+    def __init__(self, node: yaml.Node, message: str, key: Any = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.node, self.message, self.key, self.line = node, message, key, line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, strict: a key given twice in one mapping is refused (PyYAML keeps the last silently),
+    and a date that does not exist is a problem with its node (PyYAML's timestamp constructor raises a bare
+    ValueError). ``<<`` merge keys keep their meaning: a key may override one it merges."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[yaml.Node] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Check a mapping's own keys before PyYAML merges ``<<`` keys into it (merged keys may repeat them)."""
+        if node not in self._checked:
+            self._checked.add(node)
+            first: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if key_node.tag == "tag:yaml.org,2002:value":
+                    key_node.tag = "tag:yaml.org,2002:str"  # as PyYAML's flatten_mapping reads a bare "="
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, Hashable):
+                    continue  # PyYAML refuses it itself
+                if key in first:
+                    one, two = first[key].start_mark, key_node.start_mark
+                    lines = (
+                        f"lines {one.line + 1} and {two.line + 1}"
+                        if one.line != two.line
+                        else f"line {one.line + 1}, columns {one.column + 1} and {two.column + 1}"
+                    )
+                    message = f"the key is given twice ({lines}); the second would silently replace the first: keep one"
+                    raise _NodeProblem(node, message, key_node.value)
+                first[key] = key_node
+        super().flatten_mapping(node)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> dt.date | dt.datetime:
+        """A YAML date or datetime; one that does not exist (2023-02-30) is a problem naming it."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            message = f"{node.value} is not a date that exists ({exc}); write YYYY-MM-DD, e.g. 2023-10-01"
+            raise _NodeProblem(node, message, line=node.start_mark.line + 1) from None
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_timestamp)
+
+
+def _node_path(root: yaml.Node, target: yaml.Node) -> tuple[str, ...] | None:
+    """The first key path from ``root`` to ``target`` (sequence items by index), or None when it is not a value."""
+    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())]
+    seen: set[yaml.Node] = set()
+    while stack:
+        node, at = stack.pop()
+        if node is target:
+            return at
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, (*at, str(key.value))) for key, value in reversed(node.value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*at, str(i))) for i, item in reversed(list(enumerate(node.value))))
+    return None
+
+
+def parse_yaml(text: str, path: Path) -> Any:
+    """The data of one YAML document read by :class:`StrictLoader`; a refused key or value is a ConfigError naming
+    ``path``, the key path and the line."""
+    loader = StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        try:
+            return None if root is None else loader.construct_document(root)
+        except _NodeProblem as problem:
+            found = _node_path(root, problem.node)
+            keys = (*(found or ()), str(problem.key)) if problem.key is not None else found
+            where = ".".join(keys) if keys else ""
+            if problem.line:
+                where = f"{where} (line {problem.line})" if where else f"line {problem.line}"
+            raise ConfigError(f"{path}: {where}: {problem.message}") from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The merged mapping of ``path`` and its ``base:`` chain."""
     return read_with_sources(path, seen)[0]
@@ -97,7 +189,7 @@ def read_with_sources(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str
     if path in seen:
         raise ConfigError(f"{path}: base configs form a cycle ({' -> '.join(str(p) for p in (*seen, path))})")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = parse_yaml(path.read_text(encoding="utf-8"), path) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
@@ -254,6 +346,33 @@ def lgbm_params_problem(params: Mapping[str, Any]) -> str | None:
         accepted, wanted = LGBM_VALUES.get(main, (None, ""))
         if accepted is not None and not accepted(value):
             return f"{key}: must be {wanted}, got {value!r}"
+    return None
+
+
+def _fallback_name_problem(setting: str, name: str) -> str | None:
+    """MLflow's rules when its checks cannot be imported: a name is not blank, an experiment name has at most 500
+    characters, and a model name has no '/' or ':' (a ``models:/NAME/VERSION`` address could not hold it)."""
+    if not name.strip():
+        return "MLflow needs a name that is not blank"
+    if setting == "experiment" and len(name) > 500:
+        return f"an MLflow experiment name has at most 500 characters, this one {len(name)}"
+    if setting == "registered_model" and ("/" in name or ":" in name):
+        return f"Invalid model name {name!r}. Names cannot contain '/' or ':'."
+    return None
+
+
+def mlflow_name_problem(setting: str, name: str) -> str | None:
+    """Why MLflow would refuse ``name`` for ``mlflow.<setting>`` (experiment or registered_model), or None: checked
+    when the config is read, so a bad name fails before training instead of at registration after it."""
+    try:
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils.validation import _validate_experiment_name, _validate_model_name
+    except ImportError:
+        return _fallback_name_problem(setting, name)
+    try:
+        (_validate_model_name if setting == "registered_model" else _validate_experiment_name)(name)
+    except MlflowException as exc:
+        return exc.message
     return None
 
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from tiercast.pipeline.config import (
@@ -12,6 +13,7 @@ from tiercast.pipeline.config import (
     preset_names,
     preset_path,
 )
+from tiercast.pipeline.config_files import parse_yaml
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 
@@ -238,3 +240,23 @@ def test_a_btyd_setting_outside_the_choices_names_null(tmp_path, value):
         load_config(cfg)
     cfg.write_text(f"base: {Path('configs/demo.yaml').resolve()}\nmodels:\n  btyd: null\n", encoding="utf-8")
     assert load_config(cfg).models.btyd is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &a {x: 1, y: 2}\nb: {<<: *a, y: 3}\nc: {<<: [*a, {z: 4}], x: 9}\n",
+        # a merged mapping that itself merges and overrides, flattened by a later mapping before it is constructed
+        "root:\n  x:\n    a: &a {<<: {k: 1}, k: 2}\n  c: {<<: *a, k: 3}\n",
+        "d: 2023-10-01\nt: 2023-10-01 06:30:00\nn: ~\nlist: [1, {k: v}]\n",
+    ],
+)
+def test_strict_yaml_reads_what_pyyaml_reads_merge_keys_included(text):
+    assert parse_yaml(text, Path("c.yaml")) == yaml.safe_load(text)
+
+
+def test_every_packaged_preset_reads_strictly():
+    for name in preset_names():
+        path = preset_path(name)
+        text = path.read_text(encoding="utf-8")
+        assert parse_yaml(text, path) == yaml.safe_load(text)

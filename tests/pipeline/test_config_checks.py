@@ -1,9 +1,11 @@
-"""Settings are checked when the config is read, before any data or training: dates, LightGBM parameters; and a data
-set of refunds only is named as such when training refuses it."""
+"""Settings are checked when the config is read, before any data or training: dates (written as YAML dates too), keys
+given twice, MLflow names, LightGBM parameters; and a data set of refunds only is named as such when training refuses
+it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -71,6 +73,35 @@ def test_the_command_line_refuses_a_bad_date_in_one_line_before_reading_data(tmp
     ]
 
 
+@pytest.mark.parametrize(
+    ("key", "written", "reason"),
+    [
+        ("score.cutoff", "2023-02-30", "day is out of range for month"),
+        ("cutoffs.test_cutoff", "2023-13-01", "month must be in 1..12"),
+        ("data.run_date", "2023-02-30", "day is out of range for month"),
+        ("score.cutoff", "2023-10-01 25:00:00", "hour must be in 0..23"),
+    ],
+)
+def test_an_impossible_yaml_date_is_refused_naming_file_key_line_and_value(tmp_path, key, written, reason):
+    section, name = key.split(".")
+    path = _config(tmp_path, f"{section}:\n  {name}: {written}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == (
+        f"{path}: {key} (line 3): {written} is not a date that exists ({reason}); write YYYY-MM-DD, e.g. 2023-10-01"
+    )
+
+
+def test_the_command_line_refuses_an_impossible_yaml_date_in_one_line(tmp_path):
+    _config(tmp_path, "score: {cutoff: 2023-02-30}\n")
+    result = invoke("validate", "--config", "shop.yaml", cwd=tmp_path)
+    assert result.code == 2
+    assert result.error_lines == [
+        f"error: {tmp_path / 'shop.yaml'}: score.cutoff (line 2): 2023-02-30 is not a date that exists "
+        "(day is out of range for month); write YYYY-MM-DD, e.g. 2023-10-01"
+    ]
+
+
 def test_run_refuses_a_score_cutoff_before_the_data_before_training():
     from tiercast.pipeline.jobs.run import run_job
 
@@ -78,6 +109,92 @@ def test_run_refuses_a_score_cutoff_before_the_data_before_training():
     data = SimpleNamespace(data_start=pd.Timestamp("2009-12-01"), data_end=pd.Timestamp("2010-12-10"))
     with pytest.raises(ConfigError, match=r"score\.cutoff 2001-01-01: no purchase before it \(the data starts 2009"):
         run_job(cfg, data)  # a stand-in for the data: nothing past the check would accept it
+
+
+# ----------------------------------------------------------------------------------------- keys given twice
+
+TWICE = "the key is given twice ({}); the second would silently replace the first: keep one"
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "lines"),
+    [
+        ("horizon_days: 60\noutputs: {dir: out}\nhorizon_days: 30\n", "horizon_days", "lines 2 and 4"),
+        ("outputs:\n  dir: out\n  currency: EUR\n  dir: elsewhere\n", "outputs.dir", "lines 3 and 5"),
+        ("outputs: {dir: out}\noutputs: {at_risk_top: 50}\n", "outputs", "lines 2 and 3"),
+        (
+            "models:\n  param_grid:\n    - {num_leaves: 7, num_leaves: 9}\n",
+            "models.param_grid.0.num_leaves",
+            "line 4, columns 8 and 23",
+        ),
+    ],
+    ids=["top-level", "nested", "section", "same-line"],
+)
+def test_a_key_given_twice_is_refused_naming_file_key_and_both_lines(tmp_path, body, key, lines):
+    path = _config(tmp_path, body)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: {key}: {TWICE.format(lines)}"
+
+
+def test_a_key_given_twice_in_a_base_file_names_that_file(tmp_path):
+    base = _config(tmp_path, "horizon_days: 60\nhorizon_days: 30\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"base: {base.name}\nseed: 7\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(mine)
+    assert str(e.value) == f"{base}: horizon_days: {TWICE.format('lines 2 and 3')}"
+
+
+def test_a_yaml_merge_key_may_be_overridden_and_bases_still_merge(tmp_path):
+    body = (
+        "models:\n  value_params: &p {num_leaves: 15, learning_rate: 0.1}\n  churn_params: {<<: *p, num_leaves: 31}\n"
+    )
+    cfg = load_config(_config(tmp_path, f"{body}horizon_days: 30\n"))
+    assert cfg.models.value_params == {"num_leaves": 15, "learning_rate": 0.1}
+    assert cfg.models.churn_params == {"num_leaves": 31, "learning_rate": 0.1}
+    assert cfg.horizon_days == 30 and cfg.outputs.dir == load_config(DEMO).outputs.dir
+
+
+# ------------------------------------------------------------------------------------------------ MLflow names
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "message"),
+    [
+        ("registered_model", "shop/eu", "Invalid model name 'shop/eu'. Names cannot contain '/' or ':'."),
+        ("registered_model", "shop:eu", "Invalid model name 'shop:eu'. Names cannot contain '/' or ':'."),
+        ("registered_model", "' '", "Missing value for required parameter 'name'."),
+        ("experiment", "''", "Invalid experiment name: ''"),
+        ("experiment", "x" * 501, "'name' exceeds the maximum length of 500 characters"),
+    ],
+)
+def test_an_mlflow_name_mlflow_refuses_is_refused_when_the_config_is_read(tmp_path, key, written, message):
+    path = _config(tmp_path, f"mlflow: {{{key}: {written}}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: mlflow.{key}: {message}"
+
+
+def test_mlflow_names_mlflow_accepts_are_kept(tmp_path):
+    cfg = load_config(_config(tmp_path, "mlflow: {registered_model: shop-eu v2.1, experiment: 'shop/eu: weekly'}\n"))
+    assert (cfg.mlflow.registered_model, cfg.mlflow.experiment) == ("shop-eu v2.1", "shop/eu: weekly")
+
+
+def test_mlflow_names_keep_their_rules_without_mlflows_checks(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow.utils.validation", None)  # importing it raises ImportError
+    path = _config(tmp_path, "mlflow: {registered_model: shop/eu}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert (
+        str(e.value)
+        == f"{path}: mlflow.registered_model: Invalid model name 'shop/eu'. Names cannot contain '/' or ':'."
+    )
+    path = _config(tmp_path, "mlflow: {experiment: ''}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: mlflow.experiment: MLflow needs a name that is not blank"
+    assert load_config(_config(tmp_path, "mlflow: {registered_model: shop-eu}\n")).mlflow.registered_model == "shop-eu"
 
 
 # ------------------------------------------------------------------------------------------ LightGBM settings
