@@ -18,14 +18,12 @@ ids' spellings are looked up only when there are such rows.
 from __future__ import annotations
 
 import datetime
-import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
-import numpy as np
 import pandas as pd
 
 from tiercast.features import as_of
@@ -47,6 +45,7 @@ from tiercast.pipeline.ingest.engine_values import (
     trimmed_id,
     zoned_columns,
 )
+from tiercast.pipeline.ingest.history import history_on
 from tiercast.pipeline.ingest.notices import PADDED
 from tiercast.pipeline.ingest.sources import ColumnMapping
 
@@ -248,103 +247,18 @@ def engine_transactions(
     return quarantine_invalid(con, t, engine.transactions, run_date=run_date)
 
 
-#: More days than this without any transaction (from any customer) split the data: rows dated before such a gap
-#: are isolated (a placeholder date such as 1970-01-01), and the history the commands plan on starts after it.
-MAX_EMPTY_DAYS = 365
-
-
-@dataclass(frozen=True)
-class IsolatedRows:
-    """The rows dated before the last gap of more than :data:`MAX_EMPTY_DAYS` days without transactions."""
-
-    n: int  # rows before the gap
-    earliest: pd.Timestamp  # first day of data
-    empty_days: int  # days in the gap, none with a transaction
-    start: pd.Timestamp  # first day after the gap: where the history starts
-
-    def message(self, source: str, column: str) -> str:
-        """The one-line notice: where, how many rows, how long a gap, the earliest day and the new history start."""
-        rows = "1 row lies" if self.n == 1 else f"{self.n:,} rows lie"
-        return (
-            f"{source}, column {column}: {rows} before a gap of {self.empty_days:,} days without transactions "
-            f"(earliest {self.earliest.date()}): a placeholder date? history starts at {self.start.date()}"
-        )
-
-
-def isolated_rows_on(
-    con: ibis.BaseBackend, tx: ir.Table, *, max_empty_days: int = MAX_EMPTY_DAYS
-) -> IsolatedRows | None:
-    """The rows before the last gap of more than ``max_empty_days`` days without any transaction, None without such
-    a gap. The engine counts the rows of each day in one pass; only those counts (a few thousand days even for 30M
-    rows) are collected and searched for gaps (:func:`isolated_rows`)."""
-    return isolated_rows(_per_day(con, tx), max_empty_days)
-
-
-def _per_day(con: ibis.BaseBackend, tx: ir.Table) -> pd.DataFrame:
-    """Rows per calendar day (``n``) and, of them, rows with a negative amount (``negative``): one engine pass."""
-    day = tx[TIMESTAMP].date().name("day")
-    return con.execute(tx.group_by(day).aggregate(n=tx.count(), negative=(tx[AMOUNT] < 0).sum()))
-
-
-#: Above this share of accepted rows with a negative amount, the signs look flipped (sales exported as negative).
-MAX_NEGATIVE_SHARE = 0.5
-
-
-def negative_amounts_message(per_day: pd.DataFrame, source: str) -> str | None:
-    """The notice when most accepted rows have a negative amount (refunds): in retail data refunds are a minority,
-    so a majority says the export's signs are flipped, which no model can learn from. None otherwise."""
-    n, negative = int(per_day["n"].sum()), int(per_day["negative"].fillna(0).sum())
-    if n == 0 or negative / n <= MAX_NEGATIVE_SHARE:
-        return None
-    return (
-        f"{source}: {negative:,} of {n:,} accepted rows ({negative / n:.0%}) have a negative amount, read as "
-        "refunds: are the amounts' signs flipped (sales exported as negative)?"
-    )
-
-
-def isolated_rows(per_day: pd.DataFrame, max_empty_days: int = MAX_EMPTY_DAYS) -> IsolatedRows | None:
-    """:func:`isolated_rows_on` over the rows counted per day (columns ``day`` and ``n``): the gap before each day is
-    the number of days since the previous day with a transaction, minus one."""
-    counts = per_day.sort_values("day")
-    days = pd.to_datetime(counts["day"]).reset_index(drop=True)
-    empty = (days.diff().dt.days - 1).to_numpy()
-    gaps = np.flatnonzero(empty > max_empty_days)  # the first day has no gap before it (NaN)
-    if not gaps.size:
-        return None
-    last = int(gaps[-1])
-    return IsolatedRows(
-        n=int(counts["n"].iloc[:last].sum()),
-        earliest=days.iloc[0],
-        empty_days=int(empty[last]),
-        start=days.iloc[last],
-    )
-
-
-def history_start_on(
-    con: ibis.BaseBackend, tx: ir.Table, first_day: pd.Timestamp, *, source: str, column: str = TIMESTAMP
-) -> pd.Timestamp:
-    """Where the history the commands plan on starts: ``first_day``, or the first day after isolated early rows
-    (:func:`isolated_rows_on`), with a warning naming them. The rows stay accepted (their customers' features see
-    them); they only no longer stretch the history that cutoffs are placed in. The same pass counts negative
-    amounts, with a warning when most rows have one (:func:`negative_amounts_message`)."""
-    per_day = _per_day(con, tx)
-    if (flipped := negative_amounts_message(per_day, source)) is not None:
-        warnings.warn(flipped, stacklevel=2)
-    isolated = isolated_rows(per_day)
-    if isolated is None:
-        return first_day
-    warnings.warn(isolated.message(source, column), stacklevel=2)
-    return isolated.start
-
-
 def data_bounds_on(
-    con: ibis.BaseBackend, tx: ir.Table, *, source: str = "transactions", column: str = TIMESTAMP
+    con: ibis.BaseBackend,
+    tx: ir.Table,
+    *,
+    source: str = "transactions",
+    column: str = TIMESTAMP,
+    order_column: str | None = None,
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First day of the history (as :func:`tiercast.features.cutoff_plan.data_bounds`, but after isolated early rows:
-    :func:`history_start_on`) and the midnight after the last transaction, computed by the engine."""
-    row = con.execute(tx.aggregate(first=tx.timestamp.min(), last=tx.timestamp.max()))
-    first, last = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
-    if pd.isna(first) or pd.isna(last):
+    """First day of the history and the midnight after its last day, counted by the engine
+    (:func:`tiercast.pipeline.ingest.history.history_on`: isolated early rows and stray late rows, which stay
+    accepted, do not stretch it), with its notices."""
+    found = history_on(con, tx, source=source, column=column, order_column=order_column)
+    if found is None:
         raise EngineError("no transactions to work on")
-    start = history_start_on(con, tx, first.normalize(), source=source, column=column)
-    return start, last.normalize() + pd.Timedelta(days=1)
+    return found.start, found.end

@@ -43,7 +43,7 @@ from tiercast.features.contract import CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.session import connect, is_spark, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
-from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions, history_start_on
+from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions
 from tiercast.pipeline.ingest.sources import TransactionSource
 
 if TYPE_CHECKING:
@@ -73,9 +73,10 @@ class Transactions(ReasonTally):
 
     @property
     def bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """First day of the history and the midnight after the last transaction (exclusive end). The history starts
-        after rows isolated before a year without transactions (placeholder dates; see
-        :func:`~tiercast.pipeline.ingest.engine_tables.history_start_on`), which stay accepted."""
+        """First day of the history and the midnight after its last day (exclusive end): the first and last
+        transaction, except that the history starts after rows isolated before a year without transactions
+        (placeholder dates) and ends before a handful of rows after a long empty stretch (mistyped dates); those
+        rows stay accepted (:mod:`tiercast.pipeline.ingest.history`)."""
         return self.data_start, self.data_end
 
     @cached_property
@@ -112,9 +113,7 @@ def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp 
     if accepted.empty:
         raise InputError(f"{ingest.source}: no accepted rows ({ingest.n_read:,} read, all quarantined)")
     table = as_table(to_engine_table(con, accepted))
-    first_day = accepted[TIMESTAMP].min().normalize()
-    start = history_start_on(con, table, first_day, source=ingest.source, column=_timestamp_column(config))
-    end = accepted[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
+    start, end = _bounds(con, table, config, ingest.source)
     return Transactions(
         table=table,
         con=con,
@@ -195,6 +194,7 @@ def _from_source_on_engine(config: Config, run: pd.Timestamp, *, write: bool) ->
         raise InputError(f"{result.source}: no accepted rows ({result.n_read:,} read, all quarantined)")
     table, (first, last), count_customers = _accepted_on(con, result)
     source = result.source
+    start, end = _bounds(con, table, config, source)
 
     def fingerprint() -> dict[str, Any]:
         customers = count_customers()
@@ -214,15 +214,32 @@ def _from_source_on_engine(config: Config, run: pd.Timestamp, *, write: bool) ->
         source=result.source,
         n_read=result.n_read,
         reasons=MappingProxyType(result.reason_counts()),
-        data_start=history_start_on(con, table, first.normalize(), source=source, column=_timestamp_column(config)),
-        data_end=last.normalize() + pd.Timedelta(days=1),
+        data_start=start,
+        data_end=end,
         fingerprint=LazyMapping(fingerprint),
         run_date=run,
     )
 
 
+def _bounds(con: ibis.BaseBackend, table: ir.Table, config: Config, source: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """:meth:`Transactions.bounds` of the accepted rows, with the notices on their dates and order ids."""
+    return data_bounds_on(
+        con, table, source=source, column=_timestamp_column(config), order_column=_order_column(config)
+    )
+
+
+def _order_column(config: Config) -> str | None:
+    """The source column the order ids are read from; None when orders are made from the times (no such column),
+    and for the Olist layout (an order there has one purchase time)."""
+    if config.engine.transactions is not None:
+        mapping = config.engine.transactions.columns
+        return ORDER_ID if mapping is None else mapping.order_id
+    src = config.data.source
+    return src.columns.order_id if isinstance(src, TransactionSource) else None
+
+
 def _timestamp_column(config: Config) -> str:
-    """The source column the transaction times are read from (named in the notice on isolated early rows)."""
+    """The source column the transaction times are read from (named in the notices on the history's dates)."""
     if config.engine.transactions is not None:
         mapping = config.engine.transactions.columns
         return mapping.timestamp if mapping is not None else TIMESTAMP
@@ -314,7 +331,7 @@ def _from_engine_table(config: Config, run: pd.Timestamp) -> Transactions:
     assert source is not None
     con = connect(config.engine)
     table, counts = engine_transactions(con, config.engine, run_date=run)
-    start, end = data_bounds_on(con, table, source=source.path, column=_timestamp_column(config))
+    start, end = _bounds(con, table, config, source.path)
     reasons = {r: counts.reasons[r] for r in REASONS if r in counts.reasons} if counts is not None else {}
     fingerprint = {
         "data_path": source.path,

@@ -16,13 +16,8 @@ import pytest
 from tests.pipeline.test_loader import _csv, _write_config
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.config import load_config
-from tiercast.pipeline.ingest.engine_tables import (
-    MAX_EMPTY_DAYS,
-    IsolatedRows,
-    data_bounds_on,
-    isolated_rows,
-    isolated_rows_on,
-)
+from tiercast.pipeline.ingest.engine_tables import data_bounds_on
+from tiercast.pipeline.ingest.history import MAX_EMPTY_DAYS, IsolatedRows, isolated_rows, isolated_rows_on
 from tiercast.pipeline.ingest.loader import load_transactions
 
 #: A continuous year of daily data: the part of the history the planner should see.
@@ -68,7 +63,13 @@ def test_one_1970_row_starts_the_history_after_the_gap_with_a_notice() -> None:
 
 def test_a_gap_of_exactly_the_limit_is_not_isolated() -> None:
     first = pd.Timestamp("2009-12-01") - pd.Timedelta(days=MAX_EMPTY_DAYS + 1)  # MAX_EMPTY_DAYS empty days between
-    assert _bounds([str(first), *DAILY]) == ((first, pd.Timestamp("2010-12-10")), [])
+    bounds, texts = _bounds([str(first), *DAILY])
+    assert bounds == (first, pd.Timestamp("2010-12-10"))
+    assert texts == [  # not isolated: an empty stretch inside the history, far longer than the weekly ones
+        "x.csv, column date: no transactions on the 365 days from 2008-12-01 to 2009-11-30, where the data otherwise "
+        "is usually at most 6 days without one: missing data, such as a failed export? cutoffs and label windows "
+        "over these days count no purchases"
+    ]
     one_more = first - pd.Timedelta(days=1)
     bounds, texts = _bounds([str(one_more), *DAILY])
     assert bounds[0] == pd.Timestamp("2009-12-01")
