@@ -6,6 +6,8 @@ batch job loads a single registered model and scores feature rows, row-aligned.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,6 +39,9 @@ from tiercast.models.tiers.scheme import TierScheme
 
 class FeatureSchemaError(ValueError):
     """Feature rows do not match the features the model was trained on."""
+
+
+_WINDOW_COLUMN = re.compile(r"^(?:orders|spend)_(?P<days>\d+)d$")
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,35 @@ class TiercastScorer:
         extra = () if self.current_value_column in self.feature_names else (self.current_value_column,)
         return (*self.feature_names, *extra)
 
+    @property
+    def feature_windows(self) -> tuple[int, ...]:
+        """Window lengths (days) of the model's windowed inputs (``orders_{w}d``, ``spend_{w}d``), the horizon's
+        included: features built with these and :attr:`horizon_days` have every column the model reads."""
+        return tuple(sorted({int(m["days"]) for c in self.required_columns if (m := _WINDOW_COLUMN.match(c))}))
+
+    def trained_with(self) -> str:
+        """How the model's features were built, e.g. ``horizon_days 90, windows 30/90/180`` (the window of last
+        year's same season, which a 365-day window adds, left out)."""
+        h = int(self.horizon_days)
+        windows = [w for w in self.feature_windows if not (365 in self.feature_windows and w == 365 - h != h)]
+        shown = "/".join(map(str, windows)) or "none"
+        return f"horizon_days {h}, windows {shown}"
+
+    def missing_columns_error(self, missing: Sequence[str]) -> FeatureSchemaError:
+        """The error for feature rows that lack ``missing``; for window columns it names the model's horizon."""
+        text = f"feature rows lack {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
+        if any(_WINDOW_COLUMN.match(c) for c in missing):
+            text += (
+                f" (the model predicts {self.horizon_days} days, trained with {self.trained_with()}: build the "
+                "features with that horizon and those windows, or retrain with the config's horizon_days and "
+                "windows_days)"
+            )
+        return FeatureSchemaError(text)
+
     def check_schema(self, features: pd.DataFrame) -> None:
         missing = [c for c in self.required_columns if c not in features.columns]
         if missing:
-            raise FeatureSchemaError(
-                f"feature rows lack {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
-            )
+            raise self.missing_columns_error(missing)
         bad = [c for c in self.required_columns if not pd.api.types.is_numeric_dtype(features[c])]
         if bad:
             raise FeatureSchemaError(f"feature column(s) are not numeric: {', '.join(bad[:10])}")

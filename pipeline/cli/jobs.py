@@ -28,7 +28,9 @@ from tiercast.pipeline.cli.render import print_tier_study, show_frame
 from tiercast.pipeline.config import Config, build_playbook
 
 if TYPE_CHECKING:
+    from tiercast.models.scorer import TiercastScorer
     from tiercast.pipeline.ingest.loader import Transactions
+    from tiercast.pipeline.jobs.score import ScoringFeatures
 
 
 @app.command()
@@ -125,6 +127,16 @@ def scoring_cutoff(data: Transactions, cutoff: str | None) -> pd.Timestamp:
     return when
 
 
+def _model_features(cfg: Config, scorer: TiercastScorer) -> ScoringFeatures:
+    """The model's horizon and windows to score with; a one-line note when the config's differ."""
+    from tiercast.pipeline.jobs.score import scoring_features
+
+    spec = scoring_features(scorer, horizon_days=cfg.horizon_days, windows_days=cfg.features.windows_days)
+    if spec.note:
+        console.print(f"note: {spec.note}", highlight=False)
+    return spec
+
+
 def _score_locally(
     cfg: Config, data: Transactions, *, model: str, out: str, target: Any, cutoff: str | None, reasons: bool
 ) -> None:
@@ -137,7 +149,8 @@ def _score_locally(
 
     when = scoring_cutoff(data, cutoff)
     loaded = load_model(model)
-    feats = features_at(data, cfg, when)
+    spec = _model_features(cfg, loaded.scorer)
+    feats = features_at(data, spec.config(cfg), when)
     scores = score_features(
         loaded,
         feats,
@@ -170,14 +183,15 @@ def _score_on_spark(
 
     when = scoring_cutoff(data, cutoff)
     loaded = resolve_spark_model(model)
+    spec = _model_features(cfg, loaded.scorer)
     folder = score_to_folder(
         data.con,
         loaded,
         data.table,
         str(out),
         cutoff=when,
-        windows_days=cfg.features.windows_days,
-        horizon_days=cfg.horizon_days,
+        windows_days=spec.windows_days,
+        horizon_days=spec.horizon_days,
         satisfaction=data.satisfaction,
         reasons=reasons,
         playbook=build_playbook(cfg),

@@ -341,7 +341,8 @@ def run_monitor(
         horizon_days=horizon,
         data_end=data_end,
         model=model,
-        windows_days=config.features.windows_days,
+        # the model's windows (it defines its features), the config's for a model that does not record them
+        windows_days=getattr(getattr(model, "scorer", None), "feature_windows", ()) or config.features.windows_days,
         satisfaction=tx.engine_satisfaction(),
         chunk_size=config.score.chunk_size,
         con=tx.con,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -12,7 +14,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tiercast.features.build import build_features
+from tiercast.features.build import build_features, feature_windows
 from tiercast.features.contract import (
     ACTION,
     CHANNEL,
@@ -36,6 +38,9 @@ from tiercast.features.contract import (
 from tiercast.models.playbook import Playbook
 from tiercast.models.scorer import TiercastScorer
 
+if TYPE_CHECKING:
+    from tiercast.pipeline.config import Config
+
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
@@ -50,6 +55,45 @@ class LoadedModel:
     @property
     def scorer(self) -> TiercastScorer:
         return self.pyfunc.unwrap_python_model().scorer
+
+
+#: The scores' column of the days their predicted values and churn cover: the model's horizon.
+HORIZON_DAYS = "horizon_days"
+
+
+@dataclass(frozen=True)
+class ScoringFeatures:
+    """The horizon and windows to build a model's feature rows with, and a one-line note when the config's differ."""
+
+    horizon_days: int
+    windows_days: tuple[int, ...]
+    note: str | None = None
+
+    def config(self, config: Config) -> Config:
+        """``config`` with these horizon and windows, for the feature build it drives."""
+        features = config.features.model_copy(update={"windows_days": self.windows_days})
+        return config.model_copy(update={"horizon_days": self.horizon_days, "features": features})
+
+
+def scoring_features(scorer: TiercastScorer, *, horizon_days: int, windows_days: Sequence[int]) -> ScoringFeatures:
+    """The model's horizon and feature windows (the model defines what it predicts), with a note naming the
+    config's ``horizon_days`` / ``windows_days`` when they differ; the config's values for what the model does not
+    record (no windowed input, no horizon)."""
+    model_h = getattr(scorer, "horizon_days", None)
+    if model_h is None:
+        return ScoringFeatures(int(horizon_days), tuple(int(w) for w in windows_days))
+    model_h, windows = int(model_h), scorer.feature_windows or tuple(int(w) for w in windows_days)
+    unused = [f"horizon_days {horizon_days}"] if int(horizon_days) != model_h else []
+    if scorer.feature_windows and feature_windows(windows_days, model_h) != feature_windows(windows, model_h):
+        unused.append(f"windows_days {'/'.join(map(str, windows_days))}")
+    note = None
+    if unused:
+        verb = "is" if len(unused) == 1 and not unused[0].startswith("windows") else "are"
+        note = (
+            f"the model predicts {model_h} days (trained with {scorer.trained_with()}); "
+            f"the config's {' and '.join(unused)} {verb} not used for scoring"
+        )
+    return ScoringFeatures(model_h, windows, note)
 
 
 class ModelNotFoundError(ValueError):
@@ -132,6 +176,7 @@ def score_features(
     out[MODEL_NAME] = model.name
     out[MODEL_VERSION] = model.version
     out[CUTOFF] = pd.Timestamp(cutoff)
+    out[HORIZON_DAYS] = int(model.scorer.horizon_days)
     return out
 
 
@@ -153,13 +198,30 @@ def explain_customers(
     horizon_days: int,
     satisfaction: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Reason columns for the given customers (in the given order, index 0..n-1), features rebuilt at ``cutoff``."""
+    """Reason columns for the given customers (in the given order, index 0..n-1), features rebuilt at ``cutoff``
+    with the model's horizon and windows (``windows_days`` / ``horizon_days`` for what the model does not record)."""
     model = load_model(model_uri)
+    spec = scoring_features(model.scorer, horizon_days=horizon_days, windows_days=windows_days)
     features = build_features(
-        tx, cutoff=cutoff, windows_days=tuple(windows_days), horizon_days=horizon_days, satisfaction=satisfaction
+        tx, cutoff=cutoff, windows_days=spec.windows_days, horizon_days=spec.horizon_days, satisfaction=satisfaction
     )
     listed = features.set_index(CUSTOMER_ID).loc[list(customer_ids)].reset_index()
     return explain_features(model, listed)
+
+
+def scores_horizon(scores: pd.DataFrame, *, registry: bool = True) -> int | None:
+    """The days the scores' predictions cover: their ``horizon_days`` column, else (scores written without it) the
+    horizon of the model version stamped on them when ``registry`` (a store is configured); None when neither can
+    be read."""
+    if HORIZON_DAYS in scores.columns and len(scores) and scores[HORIZON_DAYS].notna().all():
+        return int(scores[HORIZON_DAYS].iloc[0])
+    if not registry or not {MODEL_NAME, MODEL_VERSION} <= set(scores.columns) or not len(scores):
+        return None
+    try:
+        model = load_model(f"models:/{scores[MODEL_NAME].iloc[0]}/{scores[MODEL_VERSION].iloc[0]}")
+    except (MlflowException, ModelNotFoundError, OSError):
+        return None
+    return int(model.scorer.horizon_days)
 
 
 def at_risk(
@@ -203,7 +265,7 @@ _TEAM_ORDER = (
     VALUE_AT_RISK,
     "current_value",
     "currency",
-    "horizon_days",
+    HORIZON_DAYS,
     SEGMENT,
     ACTION,
     CHANNEL,
@@ -214,7 +276,10 @@ _TEAM_ORDER = (
 
 def team_list(ranked: pd.DataFrame, *, horizon_days: int | None, currency: str | None) -> pd.DataFrame:
     """The at-risk list as a retention team reads it: money in whole currency units, churn as a rounded
-    probability, the currency and the horizon the values cover as columns, no internal columns."""
+    probability, the currency and the horizon the values cover as columns, no internal columns.
+
+    The horizon is the scores' own (the model's) when they carry it, else ``horizon_days``; a warning when the two
+    differ."""
     out = ranked.drop(columns=[c for c in INTERNAL_COLUMNS if c in ranked.columns])
     money = [c for c in _MONEY if c in out.columns]
     out[money] = out[money].astype("float64").round(0)
@@ -222,7 +287,15 @@ def team_list(ranked: pd.DataFrame, *, horizon_days: int | None, currency: str |
         out[CHURN_PROBABILITY] = out[CHURN_PROBABILITY].astype("float64").round(3)
     if currency is not None:
         out["currency"] = currency
-    if horizon_days is not None:
-        out["horizon_days"] = int(horizon_days)
+    if HORIZON_DAYS in out.columns and out[HORIZON_DAYS].notna().all():
+        scored = sorted({int(h) for h in out[HORIZON_DAYS]})
+        if horizon_days is not None and scored and scored != [int(horizon_days)]:
+            warnings.warn(
+                f"the scores are the model's {'/'.join(map(str, scored))}-day predictions: the list says horizon_days "
+                f"{'/'.join(map(str, scored))}, not the config's {horizon_days}",
+                stacklevel=2,
+            )
+    elif horizon_days is not None:
+        out[HORIZON_DAYS] = int(horizon_days)
     first = [c for c in _TEAM_ORDER if c in out.columns]
     return out[first + [c for c in out.columns if c not in first]]

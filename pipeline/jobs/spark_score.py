@@ -3,8 +3,9 @@ Parquet.
 
 The rows and columns are those of :func:`tiercast.pipeline.jobs.score.score_features` (``customer_id``, the score
 columns, the reason columns when asked, ``current_value``, the playbook's ``churn_band`` / ``action`` /
-``channel`` when given, ``model_name``, ``model_version``, ``cutoff``), computed on the executors: the UDF feeds the
-pyfunc Arrow batches of feature rows and the pyfunc is row-aligned, so the scores equal the local pyfunc's.
+``channel`` when given, ``model_name``, ``model_version``, ``cutoff``, ``horizon_days``), computed on the executors:
+the UDF feeds the pyfunc Arrow batches of feature rows and the pyfunc is row-aligned, so the scores equal the local
+pyfunc's.
 
 Reasons: the pyfunc takes ``params={"reasons": True}``; ``spark_udf`` fixes ``params`` when the UDF is made, so a
 reasons run uses a second UDF whose result type carries the two reason columns. TreeSHAP costs far more than
@@ -39,6 +40,7 @@ from tiercast.models.playbook import Playbook
 from tiercast.models.scorer import FeatureSchemaError, TiercastScorer
 from tiercast.pipeline.engine.session import session_of, to_engine_table
 from tiercast.pipeline.engine.writes import PARTITION_COLUMN, partition_value, to_spark_dataframe
+from tiercast.pipeline.jobs.score import HORIZON_DAYS
 
 if TYPE_CHECKING:
     import ibis
@@ -112,9 +114,7 @@ def _check_columns(model: SparkModel, features: SparkDataFrame) -> list[str]:
     required = list(model.scorer.required_columns)
     missing = [c for c in required if c not in fields]
     if missing:
-        raise FeatureSchemaError(
-            f"feature rows lack {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
-        )
+        raise model.scorer.missing_columns_error(missing)
     bad = [c for c in required if not isinstance(fields[c], NumericType)]
     if bad:
         raise FeatureSchemaError(f"feature column(s) are not numeric: {', '.join(bad[:10])}")
@@ -186,6 +186,7 @@ def score_spark(
         F.lit(model.name).alias(MODEL_NAME),
         F.lit(model.version).alias(MODEL_VERSION),
         F.lit(ts.to_pydatetime()).cast("timestamp_ntz").alias(CUTOFF),
+        F.lit(int(model.scorer.horizon_days)).cast("bigint").alias(HORIZON_DAYS),
         F.lit(partition_value(ts)).alias(PARTITION_COLUMN),
     )
 
@@ -226,7 +227,9 @@ def score_to_folder(
     partition folder."""
     if model.scorer.horizon_days != int(horizon_days):
         raise FeatureSchemaError(
-            f"the model predicts a {model.scorer.horizon_days}-day horizon; features asked for {horizon_days} days"
+            f"the model predicts {model.scorer.horizon_days} days (trained with {model.scorer.trained_with()}); "
+            f"features for horizon_days {horizon_days} do not fit it: build them with the model's horizon, or "
+            f"retrain with horizon_days {horizon_days}"
         )
     if features is None:
         if tx is None:

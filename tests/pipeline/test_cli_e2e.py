@@ -498,3 +498,32 @@ def test_score_into_a_malformed_table_target_is_a_one_line_error(demo_run):
         app, ["score", "--config", str(cfg), "--model", "models:/tiercast@champion", "--out", "duckdb://x.duckdb"]
     )
     assert result.exit_code == 2 and "::TABLE" in result.output and "Traceback" not in result.output
+
+
+def test_score_with_another_config_horizon_uses_the_model_horizon(demo_run):
+    """A config whose horizon_days differs from the model's: `score` notes it and scores as the run did (the model's
+    horizon and windows); `at-risk` lists the same customers, with the same reasons, labelled with the model's
+    horizon."""
+    tmp, cfg, _ = demo_run
+    ref = pd.read_parquet(tmp / "out" / "scores.parquet")
+    other = tmp / "h30.yaml"
+    other.write_text(yaml.safe_dump({"base": str(cfg), "horizon_days": 30}), encoding="utf-8")
+    out = tmp / "h30_scores.parquet"
+    model = f"models:/tiercast/{ref['model_version'].iloc[0]}"
+    result = runner.invoke(app, ["score", "--config", str(other), "--model", model, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: the model predicts 90 days (trained with horizon_days 90, windows 30/90/180/365); the config's "
+        "horizon_days 30 is not used for scoring" in " ".join(result.output.split())
+    )
+    scores = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(scores, ref)
+    assert set(scores["horizon_days"]) == {90}
+    lst = tmp / "h30_list.csv"
+    result = runner.invoke(app, ["at-risk", "--scores", str(out), "--out", str(lst), "--config", str(other)])
+    assert result.exit_code == 0, result.output
+    listed = pd.read_csv(lst, dtype={"customer_id": str}, keep_default_na=False)
+    main_list = pd.read_csv(tmp / "out" / "at_risk.csv", dtype={"customer_id": str}, keep_default_na=False)
+    assert set(listed["horizon_days"]) == {90}
+    assert list(listed["customer_id"]) == list(main_list["customer_id"])
+    assert list(listed["churn_reasons"]) == list(main_list["churn_reasons"])
