@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -240,7 +240,7 @@ def _global(
     configure(quiet=quiet, verbose=verbose)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     _print_error(message)
     raise typer.Exit(code)
 
@@ -295,18 +295,41 @@ def local_out(cfg: Config, out: Path) -> None:
         fail(f"--out {out}: the file is written as Parquet; give it a .parquet name")
 
 
-def known_runs(run_ids: list[str], config: Path) -> None:
-    """Every run id exists in the store, else a one-line error naming it (and how to list the runs of ``config``)."""
+#: How many characters of a run id ``compare`` shows; a prefix at least this long names a run.
+SHOWN_RUN_ID = 8
+
+
+def resolve_runs(run_ids: list[str], experiment: str, config: Path, label: str = "--run") -> list[str]:
+    """The full id of each given run id, or of the one run of ``experiment`` whose id starts with it (a prefix of
+    at least :data:`SHOWN_RUN_ID` characters, as ``compare`` shows them); else a one-line error naming it (and how
+    to list the runs of ``config``). ``label`` names the argument in the error."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from tiercast.pipeline.tracking.runs import runs_starting_with
+
     client = MlflowClient()
-    for run_id in run_ids:
+    listing = shell_command("tiercast", "compare", "--config", config)
+    found = []
+    for given in run_ids:
+        wanted = given.strip().lower()
         try:
-            client.get_run(run_id)
+            found.append(client.get_run(wanted).info.run_id)
+            continue
         except MlflowException:
-            listing = shell_command("tiercast", "compare", "--config", config)
-            fail(f"--run {run_id}: no such run in the MLflow store; list the runs with `{listing}`")
+            pass
+        matches = runs_starting_with(experiment, wanted) if len(wanted) >= SHOWN_RUN_ID else []
+        if len(matches) > 1:
+            fail(
+                f"{label} {given}: the start of {len(matches)} run ids ({', '.join(matches)}); give more of the id "
+                f"(`{listing}` lists the runs)"
+            )
+        if not matches:
+            too_short = len(wanted) < SHOWN_RUN_ID
+            short = f" (a prefix of a run id needs {SHOWN_RUN_ID} characters or more)" if too_short else ""
+            fail(f"{label} {given}: no such run in the MLflow store{short}; list the runs with `{listing}`")
+        found.append(matches[0])
+    return found
 
 
 def config_from(path: Path, engine: str | None = None) -> Config:

@@ -93,7 +93,7 @@ def at_risk_cmd(
         fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
     cfg = config_from(config) if config is not None else None
     if cfg is not None:  # what the config says `run` lists, unless an option says otherwise
-        chosen = chosen or list(_config_tiers(cfg, frame))
+        chosen = chosen or list(_config_tiers(cfg, frame, scores, config))
         top = cfg.outputs.at_risk_top if top is None else top
         min_churn = cfg.outputs.at_risk_min_churn if min_churn is None else min_churn
     bands = _churn_bands(frame, scores, churn_bands, cfg)
@@ -102,18 +102,53 @@ def at_risk_cmd(
     if not has_reasons and cfg is not None and len(ranked):
         ranked = pd.concat([ranked, _reasons_for(ranked, cfg)], axis=1)
         has_reasons = True
-    horizon, currency = (cfg.horizon_days, cfg.outputs.currency) if cfg is not None else (None, None)
-    ranked = team_list(ranked, horizon_days=horizon, currency=currency)
+    currency = cfg.outputs.currency if cfg is not None else None
+    ranked = team_list(ranked, horizon_days=_horizon(frame, cfg), currency=currency)
     write_csv(ranked, out)
     note = "" if has_reasons else " (no reasons: pass --config to add them)"
     console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
 
 
-def _config_tiers(cfg: Config, frame: pd.DataFrame) -> tuple[str, ...]:
+def _horizon(frame: pd.DataFrame, cfg: Config | None) -> int | None:
+    """The days the scores cover, for the list's ``horizon_days``: the model's (scores written before it was a
+    column name a version, looked up in the config's store), else the config's; a note when the two differ."""
+    from tiercast.pipeline.jobs.score import scores_horizon
+
+    scored = scores_horizon(frame, registry=cfg is not None)
+    if scored is not None and cfg is not None and scored != cfg.horizon_days:
+        console.print(
+            f"note: the scores are the model's {scored}-day predictions: the list says horizon_days {scored}, "
+            f"not the config's {cfg.horizon_days}",
+            highlight=False,
+        )
+    return scored or (cfg.horizon_days if cfg is not None else None)
+
+
+def _config_tiers(cfg: Config, frame: pd.DataFrame, scores: Path, config: Path) -> tuple[str, ...]:
     """The tiers a config's at-risk list covers, as ``run`` chooses them, with the config's names that the scores
-    use in place of the fitted scheme's."""
+    use in place of the fitted scheme's; a one-line error when the scores use none of them (a model with other tier
+    names), instead of listing every tier."""
     used = set(frame[CURRENT_TIER].unique()) | set(frame[PREDICTED_TIER].unique())
-    return cfg.outputs.tiers_listed([n for n in cfg.tiers.tier_names() if n in used])
+    listed = cfg.outputs.tiers_listed([n for n in cfg.tiers.tier_names() if n in used])
+    if used.intersection(listed):
+        return listed
+    theirs = _tiers_best_first(frame)
+    ours = cfg.outputs.at_risk_tiers or cfg.tiers.tier_names()
+    which = "outputs.at_risk_tiers" if cfg.outputs.at_risk_tiers else "tiers"
+    fail(
+        f"--scores {scores}: its tiers are {', '.join(theirs)}, but the {which} of --config {config} are "
+        f"{', '.join(ours)} (the scores come from a model with other tier names); choose the tiers to list with "
+        f"--tiers, e.g. --tiers {','.join(theirs[:2])}, or pass the config the scores were made with"
+    )
+
+
+def _tiers_best_first(frame: pd.DataFrame) -> list[str]:
+    """The current tiers of the scores, the most valuable (by mean current value, else predicted value) first."""
+    column = next((c for c in ("current_value", PREDICTED_VALUE) if c in frame.columns), None)
+    if column is None:
+        return sorted(frame[CURRENT_TIER].astype(str).unique())
+    means = frame.groupby(CURRENT_TIER, observed=True)[column].mean().sort_values(ascending=False, kind="mergesort")
+    return [str(t) for t in means.index]
 
 
 def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None) -> tuple[str, ...]:

@@ -14,8 +14,8 @@ from tiercast.pipeline.cli.base import (
     console,
     fail,
     handle_errors,
-    known_runs,
     out_file,
+    resolve_runs,
     shell_command,
 )
 from tiercast.pipeline.terminal import print_table
@@ -37,7 +37,7 @@ def promote(
 
     cfg = config_from(config)
     setup_mlflow(cfg)
-    known_runs([run_id], config)
+    (run_id,) = resolve_runs([run_id], cfg.mlflow.experiment, config)
     if not is_finished_training_run(run_id):
         fail(
             f"--run {run_id}: not a finished training run, so it has no model to promote (backtests and benchmarks "
@@ -64,8 +64,9 @@ def compare(
 
     cfg = config_from(config)
     setup_mlflow(cfg)
-    known_runs(runs or [], config)
-    frame = compare_runs(cfg.mlflow.experiment, runs or None, last=last)
+    runs = resolve_runs(runs or [], cfg.mlflow.experiment, config, label="run")
+    comparison = compare_runs(cfg.mlflow.experiment, runs or None, last=last)
+    frame = comparison.table
     if frame.empty:
         train = shell_command("tiercast", "train", "--config", config)
         fail(f"no runs in experiment {cfg.mlflow.experiment!r}: run `{train}` (or `run` or `backtest`) first")
@@ -75,6 +76,8 @@ def compare(
     for rec in frame.itertuples(index=False):
         table.add_row(*("-" if v is None or v != v else f"{v:.3f}" if isinstance(v, float) else str(v) for v in rec))
     print_table(console, table)
+    for run_id, why in comparison.no_test.items():
+        console.print(f"note: run {run_id}: {why}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -97,7 +100,7 @@ def report(
     cfg = config_from(config)
     setup_mlflow(cfg)
     if run_id is not None:
-        known_runs([run_id], config)
+        (run_id,) = resolve_runs([run_id], cfg.mlflow.experiment, config)
     run_id = run_id or latest_training_run(cfg.mlflow.experiment)
     if run_id is None:
         train = shell_command("tiercast", "train", "--config", config)

@@ -12,7 +12,8 @@ champion's data end: feature rows at that instant, labels over the days left (at
 model has seen. The new version is promoted unless it is worse: on either primary metric, the paired-bootstrap
 95% interval over customers of challenger minus champion lies wholly below ``-margin`` (a point difference on a
 month of a few hundred customers' outcomes is mostly noise, and a fresher model is the better default). The
-differences, intervals and the decision are logged to the challenger's run.
+differences, intervals and the decision are logged to the challenger's run. A window with fewer than 30 customers
+with a purchase (or without one) is too small to judge: the retrain stays ``challenger``, its reason logged alike.
 
 Otherwise the version is tagged ``challenger``. ``force`` overrides, and the override is recorded on the version.
 """
@@ -29,7 +30,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tiercast.features.contract import CHURN_PROBABILITY, CHURNED, FUTURE_VALUE, PREDICTED_VALUE
+from tiercast.features.contract import CHURN_PROBABILITY, CHURNED, FUTURE_ORDERS, FUTURE_VALUE, PREDICTED_VALUE
 from tiercast.models.evaluation import normalized_gini, paired_bootstrap, roc_auc
 from tiercast.models.scorer import FeatureSchemaError
 from tiercast.pipeline.config import Config
@@ -75,6 +76,10 @@ class PromotionSettings:
     margin: float = 0.02
     n_boot: int = 200
     seed: int = 0
+    #: Customers with a purchase, and without one, the window needs on each side: both primary metrics rank the
+    #: buyers (Gini: their value; AUC: against the non-buyers), and a percentile bootstrap over fewer than about 30
+    #: of either mostly resamples the same few customers, so its interval says nothing (one buyer gives [0, 0]).
+    min_window_customers: int = 30
 
 
 #: Primary metrics of the window comparison: (name, metric, target column, prediction).
@@ -138,6 +143,10 @@ def _window_decision(
         reason = f"no data after champion v{champion_version}'s to compare on"
         client.set_tag(run_id, "promotion.reason", reason)
         return False, reason
+    too_few = too_few_to_compare(window, champion_version, run_id, settings)
+    if too_few is not None:
+        _log_too_few(client, run_id, champion_version, window, too_few)
+        return False, too_few
     champion = mlflow.pyfunc.load_model(f"models:/{name}/{champion_version}")
     try:
         comparison = compare_on_window(champion, window, settings)
@@ -171,6 +180,33 @@ def _window_decision(
     ]
     client.log_batch(run_id, metrics=metrics, tags=tags, params=[Param("promotion.n_boot", str(settings.n_boot))])
     return ok, reason
+
+
+def too_few_to_compare(window: EvaluationWindow, version: str, run_id: str, settings: PromotionSettings) -> str | None:
+    """Why ``window`` is too small to judge a retrain against champion ``version`` (fewer than
+    ``settings.min_window_customers`` customers with a purchase, or without one), or None when it is not."""
+    rows, least = window.rows, settings.min_window_customers
+    buyers = int((rows[FUTURE_VALUE] > 0).sum())
+    if min(buyers, len(rows) - buyers) >= least:
+        return None
+    orders = int(rows[FUTURE_ORDERS].sum()) if FUTURE_ORDERS in rows.columns else buyers
+    return (
+        f"the window after champion v{version}'s data ({window.label_days} days from {window.cutoff.date()}) holds "
+        f"{orders:,} purchase(s) by {buyers:,} of {len(rows):,} customers: too few to compare ({least} customers with "
+        f"a purchase and {least} without are needed); promote by hand with `tiercast promote --run {run_id} --force`"
+    )
+
+
+def _log_too_few(client: MlflowClient, run_id: str, version: str, window: EvaluationWindow, reason: str) -> None:
+    """Log a window too small to compare on to the challenger's run, as a comparison that did not promote."""
+    now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+    counts = {"customers": len(window.rows), "buyers": (window.rows[FUTURE_VALUE] > 0).sum(), "days": window.label_days}
+    tags = {"champion_version": str(version), "window_cutoff": str(window.cutoff.date()), "not_worse": "false"}
+    client.log_batch(
+        run_id,
+        metrics=[Metric(f"promotion.window_{k}", float(v), now, 0) for k, v in counts.items()],
+        tags=[RunTag(f"promotion.{k}", v) for k, v in {**tags, "too_few": "true", "reason": reason}.items()],
+    )
 
 
 def _logged_decision(run: Run, champion_version: str) -> tuple[bool, str] | None:
@@ -273,22 +309,33 @@ def promote(
     return PromotionDecision(version, alias, reason)
 
 
-def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 5) -> pd.DataFrame:
-    """One row per run and model (tiercast and each baseline) with the test metrics, newest run first."""
+@dataclass(frozen=True)
+class RunComparison:
+    """The rows ``compare`` prints, and why each listed run without test metrics has none (by its shown id)."""
+
+    table: pd.DataFrame
+    no_test: dict[str, str]
+
+
+def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 5) -> RunComparison:
+    """One row per run and model (tiercast and each baseline) with the test metrics, newest run first; a run without
+    test metrics (no held-out test window) is one row of missing metrics, and why is in ``no_test``."""
     client = MlflowClient()
     if run_ids:
         runs = [client.get_run(r) for r in run_ids]
     else:
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
-            return pd.DataFrame()
+            return RunComparison(pd.DataFrame(), {})
         runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=last)
-    rows = []
+    rows, no_test = [], {}
     for run in runs:
         models = sorted(
             {k.split(".")[1] for k in run.data.metrics if k.startswith("test.")}, key=lambda m: m != "tiercast"
         )
-        for model in models:
+        if not models:
+            no_test[run.info.run_id[:8]] = _why_no_test_metrics(run)
+        for model in models or ["tiercast" if TRAINING_PARAM in run.data.params else "-"]:
             row = {
                 "run": run.info.run_id[:8],
                 "started": pd.Timestamp(run.info.start_time, unit="ms").strftime("%Y-%m-%d %H:%M"),
@@ -298,7 +345,19 @@ def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 
             for key, label in COMPARE_METRICS:
                 row[label] = run.data.metrics.get(f"test.{model}.{key}")
             rows.append(row)
-    return pd.DataFrame(rows)
+    return RunComparison(pd.DataFrame(rows), no_test)
+
+
+def _why_no_test_metrics(run: Run) -> str:
+    """Why a run logged no test metrics: the training's note on its test window, else what the run's state says."""
+    notes = [n.strip() for n in run.data.tags.get("tiercast.notes", "").split(" | ") if "test" in n]
+    if notes:
+        return "; ".join(notes)
+    if run.info.status != "FINISHED":
+        return f"no test metrics: the run is {run.info.status.lower()}"
+    if run.data.params.get("cutoffs.test_resolved") == "none":
+        return "no test metrics: its history left no held-out test window"
+    return "no test metrics: it logged none (not a training or backtest run)"
 
 
 TRAINING_PARAM = "cutoffs.train_resolved"  # logged by training runs only; backtests and benchmarks log no model

@@ -153,6 +153,22 @@ def setup_mlflow(config: Config) -> str:
     return experiment_id
 
 
+def runs_starting_with(experiment: str, prefix: str) -> list[str]:
+    """Ids of the (not deleted) runs of ``experiment`` that start with ``prefix``, in the order MLflow lists them."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None or not prefix:
+        return []
+    ids: list[str] = []
+    token = None
+    while True:
+        page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
+        ids += [r.info.run_id for r in page if r.info.run_id.startswith(prefix)]
+        token = page.token
+        if not token:
+            return ids
+
+
 def library_versions() -> dict[str, str]:
     out = {}
     for name in _LIBRARIES:

@@ -9,6 +9,7 @@ import errno
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,18 +100,98 @@ def test_bad_model_uri_is_one_line(project, uri, needles):
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "named"),
     [
-        ("promote", "--config", "config.yaml", "--run", "0123456789abcdef0123456789abcdef"),
-        ("compare", "--config", "config.yaml", "0123456789abcdef0123456789abcdef"),
-        ("report", "--config", "config.yaml", "--run", "0123456789abcdef0123456789abcdef", "--out", "out/r.html"),
+        (("promote", "--config", "config.yaml", "--run", "0123456789abcdef0123456789abcdef"), "--run"),
+        (("compare", "--config", "config.yaml", "0123456789abcdef0123456789abcdef"), "error: run"),
+        (
+            ("report", "--config", "config.yaml", "--run", "0123456789abcdef0123456789abcdef", "--out", "out/r.html"),
+            "--run",
+        ),
     ],
     ids=["promote", "compare", "report"],
 )
-def test_unknown_run_id_is_one_line(project, args):
+def test_unknown_run_id_is_one_line(project, args, named):
     result = invoke(*args, cwd=project)
-    assert_clean_failure(result, "--run 0123456789abcdef0123456789abcdef", "no such run")
+    assert_clean_failure(result, f"{named} 0123456789abcdef0123456789abcdef", "no such run")
     assert not (project / "out" / "r.html").exists()
+
+
+def _runs(project: Path) -> tuple[Any, str, str]:
+    """A client on the project's store, the experiment id and the id of its training run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiercast").experiment_id
+    version = client.get_model_version_by_alias("tiercast", "champion")
+    return client, experiment, version.run_id
+
+
+def test_the_run_id_compare_shows_names_the_run(project):
+    """The 8 characters `compare` shows (or any longer unique prefix) name a run for promote, report and compare."""
+    _, _, run_id = _runs(project)
+    shown = run_id[:8]
+    assert shown in invoke("compare", "--config", "config.yaml", cwd=project).stdout
+    result = invoke("promote", "--config", "config.yaml", "--run", shown, cwd=project)
+    assert result.code == 0 and "already the champion" in result.stdout, result.stderr
+    result = invoke("compare", "--config", "config.yaml", run_id[:12].upper(), cwd=project)
+    assert result.code == 0 and shown in result.stdout, result.stderr
+    assert_clean_failure(
+        invoke("compare", "--config", "config.yaml", run_id[:5], cwd=project),
+        f"run {run_id[:5]}: no such run", "needs 8 characters or more", "tiercast compare --config config.yaml",
+    )  # fmt: skip
+
+
+def test_a_run_id_prefix_of_several_runs_lists_them(project, monkeypatch):
+    from tiercast.pipeline.tracking import runs
+
+    _, _, run_id = _runs(project)
+    other = run_id[:8] + "f" * 24
+    monkeypatch.setattr(runs, "runs_starting_with", lambda experiment, prefix: [run_id, other])
+    result = invoke("report", "--config", "config.yaml", "--run", run_id[:8], "--out", "out/r.html", cwd=project)
+    assert_clean_failure(result, f"--run {run_id[:8]}: the start of 2 run ids ({run_id}, {other})", "give more")
+    assert not (project / "out" / "r.html").exists()
+
+
+def test_compare_lists_a_run_without_test_metrics_and_says_why(project):
+    """A training run on a history too short to hold out a test window is listed with `-` and a note."""
+    client, experiment, _ = _runs(project)
+    why = "214 days of history leave no held-out test window (that needs 240): no test metrics"
+    run = client.create_run(experiment, tags={"tiercast.notes": why})
+    client.log_param(run.info.run_id, "cutoffs.train_resolved", "2023-08-04")
+    client.log_param(run.info.run_id, "cutoffs.test_resolved", "none")
+    client.log_metric(run.info.run_id, "train_rows", 100.0)
+    client.set_terminated(run.info.run_id)
+    for args in ((), (run.info.run_id[:8],)):
+        result = invoke("compare", "--config", "config.yaml", *args, cwd=project)
+        assert result.code == 0, result.stderr
+        row = next(ln for ln in result.stdout.splitlines() if run.info.run_id[:8] in ln)
+        assert "none" in row and "tiercast" in row and row.count(" - ") >= 8, row
+        assert f"note: run {run.info.run_id[:8]}: {why}" in " ".join(result.stdout.split())
+
+
+def test_at_risk_with_a_config_of_other_tier_names_is_an_error_not_every_tier(project):
+    """Scores of a pyramid model (platinum/gold/...) with an abc config: no tier of the config is in the scores."""
+    (project / "abc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "base": "config.yaml",
+                "tiers": {"preset": "abc"},
+                "playbook": {
+                    "rules": [{"action": "call", "channel": "phone", "current_tiers": ["A"], "churn_bands": ["high"]}]
+                },
+            }
+        )
+    )
+    args = ("at-risk", "--scores", "out/scores.parquet", "--config", "abc.yaml", "--out", "out/abc.csv")
+    result = invoke(*args, cwd=project)
+    assert_clean_failure(
+        result,
+        "--scores out/scores.parquet: its tiers are platinum, gold",
+        "the tiers of --config abc.yaml are A, B, C",
+        "--tiers platinum,gold",
+    )
+    assert not (project / "out" / "abc.csv").exists()
 
 
 def test_out_that_is_a_folder_is_refused(project):

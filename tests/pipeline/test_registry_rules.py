@@ -1,10 +1,21 @@
-"""The promotion rule on logged runs (:func:`tiercast.pipeline.tracking.registry.beats`), on stand-in runs."""
+"""The promotion rule on logged runs (:func:`tiercast.pipeline.tracking.registry.beats`) and the size of the window a
+retrain is compared on, on stand-in runs and windows."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tiercast.pipeline.tracking.registry import COMPARABLE_TAGS, beats
+import numpy as np
+import pandas as pd
+
+from tiercast.pipeline.tracking.registry import (
+    COMPARABLE_TAGS,
+    EvaluationWindow,
+    PromotionSettings,
+    _window_decision,
+    beats,
+    too_few_to_compare,
+)
 
 GINI, AUC = "test.tiercast.normalized_gini", "test.tiercast.roc_auc"
 
@@ -33,3 +44,57 @@ def test_a_run_without_test_metrics_is_named_not_shown_as_nan():
     )
     ok, why = beats(_run(**{GINI: 0.75, AUC: 0.72}), _run(**{GINI: 0.74}))
     assert not ok and "the champion has no roc_auc" in why
+
+
+def _window(buyers: int, customers: int = 300) -> EvaluationWindow:
+    rows = pd.DataFrame(
+        {
+            "future_value": [20.0] * buyers + [0.0] * (customers - buyers),
+            "future_orders": [1.0] * buyers + [0.0] * (customers - buyers),
+            "churned": [0.0] * buyers + [1.0] * (customers - buyers),
+        }
+    )
+    ones = np.ones(customers)
+    return EvaluationWindow(pd.Timestamp("2024-01-01"), 80, rows, ones, ones / 2)
+
+
+def test_a_window_with_too_few_purchases_is_too_small_to_compare():
+    settings = PromotionSettings()
+    assert too_few_to_compare(_window(30), "1", "ab" * 16, settings) is None
+    assert too_few_to_compare(_window(270), "1", "ab" * 16, settings) is None
+    why = too_few_to_compare(_window(1), "1", "ab" * 16, settings)
+    assert why == (
+        "the window after champion v1's data (80 days from 2024-01-01) holds 1 purchase(s) by 1 of 300 customers: "
+        "too few to compare (30 customers with a purchase and 30 without are needed); promote by hand with "
+        f"`tiercast promote --run {'ab' * 16} --force`"
+    )
+    assert "29 of 300" in too_few_to_compare(_window(29), "1", "ab" * 16, settings)
+    assert "271 of 300" in too_few_to_compare(_window(271), "1", "ab" * 16, settings)  # too few without a purchase
+
+
+def test_a_retrain_compared_on_a_single_purchase_stays_challenger_and_says_why(monkeypatch):
+    """The champion is not even loaded: the decision, its reason and the window's counts are logged to the run."""
+    import mlflow
+
+    logged: dict = {}
+
+    class Client:
+        def get_run(self, run_id: str) -> SimpleNamespace:
+            return SimpleNamespace(data=SimpleNamespace(params={"cutoffs.test_resolved": "2023-12-01"}, tags={}))
+
+        def log_batch(self, run_id: str, metrics=(), tags=(), params=()) -> None:  # noqa: ANN001 - MLflow's
+            logged.update({m.key: m.value for m in metrics}, **{t.key: t.value for t in tags})
+
+    def no_loading(uri: str) -> None:
+        raise AssertionError(f"loaded {uri}")
+
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", no_loading)
+    champion = SimpleNamespace(data=SimpleNamespace(tags={"data.data_last_timestamp": "2023-12-31 20:40:00"}))
+    starts: list[pd.Timestamp] = []
+    window_from = lambda start: starts.append(start) or _window(1)  # noqa: E731
+    ok, why = _window_decision(Client(), "ab" * 16, "1", champion, window_from, PromotionSettings(), "tiercast")
+    assert not ok and why.startswith("the window after champion v1's data") and "too few to compare" in why
+    assert starts == [pd.Timestamp("2024-01-01")]
+    assert logged["promotion.reason"] == why and logged["promotion.not_worse"] == "false"
+    assert logged["promotion.champion_version"] == "1" and logged["promotion.too_few"] == "true"
+    assert logged["promotion.window_buyers"] == 1 and logged["promotion.window_customers"] == 300
