@@ -2,8 +2,9 @@
 
 The file's format, delimiter, decimal mark and timestamp format are sniffed, and its columns are matched by name to
 tiercast's transaction fields (customer id, timestamp, amount or quantity x unit price, order, product, category,
-channel). The config names the packaged ``default`` preset as its base, so it has the horizon, tiers and playbook;
-the user checks the mapping and runs ``tiercast validate``.
+channel; an order number column named 'Name' only when its values read '#1001', as in Shopify exports); amounts
+written with a currency symbol or thousands separators get a note. The config names the packaged ``default`` preset
+as its base, so it has the horizon, tiers and playbook; the user checks the mapping and runs ``tiercast validate``.
 """
 
 from __future__ import annotations
@@ -17,92 +18,23 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
 from tiercast.pipeline.ingest.readers import header_names
 from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
+from tiercast.pipeline.starter_names import (
+    CURRENCY_MARK,
+    FIELD_NAMES,
+    LOOSE_NUMBER,
+    ORDER_NAME_COLUMNS,
+    ORDER_NAME_PATTERN,
+    TIMESTAMP_FORMATS,
+    UNIT_PRICE,
+)
 
 SAMPLE_ROWS = 5000
-
-# Normalized column names (lower case, letters and digits only) tried for each field, best first.
-FIELD_NAMES: dict[str, tuple[str, ...]] = {
-    CUSTOMER_ID: (
-        "customerid",
-        "customer",
-        "custid",
-        "clientid",
-        "client",
-        "userid",
-        "memberid",
-        "accountid",
-        "customeruniqueid",
-        "buyerid",
-        "shopperid",
-    ),
-    TIMESTAMP: (
-        TIMESTAMP,
-        "invoicedate",
-        "orderdate",
-        "transactiondate",
-        "purchasedate",
-        "date",
-        "datetime",
-        "orderpurchasetimestamp",
-        "createdat",
-        "time",
-        "saledate",
-        "ts",
-        "orderts",
-        "ordertime",
-        "purchasetime",
-        "transactiontime",
-        "eventtime",
-    ),
-    AMOUNT: (
-        AMOUNT,
-        "total",
-        "totalamount",
-        "revenue",
-        "sales",
-        "salesamount",
-        "value",
-        "dollarvalue",
-        "spend",
-        "netamount",
-        "ordervalue",
-        "linetotal",
-        "totalprice",
-        "amt",
-    ),
-    QUANTITY: (QUANTITY, "qty", "units", "numberofitems", "numberofcds", "count"),
-    "unit_price": ("unitprice", "price", "itemprice", "priceeach"),
-    ORDER_ID: (
-        "orderid",
-        "invoice",
-        "invoiceno",
-        "invoiceid",
-        "transactionid",
-        "receiptid",
-        "ordernumber",
-        "basketid",
-        "order",
-        "orderno",
-        "transaction",
-        "txnid",
-    ),
-    PRODUCT_ID: ("productid", "stockcode", "sku", "itemid", "product", "article", "productcode"),
-    CATEGORY: (CATEGORY, "productcategory", "department", "categoryname"),
-    CHANNEL: (CHANNEL, "store", "country", "region", "shop"),
-}
-
-# Text timestamp formats tried when the values are not ISO 8601; day-first before month-first.
-TIMESTAMP_FORMATS: tuple[str, ...] = tuple(
-    f"{d}{t}"
-    for d in ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y/%m/%d", "%Y%m%d", "%d/%m/%y", "%m/%d/%y")
-    for t in ("", " %H:%M", " %H:%M:%S")
-)
 
 
 @dataclass(frozen=True)
@@ -170,12 +102,26 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         header_names(path, keys["delimiter"])
     except InputError as exc:
         raise ConfigError(str(exc)) from None
-    # '12,50' or, with thousands marks, '1.161,52' (which then gets a note, see _grouped_notes)
-    decimal_comma = r"-?(\d+|\d{1,3}(\.\d{3})+),\d+"
-    comma_numbers = frame.apply(lambda s: s.str.fullmatch(decimal_comma).mean() > 0.5 if len(s) else False)
-    if best != "," and comma_numbers.any():
+    if best != "," and _decimal_comma(frame):
         keys["decimal"] = ","
     return frame, keys
+
+
+def _decimal_comma(frame: pd.DataFrame) -> bool:
+    """Whether most values of a text column are numbers with a decimal comma: '12,50', '41,09 €' (a currency mark
+    gets a note, see _currency_notes) or, with thousands marks, '1.161,52' (a note too, see _grouped_notes)."""
+    pattern = r"-?(\d+|\d{1,3}(\.\d{3})+),\d+"
+    for _, values in frame.items():
+        if len(values) and _without_currency(values).fillna(values).str.fullmatch(pattern).mean() > 0.5:
+            return True
+    return False
+
+
+def _without_currency(text: pd.Series) -> pd.Series:
+    """The number of each text written with a currency symbol or code ('€41.09', '41,09 €', 'USD 12'); NaN elsewhere."""
+    marked = text.str.contains(CURRENCY_MARK, regex=True).fillna(False).astype(bool)
+    bare = text.str.replace(CURRENCY_MARK, "", regex=True).str.replace(r"\s", "", regex=True)
+    return bare.where(marked & bare.str.fullmatch(LOOSE_NUMBER).fillna(False).astype(bool))
 
 
 def _match(columns: list[str], taken: set[str], names: tuple[str, ...]) -> str | None:
@@ -221,22 +167,124 @@ def _timestamp_format(values: pd.Series) -> tuple[str | None, str | None]:
     return first, None
 
 
+def _number_texts(frame: pd.DataFrame, mapping: dict[str, str]) -> dict[str, pd.Series]:
+    """The stripped texts of the mapped number columns read as text (column -> values)."""
+    out = {}
+    for name in (AMOUNT, QUANTITY, UNIT_PRICE):
+        values = frame[mapping[name]] if name in mapping else None
+        if values is not None and (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            out[mapping[name]] = values.astype("str").str.strip()
+    return out
+
+
 def _grouped_notes(frame: pd.DataFrame, mapping: dict[str, str], decimal: str) -> list[str]:
     """Notes on the mapped number columns written with thousands separators ('1,161.52'), which are not read."""
     notes = []
-    for name in (AMOUNT, QUANTITY, "unit_price"):
-        values = frame[mapping[name]] if name in mapping else None
-        if values is None or not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
-            continue
-        text = values.astype("str").str.strip()
+    for column, text in _number_texts(frame, mapping).items():
         grouped = text[text.str.fullmatch(grouped_number_pattern(decimal)).fillna(False).astype(bool)]
         if len(grouped):
             notes.append(
-                f"{len(grouped):,} of the first {len(text):,} values of column {mapping[name]!r} have thousands "
+                f"{len(grouped):,} of the first {len(text):,} values of column {column!r} have thousands "
                 f"separators (e.g. {grouped.iloc[0]!r}), which are not read: those rows would be quarantined as "
                 "non_numeric_amount; export the column without thousands separators"
             )
     return notes
+
+
+def _currency_notes(frame: pd.DataFrame, mapping: dict[str, str], decimal: str) -> list[str]:
+    """Notes on the mapped number columns written with a currency symbol ('€41.09', '$1,200.00'), which is not
+    read (no setting strips it)."""
+    notes = []
+    for column, text in _number_texts(frame, mapping).items():
+        bare = _without_currency(text)
+        marked = text[bare.notna()]
+        if len(marked):
+            grouped = bare.str.fullmatch(grouped_number_pattern(decimal)).fillna(False).astype(bool).any()
+            notes.append(
+                f"{len(marked):,} of the first {len(text):,} values of column {column!r} carry a currency symbol "
+                f"(e.g. {marked.iloc[0]!r}), which is not read: those rows would be quarantined as "
+                "non_numeric_amount; export the amounts without the currency symbol"
+                + (" and without thousands separators" if grouped else "")
+            )
+    return notes
+
+
+def _filled(values: pd.Series) -> pd.Series:
+    return values.notna() & (values.astype("str").str.strip() != "")
+
+
+def _line_amounts(frame: pd.DataFrame, mapping: dict[str, str]) -> str | None:
+    """Drop the amount column for quantity x unit price when the amount is empty on lines whose quantity and unit
+    price are filled (an order total on the first line of each order only, as in Shopify exports); a note."""
+    if not {AMOUNT, QUANTITY, UNIT_PRICE} <= mapping.keys():
+        return None
+    gaps = ~_filled(frame[mapping[AMOUNT]]) & _filled(frame[mapping[QUANTITY]]) & _filled(frame[mapping[UNIT_PRICE]])
+    if not gaps.any():
+        return None
+    total = mapping.pop(AMOUNT)
+    return (
+        f"column {total!r} is empty on {int(gaps.sum()):,} of the first {len(frame):,} rows (an order total on "
+        f"the first line of each order only): amounts are {mapping[QUANTITY]!r} x {mapping[UNIT_PRICE]!r}, without "
+        f"shipping, taxes and order discounts; for order totals pass --column amount={total!r} (the other lines of "
+        "each order are then quarantined as non_numeric_amount)"
+    )
+
+
+def _order_name(frame: pd.DataFrame, taken: set[str]) -> str | None:
+    """A column named like Shopify's 'Name' whose values are order numbers such as '#1001'."""
+    for column in frame.columns:
+        if str(column) in taken or _norm(column) not in ORDER_NAME_COLUMNS:
+            continue
+        text = frame[column].astype("str").str.strip()
+        text = text[text != ""]
+        if len(text) and text.str.fullmatch(ORDER_NAME_PATTERN).mean() > 0.9:
+            return str(column)
+    return None
+
+
+def _checked_overrides(path: Path, columns: list[str], overrides: dict[str, str]) -> dict[str, str]:
+    """The ``--column`` pairs as a mapping, each naming a known field and a column of the file, once."""
+    mapping: dict[str, str] = {}
+    for name, col in overrides.items():
+        if name not in FIELD_NAMES:
+            raise ConfigError(f"--column {name}={col}: unknown field (one of {', '.join(FIELD_NAMES)})")
+        if col not in columns:
+            raise ConfigError(f"--column {name}={col}: {path} has no column {col!r}; columns: {columns}")
+        if col in mapping.values():
+            other = next(f for f, c in mapping.items() if c == col)
+            raise ConfigError(
+                f"--column {name}={col}: column {col!r} is already given to {other} (a column maps to one field)"
+            )
+        mapping[name] = col
+    return mapping
+
+
+def _map_columns(path: Path, frame: pd.DataFrame, overrides: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Field -> column for the file (the overrides, then by name and values), and notes on the choice."""
+    columns = [str(c) for c in frame.columns]
+    mapping = _checked_overrides(path, columns, overrides)
+    for name, names in FIELD_NAMES.items():
+        if name not in mapping and (col := _match(columns, set(mapping.values()), names)) is not None:
+            mapping[name] = col
+    if ORDER_ID not in mapping and (col := _order_name(frame, set(mapping.values()))) is not None:
+        mapping[ORDER_ID] = col
+    notes = []
+    if AMOUNT not in overrides and (note := _line_amounts(frame, mapping)) is not None:
+        notes.append(note)
+    if AMOUNT in mapping and UNIT_PRICE in mapping:
+        del mapping[UNIT_PRICE]  # amount is the line value; unit_price only when there is no amount
+    if AMOUNT not in mapping and not {QUANTITY, UNIT_PRICE} <= mapping.keys():
+        mapping.pop(UNIT_PRICE, None)
+    missing = [f for f in (CUSTOMER_ID, TIMESTAMP) if f not in mapping]
+    if AMOUNT not in mapping and UNIT_PRICE not in mapping:
+        missing.append(AMOUNT)
+    if missing:
+        free = [c for c in columns if c not in mapping.values()] or columns
+        raise ConfigError(
+            f"{path}: cannot tell which column is {' / '.join(missing)}; columns: {columns}; "
+            f"name them with --column FIELD=COLUMN (e.g. --column {missing[0]}={free[0]})"
+        )
+    return mapping, notes
 
 
 def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
@@ -251,39 +299,11 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     if fmt is None:
         raise ConfigError(f"{path}: unknown file type (expected .csv/.txt/.tsv, .parquet or .duckdb)")
     frame, keys = _read_sample(path, fmt)
-    columns = [str(c) for c in frame.columns]
-    mapping: dict[str, str] = {}
-    for name, col in (overrides or {}).items():
-        if name not in FIELD_NAMES:
-            raise ConfigError(f"--column {name}={col}: unknown field (one of {', '.join(FIELD_NAMES)})")
-        if col not in columns:
-            raise ConfigError(f"--column {name}={col}: {path} has no column {col!r}; columns: {columns}")
-        if col in mapping.values():
-            other = next(f for f, c in mapping.items() if c == col)
-            raise ConfigError(
-                f"--column {name}={col}: column {col!r} is already given to {other} (a column maps to one field)"
-            )
-        mapping[name] = col
-    for name, names in FIELD_NAMES.items():
-        if name not in mapping and (col := _match(columns, set(mapping.values()), names)) is not None:
-            mapping[name] = col
-    if AMOUNT in mapping and "unit_price" in mapping:
-        del mapping["unit_price"]  # amount is the line value; unit_price only when there is no amount
-    if AMOUNT not in mapping and not {QUANTITY, "unit_price"} <= mapping.keys():
-        mapping.pop("unit_price", None)
-    missing = [f for f in (CUSTOMER_ID, TIMESTAMP) if f not in mapping]
-    if AMOUNT not in mapping and "unit_price" not in mapping:
-        missing.append(AMOUNT)
-    if missing:
-        free = [c for c in columns if c not in mapping.values()] or columns
-        raise ConfigError(
-            f"{path}: cannot tell which column is {' / '.join(missing)}; columns: {columns}; "
-            f"name them with --column FIELD=COLUMN (e.g. --column {missing[0]}={free[0]})"
-        )
-    notes = []
+    mapping, notes = _map_columns(path, frame, overrides or {})
     ts_format, note = _timestamp_format(frame[mapping[TIMESTAMP]])
     if note:
         notes.append(note)
+    notes += _currency_notes(frame, mapping, keys.get("decimal", "."))
     notes += _grouped_notes(frame, mapping, keys.get("decimal", "."))
     tx: dict[str, Any] = {"path": str(path.resolve()), "format": fmt, **keys}
     if ts_format:
@@ -295,7 +315,7 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
             "no order or line id column: identical lines are kept as separate purchases (duplicates: keep); "
             "set duplicates: quarantine if the export repeats lines"
         )
-    unmapped = tuple(c for c in columns if c not in mapping.values())
+    unmapped = tuple(str(c) for c in frame.columns if str(c) not in mapping.values())
     return Sniffed(transactions=tx, unmapped=unmapped, notes=tuple(notes))
 
 

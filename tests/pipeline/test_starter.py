@@ -145,3 +145,126 @@ def test_init_on_a_folder_asks_for_the_file_inside_it(tmp_path):
     result = runner.invoke(app, ["init", "--data", str(tmp_path), "--out", str(tmp_path / "c.yaml")])
     assert "start from `base: olist` instead" in " ".join(result.output.split())
     assert not (tmp_path / "c.yaml").exists()
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+SHOPIFY_HEADER = (
+    "Name,Email,Financial Status,Paid at,Subtotal,Total,Created at,Lineitem quantity,Lineitem name,Lineitem price,"
+    "Lineitem compare at price,Billing Country,Shipping Country,Id\n"
+)
+
+
+def test_init_maps_a_shopify_orders_export_to_line_amounts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "orders_export.csv").write_text(
+        SHOPIFY_HEADER
+        + "#1001,ann@example.com,paid,2024-03-14 14:05:00 -0400,40.00,45.00,2024-03-14 14:05:00 -0400,2,Shirt,20.00,"
+        ",US,US,5501\n"
+        "#1002,bob@example.com,paid,2024-03-15 09:00:00 -0400,35.00,40.00,2024-03-15 09:00:00 -0400,1,Hat,15.00,"
+        ",US,US,5502\n"
+        "#1002,bob@example.com,,,,,2024-03-15 09:00:00 -0400,1,Mug,20.00,,,,\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["init", "--data", "orders_export.csv"])
+    assert result.exit_code == 0, result.output
+    out = _flat(result.output)
+    assert out.startswith(
+        "wrote config.yaml: customer_id <- 'Email', timestamp <- 'Created at', quantity <- 'Lineitem quantity', "
+        "unit_price <- 'Lineitem price', order_id <- 'Name' "
+        "check: column 'Total' is empty on 1 of the first 3 rows (an order total on the first line of each order "
+        "only): amounts are 'Lineitem quantity' x 'Lineitem price', without shipping, taxes and order discounts; "
+        "for order totals pass --column amount='Total'"
+    )
+    cfg = load_config(tmp_path / "config.yaml")
+    src = cfg.data.transactions
+    assert src.columns.model_dump(exclude_none=True) == {
+        "customer_id": "Email",
+        "timestamp": "Created at",
+        "quantity": "Lineitem quantity",
+        "unit_price": "Lineitem price",
+        "order_id": "Name",
+    }
+    assert (src.timestamp_format, src.duplicates) == (None, "quarantine")
+    with pytest.warns(UserWarning, match="carry a UTC offset; converted to UTC"):
+        tx = read_transactions(cfg.data).accepted
+    assert tx["amount"].tolist() == [40.0, 15.0, 20.0] and tx["order_id"].tolist() == ["#1001", "#1002", "#1002"]
+
+
+def test_sniff_keeps_filled_order_totals_and_reads_woocommerce_names(tmp_path):
+    (tmp_path / "shop.csv").write_text(
+        SHOPIFY_HEADER + "#1001,ann@example.com,paid,,40.00,45.00,2024-03-14 14:05:00 -0400,2,Shirt,20.00,,US,US,1\n"
+    )
+    assert sniff(tmp_path / "shop.csv").transactions["columns"] == {
+        "customer_id": "Email",
+        "timestamp": "Created at",
+        "amount": "Total",
+        "quantity": "Lineitem quantity",
+        "order_id": "Name",
+    }
+    (tmp_path / "woo.csv").write_text(
+        "order_number,status,date_created,billing_first_name,billing_email,order_subtotal,order_total\n"
+        "101,completed,2024-03-14 14:05:00,Ann,ann@example.com,40.00,45.00\n"
+    )
+    found = sniff(tmp_path / "woo.csv")
+    assert found.transactions["columns"] == {
+        "customer_id": "billing_email",
+        "timestamp": "date_created",
+        "amount": "order_total",
+        "order_id": "order_number",
+    }
+    assert found.notes == ()
+
+
+def test_a_name_column_without_order_numbers_is_no_order_id(tmp_path):
+    (tmp_path / "a.csv").write_text("Name,Customer Email,Date,Subtotal\nAnn,a@x.com,2024-01-02,5\n")
+    tx = sniff(tmp_path / "a.csv").transactions
+    assert tx["columns"] == {"customer_id": "Customer Email", "timestamp": "Date", "amount": "Subtotal"}
+    assert tx["duplicates"] == "keep"
+
+
+def test_init_flags_amounts_with_currency_symbols(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "usd.csv").write_text(
+        'Order ID,Customer ID,order_date,Total\n1,c1,2024-01-02,€41.09\n2,c2,2024-01-03,"$1,200.00"\n'
+        "3,c3,2024-01-04,7\n"
+    )
+    result = runner.invoke(app, ["init", "--data", "usd.csv"])
+    assert result.exit_code == 0, result.output
+    assert _flat(result.output).splitlines() == [
+        "wrote config.yaml: customer_id <- 'Customer ID', timestamp <- 'order_date', amount <- 'Total', order_id <- "
+        "'Order ID' check: 2 of the first 3 values of column 'Total' carry a currency symbol (e.g. '€41.09'), which "
+        "is not read: those rows would be quarantined as non_numeric_amount; export the amounts without the currency "
+        "symbol and without thousands separators next: tiercast validate --config config.yaml"
+    ]
+    (tmp_path / "eur.csv").write_text(
+        "customer_email;Paid at;Total\na@x.com;2024-01-02;41,09 €\nb@x.com;2024-01-03;5,00 €\n"
+    )
+    found = sniff(tmp_path / "eur.csv")
+    assert found.transactions["decimal"] == ","  # read once the symbol is gone
+    assert found.notes[0] == (
+        "2 of the first 2 values of column 'Total' carry a currency symbol (e.g. '41,09 €'), which is not read: those "
+        "rows would be quarantined as non_numeric_amount; export the amounts without the currency symbol"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "fmt"),
+    [
+        ("3/14/2024 2:05:00 PM", "4/2/2024 11:30:00 AM", "%m/%d/%Y %I:%M:%S %p"),
+        ("14/3/2024 2:05 PM", "2/4/2024 11:30 AM", "%d/%m/%Y %I:%M %p"),
+    ],
+    ids=["month-first", "day-first"],
+)
+def test_init_sniffs_twelve_hour_times(tmp_path, monkeypatch, first, second, fmt):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text(f"customer,Date,amount,order\na,{first},1,o1\nb,{second},2,o2\n")
+    result = runner.invoke(app, ["init", "--data", "t.csv"])
+    assert result.exit_code == 0, result.output
+    assert "check:" not in result.output
+    cfg = load_config(tmp_path / "config.yaml")
+    assert cfg.data.transactions.timestamp_format == fmt
+    tx = read_transactions(cfg.data).accepted
+    assert tx["timestamp"].tolist() == [pd.Timestamp("2024-03-14 14:05"), pd.Timestamp("2024-04-02 11:30")]
