@@ -197,7 +197,7 @@ class _OneLineErrors(typer.core.TyperGroup):
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="The ``tiercast`` command line (typer). Each command is a thin shell over a pipeline function.",
+    help="Customer tiers, predicted future value, churn risk and ranked retention lists from a transaction history.",
     cls=_OneLineErrors,
 )
 
@@ -351,8 +351,9 @@ RunDateOpt = Annotated[
 ]
 
 
-def load_data(config: Config, run_date: str | None = None):
-    """The transactions every command works on (:func:`tiercast.pipeline.ingest.loader.load_transactions`)."""
+def load_data(config: Config, run_date: str | None = None, *, hold_quarantine: bool = False):
+    """The transactions every command works on (:func:`tiercast.pipeline.ingest.loader.load_transactions`);
+    ``hold_quarantine``: the quarantine is put in place only once the command has succeeded (``run``, ``train``)."""
     from tiercast.pipeline.ingest.loader import load_transactions
     from tiercast.pipeline.terminal import step
 
@@ -360,7 +361,7 @@ def load_data(config: Config, run_date: str | None = None):
     if out.exists() and not out.is_dir():  # found now, not after the training it would have thrown away
         fail(f"outputs.dir {out}: is a file; the outputs go into a folder of that name")
     with step(f"reading {config.data.source.describe()}"):
-        return load_transactions(config, run_date=run_date)
+        return load_transactions(config, run_date=run_date, hold=hold_quarantine)
 
 
 PredictionsOpt = Annotated[

@@ -41,7 +41,7 @@ def run(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt = None
     from tiercast.pipeline.jobs.run import run_job
 
     cfg = config_from(config, engine)
-    outcome = run_job(cfg, load_data(cfg, run_date))
+    outcome = run_job(cfg, load_data(cfg, run_date, hold_quarantine=True))  # the quarantine written with the rest
     print_run(console, outcome)
     if outcome.challenger_note:
         console.print(f"note: {outcome.challenger_note}", highlight=False)
@@ -57,9 +57,12 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt 
     """
     from tiercast.pipeline.cli.summary import print_training
     from tiercast.pipeline.jobs.run import train_and_promote
+    from tiercast.pipeline.writers.files import on_success
 
     cfg = config_from(config, engine)
-    trained, decision = train_and_promote(cfg, load_data(cfg, run_date))
+    data = load_data(cfg, run_date, hold_quarantine=True)
+    with on_success(data.held_quarantine):
+        trained, decision = train_and_promote(cfg, data)
     print_training(console, trained, decision)
 
 
@@ -71,12 +74,13 @@ def score(
         str, typer.Option(help="Registered model URI, e.g. models:/tiercast@champion.", callback=model_arg)
     ],
     out: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Output Parquet file, or a table: duckdb://FILE::TABLE or "
-            "postgresql://USER@HOST:PORT/DB::SCHEMA.TABLE (replaced atomically; drift CSV in outputs.dir)."
+            help="Output Parquet file (default: scores.parquet in the config's outputs.dir), or a table: "
+            "duckdb://FILE::TABLE or postgresql://USER@HOST:PORT/DB::SCHEMA.TABLE (replaced atomically; drift CSV "
+            "in outputs.dir)."
         ),
-    ] = "outputs/scores.parquet",
+    ] = None,
     cutoff: Annotated[
         str | None,
         typer.Option(help="Scoring cutoff YYYY-MM-DD (default: the day after the data ends).", callback=date_arg),
@@ -96,6 +100,7 @@ def score(
     from tiercast.pipeline.writers.tables import parse_table_target
 
     cfg = config_from(config, engine)
+    out = out if out is not None else str(cfg.outputs.dir / "scores.parquet")
     target = parse_table_target(out)
     if target is None:
         local_out(cfg, Path(out))
@@ -127,6 +132,30 @@ def scoring_cutoff(data: Transactions, cutoff: str | None) -> pd.Timestamp:
     return when
 
 
+def warn_if_trained_past(name: str, version: str, when: pd.Timestamp) -> None:
+    """A warning when the scoring cutoff is before the end of the data the model version was trained on (its
+    production refit's labels end, a run parameter): the model has seen outcomes after the cutoff."""
+    import warnings
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient()
+        run_id = client.get_model_version(name, version).run_id
+        logged = client.get_run(run_id).data.params.get("production.labels_end") if run_id else None
+    except MlflowException:
+        return
+    if logged is None or when >= pd.Timestamp(logged):
+        return
+    warnings.warn(
+        f"scoring cutoff {when.date()} is before the end of the data {name} version {version} was trained on "
+        f"({logged}): the model has seen what happened after the cutoff, so these scores look better than they "
+        "would have been; score at that date or later, or with a model trained on data up to the cutoff",
+        stacklevel=2,
+    )
+
+
 def _model_features(cfg: Config, scorer: TiercastScorer) -> ScoringFeatures:
     """The model's horizon and windows to score with; a one-line note when the config's differ."""
     from tiercast.pipeline.jobs.score import scoring_features
@@ -149,6 +178,7 @@ def _score_locally(
 
     when = scoring_cutoff(data, cutoff)
     loaded = load_model(model)
+    warn_if_trained_past(loaded.name, loaded.version, when)
     spec = _model_features(cfg, loaded.scorer)
     feats = features_at(data, spec.config(cfg), when)
     scores = score_features(
@@ -183,6 +213,8 @@ def _score_on_spark(
 
     when = scoring_cutoff(data, cutoff)
     loaded = resolve_spark_model(model)
+    if model.startswith("models:/"):
+        warn_if_trained_past(loaded.name, loaded.version, when)
     spec = _model_features(cfg, loaded.scorer)
     folder = score_to_folder(
         data.con,
@@ -213,9 +245,13 @@ def monitor(
             callback=model_arg,
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output file, .parquet or .csv.", callback=out_file)] = Path(
-        "outputs/monitor.parquet"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output file, .parquet or .csv (default: monitor.parquet in the config's outputs.dir).",
+            callback=out_file,
+        ),
+    ] = None,
     engine: EngineOpt = None,
     run_date: RunDateOpt = None,
 ) -> None:
@@ -225,7 +261,7 @@ def monitor(
 
     cfg = config_from(config, engine)
     frame, run = run_monitor(cfg, start=start, end=end, model_uri=model, data=load_data(cfg, run_date))
-    path = write_monitor(frame, out)
+    path = write_monitor(frame, out if out is not None else cfg.outputs.dir / "monitor.parquet")
     print_monitor(console, frame, run)
     console.print(f"{len(frame):,} rows ({frame['month'].nunique()} months) -> {path}")
 

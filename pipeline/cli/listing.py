@@ -47,6 +47,15 @@ MinChurnOpt = Annotated[
     ),
 ]
 
+AtRiskOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Output CSV (default: at_risk.csv in the config's outputs.dir, else outputs/at_risk.csv).",
+        callback=out_file,
+    ),
+]
+
 
 @app.command("at-risk")
 @handle_errors
@@ -55,7 +64,7 @@ def at_risk_cmd(
         Path,
         typer.Option(help="scores.parquet written by `tiercast score` or `tiercast run`.", exists=True, dir_okay=False),
     ],
-    out: Annotated[Path, typer.Option(help="Output CSV.", callback=out_file)] = Path("outputs/at_risk.csv"),
+    out: AtRiskOutOpt = None,
     tiers: TiersOpt = None,
     top: TopOpt = None,
     min_churn: MinChurnOpt = None,
@@ -84,14 +93,13 @@ def at_risk_cmd(
     from tiercast.pipeline.jobs.score import at_risk, team_list
     from tiercast.pipeline.writers.files import write_csv
 
-    if out.suffix.lower() != ".csv":  # a CSV under another name fools whatever opens it by its suffix
-        fail(f"--out {out}: the at-risk list is written as CSV; give it a .csv name")
+    cfg = config_from(config) if config is not None else None
+    out = _list_path(out, cfg)
     frame = _read_scores(scores)
     chosen = [t.strip() for t in tiers.split(",")] if tiers else None
     unknown = sorted(set(chosen or []) - set(frame[CURRENT_TIER].unique()) - set(frame[PREDICTED_TIER].unique()))
     if unknown:
         fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
-    cfg = config_from(config) if config is not None else None
     if cfg is not None:  # what the config says `run` lists, unless an option says otherwise
         chosen = chosen or list(_config_tiers(cfg, frame, scores, config))
         top = cfg.outputs.at_risk_top if top is None else top
@@ -107,6 +115,15 @@ def at_risk_cmd(
     write_csv(ranked, out)
     note = "" if has_reasons else " (no reasons: pass --config to add them)"
     console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
+
+
+def _list_path(out: Path | None, cfg: Config | None) -> Path:
+    """``--out``, by default at_risk.csv in the config's outputs.dir (without a config: in ./outputs); one line
+    when it is not a .csv name."""
+    out = out if out is not None else (cfg.outputs.dir if cfg is not None else Path("outputs")) / "at_risk.csv"
+    if out.suffix.lower() != ".csv":  # a CSV under another name fools whatever opens it by its suffix
+        fail(f"--out {out}: the at-risk list is written as CSV; give it a .csv name")
+    return out
 
 
 def _horizon(frame: pd.DataFrame, cfg: Config | None) -> int | None:

@@ -87,7 +87,10 @@ def report(
     run_id: Annotated[
         str | None, typer.Option("--run", help="MLflow run id (default: the latest training run).")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output HTML file.", callback=out_file)] = Path("outputs/report.html"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output HTML file (default: report.html in the config's outputs.dir).", callback=out_file),
+    ] = None,
     at_risk: Annotated[
         Path | None, typer.Option(help="at_risk.csv to list the top customers from.", exists=True, dir_okay=False)
     ] = None,
@@ -98,6 +101,7 @@ def report(
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
     cfg = config_from(config)
+    out = out if out is not None else cfg.outputs.dir / "report.html"
     setup_mlflow(cfg)
     if run_id is not None:
         (run_id,) = resolve_runs([run_id], cfg.mlflow.experiment, config)

@@ -115,23 +115,15 @@ def print_training(
     """Test metrics beside the baseline, where the run is, and what the registry did."""
     import mlflow  # here, not at the top: `tiercast validate` prints its ingestion summary without MLflow
 
-    from tiercast.pipeline.jobs.comparisons import METHOD_LABELS
-
     if show_cutoffs:
         print_cutoffs(console, trained)
     plan = trained.plan
     for note in plan.notes:
         console.print(f"[yellow]notice[/]: {note}", highlight=False)
-    if plan.test is None:
-        metrics = Table(title="No held-out test window")
+    if plan.test is None or not trained.test_metrics:
+        console.print("test metrics: none (no held-out test window)", highlight=False)
     else:
-        metrics = Table(title=f"Test cutoff {plan.test.date()}: next {trained.scorer.horizon_days} days")
-    metrics.add_column("metric")
-    for name in trained.test_metrics:
-        metrics.add_column(METHOD_LABELS.get(name, name), justify="right")
-    for key, label in _METRICS:
-        metrics.add_row(label, *(_fmt(trained.test_metrics[m].get(key)) for m in trained.test_metrics))
-    print_table(console, metrics)
+        print_table(console, _metrics_table(trained))
 
     uri = mlflow.get_tracking_uri()
     console.print(f"MLflow   -> run {trained.run_id} in {uri}")
@@ -141,6 +133,20 @@ def print_training(
     if uri.startswith("sqlite:"):
         ui = shell_command(mlflow_executable(), "ui", "--backend-store-uri", uri)
         console.print(f"           open the UI with: {ui}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _metrics_table(trained: TrainResult) -> Table:
+    """The test metrics of tiercast and the baselines, one column each."""
+    from tiercast.pipeline.jobs.comparisons import METHOD_LABELS
+
+    assert trained.plan.test is not None
+    metrics = Table(title=f"Test cutoff {trained.plan.test.date()}: next {trained.scorer.horizon_days} days")
+    metrics.add_column("metric")
+    for name in trained.test_metrics:
+        metrics.add_column(METHOD_LABELS.get(name, name), justify="right")
+    for key, label in _METRICS:
+        metrics.add_row(label, *(_fmt(trained.test_metrics[m].get(key)) for m in trained.test_metrics))
+    return metrics
 
 
 def mlflow_executable() -> str:

@@ -12,7 +12,7 @@ It reads the configured source once and runs the row rules where the rows will b
   accounting, collected), the accepted frame then shipped to the engine;
 * the table the engine reads itself (``engine.transactions``).
 
-It writes the quarantine and returns one frozen :class:`Transactions`: the accepted rows as a table on the
+It writes or holds the quarantine and returns one frozen :class:`Transactions`: the accepted rows as a table on the
 configured engine (DuckDB or Spark), the connection, the accounting, the data bounds, the fingerprint and the
 customer-level extras (satisfaction). Commands take that object and nothing else, so ``validate``, ``features``,
 ``train``, ``backtest``, ``tiers``, ``monitor``, ``score`` and ``run`` see the same rows, the same run date and the
@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -45,6 +45,7 @@ from tiercast.pipeline.engine.session import connect, is_spark, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
 from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions
 from tiercast.pipeline.ingest.sources import TransactionSource
+from tiercast.pipeline.writers.files import HeldOutputs, quarantine_writer
 
 if TYPE_CHECKING:
     from tiercast.pipeline.ingest.rules import IngestResult
@@ -70,6 +71,7 @@ class Transactions(ReasonTally):
     satisfaction: pd.DataFrame | None = None
     #: the row-level ingestion (accepted frame, quarantine rows) when ``data:`` was read; None for engine tables
     ingest: IngestResult | None = field(default=None, repr=False)
+    held_quarantine: HeldOutputs | None = field(default=None, repr=False)
 
     @property
     def bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -140,25 +142,36 @@ def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp 
 
 
 def load_transactions(
-    config: Config, *, run_date: str | dt.date | pd.Timestamp | None = None, write: bool = True
+    config: Config, *, run_date: str | dt.date | pd.Timestamp | None = None, write: bool = True, hold: bool = False
 ) -> Transactions:
     """Read the configured transactions once (see the module docstring); the quarantine is written (``write``)
-    even when the run then fails on ``data.max_quarantine_share``, so the rejected rows can be inspected."""
+    even when the run then fails on ``data.max_quarantine_share``, so the rejected rows can be inspected; ``hold``:
+    it is held (``held_quarantine``) for the caller's ``on_success`` block, and dropped if the read fails."""
     run = resolve_run_date(config, run_date)
     if config.engine.transactions is not None:
         return _from_engine_table(config, run)
+    held = HeldOutputs()  # stays empty unless ``hold``
+    save = quarantine_writer(config.data.quarantine_path, held if hold else None, write=write)
+    try:
+        data = _read_source(config, run, save)
+    except BaseException:
+        held.discard()
+        raise
+    return replace(data, held_quarantine=held) if write and hold else data
+
+
+def _read_source(config: Config, run: pd.Timestamp, save: Callable[[Any], None]) -> Transactions:
+    """The ``data:`` source read on the engine or on the driver, the quarantine given to ``save``."""
     if isinstance(config.data.source, TransactionSource) and _engine_reads(config):
-        return _from_source_on_engine(config, run, write=write)
-    from tiercast.pipeline.ingest.transactions import read_transactions, write_quarantine
+        return _from_source_on_engine(config, run, save=save)
+    from tiercast.pipeline.ingest.transactions import read_transactions
 
     try:
         ingest = read_transactions(config.data, run_date=run)
     except InputError as err:
-        if write and err.result is not None:
-            write_quarantine(err.result, config.data.quarantine_path)
+        save(err.result)  # the rows set aside, when they were read
         raise
-    if write:
-        write_quarantine(ingest, config.data.quarantine_path)
+    save(ingest)
     return from_ingest(config, ingest, run_date=run)
 
 
@@ -172,24 +185,21 @@ def _engine_reads(config: Config) -> bool:
     return reads(config.data.source)  # type: ignore[arg-type]
 
 
-def _from_source_on_engine(config: Config, run: pd.Timestamp, *, write: bool) -> Transactions:
+def _from_source_on_engine(config: Config, run: pd.Timestamp, *, save: Callable[[Any], None]) -> Transactions:
     """The rules run on the engine: in its own DuckDB (:mod:`tiercast.pipeline.ingest.sql`), the accepted rows a
     view there, or on Spark (:mod:`tiercast.pipeline.ingest.spark_ingest`), the accepted rows a cached Spark table;
     the features read them where they are, nothing but counts and the quarantine is collected."""
     from tiercast.pipeline.ingest.common import check_share
 
     con = connect(config.engine)
-    path = config.data.quarantine_path
     result: EngineIngest | SparkIngest | None = None
     try:
         result = _ingest_on(con, config.data.source, run)  # type: ignore[arg-type]
         check_share(result.reasons, result.n_read, result.source, config.data.max_quarantine_share, result)
     except InputError as err:
-        if write and err.result is not None:
-            err.result.write_quarantine(path)
+        save(err.result)  # the rows set aside, when they were read
         raise
-    if write:
-        result.write_quarantine(path)
+    save(result)
     if not result.n_accepted:
         raise InputError(f"{result.source}: no accepted rows ({result.n_read:,} read, all quarantined)")
     table, (first, last), count_customers = _accepted_on(con, result)

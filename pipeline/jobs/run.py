@@ -16,7 +16,7 @@ from tiercast.pipeline.jobs.train import TrainResult, train
 from tiercast.pipeline.terminal import step
 from tiercast.pipeline.tracking.registry import PromotionDecision, promote, promotion_settings
 from tiercast.pipeline.tracking.runs import registry_lock, resolve_tracking_uri
-from tiercast.pipeline.writers.files import write_csv, write_parquet
+from tiercast.pipeline.writers.files import on_success, write_csv, write_parquet
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,16 @@ def challenger_note(name: str, decision: PromotionDecision) -> str | None:
 
 def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
     """Everything ``tiercast run`` does, on ``data`` (the configured transactions loaded when None), on its
-    engine."""
+    engine. A quarantine held by ``data`` is put in place with the other outputs, once all of them are computed."""
     if data is None:
         with step(f"reading {config.data.source.describe()}"):
-            data = load_transactions(config)
+            data = load_transactions(config, hold=True)
+    with on_success(getattr(data, "held_quarantine", None)):  # data read elsewhere may hold none
+        return _run(config, data)
+
+
+def _run(config: Config, data: Transactions) -> RunOutcome:
+    """:func:`run_job` on loaded transactions."""
     quarantine_path = config.data.quarantine_path
     cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
     if cutoff <= data.data_start:

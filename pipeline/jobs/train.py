@@ -179,7 +179,12 @@ def train(config: Config, data: Transactions | None = None) -> TrainResult:
     backtest; the stacked training set — every customer, or ``engine.training_sample_customers`` of them — is
     collected here for the model fit.
     """
-    data = data if data is not None else load_transactions(config)
+    if data is None:  # the quarantine is put in place once the training has succeeded
+        from tiercast.pipeline.writers.files import on_success
+
+        data = load_transactions(config, hold=True)
+        with on_success(data.held_quarantine):
+            return train(config, data)
     con, tx = data.con, engine_resident(data.con, data.table)
     plan = plan_cutoffs(*data.bounds, config.cutoff_rules())
     fingerprint = dict(data.fingerprint)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -60,6 +61,76 @@ def remove_stale_temporaries(target: str | Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+class HeldOutputs:
+    """Outputs written now and put in place only once everything they depend on has succeeded: each is written to a
+    temporary beside its target (named as :func:`atomic_output` names them, so the next write of the target removes
+    those of a killed process), renamed into place by :meth:`commit`, removed by :meth:`discard`. As a context
+    manager: commit when the block succeeds, discard when it fails (the previous files stay)."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, Path] = {}  # target -> temporary
+
+    def path_for(self, target: str | Path) -> Path:
+        """The temporary to write ``target``'s content to now."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        self._held[target] = Path(tmp)
+        return Path(tmp)
+
+    def commit(self) -> None:
+        """Rename every held temporary onto its target."""
+        try:
+            while self._held:
+                target, tmp = self._held.popitem()
+                os.replace(tmp, target)
+                remove_stale_temporaries(target)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove every held temporary; the targets are left as they were."""
+        while self._held:
+            self._held.popitem()[1].unlink(missing_ok=True)
+
+    def __enter__(self) -> HeldOutputs:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def quarantine_writer(path: Path, held: HeldOutputs | None = None, *, write: bool = True) -> Callable[[Any], None]:
+    """A function writing an ingestion result's quarantine to ``path`` (and the Olist layout's rejected review rows
+    beside it, ``<stem>_satisfaction<suffix>``), or to temporaries that ``held`` puts in place; it writes nothing
+    for a None result, or when not ``write``."""
+
+    def place(target: Path) -> Path:
+        return held.path_for(target) if held is not None else target
+
+    def save(result: Any) -> None:
+        if not write or result is None:
+            return
+        if hasattr(result, "write_quarantine"):  # read by the engine: the rows are written by it
+            result.write_quarantine(place(path))
+            return
+        if result.satisfaction_quarantine is not None:
+            reviews = path.with_name(f"{path.stem}_satisfaction{path.suffix}")
+            write_parquet(result.satisfaction_quarantine, place(reviews))
+        write_parquet(result.quarantine, place(path))
+
+    return save
+
+
+def on_success(held: HeldOutputs | None) -> AbstractContextManager[object]:
+    """``held`` put in place when the block succeeds and removed when it fails (nothing when None)."""
+    return held if held is not None else nullcontext()
 
 
 def fsync_file(path: Path) -> None:

@@ -557,3 +557,96 @@ def test_every_failure_a_user_can_fix_is_one_line_and_others_are_unexpected():
     assert expected_failure(MlflowException("server down", error_code=INTERNAL_ERROR)) is None
     assert expected_failure(ValueError("what went wrong")) is None
     assert expected_failure(type("InputError", (Exception,), {})("not ours")) is None
+
+
+# ------------------------------------------------------------------------ quarantine, default outputs, notices
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_a_run_interrupted_after_ingestion_leaves_the_previous_quarantine(project, monkeypatch, command):
+    """Ctrl-C during training: the quarantine read at ingestion is not put in place (validate writes it at once)."""
+    from tiercast.pipeline.jobs import run as run_module
+
+    quarantine = project / "out" / "quarantine.parquet"
+    good = quarantine.read_bytes()
+    pd.DataFrame({"source_row": [0], "reason": ["earlier"]}).to_parquet(quarantine, index=False)
+    previous = quarantine.read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "train", interrupted)
+    try:
+        result = invoke(command, "--config", "config.yaml", cwd=project)
+        assert result.code == 130, result.stderr
+        assert quarantine.read_bytes() == previous
+        assert not temporaries(project / "out")
+    finally:
+        quarantine.write_bytes(good)
+
+
+def _elsewhere(project: Path, tmp_path: Path) -> Path:
+    """The project's config with its outputs.dir in ``tmp_path / "elsewhere"``."""
+    path = tmp_path / "elsewhere.yaml"
+    path.write_text(
+        yaml.safe_dump({"base": str(project / "config.yaml"), "outputs": {"dir": str(tmp_path / "elsewhere")}}),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_outputs_default_into_the_config_s_outputs_dir(project, tmp_path):
+    config = str(_elsewhere(project, tmp_path))
+    scores = project / "out" / "scores.parquet"
+    assert invoke("at-risk", "--scores", str(scores), "--config", config, cwd=project).code == 0
+    assert invoke("report", "--config", config, cwd=project).code == 0
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == ["at_risk.csv", "report.html"]
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    assert invoke("at-risk", "--scores", str(scores), cwd=stray).code == 0  # without a config: ./outputs
+    assert (stray / "outputs" / "at_risk.csv").is_file()
+
+
+def test_score_and_monitor_default_into_outputs_dir_and_warn_of_a_cutoff_the_model_has_seen_past(project, tmp_path):
+    config = str(_elsewhere(project, tmp_path))
+    model = ("--model", "models:/tiercast@champion")
+    result = invoke("score", "--config", config, *model, "--cutoff", "2010-06-01", cwd=project)
+    assert result.code == 0, result.stderr
+    (warning,) = [ln for ln in result.stderr.splitlines() if "scoring cutoff" in ln]
+    assert warning.startswith("warning: scoring cutoff 2010-06-01 is before the end of the data tiercast version")
+    assert "(2010-12-10)" in warning
+    assert (tmp_path / "elsewhere" / "scores.parquet").is_file()
+    result = invoke("monitor", "--config", config, "--from", "2010-09", "--to", "2010-09", cwd=project)
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "elsewhere" / "monitor.parquet").is_file()
+    assert not (project / "outputs").exists()
+
+
+def test_scoring_at_the_model_s_data_end_gives_no_warning(project):
+    result = invoke("score", "--config", "config.yaml", "--model", "models:/tiercast@champion", cwd=project)
+    assert result.code == 0, result.stderr
+    assert "scoring cutoff" not in result.stderr
+
+
+def test_training_without_a_test_window_prints_no_empty_metrics_table():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from tiercast.pipeline.cli.summary import print_training
+
+    plan = SimpleNamespace(test=None, notes=("180 days of history leave no held-out test window",))
+    trained = SimpleNamespace(plan=plan, test_metrics={}, run_id="abc", model_name="tiercast")
+    promotion = SimpleNamespace(version="1", alias="champion", reason="first version")
+    console = Console(record=True, width=120)
+    print_training(console, trained, promotion, show_cutoffs=False)
+    text = console.export_text()
+    assert "test metrics: none (no held-out test window)" in text
+    assert "metric" not in text.replace("test metrics", "") and "━" not in text and "│" not in text
+
+
+def test_top_level_help_says_what_tiercast_does():
+    result = invoke("--help", cwd=ROOT)
+    assert result.code == 0
+    assert "command line (typer)" not in result.stdout and "``" not in result.stdout
+    assert "churn risk and ranked retention lists" in " ".join(result.stdout.split())
