@@ -27,7 +27,8 @@ Age columns: a customer's tenure (days since the first transaction) and first-to
 history itself, so between a training reference and a later scoring cutoff they shift on any growing history (PSI
 near 1 on the demo's 90 days), a warning that would always fire. Columns named in ``relative_columns`` are
 compared as a share of the history's length instead: divided by the frame's largest ``length_column`` value (the
-oldest customer's tenure, i.e. the time since the data start). A steady history then keeps its distribution, while
+oldest customer's tenure, i.e. the time since the data start; a customer at a placeholder date more than a year
+before everyone else is passed over, :func:`history_length`). A steady history then keeps its distribution, while
 a real change in the customer base (a burst of new customers, acquisition stopping) still moves it. Their bins are
 labelled in days all the same: by the compared frame's history length, and by the reference's after ``at training``
 when it differs (``(81.6, 120.3] days; (75.2, 110.9] at training``: the same shares of a history 90 days shorter).
@@ -137,6 +138,28 @@ def day_labels(edges: np.ndarray, length: float, reference_length: float | None 
     return [f"{a} days; {b} at training" for a, b in zip(now[:-1], then[:-1], strict=True)] + [MISSING_BIN]
 
 
+#: A customer first seen more than this many days before every other one is a placeholder date (1970-01-01), as the
+#: ingestion's history start takes it, not the start of the history.
+PLACEHOLDER_GAP_DAYS = 365
+#: At most this share of the customers is passed over as placeholders.
+PLACEHOLDER_SHARE = 0.01
+
+
+def history_length(tenure: np.ndarray) -> float | None:
+    """The history's length from customers' tenures (days since their first purchase): the largest, except that the
+    largest ones lying more than :data:`PLACEHOLDER_GAP_DAYS` beyond every smaller one, at most
+    :data:`PLACEHOLDER_SHARE` of the customers, are passed over. Rows at a placeholder date stay accepted (the history
+    the cutoffs are planned in starts after the gap), so one such customer would otherwise be the yardstick, and
+    the shares of everyone else would grow with every day of the real history, the drift the yardstick removes."""
+    if tenure.size == 0:
+        return None
+    top = np.sort(tenure)[::-1]
+    i, most = 0, int(PLACEHOLDER_SHARE * top.size)
+    while i < min(most, top.size - 1) and top[i] - top[i + 1] > PLACEHOLDER_GAP_DAYS:
+        i += 1
+    return float(top[i])
+
+
 #: The status of a PSI above the threshold on populations too small to tell drift from sampling noise.
 FEW_ROWS = "few rows"
 
@@ -173,10 +196,11 @@ class DriftProfile(BaseEstimator):
         self.length_column = length_column
 
     def _history_days(self, frame: pd.DataFrame) -> float | None:
-        """The history's length in ``frame`` (its largest ``length_column`` value); None when there is none."""
+        """The history's length in ``frame``: its largest ``length_column`` value, passing over the few largest
+        that lie more than a year beyond every other (:func:`history_length`); None when there is none."""
         length = _values(frame, self.length_column)
-        scale = float(np.nanmax(length)) if np.isfinite(length).any() else np.nan
-        return scale if np.isfinite(scale) and scale > 0 else None
+        scale = history_length(length[np.isfinite(length)])
+        return scale if scale is not None and scale > 0 else None
 
     def _relative(self, column: str) -> bool:
         return column in getattr(self, "relative_columns", ())  # profiles pickled before relative columns

@@ -231,6 +231,25 @@ def test_age_features_of_a_growing_history_do_not_drift_but_a_burst_of_new_custo
     )
 
 
+def test_a_placeholder_customer_is_not_the_yardstick_of_the_history():
+    """One customer at a placeholder date (1970) stays accepted; as the largest tenure it made every other share
+    grow with the real history: tenure PSI 0.354 on this steady history, over the warning level."""
+    from tiercast.models.drift import history_length
+
+    history = _growing_history(3000, "2021-01-01", 363, seed=1)
+    placeholder = pd.DataFrame(
+        {"customer_id": ["c_old"], "timestamp": [pd.Timestamp("1970-01-01")], "amount": [10.0], "order_id": ["o_old"]}
+    )
+    with_placeholder = pd.concat([history, placeholder], ignore_index=True)
+    steady = _age_psi(with_placeholder, with_placeholder, relative=True)
+    assert steady["tenure_days"] < 0.1 and steady["first_to_last_days"] < 0.1
+    # by hand: passed over only when more than a year beyond every smaller one, and only 1% of the customers
+    assert history_length(np.array([19_000.0, 300.0, 290.0] + [10.0] * 97)) == 300.0
+    assert history_length(np.array([19_000.0, 18_000.0, 300.0] + [10.0] * 97)) == 18_000.0  # 1 of 100 at most
+    assert history_length(np.array([700.0, 300.0, 290.0])) == 700.0  # 1% of 3 customers: none passed over
+    assert history_length(np.array([600.0, 300.0] + [10.0] * 98)) == 600.0  # 300 days apart: the history
+
+
 def test_relative_columns_survive_pickling_and_need_the_length_column():
     frame = pd.DataFrame({"tenure_days": [10.0, 20.0, 40.0, 80.0], "first_to_last_days": [0.0, 5.0, 30.0, 60.0]})
     profile = DriftProfile(n_bins=2, relative_columns=("tenure_days", "first_to_last_days")).fit(frame)
