@@ -140,7 +140,7 @@ def _window_decision(
     starts = [t for t in (champion_end, None if test == "none" else pd.Timestamp(test)) if t is not None]
     window = window_from(max(starts)) if starts else None
     if window is None:
-        reason = f"no data after champion v{champion_version}'s to compare on"
+        reason = _no_window_reason(run, champion_run, champion_version, champion_end)
         client.set_tag(run_id, "promotion.reason", reason)
         return False, reason
     too_few = too_few_to_compare(window, champion_version, run_id, settings)
@@ -180,6 +180,16 @@ def _window_decision(
     ]
     client.log_batch(run_id, metrics=metrics, tags=tags, params=[Param("promotion.n_boot", str(settings.n_boot))])
     return ok, reason
+
+
+def _no_window_reason(run: Run, champion_run: Run, version: str, champion_end: pd.Timestamp | None) -> str:
+    """Why a retrain without data after the champion's cannot be judged; with the same data and another horizon
+    (other test cutoffs) their logged test metrics cannot decide either, and the reason says so."""
+    reason = f"no data after champion v{version}'s to compare on"
+    why = _comparable(run, champion_run)
+    if why is not None and champion_end is not None:
+        reason += f" (its data ends {champion_end.date()}), and their test metrics are not comparable: {why}"
+    return reason
 
 
 def too_few_to_compare(window: EvaluationWindow, version: str, run_id: str, settings: PromotionSettings) -> str | None:

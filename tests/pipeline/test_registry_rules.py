@@ -98,3 +98,31 @@ def test_a_retrain_compared_on_a_single_purchase_stays_challenger_and_says_why(m
     assert logged["promotion.reason"] == why and logged["promotion.not_worse"] == "false"
     assert logged["promotion.champion_version"] == "1" and logged["promotion.too_few"] == "true"
     assert logged["promotion.window_buyers"] == 1 and logged["promotion.window_customers"] == 300
+
+
+def test_the_same_data_with_another_horizon_says_why_the_runs_are_not_comparable():
+    """A retrain on the champion's own data with another horizon has no window after the champion's data end, and
+    its test cutoff differs: the reason names both (``run`` said only that there was no data to compare on)."""
+    tags: dict = {}
+
+    class Client:
+        def get_run(self, run_id: str) -> SimpleNamespace:
+            return _run_at("2010-10-11")
+
+        def set_tag(self, run_id: str, key: str, value: str) -> None:
+            tags[key] = value
+
+    champion = _run_at("2010-09-11")
+    champion.data.tags["data.data_last_timestamp"] = "2010-12-09 20:01:00"
+    ok, why = _window_decision(Client(), "ab" * 16, "1", champion, lambda start: None, PromotionSettings(), "tiercast")
+    assert not ok and tags["promotion.reason"] == why
+    assert why == (
+        "no data after champion v1's to compare on (its data ends 2010-12-10), and their test metrics are not "
+        "comparable: different test cutoffs (2010-10-11 vs 2010-09-11)"
+    )
+
+
+def _run_at(test_cutoff: str) -> SimpleNamespace:
+    run = _run()
+    run.data.params["cutoffs.test_resolved"] = test_cutoff
+    return run
