@@ -16,18 +16,24 @@ from typing import Any
 import pandas as pd
 
 
+def temporary_beside(target: Path) -> Path:
+    """A new empty temporary in ``target``'s folder, named ``.<name>.<pid>.<random>.tmp`` (so a later write of
+    ``target`` can tell a dead process's leftovers, :func:`remove_stale_temporaries`), with the permissions a plain
+    open() would give (mkstemp creates it owner-only)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces ``path``, on error it is removed."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates the file owner-only; give the output the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
+    tmp_path = temporary_beside(target)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -75,11 +81,8 @@ class HeldOutputs:
     def path_for(self, target: str | Path) -> Path:
         """The temporary to write ``target``'s content to now."""
         target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        self._held[target] = Path(tmp)
-        return Path(tmp)
+        self._held[target] = tmp = temporary_beside(target)
+        return tmp
 
     def commit(self) -> None:
         """Rename every held temporary onto its target."""
