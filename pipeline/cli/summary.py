@@ -50,9 +50,30 @@ def print_ingest(console: Console, data: Transactions, quarantine_path: Path, se
         table.add_row(f"  {reason}", f"{count:,}")
     if "data_customers" in data.fingerprint:
         table.add_row("customers", f"{data.fingerprint['data_customers']:,}")
+    reviews = _review_rows(data)
+    for label, count in reviews:
+        table.add_row(label, f"{count:,}")
     print_table(console, table)
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     console.print(f"quarantine -> {quarantine_path}{took}")
+    if reviews:
+        console.print(
+            f"review quarantine -> {quarantine_path.with_name(f'{quarantine_path.stem}_satisfaction{quarantine_path.suffix}')}"
+        )
+
+
+def _review_rows(data: Transactions) -> list[tuple[str, int]]:
+    """The reviews' own accounting (Olist with reviews): read, accepted, quarantined by reason. Empty without
+    reviews. The reviews are a separate file with their own quarantine, so they get their own lines: a share of
+    rejected reviews under the quarantine limit would otherwise pass unmentioned."""
+    ingest = data.ingest
+    if ingest is None or ingest.satisfaction_quarantine is None or ingest.satisfaction is None:
+        return []
+    rejected = len(ingest.satisfaction_quarantine)
+    rows = [("reviews read", len(ingest.satisfaction) + rejected), ("reviews accepted", len(ingest.satisfaction))]
+    rows.append(("reviews quarantined", rejected))
+    rows += [(f"  {reason}", count) for reason, count in ingest.satisfaction_reason_counts().items()]
+    return rows
 
 
 def _fmt(value: float | None) -> str:

@@ -275,3 +275,30 @@ def test_init_refuses_one_column_given_to_two_fields(tmp_path: Path) -> None:
         str(e.value)
         == "--column timestamp=customer: column 'customer' is already given to customer_id (a column maps to one field)"
     )
+
+
+# The reviews' own accounting ----------------------------------------------------------------------------------------
+
+
+def test_validate_reports_the_reviews_quarantine(tmp_path: Path) -> None:
+    """Olist reviews are a file of their own with their own quarantine: ``validate`` counts them (3 of the fixture's
+    7 reviews rejected, under the limit of 1.0) and names their quarantine file, beside the transactions'."""
+    olist = Path(__file__).parents[1] / "fixtures" / "olist"
+    tables = {
+        "orders": "olist_orders_dataset.csv",
+        "order_items": "olist_order_items_dataset.csv",
+        "customers": "olist_customers_dataset.csv",
+        "reviews": "olist_order_reviews_dataset.csv",
+        "products": "olist_products_dataset.csv",
+    }
+    data = {"olist": {k: str(olist / v) for k, v in tables.items()}, "max_quarantine_share": 1.0}
+    data["quarantine_path"] = "out/q.parquet"
+    (tmp_path / "shop.yaml").write_text(yaml.safe_dump({"base": "olist", "data": data}), encoding="utf-8")
+    result = invoke("validate", "--config", "shop.yaml", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    lines = [" ".join(ln.replace("│", " ").split()) for ln in result.stdout.splitlines()]
+    for row in ("reviews read 7", "reviews accepted 4", "reviews quarantined 3", "invalid_score 2", "unknown_order 1"):
+        assert row in lines, (row, result.stdout)
+    review_file = tmp_path / "out" / "q_satisfaction.parquet"
+    assert f"review quarantine -> {Path('out') / 'q_satisfaction.parquet'}" in lines
+    assert len(pd.read_parquet(review_file)) == 3
