@@ -27,6 +27,7 @@ from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
 from tiercast.pipeline.starter_names import (
     CURRENCY_MARK,
     FIELD_NAMES,
+    GUEST_IDS,
     LOOSE_NUMBER,
     ORDER_NAME_COLUMNS,
     ORDER_NAME_PATTERN,
@@ -259,6 +260,35 @@ def _checked_overrides(path: Path, columns: list[str], overrides: dict[str, str]
     return mapping
 
 
+def _guest_ids(frame: pd.DataFrame, mapping: dict[str, str], given: bool) -> str | None:
+    """A note when the customer column holds a no-customer id (:data:`GUEST_IDS`: WooCommerce's 0 for guests) on
+    some sample rows, which would make those sales one customer. An unmapped e-mail column filled on those rows
+    becomes the customer id instead (unless the customer column was ``given``): an e-mail tells guests apart."""
+    col = mapping[CUSTOMER_ID]
+    ids = frame[col].astype("str").str.strip().str.lower()
+    guest = ids.isin(GUEST_IDS).to_numpy()
+    if not guest.any():
+        return None
+    value = frame[col].astype("str").str.strip()[guest].mode().iloc[0]
+    seen = f"column {col!r} is {value!r} on {int(guest.sum())} of the first {len(frame)} rows"
+    taken = set(mapping.values())
+    emails = [
+        c
+        for c in map(str, frame.columns)
+        if c not in taken and "email" in _norm(c) and frame[c].astype("str").str.contains("@")[guest].mean() >= 0.9
+    ]
+    if emails and not given:
+        mapping[CUSTOMER_ID] = emails[0]
+        return (
+            f"{seen} (guest checkouts, which would all be one customer): customers are told apart by {emails[0]!r} "
+            f"instead; pass --column customer_id={col!r} to keep {col!r}"
+        )
+    return (
+        f"{seen}, which looks like a placeholder for sales without a customer: those rows would all be one "
+        "customer; map a column that tells them apart (--column customer_id=COLUMN) or leave them out of the export"
+    )
+
+
 def _map_columns(path: Path, frame: pd.DataFrame, overrides: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """Field -> column for the file (the overrides, then by name and values), and notes on the choice."""
     columns = [str(c) for c in frame.columns]
@@ -269,6 +299,8 @@ def _map_columns(path: Path, frame: pd.DataFrame, overrides: dict[str, str]) -> 
     if ORDER_ID not in mapping and (col := _order_name(frame, set(mapping.values()))) is not None:
         mapping[ORDER_ID] = col
     notes = []
+    if CUSTOMER_ID in mapping and (note := _guest_ids(frame, mapping, CUSTOMER_ID in overrides)) is not None:
+        notes.append(note)
     if AMOUNT not in overrides and (note := _line_amounts(frame, mapping)) is not None:
         notes.append(note)
     if AMOUNT in mapping and UNIT_PRICE in mapping:

@@ -57,9 +57,8 @@ def print_ingest(console: Console, data: Transactions, quarantine_path: Path, se
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     console.print(f"quarantine -> {quarantine_path}{took}")
     if reviews:
-        console.print(
-            f"review quarantine -> {quarantine_path.with_name(f'{quarantine_path.stem}_satisfaction{quarantine_path.suffix}')}"
-        )
+        beside = quarantine_path.with_name(f"{quarantine_path.stem}_satisfaction{quarantine_path.suffix}")
+        console.print(f"review quarantine -> {beside}")
 
 
 def _review_rows(data: Transactions) -> list[tuple[str, int]]:

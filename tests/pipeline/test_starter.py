@@ -268,3 +268,41 @@ def test_init_sniffs_twelve_hour_times(tmp_path, monkeypatch, first, second, fmt
     assert cfg.data.transactions.timestamp_format == fmt
     tx = read_transactions(cfg.data).accepted
     assert tx["timestamp"].tolist() == [pd.Timestamp("2024-03-14 14:05"), pd.Timestamp("2024-04-02 11:30")]
+
+
+WOO_HEADER = "order_number,status,date_created,customer_id,billing_email,order_total\n"
+
+
+def test_woocommerce_guest_checkouts_are_told_apart_by_email(tmp_path):
+    """WooCommerce writes customer_id 0 for every guest checkout: read as an id, all guests would be one customer.
+    The billing e-mail tells them apart."""
+    (tmp_path / "woo.csv").write_text(
+        WOO_HEADER + "101,completed,2024-03-14 14:05:00,17,ann@example.com,45.00\n"
+        "102,completed,2024-03-15 09:00:00,0,bob@example.com,40.00\n"
+        "103,completed,2024-03-16 10:00:00,0,cy@example.com,12.00\n"
+    )
+    found = sniff(tmp_path / "woo.csv")
+    assert found.transactions["columns"]["customer_id"] == "billing_email"
+    assert found.notes == (
+        "column 'customer_id' is '0' on 2 of the first 3 rows (guest checkouts, which would all be one customer): "
+        "customers are told apart by 'billing_email' instead; pass --column customer_id='customer_id' to keep "
+        "'customer_id'",
+    )
+    given = sniff(tmp_path / "woo.csv", {"customer_id": "customer_id"})
+    assert given.transactions["columns"]["customer_id"] == "customer_id"
+    assert "would all be one customer" in given.notes[0]
+
+
+def test_a_guest_placeholder_without_an_email_column_is_flagged(tmp_path):
+    (tmp_path / "pos.csv").write_text(
+        "receipt_id,customer_id,date,total\n1,C1,2024-03-14,5\n2,GUEST,2024-03-14,7\n3,C2,2024-03-15,9\n"
+    )
+    found = sniff(tmp_path / "pos.csv")
+    assert found.transactions["columns"]["customer_id"] == "customer_id"
+    assert found.notes == (
+        "column 'customer_id' is 'GUEST' on 1 of the first 3 rows, which looks like a placeholder for sales without "
+        "a customer: those rows would all be one customer; map a column that tells them apart "
+        "(--column customer_id=COLUMN) or leave them out of the export",
+    )
+    (tmp_path / "plain.csv").write_text("receipt_id,customer_id,date,total\n1,C1,2024-03-14,5\n2,C0,2024-03-14,7\n")
+    assert sniff(tmp_path / "plain.csv").notes == ()
