@@ -20,14 +20,13 @@ import yaml
 
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, QUANTITY, TIMESTAMP
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
-from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.common import PLACEHOLDER_CUSTOMER_IDS, InputError
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
 from tiercast.pipeline.ingest.readers import header_names
 from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
 from tiercast.pipeline.starter_names import (
     CURRENCY_MARK,
     FIELD_NAMES,
-    GUEST_IDS,
     LOOSE_NUMBER,
     ORDER_NAME_COLUMNS,
     ORDER_NAME_PATTERN,
@@ -261,12 +260,12 @@ def _checked_overrides(path: Path, columns: list[str], overrides: dict[str, str]
 
 
 def _guest_ids(frame: pd.DataFrame, mapping: dict[str, str], given: bool) -> str | None:
-    """A note when the customer column holds a no-customer id (:data:`GUEST_IDS`: WooCommerce's 0 for guests) on
-    some sample rows, which would make those sales one customer. An unmapped e-mail column filled on those rows
-    becomes the customer id instead (unless the customer column was ``given``): an e-mail tells guests apart."""
+    """A note when the customer column holds a no-customer id on some sample rows (``PLACEHOLDER_CUSTOMER_IDS``:
+    WooCommerce's 0 for guests), which would make those sales one customer. An unmapped e-mail column filled on
+    those rows becomes the customer id instead (unless the customer column was ``given``): it tells guests apart."""
     col = mapping[CUSTOMER_ID]
     ids = frame[col].astype("str").str.strip().str.lower()
-    guest = ids.isin(GUEST_IDS).to_numpy()
+    guest = ids.isin(PLACEHOLDER_CUSTOMER_IDS).to_numpy()
     if not guest.any():
         return None
     value = frame[col].astype("str").str.strip()[guest].mode().iloc[0]

@@ -89,10 +89,6 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
     CHANNEL: (CHANNEL, "store", "country", "region", "shop"),
 }
 
-#: Customer ids that stand for no customer in shop and POS exports (lower case): WooCommerce's ``customer_id`` is 0
-#: for a guest checkout, tills write -1 or 'guest' for a walk-in sale. Read as ids, they make one huge customer.
-GUEST_IDS: tuple[str, ...] = ("0", "-1", "guest", "guests", "anonymous", "walkin", "walk-in", "unknown")
-
 #: Normalized names of an order-number column that holds order numbers only when its values say so ('#1001', as
 #: Shopify's 'Name'); see :data:`ORDER_NAME_PATTERN`.
 ORDER_NAME_COLUMNS: tuple[str, ...] = ("name", "ordername")

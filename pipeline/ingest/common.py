@@ -27,6 +27,11 @@ REASONS: tuple[str, ...] = (
     "schema",
 )
 
+#: Customer ids that stand for no customer in shop and POS exports (compared in lower case, trimmed): WooCommerce's
+#: ``customer_id`` is 0 for a guest checkout, tills write -1 or 'guest' for a walk-in sale. Read as ids, they make one
+#: huge customer.
+PLACEHOLDER_CUSTOMER_IDS: tuple[str, ...] = ("0", "-1", "guest", "guests", "anonymous", "walkin", "walk-in", "unknown")
+
 #: Quarantine reasons of review rows (Olist satisfaction), in rule order.
 SATISFACTION_REASONS: tuple[str, ...] = (
     "unknown_order",

@@ -254,11 +254,14 @@ def data_bounds_on(
     source: str = "transactions",
     column: str = TIMESTAMP,
     order_column: str | None = None,
+    customer_column: str | None = None,
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First day of the history and the midnight after its last day, counted by the engine
     (:func:`tiercast.pipeline.ingest.history.history_on`: isolated early rows and stray late rows, which stay
     accepted, do not stretch it), with its notices."""
-    found = history_on(con, tx, source=source, column=column, order_column=order_column)
+    found = history_on(
+        con, tx, source=source, column=column, order_column=order_column, customer_column=customer_column
+    )
     if found is None:
         raise EngineError("no transactions to work on")
     return found.start, found.end

@@ -12,8 +12,9 @@ The history runs from the first to the last day with a transaction, except that
 Both kinds of rows stay accepted (counted, and seen by the features of the cutoffs after them); only the span the
 cutoffs, label windows and the scoring date are placed in changes, and a notice names them. An empty stretch inside
 the history much longer than usual for the data (a failed export) changes nothing but gets a notice
-(:func:`missing_days`), as do order ids whose lines lie days apart (:func:`reused_orders_on`) and amounts that are
-mostly negative (:func:`negative_amounts_message`).
+(:func:`missing_days`), as do order ids whose lines lie days apart (:func:`reused_orders_on`), amounts that are
+mostly negative (:func:`negative_amounts_message`) and a customer id standing for no customer, such as WooCommerce's
+0 for guests (:func:`placeholder_customer_on`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
+from tiercast.pipeline.ingest.common import PLACEHOLDER_CUSTOMER_IDS
 
 #: More days than this without any transaction (from any customer) split the data: rows dated before such a gap
 #: are isolated (a placeholder date such as 1970-01-01), and the history the commands plan on starts after it.
@@ -264,12 +266,19 @@ def negative_amounts_message(counts: pd.DataFrame, source: str) -> str | None:
 
 
 def history_on(
-    con: ibis.BaseBackend, tx: ir.Table, *, source: str, column: str = TIMESTAMP, order_column: str | None = None
+    con: ibis.BaseBackend,
+    tx: ir.Table,
+    *,
+    source: str,
+    column: str = TIMESTAMP,
+    order_column: str | None = None,
+    customer_column: str | None = None,
 ) -> History | None:
     """:func:`history` of ``tx`` (None without rows), counted by the engine in one pass, with a warning per
     finding (isolated early rows, stray late rows, missing days, mostly negative amounts). With ``order_column``
     (the source column of the order ids; None when orders are made from the times) one more pass looks for order
-    ids whose lines lie days apart (:func:`reused_orders_on`)."""
+    ids whose lines lie days apart (:func:`reused_orders_on`); with ``customer_column`` (the source column of the
+    customer ids) one more looks for a no-customer placeholder id (:func:`placeholder_customer_on`)."""
     counts = per_day(con, tx)
     if (flipped := negative_amounts_message(counts, source)) is not None:
         warnings.warn(flipped, stacklevel=2)
@@ -278,7 +287,42 @@ def history_on(
         warnings.warn(message, stacklevel=2)
     if order_column is not None and (reused := reused_orders_on(con, tx)) is not None:
         warnings.warn(reused.message(source, order_column), stacklevel=2)
+    if customer_column is not None and (placeholder := placeholder_customer_on(con, tx)) is not None:
+        warnings.warn(placeholder.message(source, customer_column), stacklevel=2)
     return found
+
+
+@dataclass(frozen=True)
+class PlaceholderCustomer:
+    """The accepted rows whose customer id is a no-customer placeholder (:data:`PLACEHOLDER_CUSTOMER_IDS`), for
+    the id holding most of them."""
+
+    customer: str
+    n: int  # rows of that id
+    share: float  # of all accepted rows
+    others: int  # rows of other placeholder ids
+
+    def message(self, source: str, column: str) -> str:
+        more = f" (and {self.others:,} rows of other such ids)" if self.others else ""
+        return (
+            f"{source}, column {column}: {self.n:,} rows ({self.share:.1%}) have customer id {self.customer!r}{more}, "
+            "which looks like a placeholder for sales without a customer (guest checkouts, walk-in sales): they "
+            "count as one customer; map a column that tells those customers apart, or leave them out of the export"
+        )
+
+
+def placeholder_customer_on(con: ibis.BaseBackend, tx: ir.Table) -> PlaceholderCustomer | None:
+    """:class:`PlaceholderCustomer` of ``tx``, None when no accepted row has such an id. One pass over the rows
+    (a filter and a count per placeholder id)."""
+    key = tx[CUSTOMER_ID].cast("string").strip().lower()
+    hit = tx.filter(key.isin(PLACEHOLDER_CUSTOMER_IDS))
+    per_id = con.execute(hit.group_by(CUSTOMER_ID).aggregate(n=hit.count()).order_by([ibis.desc("n"), CUSTOMER_ID]))
+    if per_id.empty:
+        return None
+    total = int(con.execute(tx.count()))
+    top = per_id.iloc[0]
+    n = int(top["n"])
+    return PlaceholderCustomer(str(top[CUSTOMER_ID]), n, n / total, int(per_id["n"].sum()) - n)
 
 
 @dataclass(frozen=True)

@@ -232,29 +232,27 @@ def _from_source_on_engine(config: Config, run: pd.Timestamp, *, save: Callable[
 
 
 def _bounds(con: ibis.BaseBackend, table: ir.Table, config: Config, source: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """:meth:`Transactions.bounds` of the accepted rows, with the notices on their dates and order ids."""
+    """:meth:`Transactions.bounds` of the accepted rows, with the notices on their dates, order ids and customer ids."""
     return data_bounds_on(
-        con, table, source=source, column=_timestamp_column(config), order_column=_order_column(config)
+        con,
+        table,
+        source=source,
+        column=_source_column(config, TIMESTAMP),  # type: ignore[arg-type]  # every source maps the timestamp
+        order_column=_source_column(config, ORDER_ID),
+        customer_column=_source_column(config, CUSTOMER_ID),
     )
 
 
-def _order_column(config: Config) -> str | None:
-    """The source column the order ids are read from; None when orders are made from the times (no such column),
-    and for the Olist layout (an order there has one purchase time)."""
+def _source_column(config: Config, field: str) -> str | None:
+    """The source column ``field`` is read from (named in the notices); None for order ids made from the times
+    (no such column), and for the Olist layout's order ids (an order there has one purchase time)."""
     if config.engine.transactions is not None:
         mapping = config.engine.transactions.columns
-        return ORDER_ID if mapping is None else mapping.order_id
+        return field if mapping is None else getattr(mapping, field)
     src = config.data.source
-    return src.columns.order_id if isinstance(src, TransactionSource) else None
-
-
-def _timestamp_column(config: Config) -> str:
-    """The source column the transaction times are read from (named in the notices on the history's dates)."""
-    if config.engine.transactions is not None:
-        mapping = config.engine.transactions.columns
-        return mapping.timestamp if mapping is not None else TIMESTAMP
-    src = config.data.source
-    return src.columns.timestamp if isinstance(src, TransactionSource) else src.timestamp  # Olist: orders column
+    if isinstance(src, TransactionSource):
+        return getattr(src.columns, field)
+    return {TIMESTAMP: src.timestamp, CUSTOMER_ID: src.customer_key}.get(field)  # Olist: orders and customers
 
 
 def _ingest_on(con: ibis.BaseBackend, src: TransactionSource, run: pd.Timestamp) -> EngineIngest | SparkIngest:

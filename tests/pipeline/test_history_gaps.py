@@ -18,9 +18,11 @@ from tiercast.pipeline.config import load_config
 from tiercast.pipeline.ingest.engine_tables import data_bounds_on
 from tiercast.pipeline.ingest.history import (
     MissingDays,
+    PlaceholderCustomer,
     StrayRows,
     history,
     missing_days,
+    placeholder_customer_on,
     reused_orders_on,
     stray_rows,
 )
@@ -202,3 +204,24 @@ def test_load_transactions_keeps_stray_rows_and_names_reused_orders(tmp_path: Pa
     assert "tx.csv, column ord: 1 order id of a customer has lines more than 1 day apart" in texts[1]
     assert "customer 'c0', order 'o0': 2023-01-01 to 2023-09-19" in texts[1]
     assert len(texts) == 2
+
+
+def test_a_placeholder_customer_id_gets_a_notice() -> None:
+    """WooCommerce's 0 for guest checkouts (and a till's GUEST, any case, padded) would make one huge customer."""
+    times = DAILY[:10]
+    customers = ["0", "0", "0", "C1", " Guest ", "C2", "0", "C10", "0 ", "C3"]
+    found = placeholder_customer_on(ibis.duckdb.connect(), _table(times, customers=customers))
+    assert found == PlaceholderCustomer("0", 4, 0.4, others=2)  # '0 ' and ' Guest ' are ids of their own
+    assert found.message("x.csv", "cust") == (
+        "x.csv, column cust: 4 rows (40.0%) have customer id '0' (and 2 rows of other such ids), which looks like a "
+        "placeholder for sales without a customer (guest checkouts, walk-in sales): they count as one customer; map "
+        "a column that tells those customers apart, or leave them out of the export"
+    )
+    ordinary = ["C0", "10", "-10"] * 3 + ["guest42"]
+    assert placeholder_customer_on(ibis.duckdb.connect(), _table(times, customers=ordinary)) is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data_bounds_on(
+            ibis.duckdb.connect(), _table(times, customers=customers), source="x.csv", customer_column="cust"
+        )
+    assert [str(w.message) for w in caught if w.category is UserWarning] == [found.message("x.csv", "cust")]
