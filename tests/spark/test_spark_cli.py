@@ -32,8 +32,9 @@ def project(spark_con, spark_engine, tmp_path_factory):
             "transactions": {"path": str(tmp / "sample.parquet")},
             "quarantine_path": str(tmp / "out" / "quarantine.parquet"),
         },
-        # few cutoffs (each a Spark query): what is compared is the engines' results, not the cutoff plan
-        "cutoffs": {"n_train": 2, "n_validation": 1, "span_year": False},
+        # few cutoffs (each a Spark query): what is compared is the engines' results, not the cutoff plan. Steps of
+        # one horizon: the validation cutoff's earlier training cutoff is the other one (30-day steps need 4).
+        "cutoffs": {"n_train": 2, "n_validation": 1, "span_year": False, "step_days": 90},
         "models": {"n_estimators": 60, "early_stopping_rounds": 10, "param_grid": "none"},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
         "engine": engine,
