@@ -39,8 +39,10 @@ def run(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt = None
     """The main job: ingest, train and backtest, register the model, score every customer, write the lists."""
     from tiercast.pipeline.cli.summary import print_run
     from tiercast.pipeline.jobs.run import run_job
+    from tiercast.pipeline.writers.files import check_writable_folder
 
     cfg = config_from(config, engine)
+    check_writable_folder(cfg.outputs.dir)  # before reading: run_job checks again, after the data are read
     outcome = run_job(cfg, load_data(cfg, run_date, hold_quarantine=True))  # the quarantine written with the rest
     print_run(console, outcome)
     if outcome.challenger_note:
@@ -57,9 +59,10 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt 
     """
     from tiercast.pipeline.cli.summary import print_training
     from tiercast.pipeline.jobs.run import train_and_promote
-    from tiercast.pipeline.writers.files import on_success
+    from tiercast.pipeline.writers.files import check_writable_folder, on_success
 
     cfg = config_from(config, engine)
+    check_writable_folder(cfg.data.quarantine_path.parent)  # written after training: checked before it
     data = load_data(cfg, run_date, hold_quarantine=True)
     with on_success(data.held_quarantine):
         trained, decision = train_and_promote(cfg, data)
@@ -83,7 +86,10 @@ def score(
     ] = None,
     cutoff: Annotated[
         str | None,
-        typer.Option(help="Scoring cutoff YYYY-MM-DD (default: the day after the data ends).", callback=date_arg),
+        typer.Option(
+            help="Scoring cutoff YYYY-MM-DD (default: the config's score.cutoff, else the day after the data ends).",
+            callback=date_arg,
+        ),
     ] = None,
     reasons: Annotated[bool, typer.Option(help="Add the top-3 churn and value reasons per customer (slower).")] = False,
     engine: EngineOpt = None,
@@ -100,6 +106,8 @@ def score(
     from tiercast.pipeline.writers.tables import parse_table_target
 
     cfg = config_from(config, engine)
+    if cutoff is None and cfg.score.cutoff is not None:  # the config's, as `run` uses it
+        cutoff = str(cfg.score.cutoff)
     out = out if out is not None else str(cfg.outputs.dir / "scores.parquet")
     target = parse_table_target(out)
     if target is None:

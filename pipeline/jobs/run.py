@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tiercast.pipeline.jobs.train import TrainResult, train
 from tiercast.pipeline.terminal import step
 from tiercast.pipeline.tracking.registry import PromotionDecision, promote, promotion_settings
 from tiercast.pipeline.tracking.runs import registry_lock, resolve_tracking_uri
-from tiercast.pipeline.writers.files import on_success, write_csv, write_parquet
+from tiercast.pipeline.writers.files import check_writable_folder, on_success, write_csv, write_parquet
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ def challenger_note(name: str, decision: PromotionDecision) -> str | None:
 
 def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
     """Everything ``tiercast run`` does, on ``data`` (the configured transactions loaded when None), on its
-    engine. A quarantine held by ``data`` is put in place with the other outputs, once all of them are computed."""
+    engine. A quarantine held by ``data`` is put in place with the other outputs, once all of them are computed.
+    The output folders are checked first: training registers a model, which an unusable folder must not follow."""
+    check_writable_folder(config.outputs.dir)
+    check_writable_folder(config.data.quarantine_path.parent)
     if data is None:
         with step(f"reading {config.data.source.describe()}"):
             data = load_transactions(config, hold=True)
@@ -70,15 +74,30 @@ def run_job(config: Config, data: Transactions | None = None) -> RunOutcome:
         return _run(config, data)
 
 
+def run_cutoff(config: Config, data_start: pd.Timestamp, data_end: pd.Timestamp) -> pd.Timestamp:
+    """Where ``run`` scores: ``score.cutoff``, else the data end (the midnight after the last day). One line when no
+    purchase precedes it; a warning when it is before the data end, since the model is trained on all of it."""
+    cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data_end
+    if cutoff <= data_start:
+        raise ConfigError(
+            f"score.cutoff {cutoff.date()}: no purchase before it (the data starts {data_start.date()}); "
+            "give a later date"
+        )
+    if cutoff < data_end:
+        warnings.warn(
+            f"score.cutoff {cutoff.date()} is before the end of the data ({data_end.date()}) the model is "
+            "trained on: it has seen what happened after the cutoff, so these scores look better than they would "
+            "have been; leave score.cutoff unset to score at the data end, or set data.run_date to train as of "
+            "the cutoff",
+            stacklevel=3,
+        )
+    return cutoff
+
+
 def _run(config: Config, data: Transactions) -> RunOutcome:
     """:func:`run_job` on loaded transactions."""
     quarantine_path = config.data.quarantine_path
-    cutoff = pd.Timestamp(config.score.cutoff) if config.score.cutoff else data.data_end
-    if cutoff <= data.data_start:
-        raise ConfigError(
-            f"score.cutoff {cutoff.date()}: no purchase before it (the data starts {data.data_start.date()}); "
-            "give a later date"
-        )
+    cutoff = run_cutoff(config, data.data_start, data.data_end)
     # training and scoring query the transactions at many cutoffs: from DuckDB's own copy, not the pandas frame
     data = replace(data, table=engine_resident(data.con, data.table))
     trained, decision = train_and_promote(config, data)

@@ -29,6 +29,21 @@ def temporary_beside(target: Path) -> Path:
     return Path(tmp)
 
 
+def check_writable_folder(folder: str | Path) -> Path:
+    """Create ``folder`` (with its parents) when missing and write and remove a temporary in it: a command that
+    writes its outputs last (``run``: after training and registering a model) checks its folders at its start, so
+    an unusable folder fails it before anything else has changed. Raises the OSError naming ``folder``."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary_beside(folder / ".write-check").unlink()
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(folder)) from exc
+    return folder
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces ``path``, on error it is removed."""

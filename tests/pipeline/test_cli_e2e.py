@@ -414,13 +414,18 @@ def test_rerun_is_byte_identical_and_a_killed_score_leaves_no_partial_file(demo_
     import time
 
     tmp, cfg, _ = demo_run
-    cutoff = str(pd.read_parquet(tmp / "out" / "scores.parquet")["cutoff"].iloc[0].date())
+    # a month before the run's scoring date: --cutoff, or the config's score.cutoff (as `run` uses it) when not given
+    cutoff = str((pd.read_parquet(tmp / "out" / "scores.parquet")["cutoff"].iloc[0] - pd.Timedelta(days=30)).date())
     args = ["score", "--config", str(cfg), "--model", "models:/tiercast@champion", "--cutoff", cutoff]
     first, second = tmp / "kill" / "first.parquet", tmp / "kill" / "second.parquet"
-    for out in (first, second):
-        result = runner.invoke(app, [*args, "--out", str(out)])
+    configured = tmp / "score_cutoff.yaml"
+    configured.write_text(yaml.safe_dump({"base": str(cfg), "score": {"cutoff": cutoff}}), encoding="utf-8")
+    for out, given in ((first, args), (second, ["score", "--config", str(configured), "--model", args[4]])):
+        result = runner.invoke(app, [*given, "--out", str(out)])
         assert result.exit_code == 0, result.output
+        assert f"scoring cutoff {cutoff} is before the end of the data" in " ".join(result.output.split())
     assert first.read_bytes() == second.read_bytes()
+    assert str(pd.read_parquet(second)["cutoff"].iloc[0].date()) == cutoff
 
     before = second.read_bytes()
     flag = tmp / "kill" / "in_rename"
