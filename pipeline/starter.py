@@ -22,7 +22,7 @@ from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, QUANTITY, 
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
 from tiercast.pipeline.ingest.common import PLACEHOLDER_CUSTOMER_IDS, InputError
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
-from tiercast.pipeline.ingest.readers import header_names
+from tiercast.pipeline.ingest.readers import header_names, numeric_dates_advice
 from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
 from tiercast.pipeline.starter_names import (
     CURRENCY_MARK,
@@ -154,6 +154,8 @@ def _timestamp_format(values: pd.Series) -> tuple[str | None, str | None]:
         share = {f: pd.to_datetime(text, format=f, errors="coerce").notna().mean() for f in TIMESTAMP_FORMATS}
     first = max(TIMESTAMP_FORMATS, key=lambda f: share[f])  # the first of the best on a tie: day-first
     if share[first] < 0.5:
+        if (advice := numeric_dates_advice(list(text))) is not None:
+            return None, f"the timestamps are numbers (e.g. {text.iloc[0]!r}): {advice}"
         return None, f"no known format parses the timestamps (e.g. {text.iloc[0]!r}): set timestamp_format"
     swapped = first.replace("%d", "%_").replace("%m", "%d").replace("%_", "%m")
     if "%d" in first and "%m" in first and share.get(swapped) == share[first]:

@@ -267,6 +267,18 @@ def require_some_values(parsed: pd.Series, raw: pd.Series, where: str, column: s
     raise InputError(unreadable_column(where, column, kind, fmt, len(raw), values))
 
 
+def numeric_dates_advice(values: list[str]) -> str | None:
+    """What plain numbers in a timestamp column look like (epoch seconds or milliseconds, Excel serial days) and how
+    to convert them, when every value is a number in one of those ranges; else None."""
+    if not values or not all(_PLAIN_NUMBER.fullmatch(v) for v in values):
+        return None
+    numbers = [abs(float(v)) for v in values]
+    for low, high, what, how in _NUMERIC_DATES:
+        if all(low <= v < high for v in numbers):
+            return f"they look like {what}, which no timestamp_format reads; convert them to dates first (e.g. {how})"
+    return None
+
+
 def unreadable_column(
     where: str,
     column: str,
@@ -284,11 +296,8 @@ def unreadable_column(
     present = [v.strip() for v in values if v.strip() not in (*na_values, "nan")]
     if kind == TIMESTAMP and present and all(_PLAIN_NUMBER.fullmatch(v) for v in present):
         head = f"{where}: column {column!r} holds numbers, not timestamps ({n_rows:,} rows; e.g. {', '.join(examples)})"
-        numbers = [abs(float(v)) for v in present]
-        for low, high, what, how in _NUMERIC_DATES:
-            if all(low <= v < high for v in numbers):
-                convert = f"convert them to dates first (e.g. {how})"
-                return f"{head}: they look like {what}, which no timestamp_format reads; {convert}"
+        if (advice := numeric_dates_advice(present)) is not None:
+            return f"{head}: {advice}"
         if fmt is None:
             return (
                 f"{head}: is it the timestamp column? (numbers are read as dates only with a timestamp_format, e.g. "

@@ -306,3 +306,19 @@ def test_a_guest_placeholder_without_an_email_column_is_flagged(tmp_path):
     )
     (tmp_path / "plain.csv").write_text("receipt_id,customer_id,date,total\n1,C1,2024-03-14,5\n2,C0,2024-03-14,7\n")
     assert sniff(tmp_path / "plain.csv").notes == ()
+
+
+@pytest.mark.parametrize(
+    ("values", "what"),
+    [
+        (["44720.58472222222", "45043.76458333333"], "Excel serial day numbers"),
+        (["1654696920", "1682619660"], "Unix epoch seconds"),
+    ],
+)
+def test_numeric_timestamps_get_the_advice_validate_gives(tmp_path, values, what):
+    """No timestamp_format reads epoch seconds or Excel serial days: init says to convert them, as validate does."""
+    rows = "".join(f"{i},c{i},{v},10\n" for i, v in enumerate(values))
+    (tmp_path / "n.csv").write_text("order_id,customer_id,timestamp,amount\n" + rows)
+    (note,) = sniff(tmp_path / "n.csv").notes
+    assert note.startswith(f"the timestamps are numbers (e.g. {values[0]!r}): they look like {what}, which no ")
+    assert "convert them to dates first" in note and "set timestamp_format" not in note
