@@ -259,8 +259,10 @@ class OutputConfig(Frozen):
     currency: str | None = Field(default=None, description="Currency of the amounts (e.g. GBP), shown with money.")
 
     def tiers_listed(self, names: Sequence[str]) -> tuple[str, ...]:
-        """The tiers the at-risk list covers: ``at_risk_tiers``, else the two top of ``names`` (best first)."""
-        return self.at_risk_tiers or tuple(names[:2])
+        """The tiers the at-risk list covers: ``at_risk_tiers``, else the top ``min(2, k - 1)`` of the k ``names``
+        (best first): never the lowest tier, which holds every customer without spend (k=2: the top tier only).
+        A single name is listed as it is."""
+        return self.at_risk_tiers or tuple(names[: max(1, min(2, len(names) - 1))])
 
     def churn_bands(self, playbook: PlaybookConfig) -> tuple[str, ...]:
         """The churn bands the at-risk list keeps."""

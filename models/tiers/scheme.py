@@ -42,6 +42,18 @@ def as_values(value: Sequence[float] | np.ndarray) -> np.ndarray:
     return arr
 
 
+def names_for_k(names: Sequence[str], k: int) -> tuple[str, ...]:
+    """The names of ``k`` tiers, best first: the first ``k - 1`` names and the last one.
+
+    The lowest tier holds every customer without value, so it keeps the lowest name whatever k the clustering
+    chooses (k=2 of platinum/gold/iron/lead is platinum, lead): ``names[:k]`` would call them gold.
+    """
+    names = tuple(names)
+    if not 2 <= k <= len(names):
+        raise ValueError(f"k={k} tiers need 2 <= k <= {len(names)} (the number of names: {names})")
+    return (*names[: k - 1], names[-1])
+
+
 def choose_k(scores: dict[int, float], tolerance: float) -> int:
     """The largest k whose silhouette is within ``tolerance`` (relative) of the best one.
 
@@ -143,7 +155,9 @@ class TierScheme(ValueTiers):
     otherwise, among the k in ``2..k_max`` whose every tier holds at least ``min_share`` of the customers, it is the
     largest k whose silhouette is within ``silhouette_tolerance`` (relative) of the best one (:func:`choose_k`): on
     one-dimensional value, k=2 nearly always has the top silhouette, and a finer pyramid of comparable quality is
-    more useful to act on. The top ``k`` names are used, best first.
+    more useful to act on. Tiers are named by :func:`names_for_k`, best first: the first ``k - 1`` names and the last,
+    so the lowest tier, where customers without value land, keeps the lowest name (k=2 of platinum/gold/iron/lead:
+    platinum, lead).
 
     ``fit(value, behavior=...)`` adds behavior columns (e.g. frequency, tenure; log1p of non-negative columns, all
     standardized like log value) to the clustering. Clusters are then ranked by mean log value and the boundaries are
@@ -260,7 +274,7 @@ class TierScheme(ValueTiers):
         best_k = choose_k(scores, self.silhouette_tolerance)
         self.k_ = best_k
         self.boundaries_ = fitted[best_k]
-        self.names_ = names[:best_k]
+        self.names_ = names_for_k(names, best_k)
         self.shares_ = self._shares(v, self.boundaries_)
         self._set_revenue_shares(v)
         self.silhouette_ = scores[best_k]

@@ -29,7 +29,7 @@ TiersOpt = Annotated[
     str | None,
     typer.Option(
         help="Comma-separated current tiers, e.g. platinum,gold (default: the config's outputs.at_risk_tiers, "
-        "else its two top tiers, as `tiercast run` lists them; without --config, every tier)."
+        "else its two top tiers but never the lowest, as `tiercast run` lists them; without --config, every tier)."
     ),
 ]
 TopOpt = Annotated[

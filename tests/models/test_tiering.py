@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
-from tiercast.models.tiers.scheme import InsufficientDataError, TierScheme
+from tiercast.models.tiers.scheme import InsufficientDataError, TierScheme, names_for_k
 
 
 def _lognormal(n: int = 2000, seed: int = 0) -> np.ndarray:
@@ -100,6 +100,44 @@ def test_more_tiers_than_names_is_an_error():
         TierScheme(names=("A", "B"), k=3).fit(_lognormal())
 
 
+def test_two_chosen_tiers_are_the_top_and_the_lowest_name():
+    """609 of 1,000 customers without spend and k=2 chosen: they were named gold (``names[:k]``), and the at-risk
+    default (two top tiers) covered everyone. The lowest tier keeps the lowest name whatever k is chosen."""
+    v = np.array([0.0] * 600 + [18, 20, 22] * 100 + [900, 1000, 1100] * 33 + [1000.0])
+    scheme = TierScheme().fit(v)  # k chosen from 2..4 with the four pyramid names
+    assert scheme.k_ == 2
+    assert scheme.names_ == ("platinum", "lead")
+    assert set(scheme.assign(v[v == 0])) == {"lead"}
+    assert [r["tier"] for r in scheme.describe()] == ["platinum", "lead"]
+
+
+def test_three_chosen_tiers_drop_a_middle_name():
+    v = np.array([0.0] * 400 + [9, 10, 11] * 100 + [90, 100, 110] * 60 + [900, 1000, 1100] * 40)
+    scheme = TierScheme().fit(v)
+    assert scheme.k_ == 3
+    assert scheme.names_ == ("platinum", "gold", "lead")
+    assert scheme.assign([0, 10, 100, 1000]).tolist() == ["lead", "lead", "gold", "platinum"]
+
+
+@pytest.mark.parametrize(
+    ("names", "k", "expected"),
+    [
+        (("platinum", "gold", "iron", "lead"), 2, ("platinum", "lead")),
+        (("platinum", "gold", "iron", "lead"), 3, ("platinum", "gold", "lead")),
+        (("platinum", "gold", "iron", "lead"), 4, ("platinum", "gold", "iron", "lead")),
+        (("A", "B", "C"), 2, ("A", "C")),
+        (("high", "medium", "low"), 2, ("high", "low")),
+    ],
+)
+def test_names_for_k_keep_the_first_and_the_last_name(names, k, expected):
+    assert names_for_k(names, k) == expected
+
+
+def test_names_for_k_refuses_more_tiers_than_names():
+    with pytest.raises(ValueError, match="k=5"):
+        names_for_k(("A", "B", "C", "D"), 5)
+
+
 def test_describe_lists_tiers_best_first():
     scheme = TierScheme(k=3, names=("high", "medium", "low")).fit(_lognormal())
     rows = scheme.describe()
@@ -124,6 +162,7 @@ def test_config_presets_name_the_tiers_best_first(preset):
     assert names == TIER_PRESETS[preset]
     scheme = TierScheme(names=names, k=len(names)).fit(_lognormal())
     assert scheme.names_ == names
+    assert TierScheme(names=names, k=2).fit(_lognormal()).names_ == (names[0], names[-1])
     means = [np.mean(_lognormal()[scheme.assign(_lognormal()) == n]) for n in names]
     assert means == sorted(means, reverse=True)  # the first name is the most valuable tier
 

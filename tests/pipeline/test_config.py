@@ -175,6 +175,23 @@ def test_a_misspelt_at_risk_tier_is_a_config_error_not_a_shorter_list():
 
 
 @pytest.mark.parametrize(
+    ("names", "listed"),
+    [
+        (("platinum", "lead"), ("platinum",)),
+        (("platinum", "gold", "lead"), ("platinum", "gold")),
+        (("platinum", "gold", "iron", "lead"), ("platinum", "gold")),
+        (("A", "C"), ("A",)),
+    ],
+)
+def test_at_risk_default_is_the_two_top_tiers_but_never_the_lowest(names, listed):
+    """With k=2 the lowest tier holds every customer without spend: listing it put the whole base on the list."""
+    from tiercast.pipeline.config import OutputConfig
+
+    assert OutputConfig().tiers_listed(names) == listed
+    assert OutputConfig(at_risk_tiers=("lead",)).tiers_listed(names) == ("lead",)  # set explicitly: as given
+
+
+@pytest.mark.parametrize(
     ("tiers", "message"),
     [
         ({"preset": None, "names": None}, r"tiers: give a preset \(pyramid, abc, three_level\) or names"),
