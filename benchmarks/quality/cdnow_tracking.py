@@ -40,7 +40,7 @@ def log_cdnow_benchmark(
     metrics per method, the JSON and a gain curve); returns the run id."""
     import mlflow
 
-    from tiercast.pipeline.ingest.loader import data_fingerprint
+    from tiercast.pipeline.ingest.fingerprint import data_fingerprint
     from tiercast.pipeline.tracking import plots
     from tiercast.pipeline.tracking.runs import flatten, log_run_context, setup_mlflow
 

@@ -45,7 +45,7 @@ from tiercast.pipeline.ingest.engine_values import (
     trimmed_id,
     zoned_columns,
 )
-from tiercast.pipeline.ingest.history import history_on
+from tiercast.pipeline.ingest.history import History, history_on
 from tiercast.pipeline.ingest.notices import PADDED
 from tiercast.pipeline.ingest.sources import ColumnMapping
 
@@ -256,12 +256,27 @@ def data_bounds_on(
     order_column: str | None = None,
     customer_column: str | None = None,
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First day of the history and the midnight after its last day, counted by the engine
-    (:func:`tiercast.pipeline.ingest.history.history_on`: isolated early rows and stray late rows, which stay
-    accepted, do not stretch it), with its notices."""
+    """First day of the history and the midnight after its last day (:func:`history_of`)."""
+    found = history_of(
+        con, tx, source=source, column=column, order_column=order_column, customer_column=customer_column
+    )
+    return found.start, found.end
+
+
+def history_of(
+    con: ibis.BaseBackend,
+    tx: ir.Table,
+    *,
+    source: str = "transactions",
+    column: str = TIMESTAMP,
+    order_column: str | None = None,
+    customer_column: str | None = None,
+) -> History:
+    """The history of ``tx`` counted by the engine (:func:`tiercast.pipeline.ingest.history.history_on`: isolated
+    early rows and stray late rows, which stay accepted, do not stretch it), with its notices."""
     found = history_on(
         con, tx, source=source, column=column, order_column=order_column, customer_column=customer_column
     )
     if found is None:
         raise EngineError("no transactions to work on")
-    return found.start, found.end
+    return found

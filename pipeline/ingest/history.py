@@ -9,8 +9,10 @@ The history runs from the first to the last day with a transaction, except that
 * a handful of rows dated after an empty stretch longer than any the history shows (a mistyped date, a month or a
   year off) do not end it: it ends before the stretch (:func:`stray_rows`).
 
-Both kinds of rows stay accepted (counted, and seen by the features of the cutoffs after them); only the span the
-cutoffs, label windows and the scoring date are placed in changes, and a notice names them. An empty stretch inside
+Both kinds of rows stay accepted (counted in the accounting), and a notice names them. The span the cutoffs, label
+windows and the scoring date are placed in changes; the isolated early rows are also left out of the rows the
+commands work on (:mod:`tiercast.pipeline.ingest.loader`): in the features a 1970 row would make its customer's
+tenure decades long. Stray late rows are seen by the features of cutoffs after them, as any row. An empty stretch inside
 the history much longer than usual for the data (a failed export) changes nothing but gets a notice
 (:func:`missing_days`), as do order ids whose lines lie days apart (:func:`reused_orders_on`), amounts that are
 mostly negative (:func:`negative_amounts_message`) and a customer id standing for no customer, such as WooCommerce's
@@ -74,7 +76,8 @@ class IsolatedRows:
         lie = "1 row lies" if self.n == 1 else f"{self.n:,} rows lie"
         return (
             f"{source}, column {column}: {lie} before a gap of {self.empty_days:,} days without transactions "
-            f"(earliest {self.earliest.date()}): a placeholder date? history starts at {self.start.date()}"
+            f"(earliest {self.earliest.date()}): a placeholder date? history starts at {self.start.date()}, and "
+            f"{'that row is' if self.n == 1 else 'those rows are'} left out of the features"
         )
 
 
@@ -285,6 +288,8 @@ def history_on(
     found = history(counts) if len(counts) else None
     for message in found.messages(source, column) if found is not None else []:
         warnings.warn(message, stacklevel=2)
+    if found is not None and found.isolated is not None:  # left out of the rows the commands use: not checked
+        tx = tx.filter(tx[TIMESTAMP] >= found.start)
     if order_column is not None and (reused := reused_orders_on(con, tx)) is not None:
         warnings.warn(reused.message(source, order_column), stacklevel=2)
     if customer_column is not None and (placeholder := placeholder_customer_on(con, tx)) is not None:

@@ -26,8 +26,7 @@ later days are future) or, unset, the current time in the source's time zone; a 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +42,8 @@ from tiercast.features.contract import CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.session import connect, is_spark, to_engine_table
 from tiercast.pipeline.ingest.common import REASONS, InputError, ReasonTally
-from tiercast.pipeline.ingest.engine_tables import data_bounds_on, engine_transactions
+from tiercast.pipeline.ingest.engine_tables import engine_transactions, history_of
+from tiercast.pipeline.ingest.fingerprint import LazyMapping, data_fingerprint
 from tiercast.pipeline.ingest.sources import TransactionSource
 from tiercast.pipeline.writers.files import HeldOutputs, quarantine_writer
 
@@ -78,7 +78,8 @@ class Transactions(ReasonTally):
         """First day of the history and the midnight after its last day (exclusive end): the first and last
         transaction, except that the history starts after rows isolated before a year without transactions
         (placeholder dates) and ends before a handful of rows after a long empty stretch (mistyped dates); those
-        rows stay accepted (:mod:`tiercast.pipeline.ingest.history`)."""
+        rows stay accepted (:mod:`tiercast.pipeline.ingest.history`), and the isolated ones are left out of
+        ``table`` and :attr:`accepted`."""
         return self.data_start, self.data_end
 
     @cached_property
@@ -86,7 +87,12 @@ class Transactions(ReasonTally):
         """The accepted rows as a pandas frame (for the in-memory steps: tier studies, monitors, explanations),
         sorted by timestamp, customer and order."""
         if self.ingest is not None:
-            return self.ingest.accepted
+            frame = self.ingest.accepted
+            return (
+                frame
+                if frame.empty or frame[TIMESTAMP].min() >= self.data_start
+                else frame[frame[TIMESTAMP] >= self.data_start]
+            )
         return self.con.execute(self.table.order_by([TIMESTAMP, CUSTOMER_ID, ORDER_ID]))
 
     def engine_satisfaction(self) -> ir.Table | None:
@@ -115,7 +121,7 @@ def from_ingest(config: Config, ingest: IngestResult, *, run_date: pd.Timestamp 
     if accepted.empty:
         raise InputError(f"{ingest.source}: no accepted rows ({ingest.n_read:,} read, all quarantined)")
     table = as_table(to_engine_table(con, accepted))
-    start, end = _bounds(con, table, config, ingest.source)
+    table, start, end = _bounds(con, table, config, ingest.source)
     return Transactions(
         table=table,
         con=con,
@@ -204,7 +210,7 @@ def _from_source_on_engine(config: Config, run: pd.Timestamp, *, save: Callable[
         raise InputError(f"{result.source}: no accepted rows ({result.n_read:,} read, all quarantined)")
     table, (first, last), count_customers = _accepted_on(con, result)
     source = result.source
-    start, end = _bounds(con, table, config, source)
+    table, start, end = _bounds(con, table, config, source)
 
     def fingerprint() -> dict[str, Any]:
         customers = count_customers()
@@ -231,9 +237,14 @@ def _from_source_on_engine(config: Config, run: pd.Timestamp, *, save: Callable[
     )
 
 
-def _bounds(con: ibis.BaseBackend, table: ir.Table, config: Config, source: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """:meth:`Transactions.bounds` of the accepted rows, with the notices on their dates, order ids and customer ids."""
-    return data_bounds_on(
+def _bounds(
+    con: ibis.BaseBackend, table: ir.Table, config: Config, source: str
+) -> tuple[ir.Table, pd.Timestamp, pd.Timestamp]:
+    """The rows the commands work on and :meth:`Transactions.bounds`, with the notices on the rows' dates, order
+    ids and customer ids. Rows isolated before the history's start (a placeholder or mistyped date: 1970, or 2003
+    for 2023) stay accepted but are left out of the rows: in the features they would make the customer's tenure
+    decades long and drag an order whose other lines are recent back to their date (its first time)."""
+    found = history_of(
         con,
         table,
         source=source,
@@ -241,6 +252,9 @@ def _bounds(con: ibis.BaseBackend, table: ir.Table, config: Config, source: str)
         order_column=_source_column(config, ORDER_ID),
         customer_column=_source_column(config, CUSTOMER_ID),
     )
+    if found.isolated is not None:
+        table = table.filter(table[TIMESTAMP] >= found.start)
+    return table, found.start, found.end
 
 
 def _source_column(config: Config, field: str) -> str | None:
@@ -282,64 +296,12 @@ def _accepted_on(
     return as_table(con.table(TRANSACTIONS)), (pd.Timestamp(first), pd.Timestamp(last)), customers
 
 
-class LazyMapping(Mapping[str, Any]):
-    """A read-only mapping computed on first use: the SQL ingestion's fingerprint (a full pass counting distinct
-    customers, and the file's digest) is read by the commands that log or print it, not by ``features`` or
-    ``score``."""
-
-    def __init__(self, compute: Callable[[], Mapping[str, Any]]) -> None:
-        self._compute: Callable[[], Mapping[str, Any]] | None = compute
-        self._values: Mapping[str, Any] = {}
-
-    def _get(self) -> Mapping[str, Any]:
-        if self._compute is not None:
-            self._values, self._compute = MappingProxyType(dict(self._compute())), None
-        return self._values
-
-    def __getitem__(self, key: str) -> Any:
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
-
-    def __repr__(self) -> str:
-        return f"LazyMapping({dict(self._get())!r})" if self._compute is None else "LazyMapping(<not computed>)"
-
-
-def data_fingerprint(
-    path: str | Path, *, n_read: int, n_accepted: int, n_quarantined: int, customers: int, first: Any, last: Any
-) -> dict[str, Any]:
-    """Counts, date range and content hash of the input: enough to tell whether two runs saw the same data."""
-    p = Path(path)
-    return {
-        "data_path": str(p),
-        "data_sha256": file_sha256(p) if p.is_file() else "n/a",
-        "data_rows_read": n_read,
-        "data_rows_accepted": n_accepted,
-        "data_rows_quarantined": n_quarantined,
-        "data_customers": customers,
-        "data_first_timestamp": str(first),
-        "data_last_timestamp": str(last),
-    }
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _from_engine_table(config: Config, run: pd.Timestamp) -> Transactions:
     source = config.engine.transactions
     assert source is not None
     con = connect(config.engine)
     table, counts = engine_transactions(con, config.engine, run_date=run)
-    start, end = _bounds(con, table, config, source.path)
+    table, start, end = _bounds(con, table, config, source.path)
     reasons = {r: counts.reasons[r] for r in REASONS if r in counts.reasons} if counts is not None else {}
     fingerprint = {
         "data_path": source.path,

@@ -109,7 +109,7 @@ def test_a_stray_row_a_year_late_neither_starts_nor_ends_the_history() -> None:
     assert bounds == (pd.Timestamp("2023-01-01"), pd.Timestamp("2023-07-01"))
     assert texts == [
         "x.csv, column date: 1 row lies before a gap of 19,357 days without transactions (earliest 1970-01-01): a "
-        "placeholder date? history starts at 2023-01-01",
+        "placeholder date? history starts at 2023-01-01, and that row is left out of the features",
         "x.csv, column date: 1 row lies after a gap of 550 days without transactions (2025-01-01): a mistyped date? "
         "history ends at 2023-06-30; the row stays accepted (check its date, or set data.run_date to quarantine it)",
     ]

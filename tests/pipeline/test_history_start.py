@@ -12,13 +12,14 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pytest
+import yaml
 
 from tests.pipeline.test_loader import _csv, _write_config
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, TIMESTAMP
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.ingest.engine_tables import data_bounds_on
 from tiercast.pipeline.ingest.history import MAX_EMPTY_DAYS, IsolatedRows, isolated_rows, isolated_rows_on
-from tiercast.pipeline.ingest.loader import load_transactions
+from tiercast.pipeline.ingest.loader import features_at, load_transactions
 
 #: A continuous year of daily data: the part of the history the planner should see.
 DAILY = [str(d) for d in pd.date_range("2009-12-01", "2010-12-09", freq="7D")] + ["2010-12-09 15:30:00"]
@@ -57,7 +58,7 @@ def test_one_1970_row_starts_the_history_after_the_gap_with_a_notice() -> None:
     assert bounds == (pd.Timestamp("2009-12-01"), pd.Timestamp("2010-12-10"))
     assert texts == [
         "x.csv, column date: 1 row lies before a gap of 14,578 days without transactions (earliest 1970-01-01): "
-        "a placeholder date? history starts at 2009-12-01"
+        "a placeholder date? history starts at 2009-12-01, and that row is left out of the features"
     ]
 
 
@@ -95,15 +96,46 @@ def test_day_counts_may_come_unsorted_as_dates() -> None:
     assert isolated_rows(per_day, max_empty_days=1095) is None
 
 
-def test_load_transactions_keeps_the_rows_and_moves_only_the_history_start(tmp_path: Path) -> None:
+def test_load_transactions_keeps_the_rows_accepted_but_out_of_the_features(tmp_path: Path) -> None:
     rows = ["a,1970-01-01,1", "a,2010-01-01,5", "b,2010-01-15,4", "a,2010-03-01,6"]
     config = load_config(_write_config(tmp_path, _csv(tmp_path, rows), run_date="2010-12-31"))
-    notice = r"tx\.csv, column ts: 1 row lies before a gap of 14,609 days .* history starts at 2010-01-01"
+    notice = (
+        r"tx\.csv, column ts: 1 row lies before a gap of 14,609 days .* history starts at 2010-01-01, and that row "
+        "is left out of the features"
+    )
     with pytest.warns(UserWarning, match=notice):
         loaded = load_transactions(config)
     assert loaded.bounds == (pd.Timestamp("2010-01-01"), pd.Timestamp("2010-03-02"))
     assert loaded.n_accepted == 4 and not loaded.reasons  # the early row is accepted, not quarantined
-    assert int(loaded.con.execute(loaded.table.count())) == 4
+    assert int(loaded.con.execute(loaded.table.count())) == 3
+    assert list(loaded.accepted[TIMESTAMP].dt.year) == [2010, 2010, 2010]
+    features = features_at(loaded, config, pd.Timestamp("2010-03-02")).set_index(CUSTOMER_ID)
+    assert features.loc["a", "tenure_days"] == pytest.approx(60.0)  # from 2010-01-01, not 1970
+    assert features.loc["a", "monetary_total"] == pytest.approx(11.0)
+
+
+def test_a_mistyped_line_does_not_drag_its_order_back(tmp_path: Path) -> None:
+    """One line of a recent order typed 2003 for 2023: the order stays a purchase of its other lines' day (the
+    features count an order at its first line's time), and the customer's tenure starts with the real history."""
+    days = pd.date_range("2022-07-01", "2023-06-20", periods=60)
+    rows = [f"c{i % 5},{day},10,o{i}" for i, day in enumerate(days)]
+    rows += ["c0,2023-06-25 14:00,30,o99", "c0,2003-06-25 14:00,20,o99"]
+    data = tmp_path / "tx.csv"
+    data.write_text("c,ts,amt,ord\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    path = _write_config(tmp_path, data, run_date="2023-06-30")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["data"]["transactions"]["columns"]["order_id"] = "ord"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    config = load_config(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_transactions(config)
+    (notice,) = [str(w.message) for w in caught if w.category is UserWarning]  # no reused order id: 2003 is out
+    assert "1 row lies before a gap of 6,945 days" in notice
+    features = features_at(loaded, config, pd.Timestamp("2023-06-30")).set_index(CUSTOMER_ID)
+    assert features.loc["c0", "recency_days"] == pytest.approx(4 + 10 / 24)  # 2023-06-25 14:00
+    assert features.loc["c0", "tenure_days"] == pytest.approx(364.0)  # from 2022-07-01
+    assert features.loc["c0", "monetary_total"] == pytest.approx(12 * 10 + 30)
 
 
 def test_mostly_negative_amounts_are_named_as_flipped_signs() -> None:

@@ -1,0 +1,62 @@
+"""The data fingerprint logged with every run (counts, date range, the file's digest), and the lazy mapping that
+holds it until a command reads it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+
+class LazyMapping(Mapping[str, Any]):
+    """A read-only mapping computed on first use: the SQL ingestion's fingerprint (a full pass counting distinct
+    customers, and the file's digest) is read by the commands that log or print it, not by ``features`` or
+    ``score``."""
+
+    def __init__(self, compute: Callable[[], Mapping[str, Any]]) -> None:
+        self._compute: Callable[[], Mapping[str, Any]] | None = compute
+        self._values: Mapping[str, Any] = {}
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._compute is not None:
+            self._values, self._compute = MappingProxyType(dict(self._compute())), None
+        return self._values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return f"LazyMapping({dict(self._get())!r})" if self._compute is None else "LazyMapping(<not computed>)"
+
+
+def data_fingerprint(
+    path: str | Path, *, n_read: int, n_accepted: int, n_quarantined: int, customers: int, first: Any, last: Any
+) -> dict[str, Any]:
+    """Counts, date range and content hash of the input: enough to tell whether two runs saw the same data."""
+    p = Path(path)
+    return {
+        "data_path": str(p),
+        "data_sha256": file_sha256(p) if p.is_file() else "n/a",
+        "data_rows_read": n_read,
+        "data_rows_accepted": n_accepted,
+        "data_rows_quarantined": n_quarantined,
+        "data_customers": customers,
+        "data_first_timestamp": str(first),
+        "data_last_timestamp": str(last),
+    }
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
