@@ -95,6 +95,8 @@ def features(
     local_out(cfg, out)
     when = pd.Timestamp(cutoff)
     data = load_data(cfg, run_date)
+    if when <= data.data_start:  # no customer yet: an empty file would pass for features
+        fail(f"--cutoff {cutoff}: no purchase before it (the data starts {data.data_start.date()}); give a later date")
     if cfg.engine.kind == "spark":  # written by the executors, partitioned by cutoff
         folder = write_features(
             data.con,

@@ -11,7 +11,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from tiercast.features.contract import CHURN_BAND, CURRENT_TIER, PREDICTED_TIER, TIER
+from tiercast.features.contract import CHURN_BAND, CHURN_PROBABILITY, CURRENT_TIER, PREDICTED_TIER, TIER
 from tiercast.models.drift import FEW_ROWS
 from tiercast.pipeline.cli.base import shell_command
 from tiercast.pipeline.terminal import print_table
@@ -107,7 +107,7 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
 
     console.print(f"scores   -> {outcome.scores_path} ({_rows(len(scores))}, model {trained.model_uri})")
     listed = outcome.at_risk
-    bands = "/".join(dict.fromkeys(listed[CHURN_BAND])) if len(listed) else ""
+    bands = listed_bands(listed)
     what = f"{_rows(len(listed))}, churn {bands}" if len(listed) else "no customer at risk in the listed tiers"
     money = f"{listed['currency'].iloc[0]} " if len(listed) and "currency" in listed.columns else ""
     console.print(
@@ -116,6 +116,14 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
     )
     print_drift(console, outcome.drift, outcome.drift_path)
     print_training(console, trained, outcome.promotion, show_cutoffs=False)
+
+
+def listed_bands(listed: pd.DataFrame) -> str:
+    """The churn bands of an at-risk list, lowest risk first ('medium/high'), whatever band its ranking by value at
+    risk put first."""
+    if not len(listed):
+        return ""
+    return "/".join(listed.groupby(CHURN_BAND)[CHURN_PROBABILITY].min().sort_values().index)
 
 
 def print_cutoffs(console: Console, trained: TrainResult) -> None:

@@ -1,6 +1,7 @@
 """What `run` and `train` check before training. A command that writes its outputs last checks their folders first:
 `run` registers and promotes a model before it writes the scores, and a folder it cannot write must stop it before
-that, not after minutes of training. And `run` says when it scores before the end of the data it trains on."""
+that, not after minutes of training. And `run` says when it scores before the end of the data it trains on, and
+`features` refuses a cutoff before the data instead of writing an empty file."""
 
 from __future__ import annotations
 
@@ -90,3 +91,10 @@ def test_run_scores_at_the_configured_cutoff_and_warns_before_the_data_end() -> 
     before = load_config(ROOT / "configs" / "demo.yaml", overrides={"score": {"cutoff": "2022-12-01"}})
     with pytest.raises(ConfigError, match="no purchase before it"):
         run_cutoff(before, start, end)
+
+
+def test_features_before_the_data_start_is_an_error_not_an_empty_file(tmp_path: Path) -> None:
+    _config(tmp_path)
+    result = invoke("features", "--config", "config.yaml", "--cutoff", "2009-11-01", "--out", "f.parquet", cwd=tmp_path)
+    assert_clean_failure(result, "--cutoff 2009-11-01: no purchase before it (the data starts 2009-12-01)")
+    assert not (tmp_path / "f.parquet").exists()

@@ -241,3 +241,16 @@ def test_every_function_that_starts_phases_finishes_them():
             if calls and not decorated:
                 unfinished.append(f"{path.name}:{node.name}")
     assert unfinished == [] and misplaced == []
+
+
+def test_the_listed_churn_bands_read_lowest_risk_first():
+    """The at-risk list is ranked by value at risk, so either band may come first in it; the summary line names the
+    bands in one order."""
+    import pandas as pd
+
+    from tiercast.pipeline.cli.summary import listed_bands
+
+    listed = pd.DataFrame({"churn_band": ["high", "medium", "high"], "churn_probability": [0.8, 0.4, 0.7]})
+    assert listed_bands(listed) == "medium/high"
+    assert listed_bands(listed.iloc[::-1]) == "medium/high"
+    assert listed_bands(listed.iloc[:0]) == ""
