@@ -31,8 +31,8 @@ def promote(
     """Register a run's model; it becomes `champion` only if it wins the promotion rule (else `challenger`): on the same
     data it must beat the champion; a retrain on newer data must not be worse than the champion on outcomes neither
     has seen (compared when `tiercast train` ran; README: Monthly retrain and scoring)."""
-    from tiercast.pipeline.tracking.registry import is_finished_training_run
     from tiercast.pipeline.tracking.registry import promote as do_promote
+    from tiercast.pipeline.tracking.run_listing import is_finished_training_run
     from tiercast.pipeline.tracking.runs import registry_lock, setup_mlflow
 
     cfg = config_from(config)
@@ -59,7 +59,7 @@ def compare(
     """Side-by-side test metrics of runs, each beside its baselines."""
     from rich.table import Table
 
-    from tiercast.pipeline.tracking.registry import compare_runs
+    from tiercast.pipeline.tracking.run_listing import compare_runs
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
     cfg = config_from(config)
@@ -96,8 +96,8 @@ def report(
     ] = None,
 ) -> None:
     """Write a self-contained HTML report of a run (metrics, tiers, plots, top at-risk customers)."""
-    from tiercast.pipeline.tracking.registry import latest_training_run
     from tiercast.pipeline.tracking.report import write_report
+    from tiercast.pipeline.tracking.run_listing import latest_training_run
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
     cfg = config_from(config)

@@ -49,6 +49,10 @@ COMPARE_METRICS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The run parameter holding the number of tiers the clustering chose.
+TIER_COUNT_PARAM = "tiers.k_resolved"
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
     version: str
@@ -313,84 +317,22 @@ def promote(
         if not ok and force:
             ok, reason = True, f"forced: {reason}"
             client.set_model_version_tag(name, version, "promotion", "forced")
+        if (changed := tier_change(run, champion_run, current.version)) is not None:
+            reason += f"; {changed}"
     alias = "champion" if ok else "challenger"
     client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, "promotion_reason", reason)
     return PromotionDecision(version, alias, reason)
 
 
-@dataclass(frozen=True)
-class RunComparison:
-    """The rows ``compare`` prints, and why each listed run without test metrics has none (by its shown id)."""
-
-    table: pd.DataFrame
-    no_test: dict[str, str]
-
-
-def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 5) -> RunComparison:
-    """One row per run and model (tiercast and each baseline) with the test metrics, newest run first; a run without
-    test metrics (no held-out test window) is one row of missing metrics, and why is in ``no_test``."""
-    client = MlflowClient()
-    if run_ids:
-        runs = [client.get_run(r) for r in run_ids]
-    else:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return RunComparison(pd.DataFrame(), {})
-        runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=last)
-    rows, no_test = [], {}
-    for run in runs:
-        models = sorted(
-            {k.split(".")[1] for k in run.data.metrics if k.startswith("test.")}, key=lambda m: m != "tiercast"
-        )
-        if not models:
-            no_test[run.info.run_id[:8]] = _why_no_test_metrics(run)
-        for model in models or ["tiercast" if TRAINING_PARAM in run.data.params else "-"]:
-            row = {
-                "run": run.info.run_id[:8],
-                "started": pd.Timestamp(run.info.start_time, unit="ms").strftime("%Y-%m-%d %H:%M"),
-                "test cutoff": run.data.params.get("cutoffs.test_resolved", "?"),
-                "model": model,
-            }
-            for key, label in COMPARE_METRICS:
-                row[label] = run.data.metrics.get(f"test.{model}.{key}")
-            rows.append(row)
-    return RunComparison(pd.DataFrame(rows), no_test)
-
-
-def _why_no_test_metrics(run: Run) -> str:
-    """Why a run logged no test metrics: the training's note on its test window, else what the run's state says."""
-    notes = [n.strip() for n in run.data.tags.get("tiercast.notes", "").split(" | ") if "test" in n]
-    if notes:
-        return "; ".join(notes)
-    if run.info.status != "FINISHED":
-        return f"no test metrics: the run is {run.info.status.lower()}"
-    if run.data.params.get("cutoffs.test_resolved") == "none":
-        return "no test metrics: its history left no held-out test window"
-    return "no test metrics: it logged none (not a training or backtest run)"
-
-
-TRAINING_PARAM = "cutoffs.train_resolved"  # logged by training runs only; backtests and benchmarks log no model
-
-
-def is_finished_training_run(run_id: str) -> bool:
-    """Whether ``run_id`` is a training run that finished (the runs that log a model)."""
-    run = MlflowClient().get_run(run_id)
-    return TRAINING_PARAM in run.data.params and run.info.status == "FINISHED"
-
-
-def latest_training_run(experiment: str) -> str | None:
-    """Id of the newest finished training run of an experiment, or None. Training runs are the ones that log their
-    training cutoffs (``cutoffs.train_resolved``); backtests and benchmarks do not. A run that failed or was
-    killed midway is never the latest."""
-    client = MlflowClient()
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
+def tier_change(run: Any, champion_run: Any, champion_version: str) -> str | None:
+    """What a retrain changes in the tiers (their number, the ``tiers.k_resolved`` parameter), None when nothing:
+    the clustering may choose another k on new data, and tier-level monitoring and at-risk lists then stop carrying
+    over from the champion's, which the decision should say."""
+    k, before = run.data.params.get(TIER_COUNT_PARAM), champion_run.data.params.get(TIER_COUNT_PARAM)
+    if k is None or before is None or str(k) == str(before):
         return None
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"params.`{TRAINING_PARAM}` LIKE '%' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+    return (
+        f"the tiers change: {k} tiers (champion v{champion_version}: {before}), so tier-level monitoring and "
+        "at-risk lists do not carry over"
     )
-    return runs[0].info.run_id if runs else None

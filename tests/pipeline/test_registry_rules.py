@@ -126,3 +126,20 @@ def _run_at(test_cutoff: str) -> SimpleNamespace:
     run = _run()
     run.data.params["cutoffs.test_resolved"] = test_cutoff
     return run
+
+
+def test_a_retrain_with_another_number_of_tiers_says_so():
+    """The clustering may choose another k on new data: the promotion reason says the tiers do not carry over."""
+    from tiercast.pipeline.tracking.registry import tier_change
+
+    def with_k(k: str | None) -> SimpleNamespace:
+        run = _run()
+        if k is not None:
+            run.data.params["tiers.k_resolved"] = k
+        return run
+
+    assert tier_change(with_k("2"), with_k("4"), "3") == (
+        "the tiers change: 2 tiers (champion v3: 4), so tier-level monitoring and at-risk lists do not carry over"
+    )
+    assert tier_change(with_k("4"), with_k("4"), "3") is None
+    assert tier_change(with_k("4"), with_k(None), "3") is None  # a champion logged before the parameter

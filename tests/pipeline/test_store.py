@@ -28,7 +28,7 @@ SETUP = textwrap.dedent(
     """
     import sys
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.tracking.registry import latest_training_run
+    from tiercast.pipeline.tracking.run_listing import latest_training_run
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
     cfg = load_config(sys.argv[1])
@@ -69,7 +69,7 @@ def _start_here(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str | 
     """What SETUP prints, from a start in this process in the config's folder: (experiment id, latest training
     run)."""
     from tiercast.pipeline.config import load_config
-    from tiercast.pipeline.tracking.registry import latest_training_run
+    from tiercast.pipeline.tracking.run_listing import latest_training_run
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
