@@ -2,7 +2,7 @@
 transaction line per order item under the row rules of :mod:`tiercast.pipeline.ingest.transactions`, plus a
 customer-level satisfaction frame from the reviews. Values read differently from the file (order and review times
 with a UTC offset, customer ids with surrounding whitespace) get the notices of single-table sources
-(:mod:`tiercast.pipeline.ingest.notices`).
+(:mod:`tiercast.pipeline.ingest.notices`), as do accepted customer ids differing only in letter case.
 """
 
 from __future__ import annotations
@@ -140,6 +140,9 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     for name, values in context.items():
         raw[name if name not in raw.columns else f"order_{name}"] = values.to_numpy()
     accepted, quarantine = split_rows(raw, reason, canonical, TRANSACTIONS, TX_SORT)
+    if (cased := notices.case_variants_in(accepted[CUSTOMER_ID])) is not None:  # the ids' file: see _customer_of_order
+        keyed_by = (src.orders, CUSTOMER_ID) if src.customer_key == CUSTOMER_ID else (src.customers, src.customer_key)
+        notices.warn(cased.message(str(keyed_by[0]), keyed_by[1]))
 
     details = {f"rows:{name}": len(df) for name, df in tables.items()}
     details["orders_without_items"] = int((~orders.index.isin(keys)).sum())

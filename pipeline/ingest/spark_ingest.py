@@ -170,12 +170,16 @@ def _notice_counts(judged: ir.Table) -> dict[str, ir.IntegerScalar]:
 
 
 def _notify(result: SparkIngest, counts: pd.DataFrame, src: TransactionSource, mapped: dict[str, str]) -> None:
-    """The notices of DuckDB's ingestion (:mod:`tiercast.pipeline.ingest.notices`), from the same counts."""
+    """The notices of DuckDB's ingestion (:mod:`tiercast.pipeline.ingest.notices`), from the same counts, and the
+    customer ids differing only in letter case (one more Spark query, over the cached judged rows)."""
     n_offset = int(counts[OFFSET].sum())
     if n_offset:
         notices.warn(notices.offset_message(result.source, mapped[TIMESTAMP], n_offset, src.timezone))
     if PADDED in counts.columns and int(counts[PADDED].sum()):
         notices.warn(_padded_ids(result, mapped[CUSTOMER_ID]).message(result.source, mapped[CUSTOMER_ID]))
+    cased = notices.case_variants_ibis(result.con, result.accepted.select(id=CUSTOMER_ID))
+    if cased is not None:
+        notices.warn(cased.message(result.source, mapped[CUSTOMER_ID]))
 
 
 def _notify_grouped_numbers(result: SparkIngest, src: TransactionSource, mapped: dict[str, str]) -> None:

@@ -161,7 +161,8 @@ def _notify(
 ) -> None:
     """The notices (:mod:`tiercast.pipeline.ingest.notices`) of values kept but read differently from the file:
     timestamps converted from a UTC offset (counted per distinct text, or a tz-aware column's values), customer ids
-    trimmed (``padded``: the judged rows hold some; their spellings are then counted)."""
+    trimmed (``padded``: the judged rows hold some; their spellings are then counted), and accepted customer ids
+    differing from another only in letter case (kept apart; counted on the distinct ids)."""
     ts, customer = mapped[TIMESTAMP], mapped[CUSTOMER_ID]
     n_offset = col.offset_rows(con, f"r.{ident(ts)}", raw.columns[ts], join)
     if n_offset:
@@ -169,6 +170,9 @@ def _notify(
     found = notices.padded_ids(con, BAD, f"CAST(r.{ident(customer)} AS VARCHAR)") if padded else None
     if found is not None:
         notices.warn(found.message(raw.where, customer))
+    cased = notices.case_variants(con, f"SELECT customer_id AS id FROM {TRANSACTIONS}")
+    if cased is not None:
+        notices.warn(cased.message(raw.where, customer))
 
 
 def _notify_grouped_numbers(

@@ -46,7 +46,8 @@ Rows sorted by timestamp, customer_id, order_id, then source row; index reset.
 Values kept but read differently from the file are told in a one-line notice naming the source, the column and the
 rows (a warning, :mod:`~tiercast.pipeline.ingest.notices`): timestamps with a UTC offset or zone, converted to
 ``timezone`` (UTC when unset), and customer ids trimmed of surrounding whitespace, with the raw spellings that became
-one id (' 123', '123 ' and '123' are one customer).
+one id (' 123', '123 ' and '123' are one customer). Ids differing only in letter case are kept as they are (two
+customers), with a notice naming how many ids and rows, and a pair.
 
 Quarantine frame: the source columns as read (Olist: the item columns plus the joined order status, customer key
 and order timestamp), then ``source_row`` (0-based data row in the source; the header is not a row) and ``reason``.

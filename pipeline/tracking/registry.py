@@ -325,7 +325,7 @@ def promote(
     return PromotionDecision(version, alias, reason)
 
 
-def tier_change(run: Any, champion_run: Any, champion_version: str) -> str | None:
+def tier_change(run: Run, champion_run: Run, champion_version: str) -> str | None:
     """What a retrain changes in the tiers (their number, the ``tiers.k_resolved`` parameter), None when nothing:
     the clustering may choose another k on new data, and tier-level monitoring and at-risk lists then stop carrying
     over from the champion's, which the decision should say."""

@@ -105,6 +105,62 @@ def test_customer_ids_differing_only_by_surrounding_whitespace_merge_with_one_no
     assert quarantine[["source_row", "reason"]].to_dict("records") == [{"source_row": 4, "reason": "missing_customer"}]
 
 
+def case_notice(source: object, column: str, ids: int, rows: str, first: str, second: str) -> str:
+    return (
+        f"{source}: {ids} customer ids of column {column!r} ({rows}) differ from another id only in letter case "
+        f"(e.g. {first!r} and {second!r}) and count as different customers; if they are the same customer, "
+        "lower-case the column in the export"
+    )
+
+
+def test_customer_ids_differing_only_in_letter_case_stay_apart_with_one_notice(tmp_path: Path) -> None:
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "customer,ts,amount\n"
+        "Ann@Example.com,2010-12-01,1\n"
+        "ann@example.com,2010-12-02,2\n"
+        "ann@example.com,2010-12-03,3\n"
+        "ANN@EXAMPLE.COM,2010-12-04,4\n"
+        "bob@x.org,2010-12-05,5\n"
+        "Bob@x.org,2010-12-06,6\n"
+        "Cy@x.org,2010-12-07,7\n"  # capitals, but no other spelling
+        "dan@x.org,2010-12-08,8\n",
+        encoding="utf-8",
+    )
+    accepted, reasons, texts = both(config(tmp_path, path))
+    assert texts == [case_notice(path, "customer", 5, "6 rows", "ANN@EXAMPLE.COM", "ann@example.com")]
+    assert reasons == {}
+    assert accepted["customer_id"].nunique() == 7  # kept as spelt: not folded
+    assert "Ann@Example.com" in accepted["customer_id"].tolist()
+
+
+def test_customer_ids_differing_otherwise_give_no_case_notice(tmp_path: Path) -> None:
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "customer,ts,amount\n"
+        "ann@example.com,2010-12-01,1\n"
+        "ann@example.org,2010-12-02,2\n"
+        "Ann.B@example.com,2010-12-03,3\n"
+        "X-1,2010-12-04,4\n"
+        "x-2,2010-12-05,5\n",
+        encoding="utf-8",
+    )
+    assert both(config(tmp_path, path))[2] == []
+
+
+def test_olist_customer_ids_differing_only_in_letter_case_stay_apart_with_one_notice(tmp_path: Path) -> None:
+    data = olist_tables(
+        tmp_path,
+        "order_id,customer_id,order_status,order_purchase_timestamp\n"
+        "o1,c1,delivered,2017-03-01\no2,c2,delivered,2017-03-02\no3,c3,delivered,2017-03-03\n",
+        "order_id,order_item_id,product_id,price,freight_value\no1,1,p1,10,1\no2,1,p1,10,1\no3,1,p1,10,1\n",
+        "customer_id,customer_unique_id\nc1,Ua\nc2,ua\nc3,ub\n",
+    )
+    result, texts = noticed(lambda: read_transactions(data, run_date=RUN))
+    assert texts == [case_notice(tmp_path / "customers.csv", "customer_unique_id", 2, "2 rows", "Ua", "ua")]
+    assert sorted(result.accepted["customer_id"]) == ["Ua", "ua", "ub"]
+
+
 def test_olist_review_day_month_dates_are_quarantined_as_ambiguous_with_one_notice(tmp_path: Path) -> None:
     for table in OLIST.glob("*.csv"):
         shutil.copy(table, tmp_path / table.name)

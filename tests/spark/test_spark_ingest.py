@@ -247,3 +247,35 @@ def test_spark_gives_duckdb_notices_for_offsets_and_padded_ids(spark_con, spark_
         assert texts["spark"] == texts["duckdb"] and len(texts["duckdb"]) == len(expected)
         assert all(part in text for part, text in zip(expected, texts["duckdb"], strict=True)), texts
         pd.testing.assert_frame_equal(rows["spark"], rows["duckdb"], check_dtype=False)
+
+
+def test_spark_gives_duckdb_notice_for_customer_ids_differing_only_in_letter_case(
+    spark_con, spark_engine, tmp_path: Path
+) -> None:
+    """Ids differing only in letter case stay apart on both engines, told in the same notice (ids, rows, a pair)."""
+    import warnings
+
+    from tests.pipeline.test_ingest_notices import case_notice
+
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "customer,ts,amount\n"
+        "Ann@Example.com,2010-12-01,1\nann@example.com,2010-12-02,2\nANN@EXAMPLE.COM,2010-12-03,3\n"
+        "bob@x.org,2010-12-04,4\nCy@x.org,2010-12-05,5\n",
+        encoding="utf-8",
+    )
+    texts, rows = {}, {}
+    for kind in ("duckdb", "spark"):
+        cfg = _config(spark_engine, {"path": str(path), "columns": STRICT}, tmp_path / f"q_{kind}.parquet", kind)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = load_transactions(cfg, run_date="2030-01-01")
+        texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
+        rows[kind] = _accepted(data)
+    assert (
+        texts["spark"]
+        == texts["duckdb"]
+        == [case_notice(path, "customer", 3, "3 rows", "ANN@EXAMPLE.COM", "ann@example.com")]
+    )
+    assert rows["spark"][CUSTOMER_ID].nunique() == 5
+    pd.testing.assert_frame_equal(rows["spark"], rows["duckdb"], check_dtype=False)
