@@ -351,6 +351,21 @@ RunDateOpt = Annotated[
 ]
 
 
+def usable_folder(folder: Path, key: str) -> None:
+    """One line naming the config ``key`` when ``folder`` cannot hold outputs (a file in the way, no permission):
+    checked before a command reads and trains (:func:`~tiercast.pipeline.writers.files.check_writable_folder`)."""
+    from tiercast.pipeline.writers.files import check_writable_folder
+
+    try:
+        check_writable_folder(folder)
+    except FileExistsError:
+        fail(f"{key} {folder}: is a file; the outputs go into a folder of that name")
+    except NotADirectoryError:
+        fail(f"{key} {folder}: a part of this path is a file, expected a folder")
+    except PermissionError as exc:
+        fail(f"{key} {folder}: cannot be written ({exc.strerror}); check the folder's permissions")
+
+
 def load_data(config: Config, run_date: str | None = None, *, hold_quarantine: bool = False):
     """The transactions every command works on (:func:`tiercast.pipeline.ingest.loader.load_transactions`);
     ``hold_quarantine``: the quarantine is put in place only once the command has succeeded (``run``, ``train``)."""

@@ -23,6 +23,7 @@ from tiercast.pipeline.cli.base import (
     local_out,
     model_arg,
     out_file,
+    usable_folder,
 )
 from tiercast.pipeline.cli.render import print_tier_study, show_frame
 from tiercast.pipeline.config import Config, build_playbook
@@ -39,10 +40,10 @@ def run(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt = None
     """The main job: ingest, train and backtest, register the model, score every customer, write the lists."""
     from tiercast.pipeline.cli.summary import print_run
     from tiercast.pipeline.jobs.run import run_job
-    from tiercast.pipeline.writers.files import check_writable_folder
 
     cfg = config_from(config, engine)
-    check_writable_folder(cfg.outputs.dir)  # before reading: run_job checks again, after the data are read
+    usable_folder(cfg.outputs.dir, "outputs.dir")  # before reading: run_job checks again, after the data are read
+    usable_folder(cfg.data.quarantine_path.parent, "data.quarantine_path")
     outcome = run_job(cfg, load_data(cfg, run_date, hold_quarantine=True))  # the quarantine written with the rest
     print_run(console, outcome)
     if outcome.challenger_note:
@@ -59,10 +60,10 @@ def train_cmd(config: ConfigOpt, engine: EngineOpt = None, run_date: RunDateOpt 
     """
     from tiercast.pipeline.cli.summary import print_training
     from tiercast.pipeline.jobs.run import train_and_promote
-    from tiercast.pipeline.writers.files import check_writable_folder, on_success
+    from tiercast.pipeline.writers.files import on_success
 
     cfg = config_from(config, engine)
-    check_writable_folder(cfg.data.quarantine_path.parent)  # written after training: checked before it
+    usable_folder(cfg.data.quarantine_path.parent, "data.quarantine_path")  # written after training: checked first
     data = load_data(cfg, run_date, hold_quarantine=True)
     with on_success(data.held_quarantine):
         trained, decision = train_and_promote(cfg, data)

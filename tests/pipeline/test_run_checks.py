@@ -64,8 +64,8 @@ def _config(folder: Path, **extra: object) -> None:
 @pytest.mark.parametrize(
     ("command", "setting", "said"),
     [
-        ("run", {"outputs": {"dir": "blocker/out"}}, "blocker/out: a part of this path is a file, expected a folder"),
-        ("train", {"data": {"quarantine_path": "blocker/q.parquet"}}, "blocker: a file of that name is in the way"),
+        ("run", {"outputs": {"dir": "blocker/out"}}, "outputs.dir blocker/out: a part of this path is a file"),
+        ("train", {"data": {"quarantine_path": "blocker/q.parquet"}}, "data.quarantine_path blocker: is a file"),
     ],
 )
 def test_run_and_train_stop_before_training_when_their_folder_is_unusable(tmp_path, command, setting, said) -> None:
