@@ -247,19 +247,9 @@ def engine_transactions(
     return quarantine_invalid(con, t, engine.transactions, run_date=run_date)
 
 
-def data_bounds_on(
-    con: ibis.BaseBackend,
-    tx: ir.Table,
-    *,
-    source: str = "transactions",
-    column: str = TIMESTAMP,
-    order_column: str | None = None,
-    customer_column: str | None = None,
-) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First day of the history and the midnight after its last day (:func:`history_of`)."""
-    found = history_of(
-        con, tx, source=source, column=column, order_column=order_column, customer_column=customer_column
-    )
+def data_bounds_on(con: ibis.BaseBackend, tx: ir.Table, **where: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First day of the history and the midnight after its last day (:func:`history_of`, with the same keywords)."""
+    found = history_of(con, tx, **where)  # type: ignore[arg-type]
     return found.start, found.end
 
 

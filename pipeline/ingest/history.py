@@ -132,6 +132,10 @@ class History:
     stray: StrayRows | None = None
     missing: MissingDays | None = None
 
+    def rows_of(self, tx: ir.Table) -> ir.Table:
+        """The rows of ``tx`` the commands work on: all but the isolated early rows (left out of the features)."""
+        return tx if self.isolated is None else tx.filter(tx[TIMESTAMP] >= self.start)
+
     def messages(self, source: str, column: str) -> list[str]:
         found = (self.isolated, self.stray, self.missing)
         return [f.message(source, column) for f in found if f is not None]
@@ -288,8 +292,8 @@ def history_on(
     found = history(counts) if len(counts) else None
     for message in found.messages(source, column) if found is not None else []:
         warnings.warn(message, stacklevel=2)
-    if found is not None and found.isolated is not None:  # left out of the rows the commands use: not checked
-        tx = tx.filter(tx[TIMESTAMP] >= found.start)
+    if found is not None:  # only the rows the commands use are checked
+        tx = found.rows_of(tx)
     if order_column is not None and (reused := reused_orders_on(con, tx)) is not None:
         warnings.warn(reused.message(source, order_column), stacklevel=2)
     if customer_column is not None and (placeholder := placeholder_customer_on(con, tx)) is not None:

@@ -252,9 +252,7 @@ def _bounds(
         order_column=_source_column(config, ORDER_ID),
         customer_column=_source_column(config, CUSTOMER_ID),
     )
-    if found.isolated is not None:
-        table = table.filter(table[TIMESTAMP] >= found.start)
-    return table, found.start, found.end
+    return found.rows_of(table), found.start, found.end
 
 
 def _source_column(config: Config, field: str) -> str | None:
