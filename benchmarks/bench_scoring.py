@@ -96,6 +96,7 @@ def run_tiercast(path: str, model_dir: str, cutoff: str) -> dict:
     import ibis
 
     from tiercast.features.build import build_features
+    from tiercast.pipeline.config import OutputConfig
     from tiercast.pipeline.jobs.score import at_risk, explain_features, score_features
 
     phases = {}
@@ -111,7 +112,7 @@ def run_tiercast(path: str, model_dir: str, cutoff: str) -> dict:
     scores = score_features(model, features, cutoff=pd.Timestamp(cutoff), chunk_size=CHUNK_SIZE)
     phases["scores"] = time.perf_counter() - t
     t = time.perf_counter()
-    ranked = at_risk(scores, tiers=tuple(model.scorer.scheme.names_[:2]), top=AT_RISK_TOP)
+    ranked = at_risk(scores, tiers=OutputConfig().tiers_listed(model.scorer.scheme.names_), top=AT_RISK_TOP)
     listed = features.set_index(CUSTOMER_ID).loc[list(ranked[CUSTOMER_ID])].reset_index()
     reasons = explain_features(model, listed)
     phases["at_risk_with_reasons"] = time.perf_counter() - t

@@ -61,7 +61,7 @@ from tiercast.benchmarks.quality.cdnow_data import (
 from tiercast.features.build import DEFAULT_WINDOWS_DAYS, build_features
 from tiercast.features.contract import CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_VALUE, LABEL_COLUMNS, LABEL_DAYS, TIMESTAMP
 from tiercast.models.baselines import NaiveBaseline
-from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.forecast import fit_forecaster
 from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.models.evaluation import (
     brier,
@@ -277,7 +277,7 @@ def _baseline_predictions(rows: _Rows, sp: Split) -> dict[str, tuple[np.ndarray,
     preds = {"naive": (naive.predict_value(test, horizon), naive.predict_churn(test, horizon))}
     inputs = btyd_inputs(test)
     for name, model_name in (("bgnbd_gg", "bgnbd"), ("paretonbd_gg", "paretonbd")):
-        b = BTYDForecaster(model=model_name).fit(inputs)
+        b = fit_forecaster(inputs, model=model_name)
         preds[name] = (b.predict_value(inputs, horizon), b.predict_churn(inputs, horizon))
     return preds
 

@@ -5,6 +5,10 @@ stacked models (:mod:`tiercast.models.btyd.stacker`).
 
 from __future__ import annotations
 
+import copy
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -111,6 +115,32 @@ class BTYDForecaster(BaseEstimator):
         check_is_fitted(self, "count_model_")
         x, tx, T, _ = self._summary(X)
         return self.count_model_.prob_no_purchase(float(horizon_days) / float(self.time_unit_days), x, tx, T)
+
+
+#: Fitted forecasters by the exact rows their fit reads (:func:`fit_forecaster`), most recently used last.
+_FITTED: OrderedDict[tuple, BTYDForecaster] = OrderedDict()
+_FITTED_SIZE = 64
+
+
+def fit_forecaster(X: pd.DataFrame, *, model: str = "bgnbd", time_unit_days: float = 7.0) -> BTYDForecaster:
+    """``BTYDForecaster(model, time_unit_days).fit(X)``, memoized on the exact values of the columns the fit reads.
+
+    A training job fits one cutoff's rows several times over: for the stacked models, for the BTYD baselines
+    beside them and when choosing between BG/NBD and Pareto/NBD; a backtest does so at every test cutoff. The
+    maximum-likelihood fit is a deterministic function of those rows (seconds for Pareto/NBD on a few hundred
+    customers whose dropout heterogeneity runs to the edge of its range), so each runs once and the cache changes
+    no result. Each caller gets its own copy of the fitted estimator."""
+    cols = [c for c in (*BTYD_INPUTS, CUTOFF) if c in X.columns]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(X[cols], index=False).to_numpy().tobytes()).hexdigest()
+    key = (model, float(time_unit_days), len(X), tuple(cols), digest)
+    hit = _FITTED.get(key)
+    if hit is None:
+        hit = BTYDForecaster(model=model, time_unit_days=time_unit_days).fit(X)
+        _FITTED[key] = hit
+        while len(_FITTED) > _FITTED_SIZE:
+            _FITTED.popitem(last=False)
+    _FITTED.move_to_end(key)
+    return copy.deepcopy(hit)
 
 
 def btyd_features(

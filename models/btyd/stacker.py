@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import CUTOFF, YEAR_AGO_COLUMNS
-from tiercast.models.btyd.forecast import BTYD_INPUTS, BTYDForecaster
+from tiercast.models.btyd.forecast import BTYD_INPUTS, BTYDForecaster, fit_forecaster
 from tiercast.models.btyd.seasons import SEASON_CLIP, order_windows, scaled_indices, season_method, year_ago_rows
 from tiercast.models.levels import intercept_shift, level_factor
 
@@ -87,7 +87,7 @@ class BTYDStacker(BaseEstimator):
         """Fit on the rows of one cutoff (stacking several cutoffs would count customers twice)."""
         if len(X) == 0:
             raise ValueError("BTYD stacking needs at least one feature row")
-        self.btyd_ = BTYDForecaster(model=self.model, time_unit_days=self.time_unit_days).fit(btyd_inputs(X))
+        self.btyd_ = fit_forecaster(btyd_inputs(X), model=self.model, time_unit_days=self.time_unit_days)
         self.params_ = {**self.btyd_.count_model_.params_, **(self.btyd_.gg_.params_ if self.btyd_.gg_ else {})}
         method = season_method(self.seasonal)
         self.season_ = scaled_indices(X, method, self.season_scale)

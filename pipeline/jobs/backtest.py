@@ -37,7 +37,7 @@ from tiercast.features.contract import CHURNED, CUTOFF, FUTURE_VALUE
 from tiercast.features.cutoff_plan import CutoffPlan, HistoryTooShortError, rolling_test_plans
 from tiercast.features.training_set import check_cutoffs
 from tiercast.models.baselines import CellMeanBaseline, NaiveBaseline
-from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.forecast import fit_forecaster
 from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bootstrap, roc_auc, value_metrics
 from tiercast.pipeline.config import Config
@@ -87,7 +87,7 @@ def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, horizon_days: 
     out["rfm"] = (rfm.predict_value(test, horizon_days), rfm.predict_churn(test, horizon_days))
     inputs = btyd_inputs(test)
     for name, model in (("bgnbd_gg", "bgnbd"), ("paretonbd_gg", "paretonbd")):
-        b = BTYDForecaster(model=model).fit(inputs)
+        b = fit_forecaster(inputs, model=model)
         out[name] = (b.predict_value(inputs, horizon_days), b.predict_churn(inputs, horizon_days))
     return out
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.contract import CUTOFF
-from tiercast.models.btyd.forecast import BTYDForecaster
+from tiercast.models.btyd.forecast import fit_forecaster
 from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.jobs.model_fit import fit_models
@@ -37,7 +37,7 @@ def comparison_predictions(
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     inputs = btyd_inputs(test)
     for name, model in BTYD_BASELINES.items():
-        fitted = BTYDForecaster(model=model).fit(inputs)
+        fitted = fit_forecaster(inputs, model=model)
         out[name] = (fitted.predict_value(inputs, h), fitted.predict_churn(inputs, h))
     if train[CUTOFF].nunique() > 1:
         value, churn = fit_models(train, validation, config, stacked=False)

@@ -54,7 +54,7 @@ from tiercast.models.evaluation import paired_bootstrap, tier_code_metrics, tier
 from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiers.alternatives import ABCScheme, LoyaltyScheme, QuantileScheme, ScoreBandScheme
 from tiercast.models.tiers.analysis import bootstrap_stability, migration_matrix, refit_stability, tier_summary
-from tiercast.models.tiers.scheme import TierScheme
+from tiercast.models.tiers.scheme import TierScheme, names_for_k
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
@@ -282,7 +282,7 @@ def _specs(config: Config, data: _Data) -> list[_Spec]:
         _Spec("quantiles 1/5/10/25/50%", lambda main: QuantileScheme()),
         _Spec(
             "RFM quintiles",
-            lambda main: ScoreBandScheme(names=names[: min(len(names), 4)]),
+            lambda main: ScoreBandScheme(names=names_for_k(names, min(len(names), 4))),
             context=lambda rows, when: {
                 "recency": rows["recency_days"].to_numpy(dtype=float, na_value=np.nan),
                 "frequency": rows["frequency_orders"].to_numpy(dtype=float, na_value=0.0),

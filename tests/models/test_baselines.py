@@ -13,7 +13,8 @@ from sklearn.exceptions import NotFittedError
 from tiercast.features.contract import spend_column
 from tiercast.models.baselines import CellMeanBaseline, NaiveBaseline
 from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel
-from tiercast.models.btyd.forecast import BTYDForecaster, btyd_features
+from tiercast.models.btyd import forecast
+from tiercast.models.btyd.forecast import BTYDForecaster, btyd_features, fit_forecaster
 from tiercast.models.evaluation import churn_metrics, roc_auc, value_metrics
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt"
@@ -179,6 +180,30 @@ def test_btyd_features_per_cutoff() -> None:
     # the baseline, given a stacked frame, fits on the latest cutoff only
     latest = BTYDForecaster().fit(stacked)
     assert latest.count_model_.params_ == pytest.approx(BTYDForecaster().fit(later).count_model_.params_)
+
+
+def test_fit_forecaster_fits_each_set_of_rows_once(monkeypatch) -> None:
+    """The memoized fit gives what a fresh fit gives, fits rows it has seen once per model, refits when one value
+    or the cutoff column changes, and hands out copies (a caller's changes do not reach the next one)."""
+    X = synthetic_frame(n=300, seed=3)
+    fits: list[int] = []
+    fit = BTYDForecaster.fit
+    monkeypatch.setattr(BTYDForecaster, "fit", lambda self, X: fits.append(len(X)) or fit(self, X))
+    monkeypatch.setattr(forecast, "_FITTED", type(forecast._FITTED)())
+    a = fit_forecaster(X, model="paretonbd")
+    b = fit_forecaster(X.copy(), model="paretonbd")
+    assert len(fits) == 1 and a is not b and a.count_model_ is not b.count_model_
+    fresh = fit(BTYDForecaster("paretonbd"), X)
+    assert a.count_model_.params_ == fresh.count_model_.params_
+    assert np.array_equal(b.predict_churn(X, 90), fresh.predict_churn(X, 90))
+    a.count_model_.params_["r"] = -1.0
+    assert fit_forecaster(X, model="paretonbd").count_model_.params_ == fresh.count_model_.params_
+    fit_forecaster(X, model="bgnbd")
+    changed = X.copy()
+    changed.iloc[0, changed.columns.get_loc("tenure_days")] += 1.0
+    fit_forecaster(changed, model="paretonbd")
+    fit_forecaster(X.assign(cutoff=1), model="paretonbd")
+    assert len(fits) == 4
 
 
 # ----------------------------------------------------------------------------------------------- CDNOW

@@ -7,7 +7,7 @@ import pytest
 from tiercast.pipeline.config import load_config
 from tiercast.pipeline.ingest.loader import from_ingest
 from tiercast.pipeline.ingest.rules import IngestResult
-from tiercast.pipeline.jobs.tier_study import PROPOSED, tier_study
+from tiercast.pipeline.jobs.tier_study import PROPOSED, _specs, tier_study
 
 
 def _transactions(n_customers: int = 300, days: int = 480, seed: int = 0) -> pd.DataFrame:
@@ -76,3 +76,14 @@ def test_study_writes_as_json(study):
     assert doc["horizon_days"] == study.horizon_days and doc["test_cutoffs"] == [str(c) for c in study.test_cutoffs]
     assert [t["tier"] for t in doc["tiers"]] == list(study.tiers["tier"])
     assert len(doc["migration_counts"]) == len(study.migration_counts)
+
+
+NAMES = ["platinum", "gold", "silver", "iron", "lead"]
+
+
+def test_rfm_bands_keep_the_last_name_for_their_lowest_tier():
+    """Five configured names: the RFM-score bands (at most 4 tiers) end with the lowest name, as the clustering's
+    tiers do, not with the fourth."""
+    config = load_config("configs/online_retail_ii.yaml", overrides={"tiers": {"names": NAMES}})
+    (rfm,) = [spec for spec in _specs(config, data=None) if spec.name == "RFM quintiles"]
+    assert rfm.make(None).names == ("platinum", "gold", "silver", "lead")
