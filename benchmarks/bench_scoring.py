@@ -97,7 +97,8 @@ def run_tiercast(path: str, model_dir: str, cutoff: str) -> dict:
 
     from tiercast.features.build import build_features
     from tiercast.pipeline.config import OutputConfig
-    from tiercast.pipeline.jobs.score import at_risk, explain_features, score_features
+    from tiercast.pipeline.jobs.at_risk_list import at_risk
+    from tiercast.pipeline.jobs.score import explain_features, score_features
 
     phases = {}
     t0 = time.perf_counter()

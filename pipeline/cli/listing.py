@@ -90,7 +90,7 @@ def at_risk_cmd(
     rebuilt at the scores' cutoff and explained by the model version stamped on the scores.
     """
     from tiercast.features.contract import REASON_COLUMNS
-    from tiercast.pipeline.jobs.score import at_risk, team_list
+    from tiercast.pipeline.jobs.at_risk_list import at_risk, team_list
     from tiercast.pipeline.writers.files import write_csv
 
     cfg = config_from(config) if config is not None else None
@@ -129,7 +129,7 @@ def _list_path(out: Path | None, cfg: Config | None) -> Path:
 def _horizon(frame: pd.DataFrame, cfg: Config | None) -> int | None:
     """The days the scores cover, for the list's ``horizon_days``: the model's (scores written before it was a
     column name a version, looked up in the config's store), else the config's; a note when the two differ."""
-    from tiercast.pipeline.jobs.score import scores_horizon
+    from tiercast.pipeline.jobs.at_risk_list import scores_horizon
 
     scored = scores_horizon(frame, registry=cfg is not None)
     if scored is not None and cfg is not None and scored != cfg.horizon_days:
@@ -171,7 +171,7 @@ def _tiers_best_first(frame: pd.DataFrame) -> list[str]:
 def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None) -> tuple[str, ...]:
     """The churn bands to list: ``--churn-bands`` (each must occur in the scores), else the config's, else every
     band but the lowest."""
-    from tiercast.pipeline.jobs.score import bands_above_lowest
+    from tiercast.pipeline.jobs.at_risk_list import bands_above_lowest
 
     if churn_bands is None:
         return cfg.outputs.churn_bands(cfg.playbook) if cfg is not None else bands_above_lowest(frame)

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from tiercast.features.contract import CHURN_BAND, CHURN_PROBABILITY, CURRENT_TIER, PREDICTED_TIER, TIER
-from tiercast.models.drift import FEW_ROWS
 from tiercast.pipeline.cli.base import shell_command
 from tiercast.pipeline.terminal import print_table
 
@@ -195,6 +194,8 @@ def _rows(n: int) -> str:
 
 def print_drift(console: Console, drift: pd.DataFrame, path: Path) -> None:
     """One line per drifting feature or score (PSI over the threshold) against the training reference."""
+    from tiercast.models.drift import FEW_ROWS  # here: it imports scikit-learn, which validate and init never need
+
     if drift.empty:
         console.print(f"drift    -> {path} (the model has no training reference)")
         return

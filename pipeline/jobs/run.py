@@ -12,7 +12,8 @@ from tiercast.features.contract import CUSTOMER_ID
 from tiercast.pipeline.config import Config, ConfigError, build_playbook
 from tiercast.pipeline.engine.session import engine_resident
 from tiercast.pipeline.ingest.loader import Transactions, features_at, load_transactions
-from tiercast.pipeline.jobs.score import at_risk, explain_features, load_model, score_features, team_list
+from tiercast.pipeline.jobs.at_risk_list import at_risk, team_list
+from tiercast.pipeline.jobs.score import explain_features, load_model, score_features
 from tiercast.pipeline.jobs.train import TrainResult, train
 from tiercast.pipeline.terminal import step
 from tiercast.pipeline.tracking.registry import PromotionDecision, promote, promotion_settings

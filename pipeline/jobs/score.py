@@ -1,42 +1,30 @@
-"""Batch scoring with a registered pyfunc, and the at-risk list for retention teams."""
+"""Batch scoring with a registered pyfunc (the at-risk list built from the scores: :mod:`.at_risk_list`)."""
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tiercast.features.build import build_features, feature_windows
 from tiercast.features.contract import (
-    ACTION,
-    CHANNEL,
-    CHURN_BAND,
-    CHURN_PROBABILITY,
-    CHURN_REASONS,
-    CURRENT_TIER,
     CUSTOMER_ID,
     CUTOFF,
     MODEL_NAME,
     MODEL_VERSION,
-    PREDICTED_TIER,
-    PREDICTED_VALUE,
     REASON_COLUMNS,
     SCORE_COLUMNS,
-    SEGMENT,
     SEGMENT_KEY,
-    VALUE_AT_RISK,
-    VALUE_REASONS,
 )
 from tiercast.models.playbook import Playbook
 from tiercast.models.scorer import TiercastScorer
+from tiercast.pipeline.jobs.at_risk_list import HORIZON_DAYS
 
 if TYPE_CHECKING:
     from tiercast.pipeline.config import Config
@@ -55,10 +43,6 @@ class LoadedModel:
     @property
     def scorer(self) -> TiercastScorer:
         return self.pyfunc.unwrap_python_model().scorer
-
-
-#: The scores' column of the days their predicted values and churn cover: the model's horizon.
-HORIZON_DAYS = "horizon_days"
 
 
 @dataclass(frozen=True)
@@ -209,93 +193,10 @@ def explain_customers(
     return explain_features(model, listed)
 
 
-def scores_horizon(scores: pd.DataFrame, *, registry: bool = True) -> int | None:
-    """The days the scores' predictions cover: their ``horizon_days`` column, else (scores written without it) the
-    horizon of the model version stamped on them when ``registry`` (a store is configured); None when neither can
-    be read."""
-    if HORIZON_DAYS in scores.columns and len(scores) and scores[HORIZON_DAYS].notna().all():
-        return int(scores[HORIZON_DAYS].iloc[0])
-    if not registry or not {MODEL_NAME, MODEL_VERSION} <= set(scores.columns) or not len(scores):
-        return None
+def stamped_model_horizon(scores: pd.DataFrame) -> int | None:
+    """The horizon of the model version stamped on scores (read from the store; None when it cannot be read)."""
     try:
         model = load_model(f"models:/{scores[MODEL_NAME].iloc[0]}/{scores[MODEL_VERSION].iloc[0]}")
     except (MlflowException, ModelNotFoundError, OSError):
         return None
     return int(model.scorer.horizon_days)
-
-
-def at_risk(
-    scores: pd.DataFrame,
-    *,
-    tiers: Sequence[str] | None,
-    top: int,
-    min_churn: float = 0.0,
-    bands: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Customers of the given current tiers and churn bands, ranked by value at risk (ties broken by customer id)."""
-    sel = scores
-    if tiers:
-        sel = sel[sel[CURRENT_TIER].isin(list(tiers))]
-    if bands is not None:
-        sel = sel[sel[CHURN_BAND].isin(list(bands))]
-    sel = sel[sel[CHURN_PROBABILITY] >= min_churn]
-    ranked = sel.sort_values([VALUE_AT_RISK, CUSTOMER_ID], ascending=[False, True], kind="mergesort").head(top)
-    ranked = ranked.reset_index(drop=True)
-    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
-    return ranked
-
-
-def bands_above_lowest(scores: pd.DataFrame) -> tuple[str, ...]:
-    """The churn bands of ``scores`` except the lowest (bands ordered by their smallest churn probability)."""
-    order = scores.groupby(CHURN_BAND, sort=False)[CHURN_PROBABILITY].min().sort_values()
-    return tuple(order.index[1:])
-
-
-#: Columns of the scores that are bookkeeping for machines, not for a retention team's list.
-INTERNAL_COLUMNS: tuple[str, ...] = (MODEL_NAME, SEGMENT_KEY)
-_MONEY = (PREDICTED_VALUE, VALUE_AT_RISK, "current_value")
-_TEAM_ORDER = (
-    "rank",
-    CUSTOMER_ID,
-    CURRENT_TIER,
-    PREDICTED_TIER,
-    CHURN_BAND,
-    CHURN_PROBABILITY,
-    PREDICTED_VALUE,
-    VALUE_AT_RISK,
-    "current_value",
-    "currency",
-    HORIZON_DAYS,
-    SEGMENT,
-    ACTION,
-    CHANNEL,
-    CHURN_REASONS,
-    VALUE_REASONS,
-)
-
-
-def team_list(ranked: pd.DataFrame, *, horizon_days: int | None, currency: str | None) -> pd.DataFrame:
-    """The at-risk list as a retention team reads it: money in whole currency units, churn as a rounded
-    probability, the currency and the horizon the values cover as columns, no internal columns.
-
-    The horizon is the scores' own (the model's) when they carry it, else ``horizon_days``; a warning when the two
-    differ."""
-    out = ranked.drop(columns=[c for c in INTERNAL_COLUMNS if c in ranked.columns])
-    money = [c for c in _MONEY if c in out.columns]
-    out[money] = out[money].astype("float64").round(0)
-    if CHURN_PROBABILITY in out.columns:
-        out[CHURN_PROBABILITY] = out[CHURN_PROBABILITY].astype("float64").round(3)
-    if currency is not None:
-        out["currency"] = currency
-    if HORIZON_DAYS in out.columns and out[HORIZON_DAYS].notna().all():
-        scored = sorted({int(h) for h in out[HORIZON_DAYS]})
-        if horizon_days is not None and scored and scored != [int(horizon_days)]:
-            warnings.warn(
-                f"the scores are the model's {'/'.join(map(str, scored))}-day predictions: the list says horizon_days "
-                f"{'/'.join(map(str, scored))}, not the config's {horizon_days}",
-                stacklevel=2,
-            )
-    elif horizon_days is not None:
-        out[HORIZON_DAYS] = int(horizon_days)
-    first = [c for c in _TEAM_ORDER if c in out.columns]
-    return out[first + [c for c in out.columns if c not in first]]

@@ -40,7 +40,7 @@ from tiercast.models.playbook import Playbook
 from tiercast.models.scorer import FeatureSchemaError, TiercastScorer
 from tiercast.pipeline.engine.session import session_of, to_engine_table
 from tiercast.pipeline.engine.writes import PARTITION_COLUMN, partition_value, to_spark_dataframe
-from tiercast.pipeline.jobs.score import HORIZON_DAYS
+from tiercast.pipeline.jobs.at_risk_list import HORIZON_DAYS
 
 if TYPE_CHECKING:
     import ibis

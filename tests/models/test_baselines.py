@@ -12,8 +12,8 @@ from sklearn.exceptions import NotFittedError
 
 from tiercast.features.contract import spend_column
 from tiercast.models.baselines import CellMeanBaseline, NaiveBaseline
-from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel
 from tiercast.models.btyd import forecast
+from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel
 from tiercast.models.btyd.forecast import BTYDForecaster, btyd_features, fit_forecaster
 from tiercast.models.evaluation import churn_metrics, roc_auc, value_metrics
 

@@ -7,7 +7,8 @@ import pytest
 
 from tiercast.features.build import feature_names
 from tiercast.models.scorer import FeatureSchemaError, TiercastScorer
-from tiercast.pipeline.jobs.score import scores_horizon, scoring_features, team_list
+from tiercast.pipeline.jobs.at_risk_list import scores_horizon, team_list
+from tiercast.pipeline.jobs.score import scoring_features
 
 
 def _scorer(horizon: int, windows: tuple[int, ...]) -> TiercastScorer:
