@@ -94,11 +94,26 @@ def check_share(
     if share > max_share:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]  # stable: ties in rule order
         reasons = ", ".join(f"{r} {c:,}" for r, c in top)
+        hint = REASON_HINTS.get(top[0][0]) if top else None
         raise InputError(
             f"{where}: {share:.1%} of {n_read:,} rows quarantined, above max_quarantine_share {max_share:.1%} "
-            f"(top reasons: {reasons})",
+            f"(top reasons: {reasons}){f'; {hint}' if hint else ''}",
             result=result,
         )
+
+
+#: What to check or set when most quarantined rows share one reason (a setting of the source, not bad data).
+REASON_HINTS: dict[str, str] = {
+    "duplicate": "if identical lines are real purchases (a till writing one line per scanned unit), set "
+    "transactions.duplicates: keep",
+    "missing_customer": "is the customer id filled on every line (some exports fill it on an order's first line only)?",
+    "zero_price": "to keep free or zero-quantity lines, set transactions.zero_amounts: keep",
+    "ambiguous_timestamp": "set transactions.timestamp_format (e.g. '%d/%m/%Y %H:%M'; `tiercast init` sniffs it)",
+    "unparseable_timestamp": "check transactions.timestamp_format and the timestamp column (`tiercast init` sniffs "
+    "them)",
+    "non_numeric_amount": "check transactions.decimal and the amount column (thousands marks or currency signs?)",
+    "future_timestamp": "set data.run_date (or --run-date) to the day the file was exported",
+}
 
 
 class ReasonTally:

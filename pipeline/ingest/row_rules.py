@@ -44,7 +44,7 @@ class RuleSet:
 
     order_id: bool  # an order column is mapped (else the order id is made up and never missing)
     quantity: bool
-    unit_price: bool  # amount = quantity x unit price; zero_price then tests the unit price
+    unit_price: bool  # amount = quantity x unit price; zero_price then tests the unit price and the amount
     non_product_codes: tuple[str, ...]
     zero_price: bool
     duplicates: bool
@@ -78,7 +78,8 @@ def rule_conditions(t: ir.Table, rules: RuleSet) -> list[tuple[str, ir.BooleanVa
     if rules.non_product_codes:
         conditions.append(("non_product_code", t[PRODUCT_ID].isin(rules.non_product_codes)))
     if rules.zero_price:
-        conditions.append(("zero_price", t[PRICE] <= 0 if rules.unit_price else t[AMOUNT] == 0))
+        # with a unit price, a line of quantity 0 (0 x 10.00) is an amount of 0 as much as a price of 0 is
+        conditions.append(("zero_price", (t[PRICE] <= 0) | (t[AMOUNT] == 0) if rules.unit_price else t[AMOUNT] == 0))
     if rules.run_date is not None:
         when = ibis.literal(rules.run_date.to_pydatetime(), type=dt.timestamp)
         conditions.append(("future_timestamp", t[TIMESTAMP] > when))

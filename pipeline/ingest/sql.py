@@ -285,7 +285,8 @@ def _rules(
     if PRODUCT_ID in mapped and src.non_product_codes:
         rules.append(("non_product_code", f"product_id IN ({', '.join(lit(c) for c in src.non_product_codes)})"))
     if src.zero_amounts == "quarantine":
-        rules.append(("zero_price", "_price <= 0" if "unit_price" in mapped else "amount = 0"))
+        # with a unit price, a line of quantity 0 (0 x 10.00) is an amount of 0 as much as a price of 0 is
+        rules.append(("zero_price", "_price <= 0 OR amount = 0" if "unit_price" in mapped else "amount = 0"))
     if run_date is not None:
         rules.append(("future_timestamp", f"timestamp > TIMESTAMP {lit(run_date.isoformat(sep=' '))}"))
     if duplicates is not None:

@@ -20,7 +20,7 @@ Row rules — each rejected row gets exactly one reason, the FIRST that applies,
                              with a '.' is non-numeric (12.345 is not read as 12.345, no thousands mark is guessed)
 7. ``missing_order_id``      the order id column is mapped but empty on this row
 8. ``non_product_code``      product_id is one of ``non_product_codes`` (postage, fees, manual adjustments...)
-9. ``zero_price``            unit price <= 0, or (``amount`` mapping) amount == 0; off with ``zero_amounts: keep``
+9. ``zero_price``            amount == 0, or unit price <= 0; off with ``zero_amounts: keep``
 10. ``future_timestamp``     timestamp after ``run_date`` (only when ``run_date`` is given)
 11. ``duplicate``            an exact copy of an earlier source line (all source columns equal): the first copy is
                              kept, later ones quarantined; off with ``duplicates: keep``

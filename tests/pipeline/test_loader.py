@@ -138,3 +138,30 @@ def test_olist_training_uses_the_review_features(tmp_path: Path, monkeypatch) ->
     assert review <= set(trained.scorer.feature_names)
     signature = mlflow.models.get_model_info(trained.model_uri).signature
     assert review <= set(signature.inputs.input_names())
+
+
+def test_a_zero_quantity_line_is_a_zero_amount(tmp_path: Path) -> None:
+    """With quantity x unit price, 0 x 10.00 is quarantined as 0 x 10.00 would be as an amount: `zero_price`."""
+    data = tmp_path / "tx.csv"
+    lines = ["a,2010-01-01,2,5.0", "a,2010-01-02,0,10.0", "b,2010-01-03,1,0", "b,2010-01-04,1,3.5", "c,2010-01-05,-1,2.0"]
+    data.write_text("c,ts,q,p\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    cfg = _write_config(tmp_path, data)
+    raw = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    raw["data"]["transactions"]["columns"] = {"customer_id": "c", "timestamp": "ts", "quantity": "q", "unit_price": "p"}
+    cfg.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    result = load_transactions(load_config(cfg))
+    assert result.reasons == {"zero_price": 2} and result.n_read == 5
+    assert result.accepted["amount"].tolist() == [10.0, 3.5, -2.0]
+
+
+@pytest.mark.parametrize(
+    ("rows", "hint"),
+    [
+        (["a,2010-01-01,5"] + ["b,2010-01-02,6"] * 3, "set transactions.duplicates: keep"),
+        (["a,2010-01-01,5", ",2010-01-02,6", ",2010-01-03,7"], "filled on every line"),
+    ],
+)
+def test_a_failed_read_says_which_setting_its_top_reason_depends_on(tmp_path: Path, rows: list[str], hint: str):
+    cfg = _write_config(tmp_path, _csv(tmp_path, rows), max_quarantine_share=0.25)
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2 and hint in " ".join(result.output.split()), result.output
