@@ -214,3 +214,28 @@ def case_variants_in(ids: pd.Series) -> CaseVariants | None:
     if g.empty:
         return None
     return CaseVariants(int(g["ids"].sum()), int(g["n"].sum()), (str(g["a"].iloc[0]), str(g["b"].iloc[0])))
+
+
+def signs_message(source: str, quantity: str, amount: str, n: int, order: str) -> str:
+    """Accepted rows with a negative quantity but a positive amount: the amount decides (a refund is a negative
+    amount; the quantity is carried, not multiplied), so returns exported with positive amounts count as
+    purchases."""
+    return (
+        f"{source}: {rows(n)} have a negative {quantity!r} but a positive {amount!r} (e.g. order {order!r}) and "
+        "count as purchases, not refunds; if they are returns, export their amounts negative"
+    )
+
+
+def opposite_signs(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, str]:
+    """(rows of ``table`` with quantity < 0 and amount > 0, the order id of the first of them) on DuckDB."""
+    n, order = con.execute(f"SELECT count(*), min(order_id) FROM {table} WHERE quantity < 0 AND amount > 0").fetchall()[
+        0
+    ]
+    return int(n), str(order)
+
+
+def opposite_signs_ibis(con: ibis.BaseBackend, t: ir.Table) -> tuple[int, str]:
+    """:func:`opposite_signs` on an Ibis backend (Spark): one query."""
+    bad = t.filter((t.quantity < 0) & (t.amount > 0))
+    found = con.execute(bad.aggregate(n=bad.count(), order=bad.order_id.min()))
+    return int(found["n"].iloc[0]), str(found["order"].iloc[0])

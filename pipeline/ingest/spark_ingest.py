@@ -180,6 +180,10 @@ def _notify(result: SparkIngest, counts: pd.DataFrame, src: TransactionSource, m
     cased = notices.case_variants_ibis(result.con, result.accepted.select(id=CUSTOMER_ID))
     if cased is not None:
         notices.warn(cased.message(result.source, mapped[CUSTOMER_ID]))
+    if QUANTITY in mapped and AMOUNT in mapped:  # with a unit price the amount takes the quantity's sign
+        n, order = notices.opposite_signs_ibis(result.con, result.accepted)
+        if n:
+            notices.warn(notices.signs_message(result.source, mapped[QUANTITY], mapped[AMOUNT], n, order))
 
 
 def _notify_grouped_numbers(result: SparkIngest, src: TransactionSource, mapped: dict[str, str]) -> None:

@@ -162,7 +162,8 @@ def _notify(
     """The notices (:mod:`tiercast.pipeline.ingest.notices`) of values kept but read differently from the file:
     timestamps converted from a UTC offset (counted per distinct text, or a tz-aware column's values), customer ids
     trimmed (``padded``: the judged rows hold some; their spellings are then counted), and accepted customer ids
-    differing from another only in letter case (kept apart; counted on the distinct ids)."""
+    differing from another only in letter case (kept apart; counted on the distinct ids), and accepted rows with a
+    negative quantity but a positive amount (returns that count as purchases)."""
     ts, customer = mapped[TIMESTAMP], mapped[CUSTOMER_ID]
     n_offset = col.offset_rows(con, f"r.{ident(ts)}", raw.columns[ts], join)
     if n_offset:
@@ -173,6 +174,10 @@ def _notify(
     cased = notices.case_variants(con, f"SELECT customer_id AS id FROM {TRANSACTIONS}")
     if cased is not None:
         notices.warn(cased.message(raw.where, customer))
+    if QUANTITY in mapped and AMOUNT in mapped:  # with a unit price the amount takes the quantity's sign
+        n, order = notices.opposite_signs(con, TRANSACTIONS)
+        if n:
+            notices.warn(notices.signs_message(raw.where, mapped[QUANTITY], mapped[AMOUNT], n, order))
 
 
 def _notify_grouped_numbers(

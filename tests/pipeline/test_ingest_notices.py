@@ -321,3 +321,30 @@ def test_olist_tables_without_offsets_or_padded_ids_give_no_notice() -> None:
     assert texts == []
     assert result.n_read == 11 and len(result.accepted) == 4
     assert result.satisfaction is not None and len(result.satisfaction) == 4
+
+
+SIGNS_COLUMNS = {**COLUMNS, "quantity": "qty", "order_id": "order"}
+SIGNS_FILE = (
+    "customer,order,ts,qty,amount\n"
+    "a,o1,2010-12-01,2,20\n"
+    "a,o2,2010-12-02,-1,10\n"  # a return exported with a positive amount
+    "b,o3,2010-12-03,-2,-8\n"  # a return as refunds are read: negative amount
+    "b,o4,2010-12-04,3,-6\n"  # a refund line with a positive quantity: the amount decides, no notice
+    "c,o5,2010-12-05,-1,5\n"
+)
+
+
+def signs_notice(path: Path) -> str:
+    return (
+        f"{path}: 2 rows have a negative 'qty' but a positive 'amount' (e.g. order 'o2') and count as purchases, "
+        "not refunds; if they are returns, export their amounts negative"
+    )
+
+
+def test_negative_quantities_with_positive_amounts_count_as_purchases_with_one_notice(tmp_path: Path) -> None:
+    path = tmp_path / "transactions.csv"
+    path.write_text(SIGNS_FILE, encoding="utf-8")
+    accepted, reasons, texts = both(config(tmp_path, path, SIGNS_COLUMNS))
+    assert texts == [signs_notice(path)]
+    assert reasons == {} and accepted["amount"].tolist() == [20.0, 10.0, -8.0, -6.0, 5.0]  # nothing changed
+    assert both(config(tmp_path, path, {**SIGNS_COLUMNS, "quantity": None}))[2] == []  # no quantity: no notice

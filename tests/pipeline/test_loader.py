@@ -141,9 +141,10 @@ def test_olist_training_uses_the_review_features(tmp_path: Path, monkeypatch) ->
 
 
 def test_a_zero_quantity_line_is_a_zero_amount(tmp_path: Path) -> None:
-    """With quantity x unit price, 0 x 10.00 is quarantined as 0 x 10.00 would be as an amount: `zero_price`."""
+    """With quantity x unit price, a line of 0 x 10.00 is quarantined as `zero_price`, as an amount of 0 is."""
     data = tmp_path / "tx.csv"
-    lines = ["a,2010-01-01,2,5.0", "a,2010-01-02,0,10.0", "b,2010-01-03,1,0", "b,2010-01-04,1,3.5", "c,2010-01-05,-1,2.0"]
+    lines = ["a,2010-01-01,2,5.0", "a,2010-01-02,0,10.0", "b,2010-01-03,1,0", "b,2010-01-04,1,3.5"]
+    lines.append("c,2010-01-05,-1,2.0")
     data.write_text("c,ts,q,p\n" + "\n".join(lines) + "\n", encoding="utf-8")
     cfg = _write_config(tmp_path, data)
     raw = yaml.safe_load(cfg.read_text(encoding="utf-8"))

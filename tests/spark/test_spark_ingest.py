@@ -279,3 +279,22 @@ def test_spark_gives_duckdb_notice_for_customer_ids_differing_only_in_letter_cas
     )
     assert rows["spark"][CUSTOMER_ID].nunique() == 5
     pd.testing.assert_frame_equal(rows["spark"], rows["duckdb"], check_dtype=False)
+
+
+def test_spark_gives_duckdb_notice_for_negative_quantities_with_positive_amounts(
+    spark_con, spark_engine, tmp_path: Path
+) -> None:
+    import warnings
+
+    from tests.pipeline.test_ingest_notices import SIGNS_COLUMNS, SIGNS_FILE, signs_notice
+
+    path = tmp_path / "tx.csv"
+    path.write_text(SIGNS_FILE, encoding="utf-8")
+    texts = {}
+    for kind in ("duckdb", "spark"):
+        cfg = _config(spark_engine, {"path": str(path), "columns": SIGNS_COLUMNS}, tmp_path / f"q_{kind}.parquet", kind)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_transactions(cfg, run_date="2030-01-01")
+        texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
+    assert texts["spark"] == texts["duckdb"] == [signs_notice(path)]
