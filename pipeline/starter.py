@@ -9,7 +9,6 @@ as its base, so it has the horizon, tiers and playbook; the user checks the mapp
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,14 @@ from tiercast.pipeline.starter_names import (
     ORDER_NAME_PATTERN,
     TIMESTAMP_FORMATS,
     UNIT_PRICE,
+    norm_name,
+)
+from tiercast.pipeline.starter_notes import (
+    example_column,
+    extra_notes,
+    number_texts,
+    reader_reads_timestamps,
+    title_line,
 )
 
 SAMPLE_ROWS = 5000
@@ -44,10 +51,6 @@ class Sniffed:
     transactions: dict[str, Any]
     unmapped: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
 #: Leading bytes of packed files a transaction export may come as (an .xlsx workbook is a zip archive).
@@ -74,6 +77,8 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         head = [line.rstrip("\r\n") for _, line in zip(range(SAMPLE_ROWS + 1), fh, strict=False)]
     if len(head) < 2:
         raise ConfigError(f"{path}: needs a header line and at least one data row")
+    if (title := title_line(head)) is not None:
+        raise ConfigError(f"{path}: {title}")
     counts = {d: head[0].count(d) for d in (",", ";", "\t", "|")}
     best = max(counts, key=lambda d: counts[d])
     keys: dict[str, Any] = {}
@@ -125,7 +130,7 @@ def _without_currency(text: pd.Series) -> pd.Series:
 
 
 def _match(columns: list[str], taken: set[str], names: tuple[str, ...]) -> str | None:
-    by_norm = {_norm(c): c for c in columns if c not in taken}
+    by_norm = {norm_name(c): c for c in columns if c not in taken}
     for n in names:
         if n in by_norm:
             return by_norm[n]
@@ -153,6 +158,8 @@ def _timestamp_format(values: pd.Series) -> tuple[str | None, str | None]:
             return None, None
         share = {f: pd.to_datetime(text, format=f, errors="coerce").notna().mean() for f in TIMESTAMP_FORMATS}
     first = max(TIMESTAMP_FORMATS, key=lambda f: share[f])  # the first of the best on a tie: day-first
+    if share[first] < 1 and reader_reads_timestamps(text):  # mixed forms the reader guesses value by value
+        return None, None
     if share[first] < 0.5:
         if (advice := numeric_dates_advice(list(text))) is not None:
             return None, f"the timestamps are numbers (e.g. {text.iloc[0]!r}): {advice}"
@@ -169,20 +176,10 @@ def _timestamp_format(values: pd.Series) -> tuple[str | None, str | None]:
     return first, None
 
 
-def _number_texts(frame: pd.DataFrame, mapping: dict[str, str]) -> dict[str, pd.Series]:
-    """The stripped texts of the mapped number columns read as text (column -> values)."""
-    out = {}
-    for name in (AMOUNT, QUANTITY, UNIT_PRICE):
-        values = frame[mapping[name]] if name in mapping else None
-        if values is not None and (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
-            out[mapping[name]] = values.astype("str").str.strip()
-    return out
-
-
 def _grouped_notes(frame: pd.DataFrame, mapping: dict[str, str], decimal: str) -> list[str]:
     """Notes on the mapped number columns written with thousands separators ('1,161.52'), which are not read."""
     notes = []
-    for column, text in _number_texts(frame, mapping).items():
+    for column, text in number_texts(frame, mapping).items():
         grouped = text[text.str.fullmatch(grouped_number_pattern(decimal)).fillna(False).astype(bool)]
         if len(grouped):
             notes.append(
@@ -197,7 +194,7 @@ def _currency_notes(frame: pd.DataFrame, mapping: dict[str, str], decimal: str) 
     """Notes on the mapped number columns written with a currency symbol ('€41.09', '$1,200.00'), which is not
     read (no setting strips it)."""
     notes = []
-    for column, text in _number_texts(frame, mapping).items():
+    for column, text in number_texts(frame, mapping).items():
         bare = _without_currency(text)
         marked = text[bare.notna()]
         if len(marked):
@@ -235,7 +232,7 @@ def _line_amounts(frame: pd.DataFrame, mapping: dict[str, str]) -> str | None:
 def _order_name(frame: pd.DataFrame, taken: set[str]) -> str | None:
     """A column named like Shopify's 'Name' whose values are order numbers such as '#1001'."""
     for column in frame.columns:
-        if str(column) in taken or _norm(column) not in ORDER_NAME_COLUMNS:
+        if str(column) in taken or norm_name(column) not in ORDER_NAME_COLUMNS:
             continue
         text = frame[column].astype("str").str.strip()
         text = text[text != ""]
@@ -276,7 +273,7 @@ def _guest_ids(frame: pd.DataFrame, mapping: dict[str, str], given: bool) -> str
     emails = [
         c
         for c in map(str, frame.columns)
-        if c not in taken and "email" in _norm(c) and frame[c].astype("str").str.contains("@")[guest].mean() >= 0.9
+        if c not in taken and "email" in norm_name(c) and frame[c].astype("str").str.contains("@")[guest].mean() >= 0.9
     ]
     if emails and not given:
         mapping[CUSTOMER_ID] = emails[0]
@@ -315,7 +312,7 @@ def _map_columns(path: Path, frame: pd.DataFrame, overrides: dict[str, str]) -> 
         free = [c for c in columns if c not in mapping.values()] or columns
         raise ConfigError(
             f"{path}: cannot tell which column is {' / '.join(missing)}; columns: {columns}; "
-            f"name them with --column FIELD=COLUMN (e.g. --column {missing[0]}={free[0]})"
+            f"name them with --column FIELD=COLUMN (e.g. --column {example_column(frame, missing[0], free)})"
         )
     return mapping, notes
 
@@ -338,6 +335,7 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
         notes.append(note)
     notes += _currency_notes(frame, mapping, keys.get("decimal", "."))
     notes += _grouped_notes(frame, mapping, keys.get("decimal", "."))
+    notes += extra_notes(frame, mapping, keys.get("decimal", "."))
     tx: dict[str, Any] = {"path": str(path.resolve()), "format": fmt, **keys}
     if ts_format:
         tx["timestamp_format"] = ts_format

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from tiercast.features.contract import AMOUNT, CATEGORY, CHANNEL, CUSTOMER_ID, ORDER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP
 
 UNIT_PRICE = "unit_price"
+
+
+def norm_name(name: str) -> str:
+    """A column name as the tables below write it: lower case, letters and digits only."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
 
 # Normalized column names (lower case, letters and digits only) tried for each field, best first. E-commerce exports
 # (Shopify: 'Email', 'Created at', 'Total', 'Lineitem quantity'; WooCommerce: 'billing_email', 'order_total',
@@ -108,3 +116,8 @@ CURRENCY_SYMBOLS = "[$¢£¤¥֏؋৲৳৻૱௹฿៛\u20a0-\u20cf\ufdfc\ufe69
 CURRENCY_MARK = rf"{CURRENCY_SYMBOLS}|^[A-Z]{{3}}(?=\s*[-+.,0-9])|(?<=[.,0-9])\s*[A-Z]{{3}}$"
 #: What is left of a money text without its currency mark: a number, possibly with thousands separators.
 LOOSE_NUMBER = r"[+-]?[0-9.,]*[0-9][0-9.,]*"
+
+#: Normalized names of a column that says each line's currency ('currency', 'Currency Code', 'order_currency', 'ccy').
+CURRENCY_COLUMN_PATTERN = r"(?:[a-z]*currency|ccy|cur|curr)(?:code|iso|isocode)?"
+#: Part of the normalized name of a column of refunded money ('Refunded Amount', 'refund_total', 'Total Refunded').
+REFUND_COLUMN_PATTERN = r"refund"
