@@ -1,6 +1,6 @@
 """Checks ``tiercast init`` runs on a file's first rows beyond the column mapping (see :mod:`.starter`): columns the
 config cannot use but whose content changes the totals (a currency, refunds), thousands marks read as decimals,
-customers filled on an order's first line only, and a title line above the header.
+customers filled on an order's first line only, lines repeated within an order, and a title line above the header.
 """
 
 from __future__ import annotations
@@ -137,12 +137,26 @@ def first_line_customers(frame: pd.DataFrame, mapping: dict[str, str]) -> str | 
     )
 
 
+def repeated_lines(frame: pd.DataFrame, mapping: dict[str, str]) -> str | None:
+    """A note when lines of an order repeat another line exactly: the default ``duplicates: quarantine`` sets the
+    copies aside, right for an export that repeats lines, wrong for a till writing one line per scanned unit."""
+    if ORDER_ID not in mapping:
+        return None  # init keeps identical lines then (duplicates: keep)
+    copies = frame.duplicated(keep="first")
+    if not copies.any():
+        return None
+    return (
+        f"{int(copies.sum()):,} of the first {len(frame):,} rows repeat another line exactly (e.g. order "
+        f"{str(frame.loc[copies, mapping[ORDER_ID]].iloc[0])!r}): they would be quarantined as duplicate; if they are "
+        "real purchases (a till writing one line per scanned unit), set duplicates: keep"
+    )
+
+
 def extra_notes(frame: pd.DataFrame, mapping: dict[str, str], decimal: str) -> list[str]:
     """The notes of this module for a mapped sample, in the order init prints them."""
     taken = set(mapping.values())
     notes = dotted_thousands_notes(frame, mapping, decimal)
-    if (note := first_line_customers(frame, mapping)) is not None:
-        notes.append(note)
+    notes += [note for note in (first_line_customers(frame, mapping), repeated_lines(frame, mapping)) if note]
     return notes + currency_notes(frame, taken) + refund_notes(frame, taken)
 
 

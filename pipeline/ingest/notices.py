@@ -221,7 +221,7 @@ def signs_message(source: str, quantity: str, amount: str, n: int, order: str) -
     amount; the quantity is carried, not multiplied), so returns exported with positive amounts count as
     purchases."""
     return (
-        f"{source}: {rows(n)} have a negative {quantity!r} but a positive {amount!r} (e.g. order {order!r}) and "
+        f"{source}: a negative {quantity!r} with a positive {amount!r} on {rows(n)} (e.g. order {order!r}): they "
         "count as purchases, not refunds; if they are returns, export their amounts negative"
     )
 

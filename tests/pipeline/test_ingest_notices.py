@@ -336,7 +336,7 @@ SIGNS_FILE = (
 
 def signs_notice(path: Path) -> str:
     return (
-        f"{path}: 2 rows have a negative 'qty' but a positive 'amount' (e.g. order 'o2') and count as purchases, "
+        f"{path}: a negative 'qty' with a positive 'amount' on 2 rows (e.g. order 'o2'): they count as purchases, "
         "not refunds; if they are returns, export their amounts negative"
     )
 

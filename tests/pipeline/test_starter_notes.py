@@ -102,3 +102,20 @@ def test_the_amount_example_names_a_column_of_numbers(tmp_path):
     with pytest.raises(ConfigError, match="cannot tell which column is amount") as e:
         sniff(tmp_path / "i.csv")
     assert str(e.value).endswith("(e.g. --column 'amount=Gross Sales')")
+
+
+def test_lines_repeated_within_an_order_are_flagged(tmp_path):
+    """A till writing one line per scanned unit: the copies would be quarantined as duplicates by default."""
+    (tmp_path / "till.csv").write_text(
+        "Date,Item,Qty,Net Sales,Transaction ID,Customer ID\n"
+        "2023-01-02,Latte,1,4.50,T1,A\n2023-01-02,Latte,1,4.50,T1,A\n2023-01-02,Croissant,1,3.00,T1,A\n"
+        "2023-01-03,Tea,1,2.50,T3,B\n2023-01-03,Tea,1,2.50,T3,B\n2023-01-03,Tea,1,2.50,T3,B\n"
+    )
+    found = sniff(tmp_path / "till.csv")
+    assert found.transactions.get("duplicates", "quarantine") == "quarantine"
+    assert (
+        "3 of the first 6 rows repeat another line exactly (e.g. order 'T1'): they would be quarantined as duplicate; "
+        "if they are real purchases (a till writing one line per scanned unit), set duplicates: keep"
+    ) in found.notes
+    (tmp_path / "once.csv").write_text(HEAD + "A,1,2023-01-02,8\nA,1,2023-01-02,9\n")
+    assert sniff(tmp_path / "once.csv").notes == ()
