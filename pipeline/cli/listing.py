@@ -22,14 +22,15 @@ from tiercast.features.contract import (
     SCORE_COLUMNS,
 )
 from tiercast.pipeline.cli.base import app, config_from, console, fail, handle_errors, load_data, one_line, out_file
-from tiercast.pipeline.config import Config
+from tiercast.pipeline.config import Config, OutputConfig
 
 # Unset, each takes the config's at-risk setting (what `tiercast run` lists), else the default named in its help.
 TiersOpt = Annotated[
     str | None,
     typer.Option(
         help="Comma-separated current tiers, e.g. platinum,gold (default: the config's outputs.at_risk_tiers, "
-        "else its two top tiers but never the lowest, as `tiercast run` lists them; without --config, every tier)."
+        "else its two top tiers but never the lowest, as `tiercast run` lists them; without --config, the same of "
+        "the scores' tiers ordered by their current value)."
     ),
 ]
 TopOpt = Annotated[
@@ -100,6 +101,14 @@ def at_risk_cmd(
     unknown = sorted(set(chosen or []) - set(frame[CURRENT_TIER].unique()) - set(frame[PREDICTED_TIER].unique()))
     if unknown:
         fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
+    if cfg is None and chosen is None:  # as `run` lists them: the top tiers, never the lowest
+        best_first = _tiers_best_first(frame)
+        chosen = list(OutputConfig().tiers_listed(best_first))
+        console.print(
+            f"tiers {', '.join(chosen)}: the top of the scores' {len(best_first)} tiers (--tiers or --config to "
+            "choose)",
+            highlight=False,
+        )
     if cfg is not None:  # what the config says `run` lists, unless an option says otherwise
         chosen = chosen or list(_config_tiers(cfg, frame, scores, config))
         top = cfg.outputs.at_risk_top if top is None else top

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -105,7 +106,10 @@ def resolve_model_version(model_uri: str) -> tuple[str, str]:
     except MlflowException:
         names = sorted(r.name for r in client.search_registered_models(max_results=50))
         known = ", ".join(names) if names else "none: run `tiercast train` or `tiercast run` first"
-        raise ModelNotFoundError(f"--model {model_uri}: no registered model {name!r} (registered: {known})") from None
+        raise ModelNotFoundError(
+            f"--model {model_uri}: no registered model {name!r} in the MLflow store at {mlflow.get_tracking_uri()} "
+            f"(registered: {known})"
+        ) from None
     if m["version"]:
         versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
         if int(m["version"]) not in versions:
@@ -121,9 +125,26 @@ def resolve_model_version(model_uri: str) -> tuple[str, str]:
     return name, str(aliases[m["alias"]])
 
 
+class ModelLoadError(ModelNotFoundError):
+    """A registered model version whose files cannot be read (its artifact folder moved or deleted)."""
+
+
 def load_model(model_uri: str) -> LoadedModel:
+    """The registered version ``model_uri`` names, loaded; ModelNotFoundError when it names none, ModelLoadError
+    (naming the version and where its files should be) when the registry has it but its files cannot be read."""
     name, version = resolve_model_version(model_uri)
-    return LoadedModel(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), name, version)
+    try:
+        return LoadedModel(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), name, version)
+    except (MlflowException, OSError) as exc:
+        try:
+            where = MlflowClient().get_model_version_download_uri(name, version)
+        except MlflowException:
+            where = "an unknown location"
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"--model {model_uri}: {name} version {version} is registered but cannot be loaded: its files at {where} "
+            f"cannot be read ({why}; was the MLflow artifact folder moved or deleted?)"
+        ) from None
 
 
 def _model_input(model: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
@@ -183,14 +204,28 @@ def explain_customers(
     satisfaction: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Reason columns for the given customers (in the given order, index 0..n-1), features rebuilt at ``cutoff``
-    with the model's horizon and windows (``windows_days`` / ``horizon_days`` for what the model does not record)."""
+    with the model's horizon and windows (``windows_days`` / ``horizon_days`` for what the model does not record).
+
+    Customers without a transaction before ``cutoff`` in ``tx`` (erased since they were scored, or ``tx`` is not the
+    data the scores were made from) get empty reasons, with a notice naming how many."""
     model = load_model(model_uri)
     spec = scoring_features(model.scorer, horizon_days=horizon_days, windows_days=windows_days)
     features = build_features(
         tx, cutoff=cutoff, windows_days=spec.windows_days, horizon_days=spec.horizon_days, satisfaction=satisfaction
-    )
-    listed = features.set_index(CUSTOMER_ID).loc[list(customer_ids)].reset_index()
-    return explain_features(model, listed)
+    ).set_index(CUSTOMER_ID)
+    ids = [str(c) for c in customer_ids]
+    known = [c for c in ids if c in features.index]
+    if len(known) < len(ids):
+        missing = next(c for c in ids if c not in features.index)
+        warnings.warn(
+            f"{len(ids) - len(known):,} of the {len(ids):,} listed customers (e.g. {missing!r}) have no transaction "
+            f"before {cutoff.date()} in the data read: their reasons are left empty (is it the data the scores were "
+            "made from?)",
+            UserWarning,
+            stacklevel=2,
+        )
+    reasons = explain_features(model, features.loc[known].reset_index()).set_axis(known)
+    return reasons.reindex(ids).fillna("").reset_index(drop=True)
 
 
 def stamped_model_horizon(scores: pd.DataFrame) -> int | None:

@@ -37,22 +37,24 @@ def _heavy_imports(*args: str, cwd: Path) -> list[str]:
 def _scores() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "customer_id": ["a", "b", "c"],
-            "current_tier": ["platinum", "gold", "gold"],
-            "predicted_tier": ["platinum", "lead", "gold"],
-            "predicted_value": [900.0, 300.0, 800.0],
-            "churn_probability": [0.6, 0.8, 0.1],
-            "value_at_risk": [540.0, 240.0, 80.0],
-            "churn_band": ["medium", "high", "low"],
-            "horizon_days": [90, 90, 90],
-            "model_name": ["tiercast"] * 3,
-            "model_version": ["1"] * 3,
-            "cutoff": pd.to_datetime(["2011-01-01"] * 3),
+            "customer_id": ["a", "b", "c", "d"],
+            "current_tier": ["platinum", "gold", "lead", "gold"],
+            "predicted_tier": ["platinum", "lead", "lead", "gold"],
+            "predicted_value": [900.0, 300.0, 50.0, 800.0],
+            "churn_probability": [0.6, 0.8, 0.9, 0.1],
+            "value_at_risk": [540.0, 240.0, 45.0, 80.0],
+            "current_value": [1000.0, 400.0, 0.0, 500.0],
+            "churn_band": ["medium", "high", "high", "low"],
+            "horizon_days": [90] * 4,
+            "model_name": ["tiercast"] * 4,
+            "model_version": ["1"] * 4,
+            "cutoff": pd.to_datetime(["2011-01-01"] * 4),
         }
     )
 
 
 def test_at_risk_on_scores_imports_no_model_library(tmp_path):
+    """Also: without a config the list covers the top tiers as `run` lists them, never the lowest (lead: c)."""
     _scores().to_parquet(tmp_path / "scores.parquet", index=False)
     assert _heavy_imports("at-risk", "--scores", "scores.parquet", "--out", "list.csv", cwd=tmp_path) == []
     listed = pd.read_csv(tmp_path / "list.csv")
