@@ -128,3 +128,25 @@ def test_run_notes_scores_of_a_challenger(alias, expected):
 
     note = challenger_note("tiercast", PromotionDecision("2", alias, "does not beat the champion"))
     assert note is None if expected is None else expected in note and "models:/tiercast@champion" in note
+
+
+def test_a_retrain_the_champion_cannot_be_compared_with_names_the_way_to_promote_it(store, monkeypatch):
+    """A 60-day model forced to champion cannot score the 90-day retrain's rows: the retrain stays challenger (no
+    comparison shows it is not worse), and the reason says how to make it the champion."""
+    tmp, month, appended = store
+    own = tmp / "horizons"  # a store of its own
+    own.mkdir()
+    monkeypatch.chdir(own)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    quick = {"n_estimators": 60, "early_stopping_rounds": 10}
+    trial = _write_config(own, "trial60", month, quick)
+    raw = yaml.safe_load(trial.read_text(encoding="utf-8"))
+    trial.write_text(yaml.safe_dump({**raw, "horizon_days": 60}), encoding="utf-8")
+    _train(trial)
+    store_uri = f"sqlite:///{own / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
+    assert str(client.get_model_version_by_alias("tiercast", "champion").version) == "1"
+    output = " ".join(_train(_write_config(own, "monthly", appended, quick)).split())
+    retrain = client.get_model_version_by_alias("tiercast", "challenger")
+    assert "champion v1 cannot score the new rows (" in output and "so the two are not compared" in output
+    assert f"`tiercast promote --run {retrain.run_id} --force`" in output
