@@ -73,6 +73,7 @@ _EXPECTED = frozenset(
         "PlanError",
         "TableTargetError",
         "ModelNotFoundError",
+        "StoreNotFoundError",
     }
 )
 

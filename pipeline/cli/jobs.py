@@ -113,7 +113,7 @@ def score(
     target = parse_table_target(out)
     if target is None:
         local_out(cfg, Path(out))
-    setup_mlflow(cfg)
+    setup_mlflow(cfg, create=False)  # the model to score with is in it: a missing store is an error, not a new one
     data = load_data(cfg, run_date)
     if cfg.engine.kind == "spark":
         if target is not None:

@@ -101,15 +101,9 @@ def at_risk_cmd(
     unknown = sorted(set(chosen or []) - set(frame[CURRENT_TIER].unique()) - set(frame[PREDICTED_TIER].unique()))
     if unknown:
         fail(f"{scores}: no customer is in tier(s) {', '.join(unknown)}")
-    if cfg is None and chosen is None:  # as `run` lists them: the top tiers, never the lowest
-        best_first = _tiers_best_first(frame)
-        chosen = list(OutputConfig().tiers_listed(best_first))
-        console.print(
-            f"tiers {', '.join(chosen)}: the top of the scores' {len(best_first)} tiers (--tiers or --config to "
-            "choose)",
-            highlight=False,
-        )
-    if cfg is not None:  # what the config says `run` lists, unless an option says otherwise
+    if cfg is None:
+        chosen = chosen or _top_tiers(frame)
+    else:  # what the config says `run` lists, unless an option says otherwise
         chosen = chosen or list(_config_tiers(cfg, frame, scores, config))
         top = cfg.outputs.at_risk_top if top is None else top
         min_churn = cfg.outputs.at_risk_min_churn if min_churn is None else min_churn
@@ -119,8 +113,7 @@ def at_risk_cmd(
     if not has_reasons and cfg is not None and len(ranked):
         ranked = pd.concat([ranked, _reasons_for(ranked, cfg)], axis=1)
         has_reasons = True
-    currency = cfg.outputs.currency if cfg is not None else None
-    ranked = team_list(ranked, horizon_days=_horizon(frame, cfg), currency=currency)
+    ranked = team_list(ranked, horizon_days=_horizon(frame, cfg), currency=cfg.outputs.currency if cfg else None)
     write_csv(ranked, out)
     note = "" if has_reasons else " (no reasons: pass --config to add them)"
     console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
@@ -168,6 +161,18 @@ def _config_tiers(cfg: Config, frame: pd.DataFrame, scores: Path, config: Path) 
     )
 
 
+def _top_tiers(frame: pd.DataFrame) -> list[str]:
+    """Without a config, the tiers listed as `run` lists them: the top of the scores' tiers (ordered by value),
+    never the lowest; printed, as no config names them."""
+    best_first = _tiers_best_first(frame)
+    chosen = list(OutputConfig().tiers_listed(best_first))
+    console.print(
+        f"tiers {', '.join(chosen)}: the top of the scores' {len(best_first)} tiers (--tiers or --config to choose)",
+        highlight=False,
+    )
+    return chosen
+
+
 def _tiers_best_first(frame: pd.DataFrame) -> list[str]:
     """The current tiers of the scores, the most valuable (by mean current value, else predicted value) first."""
     column = next((c for c in ("current_value", PREDICTED_VALUE) if c in frame.columns), None)
@@ -197,7 +202,7 @@ def _reasons_for(ranked: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     from tiercast.pipeline.jobs.score import explain_customers
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
-    setup_mlflow(cfg)
+    setup_mlflow(cfg, create=False)  # the scores' model is in it: a missing store is an error, not a new store
     data = load_data(cfg)
     return explain_customers(
         data.accepted,

@@ -54,7 +54,7 @@ from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.model_fit import tier_scheme
 from tiercast.pipeline.jobs.results import MonitorRun
-from tiercast.pipeline.jobs.score import LoadedModel, load_model, score_features
+from tiercast.pipeline.jobs.score import LoadedModel, ModelLoadError, load_model, score_features
 from tiercast.pipeline.tracking.runs import resolve_tracking_uri, use_store
 from tiercast.pipeline.writers.files import write_csv, write_parquet
 
@@ -286,7 +286,8 @@ def _use_store(config: Config) -> str:
 
 
 def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:
-    """The given model; without one, the registered champion if there is one, else None.
+    """The given model; without one, the registered champion if there is one, else None. A champion that is
+    registered but cannot be loaded (its artifact folder gone) is an error, not a silent refit of the scheme.
 
     A missing sqlite store means nothing is registered: it is not created just to find that out.
     """
@@ -303,6 +304,8 @@ def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:
         return None
     try:
         return load_model(f"models:/{config.mlflow.registered_model}@champion")
+    except ModelLoadError as exc:
+        raise MonitorError(f"cannot take the tier scheme from the champion: {exc}") from None
     except (MlflowException, ValueError):  # no such model or no champion yet
         return None
 

@@ -6,7 +6,9 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 import mlflow
 import pandas as pd
@@ -136,15 +138,27 @@ def load_model(model_uri: str) -> LoadedModel:
     try:
         return LoadedModel(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), name, version)
     except (MlflowException, OSError) as exc:
-        try:
-            where = MlflowClient().get_model_version_download_uri(name, version)
-        except MlflowException:
-            where = "an unknown location"
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        why = _unreadable(name, version, exc)
         raise ModelLoadError(
-            f"--model {model_uri}: {name} version {version} is registered but cannot be loaded: its files at {where} "
-            f"cannot be read ({why}; was the MLflow artifact folder moved or deleted?)"
+            f"{name} version {version} ({model_uri}) is registered but cannot be loaded: {why}"
         ) from None
+
+
+def _unreadable(name: str, version: str, exc: Exception) -> str:
+    """Where a registered version's files should be and why they cannot be read, for one error line."""
+    try:
+        where = MlflowClient().get_model_version_download_uri(name, version)
+    except MlflowException:
+        return f"its files cannot be read ({_first_line(exc)})"
+    local = Path(unquote(urlparse(where).path)) if where.startswith("file:") else None
+    why = "no such folder" if local is not None and not local.exists() else _first_line(exc)
+    return f"its files at {where} cannot be read ({why}; was the MLflow artifact folder moved or deleted?)"
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _model_input(model: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:

@@ -154,12 +154,9 @@ def _window_decision(
     champion = mlflow.pyfunc.load_model(f"models:/{name}/{champion_version}")
     try:
         comparison = compare_on_window(champion, window, settings)
-    except FeatureSchemaError as exc:
-        # e.g. a champion trained with another horizon: it predicts other outcomes, so no window compares the two
-        reason = (
-            f"champion v{champion_version} cannot score the new rows ({exc}), so the two are not compared; to make "
-            f"this version the champion: `tiercast promote --run {run_id} --force`"
-        )
+    except FeatureSchemaError as exc:  # e.g. a champion trained with another horizon: it predicts other outcomes
+        reason = f"champion v{champion_version} cannot score the new rows ({exc}), so the two are not compared; "
+        reason += f"to make this version the champion: `tiercast promote --run {run_id} --force`"
         client.set_tag(run_id, "promotion.reason", reason)
         return False, reason
     # worse = the whole 95% interval below -margin: a point difference on a month of outcomes is mostly noise

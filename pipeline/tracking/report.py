@@ -9,10 +9,14 @@ import base64
 import html
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tiercast.features.contract import (
@@ -22,6 +26,8 @@ from tiercast.features.contract import (
     CHURN_REASONS,
     CURRENT_TIER,
     CUSTOMER_ID,
+    CUTOFF,
+    MODEL_VERSION,
     PREDICTED_TIER,
     PREDICTED_VALUE,
     VALUE_AT_RISK,
@@ -74,10 +80,23 @@ def _metrics_frame(metrics: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -> str:
-    """The report's HTML for one MLflow run (uses the current tracking URI)."""
+@dataclass(frozen=True)
+class Report:
+    """A report's HTML page and one-line notes on what it leaves out (sections it could not build, a list of
+    another model version), for the command to print."""
+
+    html: str
+    notes: tuple[str, ...] = ()
+
+
+def build_report(
+    run_id: str, at_risk_path: Path | None = None, top: int = 25, registered_model: str = "tiercast"
+) -> Report:
+    """The report of one MLflow run (uses the current tracking URI). The at-risk section lists ``at_risk_path``
+    only when the list was made by the version of ``registered_model`` this run registered."""
     client = MlflowClient()
     run = client.get_run(run_id)
+    notes: list[str] = []
     parts = [
         f"<h1>tiercast run {html.escape(run_id[:8])}</h1>",
         f'<p class="sub">test cutoff {html.escape(run.data.params.get("cutoffs.test_resolved", "?"))}, '
@@ -87,9 +106,31 @@ def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -
         f"{html.escape(run.data.tags.get('data.data_last_timestamp', '?'))}</p>",
         "<h2>Test-cutoff metrics, tiercast beside the baselines</h2>",
         _table(_metrics_frame(run.data.metrics)),
+        *_artifact_sections(run, notes),
     ]
+    if at_risk_path is not None and Path(at_risk_path).is_file():
+        versions = sorted(
+            (str(v.version) for v in client.search_model_versions(f"name='{registered_model}' and run_id='{run_id}'")),
+            key=int,
+        )
+        parts += _at_risk_section(Path(at_risk_path), top, versions, notes)
+    body = "\n".join(parts)
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tiercast report {run_id[:8]}</title>'
+        f"<style>{_CSS}</style></head><body>{body}</body></html>"
+    )
+    return Report(page, tuple(notes))
+
+
+def _artifact_sections(run: Run, notes: list[str]) -> list[str]:
+    """The Tiers table and the plots from the run's artifacts; a note for each section that cannot be built (the
+    artifact folder moved or deleted), rather than a page that silently lacks them."""
+    parts: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=tmp))
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=tmp))
+        except (MlflowException, OSError):
+            local = Path(tmp) / "unreadable"
         scheme_file = local / "scheme.json"
         if scheme_file.is_file():
             tiers = pd.DataFrame(json.loads(scheme_file.read_text(encoding="utf-8"))["tiers"])
@@ -97,6 +138,9 @@ def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -
                 if col in tiers.columns:
                     tiers[col] = tiers[col].map("{:.1%}".format)
             parts += ["<h2>Tiers</h2>", _table(tiers, "{:,.2f}")]
+        else:
+            notes.append(f"Tiers section left out: {_missing_artifact(run, 'scheme.json')}")
+            parts += ["<h2>Tiers</h2>", f"<p>{html.escape(notes[-1])}</p>"]
         figures = []
         for name, caption in _PLOTS:
             png = local / "plots" / name
@@ -106,19 +150,54 @@ def build_report(run_id: str, at_risk_path: Path | None = None, top: int = 25) -
                     f'<figure><figcaption>{caption}</figcaption><img alt="{caption}" '
                     f'src="data:image/png;base64,{data}"></figure>'
                 )
+    if figures:
         parts += ["<h2>Plots</h2>", f'<div class="grid">{"".join(figures)}</div>']
-    if at_risk_path is not None and Path(at_risk_path).is_file():
-        parts += _at_risk_section(Path(at_risk_path), top)
-    body = "\n".join(parts)
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tiercast report {run_id[:8]}</title>'
-        f"<style>{_CSS}</style></head><body>{body}</body></html>"
-    )
+    else:
+        notes.append(f"Plots section left out: {_missing_artifact(run, 'plots/')}")
+        parts += ["<h2>Plots</h2>", f"<p>{html.escape(notes[-1])}</p>"]
+    return parts
 
 
-def _at_risk_section(at_risk_path: Path, top: int) -> list[str]:
-    """The top customers of an at-risk list, with the currency and horizon of their values."""
-    ranked = pd.read_csv(at_risk_path, dtype={CUSTOMER_ID: str}, keep_default_na=False).head(top)
+def _missing_artifact(run: Run, name: str) -> str:
+    """Why a run's artifact cannot be read: its artifact folder is gone, or the run never logged it."""
+    uri = run.info.artifact_uri
+    local = Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else None
+    if local is not None and not local.is_dir():
+        return f"the run's artifact folder {local} does not exist (was the MLflow artifact folder moved or deleted?)"
+    return f"the run logged no {name} (artifacts at {uri})"
+
+
+def _list_stamp(ranked: pd.DataFrame) -> str:
+    """Which model version and cutoff made an at-risk list, as its rows say."""
+    if not len(ranked):
+        return "no rows"
+    if MODEL_VERSION not in ranked.columns:
+        return "a list without a model_version column"
+    versions = ", ".join(sorted(ranked[MODEL_VERSION].astype(str).unique()))
+    cutoffs = ", ".join(sorted(ranked[CUTOFF].astype(str).unique())) if CUTOFF in ranked.columns else "?"
+    return f"the list of model version {versions} at cutoff {cutoffs}"
+
+
+def _at_risk_section(at_risk_path: Path, top: int, run_versions: list[str], notes: list[str]) -> list[str]:
+    """The top customers of an at-risk list made by a model version this run registered, headed with that version,
+    its cutoff, the currency and horizon of the values; for a list of another version (or a run that registered
+    none), no rows and a note saying which list the file holds."""
+    ranked = pd.read_csv(at_risk_path, dtype={CUSTOMER_ID: str, MODEL_VERSION: str}, keep_default_na=False)
+    listed = set(ranked[MODEL_VERSION].astype(str)) if MODEL_VERSION in ranked.columns else set()
+    if not listed or not listed <= set(run_versions):
+        made = f"version {', '.join(run_versions)}" if run_versions else "no model version"
+        note = (
+            f"at-risk list left out: {at_risk_path} holds {_list_stamp(ranked)}, but this run registered {made}; "
+            "`tiercast report --at-risk FILE` names the run's list"
+        )
+        notes.append(note)
+        return ["<h2>Customers at risk</h2>", f"<p>{html.escape(note)}.</p>"]
+    stamp = _list_stamp(ranked).removeprefix("the list of ")
+    return _at_risk_table(ranked.head(top), stamp)
+
+
+def _at_risk_table(ranked: pd.DataFrame, stamp: str) -> list[str]:
+    """The heading and table of the top customers at risk, with the currency and horizon of their values."""
     keep = [
         c
         for c in (
@@ -137,7 +216,7 @@ def _at_risk_section(at_risk_path: Path, top: int) -> list[str]:
     unit = [f"{ranked['currency'].iloc[0]}"] if "currency" in ranked.columns and len(ranked) else []
     if "horizon_days" in ranked.columns and len(ranked):
         unit.append(f"value over the next {int(ranked['horizon_days'].iloc[0])} days")
-    title = f"Top {len(ranked)} customers at risk" + (f" ({', '.join(unit)})" if unit else "")
+    title = f"Top {len(ranked)} customers at risk, {stamp}" + (f" ({', '.join(unit)})" if unit else "")
     keep = [c for c in keep if c != CHURN_PROBABILITY] + ([CHURN_BAND] if CHURN_BAND in ranked else [])
     shown = ranked[keep].copy()
     if CHURN_PROBABILITY in ranked.columns:
@@ -145,8 +224,11 @@ def _at_risk_section(at_risk_path: Path, top: int) -> list[str]:
     return [f"<h2>{html.escape(title)}</h2>", _table(shown, "{:,.0f}")]
 
 
-def write_report(run_id: str, out: Path, at_risk_path: Path | None = None) -> Path:
-    text = build_report(run_id, at_risk_path)
+def write_report(
+    run_id: str, out: Path, at_risk_path: Path | None = None, registered_model: str = "tiercast"
+) -> Report:
+    """Write the report of a run to ``out`` atomically; returns it, with its notes on what it left out."""
+    report = build_report(run_id, at_risk_path, registered_model=registered_model)
     with atomic_output(out) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return out
+        tmp.write_text(report.html, encoding="utf-8")
+    return report

@@ -11,6 +11,10 @@ from mlflow.tracking import MlflowClient
 
 from tiercast.pipeline.tracking.registry import COMPARE_METRICS
 
+TRAINING_PARAM = "cutoffs.train_resolved"  # logged by training runs only; backtests and benchmarks log no model
+#: The search filter of the finished training runs (the runs that log a model).
+FINISHED_TRAINING = f"params.`{TRAINING_PARAM}` LIKE '%' and attributes.status = 'FINISHED'"
+
 
 @dataclass(frozen=True)
 class RunComparison:
@@ -21,8 +25,9 @@ class RunComparison:
 
 
 def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 5) -> RunComparison:
-    """One row per run and model (tiercast and each baseline) with the test metrics, newest run first; a run without
-    test metrics (no held-out test window) is one row of missing metrics, and why is in ``no_test``."""
+    """One row per run and model (tiercast and each baseline) with the test metrics, newest run first: the given
+    runs, else the ``last`` finished training runs (a killed or failed run would take a slot and show nothing); a
+    run without test metrics (no held-out test window) is one row of missing metrics, and why is in ``no_test``."""
     client = MlflowClient()
     if run_ids:
         runs = [client.get_run(r) for r in run_ids]
@@ -30,7 +35,12 @@ def compare_runs(experiment: str, run_ids: list[str] | None = None, last: int = 
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
             return RunComparison(pd.DataFrame(), {})
-        runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=last)
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=FINISHED_TRAINING,
+            order_by=["attributes.start_time DESC"],
+            max_results=last,
+        )
     rows, no_test = [], {}
     for run in runs:
         models = sorted(
@@ -63,9 +73,6 @@ def _why_no_test_metrics(run: Run) -> str:
     return "no test metrics: it logged none (not a training or backtest run)"
 
 
-TRAINING_PARAM = "cutoffs.train_resolved"  # logged by training runs only; backtests and benchmarks log no model
-
-
 def is_finished_training_run(run_id: str) -> bool:
     """Whether ``run_id`` is a training run that finished (the runs that log a model)."""
     run = MlflowClient().get_run(run_id)
@@ -82,7 +89,7 @@ def latest_training_run(experiment: str) -> str | None:
         return None
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string=f"params.`{TRAINING_PARAM}` LIKE '%' and attributes.status = 'FINISHED'",
+        filter_string=FINISHED_TRAINING,
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

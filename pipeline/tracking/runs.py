@@ -135,10 +135,35 @@ def use_store(uri: str) -> str:
     return uri
 
 
-def setup_mlflow(config: Config) -> str:
+class StoreNotFoundError(ValueError):
+    """A command that only reads the MLflow store found no sqlite store where it looked."""
+
+
+def missing_store(uri: str) -> Path | None:
+    """The file of a sqlite store ``uri`` that does not exist, else None (another kind of store, or one that does)."""
+    db = _sqlite_path(uri)
+    return db if db is not None and not db.is_file() else None
+
+
+def check_store(uri: str) -> str:
+    """``uri`` if its store exists (or is not a sqlite file), else a one-line StoreNotFoundError naming it."""
+    if missing_store(uri) is not None:
+        raise StoreNotFoundError(
+            f"no MLflow store at {uri}: nothing was trained or registered there (the default store is mlflow.db in "
+            "the current folder: run the command from the project folder, or set mlflow.tracking_uri in the config "
+            "or MLFLOW_TRACKING_URI)"
+        )
+    return uri
+
+
+def setup_mlflow(config: Config, *, create: bool = True) -> str:
     """Point MLflow at the store, create or migrate it under a file lock, make sure the experiment exists and
-    close runs abandoned by killed processes; returns the experiment id."""
+    close runs abandoned by killed processes; returns the experiment id. ``create=False`` (the commands that only
+    read the store: score, promote, compare, report, at-risk's reasons) refuses a missing sqlite store, naming where
+    it was looked for, instead of leaving an empty one (and its lock) in whatever folder the command ran from."""
     uri = use_store(resolve_tracking_uri(config))
+    if not create:
+        check_store(uri)
     with store_lock(uri):
         _drop_interrupted_migration(uri)
         client = MlflowClient()

@@ -266,8 +266,18 @@ def test_train_compare_promote_and_report(demo_run):
     assert result.exit_code == 0, result.output
     page = html_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 6
-    assert "customers at risk (GBP, value over the next 90 days)" in page
     assert all(f"<th>{m}</th>" in page for m in ("BG/NBD x GG", "Pareto/NBD x GG", "plain LightGBM"))
+    # out/at_risk.csv is the list the last `run` made, with an earlier version than this run's: no rows, a note
+    (listed,) = pd.read_csv(tmp / "out" / "at_risk.csv", dtype={"model_version": str})["model_version"].unique()
+    assert client.get_model_version("tiercast", listed).run_id != newest
+    assert f"holds the list of model version {listed}" in page and "<th>churn risk</th>" not in page
+    assert "note: at-risk list left out" in result.output
+    listed_run = client.get_model_version("tiercast", listed).run_id
+    result = runner.invoke(app, ["report", "--config", str(cfg), "--run", listed_run, "--out", str(html_path)])
+    assert result.exit_code == 0, result.output
+    page = html_path.read_text(encoding="utf-8")
+    assert f"customers at risk, model version {listed} at cutoff" in page
+    assert "(GBP, value over the next 90 days)" in page
     assert ">nan<" not in page and "<th>churn risk</th>" in page
 
 
