@@ -71,6 +71,10 @@ def test_every_command_quarantines_future_rows(tmp_path: Path, command: str) -> 
         "features": ["features", "--config", str(cfg), "--cutoff", "2010-02-01", "--out", str(tmp_path / "f.pq")],
         "score": ["score", "--config", str(cfg), "--model", "models:/none@champion", "--out", str(tmp_path / "s.pq")],
     }[command]
+    if command == "score":  # a store to look for the model in: without one, score stops before reading the data
+        from tiercast.pipeline.tracking.runs import setup_mlflow
+
+        setup_mlflow(load_config(cfg))
     runner.invoke(app, args)  # score fails later (no such model); the ingestion has run by then
     quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
     assert quarantine["reason"].tolist() == ["future_timestamp"]
