@@ -144,7 +144,9 @@ def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp
     judged = t.select(ROW, *columns, reason(t, rules).name(REASON), *marks).cache()
     ts = judged[TIMESTAMP]
     counts = con.execute(
-        judged.group_by(REASON).aggregate(n=judged.count(), first=ts.min(), last=ts.max(), **_notice_counts(judged))
+        judged.group_by(REASON).aggregate(
+            n=judged.count(), first=ts.min(), last=ts.max(), **_notice_counts(judged, signs=_signs_read(mapped))
+        )
     )
     by_reason = {str(r): int(n) for r, n in zip(counts[REASON], counts["n"], strict=True) if pd.notna(r)}
     if int(counts["n"].sum()) != raw.n_read:
@@ -160,12 +162,24 @@ def ingest(con: ibis.BaseBackend, src: TransactionSource, run_date: pd.Timestamp
     return result
 
 
-def _notice_counts(judged: ir.Table) -> dict[str, ir.IntegerScalar]:
-    """Rows whose timestamp was converted from a UTC offset, and rows whose customer id had surrounding whitespace
-    (left once trimmed), as counts beside the reasons' (no further pass)."""
+_SIGNS = "_tc_signs"  # the count of rows with a negative quantity but a positive amount
+
+
+def _signs_read(mapped: dict[str, str]) -> bool:
+    """Whether quantity and amount are both read from the file (with a unit price the amount takes the quantity's
+    sign, so they cannot disagree)."""
+    return QUANTITY in mapped and AMOUNT in mapped
+
+
+def _notice_counts(judged: ir.Table, *, signs: bool) -> dict[str, ir.IntegerScalar]:
+    """Rows whose timestamp was converted from a UTC offset, rows whose customer id had surrounding whitespace
+    (left once trimmed) and, with ``signs``, rows with a negative quantity but a positive amount, as counts beside
+    the reasons' (no further pass)."""
     counts = {OFFSET: judged[TIMESTAMP].count(where=judged[OFFSET])}
     if PADDED in judged.columns:
         counts[PADDED] = judged[PADDED].count(where=judged[CUSTOMER_ID] != "")
+    if signs:
+        counts[_SIGNS] = judged[AMOUNT].count(where=(judged[QUANTITY] < 0) & (judged[AMOUNT] > 0))
     return counts
 
 
@@ -180,10 +194,10 @@ def _notify(result: SparkIngest, counts: pd.DataFrame, src: TransactionSource, m
     cased = notices.case_variants_ibis(result.con, result.accepted.select(id=CUSTOMER_ID))
     if cased is not None:
         notices.warn(cased.message(result.source, mapped[CUSTOMER_ID]))
-    if QUANTITY in mapped and AMOUNT in mapped:  # with a unit price the amount takes the quantity's sign
+    accepted = counts[counts[REASON].isna()]
+    if _SIGNS in counts.columns and len(accepted) and int(accepted[_SIGNS].iloc[0]):  # then one query for an example
         n, order = notices.opposite_signs_ibis(result.con, result.accepted)
-        if n:
-            notices.warn(notices.signs_message(result.source, mapped[QUANTITY], mapped[AMOUNT], n, order))
+        notices.warn(notices.signs_message(result.source, mapped[QUANTITY], mapped[AMOUNT], n, order))
 
 
 def _notify_grouped_numbers(result: SparkIngest, src: TransactionSource, mapped: dict[str, str]) -> None:

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
 
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.file_utils import local_file_uri_to_path
 
 from tiercast.features.build import build_features, feature_windows
 from tiercast.features.contract import (
@@ -150,7 +150,7 @@ def _unreadable(name: str, version: str, exc: Exception) -> str:
         where = MlflowClient().get_model_version_download_uri(name, version)
     except MlflowException:
         return f"its files cannot be read ({_first_line(exc)})"
-    local = Path(unquote(urlparse(where).path)) if where.startswith("file:") else None
+    local = Path(local_file_uri_to_path(where)) if where.startswith("file:") else None
     why = "no such folder" if local is not None and not local.exists() else _first_line(exc)
     return f"its files at {where} cannot be read ({why}; was the MLflow artifact folder moved or deleted?)"
 

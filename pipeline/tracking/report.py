@@ -11,13 +11,13 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import mlflow
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.file_utils import local_file_uri_to_path
 
 from tiercast.features.contract import (
     ACTION,
@@ -161,7 +161,7 @@ def _artifact_sections(run: Run, notes: list[str]) -> list[str]:
 def _missing_artifact(run: Run, name: str) -> str:
     """Why a run's artifact cannot be read: its artifact folder is gone, or the run never logged it."""
     uri = run.info.artifact_uri
-    local = Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else None
+    local = Path(local_file_uri_to_path(uri)) if uri.startswith("file:") else None
     if local is not None and not local.is_dir():
         return f"the run's artifact folder {local} does not exist (was the MLflow artifact folder moved or deleted?)"
     return f"the run logged no {name} (artifacts at {uri})"

@@ -217,7 +217,6 @@ def test_spark_refuses_a_repeated_column_name_as_duckdb_does(spark_con, spark_en
 def test_spark_gives_duckdb_notices_for_offsets_and_padded_ids(spark_con, spark_engine, tmp_path: Path) -> None:
     """Values read differently from the file (a UTC offset converted, whitespace around an id trimmed) are told in
     the same notices, with the same counts and the same accepted rows, on both engines."""
-    import warnings
 
     csv = tmp_path / "tx.csv"
     csv.write_text(
@@ -236,14 +235,7 @@ def test_spark_gives_duckdb_notices_for_offsets_and_padded_ids(spark_con, spark_
         (csv, ["3 rows of column 'ts' carry a UTC offset", "3 distinct raw ids merge into 1 customer id"]),
         (parquet, ["2 rows of column 'ts' carry a UTC offset"]),
     ):
-        texts, rows = {}, {}
-        for kind in ("duckdb", "spark"):
-            cfg = _config(spark_engine, {"path": str(path), "columns": columns}, tmp_path / f"q_{kind}.parquet", kind)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                data = load_transactions(cfg, run_date="2030-01-01")
-            texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
-            rows[kind] = _accepted(data)
+        texts, rows = _on_both(spark_engine, tmp_path, path, columns)
         assert texts["spark"] == texts["duckdb"] and len(texts["duckdb"]) == len(expected)
         assert all(part in text for part, text in zip(expected, texts["duckdb"], strict=True)), texts
         pd.testing.assert_frame_equal(rows["spark"], rows["duckdb"], check_dtype=False)
@@ -253,8 +245,6 @@ def test_spark_gives_duckdb_notice_for_customer_ids_differing_only_in_letter_cas
     spark_con, spark_engine, tmp_path: Path
 ) -> None:
     """Ids differing only in letter case stay apart on both engines, told in the same notice (ids, rows, a pair)."""
-    import warnings
-
     from tests.pipeline.test_ingest_notices import case_notice
 
     path = tmp_path / "tx.csv"
@@ -264,14 +254,7 @@ def test_spark_gives_duckdb_notice_for_customer_ids_differing_only_in_letter_cas
         "bob@x.org,2010-12-04,4\nCy@x.org,2010-12-05,5\n",
         encoding="utf-8",
     )
-    texts, rows = {}, {}
-    for kind in ("duckdb", "spark"):
-        cfg = _config(spark_engine, {"path": str(path), "columns": STRICT}, tmp_path / f"q_{kind}.parquet", kind)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            data = load_transactions(cfg, run_date="2030-01-01")
-        texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
-        rows[kind] = _accepted(data)
+    texts, rows = _on_both(spark_engine, tmp_path, path, STRICT)
     assert (
         texts["spark"]
         == texts["duckdb"]
@@ -284,17 +267,25 @@ def test_spark_gives_duckdb_notice_for_customer_ids_differing_only_in_letter_cas
 def test_spark_gives_duckdb_notice_for_negative_quantities_with_positive_amounts(
     spark_con, spark_engine, tmp_path: Path
 ) -> None:
-    import warnings
-
     from tests.pipeline.test_ingest_notices import SIGNS_COLUMNS, SIGNS_FILE, signs_notice
 
     path = tmp_path / "tx.csv"
     path.write_text(SIGNS_FILE, encoding="utf-8")
-    texts = {}
+    texts, rows = _on_both(spark_engine, tmp_path, path, SIGNS_COLUMNS)
+    assert texts["spark"] == texts["duckdb"] == [signs_notice(path)]
+    pd.testing.assert_frame_equal(rows["spark"], rows["duckdb"], check_dtype=False)
+
+
+def _on_both(spark_engine, tmp_path: Path, path: Path, columns: dict) -> tuple[dict, dict]:
+    """The notices (texts) and accepted rows of reading ``path`` with ``columns`` on DuckDB and on Spark."""
+    import warnings
+
+    texts, rows = {}, {}
     for kind in ("duckdb", "spark"):
-        cfg = _config(spark_engine, {"path": str(path), "columns": SIGNS_COLUMNS}, tmp_path / f"q_{kind}.parquet", kind)
+        cfg = _config(spark_engine, {"path": str(path), "columns": columns}, tmp_path / f"q_{kind}.parquet", kind)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            load_transactions(cfg, run_date="2030-01-01")
+            data = load_transactions(cfg, run_date="2030-01-01")
         texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
-    assert texts["spark"] == texts["duckdb"] == [signs_notice(path)]
+        rows[kind] = _accepted(data)
+    return texts, rows
