@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -24,6 +25,21 @@ def sqlite_stores_skip_fsync():
     event.listen(Engine, "connect", no_fsync)
     yield
     event.remove(Engine, "connect", no_fsync)
+
+
+@pytest.fixture(autouse=True)
+def mlflow_uri_variables_restored():
+    """Each test leaves ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` as it found them:
+    ``mlflow.set_tracking_uri`` copies its URI into the environment, and a copy left behind by one test would point
+    a later test on the same worker at another test's store."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _group(nodeid: str) -> str:

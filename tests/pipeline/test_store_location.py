@@ -36,12 +36,13 @@ def test_a_read_only_command_names_the_missing_store_and_creates_none(tmp_path, 
 
 
 @pytest.mark.parametrize("extra", [(), ("--cutoff", "yesterday")], ids=["store missing", "bad argument"])
-def test_train_after_score_in_one_process_still_creates_its_store(tmp_path, extra):
+def test_train_after_score_in_one_process_still_creates_its_store(tmp_path, extra, monkeypatch):
     """Refusing a missing store is the read-only commands' own choice, not left behind in the process: after a
     refused score or compare (also one refused while its arguments were read), training opens (and creates) it."""
     from tiercast.pipeline.config import load_config
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the config's store, as the commands use it
     small_config(tmp_path, tmp_path / "never_read.parquet")
     invoke("score", "--config", "config.yaml", "--model", "models:/tiercast@champion", *extra, cwd=tmp_path)
     invoke("compare", "--config", "config.yaml", cwd=tmp_path)
