@@ -28,13 +28,28 @@ BTYD_INPUTS: tuple[str, ...] = ("repeat_purchase_days", "first_to_last_days", "t
 _MODELS = {"bgnbd": BetaGeoModel, "paretonbd": ParetoNBDModel}
 
 
+def btyd_inputs(X: pd.DataFrame) -> pd.DataFrame:
+    """The BTYD input columns with "undefined" mapped to the BTYD convention: no purchase yet means frequency 0,
+    recency 0 and repeat spend 0 (e.g. customers with only zero-amount or refund lines). Idempotent."""
+    missing = [c for c in BTYD_INPUTS if c not in X.columns]
+    if missing:
+        raise ValueError(f"BTYD needs feature columns {missing}")
+    out = X[list(BTYD_INPUTS)].astype("float64")
+    out = out.fillna({"repeat_purchase_days": 0.0, "first_to_last_days": 0.0, "repeat_spend_mean": 0.0})
+    out["tenure_days"] = out["tenure_days"].fillna(0.0).clip(lower=1e-6)
+    out["first_to_last_days"] = np.minimum(out["first_to_last_days"].clip(lower=0.0), out["tenure_days"])
+    out["repeat_purchase_days"] = out["repeat_purchase_days"].clip(lower=0.0)
+    return out
+
+
 class BTYDForecaster(BaseEstimator):
     """BG/NBD or Pareto/NBD for purchases × Gamma-Gamma for spend, fitted on X's own summary columns.
 
     Leak-free by construction: ``fit`` ignores labels and uses only features computed at the cutoff
     (frequency = ``repeat_purchase_days``, recency = ``first_to_last_days``, T = ``tenure_days``, monetary =
     ``repeat_spend_mean``), with times divided by ``time_unit_days`` (weeks by default). Because it needs no
-    labels, the natural use is to fit on the scoring frame itself. If X stacks several cutoffs (a
+    labels, the natural use is to fit on the scoring frame itself. Undefined inputs (e.g. ``first_to_last_days``
+    of a customer with refunds only) read as no purchase yet (:func:`btyd_inputs`). If X stacks several cutoffs (a
     ``cutoff_col`` column with several values), only the latest cutoff's rows are used to fit, so no customer
     enters the likelihood twice.
 
@@ -49,7 +64,10 @@ class BTYDForecaster(BaseEstimator):
         self.cutoff_col = cutoff_col
 
     def _summary(self, X: pd.DataFrame) -> tuple[Array, Array, Array, Array]:
+        """(x, t_x, T, m) in the lifetimes convention, read through :func:`btyd_inputs` (a customer without a
+        purchase, e.g. refunds only, has ``first_to_last_days`` NaN in a feature frame)."""
         require_columns(X, BTYD_INPUTS)
+        X = btyd_inputs(X)
         u = float(self.time_unit_days)
         x = float_column(X, "repeat_purchase_days")
         tx = float_column(X, "first_to_last_days") / u
@@ -148,10 +166,16 @@ def btyd_features(
 ) -> pd.DataFrame:
     """BTYD outputs as stacked features for a GBM: fits ``BTYDForecaster`` on X (one cutoff, labels unused) and
     returns ``btyd_expected_purchases``, ``btyd_p_alive``, ``btyd_p_no_purchase``, ``btyd_expected_avg_spend``
-    and ``btyd_expected_value``, indexed like X. A frame stacking several cutoffs (a ``cutoff`` column) is
-    fitted per cutoff, so each row's features come from a model that saw only that cutoff's past."""
+    and ``btyd_expected_value``, one row per row of X, in its order and with its index. A frame stacking several
+    cutoffs (a ``cutoff`` column) is fitted per cutoff, so each row's features come from a model that saw only that
+    cutoff's past."""
     est = BTYDForecaster(model=model, time_unit_days=time_unit_days)
     if CUTOFF not in X.columns or X[CUTOFF].nunique() <= 1:
         return est.fit(X).transform(X, horizon_days)
-    parts = [est.fit(part).transform(part, horizon_days) for _, part in X.groupby(CUTOFF, sort=True)]
-    return pd.concat(parts).loc[X.index]
+    if X[CUTOFF].isna().any():
+        raise ValueError(f"{int(X[CUTOFF].isna().sum())} rows have no {CUTOFF}: each row is fitted with its cutoff")
+    # put back by position: X's index may repeat (e.g. customer ids over several cutoffs)
+    positions = list(X.groupby(CUTOFF, sort=True).indices.values())
+    parts = [est.fit(X.iloc[rows]).transform(X.iloc[rows], horizon_days) for rows in positions]
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    return pd.concat(parts, ignore_index=True).iloc[order].set_axis(X.index)

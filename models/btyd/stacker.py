@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import CUTOFF, YEAR_AGO_COLUMNS
-from tiercast.models.btyd.forecast import BTYD_INPUTS, BTYDForecaster, fit_forecaster
+from tiercast.models.btyd.forecast import BTYDForecaster, btyd_inputs, fit_forecaster
 from tiercast.models.btyd.seasons import SEASON_CLIP, order_windows, scaled_indices, season_method, year_ago_rows
 from tiercast.models.levels import intercept_shift, level_factor
 
@@ -38,20 +38,6 @@ _MIN_VALUE = 1e-3  # floor of the BTYD expected spend before taking logs (curren
 
 
 _P_CLIP = 1e-4
-
-
-def btyd_inputs(X: pd.DataFrame) -> pd.DataFrame:
-    """The BTYD input columns with "undefined" mapped to the BTYD convention: no purchase yet means frequency 0,
-    recency 0 and repeat spend 0 (e.g. customers with only zero-amount or refund lines)."""
-    missing = [c for c in BTYD_INPUTS if c not in X.columns]
-    if missing:
-        raise ValueError(f"BTYD stacking needs feature columns {missing}")
-    out = X[list(BTYD_INPUTS)].astype("float64")
-    out = out.fillna({"repeat_purchase_days": 0.0, "first_to_last_days": 0.0, "repeat_spend_mean": 0.0})
-    out["tenure_days"] = out["tenure_days"].fillna(0.0).clip(lower=1e-6)
-    out["first_to_last_days"] = np.minimum(out["first_to_last_days"].clip(lower=0.0), out["tenure_days"])
-    out["repeat_purchase_days"] = out["repeat_purchase_days"].clip(lower=0.0)
-    return out
 
 
 class BTYDStacker(BaseEstimator):
@@ -119,6 +105,12 @@ class BTYDStacker(BaseEstimator):
         p = self.btyd_.predict_churn(btyd_inputs(X), float(horizon_days))
         level = self.season_level_.get(int(round(float(horizon_days))))
         return _logit(p if level is None else expit(_logit(p) + level["btyd_p_no_purchase"]))
+
+    def level_horizons(self) -> list[int]:
+        """The horizons (days) the stacker holds a seasonal level for: any other horizon gets the plain BTYD
+        model's level (:meth:`transform`), so a forecast switching between the two is not monotone in the horizon."""
+        check_is_fitted(self, "btyd_")
+        return sorted(getattr(self, "season_level_", getattr(self, "season_", {})))
 
     @staticmethod
     def value_offset(features: pd.DataFrame) -> np.ndarray:

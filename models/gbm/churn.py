@@ -165,6 +165,7 @@ class ChurnModel(ClassifierMixin, StackedModel):
     """
 
     lgbm_class = lgb.LGBMClassifier
+    binary_labels = True
 
     def __init__(
         self,
@@ -217,11 +218,11 @@ class ChurnModel(ClassifierMixin, StackedModel):
         """Fit on stacked training cutoffs (X, y = 1 for churned); choose settings on the validation cutoff.
 
         ``groups``, ``label_days``, ``val_label_days``, ``val_cutoff`` and ``folds`` as in
-        :meth:`tiercast.models.gbm.value.ValueModel.fit`.
+        :meth:`tiercast.models.gbm.value.ValueModel.fit`. Labels other than 0/1 are refused, as there.
         """
         params = {"objective": "binary", **(self.params or {})}
-        y_fit = np.asarray(y, dtype=int)
-        y_v = None if y_val is None else np.asarray(y_val, dtype=int)
+        y_fit = self._labels(y, len(X), "y").astype(int)
+        y_v = None if y_val is None else self._labels(y_val, None if X_val is None else len(X_val), "y_val").astype(int)
         train, at_label, val, val_label = self._stack_fit(
             X, X_val, groups, label_days, val_label_days, val_cutoff, folds, y=y_fit, y_val=y_v
         )
@@ -305,8 +306,10 @@ class ChurnModel(ClassifierMixin, StackedModel):
 
     def decision_function(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
         """Log-odds of churning before any Platt map: BTYD offset + weight_ * trees (just the trees when not
-        stacked), with the trees' part calibrated when ``calibration="offset"``."""
-        check_is_fitted(self, "model_")
+        stacked), with the trees' part calibrated when ``calibration="offset"``; ``horizon_days`` as in
+        :meth:`predict_proba`."""
+        if self._check_rows(X, horizon_days):
+            return np.empty(0)
         raw = np.asarray(self.model_.predict(self.transform(X), raw_score=True), dtype=float)
         if self.stacker_ is None:
             return raw
@@ -314,7 +317,10 @@ class ChurnModel(ClassifierMixin, StackedModel):
         return BTYDStacker.churn_offset(self._horizon_btyd(X, horizon_days)) + a * self.weight_ * raw + b
 
     def predict_proba(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
-        """Columns: P(stays), P(churns). ``horizon_days`` overrides the trained horizon when stacked."""
+        """Columns: P(stays), P(churns); no rows for an empty X. ``horizon_days`` overrides the trained horizon when
+        stacked; with seasonal levels in the BTYD part (``stacker_.season_level_``) only their horizons and the
+        trained one (another raises a ValueError: it would get the plain BTYD level, and a longer horizon could
+        forecast more churn)."""
         z = self.decision_function(X, horizon_days)
         if self.calibrator_ is not None:
             z = float(self.calibrator_.coef_[0, 0]) * z + float(self.calibrator_.intercept_[0])

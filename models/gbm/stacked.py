@@ -48,7 +48,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.features.contract import ID_COLUMNS, YEAR_AGO_COLUMNS
+from tiercast.features.contract import CUTOFF, ID_COLUMNS, YEAR_AGO_COLUMNS
 from tiercast.models.btyd.seasons import season_method, season_scale
 from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
@@ -158,6 +158,8 @@ class StackedModel(BaseEstimator, ABC):
     purge: bool
     #: The LightGBM estimator class of the trees (a regressor or a classifier).
     lgbm_class: ClassVar[type]
+    #: Whether the labels are classes 0/1 (churn) rather than amounts (value).
+    binary_labels: ClassVar[bool] = False
 
     @property
     def stacked(self) -> bool:
@@ -186,6 +188,22 @@ class StackedModel(BaseEstimator, ABC):
         """The BTYD model in use (``btyd_`` once fitted; models saved before ``"auto"`` existed have ``btyd``)."""
         return getattr(self, "btyd_", self.btyd)
 
+    def _labels(self, y: object, n: int | None, name: str) -> np.ndarray:
+        """``y`` as floats, checked: one per row (``n``, None: unchecked) of a non-empty X, finite, and 0/1 with
+        ``binary_labels`` (NaN from a label merge that missed customers would otherwise be trained on silently)."""
+        rows = "X_val" if name == "y_val" else "X"
+        if n == 0 and rows == "X":
+            raise ValueError("X has 0 rows: fitting needs feature rows")
+        v = np.asarray(y, dtype=float).ravel()
+        if n is not None and len(v) != n:
+            raise ValueError(f"{name} has {len(v)} values, {rows} has {n} rows")
+        bad, what = ~np.isfinite(v), "missing or infinite"
+        if self.binary_labels and not bad.any():
+            bad, what = ~np.isin(v, (0.0, 1.0)), "other than 0/1 (1 = churned)"
+        if bad.any():
+            raise ValueError(f"{name} has {int(bad.sum())} of {len(v)} labels {what}, e.g. {v[bad][0]:g}")
+        return v
+
     def _inputs(self, X: pd.DataFrame) -> list[str]:
         # the year-ago summary sets the BTYD model's seasonal level (the stacker reads it from X), not a tree input
         cols = [c for c in X.columns if c not in ID_COLUMNS and c not in YEAR_AGO_COLUMNS]
@@ -196,6 +214,10 @@ class StackedModel(BaseEstimator, ABC):
         if clash and self.stacked:
             raise ValueError(f"input columns {clash} clash with the derived BTYD features")
         return cols
+
+    def _features(self, X: pd.DataFrame) -> pd.DataFrame:
+        """X's input columns as float64 (the same values): LightGBM refuses Arrow-backed floats."""
+        return X[self.input_features_].astype("float64")
 
     # size: derives the inputs, the BTYD choice, the purge mask and the folds that fit() needs in one pass over
     # the same rows; split, each part would recompute the groups and label days the others use
@@ -262,18 +284,18 @@ class StackedModel(BaseEstimator, ABC):
         if not self.stacked:
             self.feature_names_in_ = np.asarray(self.input_features_, dtype=object)
             self.n_features_in_ = len(self.feature_names_in_)
-            return X[self.input_features_], None, None if X_val is None else X_val[self.input_features_], None
+            return self._features(X), None, None if X_val is None else self._features(X_val), None
         kw = {"model": self.btyd_, "time_unit_days": self.time_unit_days, "feature_horizon_days": h}
         kw["seasonal"] = getattr(self, "seasonal", True)
         kw["season_scale"] = self.season_scale_
         feats, at_label, stacker = stacked_btyd(X, g, label_days=days, **kw)
-        train = pd.concat([X[self.input_features_], feats], axis=1)
+        train = pd.concat([self._features(X), feats], axis=1)
         val = val_label = None
         if X_val is not None and len(X_val):
             g_val = groups_of(X_val, None)  # the validation cutoff: one group unless X_val says otherwise
             days = per_row_days(val_label_days, len(X_val), h)
             v_feats, val_label, stacker = stacked_btyd(X_val, g_val, label_days=days, **kw)
-            val = pd.concat([X_val[self.input_features_], v_feats], axis=1)
+            val = pd.concat([self._features(X_val), v_feats], axis=1)
         self.stacker_ = stacker
         self.feature_names_in_ = np.asarray([*self.input_features_, *BTYD_FEATURES], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
@@ -282,14 +304,26 @@ class StackedModel(BaseEstimator, ABC):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The model's input frame for feature rows: the input features plus, when stacked, the derived BTYD
         features (columns = ``feature_names_in_``), row-aligned with X. Reason texts are built from it."""
+        self._check_rows(X)
+        base = self._features(X)
+        if self.stacker_ is None:
+            return base
+        return pd.concat([base, self.stacker_.transform(X, float(self.horizon_days))], axis=1)
+
+    def _check_rows(self, X: pd.DataFrame, horizon_days: float | None = None) -> bool:
+        """Check the model is fitted, X has its columns and ``horizon_days`` (an override, or None) can be asked
+        (with seasonal levels in the BTYD part: one of their horizons or the trained one; another would get the plain
+        BTYD level, so a longer horizon could forecast less); True when X has no rows (LightGBM refuses those)."""
         check_is_fitted(self, "model_")
         missing = [c for c in self.input_features_ if c not in X.columns]
         if missing:
             raise ValueError(f"feature rows lack columns {missing}")
-        base = X[self.input_features_]
-        if self.stacker_ is None:
-            return base
-        return pd.concat([base, self.stacker_.transform(X, float(self.horizon_days))], axis=1)
+        if horizon_days is not None and self.stacker_ is not None:
+            trained, stored = round(float(self.horizon_days)), self.stacker_.level_horizons()
+            if stored and round(float(horizon_days)) not in (ok := sorted({*stored, trained})):
+                msg = f"horizon_days={float(horizon_days):g} has no seasonal level: ask one of {ok} days (the trained"
+                raise ValueError(f"{msg} {trained} included), or fit with seasonal=False")
+        return len(X) == 0
 
     def _horizon_btyd(self, X: pd.DataFrame, horizon_days: float | None) -> pd.DataFrame:
         h = float(self.horizon_days if horizon_days is None else horizon_days)
@@ -309,7 +343,7 @@ class StackedModel(BaseEstimator, ABC):
         check_is_fitted(self, "model_")
         if list(self._inputs(X)) != list(self.input_features_):
             raise ValueError("refit needs the same feature columns as fit")
-        inputs, init = X[self.input_features_], None
+        inputs, init = self._features(X), None
         self.level_shift_ = 0.0  # the BTYD part is refitted: fit_btyd_at sets the level again
         if self.stacked:
             h = float(self.horizon_days)
@@ -330,7 +364,7 @@ class StackedModel(BaseEstimator, ABC):
             self.offset_mean_ = float(np.mean(init))
         cls = self.lgbm_class
         self.model_ = cls(n_estimators=self.n_trees_, **self.params_).fit(
-            inputs, self.training_target(y), init_score=init
+            inputs, self.training_target(self._labels(y, len(X), "y")), init_score=init
         )
         return self
 
@@ -338,8 +372,11 @@ class StackedModel(BaseEstimator, ABC):
         """Refit the BTYD part used for prediction on the feature rows of one cutoff (e.g. the data end: BTYD
         needs no labels, so the model that scores reads the newest history). The trees are unchanged. With
         ``btyd_level`` the level of the predictions on X (total spend, mean churn probability) is then put on the
-        BTYD model's there (``level_shift_``, one stored constant: scoring stays row-wise)."""
+        BTYD model's there (``level_shift_``, one stored constant: scoring stays row-wise). Rows of several cutoffs
+        (a ``cutoff`` column) are refused: every customer would enter the BTYD fit once per cutoff."""
         check_is_fitted(self, "model_")
+        if CUTOFF in X.columns and (n := X[CUTOFF].nunique()) > 1:
+            raise ValueError(f"fit_btyd_at got rows of {n} cutoffs ({CUTOFF} column): pass the rows of one cutoff")
         if self.stacked:
             self.stacker_ = fit_stacker(
                 X,

@@ -108,11 +108,13 @@ class ValueModel(RegressorMixin, StackedModel):
         ``cutoff`` column) when ``purge`` is on and the cutoffs are dates (see
         :func:`tiercast.models.gbm.stacked.purge_mask`); the final trees use every row. X_val with several cutoffs
         gives one rolling-origin fold per cutoff (scores averaged); ``folds`` sets them explicitly as pairs of
-        (training rows of the fold's probe fits or None for all, the fold's validation rows).
+        (training rows of the fold's probe fits or None for all, the fold's validation rows). An empty X, or labels
+        not finite or not one per row of X (X_val), are refused with a ValueError before anything is fitted.
         """
         params = {"objective": "tweedie", "tweedie_variance_power": 1.3, **(self.params or {})}
-        y_fit = np.clip(np.asarray(y, dtype=float), 0.0, None)
-        y_v = None if y_val is None else np.clip(np.asarray(y_val, dtype=float), 0.0, None)
+        y_fit = np.clip(self._labels(y, len(X), "y"), 0.0, None)
+        y_v = None if y_val is None else self._labels(y_val, None if X_val is None else len(X_val), "y_val")
+        y_v = None if y_v is None else np.clip(y_v, 0.0, None)
         train, at_label, val, val_label = self._stack_fit(
             X, X_val, groups, label_days, val_label_days, val_cutoff, folds, y=y_fit, y_val=y_v
         )
@@ -194,7 +196,8 @@ class ValueModel(RegressorMixin, StackedModel):
         return np.clip(np.asarray(y, dtype=float), 0.0, None)
 
     def _link(self, X: pd.DataFrame, horizon_days: float | None) -> np.ndarray:
-        check_is_fitted(self, "model_")
+        if self._check_rows(X, horizon_days):
+            return np.empty(0)
         raw = np.asarray(self.model_.predict(self.transform(X), raw_score=True), dtype=float)
         if self.stacker_ is None:
             return raw
@@ -208,8 +211,12 @@ class ValueModel(RegressorMixin, StackedModel):
         return 0.0 if level is None else float(np.log(level))
 
     def predict(self, X: pd.DataFrame, horizon_days: float | None = None) -> np.ndarray:
-        """Expected net spend in the horizon (``horizon_days`` overrides the trained horizon when stacked: the
-        BTYD offset carries the horizon, the trees the correction)."""
+        """Expected net spend in the horizon, one per row of X (an empty array for no rows).
+
+        ``horizon_days`` overrides the trained horizon when stacked: the BTYD offset carries the horizon, the trees
+        the correction. When the BTYD part holds seasonal levels (``stacker_.season_level_``), only their horizons
+        and the trained one can be asked (another raises a ValueError): a horizon without a level would get the
+        plain BTYD model's, and a longer horizon could forecast less spend."""
         return np.exp(self._link(X, horizon_days))
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
