@@ -51,3 +51,19 @@ def test_public_estimators_have_docstrings(module):
     for cls in classes:
         doc = cls.__doc__ or ""
         assert doc.strip() and not doc.startswith(f"{cls.__name__}("), f"{module}.{cls.__name__} has no docstring"
+
+
+def test_readme_python_training_example_trains_and_decides_promotion(tmp_path, monkeypatch, capsys):
+    """The README's monthly job "from Python" runs as printed, on a small config standing in for ``shop.yaml``."""
+    from tests.pipeline.test_cli_errors import retail_sample, small_config
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "promote(" in c]
+    small_config(tmp_path, retail_sample(tmp_path / "sample.parquet", every=20)).rename(tmp_path / "shop.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    script = tmp_path / "monthly.py"
+    script.write_text(code, encoding="utf-8")
+    scope = runpy.run_path(str(script))
+    assert scope["decision"].alias == "champion" and scope["decision"].version == "1"
+    assert capsys.readouterr().out.startswith("1 champion ")
