@@ -7,12 +7,12 @@ The commands are in :mod:`~tiercast.pipeline.cli.data`, :mod:`~tiercast.pipeline
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from tiercast.pipeline.cli.arguments import out_file, run_date_arg
 from tiercast.pipeline.config import Config, load_config
 from tiercast.pipeline.config_files import error_message
 
@@ -228,7 +229,7 @@ def _global(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but warnings and errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show MLflow's own log messages.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
 ) -> None:
@@ -252,47 +253,16 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def date_arg(value: str | None) -> str | None:
-    """A ``--cutoff``: a calendar date (YYYY-MM-DD) that exists, without a time of day or a time zone."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date that exists; use YYYY-MM-DD, e.g. 2010-06-01") from None
-    if parsed.tzinfo is not None:
-        raise typer.BadParameter(f"{value!r} carries a time zone; give a plain date YYYY-MM-DD (a local midnight)")
-    if parsed.time() != datetime.min.time():
-        raise typer.BadParameter(f"{value!r} has a time of day; a cutoff is a date YYYY-MM-DD (its midnight)")
-    return parsed.date().isoformat()
-
-
-def model_arg(value: str | None) -> str | None:
-    """A ``--model`` registry URI is checked for its form here and against the registry when it is loaded."""
-    from tiercast.pipeline.jobs.score import ModelNotFoundError, check_model_uri
-
-    if value is not None and value.startswith("models:"):
-        try:
-            check_model_uri(value)
-        except ModelNotFoundError:
-            raise typer.BadParameter(
-                f"{value!r} is not a registered-model URI; use models:/NAME/VERSION or models:/NAME@ALIAS"
-            ) from None
-    return value
-
-
-def out_file(value: Path | None) -> Path | None:
-    """An output file path: not an existing folder."""
-    if value is not None and value.is_dir():
-        raise typer.BadParameter(f"{value} is a folder; give a file path inside it")
-    return value
-
-
-def local_out(cfg: Config, out: Path) -> None:
-    """On the DuckDB engine ``--out`` is one file (on Spark it is a folder)."""
-    if cfg.engine.kind != "spark" and out.is_dir():
+def local_out(cfg: Config, out: str) -> None:
+    """``--out`` of ``features`` and ``score``: on Spark a folder or a URI (``s3a://BUCKET/...``, ``hdfs://...``),
+    used as typed (``pathlib`` would fold the ``//`` and lose the bucket); on DuckDB one local Parquet file."""
+    if cfg.engine.kind == "spark":
+        return
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", out):
+        fail(f"--out {out}: a URI is written only with --engine spark; on DuckDB give a local file path")
+    if Path(out).is_dir():
         fail(f"--out {out}: is a folder; give a file path inside it (a folder is the output only with --engine spark)")
-    if cfg.engine.kind != "spark" and out.suffix.lower() not in (".parquet", ".pq"):
+    if Path(out).suffix.lower() not in (".parquet", ".pq"):
         fail(f"--out {out}: the file is written as Parquet; give it a .parquet name")
 
 
@@ -348,6 +318,7 @@ RunDateOpt = Annotated[
     typer.Option(
         "--run-date",
         help="Rows dated after this day are quarantined as future_timestamp (default: data.run_date, else today).",
+        callback=run_date_arg,
     ),
 ]
 
@@ -386,5 +357,6 @@ PredictionsOpt = Annotated[
         "--predictions",
         help="Write per-customer predictions to this Parquet file: customer_id, cutoff, method, predicted_value, "
         "churn_probability, realized_value, churned (one row per customer x test cutoff x method).",
+        callback=out_file,
     ),
 ]

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from tiercast.pipeline.cli.base import PredictionsOpt, app, config_from, console, handle_errors, out_file
+from tiercast.pipeline.cli.arguments import out_file
+from tiercast.pipeline.cli.base import PredictionsOpt, app, config_from, console, handle_errors
 from tiercast.pipeline.cli.render import print_cdnow
 from tiercast.pipeline.config import preset_path
 
@@ -50,12 +51,14 @@ def benchmark_cdnow(
     from tiercast.benchmarks.quality.cdnow import run_cdnow_benchmark
     from tiercast.benchmarks.quality.cdnow_data import read_cdnow
     from tiercast.benchmarks.quality.cdnow_tracking import cdnow_predictions, log_cdnow_benchmark
+    from tiercast.pipeline.cli.jobs import outputs_usable, write_held
     from tiercast.pipeline.jobs.predictions import write_predictions
-    from tiercast.pipeline.writers.files import write_json
+    from tiercast.pipeline.writers.files import HeldOutputs, write_json
 
     if not data.is_file():
         raise FileNotFoundError(f"{data}: CDNOW file not found")
     cfg = config_from(config if config is not None else preset_path("cdnow"))
+    outputs_usable(("--json", json_out), ("--predictions", predictions))
     tx = read_cdnow(data)
     result = run_cdnow_benchmark(
         data,
@@ -67,13 +70,16 @@ def benchmark_cdnow(
         split=split.value,
         **cfg.models.model_dump(include={"btyd", "seasonal", "btyd_level"}),  # the config's models are benchmarked
     )
-    run_id = log_cdnow_benchmark(cfg, data, result, transactions=tx)
     per_customer = cdnow_predictions(result)
+    with HeldOutputs() as held:  # the files replace the previous ones together, once the run is logged
+        if json_out is not None:
+            write_held(held, json_out, lambda tmp: write_json(result.to_dict(), tmp))
+        if predictions is not None:
+            write_held(held, predictions, lambda tmp: write_predictions(per_customer, tmp))
+        run_id = log_cdnow_benchmark(cfg, data, result, transactions=tx)
     print_cdnow(console, result)
     if json_out is not None:
-        write_json(result.to_dict(), json_out)
         console.print(f"result -> {json_out}")
     if predictions is not None:
-        write_predictions(per_customer, predictions)
         console.print(f"per-customer predictions ({len(per_customer):,} rows) -> {predictions}")
     console.print(f"MLflow run {run_id}")

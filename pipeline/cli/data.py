@@ -9,6 +9,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from tiercast.pipeline.cli.arguments import date_arg
 from tiercast.pipeline.cli.base import (
     ConfigOpt,
     EngineOpt,
@@ -16,7 +17,6 @@ from tiercast.pipeline.cli.base import (
     app,
     config_from,
     console,
-    date_arg,
     fail,
     handle_errors,
     load_data,
@@ -82,8 +82,12 @@ def features(
         str, typer.Option(help="Cutoff date YYYY-MM-DD (features see only earlier transactions).", callback=date_arg)
     ],
     out: Annotated[
-        Path, typer.Option(help="Output Parquet file; with --engine spark a folder (partition cutoff_date=...).")
-    ] = Path("features.parquet"),
+        str,
+        typer.Option(
+            help="Output Parquet file; with --engine spark a folder or a URI such as s3a://BUCKET/PATH (partition "
+            "cutoff_date=...)."
+        ),
+    ] = "features.parquet",
     engine: EngineOpt = None,
     run_date: RunDateOpt = None,
 ) -> None:
@@ -101,7 +105,7 @@ def features(
         folder = write_features(
             data.con,
             data.table,
-            str(out),
+            out,  # as typed: a URI keeps its //
             cutoff=when,
             windows_days=cfg.features.windows_days,
             horizon_days=cfg.horizon_days,
@@ -109,5 +113,5 @@ def features(
         )
         console.print(f"features at {cutoff} on spark -> {folder}")
         return
-    rows, n_features = write_features_at(data, cfg, when, out)
+    rows, n_features = write_features_at(data, cfg, when, Path(out))
     console.print(f"{rows:,} customers x {n_features} features at {cutoff} -> {out}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pandas as pd
 import typer
 
+from tiercast.pipeline.cli.arguments import date_arg, model_arg, out_file
 from tiercast.pipeline.cli.base import (
     ConfigOpt,
     EngineOpt,
@@ -16,22 +17,22 @@ from tiercast.pipeline.cli.base import (
     app,
     config_from,
     console,
-    date_arg,
     fail,
     handle_errors,
     load_data,
     local_out,
-    model_arg,
-    out_file,
     usable_folder,
 )
 from tiercast.pipeline.cli.render import print_tier_study, show_frame
 from tiercast.pipeline.config import Config, build_playbook
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tiercast.models.scorer import TiercastScorer
     from tiercast.pipeline.ingest.loader import Transactions
     from tiercast.pipeline.jobs.score import ScoringFeatures
+    from tiercast.pipeline.writers.files import HeldOutputs
 
 
 @app.command()
@@ -82,7 +83,7 @@ def score(
         typer.Option(
             help="Output Parquet file (default: scores.parquet in the config's outputs.dir), or a table: "
             "duckdb://FILE::TABLE or postgresql://USER@HOST:PORT/DB::SCHEMA.TABLE (replaced atomically; drift CSV "
-            "in outputs.dir)."
+            "in outputs.dir); with --engine spark a folder or a URI such as s3a://BUCKET/PATH."
         ),
     ] = None,
     cutoff: Annotated[
@@ -101,7 +102,7 @@ def score(
     every row.
 
     With --engine spark the features are built on Spark and scored by the model's spark_udf; --out is then a folder
-    that gets the partition cutoff_date=<cutoff>/.
+    or a URI (s3a://, hdfs://) that gets the partition cutoff_date=<cutoff>/.
     """
     from tiercast.pipeline.tracking.runs import setup_mlflow
     from tiercast.pipeline.writers.tables import parse_table_target
@@ -112,13 +113,13 @@ def score(
     out = out if out is not None else str(cfg.outputs.dir / "scores.parquet")
     target = parse_table_target(out)
     if target is None:
-        local_out(cfg, Path(out))
+        local_out(cfg, out)
     setup_mlflow(cfg, create=False)  # the model to score with is in it: a missing store is an error, not a new one
     data = load_data(cfg, run_date)
     if cfg.engine.kind == "spark":
         if target is not None:
             fail(f"--engine spark writes a Parquet folder, not a table ({target.describe()})")
-        _score_on_spark(cfg, data, model=model, out=Path(out), cutoff=cutoff, reasons=reasons)
+        _score_on_spark(cfg, data, model=model, out=out, cutoff=cutoff, reasons=reasons)  # a URI kept as typed
         return
     _score_locally(cfg, data, model=model, out=out, target=target, cutoff=cutoff, reasons=reasons)
 
@@ -215,9 +216,10 @@ def _score_locally(
 
 
 def _score_on_spark(
-    cfg: Config, data: Transactions, *, model: str, out: Path, cutoff: str | None, reasons: bool
+    cfg: Config, data: Transactions, *, model: str, out: str, cutoff: str | None, reasons: bool
 ) -> None:
-    """`tiercast score --engine spark`: features on the cluster, spark_udf scores, partitioned Parquet."""
+    """`tiercast score --engine spark`: features on the cluster, spark_udf scores, partitioned Parquet under ``out``
+    (a folder, or a URI such as ``s3a://BUCKET/PATH`` handed to Spark as typed)."""
     from tiercast.pipeline.jobs.spark_score import resolve_spark_model, score_to_folder
 
     when = scoring_cutoff(data, cutoff)
@@ -229,7 +231,7 @@ def _score_on_spark(
         data.con,
         loaded,
         data.table,
-        str(out),
+        out,
         cutoff=when,
         windows_days=spec.windows_days,
         horizon_days=spec.horizon_days,
@@ -317,14 +319,49 @@ def backtest(
     from tiercast.pipeline.jobs.backtest import log_backtest, run_backtest
     from tiercast.pipeline.jobs.predictions import write_predictions
     from tiercast.pipeline.terminal import step
-    from tiercast.pipeline.writers.files import write_csv
+    from tiercast.pipeline.writers.files import HeldOutputs, write_csv
 
     cfg = config_from(config, engine)
+    outputs_usable(("--out", out), ("--predictions", predictions))
     data = load_data(cfg, run_date)
     n_tests = n_tests if n_tests is not None else n_test_alias
     with step(f"backtest on {n_tests or cfg.models.backtest_n_tests} test cutoffs (every model and baseline)"):
         table, preds = run_backtest(cfg, data, n_tests=n_tests, n_boot=n_boot, return_predictions=True)
-    run_id = log_backtest(cfg, data, table)
+    with HeldOutputs() as held:  # the files replace the previous ones together, once the run is logged
+        if out is not None:
+            write_held(held, out, lambda tmp: write_csv(table, tmp))
+        if predictions is not None:
+            write_held(held, predictions, lambda tmp: write_predictions(preds, tmp))
+        run_id = log_backtest(cfg, data, table)
+    _print_backtest(cfg, table)
+    if out is not None:
+        console.print(f"table -> {out}")
+    if predictions is not None:
+        console.print(f"per-customer predictions ({len(preds):,} rows) -> {predictions}")
+    console.print(f"MLflow run {run_id}")
+
+
+def outputs_usable(*outputs: tuple[str, Path | None]) -> None:
+    """One line naming the option when the folder of an output file (option, path) cannot be written: checked
+    before the work whose results it is to hold."""
+    for option, path in outputs:
+        if path is not None:
+            usable_folder(path.parent, option)
+
+
+def write_held(held: HeldOutputs, target: Path, write: Callable[[Path], object]) -> None:
+    """``write`` the content of ``target`` to the temporary ``held`` puts in place later; an error names
+    ``target``, not the temporary."""
+    try:
+        write(held.path_for(target))
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
+
+
+def _print_backtest(cfg: Config, table: pd.DataFrame) -> None:
+    """The backtest table, one block per test cutoff, with tiercast's paired-bootstrap line under each."""
     shown = ["method", "normalized_gini", "spearman", "mae", "top20_capture", "predicted_total", "actual_total"]
     shown += ["roc_auc", "pr_auc", "brier"]
     for cutoff, rows in table.groupby("test_cutoff", sort=True):
@@ -343,10 +380,3 @@ def backtest(
                 "(95% paired bootstrap)",
                 highlight=False,
             )
-    if out is not None:
-        write_csv(table, out)
-        console.print(f"table -> {out}")
-    if predictions is not None:
-        write_predictions(preds, predictions)
-        console.print(f"per-customer predictions ({len(preds):,} rows) -> {predictions}")
-    console.print(f"MLflow run {run_id}")

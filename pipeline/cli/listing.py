@@ -21,7 +21,17 @@ from tiercast.features.contract import (
     PREDICTED_VALUE,
     SCORE_COLUMNS,
 )
-from tiercast.pipeline.cli.base import app, config_from, console, fail, handle_errors, load_data, one_line, out_file
+from tiercast.pipeline.cli.arguments import out_file
+from tiercast.pipeline.cli.base import (
+    RunDateOpt,
+    app,
+    config_from,
+    console,
+    fail,
+    handle_errors,
+    load_data,
+    one_line,
+)
 from tiercast.pipeline.config import Config, OutputConfig
 
 # Unset, each takes the config's at-risk setting (what `tiercast run` lists), else the default named in its help.
@@ -56,15 +66,30 @@ AtRiskOutOpt = Annotated[
         callback=out_file,
     ),
 ]
+ScoresOpt = Annotated[
+    Path,
+    typer.Option(
+        help="scores.parquet written by `tiercast score` or `tiercast run`, or a folder of Parquet parts (one "
+        "cutoff_date=... partition written by `tiercast score --engine spark`).",
+        exists=True,
+    ),
+]
+AtRiskConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config: adds reasons for the listed customers, currency and horizon.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 
 
 @app.command("at-risk")
 @handle_errors
 def at_risk_cmd(
-    scores: Annotated[
-        Path,
-        typer.Option(help="scores.parquet written by `tiercast score` or `tiercast run`.", exists=True, dir_okay=False),
-    ],
+    scores: ScoresOpt,
     out: AtRiskOutOpt = None,
     tiers: TiersOpt = None,
     top: TopOpt = None,
@@ -73,16 +98,8 @@ def at_risk_cmd(
         str | None,
         typer.Option(help="Comma-separated churn bands to list (default: the config's, else all but the lowest)."),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="Config: adds reasons for the listed customers, currency and horizon.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
+    config: AtRiskConfigOpt = None,
+    run_date: RunDateOpt = None,
 ) -> None:
     """Rank customers of the top tiers whose churn risk is medium or high by value at risk (predicted value x churn
     probability).
@@ -95,6 +112,8 @@ def at_risk_cmd(
     from tiercast.pipeline.writers.files import write_csv
 
     cfg = config_from(config) if config is not None else None
+    if run_date is not None and cfg is None:
+        fail("--run-date needs --config: without a config at-risk reads no transactions")
     out = _list_path(out, cfg)
     frame = _read_scores(scores)
     chosen = [t.strip() for t in tiers.split(",")] if tiers else None
@@ -111,7 +130,7 @@ def at_risk_cmd(
     ranked = at_risk(frame, tiers=chosen, top=500 if top is None else top, min_churn=min_churn or 0.0, bands=bands)
     has_reasons = all(c in ranked.columns for c in REASON_COLUMNS)
     if not has_reasons and cfg is not None and len(ranked):
-        ranked = pd.concat([ranked, _reasons_for(ranked, cfg)], axis=1)
+        ranked = pd.concat([ranked, _reasons_for(ranked, cfg, run_date)], axis=1)
         has_reasons = True
     ranked = team_list(ranked, horizon_days=_horizon(frame, cfg), currency=cfg.outputs.currency if cfg else None)
     write_csv(ranked, out)
@@ -196,14 +215,14 @@ def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg
     return bands
 
 
-def _reasons_for(ranked: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Reasons for the listed customers: their features rebuilt at the scores' cutoff, explained by the model
-    version stamped on the scores."""
+def _reasons_for(ranked: pd.DataFrame, cfg: Config, run_date: str | None = None) -> pd.DataFrame:
+    """Reasons for the listed customers: their features rebuilt at the scores' cutoff (from the data read as of
+    ``run_date``, as every command reading the data), explained by the model version stamped on the scores."""
     from tiercast.pipeline.jobs.score import explain_customers
     from tiercast.pipeline.tracking.runs import setup_mlflow
 
     setup_mlflow(cfg, create=False)  # the scores' model is in it: a missing store is an error, not a new store
-    data = load_data(cfg)
+    data = load_data(cfg, run_date)
     return explain_customers(
         data.accepted,
         ranked[CUSTOMER_ID],
@@ -220,14 +239,34 @@ SCORES_FILE_COLUMNS = (CUSTOMER_ID, *(c for c in SCORE_COLUMNS if c != PREDICTED
 
 
 def _read_scores(path: Path) -> pd.DataFrame:
-    """A scores file written by ``tiercast score``, or a one-line error naming what it lacks."""
+    """A scores file written by ``tiercast score``, or a folder of its Parquet parts (a ``cutoff_date=...``
+    partition written on Spark) read as one table; else a one-line error naming what it lacks."""
     import pyarrow.lib
 
+    folder = path.is_dir()
+    what = "a folder of Parquet files" if folder else "a Parquet file"
+    if folder and not _parts(path):
+        fail(f"--scores {path}: a folder without Parquet files; pass the scores written by `tiercast score`")
     try:
         frame = pd.read_parquet(path)
     except (pyarrow.lib.ArrowException, OSError, ValueError) as exc:
-        fail(f"--scores {path}: not a Parquet file ({one_line(exc)}); pass the scores written by `tiercast score`")
+        fail(f"--scores {path}: not {what} ({one_line(exc)}); pass the scores written by `tiercast score`")
     missing = [c for c in SCORES_FILE_COLUMNS if c not in frame.columns]
     if missing:
         fail(f"--scores {path}: not a scores file written by `tiercast score` (missing columns: {', '.join(missing)})")
+    if folder and frame[CUTOFF].nunique() > 1:  # the root of the partitions, not one of them
+        fail(
+            f"--scores {path}: holds the scores of {frame[CUTOFF].nunique()} cutoffs; point it at one partition "
+            "folder (cutoff_date=...)"
+        )
     return frame
+
+
+def _parts(folder: Path) -> list[Path]:
+    """The files under ``folder`` that a Parquet dataset reads: those without a hidden (``.``) or bookkeeping
+    (``_``, e.g. Spark's ``_SUCCESS``) name on their way."""
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
+    ]

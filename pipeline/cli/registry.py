@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from tiercast.pipeline.cli.arguments import out_file
 from tiercast.pipeline.cli.base import (
     ConfigOpt,
     app,
@@ -14,7 +15,6 @@ from tiercast.pipeline.cli.base import (
     console,
     fail,
     handle_errors,
-    out_file,
     resolve_runs,
     shell_command,
 )

@@ -94,7 +94,7 @@ def test_run_on_spark_gives_the_duckdb_scores(runs):
 
 def test_score_on_spark_with_the_spark_trained_model_matches_the_duckdb_path(project, runs):
     """The model the Spark run trained and registered, scored by its spark_udf into a partitioned folder and by
-    the local scorer: the same scores."""
+    the local scorer: the same scores, and the same at-risk list read from the partition folder as from the file."""
     tmp, cfg = project
     (version,) = pd.read_parquet(runs["spark"] / "scores.parquet")["model_version"].astype(str).unique()
     model = f"models:/tiercast/{version}"
@@ -118,6 +118,14 @@ def test_score_on_spark_with_the_spark_trained_model_matches_the_duckdb_path(pro
             pd.testing.assert_series_equal(on_spark[col], local[col], check_dtype=False, rtol=1e-9, atol=1e-9)
         else:
             assert on_spark[col].astype(str).tolist() == local[col].astype(str).tolist(), col
+
+    lists = {}  # `tiercast at-risk` reads the partition Spark wrote (part files, _SUCCESS, .crc) as the local file
+    for name, scores in (("spark", partition), ("local", local_out)):
+        result = runner.invoke(app, ["at-risk", "--scores", str(scores), "--out", str(tmp / f"at_risk_{name}.csv")])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        lists[name] = pd.read_csv(tmp / f"at_risk_{name}.csv")
+    assert list(lists["spark"].columns) == list(lists["local"].columns)
+    assert lists["spark"]["customer_id"].tolist() == lists["local"]["customer_id"].tolist() != []
 
 
 def test_unknown_engine_flag_is_a_config_error(project):
