@@ -45,6 +45,15 @@ def out_file(value: Path | None) -> Path | None:
     return value
 
 
+def parquet_out_file(value: Path | None) -> Path | None:
+    """An output Parquet file: not an existing folder, and named so (``.parquet`` or ``.pq``) rather than written
+    as Parquet under a ``.csv`` name that a spreadsheet then fails to open."""
+    out_file(value)
+    if value is not None and value.suffix.lower() not in (".parquet", ".pq"):
+        raise typer.BadParameter(f"{value}: the file is written as Parquet; give it a .parquet name")
+    return value
+
+
 def run_date_arg(value: str | None) -> str | None:
     """A ``--run-date``: a date YYYY-MM-DD (the whole day is past) or an ISO date and time, as ``data.run_date``."""
     if value is None:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from tiercast.pipeline.cli.arguments import out_file, run_date_arg
+from tiercast.pipeline.cli.arguments import parquet_out_file, run_date_arg
 from tiercast.pipeline.config import Config, load_config
 from tiercast.pipeline.config_files import error_message
 
@@ -357,6 +357,6 @@ PredictionsOpt = Annotated[
         "--predictions",
         help="Write per-customer predictions to this Parquet file: customer_id, cutoff, method, predicted_value, "
         "churn_probability, realized_value, churned (one row per customer x test cutoff x method).",
-        callback=out_file,
+        callback=parquet_out_file,
     ),
 ]

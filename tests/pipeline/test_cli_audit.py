@@ -176,8 +176,12 @@ def test_a_scores_folder_that_is_not_one_partition_of_scores_is_one_line(tmp_pat
 
 @pytest.mark.parametrize(
     ("given", "needles"),
-    [("outputs", ("--predictions", "outputs is a folder")), ("afile/p.parquet", ("--predictions afile: is a file",))],
-    ids=["folder", "through_a_file"],
+    [
+        ("outputs", ("--predictions", "outputs is a folder")),
+        ("afile/p.parquet", ("--predictions afile: is a file",)),
+        ("preds.csv", ("--predictions", "written as Parquet; give it a .parquet name")),
+    ],
+    ids=["folder", "through_a_file", "not_a_parquet_name"],
 )
 def test_an_unwritable_backtest_predictions_is_refused_before_any_work(tmp_path, given, needles):
     small_config(tmp_path, retail_sample(tmp_path / "sample.parquet", every=23))
