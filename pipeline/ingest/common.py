@@ -85,16 +85,23 @@ class InputError(Exception):
 
 
 def check_share(
-    counts: dict[str, int], n_read: int, where: str, max_share: float, result: IngestResult | EngineIngest
+    counts: dict[str, int],
+    n_read: int,
+    where: str,
+    max_share: float,
+    result: IngestResult | EngineIngest,
+    *,
+    section: str = "transactions",
 ) -> None:
-    """Raise :class:`InputError` (holding ``result``) when the quarantined share is above ``max_share``."""
+    """Raise :class:`InputError` (holding ``result``) when the quarantined share is above ``max_share``; the hint
+    for the top reason names the settings of the config ``section`` the rows were read with (``olist``...)."""
     if not n_read:
         return
     share = sum(counts.values()) / n_read
     if share > max_share:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]  # stable: ties in rule order
         reasons = ", ".join(f"{r} {c:,}" for r, c in top)
-        hint = REASON_HINTS.get(top[0][0]) if top else None
+        hint = REASON_HINTS.get(top[0][0], "").replace("transactions.", f"{section}.") if top else None
         raise InputError(
             f"{where}: {share:.1%} of {n_read:,} rows quarantined, above max_quarantine_share {max_share:.1%} "
             f"(top reasons: {reasons}){f'; {hint}' if hint else ''}",

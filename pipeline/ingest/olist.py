@@ -86,8 +86,8 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
                 f"columns found: {list(rv.columns)}"
             )
 
-    orders = _unique_by(tables["orders"], ORDER_ID, src.orders, na)
-    customers = _unique_by(tables["customers"], CUSTOMER_ID, src.customers, na)
+    orders = _unique_by(tables["orders"], ORDER_ID, src.orders, na, (CUSTOMER_ID, "order_status", src.timestamp))
+    customers = _unique_by(tables["customers"], CUSTOMER_ID, src.customers, na, (src.customer_key,))
     customer_of_order = _customer_of_order(orders, customers, src.customer_key, na)
 
     items = tables["order_items"]
@@ -131,7 +131,7 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
         }
     )
     if "products" in tables:
-        products = _unique_by(tables["products"], PRODUCT_ID, src.products, na)  # type: ignore[arg-type]
+        products = _unique_by(tables["products"], PRODUCT_ID, src.products, na, ("product_category_name",))  # type: ignore[arg-type]
         canonical[CATEGORY] = parse_text(product.map(products["product_category_name"]), na)
 
     # Quarantined items carry the joined order context, so a reader sees why without re-joining.
@@ -294,15 +294,19 @@ def _ambiguous(raw: pd.Series, src: OlistSource) -> np.ndarray:
     return day_month_dates(parse_text(raw, src.na_values))
 
 
-def _unique_by(df: pd.DataFrame, key: str, path: Path, na: tuple[str, ...]) -> pd.DataFrame:
-    """Index a lookup table by ``key``: exact duplicate rows collapse; conflicting rows for one key fail."""
-    ids = parse_ids(df[key], na)
-    df = df.assign(**{key: ids}).loc[ids.notna().to_numpy()].drop_duplicates()
+def _unique_by(df: pd.DataFrame, key: str, path: Path, na: tuple[str, ...], used: tuple[str, ...]) -> pd.DataFrame:
+    """Index a lookup table by ``key``, keeping the ``used`` columns: rows repeating a key with the same values of
+    those collapse (another city or zip code of a customer, a product's new photo count, are not read); a key whose
+    rows differ in a used column fails, naming it."""
+    ids, used = parse_ids(df[key], na), tuple(dict.fromkeys(c for c in used if c != key))
+    df = df.assign(**{key: ids}).loc[ids.notna().to_numpy(), [key, *used]].drop_duplicates()
     dup = df[key].duplicated(keep=False)
     if dup.any():
         first = df.loc[dup, key].iloc[0]
+        rows = df[df[key] == first]
+        differ = [c for c in used if rows[c].nunique(dropna=False) > 1]
         raise InputError(
-            f"{path}: {key} {first!r} (and {int(dup.sum()) - 1} more rows) appears on rows with different values; "
-            f"a lookup table needs one row per {key}"
+            f"{path}: {key} {first!r} (and {int(dup.sum()) - 1} more rows) appears on rows with different "
+            f"{', '.join(map(repr, differ))}; a lookup table needs one value per {key}"
         )
     return df.set_index(key)

@@ -157,10 +157,16 @@ def ingest_result(
 
 
 def check_quarantine_share(
-    quarantine: pd.DataFrame, n_read: int, where: str, max_share: float, result: IngestResult
+    quarantine: pd.DataFrame,
+    n_read: int,
+    where: str,
+    max_share: float,
+    result: IngestResult,
+    *,
+    section: str = "transactions",
 ) -> None:
     counts = _reason_counts(quarantine, (*REASONS, *SATISFACTION_REASONS))
-    check_share(counts, n_read, where, max_share, result)
+    check_share(counts, n_read, where, max_share, result, section=section)
 
 
 def naive_run_date(run_date: pd.Timestamp | None, tz: str | None) -> pd.Timestamp | None:

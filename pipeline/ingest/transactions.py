@@ -92,15 +92,20 @@ def read_transactions(data: DataConfig, *, run_date: pd.Timestamp | None = None)
     """
     src = data.source
     run = naive_run_date(run_date, src.timezone)
-    result = read_olist(src, run) if isinstance(src, OlistSource) else _read_single(src, run)
-    check_quarantine_share(result.quarantine, result.n_read, result.source, data.max_quarantine_share, result)
+    olist = isinstance(src, OlistSource)
+    result = read_olist(src, run) if olist else _read_single(src, run)
+    section = "olist" if olist else "transactions"  # where the settings its hints name are
+    check_quarantine_share(
+        result.quarantine, result.n_read, result.source, data.max_quarantine_share, result, section=section
+    )
     if result.satisfaction_quarantine is not None:
         check_quarantine_share(
             result.satisfaction_quarantine,
             len(result.satisfaction) + len(result.satisfaction_quarantine),  # type: ignore[arg-type]
-            str(src.reviews) if isinstance(src, OlistSource) else result.source,
+            str(src.reviews) if olist else result.source,
             data.max_quarantine_share,
             result,
+            section=section,
         )
     return result
 

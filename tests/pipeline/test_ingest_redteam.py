@@ -302,3 +302,61 @@ def test_validate_reports_the_reviews_quarantine(tmp_path: Path) -> None:
     review_file = tmp_path / "out" / "q_satisfaction.parquet"
     assert f"review quarantine -> {Path('out') / 'q_satisfaction.parquet'}" in lines
     assert len(pd.read_parquet(review_file)) == 3
+
+
+def _olist_copy(tmp_path: Path, edit: dict[str, str]) -> Config:
+    """The Olist fixture with lines appended to some of its tables (``edit``: table file -> lines), as a config."""
+    olist = Path(__file__).parents[1] / "fixtures" / "olist"
+    names = {
+        "orders": "olist_orders_dataset.csv",
+        "order_items": "olist_order_items_dataset.csv",
+        "customers": "olist_customers_dataset.csv",
+        "products": "olist_products_dataset.csv",
+    }
+    paths = {}
+    for table, name in names.items():
+        text = (olist / name).read_text(encoding="utf-8")
+        (tmp_path / name).write_text(text.rstrip("\n") + "\n" + edit.get(table, ""), encoding="utf-8")
+        paths[table] = str(tmp_path / name)
+    (tmp_path / "shop.yaml").write_text(
+        yaml.safe_dump({"base": "olist", "data": {"olist": paths, "max_quarantine_share": 1.0}}), encoding="utf-8"
+    )
+    return load_config(tmp_path / "shop.yaml")
+
+
+def test_olist_lookup_rows_differing_only_in_unread_columns_are_one_row(tmp_path: Path) -> None:
+    """A customer listed again with a new city and zip code, a product again with another photo count: columns
+    tiercast never reads, so the rows read as one (the same accepted rows as without them)."""
+    (tmp_path / "plain").mkdir()
+    plain = read(_olist_copy(tmp_path / "plain", {}))[0]
+    moved = {
+        "customers": "cus01,uniqA,20040,rio de janeiro,RJ\n",
+        "products": "prd01,perfumaria,40,287,3,225,16,10,14\n",
+    }
+    (tmp_path / "moved").mkdir()
+    accepted = read(_olist_copy(tmp_path / "moved", moved))[0]
+    pd.testing.assert_frame_equal(accepted, plain)
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "needles"),
+    [
+        ("customers", "cus01,uniqZ,01001,sao paulo,SP\n", ("olist_customers_dataset.csv", "'customer_unique_id'")),
+        ("products", "prd01,esporte_lazer,40,287,1,225,16,10,14\n", ("'product_category_name'",)),
+    ],
+    ids=["customer_key", "category"],
+)
+def test_olist_lookup_rows_differing_in_a_read_column_name_it(tmp_path: Path, table, line, needles) -> None:
+    message = refused(_olist_copy(tmp_path, {table: line}))
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_the_quarantine_share_hint_names_the_settings_of_the_section_read() -> None:
+    """An Olist config has no ``transactions`` section: the hint for its top reason names ``olist.`` settings."""
+    from tiercast.pipeline.ingest.common import check_share
+
+    for section in ("transactions", "olist"):
+        with pytest.raises(InputError) as e:
+            check_share({"unparseable_timestamp": 8}, 10, "orders.csv", 0.5, None, section=section)  # type: ignore[arg-type]
+        assert f"check {section}.timestamp_format" in str(e.value)
