@@ -126,6 +126,19 @@ class TierConfig(Frozen):
         assert self.preset is not None  # checked on validation
         return TIER_PRESETS[self.preset]
 
+    def possible_names(self) -> tuple[str, ...]:
+        """The names the fitted tiers can have: with ``k`` fixed, the first ``k - 1`` names and the last (as
+        ``tiercast.models.tiers.scheme.names_for_k`` names them), else every name (clustering chooses k)."""
+        names = self.tier_names()
+        return names if self.k is None else (*names[: self.k - 1], names[-1])
+
+    def forced_k_note(self) -> str:
+        """How a fixed ``k`` names its tiers, for errors about a name it never produces."""
+        return (
+            f"tiers.k={self.k} makes the tiers {list(self.possible_names())} (the first k - 1 names and the last); "
+            "name those, or unset tiers.k"
+        )
+
 
 class ModelConfig(Frozen):
     """LightGBM settings shared by the value and churn models (overrides merged into library defaults)."""
@@ -265,8 +278,9 @@ class OutputConfig(Frozen):
         return self.at_risk_tiers or tuple(names[: max(1, min(2, len(names) - 1))])
 
     def churn_bands(self, playbook: PlaybookConfig) -> tuple[str, ...]:
-        """The churn bands the at-risk list keeps."""
-        return self.at_risk_churn_bands if self.at_risk_churn_bands is not None else tuple(playbook.churn_bands)[1:]
+        """The churn bands the at-risk list keeps: ``at_risk_churn_bands``, else (unset or empty, as for the tiers)
+        every band but the lowest."""
+        return self.at_risk_churn_bands or tuple(playbook.churn_bands)[1:]
 
 
 class Config(Frozen):
@@ -303,17 +317,26 @@ class Config(Frozen):
 
     @model_validator(mode="after")
     def _at_risk_names_exist(self) -> Config:
-        """A misspelt tier or band would quietly leave its customers off the at-risk list."""
-        unknown = sorted(set(self.outputs.at_risk_churn_bands or ()) - set(self.playbook.churn_bands))
+        """A misspelt tier or band, a tier a fixed k never makes, or a default that keeps no band would quietly
+        leave customers off the at-risk list."""
+        bands = list(self.playbook.churn_bands)
+        unknown = sorted(set(self.outputs.at_risk_churn_bands or ()) - set(bands))
         if unknown:
+            raise ValueError(f"outputs.at_risk_churn_bands: unknown band(s) {unknown}; known: {bands}")
+        if not self.outputs.at_risk_churn_bands and len(bands) < 2:
             raise ValueError(
-                f"outputs.at_risk_churn_bands: unknown band(s) {unknown}; known: {list(self.playbook.churn_bands)}"
+                f"outputs.at_risk_churn_bands: unset, the at-risk list keeps every churn band but the lowest, and "
+                f"playbook.churn_bands has one band only ({bands[0]}): set outputs.at_risk_churn_bands: [{bands[0]}] "
+                "to list the customers of the listed tiers whatever their churn, or give more bands"
             )
         unknown = sorted(set(self.outputs.at_risk_tiers or ()) - set(self.tiers.tier_names()))
         if unknown:
             raise ValueError(
                 f"outputs.at_risk_tiers: unknown tier(s) {unknown}; known: {list(self.tiers.tier_names())}"
             )
+        never = sorted(set(self.outputs.at_risk_tiers or ()) - set(self.tiers.possible_names()))
+        if never:
+            raise ValueError(f"outputs.at_risk_tiers: tier(s) {never} never exist: {self.tiers.forced_k_note()}")
         return self
 
     def cutoff_rules(self) -> CutoffRules:

@@ -119,9 +119,9 @@ def score(
     if cfg.engine.kind == "spark":
         if target is not None:
             fail(f"--engine spark writes a Parquet folder, not a table ({target.describe()})")
-        _score_on_spark(cfg, data, model=model, out=out, cutoff=cutoff, reasons=reasons)  # a URI kept as typed
+        _score_on_spark(cfg, data, model=model, out=out, cutoff=cutoff, reasons=reasons, config=config)  # URI as typed
         return
-    _score_locally(cfg, data, model=model, out=out, target=target, cutoff=cutoff, reasons=reasons)
+    _score_locally(cfg, data, model=model, out=out, target=target, cutoff=cutoff, reasons=reasons, config=config)
 
 
 def scoring_cutoff(data: Transactions, cutoff: str | None) -> pd.Timestamp:
@@ -177,17 +177,26 @@ def _model_features(cfg: Config, scorer: TiercastScorer) -> ScoringFeatures:
 
 
 def _score_locally(
-    cfg: Config, data: Transactions, *, model: str, out: str, target: Any, cutoff: str | None, reasons: bool
+    cfg: Config,
+    data: Transactions,
+    *,
+    model: str,
+    out: str,
+    target: Any,
+    cutoff: str | None,
+    reasons: bool,
+    config: Path,
 ) -> None:
     """`tiercast score` on DuckDB: the scores to a Parquet file or a table, the drift CSV beside them."""
     from tiercast.pipeline.cli.summary import print_drift
     from tiercast.pipeline.ingest.loader import features_at
-    from tiercast.pipeline.jobs.score import load_model, score_features
+    from tiercast.pipeline.jobs.score import load_model, playbook_for_model, score_features
     from tiercast.pipeline.writers.files import write_csv, write_parquet
     from tiercast.pipeline.writers.tables import write_table
 
     when = scoring_cutoff(data, cutoff)
     loaded = load_model(model)
+    playbook = playbook_for_model(build_playbook(cfg), loaded.scorer, model=model, config=config)
     warn_if_trained_past(loaded.name, loaded.version, when)
     spec = _model_features(cfg, loaded.scorer)
     feats = features_at(data, spec.config(cfg), when)
@@ -196,7 +205,7 @@ def _score_locally(
         feats,
         cutoff=when,
         chunk_size=cfg.score.chunk_size,
-        playbook=build_playbook(cfg),
+        playbook=playbook,
         reasons=reasons,
     )
     drift = loaded.scorer.drift(feats, scores, threshold=cfg.score.psi_threshold)
@@ -216,14 +225,16 @@ def _score_locally(
 
 
 def _score_on_spark(
-    cfg: Config, data: Transactions, *, model: str, out: str, cutoff: str | None, reasons: bool
+    cfg: Config, data: Transactions, *, model: str, out: str, cutoff: str | None, reasons: bool, config: Path
 ) -> None:
     """`tiercast score --engine spark`: features on the cluster, spark_udf scores, partitioned Parquet under ``out``
     (a folder, or a URI such as ``s3a://BUCKET/PATH`` handed to Spark as typed)."""
+    from tiercast.pipeline.jobs.score import playbook_for_model
     from tiercast.pipeline.jobs.spark_score import resolve_spark_model, score_to_folder
 
     when = scoring_cutoff(data, cutoff)
     loaded = resolve_spark_model(model)
+    playbook = playbook_for_model(build_playbook(cfg), loaded.scorer, model=model, config=config)
     if model.startswith("models:/"):
         warn_if_trained_past(loaded.name, loaded.version, when)
     spec = _model_features(cfg, loaded.scorer)
@@ -237,7 +248,7 @@ def _score_on_spark(
         horizon_days=spec.horizon_days,
         satisfaction=data.satisfaction,
         reasons=reasons,
-        playbook=build_playbook(cfg),
+        playbook=playbook,
     )
     console.print(f"scored at {when.date()} on spark with {model} (version {loaded.version}) -> {folder}")
 

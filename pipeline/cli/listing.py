@@ -11,6 +11,7 @@ import typer
 
 from tiercast.features.contract import (
     CHURN_BAND,
+    CHURN_PROBABILITY,
     CURRENT_TIER,
     CUSTOMER_ID,
     CUTOFF,
@@ -126,7 +127,7 @@ def at_risk_cmd(
         chosen = chosen or list(_config_tiers(cfg, frame, scores, config))
         top = cfg.outputs.at_risk_top if top is None else top
         min_churn = cfg.outputs.at_risk_min_churn if min_churn is None else min_churn
-    bands = _churn_bands(frame, scores, churn_bands, cfg)
+    bands = _churn_bands(frame, scores, churn_bands, cfg, config)
     ranked = at_risk(frame, tiers=chosen, top=500 if top is None else top, min_churn=min_churn or 0.0, bands=bands)
     has_reasons = all(c in ranked.columns for c in REASON_COLUMNS)
     if not has_reasons and cfg is not None and len(ranked):
@@ -134,8 +135,8 @@ def at_risk_cmd(
         has_reasons = True
     ranked = team_list(ranked, horizon_days=_horizon(frame, cfg), currency=cfg.outputs.currency if cfg else None)
     write_csv(ranked, out)
-    note = "" if has_reasons else " (no reasons: pass --config to add them)"
-    console.print(f"{len(ranked):,} customers at risk (churn {'/'.join(bands)}) -> {out}{note}", highlight=False)
+    note = " (no reasons: pass --config to add them)" if cfg is None and len(ranked) and not has_reasons else ""
+    console.print(f"{len(ranked):,} customers at risk ({_band_filter(frame, bands)}) -> {out}{note}", highlight=False)
 
 
 def _list_path(out: Path | None, cfg: Config | None) -> Path:
@@ -201,18 +202,57 @@ def _tiers_best_first(frame: pd.DataFrame) -> list[str]:
     return [str(t) for t in means.index]
 
 
-def _churn_bands(frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None) -> tuple[str, ...]:
-    """The churn bands to list: ``--churn-bands`` (each must occur in the scores), else the config's, else every
-    band but the lowest."""
+def _churn_bands(
+    frame: pd.DataFrame, scores: Path, churn_bands: str | None, cfg: Config | None, config: Path | None
+) -> tuple[str, ...]:
+    """The churn bands to list: ``--churn-bands`` (each must occur in the scores), else the config's (whose bands
+    must be those the scores were given), else every band but the lowest; one line when they cannot match."""
     from tiercast.pipeline.jobs.at_risk_list import bands_above_lowest
 
+    if churn_bands is None and cfg is None:
+        return bands_above_lowest(frame)
     if churn_bands is None:
-        return cfg.outputs.churn_bands(cfg.playbook) if cfg is not None else bands_above_lowest(frame)
+        assert cfg is not None and config is not None
+        _config_bands_fit(frame, scores, cfg, config)
+        return cfg.outputs.churn_bands(cfg.playbook)
     bands = tuple(b.strip() for b in churn_bands.split(",") if b.strip())
+    if not bands:
+        fail(f"--churn-bands {churn_bands!r}: names no band; give one or more, e.g. --churn-bands medium,high")
     unknown = sorted(set(bands) - set(frame[CHURN_BAND].unique()))
     if unknown:
         fail(f"{scores}: no customer is in churn band(s) {', '.join(unknown)}")
     return bands
+
+
+def _config_bands_fit(frame: pd.DataFrame, scores: Path, cfg: Config, config: Path) -> None:
+    """A one-line error when the scores hold a churn band the config's playbook does not have (scores made with
+    other bands): the config's at-risk bands would then select the wrong customers, or none. A band of the config
+    that no customer is in is no error: nobody may be at that risk."""
+    theirs = _bands_low_first(frame)
+    ours = list(cfg.playbook.churn_bands)
+    if set(theirs) <= set(ours):
+        return
+    fail(
+        f"--scores {scores}: its churn bands are {', '.join(theirs)}, but the playbook.churn_bands of --config "
+        f"{config} are {', '.join(ours)} (the scores were made with other bands); choose the bands to list with "
+        f"--churn-bands, e.g. --churn-bands {','.join(theirs[1:] or theirs)}, or pass the config the scores were made "
+        "with"
+    )
+
+
+def _bands_low_first(frame: pd.DataFrame) -> list[str]:
+    """The churn bands of the scores, the lowest risk (smallest churn probability) first."""
+    order = frame.groupby(CHURN_BAND, sort=False)[CHURN_PROBABILITY].min().sort_values(kind="mergesort")
+    return [str(b) for b in order.index]
+
+
+def _band_filter(frame: pd.DataFrame, bands: tuple[str, ...]) -> str:
+    """The churn bands listed, for the summary line; when none is (scores whose customers are all in one band,
+    the lowest they hold), says so instead of an empty name."""
+    if bands:
+        return f"churn {'/'.join(bands)}"
+    only = ", ".join(_bands_low_first(frame))
+    return f"no churn band above the lowest in the scores ({only}): pass --churn-bands or --config to choose"
 
 
 def _reasons_for(ranked: pd.DataFrame, cfg: Config, run_date: str | None = None) -> pd.DataFrame:

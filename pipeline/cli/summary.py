@@ -107,7 +107,8 @@ def print_run(console: Console, outcome: RunOutcome) -> None:
     console.print(f"scores   -> {outcome.scores_path} ({_rows(len(scores))}, model {trained.model_uri})")
     listed = outcome.at_risk
     bands = listed_bands(listed)
-    what = f"{_rows(len(listed))}, churn {bands}" if len(listed) else "no customer at risk in the listed tiers"
+    nobody = "no customer of the listed tiers in the listed churn bands"
+    what = f"{_rows(len(listed))}, churn {bands}" if len(listed) else nobody
     money = f"{listed['currency'].iloc[0]} " if len(listed) and "currency" in listed.columns else ""
     console.print(
         f"at risk  -> {outcome.at_risk_path} ({what}; {money}value over the next {trained.scorer.horizon_days} days)",

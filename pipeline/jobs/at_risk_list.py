@@ -73,7 +73,7 @@ def bands_above_lowest(scores: pd.DataFrame) -> tuple[str, ...]:
 
 
 #: Columns of the scores that are bookkeeping for machines, not for a retention team's list.
-INTERNAL_COLUMNS: tuple[str, ...] = (MODEL_NAME, SEGMENT_KEY)
+INTERNAL_COLUMNS: tuple[str, ...] = (SEGMENT_KEY,)
 _MONEY = (PREDICTED_VALUE, VALUE_AT_RISK, "current_value")
 _TEAM_ORDER = (
     "rank",
@@ -97,7 +97,8 @@ _TEAM_ORDER = (
 
 def team_list(ranked: pd.DataFrame, *, horizon_days: int | None, currency: str | None) -> pd.DataFrame:
     """The at-risk list as a retention team reads it: money in whole currency units, churn as a rounded
-    probability, the currency and the horizon the values cover as columns, no internal columns.
+    probability, the currency and the horizon the values cover as columns, no internal columns; the registered
+    model's name as the last column, so a report can tell the lists of two models apart.
 
     The horizon is the scores' own (the model's) when they carry it, else ``horizon_days``; a warning when the two
     differ."""
@@ -119,4 +120,5 @@ def team_list(ranked: pd.DataFrame, *, horizon_days: int | None, currency: str |
     elif horizon_days is not None:
         out[HORIZON_DAYS] = int(horizon_days)
     first = [c for c in _TEAM_ORDER if c in out.columns]
-    return out[first + [c for c in out.columns if c not in first]]
+    last = [MODEL_NAME] if MODEL_NAME in out.columns else []  # last: the other columns keep their positions
+    return out[first + [c for c in out.columns if c not in first and c not in last] + last]

@@ -25,7 +25,7 @@ from tiercast.features.contract import (
     SCORE_COLUMNS,
     SEGMENT_KEY,
 )
-from tiercast.models.playbook import Playbook
+from tiercast.models.playbook import Playbook, PlaybookError
 from tiercast.models.scorer import TiercastScorer
 from tiercast.pipeline.jobs.at_risk_list import HORIZON_DAYS
 
@@ -159,6 +159,22 @@ def _first_line(exc: Exception) -> str:
     """The first line of an exception's message (its class name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def playbook_for_model(playbook: Playbook, scorer: TiercastScorer, *, model: str, config: Path | str) -> Playbook:
+    """``playbook`` (built on the config's tier names) when it holds every tier of the model, in the model's order;
+    else a one-line PlaybookError naming both: a model trained before the tiers were renamed would get the playbook's
+    default action for every customer."""
+    theirs = [str(n) for n in scorer.scheme.names_]
+    ours = [str(n) for n in playbook.tiers]
+    if [n for n in ours if n in theirs] == theirs:
+        return playbook
+    why = "in another order" if set(theirs) <= set(ours) else "with other tier names"
+    raise PlaybookError(
+        f"--model {model}: its tiers are {', '.join(theirs)}, but the tiers of --config {config} are "
+        f"{', '.join(ours)} (the model was trained {why}, so the playbook cannot give its customers their action); "
+        "score with a config whose tiers.names are the model's, or retrain the model with this config"
+    )
 
 
 def _model_input(model: LoadedModel, features: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from tiercast.features.contract import (
     CURRENT_TIER,
     CUSTOMER_ID,
     CUTOFF,
+    MODEL_NAME,
     MODEL_VERSION,
     PREDICTED_TIER,
     PREDICTED_VALUE,
@@ -113,7 +114,7 @@ def build_report(
             (str(v.version) for v in client.search_model_versions(f"name='{registered_model}' and run_id='{run_id}'")),
             key=int,
         )
-        parts += _at_risk_section(Path(at_risk_path), top, versions, notes)
+        parts += _at_risk_section(Path(at_risk_path), top, (registered_model, versions), notes)
     body = "\n".join(parts)
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tiercast report {run_id[:8]}</title>'
@@ -167,32 +168,44 @@ def _missing_artifact(run: Run, name: str) -> str:
     return f"the run logged no {name} (artifacts at {uri})"
 
 
-def _list_stamp(ranked: pd.DataFrame) -> str:
-    """Which model version and cutoff made an at-risk list, as its rows say."""
+def _list_stamp(ranked: pd.DataFrame, *, named: bool = True) -> str:
+    """Which model version (and registered model, when ``named`` and the list says) and cutoff made an at-risk
+    list, as its rows say."""
     if not len(ranked):
         return "no rows"
     if MODEL_VERSION not in ranked.columns:
         return "a list without a model_version column"
     versions = ", ".join(sorted(ranked[MODEL_VERSION].astype(str).unique()))
+    names = ", ".join(sorted(_list_names(ranked))) if named else ""
     cutoffs = ", ".join(sorted(ranked[CUTOFF].astype(str).unique())) if CUTOFF in ranked.columns else "?"
-    return f"the list of model version {versions} at cutoff {cutoffs}"
+    return f"the list of model version {versions}{f' of {names}' if names else ''} at cutoff {cutoffs}"
 
 
-def _at_risk_section(at_risk_path: Path, top: int, run_versions: list[str], notes: list[str]) -> list[str]:
-    """The top customers of an at-risk list made by a model version this run registered, headed with that version,
-    its cutoff, the currency and horizon of the values; for a list of another version (or a run that registered
-    none), no rows and a note saying which list the file holds."""
-    ranked = pd.read_csv(at_risk_path, dtype={CUSTOMER_ID: str, MODEL_VERSION: str}, keep_default_na=False)
+def _list_names(ranked: pd.DataFrame) -> set[str]:
+    """The registered model names an at-risk list's rows carry (none for a list written before the column)."""
+    return set(ranked[MODEL_NAME].astype(str)) - {""} if MODEL_NAME in ranked.columns else set()
+
+
+def _at_risk_section(at_risk_path: Path, top: int, registered: tuple[str, list[str]], notes: list[str]) -> list[str]:
+    """The top customers of an at-risk list made by a version of the registered model this run registered
+    (``registered``: its name and the versions), headed with that version, its cutoff, the currency and horizon of
+    the values; for a list of another model or version (or a run that registered none), no rows and a note saying
+    which list the file holds. A list without a ``model_name`` column is matched on the version alone."""
+    model_name, run_versions = registered
+    ranked = pd.read_csv(
+        at_risk_path, dtype={CUSTOMER_ID: str, MODEL_NAME: str, MODEL_VERSION: str}, keep_default_na=False
+    )
     listed = set(ranked[MODEL_VERSION].astype(str)) if MODEL_VERSION in ranked.columns else set()
-    if not listed or not listed <= set(run_versions):
+    names = _list_names(ranked)
+    if not listed or not listed <= set(run_versions) or not names <= {model_name}:
         made = f"version {', '.join(run_versions)}" if run_versions else "no model version"
         note = (
-            f"at-risk list left out: {at_risk_path} holds {_list_stamp(ranked)}, but this run registered {made}; "
-            "`tiercast report --at-risk FILE` names the run's list"
+            f"at-risk list left out: {at_risk_path} holds {_list_stamp(ranked)}, but this run registered {made} "
+            f"of {model_name}; `tiercast report --at-risk FILE` names the run's list"
         )
         notes.append(note)
         return ["<h2>Customers at risk</h2>", f"<p>{html.escape(note)}.</p>"]
-    stamp = _list_stamp(ranked).removeprefix("the list of ")
+    stamp = _list_stamp(ranked, named=False).removeprefix("the list of ")
     return _at_risk_table(ranked.head(top), stamp)
 
 

@@ -80,7 +80,8 @@ def spark_stubs(tmp_path, monkeypatch) -> dict[str, object]:
     )
     monkeypatch.setattr(writes, "write_features", lambda con, table, out, **kw: seen.setdefault("features", out))
     monkeypatch.setattr(spark_score, "score_to_folder", lambda con, m, table, out, **kw: seen.setdefault("score", out))
-    model = types.SimpleNamespace(name="tiercast", version="1", scorer=None)
+    scheme = types.SimpleNamespace(names_=["platinum", "gold", "iron", "lead"])  # the config's tiers
+    model = types.SimpleNamespace(name="tiercast", version="1", scorer=types.SimpleNamespace(scheme=scheme))
     monkeypatch.setattr(spark_score, "resolve_spark_model", lambda uri: model)
     monkeypatch.setattr(runs, "setup_mlflow", lambda cfg, create=True: "0")
     monkeypatch.setattr(data_cli, "load_data", lambda cfg, run_date=None: data)
