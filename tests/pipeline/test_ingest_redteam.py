@@ -277,21 +277,23 @@ def test_init_refuses_one_column_given_to_two_fields(tmp_path: Path) -> None:
     )
 
 
+OLIST = Path(__file__).parents[1] / "fixtures" / "olist"
+OLIST_TABLES = {
+    "orders": "olist_orders_dataset.csv",
+    "order_items": "olist_order_items_dataset.csv",
+    "customers": "olist_customers_dataset.csv",
+    "reviews": "olist_order_reviews_dataset.csv",
+    "products": "olist_products_dataset.csv",
+}
+
+
 # The reviews' own accounting ----------------------------------------------------------------------------------------
 
 
 def test_validate_reports_the_reviews_quarantine(tmp_path: Path) -> None:
     """Olist reviews are a file of their own with their own quarantine: ``validate`` counts them (3 of the fixture's
     7 reviews rejected, under the limit of 1.0) and names their quarantine file, beside the transactions'."""
-    olist = Path(__file__).parents[1] / "fixtures" / "olist"
-    tables = {
-        "orders": "olist_orders_dataset.csv",
-        "order_items": "olist_order_items_dataset.csv",
-        "customers": "olist_customers_dataset.csv",
-        "reviews": "olist_order_reviews_dataset.csv",
-        "products": "olist_products_dataset.csv",
-    }
-    data = {"olist": {k: str(olist / v) for k, v in tables.items()}, "max_quarantine_share": 1.0}
+    data = {"olist": {k: str(OLIST / v) for k, v in OLIST_TABLES.items()}, "max_quarantine_share": 1.0}
     data["quarantine_path"] = "out/q.parquet"
     (tmp_path / "shop.yaml").write_text(yaml.safe_dump({"base": "olist", "data": data}), encoding="utf-8")
     result = invoke("validate", "--config", "shop.yaml", cwd=tmp_path)
@@ -306,16 +308,11 @@ def test_validate_reports_the_reviews_quarantine(tmp_path: Path) -> None:
 
 def _olist_copy(tmp_path: Path, edit: dict[str, str]) -> Config:
     """The Olist fixture with lines appended to some of its tables (``edit``: table file -> lines), as a config."""
-    olist = Path(__file__).parents[1] / "fixtures" / "olist"
-    names = {
-        "orders": "olist_orders_dataset.csv",
-        "order_items": "olist_order_items_dataset.csv",
-        "customers": "olist_customers_dataset.csv",
-        "products": "olist_products_dataset.csv",
-    }
     paths = {}
-    for table, name in names.items():
-        text = (olist / name).read_text(encoding="utf-8")
+    for table, name in OLIST_TABLES.items():
+        if table == "reviews":
+            continue
+        text = (OLIST / name).read_text(encoding="utf-8")
         (tmp_path / name).write_text(text.rstrip("\n") + "\n" + edit.get(table, ""), encoding="utf-8")
         paths[table] = str(tmp_path / name)
     (tmp_path / "shop.yaml").write_text(
