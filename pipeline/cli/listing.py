@@ -11,7 +11,6 @@ import typer
 
 from tiercast.features.contract import (
     CHURN_BAND,
-    CHURN_PROBABILITY,
     CURRENT_TIER,
     CUSTOMER_ID,
     CUTOFF,
@@ -209,10 +208,9 @@ def _churn_bands(
     must be those the scores were given), else every band but the lowest; one line when they cannot match."""
     from tiercast.pipeline.jobs.at_risk_list import bands_above_lowest
 
-    if churn_bands is None and cfg is None:
-        return bands_above_lowest(frame)
     if churn_bands is None:
-        assert cfg is not None and config is not None
+        if cfg is None:
+            return bands_above_lowest(frame)
         _config_bands_fit(frame, scores, cfg, config)
         return cfg.outputs.churn_bands(cfg.playbook)
     bands = tuple(b.strip() for b in churn_bands.split(",") if b.strip())
@@ -224,11 +222,13 @@ def _churn_bands(
     return bands
 
 
-def _config_bands_fit(frame: pd.DataFrame, scores: Path, cfg: Config, config: Path) -> None:
+def _config_bands_fit(frame: pd.DataFrame, scores: Path, cfg: Config, config: Path | None) -> None:
     """A one-line error when the scores hold a churn band the config's playbook does not have (scores made with
     other bands): the config's at-risk bands would then select the wrong customers, or none. A band of the config
     that no customer is in is no error: nobody may be at that risk."""
-    theirs = _bands_low_first(frame)
+    from tiercast.pipeline.jobs.at_risk_list import bands_low_first
+
+    theirs = list(bands_low_first(frame))
     ours = list(cfg.playbook.churn_bands)
     if set(theirs) <= set(ours):
         return
@@ -240,18 +240,14 @@ def _config_bands_fit(frame: pd.DataFrame, scores: Path, cfg: Config, config: Pa
     )
 
 
-def _bands_low_first(frame: pd.DataFrame) -> list[str]:
-    """The churn bands of the scores, the lowest risk (smallest churn probability) first."""
-    order = frame.groupby(CHURN_BAND, sort=False)[CHURN_PROBABILITY].min().sort_values(kind="mergesort")
-    return [str(b) for b in order.index]
-
-
 def _band_filter(frame: pd.DataFrame, bands: tuple[str, ...]) -> str:
     """The churn bands listed, for the summary line; when none is (scores whose customers are all in one band,
     the lowest they hold), says so instead of an empty name."""
+    from tiercast.pipeline.jobs.at_risk_list import bands_low_first
+
     if bands:
         return f"churn {'/'.join(bands)}"
-    only = ", ".join(_bands_low_first(frame))
+    only = ", ".join(bands_low_first(frame))
     return f"no churn band above the lowest in the scores ({only}): pass --churn-bands or --config to choose"
 
 
@@ -285,7 +281,7 @@ def _read_scores(path: Path) -> pd.DataFrame:
 
     folder = path.is_dir()
     what = "a folder of Parquet files" if folder else "a Parquet file"
-    if folder and not _parts(path):
+    if folder and not _has_parts(path):
         fail(f"--scores {path}: a folder without Parquet files; pass the scores written by `tiercast score`")
     try:
         frame = pd.read_parquet(path)
@@ -302,11 +298,10 @@ def _read_scores(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _parts(folder: Path) -> list[Path]:
-    """The files under ``folder`` that a Parquet dataset reads: those without a hidden (``.``) or bookkeeping
-    (``_``, e.g. Spark's ``_SUCCESS``) name on their way."""
-    return [
-        p
+def _has_parts(folder: Path) -> bool:
+    """Whether ``folder`` holds a file a Parquet dataset reads: one without a hidden (``.``) or bookkeeping (``_``,
+    e.g. Spark's ``_SUCCESS``) name on its way."""
+    return any(
+        p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
         for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
-    ]
+    )

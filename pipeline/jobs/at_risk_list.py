@@ -66,10 +66,15 @@ def at_risk(
     return ranked
 
 
+def bands_low_first(scores: pd.DataFrame) -> tuple[str, ...]:
+    """The churn bands of ``scores``, the lowest risk first (ordered by their smallest churn probability)."""
+    order = scores.groupby(CHURN_BAND, sort=False)[CHURN_PROBABILITY].min().sort_values(kind="mergesort")
+    return tuple(str(b) for b in order.index)
+
+
 def bands_above_lowest(scores: pd.DataFrame) -> tuple[str, ...]:
-    """The churn bands of ``scores`` except the lowest (bands ordered by their smallest churn probability)."""
-    order = scores.groupby(CHURN_BAND, sort=False)[CHURN_PROBABILITY].min().sort_values()
-    return tuple(order.index[1:])
+    """The churn bands of ``scores`` except the lowest."""
+    return bands_low_first(scores)[1:]
 
 
 #: Columns of the scores that are bookkeeping for machines, not for a retention team's list.

@@ -55,7 +55,7 @@ from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.model_fit import tier_scheme
 from tiercast.pipeline.jobs.results import MonitorRun
 from tiercast.pipeline.jobs.score import LoadedModel, ModelLoadError, load_model, score_features
-from tiercast.pipeline.tracking.runs import resolve_tracking_uri, use_store
+from tiercast.pipeline.tracking.runs import missing_store, resolve_tracking_uri, use_store
 from tiercast.pipeline.writers.files import write_csv, write_parquet
 
 #: Pseudo-tier of the customers whose first transaction falls in the month.
@@ -292,15 +292,15 @@ def resolve_model(config: Config, model_uri: str | None) -> LoadedModel | None:
     A missing sqlite store means nothing is registered: it is not created just to find that out.
     """
     uri = _use_store(config)
-    missing_store = uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+    no_store = missing_store(uri) is not None
     if model_uri is not None:
-        if missing_store:
+        if no_store:
             raise MonitorError(f"cannot load model {model_uri}: no MLflow store at {uri}")
         try:
             return load_model(model_uri)
         except (MlflowException, ValueError) as exc:
             raise MonitorError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}") from None
-    if missing_store:
+    if no_store:
         return None
     try:
         return load_model(f"models:/{config.mlflow.registered_model}@champion")
