@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK  := $(VENV)/.installed-spark
 
-.PHONY: demo test lint bench fuzz report clean
+.PHONY: demo test test-all lint bench fuzz report clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
-# The Spark extra (pyspark, ~450 MB) only for the targets that exercise it: its tests skip without it.
+# The Spark extra (pyspark, ~450 MB) only for the targets that exercise it (test-all, bench).
 $(SPARK): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,spark]"
 	touch $(SPARK)
@@ -23,7 +23,15 @@ demo: $(STAMP)
 
 # Two workers (pytest-xdist), each test module whole on one of them and the Spark tests together
 # (tests/conftest.py); `.venv/bin/python -m pytest -q tests/...` runs a few tests on one.
-test: $(SPARK)
+# `make test` is the core suite on DuckDB: every unit, property and contract test and each command end to end.
+# `make test-all` adds the Spark engine, the built wheel, a tracking server, raced and killed processes and
+# benchmark runs (the markers spark, wheel and heavy): run it before a release and after touching those parts.
+CORE := not (spark or wheel or heavy)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m "$(CORE)"
+
+test-all: $(SPARK)
 	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)

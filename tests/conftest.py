@@ -43,9 +43,10 @@ def mlflow_uri_variables_restored():
 
 
 def _group(nodeid: str) -> str:
-    """The unit of work of a test when the suite runs on several workers (`make test` runs ``-n 2``): every Spark
-    test in one unit, so one worker starts the session's Spark and builds the Spark module fixtures once; every
-    other module its own unit, so its module fixtures (a trained project, a store) are built once."""
+    """The unit of work of a test when the suite runs on several workers (`make test` and `make test-all` run
+    ``-n 2``): every Spark test in one unit, so one worker starts the session's Spark and builds the Spark module
+    fixtures once; every other module its own unit, so its module fixtures (a trained project, a store) are built
+    once."""
     path = nodeid.split("::", 1)[0]
     return "spark" if path.startswith("tests/spark/") else path
 
@@ -64,27 +65,31 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
     return ByModule(config, log)
 
 
-#: The longest units after Spark, longest first (from ``--durations``: 67 s down to 7 s on 2 cores). Handing out
-#: the long units first and the many short ones last lets both workers finish within seconds of each other; a unit
-#: missing here only runs later, in collection order.
+#: The longest units after Spark, longest first (from ``--durations`` on 2 cores: 115 s down to 18 s in `make
+#: test`; the units marked heavy in `make test-all` placed by their length there). Handing out the long units first
+#: and the many short ones last lets both workers finish within seconds of each other; a unit missing here only
+#: runs later, in collection order.
 LONG_UNITS = (
-    "tests/benchmarks/test_cdnow.py",
     "tests/pipeline/test_cli_e2e.py",
     "tests/pipeline/test_cli_errors.py",
-    "tests/pipeline/test_mlflow_server.py",
-    "tests/pipeline/test_store.py",
+    "tests/benchmarks/test_cdnow.py",
     "tests/pipeline/test_promotion.py",
-    "tests/features/test_properties.py",
-    "tests/pipeline/test_io.py",
-    "tests/fuzz/test_cli_fuzz.py",
-    "tests/pipeline/test_wheel.py",
-    "tests/models/test_stacking.py",
-    "tests/pipeline/test_backtest.py",
-    "tests/pipeline/test_ingest_sql.py",
-    "tests/pipeline/test_tier_study.py",
-    "tests/pipeline/test_sampling.py",
-    "tests/pipeline/test_loader.py",
+    "tests/pipeline/test_mlflow_server.py",
     "tests/pipeline/test_train.py",
+    "tests/pipeline/test_io.py",
+    "tests/features/test_properties.py",
+    "tests/pipeline/test_store.py",
+    "tests/pipeline/test_wheel.py",
+    "tests/pipeline/test_loader.py",
+    "tests/pipeline/test_tier_study.py",
+    "tests/pipeline/test_ingest_sql.py",
+    "tests/models/test_stacking.py",
+    "tests/test_docs.py",
+    "tests/pipeline/test_custom_tiers.py",
+    "tests/pipeline/test_report_list.py",
+    "tests/fuzz/test_cli_fuzz.py",
+    "tests/pipeline/test_backtest.py",
+    "tests/pipeline/test_sampling.py",
 )
 
 

@@ -32,6 +32,7 @@ def result(tmp_path_factory):
     return run_world(world, tmp_path_factory.mktemp("worlds"), n_boot=30, config_overrides=FAST)
 
 
+@pytest.mark.heavy
 def test_every_method_and_the_truth_are_scored_on_the_same_customers(result):
     rows = result["rows"]
     cutoffs = sorted({r["cutoff"] for r in rows})
@@ -45,6 +46,7 @@ def test_every_method_and_the_truth_are_scored_on_the_same_customers(result):
     assert result["n_customers"] == 300
 
 
+@pytest.mark.heavy
 def test_comparisons_and_checks_are_reported_per_cutoff(result):
     for c in result["comparisons"]:
         for side in ("vs_best_btyd", "vs_true"):
@@ -57,6 +59,7 @@ def test_comparisons_and_checks_are_reported_per_cutoff(result):
     assert list(checks["December quarter's total within 15%"]["values"]) == ["2021-10-01"]
 
 
+@pytest.mark.heavy
 def test_readme_section_shows_each_world(result, tmp_path):
     import json
 

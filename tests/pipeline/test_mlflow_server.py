@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from tiercast.pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.heavy
 
 
 def _free_port() -> int:

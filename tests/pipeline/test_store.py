@@ -87,6 +87,7 @@ def _python(code: str, *args: str, cwd: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("attempt", range(10 if LONG else 1))
 def test_first_starts_racing_in_a_fresh_folder_both_succeed(tmp_path, attempt):
     cfg = _config(tmp_path)
@@ -98,6 +99,7 @@ def test_first_starts_racing_in_a_fresh_folder_both_succeed(tmp_path, attempt):
     assert len({out.split()[0] for out, _ in outs}) == 1  # one experiment, found by all
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("delay", [0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0] if LONG else [0.5, 2.0])
 def test_a_start_killed_while_creating_the_store_does_not_break_it(tmp_path, delay, monkeypatch):
     cfg = _config(tmp_path)
@@ -137,6 +139,7 @@ def _finished_training_run(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return run.info.run_id
 
 
+@pytest.mark.heavy
 def test_a_killed_run_is_closed_as_failed_and_never_the_latest(tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -152,6 +155,7 @@ def test_a_killed_run_is_closed_as_failed_and_never_the_latest(tmp_path, monkeyp
     assert run.info.status == "FAILED" and "process ended" in run.data.tags["tiercast.failure"]
 
 
+@pytest.mark.heavy
 def test_a_live_run_is_left_running(tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -177,6 +181,7 @@ def test_report_without_a_finished_training_run_says_so(tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not LONG, reason="two trainings: in the long campaign (make fuzz)")
 def test_two_trainings_racing_for_the_champion(tmp_path):
     """Two `tiercast train` at once on one store: both finish, and the champion alias ends on one version that
