@@ -92,16 +92,18 @@ def check_share(
     result: IngestResult | EngineIngest,
     *,
     section: str = "transactions",
+    reviews: bool = False,
 ) -> None:
     """Raise :class:`InputError` (holding ``result``) when the quarantined share is above ``max_share``; the hint
-    for the top reason names the settings of the config ``section`` the rows were read with (``olist``...)."""
+    for the top reason names the settings of the config ``section`` the rows were read with (``olist``...); for an
+    Olist source's ``reviews``, their own time format."""
     if not n_read:
         return
     share = sum(counts.values()) / n_read
     if share > max_share:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]  # stable: ties in rule order
         reasons = ", ".join(f"{r} {c:,}" for r, c in top)
-        hint = REASON_HINTS.get(top[0][0], "").replace("transactions.", f"{section}.") if top else None
+        hint = reason_hint(top[0][0], section, reviews=reviews) if top else None
         raise InputError(
             f"{where}: {share:.1%} of {n_read:,} rows quarantined, above max_quarantine_share {max_share:.1%} "
             f"(top reasons: {reasons}){f'; {hint}' if hint else ''}",
@@ -121,6 +123,15 @@ REASON_HINTS: dict[str, str] = {
     "non_numeric_amount": "check transactions.decimal and the amount column (thousands marks or currency signs?)",
     "future_timestamp": "set data.run_date (or --run-date) to the day the file was exported",
 }
+
+
+def reason_hint(reason: str, section: str, *, reviews: bool = False) -> str:
+    """The :data:`REASON_HINTS` text of ``reason`` naming the settings of the config ``section``; for ``reviews``
+    (Olist), the reviews' own ``reviews_timestamp_format``."""
+    hint = REASON_HINTS.get(reason, "")
+    if reviews:
+        hint = hint.replace("transactions.timestamp_format", "transactions.reviews_timestamp_format")
+    return hint.replace("transactions.", f"{section}.")
 
 
 class ReasonTally:

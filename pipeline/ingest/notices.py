@@ -48,13 +48,14 @@ def offset_message(source: str, column: str, n: int, tz: str | None) -> str:
     return f"{source}: {rows(n)} of column {column!r} {verb} a UTC offset; converted to {zone}"
 
 
-def ambiguous_message(source: str, counts: Mapping[str, int], example: str) -> str:
-    """Rows set aside as ``ambiguous_timestamp`` (per column read), with one of their values."""
+def ambiguous_message(source: str, counts: Mapping[str, int], example: str, *, setting: str) -> str:
+    """Rows set aside as ``ambiguous_timestamp`` (per column read), with one of their values and the ``setting``
+    that reads them."""
     where = " and ".join(f"{rows(n)} of column {c!r}" for c, n in counts.items() if n)
     verb = "holds a day-month date" if sum(counts.values()) == 1 else "hold day-month dates"
     return (
         f"{source}: {where} {verb} such as {example!r}, quarantined as ambiguous_timestamp "
-        "(day-first or month-first is never guessed; set timestamp_format)"
+        f"(day-first or month-first is never guessed; set {setting})"
     )
 
 

@@ -79,12 +79,7 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
         path = src.tables()[name]
         require_source_columns(df, {c: c for c in required[name]}, str(path), path, src.delimiter, f"{name} ")
     if "reviews" in tables:
-        rv = tables["reviews"]
-        if "review_answer_timestamp" not in rv.columns and "review_creation_date" not in rv.columns:
-            raise InputError(
-                f"{src.reviews}: missing column 'review_answer_timestamp' (or 'review_creation_date'); "
-                f"columns found: {list(rv.columns)}"
-            )
+        _check_review_times(tables["reviews"], src)
 
     orders = _unique_by(tables["orders"], ORDER_ID, src.orders, na, (CUSTOMER_ID, "order_status", src.timestamp))
     customers = _unique_by(tables["customers"], CUSTOMER_ID, src.customers, na, (src.customer_key,))
@@ -110,7 +105,7 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     pre = np.where(~found, "unknown_order", np.where(status.isin(src.canceled_statuses), "canceled_order", None))
     rules = [
         ("missing_customer", customer.isna().to_numpy()),
-        ("ambiguous_timestamp", _ambiguous(ts_raw, src)),
+        ("ambiguous_timestamp", _ambiguous(ts_raw, src.timestamp_format, na)),
         ("unparseable_timestamp", timestamp.isna().to_numpy()),
         ("non_numeric_amount", price_bad | freight_bad),
         ("zero_price", (price <= 0).to_numpy() if src.zero_amounts == "quarantine" else None),
@@ -255,21 +250,34 @@ def _olist_satisfaction(
 _REVIEW_TIMES = ("review_answer_timestamp", "review_creation_date")
 
 
+def _check_review_times(reviews: pd.DataFrame, src: OlistSource) -> None:
+    """Fail up front when the reviews have neither time column, or ``reviews_timestamp_format`` is no strptime
+    format (named with the first time column, the one read first)."""
+    present = [c for c in _REVIEW_TIMES if c in reviews.columns]
+    if not present:
+        raise InputError(
+            f"{src.reviews}: missing column 'review_answer_timestamp' (or 'review_creation_date'); "
+            f"columns found: {list(reviews.columns)}"
+        )
+    check_timestamp_format(src.reviews_timestamp_format, str(src.reviews), present[0], "reviews_timestamp_format")
+
+
 def _review_times(reviews: pd.DataFrame, src: OlistSource) -> tuple[pd.Series, pd.DataFrame, dict[str, int]]:
-    """When each review's score became known: the answer time, else (missing or unparseable) the creation date;
-    per column read (a frame of masks), where the value read is a day-month date without ``timestamp_format``
-    (:func:`_ambiguous`): the rows' ``ambiguous_timestamp``, as the transactions' rule; and per column, the rows
-    whose time was read from it with a UTC offset (converted to the source's zone), for their notice."""
-    na = src.na_values
+    """When each review's score became known: the answer time, else (missing or unparseable) the creation date,
+    read with the reviews' format (:attr:`OlistSource.reviews_format`); per column read (a frame of masks), where
+    the value read is a day-month date without a format (:func:`_ambiguous`): the rows' ``ambiguous_timestamp``, as
+    the transactions' rule; and per column, the rows whose time was read from it with a UTC offset (converted to the
+    source's zone), for their notice."""
+    na, fmt = src.na_values, src.reviews_format
     time = pd.Series(pd.NaT, index=reviews.index, dtype=TS_UNIT)
     ambiguous = pd.DataFrame(index=reviews.index)
     converted: dict[str, int] = {}
     unread = np.ones(len(reviews), dtype=bool)  # no value read yet: the next column is read
     for c in (c for c in _REVIEW_TIMES if c in reviews.columns):
-        ambiguous[c] = unread & _ambiguous(reviews[c], src)
+        ambiguous[c] = unread & _ambiguous(reviews[c], fmt, na)
         unread &= ~ambiguous[c].to_numpy()
-        parsed = parse_timestamp_column(reviews[c], src.timestamp_format, src.timezone, na)
-        aware = carries_offset(parse_text(reviews[c], na), src.timestamp_format)
+        parsed = parse_timestamp_column(reviews[c], fmt, src.timezone, na)
+        aware = carries_offset(parse_text(reviews[c], na), fmt)
         converted[c] = int((unread & aware & parsed.notna().to_numpy()).sum())
         time = time.fillna(parsed)
         unread &= time.isna().to_numpy()
@@ -284,14 +292,14 @@ def _warn_ambiguous(reviews: pd.DataFrame, ambiguous: pd.DataFrame, where: str) 
         return
     first = next(c for c, k in counts.items() if k)
     example = str(reviews.at[ambiguous.index[ambiguous[first].to_numpy()][0], first]).strip()
-    notices.warn(notices.ambiguous_message(where, counts, example))
+    notices.warn(notices.ambiguous_message(where, counts, example, setting="olist.reviews_timestamp_format"))
 
 
-def _ambiguous(raw: pd.Series, src: OlistSource) -> np.ndarray:
-    """Text day-month dates read without ``timestamp_format`` (never guessed), as the engines mark them."""
-    if src.timestamp_format is not None or not pd.api.types.is_string_dtype(raw.dtype):
+def _ambiguous(raw: pd.Series, fmt: str | None, na: tuple[str, ...]) -> np.ndarray:
+    """Text day-month dates read without a format ``fmt`` (never guessed), as the engines mark them."""
+    if fmt is not None or not pd.api.types.is_string_dtype(raw.dtype):
         return np.zeros(len(raw), dtype=bool)
-    return day_month_dates(parse_text(raw, src.na_values))
+    return day_month_dates(parse_text(raw, na))
 
 
 def _unique_by(df: pd.DataFrame, key: str, path: Path, na: tuple[str, ...], used: tuple[str, ...]) -> pd.DataFrame:

@@ -107,9 +107,10 @@ def check_unique_columns(names: list[str], where: str) -> None:
         )
 
 
-def check_timestamp_format(fmt: str | None, where: str, column: str) -> None:
-    """Fail up front when ``timestamp_format`` is no strptime format pandas reads (e.g. '%s' or '%Q': epoch
-    values have no directive here), rather than on the first value parsed; every engine parses with it."""
+def check_timestamp_format(fmt: str | None, where: str, column: str, setting: str = "timestamp_format") -> None:
+    """Fail up front when ``timestamp_format`` (or the ``setting`` giving ``fmt``) is no strptime format pandas reads
+    (e.g. '%s' or '%Q': epoch values have no directive here), rather than on the first value parsed; every engine
+    parses with it."""
     if fmt is None:
         return
     try:
@@ -125,7 +126,7 @@ def check_timestamp_format(fmt: str | None, where: str, column: str) -> None:
             else ""
         )
         raise InputError(
-            f"{where}: column {column!r}: timestamp_format {fmt!r} is not a usable strptime format ({detail}); use "
+            f"{where}: column {column!r}: {setting} {fmt!r} is not a usable strptime format ({detail}); use "
             f"directives such as %Y %m %d %H %M %S, e.g. '%d/%m/%Y %H:%M'{epoch}"
         ) from None
 

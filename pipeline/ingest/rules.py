@@ -164,9 +164,10 @@ def check_quarantine_share(
     result: IngestResult,
     *,
     section: str = "transactions",
+    reviews: bool = False,
 ) -> None:
     counts = _reason_counts(quarantine, (*REASONS, *SATISFACTION_REASONS))
-    check_share(counts, n_read, where, max_share, result, section=section)
+    check_share(counts, n_read, where, max_share, result, section=section, reviews=reviews)
 
 
 def naive_run_date(run_date: pd.Timestamp | None, tz: str | None) -> pd.Timestamp | None:

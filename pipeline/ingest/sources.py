@@ -226,8 +226,10 @@ class OlistSource(_RowRules):
 
     ``reviews`` (optional) give the satisfaction frame: one row per review, ``timestamp`` =
     ``review_answer_timestamp`` (when the score became known; ``review_creation_date`` if that is missing),
-    ``is_complaint`` = ``review_score <= complaint_max_score``. A day-month date read without ``timestamp_format``
-    is never guessed: the review is quarantined as ``ambiguous_timestamp``, with a notice naming the column.
+    ``is_complaint`` = ``review_score <= complaint_max_score``. Their two time columns are read with
+    ``reviews_timestamp_format`` (an export may write them unlike the orders' times), else ``timestamp_format``. A
+    day-month date read without a format is never guessed: the review is quarantined as ``ambiguous_timestamp``,
+    with a notice naming the column.
     """
 
     orders: Path
@@ -241,11 +243,31 @@ class OlistSource(_RowRules):
     canceled_statuses: tuple[str, ...] = ("canceled", "unavailable")
     complaint_max_score: int = Field(default=2, ge=1, le=5)
     timezone: str | None = "America/Sao_Paulo"
+    reviews_timestamp_format: str | None = Field(
+        default=None,
+        description="strptime format of the reviews' review_answer_timestamp and review_creation_date; None: "
+        "timestamp_format.",
+    )
 
     @field_validator("delimiter")
     @classmethod
     def _delim(cls, v: str) -> str:
         return _check_delimiter(v)
+
+    @model_validator(mode="after")
+    def _reviews_format_needs_reviews(self) -> OlistSource:
+        if self.reviews_timestamp_format is not None and self.reviews is None:
+            raise ValueError(
+                "reviews_timestamp_format is the format of the reviews' times, but no `reviews` file is given: "
+                "give `reviews` or remove reviews_timestamp_format"
+            )
+        return self
+
+    @property
+    def reviews_format(self) -> str | None:
+        """The strptime format the reviews' times are read with: ``reviews_timestamp_format``, else
+        ``timestamp_format``."""
+        return self.reviews_timestamp_format if self.reviews_timestamp_format is not None else self.timestamp_format
 
     def tables(self) -> dict[str, Path]:
         """Table name -> path, for the tables given."""

@@ -106,6 +106,7 @@ def read_transactions(data: DataConfig, *, run_date: pd.Timestamp | None = None)
             data.max_quarantine_share,
             result,
             section=section,
+            reviews=olist,
         )
     return result
 

@@ -322,7 +322,6 @@ def test_backtest_command_prints_table_and_logs_a_run(demo_run):
     assert not ids & {*run.data.params.values(), *run.data.tags.values(), *run.data.metrics}
 
 
-@pytest.mark.heavy
 def test_benchmark_cdnow_command_writes_json_and_logs_a_run(demo_run):
     tmp, cfg, _ = demo_run
     out = tmp / "cdnow.json"

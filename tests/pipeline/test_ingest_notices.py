@@ -177,7 +177,7 @@ def test_olist_review_day_month_dates_are_quarantined_as_ambiguous_with_one_noti
     assert texts == [
         f"{reviews}: 1 row of column 'review_answer_timestamp' and 1 row of column 'review_creation_date' hold "
         "day-month dates such as '11/03/2017 09:00', quarantined as ambiguous_timestamp (day-first or month-first "
-        "is never guessed; set timestamp_format)"
+        "is never guessed; set olist.reviews_timestamp_format)"
     ]
     assert result.satisfaction_reason_counts() == {"unknown_order": 1, "ambiguous_timestamp": 2, "invalid_score": 2}
     quarantine = result.satisfaction_quarantine
@@ -301,7 +301,8 @@ def test_olist_review_times_with_a_utc_offset_are_converted_with_one_notice_per_
         f"{reviews}: 1 row of column 'review_answer_timestamp' carries a UTC offset; converted to {zone}",
         f"{reviews}: 1 row of column 'review_creation_date' carries a UTC offset; converted to {zone}",
         f"{reviews}: 1 row of column 'review_answer_timestamp' holds a day-month date such as '12/03/2017 09:00', "
-        "quarantined as ambiguous_timestamp (day-first or month-first is never guessed; set timestamp_format)",
+        "quarantined as ambiguous_timestamp (day-first or month-first is never guessed; "
+        "set olist.reviews_timestamp_format)",
     ]
     assert result.satisfaction_reason_counts() == {"ambiguous_timestamp": 1}
     assert result.satisfaction is not None
