@@ -43,8 +43,8 @@ bench: $(SPARK)
 	$(BIN)/python -m tiercast.benchmarks.readme
 
 # The long fuzz campaign: hundreds of generated files, configs and arguments through the real CLI, more races
-# and kills of the MLflow store, hundreds of messy invoice files through the loader (`make test` runs a few cases
-# of each).
+# and kills of the MLflow store, hundreds of messy invoice files through the loader (`make test-all` runs a few
+# of the races and kills, `make test` a few cases of the rest).
 fuzz: $(STAMP)
 	TIERCAST_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -q tests/fuzz tests/pipeline/test_store.py \
 		tests/pipeline/test_io.py::test_property_messy_inputs_account_for_every_row

@@ -125,13 +125,27 @@ REASON_HINTS: dict[str, str] = {
 }
 
 
+#: The timestamp hints of an Olist source, whose settings `tiercast init` does not write: the orders' times, and the
+#: reviews' two time columns (read with their own format).
+OLIST_HINTS: dict[str, str] = {
+    "ambiguous_timestamp": "set olist.timestamp_format (e.g. '%d/%m/%Y %H:%M')",
+    "unparseable_timestamp": "check olist.timestamp_format and the orders' timestamp column (olist.timestamp)",
+}
+REVIEW_HINTS: dict[str, str] = {
+    "ambiguous_timestamp": "set olist.reviews_timestamp_format (e.g. '%d/%m/%Y %H:%M')",
+    "unparseable_timestamp": "check olist.reviews_timestamp_format and the columns review_answer_timestamp and "
+    "review_creation_date",
+}
+
+
 def reason_hint(reason: str, section: str, *, reviews: bool = False) -> str:
-    """The :data:`REASON_HINTS` text of ``reason`` naming the settings of the config ``section``; for ``reviews``
-    (Olist), the reviews' own ``reviews_timestamp_format``."""
-    hint = REASON_HINTS.get(reason, "")
+    """The hint for ``reason`` naming the settings of the config ``section``: an Olist source's own timestamp hints
+    (:data:`OLIST_HINTS`, :data:`REVIEW_HINTS` for its ``reviews``), else :data:`REASON_HINTS`."""
     if reviews:
-        hint = hint.replace("transactions.timestamp_format", "transactions.reviews_timestamp_format")
-    return hint.replace("transactions.", f"{section}.")
+        return REVIEW_HINTS.get(reason, "")
+    if section == "olist" and reason in OLIST_HINTS:
+        return OLIST_HINTS[reason]
+    return REASON_HINTS.get(reason, "").replace("transactions.", f"{section}.")
 
 
 class ReasonTally:

@@ -190,6 +190,24 @@ def test_score_and_at_risk_commands_reuse_the_registered_model(demo_run):
     assert list(same["customer_id"]) == list(main_list["customer_id"])
 
 
+def test_tiers_command_prints_the_study(demo_run):
+    """`tiercast tiers` end to end: the scheme, the tiers, predicted vs realized tiers, stability and the schemes."""
+    tmp, cfg, _ = demo_run
+    small = tmp / "tiers.yaml"  # the study's wiring is under test, not the fits: few trees
+    small.write_text(yaml.safe_dump({"base": str(cfg), "models": {"n_estimators": 60}}), encoding="utf-8")
+    result = runner.invoke(app, ["tiers", "--config", str(small), "--n-tests", "1", "--n-boot", "2"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    text = " ".join(result.output.split())
+    for part in ("scheme fitted at", "Predicted vs realized tier", "stability: bootstrap ARI", "Tier schemes"):
+        assert part in text, part
+
+
+def test_unknown_engine_flag_is_a_config_error(demo_run):
+    _, cfg, _ = demo_run
+    result = runner.invoke(app, ["train", "--config", str(cfg), "--engine", "flink"])
+    assert result.exit_code == 2 and "engine" in result.output
+
+
 def test_missing_input_file_exits_2_with_one_line(tmp_path):
     cfg = _config(tmp_path, tmp_path / "nope.parquet")
     result = runner.invoke(app, ["validate", "--config", str(cfg)])
@@ -355,7 +373,6 @@ def test_benchmark_cdnow_command_writes_json_and_logs_a_run(demo_run):
     }
 
 
-@pytest.mark.heavy
 def test_benchmark_cdnow_rehearsal_split_has_no_targets(demo_run):
     tmp, cfg, _ = demo_run
     out = tmp / "rehearsal.json"

@@ -357,3 +357,4 @@ def test_the_quarantine_share_hint_names_the_settings_of_the_section_read() -> N
         with pytest.raises(InputError) as e:
             check_share({"unparseable_timestamp": 8}, 10, "orders.csv", 0.5, None, section=section)  # type: ignore[arg-type]
         assert f"check {section}.timestamp_format" in str(e.value)
+        assert ("tiercast init" in str(e.value)) == (section == "transactions")  # init writes no olist settings

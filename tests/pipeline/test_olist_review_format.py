@@ -77,8 +77,8 @@ def test_without_it_the_reviews_are_quarantined_and_the_hint_names_it(tmp_path: 
         read({**data, "max_quarantine_share": 0.5})
     assert str(e.value) == (
         f"{tmp_path / 'reviews.csv'}: 100.0% of 3 rows quarantined, above max_quarantine_share 50.0% (top reasons: "
-        "unparseable_timestamp 3); check olist.reviews_timestamp_format and the timestamp column (`tiercast init` "
-        "sniffs them)"
+        "unparseable_timestamp 3); check olist.reviews_timestamp_format and the columns review_answer_timestamp and "
+        "review_creation_date"
     )
     result = e.value.result
     assert result is not None and result.satisfaction is not None and result.satisfaction_quarantine is not None

@@ -130,7 +130,6 @@ def test_run_notes_scores_of_a_challenger(alias, expected):
     assert note is None if expected is None else expected in note and "models:/tiercast@champion" in note
 
 
-@pytest.mark.heavy
 def test_a_retrain_the_champion_cannot_be_compared_with_names_the_way_to_promote_it(store, monkeypatch):
     """A 60-day model forced to champion cannot score the 90-day retrain's rows: the retrain stays challenger (no
     comparison shows it is not worse), and the reason says how to make it the champion."""

@@ -139,7 +139,6 @@ def _finished_training_run(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return run.info.run_id
 
 
-@pytest.mark.heavy
 def test_a_killed_run_is_closed_as_failed_and_never_the_latest(tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -155,7 +154,6 @@ def test_a_killed_run_is_closed_as_failed_and_never_the_latest(tmp_path, monkeyp
     assert run.info.status == "FAILED" and "process ended" in run.data.tags["tiercast.failure"]
 
 
-@pytest.mark.heavy
 def test_a_live_run_is_left_running(tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

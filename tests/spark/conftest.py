@@ -1,7 +1,8 @@
 """One local[2] Spark session for the whole test session, and the skip rule for machines without Spark.
 
 Spark tests are marked ``spark`` and skip cleanly (not fail) when pyspark is not installed or no Java runtime is
-found; `make test` installs the ``spark`` extra, so CI with Java 17 runs them.
+found. `make test-all` installs the ``spark`` extra and runs them (with Java 17); `make test`, what CI runs,
+deselects them.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def spark_engine(tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
     return EngineConfig(
         kind="spark",
-        # One task slot: `make test` runs the Spark tests on one of two workers, and a second slot only takes a core
+        # One task slot: `make test-all` runs the Spark tests on one of two workers, and a second slot only takes a core
         # from the other worker (tasks on a few thousand rows wait on overheads, not on a core). Two partitions
         # still, so results never depend on one partition holding every row.
         spark_master="local[1]",

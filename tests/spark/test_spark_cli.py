@@ -128,12 +128,6 @@ def test_score_on_spark_with_the_spark_trained_model_matches_the_duckdb_path(pro
     assert lists["spark"]["customer_id"].tolist() == lists["local"]["customer_id"].tolist() != []
 
 
-def test_unknown_engine_flag_is_a_config_error(project):
-    _, cfg = project
-    result = runner.invoke(app, ["train", "--config", str(cfg), "--engine", "flink"])
-    assert result.exit_code == 2 and "engine" in result.output
-
-
 def test_backtest_on_spark_gives_the_duckdb_predictions(project):
     tmp, cfg = project
     preds = {}
