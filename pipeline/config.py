@@ -8,6 +8,7 @@ itself, or a preset shipped with the package by name (``base: online_retail_ii``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -353,6 +354,9 @@ class Config(Frozen):
         )
 
 
+_NAMED_KEY = re.compile(r"([a-z_]+(?:\.[a-z_]+)+): ")  # "outputs.at_risk_tiers: ..." at a message's start
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Load and validate a config file; relative data paths resolve against the current directory.
 
@@ -373,11 +377,12 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         config = Config.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where, message = tuple(first["loc"]), error_message(first)
+        if not where and (named := _NAMED_KEY.match(message)):  # a check across sections names its key first
+            where, message = tuple(named[1].split(".")), message[named.end() :]
+        loc = ".".join(str(p) for p in where) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        holder = holder_of(first["loc"], sources, Path(path))
-        message = error_message(first)
-        raise ConfigError(f"{holder}: {loc}: {message}{more}") from None
+        raise ConfigError(f"{holder_of(where, sources, Path(path))}: {loc}: {message}{more}") from None
     try:
         build_playbook(config)
     except PlaybookError as exc:

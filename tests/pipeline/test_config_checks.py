@@ -146,6 +146,17 @@ def test_a_key_given_twice_in_a_base_file_names_that_file(tmp_path):
     assert str(e.value) == f"{base}: horizon_days: {TWICE.format('lines 2 and 3')}"
 
 
+def test_a_check_across_sections_names_the_file_and_key_it_reports(tmp_path):
+    """A check of several keys together (at-risk tiers against a fixed k) names the file holding the key it
+    reports, not the config that only inherits it."""
+    base = _config(tmp_path, "tiers:\n  k: 2\noutputs:\n  at_risk_tiers: [gold]\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"base: {base.name}\nseed: 7\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(mine)
+    assert str(e.value).startswith(f"{base}: outputs.at_risk_tiers: tier(s) ['gold'] never exist: tiers.k=2 makes")
+
+
 def test_a_yaml_merge_key_may_be_overridden_and_bases_still_merge(tmp_path):
     body = (
         "models:\n  value_params: &p {num_leaves: 15, learning_rate: 0.1}\n  churn_params: {<<: *p, num_leaves: 31}\n"
