@@ -157,11 +157,11 @@ class ChurnModel(ClassifierMixin, StackedModel):
     trees that merely fit the validation noise leave the model the BTYD model's ranking.
     Hyperparameters come from ``param_grid`` (None: only ``params``), rated by validation log loss.
 
-    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one whose P(no purchase) has the lowest validation log
-    loss, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the model used is ``btyd_``. ``seasonal``: True
-    (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.btyd.stacker.season_indices`. With ``btyd_level``
-    :meth:`fit_btyd_at` shifts the log-odds so that the mean probability over the rows it is given is the BTYD
-    model's mean P(no purchase) there (``level_shift_``; see :mod:`tiercast.models.gbm.stacked`).
+    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (Pareto/NBD unless BG/NBD's P(no purchase) has a clearly
+    lower validation log loss, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the model used is ``btyd_``.
+    ``seasonal``: True (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.btyd.stacker.season_indices`.
+    With ``btyd_level`` :meth:`fit_btyd_at` shifts the log-odds so that the mean probability over the rows it is
+    given is the BTYD model's mean P(no purchase) there (``level_shift_``; see :mod:`tiercast.models.gbm.stacked`).
     """
 
     lgbm_class = lgb.LGBMClassifier

@@ -21,8 +21,9 @@ churn models therefore learn a *correction* to a BTYD prediction:
   reading the newest history, the level. A level learned on past label windows carries their season to the next
   one (Online Retail II, calibrated on February-May: mean churn probability of May-August 0.43 against 0.50
   realized, BG/NBD's 0.50);
-* **base**: BG/NBD or Pareto/NBD; ``btyd="auto"`` chooses the one whose P(no purchase in the label window) has the
-  lower log loss on the validation cutoffs (:func:`choose_btyd`; label-free fits scored on the labels).
+* **base**: Pareto/NBD or BG/NBD; ``btyd="auto"`` takes Pareto/NBD unless BG/NBD's P(no purchase in the label
+  window) has a clearly lower log loss on the validation cutoffs (:func:`choose_btyd`; label-free fits scored on
+  the labels).
 
 Settings (hyperparameters, tree count, blend weight, calibration) are chosen on the validation cutoff with trees
 fitted only on training cutoffs whose label windows end by it (:func:`purge_mask`); with several validation

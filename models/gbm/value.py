@@ -46,8 +46,9 @@ class ValueModel(RegressorMixin, StackedModel):
     come from ``param_grid`` (None: only ``params``), each candidate early-stopped on the validation cutoff and
     rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
 
-    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (the one predicting "no positive spend in the window" best
-    on the validation rows, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the model used is ``btyd_``.
+    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (Pareto/NBD unless BG/NBD predicts "no positive spend in
+    the window" clearly better on the validation rows, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the
+    model used is ``btyd_``.
     ``seasonal``: True (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.btyd.stacker.season_indices`.
     With ``btyd_level`` :meth:`fit_btyd_at` puts the total over the rows it is given on the BTYD model's total
     there (``level_shift_``; see :mod:`tiercast.models.gbm.stacked`).

@@ -14,6 +14,7 @@ from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
     BTYD_MODELS,
     BTYDStacker,
+    _paired_margin,
     btyd_inputs,
     choose_btyd,
     stacked_btyd,
@@ -531,7 +532,7 @@ def test_choose_btyd_scores_each_model_by_the_log_loss_of_no_purchase_per_cutoff
     rows = pd.concat([last, val], ignore_index=True)
     groups, days = rows["cutoff"].to_numpy(), np.full(len(rows), float(HORIZON))
     best, scores = choose_btyd(rows, rows["churned"].to_numpy(), groups, label_days=days, time_unit_days=7.0)
-    assert set(scores) == set(BTYD_MODELS) and best == min(scores, key=scores.get)
+    assert set(scores) == set(BTYD_MODELS) and best in BTYD_MODELS  # which: the margin rule, tested below
     for name in BTYD_MODELS:
         per_cutoff = []
         for part in (last, val):
@@ -540,14 +541,51 @@ def test_choose_btyd_scores_each_model_by_the_log_loss_of_no_purchase_per_cutoff
         assert scores[name] == pytest.approx(np.mean(per_cutoff), rel=1e-6)
 
 
-def test_choose_btyd_breaks_ties_toward_the_first_candidate(frames):
+def test_choose_btyd_keeps_the_first_candidate_on_a_tie(frames):
     _, val, _, _ = frames
     days = np.full(len(val), float(HORIZON))
     args = (val, val["churned"].to_numpy(), val["cutoff"].to_numpy())
     best, scores = choose_btyd(*args, label_days=days, time_unit_days=7.0, candidates=("bgnbd", "bgnbd"))
     assert best == "bgnbd" and len(scores) == 1
+    assert BTYD_MODELS[0] == "paretonbd"  # the preferred model when nothing tells them apart
     with pytest.raises(ValueError, match="no_purchase"):
         choose_btyd(val, np.ones(3), val["cutoff"].to_numpy(), label_days=days, time_unit_days=7.0)
+
+
+def test_paired_margin_is_the_mean_of_group_means_over_its_standard_error():
+    """Group a: differences -1, -3 (mean -2, variance 2 over 2 rows: 1); group b: 0, -2 (mean -1, variance 2 over
+    2 rows: 1). Mean of the group means -1.5, standard error sqrt(1 + 1) / 2; the margin 1.5 / 0.7071 = 2.1213."""
+    diff = np.array([-1.0, -3.0, 0.0, -2.0])
+    parts = [np.array([True, True, False, False]), np.array([False, False, True, True])]
+    assert _paired_margin(diff, parts) == pytest.approx(1.5 / (np.sqrt(2.0) / 2))
+    assert _paired_margin(-diff, parts) == pytest.approx(-1.5 / (np.sqrt(2.0) / 2))  # the other way: below zero
+    assert _paired_margin(np.zeros(4), parts) == 0.0
+    assert _paired_margin(np.full(4, -0.1), parts) == np.inf  # the same gain on every row: certain
+
+
+@pytest.mark.parametrize(("shift", "chosen"), [(0.0, "paretonbd"), (0.005, "paretonbd"), (0.02, "bgnbd")])
+def test_choose_btyd_switches_only_for_a_clear_win(monkeypatch, shift, chosen):
+    """BG/NBD replaces Pareto/NBD only when its log loss is lower by more than two standard errors: the same noisy
+    probabilities for both, BG/NBD's moved toward the truth by ``shift`` (0.005: lower on average by 0.0043, 0.46
+    standard errors; 0.02: by 0.043, 5.4 standard errors)."""
+    from tiercast.models.btyd import stacker
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.5).astype(float)
+    base = np.clip(0.5 + rng.normal(0, 0.2, 400), 0.05, 0.95)
+    noise = rng.normal(0, 0.05, 400)
+    probs = {"paretonbd": base, "bgnbd": np.clip(base + np.where(y == 1, shift, -shift) + noise, 0.01, 0.99)}
+
+    def fake(X, groups, *, model, **_):
+        return None, pd.DataFrame({"btyd_p_no_purchase": probs[model]}), None
+
+    monkeypatch.setattr(stacker, "stacked_btyd", fake)
+    groups = np.repeat([1, 2], 200)
+    rows, days = pd.DataFrame(index=range(400)), np.full(400, 90.0)
+    best, scores = choose_btyd(rows, y, groups, label_days=days, time_unit_days=7.0)
+    assert best == chosen
+    if shift == 0.005:
+        assert scores["bgnbd"] < scores["paretonbd"]  # a lower score, yet not clearly: the first stays
 
 
 @pytest.mark.parametrize("which", ["value", "churn"])
