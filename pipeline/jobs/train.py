@@ -291,6 +291,7 @@ def _log_training_run(
             mlflow.log_metrics({f"test.{model_name}.{k}": float(v) for k, v in values.items() if np.isfinite(v)})
         sets = {"train": fitted.train_set, "test": fitted.test_set, "production": fitted.production}
         mlflow.log_metrics({f"{name}_rows": len(rows) for name, rows in sets.items()})
+        mlflow.log_metrics(_btyd_choice_metrics(scorer))
         sampled = sampling_log(fitted.sampling)
         mlflow.log_params(sampling_params(sampled, config.engine.training_max_rows_per_cutoff))
         mlflow.log_dict(sampled, "sampling.json")
@@ -323,6 +324,17 @@ def _run_params(plan: CutoffPlan, scorer: TiercastScorer) -> dict[str, Any]:
         "churn_model.btyd": str(getattr(scorer.churn_model, "btyd_", None)),
         "tiers.k_resolved": scorer.scheme.k_,
         "n_features": len(scorer.feature_names),
+    }
+
+
+def _btyd_choice_metrics(scorer: TiercastScorer) -> dict[str, float]:
+    """With ``models.btyd: auto``, each BTYD candidate's validation log loss per model
+    (``value_model.btyd_log_loss.paretonbd``, ...): what the choice of ``value_model.btyd`` was made on."""
+    models = {"value_model": scorer.value_model, "churn_model": scorer.churn_model}
+    return {
+        f"{part}.btyd_log_loss.{name}": float(loss)
+        for part, model in models.items()
+        for name, loss in (getattr(model, "btyd_scores_", None) or {}).items()
     }
 
 

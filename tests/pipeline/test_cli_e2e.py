@@ -109,6 +109,11 @@ def test_model_version_is_registered(demo_run):
     for method in ("bgnbd_gg", "paretonbd_gg", "lgbm"):
         assert {f"test.{method}.normalized_gini", f"test.{method}.roc_auc"} <= set(run.data.metrics), method
     assert int(run.data.tags["data.data_rows_read"]) > 0
+    # models.btyd: auto -- the base each model stacks on, and the validation log losses it was chosen on
+    for part in ("value_model", "churn_model"):
+        assert run.data.params[f"{part}.btyd"] in ("paretonbd", "bgnbd")
+        losses = {m: run.data.metrics[f"{part}.btyd_log_loss.{m}"] for m in ("paretonbd", "bgnbd")}
+        assert all(0 < loss < 1 for loss in losses.values()), losses
 
 
 def test_quarantine_plus_accepted_is_rows_read(demo_run, sample):
