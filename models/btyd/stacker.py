@@ -310,10 +310,11 @@ def choose_btyd(
 
     The first candidate (Pareto/NBD: a customer may drop out at any time, where BG/NBD only lets them leave right
     after a purchase) is kept unless another scores lower by more than ``margin_se`` standard errors of the paired
-    per-row difference; then the lowest-scoring of those. A plain minimum followed noise: on worlds drawn from
-    Pareto/NBD, validation cutoffs where BG/NBD scored a hair lower chose it and lost on the test window. The
-    standard error treats the groups as independent (a customer's rows at several cutoffs are not), so it is if
-    anything small: the margin leans toward switching, never away from a clear winner."""
+    per-row difference; then the lowest-scoring of those. A plain minimum followed noise: on a 600-customer world
+    drawn from Pareto/NBD it took BG/NBD at a validation where it scored a hair lower, and lost 0.009 churn AUC on
+    the test window (interval below 0). The standard error treats the groups as independent (a customer's rows at
+    several cutoffs are not), so it is if anything small: the margin leans toward switching, never away from a
+    clear winner."""
     y = np.asarray(no_purchase, dtype=float)
     if y.shape != (len(X),):
         raise ValueError(f"no_purchase has {y.size} values, X has {len(X)} rows")
