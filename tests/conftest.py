@@ -27,44 +27,6 @@ def sqlite_stores_skip_fsync():
     event.remove(Engine, "connect", no_fsync)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def new_sqlite_stores_copy_a_migrated_one(tmp_path_factory):
-    """A new, empty MLflow sqlite store opened in this process gets its schema by copying a store migrated once per
-    session (SQLite's backup API) instead of running MLflow's ~50 schema migrations again: two seconds per store,
-    and the suite opens dozens. A store file that already holds anything (a start killed while creating it) is
-    migrated by MLflow itself, as are the stores of subprocesses (the real command, the raced and killed starts):
-    those test the creation itself."""
-    from pathlib import Path
-
-    import sqlalchemy
-    from mlflow.store.db import utils
-    from mlflow.store.model_registry import sqlalchemy_store as registry_store
-
-    original = utils._initialize_tables
-    template = tmp_path_factory.mktemp("mlflow-store") / "migrated.db"
-    engine = sqlalchemy.create_engine(f"sqlite:///{template}")
-    original(engine)
-    engine.dispose()
-
-    def initialize(engine: sqlalchemy.engine.Engine) -> None:
-        path = Path(engine.url.database) if engine.dialect.name == "sqlite" and engine.url.database else None
-        if path is None or not path.is_file() or path.stat().st_size > 0:
-            original(engine)
-            return
-        raw = engine.raw_connection()
-        try:
-            with sqlite3.connect(template) as source:
-                source.backup(raw.driver_connection)
-        finally:
-            raw.close()
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(utils, "_initialize_tables", initialize)
-    patch.setattr(registry_store, "_initialize_tables", initialize)
-    yield
-    patch.undo()
-
-
 @pytest.fixture(autouse=True)
 def mlflow_uri_variables_restored():
     """Each test leaves ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` as it found them:
