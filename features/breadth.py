@@ -12,6 +12,8 @@ every column on Spark get a distinct count.
 
 from __future__ import annotations
 
+import functools
+
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
@@ -37,16 +39,19 @@ def bit_or(x: dt.int64) -> dt.int64:  # type: ignore[empty-body]
     """Bitwise OR of the values (DuckDB's and Spark SQL's ``bit_or``; Ibis compiles its own only for DuckDB)."""
 
 
-def breadth(lines: ir.Table) -> ir.Table | None:
+def breadth(lines: ir.Table, *, values_of: ir.Table | None = None) -> ir.Table | None:
     """One row per customer with a bought line: ``n_products`` / ``n_categories`` / ``n_channels`` (floats) for
     the columns ``lines`` has; None when it has none of them. Customers without a bought line have no row (the
-    feature builder fills 0). Reads the distinct values of the category and channel columns on the way."""
+    feature builder fills 0). Reads the distinct values of the category and channel columns on the way, from
+    ``values_of`` when given (all the transactions ``lines`` were cut from: the same values, so the same query, at
+    every cutoff; a value bought only later sets no customer's bit), else from ``lines``."""
     present = {src: name for src, name in BREADTH_COLUMNS.items() if src in lines.columns}
     if not present:
         return None
     few = {}
     if _on_duckdb(lines):
-        few = {src: values for src in FEW_VALUES if src in present and (values := few_values(lines, src)) is not None}
+        source = lines if values_of is None else values_of
+        few = {src: values for src in FEW_VALUES if src in present and (values := few_values(source, src)) is not None}
     distinct = [src for src in present if src not in few]
     parts = []
     if distinct:
@@ -90,7 +95,7 @@ def _bit_counts(lines: ir.Table, few: dict[str, list[str]], names: dict[str, str
     words: dict[str, dict[str, ir.Scalar]] = {}
     for src, values in few.items():
         code_name = f"_code_{src}"
-        codes = ibis.memtable({src: values, code_name: range(len(values))}, schema={src: "string", code_name: "int64"})
+        codes = _codes(src, tuple(values))
         coded = coded.left_join(codes, src).drop(f"{src}_right")
         code = coded[code_name]  # NULL for a missing value: no bit
         bit = ibis.literal(1, "int64") << (code % WORD_BITS)
@@ -100,3 +105,11 @@ def _bit_counts(lines: ir.Table, few: dict[str, list[str]], names: dict[str, str
     zero = ibis.literal(0, "int64")
     totals = {names[src]: sum((bit_count(counts[w]).cast("int64") for w in part), zero) for src, part in words.items()}
     return counts.select(CUSTOMER_ID, **totals)
+
+
+@functools.lru_cache(maxsize=64)
+def _codes(src: str, values: tuple[str, ...]) -> ir.Table:
+    """The values of ``src`` numbered from 0, one in-memory table per list of values: the queries of every cutoff
+    then read the same table and compile to the same SQL."""
+    code_name = f"_code_{src}"
+    return ibis.memtable({src: list(values), code_name: range(len(values))}, schema={src: "string", code_name: "int64"})

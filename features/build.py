@@ -126,9 +126,12 @@ def feature_table(
     windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     satisfaction: Frame | None = None,
+    values_of: ir.Table | None = None,
 ) -> ir.Table:
     """The feature expression (unexecuted, rows unordered) for a canonical transaction table; see
-    :func:`build_features`."""
+    :func:`build_features`. ``values_of``: the table whose categories and channels number the bits of the breadth
+    counts (:func:`~tiercast.features.breadth.breadth`), ``t`` by default; a part of a larger table passes the
+    whole, so the query of every part has the same shape."""
     cutoff = as_of.to_cutoff(cutoff)
     windows = feature_windows(windows_days, horizon_days)
     horizon_days = int(horizon_days)
@@ -153,7 +156,7 @@ def feature_table(
 
     optional = [col for col in OPTIONAL_TRANSACTION_COLUMNS if col in t.columns]
     sat_columns: list[str] = []
-    extras = [breadth.breadth(lines)]
+    extras = [breadth.breadth(lines, values_of=t if values_of is None else values_of)]
     if satisfaction is not None:
         sat = as_table(
             satisfaction,

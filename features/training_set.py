@@ -14,8 +14,9 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features import as_of
-from tiercast.features.build import DEFAULT_WINDOWS_DAYS, Frame, as_table, execute, feature_table
+from tiercast.features.build import DEFAULT_WINDOWS_DAYS, Frame, as_table, feature_table
 from tiercast.features.contract import CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_ORDERS, FUTURE_VALUE
+from tiercast.features.cutoff_queries import run_at_cutoffs
 from tiercast.features.labels import label_table
 
 LABEL_FILL = {FUTURE_VALUE: 0.0, FUTURE_ORDERS: 0.0, CHURNED: 1.0}
@@ -90,17 +91,50 @@ def build_training_set(
     t = as_table(tx)
     if isinstance(satisfaction, pd.DataFrame):
         satisfaction = ibis.memtable(satisfaction)  # registered once, reused by every cutoff
-    frames = []
-    for cutoff in parsed:
-        feats = feature_table(
-            t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
+
+    def rows_at(cutoff: pd.Timestamp) -> ir.Table:
+        rows = labelled_rows(
+            t, cutoff=cutoff, horizon_days=horizon_days, windows_days=windows_days, satisfaction=satisfaction
         )
-        labels = label_table(t, cutoff=cutoff, horizon_days=horizon_days)
-        joined = feats.left_join(labels, CUSTOMER_ID).drop("customer_id_right")
-        joined = joined.mutate(**{col: joined[col].coalesce(v) for col, v in LABEL_FILL.items()})
-        if sample_rows is not None:
-            joined = sample_rows(joined, cutoff)
-        df = execute(joined.order_by(CUSTOMER_ID), con)
+        return rows if sample_rows is None else sample_rows(rows, cutoff)
+
+    return collect_at_cutoffs(con if con is not None else t._find_backend(use_default=True), rows_at, parsed)
+
+
+def labelled_rows(
+    t: ir.Table,
+    *,
+    cutoff: pd.Timestamp,
+    horizon_days: int,
+    windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
+    satisfaction: ir.Table | None = None,
+    values_of: ir.Table | None = None,
+) -> ir.Table:
+    """One cutoff's rows of :func:`build_training_set` as an expression (without the ``cutoff`` column, unordered):
+    the features of a canonical table ``t`` left-joined with the labels, filled for customers without any
+    (``values_of``: see :func:`~tiercast.features.build.feature_table`)."""
+    feats = feature_table(
+        t,
+        cutoff=cutoff,
+        windows_days=windows_days,
+        horizon_days=horizon_days,
+        satisfaction=satisfaction,
+        values_of=values_of,
+    )
+    labels = label_table(t, cutoff=cutoff, horizon_days=horizon_days)
+    joined = feats.left_join(labels, CUSTOMER_ID).drop("customer_id_right")
+    return joined.mutate(**{col: joined[col].coalesce(v) for col, v in LABEL_FILL.items()})
+
+
+def collect_at_cutoffs(
+    con: ibis.BaseBackend, rows_at: Callable[[pd.Timestamp], ir.Table], cutoffs: list[pd.Timestamp]
+) -> pd.DataFrame:
+    """``rows_at(cutoff)`` run on ``con`` for each cutoff (:func:`~tiercast.features.cutoff_queries.run_at_cutoffs`),
+    sorted by customer_id within each, with the ``cutoff`` column second, stacked in the order of ``cutoffs``."""
+    frames = []
+    ordered = lambda cutoff: rows_at(cutoff).order_by(CUSTOMER_ID)  # noqa: E731 - one line, used once
+    for cutoff, table in zip(cutoffs, run_at_cutoffs(con, ordered, cutoffs), strict=True):
+        df = table.to_pandas()
         df.insert(1, CUTOFF, pd.Series(cutoff, index=df.index, dtype="datetime64[us]"))
         frames.append(df)
     return pd.concat(frames, ignore_index=True)

@@ -21,7 +21,7 @@ from tiercast.features.build import (
     feature_table,
 )
 from tiercast.features.contract import CUSTOMER_ID, CUTOFF
-from tiercast.features.training_set import build_training_set, check_cutoffs
+from tiercast.features.training_set import build_training_set, check_cutoffs, collect_at_cutoffs, labelled_rows
 from tiercast.pipeline.engine.sampling import (
     ROWS_BEFORE,
     CutoffSample,
@@ -160,16 +160,23 @@ def _build_training_set_on(
             data_end=kwargs["data_end"],
             holdout_start=kwargs.get("holdout_start"),
         )
-        frames = []
-        for cutoff in cutoffs:
-            chosen = sampled_customers(t, max_rows, cutoff=cutoff, horizon_days=kwargs["horizon_days"], seed=seed)
+        horizon_days, satisfaction = kwargs["horizon_days"], kwargs.get("satisfaction")
+        windows_days = kwargs.get("windows_days", DEFAULT_WINDOWS_DAYS)
 
-            def counted(rows: ir.Table, _: pd.Timestamp, chosen: ir.Table = chosen) -> ir.Table:
-                return with_counts(rows, chosen)
+        def rows_at(cutoff: pd.Timestamp) -> ir.Table:
+            chosen = sampled_customers(t, max_rows, cutoff=cutoff, horizon_days=horizon_days, seed=seed)
+            part = as_table(t.semi_join(chosen, CUSTOMER_ID))
+            rows = labelled_rows(
+                part,
+                cutoff=cutoff,
+                horizon_days=horizon_days,
+                windows_days=windows_days,
+                satisfaction=satisfaction,
+                values_of=t,  # the same category codes for every cutoff's customers: one query shape
+            )
+            return with_counts(rows, chosen)
 
-            part = t.semi_join(chosen, CUSTOMER_ID)
-            frames.append(build_training_set(part, con=con, cutoffs=[cutoff], sample_rows=counted, **kwargs))
-        return pd.concat(frames, ignore_index=True)
+        return collect_at_cutoffs(con, rows_at, cutoffs)
     finally:
         if cached:
             t.release()
