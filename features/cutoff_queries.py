@@ -80,7 +80,8 @@ def _run_sql(con: ibis.BaseBackend, expr: ir.Table, sql: str) -> pa.Table:
     """Run ``sql`` (the compiled ``expr`` at some cutoff) as ``con.to_pyarrow(expr)`` runs its own SQL."""
     from ibis.backends.duckdb.converter import DuckDBPyArrowData
 
-    # What ``to_pyarrow`` does before it compiles: registers the in-memory (pandas) tables the SQL reads.
+    # What ``to_pyarrow`` does before it compiles: registers the in-memory (pandas) tables the SQL reads. A private
+    # Ibis method (the version is pinned); tests/features/test_cutoff_queries.py runs pandas input through it.
     con._run_pre_execute_hooks(expr)
     return expr.__pyarrow_result__(con.con.sql(sql).to_arrow_table(), data_mapper=DuckDBPyArrowData)
 
@@ -127,7 +128,7 @@ class CutoffQuery:
         elif self._first is None:
             self._first = (cutoff, expr, template)
         elif self._first[0] != cutoff:
-            first_cutoff, first_expr, first_template = self._first
+            _, first_expr, first_template = self._first
             if first_template.shifts and first_template.at(cutoff) == sql:
                 self._trusted = known[first_template.key] = (first_expr, first_template)
             else:
