@@ -380,7 +380,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "score" in commands and "run" not in commands:
         parser.error("score needs run (it scores with the champion run registers)")
     opts = ScaleOptions(sizes=parse_sizes(args.scale_sizes), data_dir=args.data_dir, commands=commands)
-    result = {"benchmark": "scale", **run(opts, progress=lambda s: print(s, file=sys.stderr, flush=True))}
+    from tiercast.benchmarks.run import machine_info  # here: run.py imports this module
+
+    started, machine = time.strftime("%Y-%m-%dT%H:%M:%S"), machine_info()  # the machine's state at the start
+    result = run(opts, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    result = {"benchmark": "scale", "started": started, **result, "machine": machine}
     if args.merge:
         from tiercast.benchmarks.scale_merge import merge_into
 

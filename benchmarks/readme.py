@@ -262,6 +262,13 @@ def _scale(r: dict) -> list[str]:
                 f"{m['wall_seconds']:,.1f} / {m['cpu_seconds']:,.1f} / {m['peak_rss_mb'] / 1024:.2f} GB{ratio}"
             )
         lines.append(f"| {label(s['transactions'])} ({s['customers']:,} customers) | " + " | ".join(cells) + " |")
+    for again in r.get("merged", []):
+        sizes = ", ".join(f"{size} ({', '.join(steps)})" for size, steps in again["measured"].items())
+        lines += [
+            "",
+            f"Measured again at {str(again.get('git_commit') or '?')[:7]} ({str(again.get('started') or '?')[:10]}):"
+            f" {sizes}; the other figures are from the run started {str(r.get('base_started') or '?')[:10]}.",
+        ]
     lines += [
         "",
         "![time against size](benchmarks/results/scale.png)",

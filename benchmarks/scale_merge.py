@@ -4,7 +4,7 @@ one size or one command again (a full run at 30M takes long) and keeps every oth
 A size measured again replaces the figures it measured (the query is always measured again with it, so a
 command's ratio to the query stays a same-run ratio) and keeps the commands it did not measure; other sizes stay
 as they were. The result's ``uptime`` and ``git_commit`` are the new run's; ``merged`` lists, per size, the commands
-that each run measured, with its commit.
+that each run measured, with its commit and start; ``base_started`` is the start of the full run.
 """
 
 from __future__ import annotations
@@ -25,11 +25,14 @@ def merge(old: dict, new: dict) -> dict:
     history.append(
         {
             "git_commit": new.get("git_commit"),
+            "started": new.get("started"),
             "uptime": new.get("uptime"),
             "measured": {label(s["transactions"]): [QUERY, *new.get("commands", [])] for s in new["sizes"]},
         }
     )
-    return {**old, **new, "sizes": [sizes[n] for n in sorted(sizes)], "commands": measured, "merged": history}
+    base = old.get("base_started", old.get("started"))  # when the full run, whose other figures stay, started
+    merged = {**old, **new, "sizes": [sizes[n] for n in sorted(sizes)], "commands": measured, "merged": history}
+    return {**merged, "base_started": base}
 
 
 def merge_into(path: Path, new: dict) -> dict:

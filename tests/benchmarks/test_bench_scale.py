@@ -103,7 +103,7 @@ def test_plot_and_readme_table(tmp_path):
 def test_merge_replaces_what_a_partial_run_measured_and_keeps_the_rest(tmp_path):
     from tiercast.benchmarks.scale_merge import merge, merge_into
 
-    full = _result(250.0, 800.0)
+    full = {**_result(250.0, 800.0), "started": "2026-12-04T03:00:00"}
     partial = {
         "benchmark": "scale",
         "sizes": [{"transactions": 10_000_000, "customers": 1_000_000, "features": _step(4.0), "query": _step(3.0)}],
@@ -116,7 +116,19 @@ def test_merge_replaces_what_a_partial_run_measured_and_keeps_the_rest(tmp_path)
     assert ten["features"]["wall_seconds"] == 4.0 and ten["query"]["wall_seconds"] == 3.0  # the new run's pair
     assert ten["run"] == full["sizes"][1]["run"] and merged["sizes"][2] == full["sizes"][2]  # the rest kept
     assert merged["commands"] == list(bench_scale.COMMANDS) and merged["uptime"] == "later"
-    assert merged["merged"] == [{"git_commit": "abc", "uptime": "later", "measured": {"10M": ["query", "features"]}}]
+    assert merged["merged"] == [
+        {"git_commit": "abc", "started": None, "uptime": "later", "measured": {"10M": ["query", "features"]}}
+    ]
+    assert merged["base_started"] == "2026-12-04T03:00:00"
+    again = merge(merged, {**partial, "started": "2026-12-06T05:00:00", "git_commit": "def4567890"})
+    assert again["base_started"] == "2026-12-04T03:00:00" and len(again["merged"]) == 2  # still the full run's
+    from tiercast.benchmarks.readme import SECTIONS
+
+    text = "\n".join(SECTIONS["scale"](again))
+    assert (
+        "Measured again at def4567 (2026-12-06): 10M (query, features); the other figures are from the run "
+        "started 2026-12-04." in " ".join(text.split())
+    )
     assert full["sizes"][1]["features"]["wall_seconds"] == 12.5  # the inputs are not modified
     path = tmp_path / "scale.json"
     assert merge_into(path, partial) == partial  # nothing to merge into yet
