@@ -15,6 +15,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score, cohen_kappa_score, f1_score, roc_auc_score
 
+from tiercast.models.resampled_metrics import CountedAUC, CountedGini
+
 __all__ = [
     "brier",
     "calibration_table",
@@ -255,6 +257,23 @@ def tier_code_metrics(n_tiers: int) -> dict[str, Callable[[np.ndarray, np.ndarra
 # ----------------------------------------------------------------------------------------------- uncertainty
 
 
+def _counted_forms(
+    metric: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], float]] | None:
+    """For ROC AUC and normalized Gini on valid input, the metric of predictions a and b as functions of a
+    resample's counts per row (:mod:`~tiercast.models.resampled_metrics`, the same values without sorting every
+    resample); None for any other metric or input, which is then scored on each resample as it is."""
+    forms = {roc_auc: (CountedAUC, _binary), normalized_gini: (CountedGini, _pair)}
+    if metric not in forms:
+        return None
+    form, check = forms[metric]
+    try:
+        (yy, pa), (_, pb) = check(y, a), check(y, b)
+    except ValueError:
+        return None
+    return form(yy, pa), form(yy, pb)
+
+
 def paired_bootstrap(
     metric: Callable[[np.ndarray, np.ndarray], float],
     y: ArrayLike,
@@ -276,11 +295,16 @@ def paired_bootstrap(
     if not (yy.size == a.size == b.size) or yy.size == 0:
         raise ValueError("y, pred_a and pred_b must be non-empty and of equal length")
     rng = np.random.default_rng(seed)
+    counted = _counted_forms(metric, yy, a, b)
     diffs = np.full(n_boot, np.nan)
     for i in range(n_boot):
         idx = rng.integers(0, yy.size, yy.size)
         try:
-            diffs[i] = metric(yy[idx], a[idx]) - metric(yy[idx], b[idx])
+            if counted is None:
+                diffs[i] = metric(yy[idx], a[idx]) - metric(yy[idx], b[idx])
+            else:
+                counts = np.bincount(idx, minlength=yy.size).astype(float)
+                diffs[i] = counted[0](counts) - counted[1](counts)
         except ValueError:
             continue
     ok = diffs[np.isfinite(diffs)]

@@ -171,7 +171,7 @@ class ValueModel(RegressorMixin, StackedModel):
                     # keep the trees only where their gain on the validation rows is more than noise
                     try:
                         self.blend_gain_ = gain_over_btyd(
-                            _gini_or_nan, y_v, v_off, fit.val_raw, self.weight_, seed=self.random_state
+                            normalized_gini, y_v, v_off, fit.val_raw, self.weight_, seed=self.random_state
                         )
                     except ValueError:  # nGini undefined on every resample (nobody bought): no evidence
                         self.blend_gain_ = None
