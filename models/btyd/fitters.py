@@ -31,6 +31,8 @@ from scipy.special import betaln, expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.models.btyd.hypergeometric import log_hyp2f1_series, log_hyp_a_b_a1
+
 __all__ = ["BetaGeoModel", "GammaGammaModel", "ParetoNBDModel"]
 
 Array = NDArray[np.float64]
@@ -178,23 +180,6 @@ class _CountModel(BaseEstimator):
         return np.exp(np.minimum(self._loglik(p, x, tx, age + t) - self._loglik(p, x, tx, age), 0.0))
 
 
-def _log_hyp2f1_series(A: Array, B: Array, C: Array, z: Array, max_terms: int = 200_000) -> Array:
-    """log 2F1(A, B; C; z) by summing the series in logs, for A, B, C > 0 and 0 <= z < 1 (all terms positive).
-
-    A slow but sure fallback for the extreme parameters where ``scipy.special.hyp2f1`` returns NaN (e.g. a fit
-    at the edge of its range on very little data)."""
-    A, B, C, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, C, z)))
-    log_z = np.log(np.maximum(z, 1e-300))
-    log_term = np.zeros(z.shape)
-    log_total = np.zeros(z.shape)
-    for k in range(max_terms):
-        log_term = log_term + np.log(A + k) + np.log(B + k) - np.log(C + k) - np.log(k + 1.0) + log_z
-        log_total = np.logaddexp(log_total, log_term)
-        if np.all(log_term < log_total - 40):  # next terms shrink geometrically once past the peak
-            break
-    return log_total
-
-
 # ----------------------------------------------------------------------------------------------- BG/NBD
 
 
@@ -243,32 +228,13 @@ class BetaGeoModel(_CountModel):
             body = c / am1 * (1.0 - hyp)
         bad = ~np.isfinite(body) & (c > 0) & (t > 0)
         if bad.any():  # extreme parameters: the untransformed series has positive terms and cannot fail
-            log_hyp = _log_hyp2f1_series(r + x[bad], b + x[bad], c[bad], z[bad])
+            log_hyp = log_hyp2f1_series(r + x[bad], b + x[bad], c[bad], z[bad])
             body = np.array(body, dtype=float)
             body[bad] = c[bad] / am1 * -np.expm1((r + x[bad]) * log1mz[bad] + log_hyp)
         return np.where(t > 0, body * expit(-self._log_odds_dead(x, tx, age)), 0.0)
 
 
 # ----------------------------------------------------------------------------------------------- Pareto/NBD
-
-
-def _log_hyp_a_b_a1(a: Array, b: Array, z: Array, *, series: bool = True) -> Array:
-    """log 2F1(a, b; a + 1; z) for 0 <= z < 1 via Euler: (1 − z)^(1 − b) · 2F1(1, a + 1 − b; a + 1; z).
-
-    Near z = 1 with large parameters ``scipy.special.hyp2f1`` can return inf or NaN where the function is finite
-    (a fit with s = 165, β = 6,481: inf at z = 0.9993 for one purchase count, finite for its neighbours, so that
-    customer's P(alive) came out 0 and P(no purchase) NaN); those elements are summed as a series instead, whose
-    terms are positive here (a + 1 − b is r + x or s + 1). ``series=False`` leaves them non-finite: the
-    maximum-likelihood search, where the series near z = 1 (tens of thousands of terms) would cost minutes, takes
-    such a point as infinitely unlikely."""
-    a, b, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, z)))
-    with np.errstate(all="ignore"):
-        log_h = np.log(hyp2f1(1.0, a + 1.0 - b, a + 1.0, z))
-    bad = ~np.isfinite(log_h)
-    if series and bad.any():
-        log_h = np.array(log_h, dtype=float)
-        log_h[bad] = _log_hyp2f1_series(1.0, a[bad] + 1.0 - b[bad], a[bad] + 1.0, z[bad])
-    return (1.0 - b) * np.log1p(-z) + log_h
 
 
 class ParetoNBDModel(_CountModel):
@@ -293,7 +259,7 @@ class ParetoNBDModel(_CountModel):
         xu, tau = uniq.real, uniq.imag
         a = r + s + xu
         bb = np.full_like(xu, s + 1.0) if alpha >= beta else r + xu
-        log_f = (_log_hyp_a_b_a1(a, bb, d / (hi + tau), series=series) - a * np.log(hi + tau))[inverse.reshape(-1)]
+        log_f = (log_hyp_a_b_a1(a, bb, d / (hi + tau), series=series) - a * np.log(hi + tau))[inverse.reshape(-1)]
         f_tx, f_T = log_f[: x.size].reshape(x.shape), log_f[x.size :].reshape(x.shape)
         diff = np.minimum(f_T - f_tx, 0.0)  # f is decreasing in tau
         with np.errstate(divide="ignore"):
@@ -308,7 +274,8 @@ class ParetoNBDModel(_CountModel):
         return head + np.logaddexp(alive, dead)
 
     def _search_loglik(self, params: Array, x: Array, tx: Array, T: Array) -> Array:
-        """Without the series fallback of :func:`_log_hyp_a_b_a1` (as the fit always searched)."""
+        """Without the series fallback of :func:`~tiercast.models.btyd.hypergeometric.log_hyp_a_b_a1` (as the fit
+        always searched)."""
         return self._loglik(params, x, tx, T, series=False)
 
     def prob_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> Array:
