@@ -48,11 +48,11 @@ from tiercast.features.contract import (
     TIER,
     spend_column,
 )
-from tiercast.features.labels import build_labels
 from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.model_fit import tier_scheme
+from tiercast.pipeline.jobs.month_queries import MonthQueries
 from tiercast.pipeline.jobs.results import MonitorRun
 from tiercast.pipeline.jobs.score import LoadedModel, ModelLoadError, load_model, score_features
 from tiercast.pipeline.tracking.runs import missing_store, resolve_tracking_uri, use_store
@@ -196,8 +196,7 @@ def _ratios(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _month_rows(
-    t: ibis.Table,
-    con: ibis.BaseBackend,
+    queries: MonthQueries,
     month: pd.Period,
     *,
     scheme: TierScheme,
@@ -205,22 +204,18 @@ def _month_rows(
     horizon_days: int,
     data_end: pd.Timestamp,
     model: LoadedModel | None,
-    windows_days: Iterable[int],
-    satisfaction: Frame | None,
     chunk_size: int,
 ) -> pd.DataFrame:
     cutoff = cutoff_of(month)
-    features = build_features(
-        t, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction, con=con
-    )
+    features = queries.features(cutoff)
     current = current_tiers(features, scheme, value_column)
     if model is not None:
         scores = score_features(model, features, cutoff=cutoff, chunk_size=chunk_size)
         current[PREDICTED_VALUE] = scores[PREDICTED_VALUE].to_numpy(dtype="float64")
         current["predicted_churn"] = scores[CHURN_PROBABILITY].to_numpy(dtype="float64")
-    activity = build_labels(t, cutoff=cutoff, horizon_days=month.days_in_month, con=con)
+    activity = queries.labels(cutoff, month.days_in_month)
     horizon_done = cutoff + pd.Timedelta(days=horizon_days) <= data_end
-    outcome = build_labels(t, cutoff=cutoff, horizon_days=horizon_days, con=con) if horizon_done else None
+    outcome = queries.labels(cutoff, horizon_days) if horizon_done else None
     rows = summarize_month(current, activity, outcome, tiers=scheme.names_)
     rows.insert(0, "month", str(month))
     rows["month_complete"] = cutoff_of(month + 1) <= data_end
@@ -251,19 +246,18 @@ def monitor_table(
         raise MonitorError(f"model horizon {model.scorer.horizon_days} days != monitor horizon {horizon_days} days")
     value_column = model.scorer.current_value_column if model is not None else spend_column(horizon_days)
     con = con if con is not None else ibis.duckdb.connect()
-    t = as_table(tx)
+    queries = MonthQueries(
+        as_table(tx), con, horizon_days=int(horizon_days), windows_days=windows_days, satisfaction=satisfaction
+    )
     frames = [
         _month_rows(
-            t,
-            con,
+            queries,
             month,
             scheme=scheme,
             value_column=value_column,
             horizon_days=int(horizon_days),
             data_end=pd.Timestamp(data_end),
             model=model,
-            windows_days=tuple(windows_days),
-            satisfaction=satisfaction,
             chunk_size=chunk_size,
         )
         for month in months

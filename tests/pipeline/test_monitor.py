@@ -297,3 +297,48 @@ def test_bundled_sample_refits_a_scheme_without_a_registered_model(retail_sample
     assert tiered.loc[horizon_done, "realized_churn"].notna().all()
     assert out.loc[~horizon_done, "realized_churn"].isna().all()
     assert out["month_complete"].tolist() == [m != "2010-12" for m in out["month"]]
+
+
+def test_months_read_what_their_own_builds_give_and_compile_each_query_twice(retail_sample, monkeypatch):
+    """Every month's features and labels come from one query per kind, its SQL compiled for two months and moved
+    to the others; the frame equals the one built month by month with build_features and build_labels."""
+    from ibis.backends.sql import SQLBackend
+
+    from tiercast.features.build import build_features
+    from tiercast.features.labels import build_labels
+
+    config = load_config(
+        ROOT / "configs" / "online_retail_ii.yaml", {"data": {"transactions": {"path": str(retail_sample)}}}
+    )
+    tx = monitor.load_transactions(config)
+    months = list(pd.period_range("2010-03", "2010-10", freq="M"))  # months of 30 and 31 days
+    scheme = monitor.refit_scheme(tx.table, config, cutoff=monitor.cutoff_of(months[0]), con=tx.con)
+    kw = {"months": months, "scheme": scheme, "horizon_days": 90, "data_end": tx.bounds[1], "con": tx.con}
+    kw["windows_days"] = config.features.windows_days
+    compiled = []
+    compile_sql = SQLBackend.compile
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN202 - Ibis's signature
+        sql = compile_sql(self, *args, **kwargs)
+        compiled.append(sql.count("MAKE_TIMESTAMP") > 0)  # a query of a cutoff, not a lookup of distinct values
+        return sql
+
+    monkeypatch.setattr(SQLBackend, "compile", counted)
+    out = monitor_table(tx.table, **kw)
+    # features, the 90-day outcome and the activity of 30- and of 31-day months: two months each
+    assert sum(compiled) == 4 * 2
+
+    class MonthByMonth:
+        def __init__(self, t, con, *, horizon_days, windows_days, satisfaction):  # noqa: ANN001
+            self.t, self.con, self.h, self.w = t, con, horizon_days, tuple(windows_days)
+
+        def features(self, cutoff):  # noqa: ANN001, ANN202
+            return build_features(self.t, cutoff=cutoff, windows_days=self.w, horizon_days=self.h, con=self.con)
+
+        def labels(self, cutoff, horizon_days):  # noqa: ANN001, ANN202
+            return build_labels(self.t, cutoff=cutoff, horizon_days=horizon_days, con=self.con)
+
+    monkeypatch.setattr(monitor, "MonthQueries", MonthByMonth)
+    compiled.clear()
+    pd.testing.assert_frame_equal(out, monitor_table(tx.table, **kw))
+    assert sum(compiled) == len(months) * 2 + 7  # features and activity every month, the outcome of 7 of them
