@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 
@@ -58,8 +59,9 @@ from tiercast.benchmarks.quality.cdnow_data import (
     read_cdnow,
     validation_cutoffs,
 )
-from tiercast.features.build import DEFAULT_WINDOWS_DAYS, build_features
+from tiercast.features.build import DEFAULT_WINDOWS_DAYS, as_table, feature_query
 from tiercast.features.contract import CHURNED, CUSTOMER_ID, CUTOFF, FUTURE_VALUE, LABEL_COLUMNS, LABEL_DAYS, TIMESTAMP
+from tiercast.features.cutoff_queries import run_at_cutoffs
 from tiercast.models.baselines import NaiveBaseline
 from tiercast.models.btyd.forecast import fit_forecaster
 from tiercast.models.btyd.stacker import btyd_inputs
@@ -222,8 +224,12 @@ def _benchmark_rows(tx: pd.DataFrame, sp: Split, windows: tuple[int, ...], n_val
     horizon = sp.horizon_days
     calibration = tx[tx[TIMESTAMP] < sp.calibration_end]
     cutoffs = sp.training_cutoffs()
-    # a cutoff's features read only the transactions before it: built once, labelled up to each fold's end
-    feats = {c: build_features(calibration, cutoff=c, windows_days=windows, horizon_days=horizon) for c in cutoffs}
+    # a cutoff's features read only the transactions before it: built once, labelled up to each fold's end; one
+    # query for every cutoff (its SQL compiled for two of them), as build_features would build each
+    table = as_table(calibration)
+    query = lambda c: feature_query(table, cutoff=c, windows_days=windows, horizon_days=horizon)  # noqa: E731
+    built = run_at_cutoffs(ibis.duckdb.connect(), query, cutoffs)
+    feats = {c: rows.to_pandas() for c, rows in zip(cutoffs, built, strict=True)}
     refit = pd.concat(
         [labelled_rows(calibration, c, sp.calibration_end, windows, horizon, features=feats[c]) for c in cutoffs],
         ignore_index=True,
