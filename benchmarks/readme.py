@@ -232,6 +232,31 @@ def _spark(r: dict) -> list[str]:
     ]
 
 
+def _minute(stamp: str | None) -> str:
+    return str(stamp)[:16].replace("T", " ") if stamp else "?"
+
+
+def _measured_again(r: dict, steps: list[str]) -> list[str]:
+    """Which figures of a merged scale result come from which run: each merge names what it still provides (a later
+    merge of the same size and command replaces it), and the full run is named for what is left of it."""
+    from tiercast.benchmarks.bench_scale import label
+
+    provider: dict[tuple[str, str], int] = {}
+    for i, again in enumerate(r.get("merged", [])):
+        provider |= {(size, step): i for size, done in again["measured"].items() for step in done}
+    lines = []
+    for i, again in enumerate(r.get("merged", [])):
+        kept = {size: [s for s in done if provider[(size, s)] == i] for size, done in again["measured"].items()}
+        sizes = ", ".join(f"{size} ({', '.join(done)})" for size, done in kept.items() if done)
+        if sizes:
+            commit = str(again.get("git_commit") or "?")[:7]
+            lines += ["", f"Measured again at {commit} (started {_minute(again.get('started'))}): {sizes}."]
+    measured = {(label(s["transactions"]), step) for s in r["sizes"] for step in steps if s.get(step) is not None}
+    if lines and measured - set(provider):
+        lines += ["", f"The other figures are from the run started {_minute(r.get('base_started'))}."]
+    return lines
+
+
 def _scale(r: dict) -> list[str]:
     from tiercast.benchmarks.bench_scale import COMMANDS, QUERY, label, targets_met
 
@@ -262,13 +287,7 @@ def _scale(r: dict) -> list[str]:
                 f"{m['wall_seconds']:,.1f} / {m['cpu_seconds']:,.1f} / {m['peak_rss_mb'] / 1024:.2f} GB{ratio}"
             )
         lines.append(f"| {label(s['transactions'])} ({s['customers']:,} customers) | " + " | ".join(cells) + " |")
-    for again in r.get("merged", []):
-        sizes = ", ".join(f"{size} ({', '.join(steps)})" for size, steps in again["measured"].items())
-        lines += [
-            "",
-            f"Measured again at {str(again.get('git_commit') or '?')[:7]} ({str(again.get('started') or '?')[:10]}):"
-            f" {sizes}; the other figures are from the run started {str(r.get('base_started') or '?')[:10]}.",
-        ]
+    lines += _measured_again(r, steps)
     lines += [
         "",
         "![time against size](benchmarks/results/scale.png)",

@@ -125,10 +125,16 @@ def test_merge_replaces_what_a_partial_run_measured_and_keeps_the_rest(tmp_path)
     from tiercast.benchmarks.readme import SECTIONS
 
     text = "\n".join(SECTIONS["scale"](again))
-    assert (
-        "Measured again at def4567 (2026-12-06): 10M (query, features); the other figures are from the run "
-        "started 2026-12-04." in " ".join(text.split())
-    )
+    flat = " ".join(text.split())
+    # the first merge measured nothing the second did not measure again: only the second is named
+    assert "Measured again at def4567 (started 2026-12-06 05:00): 10M (query, features)." in flat
+    assert "Measured again at abc" not in flat
+    assert "The other figures are from the run started 2026-12-04 03:00." in flat
+    every = {**again, "merged": [*again["merged"], {"git_commit": "0123456789", "started": "2026-12-07T01:00:00"}]}
+    every["merged"][-1]["measured"] = {label: ["query", *bench_scale.COMMANDS] for label in ("1M", "10M", "30M")}
+    flat = " ".join("\n".join(SECTIONS["scale"](every)).split())
+    assert "Measured again at 0123456 (started 2026-12-07 01:00): 1M (query, validate" in flat
+    assert "def4567" not in flat and "The other figures" not in flat  # nothing left of the full run
     assert full["sizes"][1]["features"]["wall_seconds"] == 12.5  # the inputs are not modified
     path = tmp_path / "scale.json"
     assert merge_into(path, partial) == partial  # nothing to merge into yet
