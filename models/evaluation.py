@@ -287,7 +287,8 @@ def paired_bootstrap(
     Each replicate resamples customers with replacement and scores both predictions on the *same* sample, so
     the shared noise cancels. Replicates where the metric is undefined (raises ValueError or returns NaN,
     e.g. a single class) are dropped. Returns mean_diff (mean over replicates), lo, hi (2.5% / 97.5%
-    percentiles), diff (on the full data) and n_boot (replicates kept).
+    percentiles), diff (on the full data) and n_boot (replicates kept). ROC AUC and normalized Gini score each
+    replicate from the counts of its rows, sorted once (:func:`_counted_forms`): the same values, many times faster.
     """
     yy = np.asarray(y).ravel()
     a = np.asarray(pred_a, dtype=float).ravel()
