@@ -27,6 +27,41 @@ def sqlite_stores_skip_fsync():
     event.remove(Engine, "connect", no_fsync)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def new_sqlite_stores_copy_one_migrated_store(tmp_path_factory):
+    """A new sqlite MLflow store opened in this process starts as a copy of one store this process migrated once
+    (SQLite's backup API, page by page): creating a store runs MLflow's schema migrations one by one, about a
+    second each time, and the tests create dozens of stores. The copy is the same database the migrations give,
+    under the same MLflow version. Subprocesses (the real command, the killed and raced starts, the interrupted
+    migration of tests/pipeline/test_store.py) still create and migrate their stores themselves."""
+    from mlflow.store.db import utils
+    from mlflow.store.model_registry import sqlalchemy_store as registry_store
+    from sqlalchemy import create_engine
+
+    migrate = utils._initialize_tables
+    template = tmp_path_factory.mktemp("mlflow-template") / "migrated.db"
+    engine = create_engine(f"sqlite:///{template}")
+    migrate(engine)
+    engine.dispose()
+
+    def from_template(engine) -> None:  # noqa: ANN001 - MLflow's SQLAlchemy engine
+        if engine.url.get_backend_name() != "sqlite" or engine.url.database in (None, "", ":memory:"):
+            migrate(engine)
+            return
+        target = engine.raw_connection()
+        try:
+            with sqlite3.connect(template) as source:
+                source.backup(target.driver_connection)
+        finally:
+            target.close()
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(utils, "_initialize_tables", from_template)
+    patch.setattr(registry_store, "_initialize_tables", from_template)
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def mlflow_uri_variables_restored():
     """Each test leaves ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` as it found them:

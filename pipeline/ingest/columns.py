@@ -63,7 +63,12 @@ def text(c: str, duck_type: str, na_values: tuple[str, ...]) -> str:
     """Stripped text of column reference ``c``, missing markers NULL; integral floats without '.0', NaN / infinite
     floats NULL. (As one expression; :func:`text_steps` gives the same in steps that compute each part once.)"""
     first, second = text_steps(c, duck_type, na_values)
-    return second.replace("{x}", f"({first})") if second else first
+    if not second:
+        return first
+    # The stripped text written twice, not once per marker: the SQL of a text number column is then a tenth as
+    # long, and DuckDB binds it about that much faster (a 5-row CSV read in 0.6 s before, most of it binding).
+    markers = ", ".join(lit(m) for m in na_values)
+    return f"(CASE WHEN ({first}) IN ({markers}) THEN NULL ELSE ({first}) END)"
 
 
 def text_steps(c: str, duck_type: str, na_values: tuple[str, ...]) -> tuple[str, str | None]:
@@ -122,9 +127,10 @@ def number(c: str, duck_type: str, decimal: str, na_values: tuple[str, ...]) -> 
         return f"CAST({c} AS DOUBLE)"
     if k == "bool":
         return "CAST(NULL AS DOUBLE)"
-    t = text(c, duck_type, na_values)
-    value = f"replace({t}, ',', '.')" if decimal == "," else t
-    return f"(CASE WHEN regexp_full_match({t}, {lit(number_pattern(decimal))}) THEN TRY_CAST({value} AS DOUBLE) END)"
+    # The text once: the whole of it where it matches the number pattern, else '' (then NULL).
+    whole = f"nullif(regexp_extract({text(c, duck_type, na_values)}, {lit(f'^(?:{number_pattern(decimal)})$')}), '')"
+    value = f"replace({whole}, ',', '.')" if decimal == "," else whole
+    return f"TRY_CAST({value} AS DOUBLE)"
 
 
 def good_number(expr: str) -> str:
