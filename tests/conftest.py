@@ -40,14 +40,17 @@ def new_sqlite_stores_copy_one_migrated_store(tmp_path_factory):
 
     migrate = utils._initialize_tables
     template = tmp_path_factory.mktemp("mlflow-template") / "migrated.db"
-    engine = create_engine(f"sqlite:///{template}")
-    migrate(engine)
-    engine.dispose()
 
     def from_template(engine) -> None:  # noqa: ANN001 - MLflow's SQLAlchemy engine
         if engine.url.get_backend_name() != "sqlite" or engine.url.database in (None, "", ":memory:"):
             migrate(engine)
             return
+        if not template.exists():  # the first store of the process: migrated once, as MLflow does, then kept
+            partial = template.with_suffix(".partial")
+            made = create_engine(f"sqlite:///{partial}")
+            migrate(made)
+            made.dispose()
+            partial.replace(template)
         target = engine.raw_connection()
         try:
             with sqlite3.connect(template) as source:
