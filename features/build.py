@@ -211,8 +211,21 @@ def build_features(
     column is float64, NaN where undefined. Windows are ``windows_days`` plus ``horizon_days``, each
     ``[cutoff - w days, cutoff)``. Runs on ``con``, else on an in-memory DuckDB for pandas input (an Ibis table runs
     on the backend it is bound to). Column definitions: :mod:`~tiercast.features.rfm`,
-    :mod:`~tiercast.features.tenure`, :mod:`~tiercast.features.churn_signals`.
+    :mod:`~tiercast.features.tenure`, :mod:`~tiercast.features.churn_signals`. Pandas frames on a DuckDB ``con``
+    (without satisfaction) share one compiled query per shape of frame (:mod:`~tiercast.features.frame_queries`),
+    so calling this in a loop on one connection costs DuckDB's time, not Ibis' compilation, per call.
     """
+    if con is not None and isinstance(tx, pd.DataFrame) and satisfaction is None:
+        # a frame on the caller's connection: the query is compiled once per shape of frame, not once per call
+        from tiercast.features.frame_queries import run_on_frame
+
+        t, windows = as_table(tx), tuple(windows_days)
+        key = ("features", tuple(t.schema().items()), windows, horizon_days)
+
+        def build(at: pd.Timestamp) -> ir.Table:
+            return feature_table(t, cutoff=at, windows_days=windows, horizon_days=horizon_days).order_by(CUSTOMER_ID)
+
+        return run_on_frame(con, t, key, build, as_of.to_cutoff(cutoff)).to_pandas()
     expr = feature_query(
         tx, cutoff=cutoff, windows_days=windows_days, horizon_days=horizon_days, satisfaction=satisfaction
     )

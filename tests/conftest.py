@@ -103,31 +103,33 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
     return ByModule(config, log)
 
 
-#: The longest units after Spark, longest first (from ``--durations`` on 2 cores: 115 s down to 18 s in `make
+#: The longest units after Spark, longest first (from ``--durations`` on 2 cores: 125 s down to 15 s in `make
 #: test`; the units marked heavy in `make test-all` placed by their length there). Handing out the long units first
 #: and the many short ones last lets both workers finish within seconds of each other; a unit missing here only
 #: runs later, in collection order.
 LONG_UNITS = (
     "tests/pipeline/test_cli_e2e.py",
     "tests/pipeline/test_cli_errors.py",
-    "tests/benchmarks/test_cdnow.py",
     "tests/pipeline/test_promotion.py",
-    "tests/pipeline/test_mlflow_server.py",
-    "tests/pipeline/test_train.py",
-    "tests/pipeline/test_io.py",
     "tests/features/test_properties.py",
-    "tests/pipeline/test_store.py",
+    "tests/pipeline/test_train.py",
+    "tests/pipeline/test_mlflow_server.py",
     "tests/pipeline/test_wheel.py",
-    "tests/pipeline/test_loader.py",
-    "tests/pipeline/test_tier_study.py",
-    "tests/pipeline/test_ingest_sql.py",
+    "tests/pipeline/test_io.py",
+    "tests/pipeline/test_store.py",
     "tests/models/test_stacking.py",
+    "tests/pipeline/test_loader.py",
+    "tests/benchmarks/test_cdnow.py",
     "tests/test_docs.py",
-    "tests/pipeline/test_custom_tiers.py",
-    "tests/pipeline/test_report_list.py",
     "tests/fuzz/test_cli_fuzz.py",
-    "tests/pipeline/test_backtest.py",
+    "tests/pipeline/test_report_list.py",
+    "tests/pipeline/test_tier_study.py",
+    "tests/features/test_cutoff_queries.py",
+    "tests/pipeline/test_ingest_sql.py",
     "tests/pipeline/test_sampling.py",
+    "tests/pipeline/test_monitor.py",
+    "tests/pipeline/test_custom_tiers.py",
+    "tests/pipeline/test_backtest.py",
 )
 
 
