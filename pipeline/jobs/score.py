@@ -28,6 +28,7 @@ from tiercast.features.contract import (
 from tiercast.models.playbook import Playbook, PlaybookError
 from tiercast.models.scorer import TiercastScorer
 from tiercast.pipeline.jobs.at_risk_list import HORIZON_DAYS
+from tiercast.pipeline.tracking.runs import library_versions
 
 if TYPE_CHECKING:
     from tiercast.pipeline.config import Config
@@ -136,12 +137,37 @@ def load_model(model_uri: str) -> LoadedModel:
     (naming the version and where its files should be) when the registry has it but its files cannot be read."""
     name, version = resolve_model_version(model_uri)
     try:
-        return LoadedModel(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), name, version)
+        # MLflow's own requirements check scans every installed distribution (about a second per process) and the
+        # CLI mutes what it logs; the versions of the libraries that decide the scores are compared below instead.
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}", suppress_warnings=True)
     except (MlflowException, OSError) as exc:
         why = _unreadable(name, version, exc)
         raise ModelLoadError(
             f"{name} version {version} ({model_uri}) is registered but cannot be loaded: {why}"
         ) from None
+    loaded = LoadedModel(pyfunc, name, version)
+    note = library_mismatch(
+        getattr(loaded.scorer, "versions", {}) or {}, library_versions(), f"{name} version {version}"
+    )
+    if note:
+        warnings.warn(note, stacklevel=2)
+    return loaded
+
+
+def library_mismatch(trained: dict[str, str], installed: dict[str, str], what: str) -> str | None:
+    """One line naming the libraries whose version here differs from the one ``what`` was trained with (None when
+    none differs; a library the model did not record is not compared)."""
+    changed = [
+        f"{lib} {v} (here {installed.get(lib, 'not installed')})"
+        for lib, v in trained.items()
+        if installed.get(lib) != v
+    ]
+    if not changed:
+        return None
+    return (
+        f"{what} was trained with {', '.join(changed)}: its scores may differ slightly from the training run's "
+        "(retrain in this environment, or install the training run's versions, to reproduce them)"
+    )
 
 
 def _unreadable(name: str, version: str, exc: Exception) -> str:

@@ -157,6 +157,31 @@ def test_second_run_gives_identical_scores(demo_run):
     assert int(second["model_version"].iloc[0]) == int(first["model_version"].iloc[0]) + 1
 
 
+def test_a_model_trained_with_other_library_versions_says_so_in_one_line(demo_run, monkeypatch):
+    from tiercast.pipeline.jobs import score
+
+    tmp, cfg, _ = demo_run
+    ref = pd.read_parquet(tmp / "out" / "scores.parquet")
+    here = {**score.library_versions(), "lightgbm": "0.0.1"}
+    monkeypatch.setattr(score, "library_versions", lambda: here)
+    version = ref["model_version"].iloc[0]
+    out = tmp / "other_versions.parquet"
+    model = f"models:/tiercast/{version}"
+    result = runner.invoke(app, ["score", "--config", str(cfg), "--model", model, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the notice is one line, wrapped at the terminal's width
+    assert text.count("was trained with") == 1
+    trained = ref_version("lightgbm")
+    assert f"tiercast version {version} was trained with lightgbm {trained} (here 0.0.1): its scores" in text
+    pd.testing.assert_frame_equal(pd.read_parquet(out), ref)  # a note, not a refusal
+
+
+def ref_version(library: str) -> str:
+    from importlib.metadata import version
+
+    return version(library)
+
+
 def test_score_and_at_risk_commands_reuse_the_registered_model(demo_run):
     tmp, cfg, _ = demo_run
     ref = pd.read_parquet(tmp / "out" / "scores.parquet")
@@ -166,6 +191,7 @@ def test_score_and_at_risk_commands_reuse_the_registered_model(demo_run):
         app, ["score", "--config", str(cfg), "--model", f"models:/tiercast/{version}", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
+    assert "was trained with" not in result.output  # the same libraries as the training run
     pd.testing.assert_frame_equal(pd.read_parquet(out), ref)
     lst = tmp / "list.csv"
     result = runner.invoke(
