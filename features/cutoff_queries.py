@@ -8,13 +8,14 @@ so the SQL of one cutoff is a template for the others: each literal is moved by 
 
 The template is trusted only once it reproduces, character for character, the SQL Ibis compiles for a second
 cutoff; otherwise (a literal not tied to the cutoff, a query whose shape depends on the cutoff) and on another
-engine, every cutoff is built and compiled as before.
+engine, every cutoff is built and compiled as before. A checked template serves the whole process: the same query
+in a later job (``tiercast run`` scores after it trains; a backtest's folds) is compiled once, to find it.
 """
 
 from __future__ import annotations
 
 import re
-import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 
 import ibis
@@ -86,17 +87,27 @@ def _run_sql(con: ibis.BaseBackend, expr: ir.Table, sql: str) -> pa.Table:
     return expr.__pyarrow_result__(con.con.sql(sql).to_arrow_table(), data_mapper=DuckDBPyArrowData)
 
 
-#: Checked templates per connection (by identity, until it is closed), by their text and the distances of their
-#: timestamps from the cutoff: a query built again for other cutoffs (the test or production rows of a job after
-#: its training rows) is compiled once more, not once per cutoff.
-_TRUSTED: dict[int, dict[tuple, tuple[ir.Table, SQLTemplate]]] = {}
+#: Checked templates of this process (the most recent :data:`_TRUSTED_SIZE`), by their text and the distances of
+#: their timestamps from the cutoff: a query built again for other cutoffs (the test or production rows of a job
+#: after its training rows, the same query in the next job of the process on its own connection) is compiled once
+#: more, not once per cutoff. The SQL names every table it reads, so equal text is the same query over tables of
+#: the same names; each query still runs with its own expression (its connection's tables and memtables).
+_TRUSTED: OrderedDict[tuple, SQLTemplate] = OrderedDict()
+_TRUSTED_SIZE = 256
 
 
-def _trusted_on(con: ibis.BaseBackend) -> dict[tuple, tuple[ir.Table, SQLTemplate]]:
-    if id(con) not in _TRUSTED:
-        _TRUSTED[id(con)] = {}
-        weakref.finalize(con, _TRUSTED.pop, id(con), None)
-    return _TRUSTED[id(con)]
+def _checked(template: SQLTemplate) -> SQLTemplate | None:
+    """The checked template with ``template``'s key, None when there is none."""
+    found = _TRUSTED.get(template.key)
+    if found is not None:
+        _TRUSTED.move_to_end(template.key)
+    return found
+
+
+def _remember(template: SQLTemplate) -> None:
+    _TRUSTED[template.key] = template
+    while len(_TRUSTED) > _TRUSTED_SIZE:
+        _TRUSTED.popitem(last=False)
 
 
 class CutoffQuery:
@@ -122,15 +133,15 @@ class CutoffQuery:
         expr = self.build(cutoff)
         sql = self.con.compile(expr)
         template = SQLTemplate(sql, cutoff)
-        known = _trusted_on(self.con)
-        if (trusted := known.get(template.key)) is not None:
-            self._trusted = trusted
+        if (checked := _checked(template)) is not None:
+            self._trusted = (expr, checked)
         elif self._first is None:
             self._first = (cutoff, expr, template)
         elif self._first[0] != cutoff:
             _, first_expr, first_template = self._first
             if first_template.shifts and first_template.at(cutoff) == sql:
-                self._trusted = known[first_template.key] = (first_expr, first_template)
+                self._trusted = (first_expr, first_template)
+                _remember(first_template)
             else:
                 self._refused = True
         return _run_sql(self.con, expr, sql)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import ibis
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tiercast.features import cutoff_queries
 from tiercast.features.build import as_table
 from tiercast.features.cutoff_queries import CutoffQuery, SQLTemplate, run_at_cutoffs
 from tiercast.features.training_set import labelled_rows
@@ -91,8 +94,9 @@ def test_a_timestamp_not_tied_to_the_cutoff_refuses_the_template():
     assert got[0]["n"].to_pylist() != got[-1]["n"].to_pylist()  # the cutoffs do give different rows
 
 
-def test_a_rebuilt_query_reuses_the_checked_template():
-    con = ibis.duckdb.connect()  # a connection of its own: nothing checked on it yet
+def test_a_rebuilt_query_reuses_the_checked_template(monkeypatch):
+    monkeypatch.setattr(cutoff_queries, "_TRUSTED", OrderedDict())  # nothing checked yet in this process
+    con = ibis.duckdb.connect()
     rows = _rows(30)
     built = []
 
@@ -106,6 +110,12 @@ def test_a_rebuilt_query_reuses_the_checked_template():
     got = list(run_at_cutoffs(con, build, later))
     assert built == [*first, later[0]]  # the first of the later cutoffs, to find the template; none after
     assert all(g.equals(con.to_pyarrow(rows(c))) for g, c in zip(got, later, strict=True))
+    # the next job of the process, on a connection of its own: the template is found at its first cutoff
+    other = ibis.duckdb.connect()
+    built.clear()
+    got = list(run_at_cutoffs(other, build, later))
+    assert built == [later[0]]
+    assert all(g.equals(other.to_pyarrow(rows(c))) for g, c in zip(got, later, strict=True))
 
 
 def test_templates_differing_only_in_their_distances_from_the_cutoff_are_not_the_same():

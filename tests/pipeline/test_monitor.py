@@ -302,11 +302,15 @@ def test_bundled_sample_refits_a_scheme_without_a_registered_model(retail_sample
 def test_months_read_what_their_own_builds_give_and_compile_each_query_twice(retail_sample, monkeypatch):
     """Every month's features and labels come from one query per kind, its SQL compiled for two months and moved
     to the others; the frame equals the one built month by month with build_features and build_labels."""
+    from collections import OrderedDict
+
     from ibis.backends.sql import SQLBackend
 
+    from tiercast.features import cutoff_queries
     from tiercast.features.build import build_features
     from tiercast.features.labels import build_labels
 
+    monkeypatch.setattr(cutoff_queries, "_TRUSTED", OrderedDict())  # no query checked earlier in the process
     config = load_config(
         ROOT / "configs" / "online_retail_ii.yaml", {"data": {"transactions": {"path": str(retail_sample)}}}
     )
