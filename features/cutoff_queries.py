@@ -9,7 +9,8 @@ so the SQL of one cutoff is a template for the others: each literal is moved by 
 The template is trusted only once it reproduces, character for character, the SQL Ibis compiles for a second
 cutoff; otherwise (a literal not tied to the cutoff, a query whose shape depends on the cutoff) and on another
 engine, every cutoff is built and compiled as before. A checked template serves the whole process: the same query
-in a later job (``tiercast run`` scores after it trains; a backtest's folds) is compiled once, to find it.
+in a later job on its own connection (training again from Python, in a notebook or a scheduler) is compiled once,
+to find it.
 """
 
 from __future__ import annotations
