@@ -81,7 +81,7 @@ def _frames(tx: pd.DataFrame, config, plan):
 @pytest.fixture(scope="module")
 def world():
     # 560 days with a year window: the cutoffs from 425 days on have last year's window (the year-ago summary)
-    tx = simulate_transactions(n_customers=500, days=560, seed=5)
+    tx = simulate_transactions(n_customers=300, days=560, seed=5)
     config = _config(features={"windows_days": [30, 90, 365]})
     end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
     plan = plan_cutoffs(START, end, config.cutoff_rules())
