@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 
 import ibis
+import ibis.expr.schema as sch
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -78,14 +79,22 @@ def _on_duckdb(con: ibis.BaseBackend) -> bool:
     return con.name == "duckdb"
 
 
-def _run_sql(con: ibis.BaseBackend, expr: ir.Table, sql: str) -> pa.Table:
-    """Run ``sql`` (the compiled ``expr`` at some cutoff) as ``con.to_pyarrow(expr)`` runs its own SQL."""
+def _run_sql(con: ibis.BaseBackend, expr: ir.Table, sql: str, schema: sch.Schema | None = None) -> pa.Table:
+    """Run ``sql`` (the compiled ``expr`` at some cutoff) as ``con.to_pyarrow(expr)`` runs its own SQL; ``schema``
+    (else ``expr``'s) is what the result is converted to, when ``expr`` only supplies the tables the SQL reads."""
     from ibis.backends.duckdb.converter import DuckDBPyArrowData
 
     # What ``to_pyarrow`` does before it compiles: registers the in-memory (pandas) tables the SQL reads. A private
     # Ibis method (the version is pinned); tests/features/test_cutoff_queries.py runs pandas input through it.
     con._run_pre_execute_hooks(expr)
-    return expr.__pyarrow_result__(con.con.sql(sql).to_arrow_table(), data_mapper=DuckDBPyArrowData)
+    arrow = con.con.sql(sql).to_arrow_table()
+    return expr.__pyarrow_result__(arrow, schema=schema, data_mapper=DuckDBPyArrowData)
+
+
+def reproduces(first: SQLTemplate, cutoff: pd.Timestamp, sql: str) -> bool:
+    """Whether ``first`` (a template with a timestamp to move), moved to ``cutoff``, is ``sql`` character for
+    character: the check that makes a template trusted."""
+    return bool(first.shifts) and first.at(cutoff) == sql
 
 
 #: Checked templates of this process (the most recent :data:`_TRUSTED_SIZE`), by their text and the distances of
@@ -140,7 +149,7 @@ class CutoffQuery:
             self._first = (cutoff, expr, template)
         elif self._first[0] != cutoff:
             _, first_expr, first_template = self._first
-            if first_template.shifts and first_template.at(cutoff) == sql:
+            if reproduces(first_template, cutoff, sql):
                 self._trusted = (first_expr, first_template)
                 _remember(first_template)
             else:

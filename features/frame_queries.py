@@ -6,14 +6,14 @@ building and compiling the expression: more than DuckDB takes to run it on a few
 (a notebook scoring a frame at many cutoffs, a property test on hundreds of generated frames) that was most of the
 time. Here the compiled SQL, with the memtable's name held as a placeholder, is a :class:`SQLTemplate`: trusted,
 as in :class:`~tiercast.features.cutoff_queries.CutoffQuery`, only once it reproduces character for character
-the SQL Ibis compiles for another frame of the same shape at another cutoff; from then on a call with the same
-key (the frame's schema after its casts and the query's settings) runs the template with its own memtable and
-cutoff, neither built nor compiled.
+the SQL Ibis compiles for another frame of the same shape at another cutoff; from then on a call of the process
+with the same key (the frame's schema after its casts and the query's settings) runs the template with its own
+memtable and cutoff on its own connection, neither built nor compiled.
 """
 
 from __future__ import annotations
 
-import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from tiercast.features.cutoff_queries import SQLTemplate, _on_duckdb, _run_sql
+from tiercast.features.cutoff_queries import SQLTemplate, _on_duckdb, _run_sql, reproduces
 
 #: What the memtable's quoted name becomes in a template (no SQL identifier tiercast writes looks like it).
 _PLACEHOLDER = '"__tiercast_frame_placeholder__"'
@@ -44,22 +44,22 @@ class _Trusted:
 
 _REFUSED = object()
 
-#: Per connection (by identity, until it is closed): the state of each key: its first template, a trusted one, or
-#: refused (a template that failed the check: that key is built and compiled on every call).
-_SHAPES: dict[int, dict[Hashable, object]] = {}
+#: The state of each key in this process (the most recent :data:`_SHAPES_SIZE`), as checked templates are kept in
+#: :mod:`~tiercast.features.cutoff_queries`: its first template, a trusted one, or refused (a template that failed
+#: the check: that key is built and compiled on every call). The SQL holds no connection, only the placeholder.
+_SHAPES: OrderedDict[Hashable, object] = OrderedDict()
+_SHAPES_SIZE = 256
 
 
-def _shapes_on(con: ibis.BaseBackend) -> dict[Hashable, object]:
-    if id(con) not in _SHAPES:
-        _SHAPES[id(con)] = {}
-        weakref.finalize(con, _SHAPES.pop, id(con), None)
-    return _SHAPES[id(con)]
+def _set(key: Hashable, state: object) -> None:
+    _SHAPES[key] = state
+    while len(_SHAPES) > _SHAPES_SIZE:
+        _SHAPES.popitem(last=False)
 
 
 def _memtable_name(table: ir.Table) -> str | None:
     """The name of the one memtable ``table`` reads, None when it reads another table or several."""
-    found = table.op().find(ops.InMemoryTable)
-    names = {op.name for op in found}
+    names = {op.name for op in table.op().find(ops.InMemoryTable)}
     other = table.op().find((ops.DatabaseTable, ops.UnboundTable, ops.SQLQueryResult))
     return names.pop() if len(names) == 1 and not other else None
 
@@ -81,21 +81,18 @@ def run_on_frame(
     name = _memtable_name(table)
     if name is None or not _on_duckdb(con):
         return con.to_pyarrow(build(cutoff))
-    shapes = _shapes_on(con)
-    state = shapes.get(key)
+    state = _SHAPES.get(key)
     if isinstance(state, _Trusted):
-        from ibis.backends.duckdb.converter import DuckDBPyArrowData
-
-        con._run_pre_execute_hooks(table)  # registers this call's memtable, as to_pyarrow would
+        _SHAPES.move_to_end(key)
         sql = state.template.at(cutoff).replace(_PLACEHOLDER, _quoted(name))
-        return DuckDBPyArrowData.convert_table(con.con.sql(sql).to_arrow_table(), state.schema)
+        return _run_sql(con, table, sql, state.schema)  # ``table`` registers this call's memtable
     expr = build(cutoff)
     sql = con.compile(expr)
     if state is not _REFUSED and _quoted(name) in sql:
         generic = sql.replace(_quoted(name), _PLACEHOLDER)
         if state is None:
-            shapes[key] = _First(cutoff, SQLTemplate(generic, cutoff))
+            _set(key, _First(cutoff, SQLTemplate(generic, cutoff)))
         elif isinstance(state, _First) and state.cutoff != cutoff:
-            same = bool(state.template.shifts) and state.template.at(cutoff) == generic
-            shapes[key] = _Trusted(state.template, expr.schema()) if same else _REFUSED
+            trusted = reproduces(state.template, cutoff, generic)
+            _set(key, _Trusted(state.template, expr.schema()) if trusted else _REFUSED)
     return _run_sql(con, expr, sql)

@@ -3,10 +3,13 @@ what building and compiling it for that frame and cutoff gives."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import ibis
 import pandas as pd
 import pytest
 
+from tiercast.features import frame_queries
 from tiercast.features.build import as_table, build_features
 from tiercast.features.frame_queries import run_on_frame
 
@@ -28,7 +31,8 @@ def _frame(seed: int, n: int = 120) -> pd.DataFrame:
 
 @pytest.fixture
 def compiles(monkeypatch):
-    """A connection of its own and the number of SQL compilations made on it."""
+    """A connection of its own, nothing checked yet in the process, and the number of SQL compilations made."""
+    monkeypatch.setattr(frame_queries, "_SHAPES", OrderedDict())
     con = ibis.duckdb.connect()
     count = {"n": 0}
     compile_ = con.compile
