@@ -90,8 +90,9 @@ class CutoffConfig(Frozen):
     min_history_days: int = Field(default=60, ge=0, le=MAX_DAYS)
     # Settings are chosen on up to this many of the latest training cutoffs (rolling origin, scores averaged),
     # each with an earlier training cutoff whose label window ends by it. When no label window ends by the latest
-    # (a horizon longer than the cutoffs span) earlier cutoffs are added as the history allows; without any, the
-    # models are the BTYD model alone.
+    # (a horizon longer than the cutoffs span) earlier cutoffs are added as the history allows; without any, settings
+    # are chosen on label windows cut to end by it (at least 30 days), and without those the models are the BTYD
+    # model alone.
     n_validation: int = Field(default=3, ge=1)
     # With history enough, add training cutoffs until their label windows cover a whole year.
     span_year: bool = True

@@ -43,7 +43,7 @@ from tiercast.models.evaluation import churn_metrics, normalized_gini, paired_bo
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
-from tiercast.pipeline.jobs.model_fit import check_trainable, fit_models, model_kwargs
+from tiercast.pipeline.jobs.model_fit import LabelsAt, check_trainable, fit_models, labels_from, model_kwargs
 from tiercast.pipeline.jobs.predictions import predictions_frame
 
 __all__ = [
@@ -183,7 +183,7 @@ def run_backtest(
     for plan in plans:
         train = frame[frame[CUTOFF].isin(plan.train)].reset_index(drop=True)
         test = frame[frame[CUTOFF] == plan.test].reset_index(drop=True)
-        preds = _method_predictions(train, test, plan, config, methods)
+        preds = _method_predictions(train, test, plan, config, methods, labels_from(data.con, data.table))
         if return_predictions:
             predictions.append(predictions_frame(test, preds, cutoff=plan.test))
         table = score_methods(test, preds, n_boot=n_boot, seed=config.seed)
@@ -199,9 +199,15 @@ def run_backtest(
 
 
 def _method_predictions(
-    train: pd.DataFrame, test: pd.DataFrame, plan: CutoffPlan, config: Config, methods: Sequence[str]
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    plan: CutoffPlan,
+    config: Config,
+    methods: Sequence[str],
+    labels_at: LabelsAt | None = None,
 ) -> Predictions:
-    """(value, churn) predictions of each method at one test cutoff, in the order of ``methods``."""
+    """(value, churn) predictions of each method at one test cutoff, in the order of ``methods`` (``labels_at``:
+    label windows shorter than the horizon for ``tiercast``, see :func:`fit_models`)."""
     preds: Predictions = {}
     if {"lgbm", "tiercast"} & set(methods):
         check_trainable(train, plan, config)  # the models' refusal, as in training: one line, not a GBM error
@@ -210,7 +216,7 @@ def _method_predictions(
         preds.update({k: v for k, v in base.items() if k in methods})
     for name, stacked in (("lgbm", False), ("tiercast", True)):
         if name in methods and (stacked or len(plan.train) > 1):  # a plain GBM needs a validation cutoff
-            value, churn = fit_models(train, plan.validation, config, stacked=stacked)
+            value, churn = fit_models(train, plan.validation, config, stacked=stacked, labels_at=labels_at)
             # the BTYD part fitted at the test cutoff (label-free, as the BTYD baselines and the production
             # refit at the data end)
             value, churn = value.fit_btyd_at(test), churn.fit_btyd_at(test)

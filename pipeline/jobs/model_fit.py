@@ -4,6 +4,7 @@ from, and assembling the scorer around them (shared by training, backtests and t
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,8 +21,10 @@ from tiercast.features.contract import (
     feature_columns,
     spend_column,
 )
-from tiercast.features.cutoff_plan import CutoffPlan, validation_cutoffs
+from tiercast.features.cutoff_plan import CutoffPlan, short_windows, time_separated, validation_cutoffs
 from tiercast.features.errors import InsufficientDataError
+from tiercast.features.labels import build_labels
+from tiercast.features.training_set import LABEL_FILL
 from tiercast.models.drift import AGE_COLUMNS, DriftProfile
 from tiercast.models.gbm.churn import ChurnModel
 from tiercast.models.gbm.lgbm import DEFAULT_GRID
@@ -31,7 +34,16 @@ from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 
-__all__ = ["fit_models", "model_kwargs", "tier_scheme"]
+__all__ = ["LabelsAt", "fit_models", "labels_from", "model_kwargs", "tier_scheme"]
+
+#: The labels of ``[cutoff, cutoff + days)`` per customer (the columns of :func:`build_labels`): how a job gives
+#: the models label windows shorter than the horizon (:func:`fit_models`).
+LabelsAt = Callable[[pd.Timestamp, int], pd.DataFrame]
+
+
+def labels_from(con: Any, tx: Any) -> LabelsAt:
+    """:data:`LabelsAt` reading the transactions ``tx`` on the engine ``con``."""
+    return lambda cutoff, days: build_labels(tx, cutoff=cutoff, horizon_days=days, con=con)
 
 
 def _grid(config: Config) -> tuple[dict[str, Any], ...] | None:
@@ -66,13 +78,20 @@ def model_kwargs(config: Config, *, stacked: bool = True) -> dict[str, dict[str,
 
 
 def fit_models(
-    train: pd.DataFrame, validation: pd.Timestamp, config: Config, *, stacked: bool = True
+    train: pd.DataFrame,
+    validation: pd.Timestamp,
+    config: Config,
+    *,
+    stacked: bool = True,
+    labels_at: LabelsAt | None = None,
 ) -> tuple[ValueModel, ChurnModel]:
     """Fit the value and churn models on a stacked training set (rows of ``build_training_set``), the rows of the
     ``validation`` cutoff and up to ``cutoffs.n_validation - 1`` earlier ones choosing settings
     (:func:`validation_cutoffs`; scores averaged over them). The cutoff column goes in as the groups (BTYD
     features are fitted per cutoff; settings are chosen on training rows whose label windows end by each
-    validation cutoff). With one training cutoff the stacked models are BTYD-led."""
+    validation cutoff). With one training cutoff the stacked models are BTYD-led; when no training label window
+    ends by the validation cutoff, settings are chosen on windows cut to end by it (:func:`short_windows`, their
+    labels from ``labels_at``), else (no ``labels_at``, or too short a history) the models are BTYD-led too."""
     features = feature_columns(train)
     cols = [*features, CUTOFF]
     h = config.horizon_days
@@ -89,6 +108,11 @@ def fit_models(
         value = ValueModel(**kw["value"]).fit(rows[cols], rows[FUTURE_VALUE], label_days=h)
         churn = ChurnModel(**kw["churn"]).fit(rows[cols], rows[CHURNED], label_days=h)
         return value, churn
+    others = train.loc[~is_val, CUTOFF].unique()
+    if stacked and labels_at is not None and not time_separated(others, validation, h):
+        cut = short_windows(train[CUTOFF], validation, h, config.cutoffs.n_validation)
+        if cut:
+            return _fit_on_short_windows(train, cut, labels_at, config)
     val_cuts = validation_cutoffs(train[CUTOFF], validation, h, config.cutoffs.n_validation)
     is_val = train[CUTOFF].isin(val_cuts).to_numpy()
     fit_rows, val_rows = train.loc[~is_val], train.loc[is_val]
@@ -100,6 +124,47 @@ def fit_models(
         fit_rows[cols], fit_rows[CHURNED], val_rows[cols], val_rows[CHURNED], **common
     )
     return value, churn
+
+
+def _fit_on_short_windows(
+    train: pd.DataFrame,
+    cut: list[tuple[pd.Timestamp, list[tuple[pd.Timestamp, int]]]],
+    labels_at: LabelsAt,
+    config: Config,
+) -> tuple[ValueModel, ChurnModel]:
+    """Settings chosen with trees fitted on label windows cut to end by each validation cutoff (one rolling-origin
+    fold per validation cutoff of ``cut``), then the trees refitted on ``train``'s horizon-length windows with
+    those settings: a history too short to separate horizon-length windows from the validation still gets a
+    time-separated choice (the BTYD offset carries the horizon, so the trees learn a correction that transfers)."""
+    h = config.horizon_days
+    cols = [*feature_columns(train), CUTOFF]
+    blocks, labels = [], list(LABEL_FILL)
+    for fold, (v, windows) in enumerate(cut):
+        for c, days in windows:
+            if c + pd.Timedelta(days=days) > v:  # the leakage guard: a window passing the validation cutoff
+                raise ValueError(f"label window {c.date()} + {days} days passes the validation cutoff {v.date()}")
+            rows = train.loc[train[CUTOFF] == c].drop(columns=labels)
+            rows = rows.merge(labels_at(c, days)[[CUSTOMER_ID, *labels]], on=CUSTOMER_ID, how="left", validate="1:1")
+            blocks.append(rows.fillna(LABEL_FILL).assign(**{LABEL_DAYS: float(days), "_fold": fold}))
+    fit_rows = pd.concat(blocks, ignore_index=True)
+    val_cuts = [v for v, _ in cut]
+    val_rows = train.loc[train[CUTOFF].isin(val_cuts)].reset_index(drop=True)
+    folds = [((fit_rows["_fold"] == i).to_numpy(), (val_rows[CUTOFF] == v).to_numpy()) for i, v in enumerate(val_cuts)]
+    kw = model_kwargs(config)
+    fitted = []
+    for cls, target, params in ((ValueModel, FUTURE_VALUE, kw["value"]), (ChurnModel, CHURNED, kw["churn"])):
+        model = cls(**params).fit(
+            fit_rows[cols],
+            fit_rows[target],
+            val_rows[cols],
+            val_rows[target],
+            label_days=fit_rows[LABEL_DAYS].to_numpy(),
+            val_label_days=h,
+            val_cutoff=val_cuts[-1],
+            folds=folds if len(folds) > 1 else None,
+        )
+        fitted.append(model.refit(train[cols], train[target], label_days=h))
+    return fitted[0], fitted[1]
 
 
 def tier_scheme(config: Config) -> TierScheme:
@@ -197,11 +262,18 @@ def _assemble(
     )
 
 
-def fit_scorer(train: pd.DataFrame, plan: CutoffPlan, config: Config, versions: dict[str, str]) -> TiercastScorer:
+def fit_scorer(
+    train: pd.DataFrame,
+    plan: CutoffPlan,
+    config: Config,
+    versions: dict[str, str],
+    labels_at: LabelsAt | None = None,
+) -> TiercastScorer:
     """Fit the tier scheme and both models on the stacked training cutoffs (settings chosen on the validation
-    cutoff): the model the test cutoff evaluates. Refused by :func:`check_trainable` when it cannot be learned."""
+    cutoff; ``labels_at``: see :func:`fit_models`): the model the test cutoff evaluates. Refused by
+    :func:`check_trainable` when it cannot be learned."""
     check_trainable(train, plan, config)
-    value_model, churn_model = fit_models(train, plan.validation, config)
+    value_model, churn_model = fit_models(train, plan.validation, config, labels_at=labels_at)
     val_rows = train[train[CUTOFF] == plan.validation]
     return _assemble(value_model, churn_model, val_rows, train[FUTURE_VALUE].to_numpy(dtype=float), config, versions)
 

@@ -58,7 +58,7 @@ from tiercast.models.tiers.scheme import TierScheme, names_for_k
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
-from tiercast.pipeline.jobs.model_fit import fit_scorer
+from tiercast.pipeline.jobs.model_fit import fit_scorer, labels_from
 from tiercast.pipeline.jobs.results import SchemeFit, TierStudy
 
 BEHAVIOR = ("frequency_orders", "tenure_days")
@@ -205,7 +205,9 @@ def _backtest(data: _Data, plan: CutoffPlan, config: Config, specs: list[_Spec],
     """Fit as ``tiercast train`` does for test cutoff ``plan.test``; score the tiers of every scheme there."""
     train_rows = data.grid[data.grid[CUTOFF].isin(plan.train)]
     val_rows, test_rows = data.at(plan.validation), data.at(plan.test)
-    scorer = fit_scorer(train_rows, plan, _with_test_cutoff(config, plan.test), versions={})
+    scorer = fit_scorer(
+        train_rows, plan, _with_test_cutoff(config, plan.test), versions={}, labels_at=labels_from(data.con, data.tx)
+    )
     val_pred = np.clip(scorer.value_model.predict(val_rows[feature_columns(train_rows)]), 0.0, None)
     scores = scorer.score(test_rows)
     pred = scores[PREDICTED_VALUE].to_numpy()

@@ -47,7 +47,7 @@ from tiercast.pipeline.engine.session import engine_resident
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
 from tiercast.pipeline.jobs.comparisons import comparison_predictions
 from tiercast.pipeline.jobs.holdout import evaluate, log_plots
-from tiercast.pipeline.jobs.model_fit import btyd_at, fit_scorer, refit_for_production
+from tiercast.pipeline.jobs.model_fit import btyd_at, fit_scorer, labels_from, refit_for_production
 from tiercast.pipeline.terminal import phase, phased
 from tiercast.pipeline.tracking.registry import EvaluationWindow
 from tiercast.pipeline.tracking.runs import (
@@ -241,7 +241,7 @@ def _fit_and_test(
     rows = CutoffRows(con, tx, **common)  # a cutoff shared by the training, test and production sets is built once
     train_set, train_sampling = rows.training_set(cutoffs=list(plan.train), data_end=held_out, holdout_start=held_out)
     phase("fitting the value and churn models")
-    evaluated = fit_scorer(train_set, plan, config, versions)
+    evaluated = fit_scorer(train_set, plan, config, versions, labels_from(con, tx))
     metrics: dict[str, dict[str, float]] = {}
     test_set, test_sampling = train_set.iloc[:0].copy(), Sampling()
     preds = None

@@ -9,6 +9,7 @@ from tiercast.features.cutoff_plan import (
     PlanError,
     plan_cutoffs,
     rolling_test_plans,
+    short_windows,
     validation_cutoffs,
 )
 
@@ -54,7 +55,8 @@ def test_a_long_horizon_reaches_back_for_time_separated_validation_cutoffs():
     validation cutoff. With history enough the plan adds earlier cutoffs until the earliest of the three
     validation cutoffs has one (hand-counted: train[-3] is 122 days before the last, so 3 more cutoffs reach 488
     days back), and all three folds are
-    time-separated; with too little history it says the models are the BTYD model alone."""
+    time-separated; with too little history settings are chosen on label windows cut to end by each validation
+    cutoff (61 days apart, so 61 to 183 days long)."""
     rules = CutoffRules(horizon_days=365, step_days=61, n_train=6, min_history_days=60, n_validation=3)
     end = START + pd.Timedelta(days=5 * 365)
     plan = plan_cutoffs(START, end, rules)
@@ -62,7 +64,27 @@ def test_a_long_horizon_reaches_back_for_time_separated_validation_cutoffs():
     assert plan.train[0] + pd.Timedelta(days=365) <= plan.train[-3] < plan.train[1] + pd.Timedelta(days=365)
     assert validation_cutoffs(plan.train, plan.validation, 365, 3) == list(plan.train[-3:])
     short = plan_cutoffs(START, START + pd.Timedelta(days=60 + 365 + 200 + 365), rules)
-    assert len(short.train) == 4 and "the BTYD model alone" in short.notes[0]
+    assert len(short.train) == 4 and "cut to end by each of the 3 validation cutoffs (61 to 183 days)" in short.notes[0]
+    a, b, c, d = short.train
+    assert short_windows(short.train, d, 365, 3) == [
+        (b, [(a, 61)]),
+        (c, [(a, 122), (b, 61)]),
+        (d, [(a, 183), (b, 122), (c, 61)]),
+    ]
+
+
+def test_short_windows_only_where_no_horizon_window_ends_by_the_validation_cutoff():
+    day = pd.Timestamp("2022-06-01")
+    cuts = [day - pd.Timedelta(days=30 * k) for k in range(3, -1, -1)]  # four cutoffs 30 days apart
+    assert short_windows(cuts, day, 90, 3) == []  # cuts[0]'s 90-day window ends by the latest: time-separated
+    assert short_windows(cuts[1:], day, 90, 1) == [(day, [(cuts[1], 60), (cuts[2], 30)])]
+    assert short_windows(cuts[1:], day, 90, 3) == [(cuts[2], [(cuts[1], 30)]), (day, [(cuts[1], 60), (cuts[2], 30)])]
+    near = [day - pd.Timedelta(days=20), day]  # 20 days apart: no 30-day window ends by the latest
+    assert short_windows(near, day, 90, 3) == []
+    assert short_windows(near, day, 14, 3) == []  # a 14-day horizon's windows end by it already
+    rules = CutoffRules(horizon_days=90, step_days=20, n_train=2, min_history_days=30)
+    plan = plan_cutoffs(START, START + pd.Timedelta(days=30 + 20 + 2 * 90), rules)
+    assert len(plan.train) == 2 and "the BTYD model alone" in plan.notes[0]
 
 
 def test_a_one_day_history_is_named_in_the_singular():
