@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import CUTOFF
-from tiercast.models.baselines import Array, float_column, require_columns
+from tiercast.models.baselines import Array, require_columns
 from tiercast.models.btyd.fitters import BetaGeoModel, GammaGammaModel, ParetoNBDModel
 
 # ----------------------------------------------------------------------------------------------- BTYD
@@ -31,15 +31,26 @@ _MODELS = {"bgnbd": BetaGeoModel, "paretonbd": ParetoNBDModel}
 def btyd_inputs(X: pd.DataFrame) -> pd.DataFrame:
     """The BTYD input columns with "undefined" mapped to the BTYD convention: no purchase yet means frequency 0,
     recency 0 and repeat spend 0 (e.g. customers with only zero-amount or refund lines). Idempotent."""
+    return pd.DataFrame(dict(zip(BTYD_INPUTS, _input_arrays(X), strict=True)), index=X.index)
+
+
+def _input_arrays(X: pd.DataFrame) -> tuple[Array, Array, Array, Array]:
+    """:func:`btyd_inputs`' columns as arrays, in the order of :data:`BTYD_INPUTS`. On NumPy arrays: every BTYD
+    transform reads them, hundreds of times in one training, and pandas' per-call overhead on a few thousand rows
+    was most of that time."""
     missing = [c for c in BTYD_INPUTS if c not in X.columns]
     if missing:
         raise ValueError(f"BTYD needs feature columns {missing}")
-    out = X[list(BTYD_INPUTS)].astype("float64")
-    out = out.fillna({"repeat_purchase_days": 0.0, "first_to_last_days": 0.0, "repeat_spend_mean": 0.0})
-    out["tenure_days"] = out["tenure_days"].fillna(0.0).clip(lower=1e-6)
-    out["first_to_last_days"] = np.minimum(out["first_to_last_days"].clip(lower=0.0), out["tenure_days"])
-    out["repeat_purchase_days"] = out["repeat_purchase_days"].clip(lower=0.0)
-    return out
+    freq, recency, age, spend = (X[c].to_numpy(dtype="float64", na_value=np.nan) for c in BTYD_INPUTS)
+    age = _at_least(np.where(np.isnan(age), 0.0, age), 1e-6)
+    recency = np.minimum(_at_least(np.where(np.isnan(recency), 0.0, recency), 0.0), age)
+    freq = _at_least(np.where(np.isnan(freq), 0.0, freq), 0.0)
+    return freq, recency, age, np.where(np.isnan(spend), 0.0, spend)
+
+
+def _at_least(a: Array, low: float) -> Array:
+    """``a`` with values below ``low`` raised to it (no NaN here)."""
+    return np.where(a >= low, a, low)
 
 
 class BTYDForecaster(BaseEstimator):
@@ -67,13 +78,12 @@ class BTYDForecaster(BaseEstimator):
         """(x, t_x, T, m) in the lifetimes convention, read through :func:`btyd_inputs` (a customer without a
         purchase, e.g. refunds only, has ``first_to_last_days`` NaN in a feature frame)."""
         require_columns(X, BTYD_INPUTS)
-        X = btyd_inputs(X)
         u = float(self.time_unit_days)
-        x = float_column(X, "repeat_purchase_days")
-        tx = float_column(X, "first_to_last_days") / u
-        T = float_column(X, "tenure_days") / u
-        m = float_column(X, "repeat_spend_mean")
-        return x, np.where(x > 0, tx, 0.0), T, m
+        for name, v in zip(BTYD_INPUTS, arrays := _input_arrays(X), strict=True):
+            if not np.isfinite(v).all():
+                raise ValueError(f"column {name!r} has missing or infinite values")
+        x, tx, T, m = arrays
+        return x, np.where(x > 0, tx / u, 0.0), T / u, m
 
     def fit(
         self, X: pd.DataFrame, y_value: ArrayLike | None = None, y_churn: ArrayLike | None = None
