@@ -131,10 +131,12 @@ def collect_at_cutoffs(
 ) -> pd.DataFrame:
     """``rows_at(cutoff)`` run on ``con`` for each cutoff (:func:`~tiercast.features.cutoff_queries.run_at_cutoffs`),
     sorted by customer_id within each, with the ``cutoff`` column second, stacked in the order of ``cutoffs``."""
-    frames = []
     ordered = lambda cutoff: rows_at(cutoff).order_by(CUSTOMER_ID)  # noqa: E731 - one line, used once
-    for cutoff, table in zip(cutoffs, run_at_cutoffs(con, ordered, cutoffs), strict=True):
-        df = table.to_pandas()
-        df.insert(1, CUTOFF, pd.Series(cutoff, index=df.index, dtype="datetime64[us]"))
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+    tables = zip(cutoffs, run_at_cutoffs(con, ordered, cutoffs), strict=True)
+    return pd.concat([with_cutoff_column(table.to_pandas(), cutoff) for cutoff, table in tables], ignore_index=True)
+
+
+def with_cutoff_column(df: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """One cutoff's collected rows with the ``cutoff`` column second (datetime64[us]), as training sets hold it."""
+    df.insert(1, CUTOFF, pd.Series(cutoff, index=df.index, dtype="datetime64[us]"))
+    return df

@@ -4,7 +4,7 @@ on all customers or a seeded sample, with at most N rows per cutoff.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ibis
@@ -21,7 +21,8 @@ from tiercast.features.build import (
     feature_table,
 )
 from tiercast.features.contract import CUSTOMER_ID, CUTOFF
-from tiercast.features.training_set import build_training_set, check_cutoffs, collect_at_cutoffs, labelled_rows
+from tiercast.features.cutoff_queries import CutoffQuery
+from tiercast.features.training_set import check_cutoffs, collect_at_cutoffs, labelled_rows, with_cutoff_column
 from tiercast.pipeline.engine.sampling import (
     ROWS_BEFORE,
     CutoffSample,
@@ -81,12 +82,15 @@ class CutoffRows:
 
     A cutoff's features and labels do not depend on the set that names it (sets differ only in how far their
     label windows may reach, which :func:`~tiercast.features.training_set.check_cutoffs` still checks per set),
-    so a training, test and production set sharing cutoffs query each of them once.
+    so a training, test and production set sharing cutoffs query each of them once; on DuckDB every set runs
+    through one :class:`~tiercast.features.cutoff_queries.CutoffQuery`, so the query is built and compiled for
+    the first two cutoffs of the job, not again for each set.
     """
 
     def __init__(self, con: ibis.BaseBackend, tx: Frame, **common: Any) -> None:
         self.con, self.tx, self.common = con, tx, common
         self._rows: dict[pd.Timestamp, tuple[pd.DataFrame, CutoffSample | None]] = {}
+        self._query: CutoffQuery | None = None
 
     def training_set(
         self,
@@ -100,13 +104,26 @@ class CutoffRows:
             cutoffs, horizon_days=self.common["horizon_days"], data_end=data_end, holdout_start=holdout_start
         )
         missing = [c for c in parsed if c not in self._rows]
-        if missing:
+        if missing and is_spark(self.con):  # the sample cached for these cutoffs is released after them
             built, sampling = build_training_set_on(
                 self.con, self.tx, cutoffs=missing, data_end=data_end, holdout_start=holdout_start, **self.common
             )
             counts = {s.cutoff: s for s in sampling.cutoffs}
             for c in missing:
                 self._rows[c] = (built.loc[built[CUTOFF] == c], counts.get(c))
+        elif missing:
+            if self._query is None:
+                kw = dict(self.common)
+                sample, seed = kw.pop("sample", None), kw.pop("seed", 0)
+                t, satisfaction = _engine_tables(
+                    self.con, self.tx, sample=sample, seed=seed, satisfaction=kw.pop("satisfaction", None)
+                )
+                kw["max_rows"] = kw.pop("max_rows_per_cutoff", None)
+                rows_at = _rows_at(t, seed=seed, satisfaction=satisfaction, **kw)
+                self._query = CutoffQuery(self.con, lambda cutoff: rows_at(cutoff).order_by(CUSTOMER_ID))
+            for c in missing:
+                df, counts = pop_sampling(with_cutoff_column(self._query.at(c).to_pandas(), c))
+                self._rows[c] = (df, counts[0] if counts else None)
         out = pd.concat([self._rows[c][0] for c in parsed], ignore_index=True)
         return out, Sampling(tuple(s for c in parsed if (s := self._rows[c][1]) is not None))
 
@@ -139,44 +156,66 @@ def _build_training_set_on(
     seed: int = 0,
     **kwargs: Any,
 ) -> pd.DataFrame:
-    t = as_table(to_engine_table(con, tx))  # a pandas frame is shipped to ``con`` once, for every cutoff
-    if isinstance(kwargs.get("satisfaction"), pd.DataFrame):
-        kwargs["satisfaction"] = to_engine_table(con, kwargs["satisfaction"])
+    t, satisfaction = _engine_tables(con, tx, sample=sample, seed=seed, satisfaction=kwargs.pop("satisfaction", None))
     # On Spark the sample is materialised once (cached by the executors) and read by every cutoff; DuckDB
     # recomputes it cheaply (and ibis 12's release() of a DuckDB cache fails to compile).
     cached = sample is not None and is_spark(con)
-    if sample is not None:
-        t = sample_customers(t, sample, seed=seed)
     if cached:
         t = t.cache()
-    max_rows = kwargs.pop("max_rows", None)
     try:
-        if max_rows is None:
-            return build_training_set(t, con=con, **kwargs)
-        # capped: each cutoff on its chosen customers' transactions (the leakage guard checks every cutoff first)
+        # the leakage guard checks every cutoff before any is built
         cutoffs = check_cutoffs(
             kwargs.pop("cutoffs"),
             horizon_days=kwargs["horizon_days"],
-            data_end=kwargs["data_end"],
-            holdout_start=kwargs.get("holdout_start"),
+            data_end=kwargs.pop("data_end"),
+            holdout_start=kwargs.pop("holdout_start", None),
         )
-        horizon_days, satisfaction = kwargs["horizon_days"], kwargs.get("satisfaction")
-        windows_days = kwargs.get("windows_days", DEFAULT_WINDOWS_DAYS)
-
-        def rows_at(cutoff: pd.Timestamp) -> ir.Table:
-            chosen = sampled_customers(t, max_rows, cutoff=cutoff, horizon_days=horizon_days, seed=seed)
-            part = as_table(t.semi_join(chosen, CUSTOMER_ID))
-            rows = labelled_rows(
-                part,
-                cutoff=cutoff,
-                horizon_days=horizon_days,
-                windows_days=windows_days,
-                satisfaction=satisfaction,
-                values_of=t,  # the same category codes for every cutoff's customers: one query shape
-            )
-            return with_counts(rows, chosen)
-
-        return collect_at_cutoffs(con, rows_at, cutoffs)
+        return collect_at_cutoffs(con, _rows_at(t, seed=seed, satisfaction=satisfaction, **kwargs), cutoffs)
     finally:
         if cached:
             t.release()
+
+
+def _engine_tables(
+    con: ibis.BaseBackend, tx: Frame, *, sample: int | None, seed: int, satisfaction: Frame | None
+) -> tuple[ir.Table, ir.Table | None]:
+    """The transactions on ``con`` (all customers or a seeded sample of them) and the satisfaction table there."""
+    t = as_table(to_engine_table(con, tx))  # a pandas frame is shipped to ``con`` once, for every cutoff
+    if isinstance(satisfaction, pd.DataFrame):
+        satisfaction = to_engine_table(con, satisfaction)
+    if sample is not None:
+        t = sample_customers(t, sample, seed=seed)
+    return t, satisfaction
+
+
+def _rows_at(
+    t: ir.Table,
+    *,
+    horizon_days: int,
+    windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
+    satisfaction: ir.Table | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
+) -> Callable[[pd.Timestamp], ir.Table]:
+    """The labelled rows of the transactions ``t`` at a cutoff (unordered, without the cutoff column), at most
+    ``max_rows`` of them: capped, each cutoff on its chosen customers' transactions."""
+    if max_rows is None:
+        table = as_table(t)
+        return lambda cutoff: labelled_rows(
+            table, cutoff=cutoff, horizon_days=horizon_days, windows_days=windows_days, satisfaction=satisfaction
+        )
+
+    def rows_at(cutoff: pd.Timestamp) -> ir.Table:
+        chosen = sampled_customers(t, max_rows, cutoff=cutoff, horizon_days=horizon_days, seed=seed)
+        part = as_table(t.semi_join(chosen, CUSTOMER_ID))
+        rows = labelled_rows(
+            part,
+            cutoff=cutoff,
+            horizon_days=horizon_days,
+            windows_days=windows_days,
+            satisfaction=satisfaction,
+            values_of=t,  # the same category codes for every cutoff's customers: one query shape
+        )
+        return with_counts(rows, chosen)
+
+    return rows_at
