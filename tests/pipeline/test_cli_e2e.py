@@ -146,17 +146,6 @@ def test_at_risk_list_is_ranked_within_top_tiers(demo_run):
     assert "GBP value over the next 90 days" in output
 
 
-def test_second_run_gives_identical_scores(demo_run):
-    tmp, cfg, _ = demo_run
-    first = pd.read_parquet(tmp / "out" / "scores.parquet")
-    result = runner.invoke(app, ["run", "--config", str(cfg)])
-    assert result.exit_code == 0, result.output
-    second = pd.read_parquet(tmp / "out" / "scores.parquet")
-    cols = ["customer_id", *SCORE_COLUMNS, "current_value", "cutoff"]
-    pd.testing.assert_frame_equal(first[cols], second[cols])
-    assert int(second["model_version"].iloc[0]) == int(first["model_version"].iloc[0]) + 1
-
-
 def test_a_model_trained_with_other_library_versions_says_so_in_one_line(demo_run, monkeypatch):
     from tiercast.pipeline.jobs import score
 
@@ -291,6 +280,16 @@ def test_train_compare_promote_and_report(demo_run):
     newest = runs[0].info.run_id
     for key in ("normalized_gini", "roc_auc", "brier"):
         assert runs[0].data.metrics[f"test.tiercast.{key}"] == runs[1].data.metrics[f"test.tiercast.{key}"]
+    # ... and the retrained model scores every customer as the first one did
+    first = pd.read_parquet(tmp / "out" / "scores.parquet")
+    (retrained,) = client.search_model_versions(f"run_id='{newest}'")
+    assert int(retrained.version) > int(first["model_version"].iloc[0])
+    rescored = tmp / "retrained_scores.parquet"
+    model = f"models:/tiercast/{retrained.version}"
+    result = runner.invoke(app, ["score", "--config", str(cfg), "--model", model, "--out", str(rescored)])
+    assert result.exit_code == 0, result.output
+    cols = ["customer_id", *SCORE_COLUMNS, "current_value", "cutoff"]
+    pd.testing.assert_frame_equal(pd.read_parquet(rescored)[cols], first[cols])
     artifacts = {a.path for a in client.list_artifacts(newest, "plots")}
     assert {"plots/gain_curve.png", "plots/calibration_curve.png", "plots/tier_migration.png"} <= artifacts
     # No customer ids in params, metrics or tags.
