@@ -209,7 +209,8 @@ def plan_cutoffs(start: pd.Timestamp, end: pd.Timestamp, rules: CutoffRules) -> 
             f"no test metrics; trained on {len(production)} label window(s) ending by {end.date()}"
             + (" (the BTYD model alone: no validation cutoff)" if len(production) == 1 else "")
         )
-        return CutoffPlan(start, end, train=production, test=None, production=production, notes=(note,))
+        more = _train_notes(production, rules) if len(production) > 1 else ()
+        return CutoffPlan(start, end, train=production, test=None, production=production, notes=(note, *more))
     train = _reach_back(_steps_back(test - horizon, earliest, rules), earliest, rules)
     if not train:
         raise HistoryTooShortError(

@@ -54,7 +54,13 @@ def test_short_history_trains_without_a_test_window_and_says_so():
     assert plan.test is None
     assert plan.production[-1] == end - pd.Timedelta(days=90)
     assert all(c >= START + pd.Timedelta(days=30) for c in plan.production)
-    assert len(plan.notes) == 1 and "no held-out test window" in plan.notes[0]
+    assert "no held-out test window" in plan.notes[0]
+    # its three label windows, 30 days apart, overlap: settings are chosen on windows cut to end by the last two
+    assert len(plan.production) == 3 and plan.notes[1] == (
+        f"no 90-day training label window ends by the validation cutoff {plan.production[-1].date()}: settings are "
+        "chosen on label windows cut to end by each of the 2 validation cutoffs (30 to 60 days), then the trees are "
+        "refitted on the 90-day windows"
+    )
 
 
 def test_one_training_window_before_the_test_cutoff_is_noted():
