@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tests.models.test_stacking import simulate_transactions
-from tests.pipeline.test_train import START, _config
+from tests.pipeline.test_train import START, _config, scrambled_from
 from tiercast.features.contract import CUTOFF, LABEL_DAYS
 from tiercast.features.cutoff_plan import plan_cutoffs
 from tiercast.features.training_set import build_training_set
@@ -40,12 +40,7 @@ def test_cut_windows_never_read_past_the_validation_cutoff(short, monkeypatch):
     """Scrambling every transaction at or after the validation cutoff in what the cut windows' labels are read
     from leaves both models unchanged; the labels asked for end by it, and the final trees see the full windows."""
     tx, config, plan, train = short
-    rng = np.random.default_rng(0)
-    scrambled = tx.copy()
-    after = (scrambled["timestamp"] >= plan.validation).to_numpy()
-    assert after.sum() > 100
-    scrambled.loc[after, "amount"] = rng.permutation(scrambled.loc[after, "amount"].to_numpy()) * 3.0
-    scrambled.loc[after, "customer_id"] = rng.permutation(scrambled.loc[after, "customer_id"].to_numpy())
+    scrambled = scrambled_from(tx, plan.validation, at_least=100)
     asked, refits = [], []
     refit = StackedModel.refit
 

@@ -94,16 +94,23 @@ def world():
     return tx, config, plan
 
 
+def scrambled_from(tx: pd.DataFrame, when: pd.Timestamp, *, at_least: int) -> pd.DataFrame:
+    """``tx`` with every transaction at or after ``when`` (at least ``at_least`` of them) given another customer's
+    id and a tripled, permuted amount: what a model that never reads past ``when`` cannot tell apart."""
+    rng = np.random.default_rng(0)
+    scrambled = tx.copy()
+    after = (scrambled["timestamp"] >= when).to_numpy()
+    assert after.sum() > at_least
+    scrambled.loc[after, "amount"] = rng.permutation(scrambled.loc[after, "amount"].to_numpy()) * 3.0
+    scrambled.loc[after, "customer_id"] = rng.permutation(scrambled.loc[after, "customer_id"].to_numpy())
+    return scrambled
+
+
 def test_test_window_evaluation_never_sees_the_test_window(world):
     """Scrambling every transaction at or after the test cutoff leaves the evaluated model's test predictions
     unchanged: only the realized labels it is compared with move."""
     tx, config, plan = world
-    rng = np.random.default_rng(0)
-    scrambled = tx.copy()
-    after = (scrambled["timestamp"] >= plan.test).to_numpy()
-    assert after.sum() > 50
-    scrambled.loc[after, "amount"] = rng.permutation(scrambled.loc[after, "amount"].to_numpy()) * 3.0
-    scrambled.loc[after, "customer_id"] = rng.permutation(scrambled.loc[after, "customer_id"].to_numpy())
+    scrambled = scrambled_from(tx, plan.test, at_least=50)
     scores = []
     for data in (tx, scrambled):
         train, test = _frames(data, config, plan)
