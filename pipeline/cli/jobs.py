@@ -391,3 +391,5 @@ def _print_backtest(cfg: Config, table: pd.DataFrame) -> None:
                 "(95% paired bootstrap)",
                 highlight=False,
             )
+        if first.get("plan_note"):
+            console.print(f"  note: {first['plan_note']}", highlight=False)

@@ -152,10 +152,11 @@ def run_backtest(
     Columns: ``test_cutoff``, ``validation_cutoff``, ``n_train_cutoffs``, ``n_customers``, ``method``, the value
     metrics (:data:`VALUE_METRICS`), the churn metrics (:data:`CHURN_METRICS`) and, on ``tiercast`` rows, the
     paired-bootstrap comparison with the best baseline (``gini_vs``, ``gini_diff``, ``gini_lo``, ``gini_hi``,
-    ``auc_vs``, ``auc_diff``, ``auc_lo``, ``auc_hi``). ``n_tests`` / ``n_boot`` default to
-    ``config.models.backtest_n_tests`` / ``backtest_n_boot``. ``return_predictions`` returns ``(table,
-    predictions)``: the per-customer predictions of every method at every test cutoff with the realized labels
-    (:func:`tiercast.pipeline.jobs.predictions.predictions_frame`).
+    ``auc_vs``, ``auc_diff``, ``auc_lo``, ``auc_hi``), and ``plan_note``: the test cutoff's plan notes (e.g. the
+    models are the BTYD model alone, or settings chosen on cut label windows; empty when none). ``n_tests`` /
+    ``n_boot`` default to ``config.models.backtest_n_tests`` / ``backtest_n_boot``. ``return_predictions`` returns
+    ``(table, predictions)``: the per-customer predictions of every method at every test cutoff with the realized
+    labels (:func:`tiercast.pipeline.jobs.predictions.predictions_frame`).
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -186,15 +187,21 @@ def run_backtest(
         preds = _method_predictions(train, test, plan, config, methods, labels_from(data.con, data.table))
         if return_predictions:
             predictions.append(predictions_frame(test, preds, cutoff=plan.test))
-        table = score_methods(test, preds, n_boot=n_boot, seed=config.seed)
-        table.insert(0, "n_customers", len(test))
-        table.insert(0, "n_train_cutoffs", len(plan.train))
-        table.insert(0, "validation_cutoff", plan.validation)
-        table.insert(0, "test_cutoff", plan.test)
-        tables.append(table)
+        tables.append(_described(score_methods(test, preds, n_boot=n_boot, seed=config.seed), plan, len(test)))
     table = pd.concat(tables, ignore_index=True)
     if return_predictions:
         return table, pd.concat(predictions, ignore_index=True)
+    return table
+
+
+def _described(table: pd.DataFrame, plan: CutoffPlan, n_customers: int) -> pd.DataFrame:
+    """One test cutoff's scores with the columns that say what they were measured on: the cutoffs, the customers
+    and the plan's notes (how the cutoff's settings were chosen, when not the usual way)."""
+    table.insert(0, "n_customers", n_customers)
+    table.insert(0, "n_train_cutoffs", len(plan.train))
+    table.insert(0, "validation_cutoff", plan.validation)
+    table.insert(0, "test_cutoff", plan.test)
+    table["plan_note"] = " | ".join(plan.notes)
     return table
 
 

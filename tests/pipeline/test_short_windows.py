@@ -72,3 +72,17 @@ def test_without_labels_the_models_are_the_btyd_model(short):
     _, config, plan, train = short
     value, churn = fit_models(train, plan.validation, config)
     assert value.btyd_led_ and churn.btyd_led_ and value.weight_ == 0.0 and churn.weight_ == 0.0
+
+
+def test_the_backtest_table_and_its_printout_carry_the_plan_note(short, capsys):
+    from tiercast.pipeline.cli.jobs import _print_backtest
+    from tiercast.pipeline.ingest.loader import from_ingest
+    from tiercast.pipeline.ingest.rules import IngestResult
+    from tiercast.pipeline.jobs.backtest import run_backtest
+
+    tx, config, plan, _ = short
+    ingest = from_ingest(config, IngestResult(accepted=tx, quarantine=pd.DataFrame(), n_read=len(tx), source="sim"))
+    table = run_backtest(config, ingest, n_tests=1, n_boot=0, methods=("paretonbd_gg", "tiercast"))
+    assert table["plan_note"].tolist() == [plan.notes[0]] * 2
+    _print_backtest(config, table)
+    assert f"note: {plan.notes[0]}" in " ".join(capsys.readouterr().out.split())
