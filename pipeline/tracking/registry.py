@@ -318,8 +318,9 @@ def promote(
         if not ok and force:
             ok, reason = True, f"forced: {reason}"
             client.set_model_version_tag(name, version, "promotion", "forced")
-        if (changed := tier_change(run, champion_run, current.version)) is not None:
-            reason += f"; {changed}"
+        for changed in (tier_change(run, champion_run, current.version), source_change(run, champion_run, name)):
+            if changed is not None:
+                reason += f"; {changed}"
     alias = "champion" if ok else "challenger"
     client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, "promotion_reason", reason)
@@ -336,4 +337,17 @@ def tier_change(run: Run, champion_run: Run, champion_version: str) -> str | Non
     return (
         f"the tiers change: {k} tiers (champion v{champion_version}: {before}), so tier-level monitoring and "
         "at-risk lists do not carry over"
+    )
+
+
+def source_change(run: Run, champion_run: Run, name: str) -> str | None:
+    """A word of caution when a run's data file is not the champion's (``data.data_path`` tags; None when they are
+    the same or one is unknown): the rule cannot tell a newer month of the same shop from another shop sharing the
+    registered model name, and another shop's model would replace this one's champion."""
+    path, before = run.data.tags.get("data.data_path"), champion_run.data.tags.get("data.data_path")
+    if path is None or before is None or path == before:
+        return None
+    return (
+        f"its data file is not the champion's ({before} -> {path}): if it is another shop's, give that config a "
+        f"registered model name of its own (`mlflow.registered_model`, not '{name}')"
     )

@@ -108,6 +108,8 @@ def test_retrain_on_a_new_month_is_promoted_unless_worse(store, monkeypatch):
     # The month appended, the usual model: not worse than the champion on its window, becomes champion.
     output = _train(_write_config(tmp, "retrain", appended))
     assert "@champion" in output, output
+    # another file than the champion's: the reason names both, in case it is another shop's
+    assert f"its data file is not the champion's ({month} -> {appended})" in " ".join(output.split()), output
     champion = client.get_model_version_by_alias("tiercast", "champion")
     assert int(champion.version) > int(crippled.version)
     run = client.get_run(champion.run_id)

@@ -143,3 +143,22 @@ def test_a_retrain_with_another_number_of_tiers_says_so():
     )
     assert tier_change(with_k("4"), with_k("4"), "3") is None
     assert tier_change(with_k("4"), with_k(None), "3") is None  # a champion logged before the parameter
+
+
+def test_a_run_on_another_data_file_than_the_champion_s_is_named():
+    """Another shop sharing the registered model name looks like a newer month to the rule: the reason names both
+    files and the setting that keeps shops apart."""
+    from tiercast.pipeline.tracking.registry import source_change
+
+    def on(path: str | None) -> SimpleNamespace:
+        run = _run()
+        if path is not None:
+            run.data.tags["data.data_path"] = path
+        return run
+
+    assert source_change(on("/data/shop_b.parquet"), on("/data/shop_a.parquet"), "tiercast") == (
+        "its data file is not the champion's (/data/shop_a.parquet -> /data/shop_b.parquet): if it is another "
+        "shop's, give that config a registered model name of its own (`mlflow.registered_model`, not 'tiercast')"
+    )
+    assert source_change(on("/data/shop_a.parquet"), on("/data/shop_a.parquet"), "tiercast") is None
+    assert source_change(on("/data/shop_a.parquet"), on(None), "tiercast") is None  # logged before the tag
