@@ -128,15 +128,20 @@ def _run_at(test_cutoff: str) -> SimpleNamespace:
     return run
 
 
+def _run_with(kind: str, key: str, value: str | None) -> SimpleNamespace:
+    """A run with ``value`` under ``key`` in its params or tags (``kind``); without it when None."""
+    run = _run()
+    if value is not None:
+        getattr(run.data, kind)[key] = value
+    return run
+
+
 def test_a_retrain_with_another_number_of_tiers_says_so():
     """The clustering may choose another k on new data: the promotion reason says the tiers do not carry over."""
     from tiercast.pipeline.tracking.registry import tier_change
 
     def with_k(k: str | None) -> SimpleNamespace:
-        run = _run()
-        if k is not None:
-            run.data.params["tiers.k_resolved"] = k
-        return run
+        return _run_with("params", "tiers.k_resolved", k)
 
     assert tier_change(with_k("2"), with_k("4"), "3") == (
         "the tiers change: 2 tiers (champion v3: 4), so tier-level monitoring and at-risk lists do not carry over"
@@ -151,10 +156,7 @@ def test_a_run_on_another_data_file_than_the_champion_s_is_named():
     from tiercast.pipeline.tracking.registry import source_change
 
     def on(path: str | None) -> SimpleNamespace:
-        run = _run()
-        if path is not None:
-            run.data.tags["data.data_path"] = path
-        return run
+        return _run_with("tags", "data.data_path", path)
 
     assert source_change(on("/data/shop_b.parquet"), on("/data/shop_a.parquet"), "tiercast") == (
         "its data file is not the champion's (/data/shop_a.parquet -> /data/shop_b.parquet): if it is another "
