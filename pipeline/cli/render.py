@@ -100,9 +100,10 @@ def print_tier_study(console: Console, study: TierStudy) -> None:
         _scheme_table(study.schemes),
         "Tier schemes: shares at the latest cutoff; metrics averaged over the test cutoffs",
     )
-    z = [c for c in study.segments.columns if c.startswith("z_")]
-    show_frame(study.segments.drop(columns=z), f"Behavioral segments at {last}")
-    show_frame(study.segment_tiers, "Segment x current tier (customers)", index=True)
+    if len(study.segments):  # none when the customers could not be segmented (a warning said so)
+        z = [c for c in study.segments.columns if c.startswith("z_")]
+        show_frame(study.segments.drop(columns=z), f"Behavioral segments at {last}")
+        show_frame(study.segment_tiers, "Segment x current tier (customers)", index=True)
 
 
 def _scheme_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from, and assembling the scorer around them (shared by training, backtests and t
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -34,7 +35,7 @@ from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiers.scheme import TierScheme
 from tiercast.pipeline.config import Config
 
-__all__ = ["LabelsAt", "fit_models", "labels_from", "model_kwargs", "tier_scheme"]
+__all__ = ["LabelsAt", "behavior_segments", "fit_models", "labels_from", "model_kwargs", "tier_scheme"]
 
 #: The labels of ``[cutoff, cutoff + days)`` per customer (the columns of :func:`build_labels`): how a job gives
 #: the models label windows shorter than the horizon (:func:`fit_models`).
@@ -258,8 +259,23 @@ def _assemble(
         scorer,
         feature_profile=DriftProfile(relative_columns=AGE_COLUMNS).fit(rows, features),
         score_profile=DriftProfile().fit(scorer.score(rows), DRIFT_SCORE_COLUMNS),
-        segments=BehaviorSegments(random_state=config.seed).fit(rows[features]),
+        segments=behavior_segments(rows[features], config.seed),
     )
+
+
+def behavior_segments(rows: pd.DataFrame, seed: int) -> BehaviorSegments | None:
+    """Behavioral segments fitted on ``rows``, or None with a warning when the customers cannot be segmented (too
+    few, or too alike for every segment to hold its minimum share): segments key playbook rules and describe the
+    tiers, so a small shop still trains, scores and studies its tiers without them."""
+    try:
+        return BehaviorSegments(random_state=seed).fit(rows)
+    except InsufficientDataError as err:
+        warnings.warn(
+            f"no behavioral segments ({err}): scores carry no segment, and playbook rules naming segments match no "
+            "customer",
+            stacklevel=2,
+        )
+        return None
 
 
 def fit_scorer(

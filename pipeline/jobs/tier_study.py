@@ -51,14 +51,13 @@ from tiercast.features.contract import (
 )
 from tiercast.features.cutoff_plan import CutoffPlan, rolling_test_plans
 from tiercast.models.evaluation import paired_bootstrap, tier_code_metrics, tier_metrics
-from tiercast.models.segments import BehaviorSegments
 from tiercast.models.tiers.alternatives import ABCScheme, LoyaltyScheme, QuantileScheme, ScoreBandScheme
 from tiercast.models.tiers.analysis import bootstrap_stability, migration_matrix, refit_stability, tier_summary
 from tiercast.models.tiers.scheme import TierScheme, names_for_k
 from tiercast.pipeline.config import Config
 from tiercast.pipeline.engine.rows import build_training_set_on
 from tiercast.pipeline.ingest.loader import Transactions, load_transactions
-from tiercast.pipeline.jobs.model_fit import fit_scorer, labels_from
+from tiercast.pipeline.jobs.model_fit import behavior_segments, fit_scorer, labels_from
 from tiercast.pipeline.jobs.results import SchemeFit, TierStudy
 
 BEHAVIOR = ("frequency_orders", "tenure_days")
@@ -174,10 +173,12 @@ def tier_study(config: Config, *, n_test: int = 3, n_boot: int = 20, data: Trans
     tiers.insert(1, "min_boundary", [*last.scheme.boundaries_.tolist(), 0.0])
     bases = {c: clone(last.scheme).fit(data.value(rows)) for c, rows in data.grid.groupby(CUTOFF)}
     stability = {spec.name: _stability(data, spec, last, bases, config.seed, n_boot) for spec in specs}
-    segments = BehaviorSegments(random_state=config.seed).fit(last.test)
-    segment_tiers = pd.crosstab(
-        pd.Series(segments.predict(last.test), name=SEGMENT), pd.Series(current, name=TIER)
-    ).reindex(index=list(segments.names_), columns=names, fill_value=0)
+    segments = behavior_segments(last.test, config.seed)
+    segment_tiers = pd.DataFrame()  # none when the customers cannot be segmented (behavior_segments warns)
+    if segments is not None:
+        segment_tiers = pd.crosstab(
+            pd.Series(segments.predict(last.test), name=SEGMENT), pd.Series(current, name=TIER)
+        ).reindex(index=list(segments.names_), columns=names, fill_value=0)
     per_cutoff = pd.DataFrame([row for run in runs for row in run.schemes])
     boot, consecutive = stability[specs[0].name]
     return TierStudy(
@@ -196,7 +197,7 @@ def tier_study(config: Config, *, n_test: int = 3, n_boot: int = 20, data: Trans
         consecutive=consecutive,
         schemes=_compare(specs, per_cutoff, last, data.value(last.test), stability),
         scheme_metrics=per_cutoff,
-        segments=segments.profile_,
+        segments=segments.profile_ if segments is not None else pd.DataFrame(),
         segment_tiers=segment_tiers,
     )
 

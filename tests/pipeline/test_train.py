@@ -195,3 +195,29 @@ def test_training_cutoffs_span_a_year_when_the_history_allows():
     assert len(plan_cutoffs(START, end, off.cutoff_rules()).train) == 4
     short = plan_cutoffs(START, START + pd.Timedelta(days=420), config.cutoff_rules())
     assert len(short.train) == 4  # no room for a year: the configured count
+
+
+def test_customers_too_alike_to_segment_train_and_score_without_segments(world, monkeypatch):
+    """99 identical customers and one other: no number of segments gives each 5% of them, so there are none (a
+    warning says so) instead of a refused training; the scorer then scores without segment columns."""
+    from tiercast.models.segments import BehaviorSegments
+    from tiercast.pipeline.jobs.model_fit import behavior_segments
+
+    cols = ["spend_trend", "tenure_days", "frequency_orders", "recency_days"]
+    alike = pd.DataFrame([[1.0, 100.0, 3.0, 20.0]] * 99 + [[5.0, 400.0, 30.0, 2.0]], columns=cols)
+    with pytest.warns(UserWarning, match="no behavioral segments .*too uniform to segment"):
+        assert behavior_segments(alike, seed=0) is None
+    assert behavior_segments(pd.concat([alike] * 3 + [alike * 2] * 3, ignore_index=True), seed=0) is not None
+
+    tx, config, plan = world
+    train, test = _frames(tx, config, plan)
+    refuse = BehaviorSegments.fit
+
+    def too_alike(self, frame):  # the refusal behavior_segments turns into a warning, on the world's rows
+        refuse(self, alike)
+
+    monkeypatch.setattr(BehaviorSegments, "fit", too_alike)
+    with pytest.warns(UserWarning, match="no behavioral segments"):
+        scorer = fit_scorer(train, plan, config, versions={})
+    scores = scorer.score(test)
+    assert scorer.segments is None and len(scores) == len(test) and "segment" not in scores.columns
