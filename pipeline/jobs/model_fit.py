@@ -22,7 +22,7 @@ from tiercast.features.contract import (
     feature_columns,
     spend_column,
 )
-from tiercast.features.cutoff_plan import CutoffPlan, short_windows, time_separated, validation_cutoffs
+from tiercast.features.cutoff_plan import CutoffPlan, short_windows, validation_cutoffs
 from tiercast.features.errors import InsufficientDataError
 from tiercast.features.labels import build_labels
 from tiercast.features.training_set import LABEL_FILL
@@ -109,11 +109,10 @@ def fit_models(
         value = ValueModel(**kw["value"]).fit(rows[cols], rows[FUTURE_VALUE], label_days=h)
         churn = ChurnModel(**kw["churn"]).fit(rows[cols], rows[CHURNED], label_days=h)
         return value, churn
-    others = train.loc[~is_val, CUTOFF].unique()
-    if stacked and labels_at is not None and not time_separated(others, validation, h):
-        cut = short_windows(train[CUTOFF], validation, h, config.cutoffs.n_validation)
-        if cut:
-            return _fit_on_short_windows(train, cut, labels_at, config)
+    # short_windows is empty where a horizon-length label window ends by the validation cutoff already
+    cut = short_windows(train[CUTOFF], validation, h, config.cutoffs.n_validation) if stacked and labels_at else []
+    if cut:
+        return _fit_on_short_windows(train, cut, labels_at, config)
     val_cuts = validation_cutoffs(train[CUTOFF], validation, h, config.cutoffs.n_validation)
     is_val = train[CUTOFF].isin(val_cuts).to_numpy()
     fit_rows, val_rows = train.loc[~is_val], train.loc[is_val]
