@@ -9,6 +9,7 @@ as its base, so it has the horizon, tiers and playbook; the user checks the mapp
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,8 @@ from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, QUANTITY, 
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
 from tiercast.pipeline.ingest.common import PLACEHOLDER_CUSTOMER_IDS, InputError
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
-from tiercast.pipeline.ingest.readers import header_names, numeric_dates_advice
-from tiercast.pipeline.ingest.sources import SUFFIX_FORMATS, WHITESPACE
+from tiercast.pipeline.ingest.readers import header_names, numeric_dates_advice, open_bytes
+from tiercast.pipeline.ingest.sources import WHITESPACE, suffix_format
 from tiercast.pipeline.starter_names import (
     CURRENCY_MARK,
     FIELD_NAMES,
@@ -57,6 +58,26 @@ class Sniffed:
 _PACKED = ((b"\x1f\x8b", "gzip"), (b"PK\x03\x04", "zip (or .xlsx)"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz"))
 
 
+def _head_lines(path: Path) -> list[str]:
+    """The first lines of a text file (unpacked when it is a ``.gz`` file); a packed file (zip, xlsx, bz2, ...)
+    or a gzip file under another name is a config error naming it."""
+    try:
+        with open_bytes(path) as fh:  # a .gz file is read unpacked
+            magic = fh.read(4)
+        packed = next((kind for sig, kind in _PACKED if magic.startswith(sig)), None)
+        if packed is not None:
+            inside = " (inside the gzip file)" if path.suffix.lower() == ".gz" else ""
+            raise ConfigError(
+                f"{path}: a {packed} file{inside}, not text; unpack it first and point --data at the file inside"
+            )
+        with open_bytes(path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            head = [line.rstrip("\r\n") for _, line in zip(range(SAMPLE_ROWS + 1), text, strict=False)]
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    return head
+
+
 def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The first rows as a frame (text cells for text files) and the reading keys found (delimiter, decimal)."""
     if fmt == "parquet":
@@ -68,13 +89,7 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         return batch.to_pandas(), {}
     if fmt == "duckdb":
         raise ConfigError(f"{path}: a DuckDB database; write data.transactions with `table:` or `query:` by hand")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    packed = next((kind for sig, kind in _PACKED if magic.startswith(sig)), None)
-    if packed is not None:
-        raise ConfigError(f"{path}: a {packed} file, not text; unpack it first and point --data at the file inside")
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
-        head = [line.rstrip("\r\n") for _, line in zip(range(SAMPLE_ROWS + 1), fh, strict=False)]
+    head = _head_lines(path)
     if len(head) < 2:
         raise ConfigError(f"{path}: needs a header line and at least one data row")
     if (title := title_line(head)) is not None:
@@ -325,9 +340,12 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     """
     if not path.is_file():
         raise ConfigError(f"data file not found: {path}")
-    fmt = SUFFIX_FORMATS.get(path.suffix.lower())
+    fmt = suffix_format(path)
     if fmt is None:
-        raise ConfigError(f"{path}: unknown file type (expected .csv/.txt/.tsv, .parquet or .duckdb)")
+        raise ConfigError(
+            f"{path}: unknown file type (expected .csv/.txt/.tsv (or gzip-compressed: .csv.gz ...), "
+            ".parquet or .duckdb)"
+        )
     frame, keys = _read_sample(path, fmt)
     mapping, notes = _map_columns(path, frame, overrides or {})
     ts_format, note = _timestamp_format(frame[mapping[TIMESTAMP]])

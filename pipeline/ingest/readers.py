@@ -4,16 +4,21 @@ one-line errors naming the file and the problem."""
 from __future__ import annotations
 
 import csv
+import gzip
 import re
 import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
 from tiercast.features.contract import TIMESTAMP
 from tiercast.pipeline.ingest.common import InputError, unparseable_column
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
-from tiercast.pipeline.ingest.sources import DEFAULT_NA_VALUES, WHITESPACE, TransactionSource
+from tiercast.pipeline.ingest.sources import DEFAULT_NA_VALUES, GZIP_SUFFIX, WHITESPACE, TransactionSource
 
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 #: Numbers in a timestamp column that are instants in another unit, by magnitude: (low, high, what they look like,
@@ -43,12 +48,42 @@ def check_file(path: Path) -> None:
         raise InputError(f"{path}: file is empty (0 bytes)")
 
 
+#: The first bytes of every gzip stream.
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gzipped(path: Path) -> bool:
+    """Whether a text file is gzip-compressed, told by its name (``.gz``) as DuckDB, pandas and Spark tell it; a
+    name and content that disagree fail here, naming the file: read by the name, gzip bytes would be parsed as
+    text (Spark) and plain text fail to unpack."""
+    with open(path, "rb") as fh:
+        packed = fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    named = path.suffix.lower() == GZIP_SUFFIX
+    if packed and not named:
+        raise InputError(f"{path}: gzip-compressed but not named .gz; rename it to {path.name}{GZIP_SUFFIX}")
+    if named and not packed:
+        raise InputError(f"{path}: named {GZIP_SUFFIX} but not gzip-compressed; rename it without {GZIP_SUFFIX}")
+    return packed
+
+
+@contextmanager
+def open_bytes(path: Path) -> Iterator[BinaryIO]:
+    """The file's bytes, unpacked when it is gzip-compressed (:func:`gzipped`); a damaged or truncated gzip
+    stream fails with one line naming the file."""
+    try:
+        with gzip.open(path, "rb") if gzipped(path) else open(path, "rb") as fh:
+            yield fh  # type: ignore[misc]
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise InputError(f"{path}: cannot unpack the gzip file ({err}); is it complete?") from None
+
+
 def check_utf8(path: Path, chunk_size: int = 1 << 22) -> None:
-    """Fail on the first byte sequence that is not UTF-8, naming its byte offset and line; bounded memory."""
+    """Fail on the first byte sequence that is not UTF-8, naming its byte offset and line (of the unpacked text
+    for a ``.gz`` file); bounded memory. Reading a gzip file to its end also finds a damaged or truncated one."""
     offset = 0  # bytes before `buf`
     lines = 0  # newlines before `buf`
     carry = b""
-    with open(path, "rb") as fh:
+    with open_bytes(path) as fh:
         while True:
             chunk = fh.read(chunk_size)
             buf = carry + chunk
@@ -76,7 +111,7 @@ def check_utf8(path: Path, chunk_size: int = 1 << 22) -> None:
 
 
 def header_line(path: Path) -> str:
-    with open(path, "rb") as fh:
+    with open_bytes(path) as fh:
         head = fh.read(1 << 16)
     return head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
 

@@ -43,6 +43,20 @@ SUFFIX_FORMATS = {
     ".db": "duckdb",
 }
 
+#: The suffix of a gzip-compressed text file (``orders.csv.gz``): DuckDB, pandas and Spark read it as it is.
+GZIP_SUFFIX = ".gz"
+
+
+def suffix_format(path: Path) -> str | None:
+    """The format :data:`SUFFIX_FORMATS` gives ``path``'s suffix, the one before ``.gz`` for a gzip-compressed
+    text file (``orders.csv.gz``: csv); None when the suffix says nothing (or ``.gz`` follows no text suffix:
+    Parquet and DuckDB files compress inside)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [GZIP_SUFFIX]:
+        fmt = SUFFIX_FORMATS.get(suffixes[-2]) if len(suffixes) > 1 else None
+        return fmt if fmt == "csv" else None
+    return SUFFIX_FORMATS.get(path.suffix.lower())
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,7 +162,8 @@ class TransactionSource(_RowRules):
     ``format``: ``csv`` (any single-character ``delimiter``, or ``whitespace``; UTF-8 only), ``parquet``, or
     ``duckdb`` (``path`` is the database file, read-only; give ``table`` or ``query``), or ``postgres`` (``url`` is a
     ``postgresql://`` URL instead of a path; give ``table`` or ``query``). ``auto`` picks from the file suffix
-    (.csv/.txt/.tsv/.dat, .parquet/.pq, .duckdb/.ddb/.db).
+    (.csv/.txt/.tsv/.dat, .parquet/.pq, .duckdb/.ddb/.db). A text file may be gzip-compressed, named ``.gz``
+    (``orders.csv.gz``).
     """
 
     path: Path | None = None
@@ -193,7 +208,7 @@ class TransactionSource(_RowRules):
         if self.format != "auto":
             return self.format
         assert self.path is not None  # every format but postgres has a path (validated)
-        fmt = SUFFIX_FORMATS.get(self.path.suffix.lower())
+        fmt = suffix_format(self.path)
         if fmt is None:
             raise ValueError(
                 f"cannot tell the format of {self.path} from its suffix; set format: csv | parquet | duckdb"

@@ -122,7 +122,7 @@ def test_unrecognised_columns_are_an_error_naming_the_columns(tmp_path):
             "customer_id,date,amount\nM\xfcller,2010-01-01,1.0\n".encode("latin-1"),
             "not UTF-8 text; re-save it as UTF-8",
         ),
-        (gzip.compress(b"customer_id,date,amount\n1,2010-01-01,1.0\n"), "a gzip file, not text; unpack it first"),
+        (gzip.compress(b"customer_id,date,amount\n1,2010-01-01,1.0\n"), "gzip-compressed but not named .gz; rename it"),
         (b"customer_id,date,amount\n1,2010-01-01,1.0\n2,2010-01-02,2.0,9,9\n", "Expected 3 fields in line 3, saw 5"),
         (b"customer_id,date,amount,amount\n1,2010-01-01,1.0,2.0\n", "duplicate column name 'amount'"),
     ],

@@ -4,6 +4,7 @@ accounting, and the same one-line errors."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pandas as pd
@@ -55,12 +56,17 @@ def _messy_parquet(tmp: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["csv", "csv_schema", "parquet"])
+@pytest.mark.parametrize("case", ["csv", "csv_gz", "csv_schema", "parquet"])
 def test_spark_ingestion_matches_duckdb(spark_con, spark_engine, tmp_path: Path, case: str) -> None:
-    """Every quarantine reason of a single-table source: the CSV fixture has one row per rule; with '' not a
-    missing-value marker its empty ids reach the schema rule; the Parquet file has typed columns."""
+    """Every quarantine reason of a single-table source: the CSV fixture has one row per rule (also gzip-compressed,
+    ``.csv.gz``); with '' not a missing-value marker its empty ids reach the schema rule; the Parquet file has typed
+    columns."""
     source = {"path": str(TX / "reasons.csv"), "columns": RETAIL_COLUMNS, "non_product_codes": ["POST"]}
     run_date, want = "2030-01-01", {"missing_customer", "duplicate", "future_timestamp", "missing_order_id"}
+    if case == "csv_gz":
+        packed = tmp_path / "reasons.csv.gz"
+        packed.write_bytes(gzip.compress((TX / "reasons.csv").read_bytes()))
+        source["path"] = str(packed)
     if case == "csv_schema":
         source["na_values"], want = ["NA"], {"schema", "zero_price", "non_numeric_amount", "unparseable_timestamp"}
     if case == "parquet":
