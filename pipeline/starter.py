@@ -9,7 +9,6 @@ as its base, so it has the horizon, tiers and playbook; the user checks the mapp
 
 from __future__ import annotations
 
-import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,9 @@ from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, QUANTITY, 
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
 from tiercast.pipeline.ingest.common import PLACEHOLDER_CUSTOMER_IDS, InputError
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
-from tiercast.pipeline.ingest.readers import header_names, numeric_dates_advice, open_bytes
+from tiercast.pipeline.ingest.readers import header_names, numeric_dates_advice
 from tiercast.pipeline.ingest.sources import WHITESPACE, suffix_format
+from tiercast.pipeline.starter_files import SAMPLE_ROWS, first_file, head_lines
 from tiercast.pipeline.starter_names import (
     CURRENCY_MARK,
     FIELD_NAMES,
@@ -42,8 +42,6 @@ from tiercast.pipeline.starter_notes import (
     title_line,
 )
 
-SAMPLE_ROWS = 5000
-
 
 @dataclass(frozen=True)
 class Sniffed:
@@ -55,29 +53,6 @@ class Sniffed:
 
 
 #: Leading bytes of packed files a transaction export may come as (an .xlsx workbook is a zip archive).
-_PACKED = ((b"\x1f\x8b", "gzip"), (b"PK\x03\x04", "zip (or .xlsx)"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz"))
-
-
-def _head_lines(path: Path) -> list[str]:
-    """The first lines of a text file (unpacked when it is a ``.gz`` file); a packed file (zip, xlsx, bz2, ...)
-    or a gzip file under another name is a config error naming it."""
-    try:
-        with open_bytes(path) as fh:  # a .gz file is read unpacked
-            magic = fh.read(4)
-        packed = next((kind for sig, kind in _PACKED if magic.startswith(sig)), None)
-        if packed is not None:
-            inside = " (inside the gzip file)" if path.suffix.lower() == ".gz" else ""
-            raise ConfigError(
-                f"{path}: a {packed} file{inside}, not text; unpack it first and point --data at the file inside"
-            )
-        with open_bytes(path) as fh:
-            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
-            head = [line.rstrip("\r\n") for _, line in zip(range(SAMPLE_ROWS + 1), text, strict=False)]
-    except InputError as exc:
-        raise ConfigError(str(exc)) from None
-    return head
-
-
 def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The first rows as a frame (text cells for text files) and the reading keys found (delimiter, decimal)."""
     if fmt == "parquet":
@@ -89,7 +64,7 @@ def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         return batch.to_pandas(), {}
     if fmt == "duckdb":
         raise ConfigError(f"{path}: a DuckDB database; write data.transactions with `table:` or `query:` by hand")
-    head = _head_lines(path)
+    head = head_lines(path)
     if len(head) < 2:
         raise ConfigError(f"{path}: needs a header line and at least one data row")
     if (title := title_line(head)) is not None:
@@ -338,16 +313,15 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     ``overrides`` (field -> column) fix fields the names do not reveal. Raises ConfigError when the customer id,
     the timestamp or the money cannot be placed.
     """
-    if not path.is_file():
-        raise ConfigError(f"data file not found: {path}")
-    fmt = suffix_format(path)
+    first = first_file(path)
+    fmt = suffix_format(first)
     if fmt is None:
         raise ConfigError(
-            f"{path}: unknown file type (expected .csv/.txt/.tsv (or gzip-compressed: .csv.gz ...), "
+            f"{first}: unknown file type (expected .csv/.txt/.tsv (or gzip-compressed: .csv.gz ...), "
             ".parquet or .duckdb)"
         )
-    frame, keys = _read_sample(path, fmt)
-    mapping, notes = _map_columns(path, frame, overrides or {})
+    frame, keys = _read_sample(first, fmt)
+    mapping, notes = _map_columns(first, frame, overrides or {})
     ts_format, note = _timestamp_format(frame[mapping[TIMESTAMP]])
     if note:
         notes.append(note)

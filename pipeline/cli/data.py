@@ -28,7 +28,14 @@ from tiercast.pipeline.cli.base import (
 @app.command()
 @handle_errors
 def init(
-    data: Annotated[Path, typer.Option("--data", help="Transaction file (CSV / text or Parquet) to look at.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="Transaction file (CSV / text, also .gz, or Parquet) to look at, or a folder or quoted glob pattern "
+            "('exports/*.csv') of such files, read as one source.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Config file to write.")] = Path("config.yaml"),
     column: Annotated[
         list[str] | None, typer.Option("--column", help="FIELD=COLUMN, for a field the column names do not reveal.")
@@ -39,13 +46,8 @@ def init(
     from tiercast.pipeline.starter import starter_config
     from tiercast.pipeline.writers.files import atomic_output
 
-    if data.is_dir():
-        olist = (
-            " (the Olist tables: start from `base: olist` instead)"
-            if (data / "olist_orders_dataset.csv").exists()
-            else ""
-        )
-        fail(f"--data {data}: is a folder; give the transaction file inside it{olist}")
+    if data.is_dir() and (data / "olist_orders_dataset.csv").exists():
+        fail(f"--data {data}: the Olist tables; start from `base: olist` instead")
     if out.exists() and not force:
         fail(f"{out} exists; pass --force to overwrite it")
     pairs = [c.split("=", 1) for c in column or []]

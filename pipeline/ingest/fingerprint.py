@@ -44,7 +44,7 @@ def data_fingerprint(
     p = Path(path)
     return {
         "data_path": str(p),
-        "data_sha256": file_sha256(p) if p.is_file() else "n/a",
+        "data_sha256": source_sha256(p),
         "data_rows_read": n_read,
         "data_rows_accepted": n_accepted,
         "data_rows_quarantined": n_quarantined,
@@ -52,6 +52,21 @@ def data_fingerprint(
         "data_first_timestamp": str(first),
         "data_last_timestamp": str(last),
     }
+
+
+def source_sha256(path: Path) -> str:
+    """The file's digest; for a folder or glob pattern, the digest of its files' names and digests in reading order
+    (a file added, removed, renamed or changed changes it); ``n/a`` for what is not a file (a database URL)."""
+    from tiercast.pipeline.ingest.sources import is_pattern, source_files
+
+    if path.is_file():
+        return file_sha256(path)
+    if not (is_pattern(path) or path.is_dir()):
+        return "n/a"
+    digest = hashlib.sha256()
+    for file in source_files(path):
+        digest.update(f"{file}\0{file_sha256(file)}\n".encode())
+    return digest.hexdigest()
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -71,6 +71,11 @@ def open_raw(spark: SparkSession, src: TransactionSource) -> SparkRaw:
     """Read ``src`` (CSV with a one-character delimiter, or Parquet) with Spark and number its rows; raises
     :class:`InputError` for unreadable files, as the DuckDB reader."""
     path, where = Path(src.path), src.describe()  # type: ignore[arg-type]
+    if src.several():
+        raise InputError(
+            f"{where}: a folder or pattern of files is read on DuckDB (the default engine); with --engine spark give "
+            "one file, or a folder of Parquet files as engine.transactions (docs/spark.md)"
+        )
     check_file(path)
     arrow_types: dict[str, pa.DataType] = {}
     if src.resolved_format() == "csv":

@@ -33,7 +33,7 @@ from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest.common import AMBIGUOUS, REASONS, InputError, SourceTally
 from tiercast.pipeline.ingest.notices import PADDED, PADDED_ID
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
-from tiercast.pipeline.ingest.raw import RAW, ROW, RawSource, ident, lit, open_raw, run
+from tiercast.pipeline.ingest.raw import FILES, RAW, ROW, RawSource, ident, lit, open_raw, run
 
 if TYPE_CHECKING:
     from tiercast.pipeline.ingest.sources import TransactionSource
@@ -56,13 +56,17 @@ class EngineIngest(SourceTally):
     reasons: dict[str, int] = field(default_factory=dict)
 
     def quarantine_sql(self) -> str:
-        """The quarantine rows: the source columns as read, ``source_row`` and ``reason``, in source order."""
-        renamed = [
-            f"r.{ident(c)} AS {ident(f'src_{c}' if c in ('source_row', 'reason') else c)}" for c in self.raw.columns
-        ]
+        """The quarantine rows: the source columns as read, ``source_row`` and ``reason``, in source order; from
+        several files, ``source_file`` before ``source_row`` (the data row in that file)."""
+        ours = ("source_file", "source_row", "reason") if self.raw.several else ("source_row", "reason")
+        renamed = [f"r.{ident(c)} AS {ident(f'src_{c}' if c in ours else c)}" for c in self.raw.columns]
+        origin, join = f"b.{ROW} AS source_row", ""
+        if self.raw.several:  # the file a row came from (the last to start at or before it) and its data row there
+            origin = f"f.file AS source_file, b.{ROW} - f.first_row AS source_row"
+            join = f" ASOF JOIN {FILES} f ON b.{ROW} >= f.first_row"
         return (
-            f"SELECT {', '.join(renamed)}, b.{ROW} AS source_row, b.reason "
-            f"FROM {RAW} r JOIN {BAD} b ON r.{ROW} = b.{ROW} WHERE b.reason IS NOT NULL ORDER BY b.{ROW}"
+            f"SELECT {', '.join(renamed)}, {origin}, b.reason FROM {RAW} r JOIN {BAD} b ON r.{ROW} = b.{ROW}{join} "
+            f"WHERE b.reason IS NOT NULL ORDER BY b.{ROW}"
         )
 
     def write_quarantine(self, path: str | os.PathLike[str]) -> Path:

@@ -136,11 +136,14 @@ def test_init_on_a_file_it_cannot_read_is_a_config_error_naming_it(tmp_path, con
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
-def test_init_on_a_folder_asks_for_the_file_inside_it(tmp_path):
+def test_init_on_a_folder_without_data_files_or_of_the_olist_tables_fails_in_one_line(tmp_path):
     runner = CliRunner()
+    (tmp_path / "notes.md").write_text("no data here\n")
     result = runner.invoke(app, ["init", "--data", str(tmp_path), "--out", str(tmp_path / "c.yaml")])
     assert result.exit_code == 2 and result.output.count("\n") == 1
-    assert f"--data {tmp_path}: is a folder; give the transaction file inside it" in " ".join(result.output.split())
+    assert f"{tmp_path}: no data files (.csv/.txt/.tsv/.dat, also .gz, or .parquet/.pq) in or matching it" in " ".join(
+        result.output.split()
+    )
     (tmp_path / "olist_orders_dataset.csv").write_text("order_id\n")
     result = runner.invoke(app, ["init", "--data", str(tmp_path), "--out", str(tmp_path / "c.yaml")])
     assert "start from `base: olist` instead" in " ".join(result.output.split())

@@ -295,3 +295,18 @@ def _on_both(spark_engine, tmp_path: Path, path: Path, columns: dict) -> tuple[d
         texts[kind] = [str(w.message) for w in caught if w.category is UserWarning]
         rows[kind] = _accepted(data)
     return texts, rows
+
+
+def test_spark_refuses_a_folder_of_files_in_one_line(spark_con, spark_engine, tmp_path: Path) -> None:
+    """A folder or pattern in data.transactions is read on DuckDB; on Spark it fails before reading, naming the
+    setting that reads a Parquet folder there."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"{i}.csv").write_text(f"customer,ts,amount\nc{i},2024-01-0{i + 1},5\n")
+    source = {"path": str(folder), "columns": {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}}
+    out = tmp_path / "quarantine.parquet"
+    with pytest.raises(InputError, match="a folder or pattern of files is read on DuckDB") as err:
+        load_transactions(_config(spark_engine, source, out, "spark"))
+    assert "\n" not in str(err.value) and "engine.transactions" in str(err.value)
+    assert not out.exists()
