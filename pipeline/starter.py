@@ -21,8 +21,9 @@ from tiercast.features.contract import AMOUNT, CUSTOMER_ID, ORDER_ID, QUANTITY, 
 from tiercast.pipeline.config import Config, ConfigError, deep_merge, preset_path, read_yaml
 from tiercast.pipeline.ingest.common import PLACEHOLDER_CUSTOMER_IDS, InputError
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
+from tiercast.pipeline.ingest.paths import spreadsheet_advice, suffix_format
 from tiercast.pipeline.ingest.readers import header_names, numeric_dates_advice
-from tiercast.pipeline.ingest.sources import WHITESPACE, suffix_format
+from tiercast.pipeline.ingest.sources import WHITESPACE
 from tiercast.pipeline.starter_files import SAMPLE_ROWS, first_file, head_lines
 from tiercast.pipeline.starter_names import (
     CURRENCY_MARK,
@@ -317,7 +318,8 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     fmt = suffix_format(first)
     if fmt is None:
         raise ConfigError(
-            f"{first}: unknown file type (expected .csv/.txt/.tsv (or gzip-compressed: .csv.gz ...), "
+            spreadsheet_advice(first)
+            or f"{first}: unknown file type (expected .csv/.txt/.tsv (or gzip-compressed: .csv.gz ...), "
             ".parquet or .duckdb)"
         )
     frame, keys = _read_sample(first, fmt)

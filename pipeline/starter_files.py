@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tiercast.pipeline.config import ConfigError
 from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.paths import NO_FILES, is_pattern, source_files, suffix_format
 from tiercast.pipeline.ingest.readers import open_bytes
-from tiercast.pipeline.ingest.sources import NO_FILES, is_pattern, source_files, suffix_format
 
 #: Lines read to sniff a text file (the header and the sample rows).
 SAMPLE_ROWS = 5000

@@ -57,7 +57,7 @@ def data_fingerprint(
 def source_sha256(path: Path) -> str:
     """The file's digest; for a folder or glob pattern, the digest of its files' names and digests in reading order
     (a file added, removed, renamed or changed changes it); ``n/a`` for what is not a file (a database URL)."""
-    from tiercast.pipeline.ingest.sources import is_pattern, source_files
+    from tiercast.pipeline.ingest.paths import is_pattern, source_files
 
     if path.is_file():
         return file_sha256(path)

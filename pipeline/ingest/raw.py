@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.pipeline.ingest.common import InputError
+from tiercast.pipeline.ingest.paths import NO_FILES
 from tiercast.pipeline.ingest.readers import (
     check_file,
     check_unique_columns,
@@ -26,7 +27,7 @@ from tiercast.pipeline.ingest.readers import (
     read_duckdb_source,
     read_postgres_source,
 )
-from tiercast.pipeline.ingest.sources import NO_FILES, WHITESPACE, TransactionSource
+from tiercast.pipeline.ingest.sources import WHITESPACE, TransactionSource
 
 RAW = "_tc_raw"
 ROW = "__row"

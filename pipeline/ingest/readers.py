@@ -18,7 +18,8 @@ import pandas as pd
 from tiercast.features.contract import TIMESTAMP
 from tiercast.pipeline.ingest.common import InputError, unparseable_column
 from tiercast.pipeline.ingest.parsing import grouped_number_pattern
-from tiercast.pipeline.ingest.sources import DEFAULT_NA_VALUES, GZIP_SUFFIX, WHITESPACE, TransactionSource
+from tiercast.pipeline.ingest.paths import GZIP_SUFFIX
+from tiercast.pipeline.ingest.sources import DEFAULT_NA_VALUES, WHITESPACE, TransactionSource
 
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 #: Numbers in a timestamp column that are instants in another unit, by magnitude: (low, high, what they look like,

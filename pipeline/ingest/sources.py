@@ -18,7 +18,6 @@ Exactly one of the two is given. Reading, the row rules and the quarantine are i
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import re
 from pathlib import Path
 from typing import Literal
@@ -26,74 +25,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tiercast.pipeline.ingest.paths import (
+    NO_FILES,
+    files_format,
+    is_pattern,
+    source_files,
+    spreadsheet_advice,
+    suffix_format,
+)
+
 #: Cell values (after stripping blanks) read as "missing" in text sources, for every mapped column.
 DEFAULT_NA_VALUES: tuple[str, ...] = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "none", "NaT")
 
 #: ``delimiter`` value for runs of spaces / tabs (e.g. CDNOW's ``CDNOW_master.txt``).
 WHITESPACE = "whitespace"
-
-SUFFIX_FORMATS = {
-    ".csv": "csv",
-    ".txt": "csv",
-    ".tsv": "csv",
-    ".dat": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".duckdb": "duckdb",
-    ".ddb": "duckdb",
-    ".db": "duckdb",
-}
-
-#: The suffix of a gzip-compressed text file (``orders.csv.gz``): DuckDB, pandas and Spark read it as it is.
-GZIP_SUFFIX = ".gz"
-
-
-#: Characters that make a ``path`` a glob pattern (``exports/*.csv``) instead of a file name.
-GLOB_CHARS = "*?["
-
-
-def is_pattern(path: Path | str) -> bool:
-    """Whether ``path`` is a glob pattern (``exports/*.csv``, ``lake/**/*.parquet``)."""
-    return any(ch in str(path) for ch in GLOB_CHARS)
-
-
-def source_files(path: Path) -> list[Path]:
-    """The data files ``path`` names, in the order their rows are numbered (sorted by path): the file itself; for a
-    folder, every file under it whose suffix names a text or Parquet format (:func:`suffix_format`), names starting
-    with ``.`` or ``_`` left out (``.DS_Store``, Spark's ``_SUCCESS``, ``.crc`` files, ``_temporary/``); for a glob
-    pattern, the files it matches (``**`` spans folders), the same names left out. Empty when nothing matches."""
-    if is_pattern(path):
-        found = [Path(p) for p in glob.glob(str(path), recursive=True)]
-    elif path.is_dir():
-        found = [p for p in path.rglob("*") if suffix_format(p) in ("csv", "parquet")]
-    else:
-        return [path]
-    return sorted((p for p in found if p.is_file() and not _hidden(p, path)), key=str)
-
-
-def _hidden(file: Path, root: Path) -> bool:
-    """Whether a name on the way from ``root`` (a folder, or a pattern's folder part) to ``file`` starts with ``.``
-    or ``_``."""
-    base = root
-    if is_pattern(root):
-        leading = root.parts[: next(i for i, p in enumerate(root.parts) if is_pattern(p))]
-        base = Path(*leading) if leading else Path(".")
-    try:
-        parts = file.relative_to(base).parts
-    except ValueError:
-        parts = file.parts[-1:]
-    return any(p.startswith((".", "_")) for p in parts)
-
-
-def suffix_format(path: Path) -> str | None:
-    """The format :data:`SUFFIX_FORMATS` gives ``path``'s suffix, the one before ``.gz`` for a gzip-compressed
-    text file (``orders.csv.gz``: csv); None when the suffix says nothing (or ``.gz`` follows no text suffix:
-    Parquet and DuckDB files compress inside)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes[-1:] == [GZIP_SUFFIX]:
-        fmt = SUFFIX_FORMATS.get(suffixes[-2]) if len(suffixes) > 1 else None
-        return fmt if fmt == "csv" else None
-    return SUFFIX_FORMATS.get(path.suffix.lower())
 
 
 class _Frozen(BaseModel):
@@ -194,22 +139,6 @@ class _RowRules(_Frozen):
         return _check_timezone(v)
 
 
-#: What a folder or pattern without data files lacks.
-NO_FILES = "no data files (.csv/.txt/.tsv/.dat, also .gz, or .parquet/.pq) in or matching it"
-
-
-def _files_format(path: Path) -> str | None:
-    """The one format of the files of a folder or pattern (:func:`source_files`), None when there are none; files
-    of two formats are an error naming one of each."""
-    formats: dict[str, Path] = {}
-    for f in source_files(path):
-        formats.setdefault(suffix_format(f) or f.suffix, f)
-    if len(formats) > 1:
-        a, b = list(formats.values())[:2]
-        raise ValueError(f"{path}: holds files of two formats ({a.name}, {b.name}); give a pattern such as *.csv")
-    return next(iter(formats), None)
-
-
 class TransactionSource(_RowRules):
     """One table of transaction lines and its column mapping.
 
@@ -266,12 +195,13 @@ class TransactionSource(_RowRules):
         assert self.path is not None  # every format but postgres has a path (validated)
         fmt = suffix_format(self.path)
         if fmt is None and self.several():
-            fmt = _files_format(self.path)
+            fmt = files_format(self.path)
             if fmt is None:
                 raise ValueError(f"{self.path}: {NO_FILES}")
         if fmt is None:
             raise ValueError(
-                f"cannot tell the format of {self.path} from its suffix; set format: csv | parquet | duckdb"
+                spreadsheet_advice(self.path)
+                or f"cannot tell the format of {self.path} from its suffix; set format: csv | parquet | duckdb"
             )
         return fmt  # type: ignore[return-value]
 

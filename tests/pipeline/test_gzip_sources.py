@@ -16,7 +16,8 @@ from tests.pipeline.cli_harness import assert_clean_failure, invoke, snapshot
 from tests.pipeline.test_ingest_sql import RETAIL_COLUMNS, TX, config
 from tiercast.pipeline.config import ConfigError
 from tiercast.pipeline.ingest.loader import load_transactions
-from tiercast.pipeline.ingest.sources import TransactionSource, suffix_format
+from tiercast.pipeline.ingest.paths import suffix_format
+from tiercast.pipeline.ingest.sources import TransactionSource
 from tiercast.pipeline.ingest.transactions import read_transactions
 from tiercast.pipeline.starter import sniff
 

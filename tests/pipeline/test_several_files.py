@@ -16,7 +16,8 @@ from tests.pipeline.test_ingest_sql import RETAIL_COLUMNS, TX, config
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.fingerprint import source_sha256
 from tiercast.pipeline.ingest.loader import load_transactions
-from tiercast.pipeline.ingest.sources import TransactionSource, source_files
+from tiercast.pipeline.ingest.paths import source_files
+from tiercast.pipeline.ingest.sources import TransactionSource
 from tiercast.pipeline.starter import sniff
 
 HEADER = "customer,ts,amount,order\n"

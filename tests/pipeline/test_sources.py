@@ -43,7 +43,19 @@ def test_auto_format_from_suffix(path: str, fmt: str) -> None:
 
 def test_auto_format_unknown_suffix() -> None:
     with pytest.raises(ValidationError, match="cannot tell the format"):
-        source(path="data.xlsx")
+        source(path="data.json")
+
+
+@pytest.mark.parametrize("name", ["sales.xlsx", "sales.XLS", "sales.ods"])
+def test_a_spreadsheet_workbook_gets_how_to_export_it(name: str, tmp_path: Path) -> None:
+    from tiercast.pipeline.config import ConfigError
+    from tiercast.pipeline.starter import sniff
+
+    with pytest.raises(ValidationError, match=f"{name} is a spreadsheet workbook, which is not read: save each sheet"):
+        source(path=name)
+    (tmp_path / name).write_bytes(b"PK\x03\x04")
+    with pytest.raises(ConfigError, match="File > Save As > CSV UTF-8"):
+        sniff(tmp_path / name)
 
 
 def test_duckdb_needs_exactly_one_of_table_or_query() -> None:
