@@ -137,6 +137,20 @@ def _interrupted_query(exc: BaseException) -> bool:
     )
 
 
+def _expanded_pattern_hint(argv: list[str], exc: Exception) -> str:
+    """For extra arguments right after ``--data`` (a glob pattern the shell expanded into file names): how to pass
+    the pattern itself."""
+    if "unexpected extra argument" not in str(exc) or "--data" not in argv:
+        return ""
+    given = argv[argv.index("--data") + 1 : argv.index("--data") + 3]
+    if len(given) < 2 or given[1].startswith("-") or not Path(given[1]).is_file():
+        return ""
+    return (
+        "; the shell expanded a pattern after --data into file names: quote it (--data 'exports/*.csv') or give "
+        "the folder"
+    )
+
+
 class _OneLineErrors(typer.core.TyperGroup):
     """The error boundary of the command line: a usage or expected error is one line on stderr and exit 2; an
     unexpected one is one line and exit 1, with the traceback only under ``--debug``. Warnings are one-line
@@ -163,7 +177,7 @@ class _OneLineErrors(typer.core.TyperGroup):
             code = 0
         except click.UsageError as exc:
             where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            _print_error(f"{where}{exc.format_message()} (see --help)")
+            _print_error(f"{where}{exc.format_message()}{_expanded_pattern_hint(argv, exc)} (see --help)")
             code = 2
         except click.ClickException as exc:
             _print_error(exc.format_message())

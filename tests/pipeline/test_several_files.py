@@ -173,3 +173,15 @@ def test_validate_on_a_pattern_and_the_fingerprint_of_its_files(tmp_path: Path) 
     ]
     (folder / "2024-03.csv").write_text(HEADER + MONTHS["2024-03.csv"] + "c4,2024-03-02,1.0,o7\n", encoding="utf-8")
     assert source_sha256(pattern) != digest  # a changed file changes the fingerprint
+
+
+def test_a_pattern_the_shell_expanded_gets_how_to_quote_it(tmp_path: Path) -> None:
+    folder = write_months(tmp_path / "exports")
+    expanded = [str(p) for p in sorted(folder.glob("*.csv"))]  # what `--data exports/*.csv` unquoted passes
+    out = tmp_path / "c.yaml"
+    result = invoke("init", "--data", *expanded, "--out", str(out), cwd=tmp_path)
+    assert_clean_failure(result, "unexpected extra argument", "quote it (--data 'exports/*.csv') or give the folder")
+    assert not out.exists()
+    other = invoke("init", "--data", expanded[0], "not-a-file", "--out", str(out), cwd=tmp_path)
+    line = assert_clean_failure(other, "unexpected extra argument")
+    assert "quote it" not in line
