@@ -209,8 +209,12 @@ def calibration_table(y: ArrayLike, p: ArrayLike, n_bins: int = 10, strategy: st
 
 
 def churn_metrics(y: ArrayLike, p: ArrayLike) -> dict[str, float]:
-    """roc_auc, pr_auc and brier in one dict."""
-    return {"roc_auc": roc_auc(y, p), "pr_auc": pr_auc(y, p), "brier": brier(y, p)}
+    """roc_auc, pr_auc and brier in one dict; the two AUCs are NaN (undefined, not an error) when the labels hold one
+    class (a test window where every customer buys again, or none does): the Brier score still measures it."""
+    yy, pp = _binary(y, p)
+    if yy.size and yy.min() == yy.max():
+        return {"roc_auc": float("nan"), "pr_auc": float("nan"), "brier": brier(yy, pp)}
+    return {"roc_auc": roc_auc(yy, pp), "pr_auc": pr_auc(yy, pp), "brier": brier(yy, pp)}
 
 
 # ----------------------------------------------------------------------------------------------- tiers

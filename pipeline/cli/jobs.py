@@ -385,10 +385,14 @@ def _print_backtest(cfg: Config, table: pd.DataFrame) -> None:
         tc = rows[rows["method"] == "tiercast"]
         if len(tc) and "gini_vs" in tc:
             r = tc.iloc[0]
+            auc = (  # no AUC where the test window's churn label has one class
+                f"; tiercast - {r['auc_vs']}: ROC AUC {r['auc_diff']:+.4f} [{r['auc_lo']:+.4f}, {r['auc_hi']:+.4f}]"
+                if isinstance(r.get("auc_vs"), str)
+                else ""
+            )
             console.print(
-                f"  tiercast - {r['gini_vs']}: nGini {r['gini_diff']:+.3f} [{r['gini_lo']:+.3f}, {r['gini_hi']:+.3f}]; "
-                f"tiercast - {r['auc_vs']}: ROC AUC {r['auc_diff']:+.4f} [{r['auc_lo']:+.4f}, {r['auc_hi']:+.4f}] "
-                "(95% paired bootstrap)",
+                f"  tiercast - {r['gini_vs']}: nGini {r['gini_diff']:+.3f} [{r['gini_lo']:+.3f}, {r['gini_hi']:+.3f}]"
+                f"{auc} (95% paired bootstrap)",
                 highlight=False,
             )
         if first.get("plan_note"):

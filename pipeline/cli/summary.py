@@ -75,7 +75,7 @@ def _review_rows(data: Transactions) -> list[tuple[str, int]]:
 
 
 def _fmt(value: float | None) -> str:
-    if value is None:
+    if value is None or value != value:  # missing, or NaN (undefined: an AUC over one churn class)
         return "-"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
 

@@ -35,6 +35,7 @@ import pandas as pd
 
 from tiercast.features.contract import CHURNED, CUTOFF, FUTURE_VALUE
 from tiercast.features.cutoff_plan import CutoffPlan, HistoryTooShortError, rolling_test_plans
+from tiercast.features.errors import InsufficientDataError
 from tiercast.features.training_set import check_cutoffs
 from tiercast.models.baselines import CellMeanBaseline, NaiveBaseline
 from tiercast.models.btyd.forecast import fit_forecaster
@@ -126,6 +127,8 @@ def score_methods(
                 ("gini", normalized_gini, "normalized_gini", 0),
                 ("auc", roc_auc, "roc_auc", 1),
             ):
+                if base[col].isna().all():  # undefined at this cutoff (e.g. churn of one class): nothing to compare
+                    continue
                 best = base.loc[base[col].idxmax(), "method"]
                 target = y if idx == 0 else churned
                 res = _boot(metric, target, preds[model][idx], preds[best][idx], n_boot, seed)
@@ -223,7 +226,10 @@ def _method_predictions(
         preds.update({k: v for k, v in base.items() if k in methods})
     for name, stacked in (("lgbm", False), ("tiercast", True)):
         if name in methods and (stacked or len(plan.train) > 1):  # a plain GBM needs a validation cutoff
-            value, churn = fit_models(train, plan.validation, config, stacked=stacked, labels_at=labels_at)
+            try:
+                value, churn = fit_models(train, plan.validation, config, stacked=stacked, labels_at=labels_at)
+            except InsufficientDataError:  # the plain GBM, on a churn label of one class
+                continue
             # the BTYD part fitted at the test cutoff (label-free, as the BTYD baselines and the production
             # refit at the data end)
             value, churn = value.fit_btyd_at(test), churn.fit_btyd_at(test)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.contract import CUTOFF
+from tiercast.features.errors import InsufficientDataError
 from tiercast.models.btyd.forecast import fit_forecaster
 from tiercast.models.btyd.stacker import btyd_inputs
 from tiercast.pipeline.config import Config
@@ -32,7 +33,8 @@ def comparison_predictions(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(predicted value, churn probability) on the ``test`` rows per method: the BTYD baselines fitted on the test
     cutoff's own history (no labels), and the plain LightGBM fitted on ``train`` with ``validation`` choosing its
-    settings like tiercast's (left out with a single training cutoff: it would have nothing to validate on)."""
+    settings like tiercast's (left out with a single training cutoff, or a churn label of one class: it would have
+    nothing to validate on)."""
     h = config.horizon_days
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     inputs = btyd_inputs(test)
@@ -40,6 +42,9 @@ def comparison_predictions(
         fitted = fit_forecaster(inputs, model=model)
         out[name] = (fitted.predict_value(inputs, h), fitted.predict_churn(inputs, h))
     if train[CUTOFF].nunique() > 1:
-        value, churn = fit_models(train, validation, config, stacked=False)
+        try:
+            value, churn = fit_models(train, validation, config, stacked=False)
+        except InsufficientDataError:  # a churn label of one class: no plain GBM to compare with
+            return out
         out["lgbm"] = (value.predict(test), churn.predict_proba(test)[:, 1])
     return out

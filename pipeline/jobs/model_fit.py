@@ -102,9 +102,14 @@ def fit_models(
         raise ValueError(f"validation cutoff {validation} is not a training cutoff")
     if is_val.all() and not stacked:
         raise ValueError("a plain GBM needs at least two training cutoffs (one to fit, one to validate)")
-    if is_val.all():
-        # one training label window: nothing can show that trees beat the BTYD model, so the models are
-        # BTYD-led, their level fitted on that window
+    one_class, notice = churn_label_notice(train, validation, h)
+    if one_class and not stacked:
+        raise InsufficientDataError(f"a plain GBM needs both churn classes: {notice}")
+    if notice is not None and stacked:
+        warnings.warn(notice, stacklevel=2)
+    if is_val.all() or one_class:
+        # one training label window, or a churn label of one class: nothing can show that trees beat the BTYD
+        # model, so the models are BTYD-led, their level fitted on those windows
         rows = train
         value = ValueModel(**kw["value"]).fit(rows[cols], rows[FUTURE_VALUE], label_days=h)
         churn = ChurnModel(**kw["churn"]).fit(rows[cols], rows[CHURNED], label_days=h)
@@ -185,9 +190,31 @@ MIN_BUYERS = 10  # customers with a purchase in a training label window: the val
 CHURN_RATE_BOUNDS = (0.03, 0.97)  # outside them the churn label is nearly one class
 
 
+def churn_label_notice(train: pd.DataFrame, validation: pd.Timestamp, horizon_days: int) -> tuple[bool, str | None]:
+    """Whether the churn label leaves trees nothing to learn or validate (one class over the training rows or at the
+    validation cutoff: the models are then BTYD-led, as the BTYD model needs no labels), and the notice for a label
+    of (nearly) one class (outside :data:`CHURN_RATE_BOUNDS`; None inside). A shop of one-time buyers (the Olist
+    sample: 99.7% buy nothing again within 90 days) still trains, the validation deciding whether trees add to
+    the BTYD model; one where every customer buys in every window gets the BTYD model alone."""
+    rate = float(train[CHURNED].mean())
+    one_class = train[CHURNED].nunique() < 2 or train.loc[train[CUTOFF] == validation, CHURNED].nunique() < 2
+    lo, hi = CHURN_RATE_BOUNDS
+    if lo <= rate <= hi and not one_class:
+        return False, None
+    share = f"{rate:.1%} of the training label windows' customers make no purchase within horizon_days={horizon_days}"
+    if one_class:
+        return True, f"{share}: a churn label of one class, so the value and churn models are the BTYD model alone"
+    other = int(round(min(rate, 1 - rate) * len(train)))
+    return False, (
+        f"{share}: a churn label of nearly one class ({other:,} customer-windows of the other); the validation "
+        "decides whether trees add to the BTYD model, and churn metrics rest on few customers"
+    )
+
+
 def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> None:
     """Refuse, naming what is missing, a training set the models cannot learn from: too few customers, (almost)
-    no purchases in the label windows (only one-time buyers), a churn label of one class, or a single tier."""
+    no purchases in the label windows (only one-time buyers), or a single tier. A churn label of (nearly) one
+    class is not refused (:func:`churn_label_notice`)."""
     h = config.horizon_days
     val_rows = train[train[CUTOFF] == plan.validation]
     n_customers = int(val_rows[CUSTOMER_ID].nunique())
@@ -208,18 +235,6 @@ def check_trainable(train: pd.DataFrame, plan: CutoffPlan, config: Config) -> No
         raise InsufficientDataError(
             f"too few repeat buyers: {buyers} customer-cutoff(s) with a purchase in the {h}-day label windows "
             f"(need {MIN_BUYERS}); the data looks like one-time buyers only: use a longer history or horizon_days"
-        )
-    rate = float(train[CHURNED].mean())
-    lo, hi = CHURN_RATE_BOUNDS
-    if rate > hi:
-        raise InsufficientDataError(
-            f"degenerate churn label: {rate:.1%} of customers make no purchase within horizon_days={h} "
-            f"(above {hi:.0%}); use a longer horizon_days"
-        )
-    if rate < lo:
-        raise InsufficientDataError(
-            f"degenerate churn label: only {rate:.1%} of customers make no purchase within horizon_days={h} "
-            f"(below {lo:.0%}); use a shorter horizon_days"
         )
     current = val_rows[spend_column(h)].to_numpy(dtype=float)
     if len(np.unique(current[current > 0])) < 2:

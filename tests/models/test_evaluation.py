@@ -152,6 +152,13 @@ def test_churn_metrics_hand_computed() -> None:
     assert churn_metrics(Y, P) == pytest.approx({"roc_auc": 0.75, "pr_auc": 5 / 6, "brier": 0.158125})
 
 
+def test_churn_metrics_of_one_class_leave_the_aucs_undefined() -> None:
+    got = churn_metrics([0, 0, 0, 0], [0.1, 0.2, 0.0, 0.5])
+    assert np.isnan(got["roc_auc"]) and np.isnan(got["pr_auc"])
+    assert got["brier"] == pytest.approx((0.01 + 0.04 + 0.0 + 0.25) / 4)
+    assert churn_metrics([1, 1], [1.0, 0.5])["brier"] == pytest.approx(0.125)
+
+
 def test_churn_metric_errors() -> None:
     with pytest.raises(ValueError, match="both classes"):
         roc_auc([1, 1, 1], [0.2, 0.5, 0.9])

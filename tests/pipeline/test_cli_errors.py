@@ -334,7 +334,6 @@ DEGENERATE = {
         ),
         ("repeat buyers",),
     ),
-    "nobody_churns": (_weekly(150, "2009-01-01", "2011-01-01", "5D"), ("churn label", "shorter horizon_days")),
 }
 
 
@@ -346,6 +345,28 @@ def test_degenerate_data_is_refused_naming_what_is_missing(tmp_path, case):
     result = run("run", "--config", "c.yaml", cwd=tmp_path)
     assert_clean_failure(result, *needles)
     assert not (tmp_path / "out" / "scores.parquet").exists()
+
+
+def test_a_churn_label_of_one_class_trains_the_btyd_model_alone(tmp_path):
+    """Everyone buys every 5 days: no customer churns in any window. Not refused: the models are the BTYD model
+    (which needs no labels), a warning says so, the churn AUCs of the test window are undefined ('-'), and the
+    backtest runs without the plain GBM (nothing to validate it on)."""
+    _tx_config(tmp_path, _weekly(150, "2009-01-01", "2011-01-01", "5D"))
+    result = invoke("run", "--config", "c.yaml", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    warned = [ln for ln in result.stderr.splitlines() if "a churn label of one class" in ln]
+    assert len(warned) == 1 and "0.0% of the training label windows' customers" in warned[0]
+    assert "value and churn models are the BTYD model alone" in warned[0]
+    auc = next(ln for ln in result.stdout.splitlines() if "churn: ROC AUC" in ln)
+    assert auc.replace("│", " ").split()[3:] == ["-"] * 4  # tiercast, naive, BG/NBD, Pareto/NBD; no plain GBM
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert len(scores) == 150 and scores["churn_probability"].between(0, 1).all()
+    assert scores["churn_probability"].max() < 0.05  # the BTYD model: buyers every 5 days do not lapse in 90
+    table = tmp_path / "bt.csv"
+    result = invoke("backtest", "--config", "c.yaml", "--n-tests", "1", "--out", str(table), cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    rows = pd.read_csv(table)
+    assert "lgbm" not in set(rows["method"]) and rows["roc_auc"].isna().all() and rows["brier"].notna().all()
 
 
 @pytest.mark.parametrize("command", ["backtest", "tiers"])

@@ -284,3 +284,30 @@ def test_a_history_of_refunds_only_is_named_not_taken_for_one_time_buyers():
     one_time = rows.assign(frequency_orders=1.0, refund_count=0.0)
     with pytest.raises(InsufficientDataError, match="too few repeat buyers"):
         check_trainable(one_time, SimpleNamespace(validation=validation), cfg)
+
+
+def test_churn_label_notice_by_the_share_and_classes_of_the_label():
+    from tiercast.pipeline.jobs.model_fit import churn_label_notice
+
+    early, validation = pd.Timestamp("2023-06-05"), pd.Timestamp("2023-07-05")
+
+    def rows(churned_early: list[int], churned_val: list[int]) -> pd.DataFrame:
+        cuts = [early] * len(churned_early) + [validation] * len(churned_val)
+        return pd.DataFrame({CUTOFF: cuts, CHURNED: [float(c) for c in churned_early + churned_val]})
+
+    assert churn_label_notice(rows([0, 1] * 50, [1, 0] * 50), validation, 90) == (False, None)
+    # 199 of 200 churn: nearly one class, both present everywhere: trained as usual, with the notice
+    one_sided, notice = churn_label_notice(rows([1] * 99 + [0], [1] * 100), validation, 90)
+    assert one_sided is True  # the validation cutoff holds one class: nothing to validate trees on
+    one_sided, notice = churn_label_notice(rows([1] * 100, [1] * 99 + [0]), validation, 90)
+    assert one_sided is False
+    assert notice == (
+        "99.5% of the training label windows' customers make no purchase within horizon_days=90: a churn label of "
+        "nearly one class (1 customer-windows of the other); the validation decides whether trees add to the BTYD "
+        "model, and churn metrics rest on few customers"
+    )
+    one_sided, notice = churn_label_notice(rows([0] * 100, [0] * 100), validation, 30)
+    assert one_sided is True and notice == (
+        "0.0% of the training label windows' customers make no purchase within horizon_days=30: a churn label of one "
+        "class, so the value and churn models are the BTYD model alone"
+    )
