@@ -5,7 +5,7 @@ import pytest
 from tiercast.benchmarks.retailer import WORLDS, generate_world, seasonal_clock
 from tiercast.features.build import build_features
 from tiercast.models.btyd.seasons import season_indices, year_ago_rows
-from tiercast.models.btyd.stacker import BTYDStacker
+from tiercast.models.btyd.stacker import MAX_LEVEL_SE, BTYDStacker, btyd_inputs, ratio_log_se
 
 
 def test_season_index_is_last_years_window_against_the_years_average():
@@ -173,3 +173,25 @@ def test_last_year_level_reads_no_season_where_there_is_none():
     np.testing.assert_array_equal(stacker.churn_log_odds(X, 91), stacker.churn_offset(stacker.transform(X, 91)))
     assert season_indices(X, "all")[91] > 1.1
     assert not BTYDStacker(model="paretonbd", seasonal="last_year").fit(X.assign(tenure_days=200.0)).last_year_
+
+
+def test_ratio_log_se_by_hand():
+    # totals 6 and 4: ratio 1.5; residuals 2 - 1.5, 0 - 1.5, 4 - 3; sqrt(0.25 + 2.25 + 1) / 6
+    assert ratio_log_se(np.array([2.0, 0.0, 4.0]), np.array([1.0, 1.0, 2.0])) == pytest.approx(np.sqrt(3.5) / 6)
+    assert ratio_log_se(np.zeros(3), np.ones(3)) == np.inf  # nobody bought: no factor to know
+    assert ratio_log_se(np.ones(2), np.ones(2)) == 0.0
+
+
+def test_last_year_level_is_left_out_when_read_from_too_few_customers():
+    """Last year's factor from two dozen customers is noise (its standard error above MAX_LEVEL_SE): the stacker
+    holds no last-year level then, and its outputs are the plain model's; from the whole world it holds one."""
+    X = _season_rows("seasonal", "2022-10-01")
+    assert 91 in BTYDStacker(model="paretonbd", seasonal="last_year").fit(X).last_year_
+    few = X.sample(n=25, random_state=0)
+    stacker = BTYDStacker(model="paretonbd", seasonal="last_year").fit(few)
+    inputs, value, _ = year_ago_rows(few, 91)
+    predicted = stacker.btyd_.transform(btyd_inputs(inputs), 91.0)["btyd_expected_value"].to_numpy()
+    assert ratio_log_se(value, predicted) > MAX_LEVEL_SE
+    assert 91 not in stacker.last_year_
+    plain = BTYDStacker(model="paretonbd", seasonal=False).fit(few)
+    pd.testing.assert_frame_equal(stacker.transform(few, 91), plain.transform(few, 91))
