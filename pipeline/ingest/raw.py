@@ -114,9 +114,11 @@ def same_columns(names: list[list[str]], files: list[Path]) -> None:
 
 
 def _register_files(con: duckdb.DuckDBPyConnection, files: list[Path], rows: list[int]) -> None:
-    """:data:`FILES` from the files' row counts, in reading order."""
+    """:data:`FILES` from the files' row counts, in reading order; a file without rows is left out (it would start
+    where the next one does, and could be named for that one's rows)."""
     starts = np.concatenate([[0], np.cumsum(rows[:-1])]).astype("int64") if rows else np.array([], dtype="int64")
-    frame = pd.DataFrame({"file": [str(f) for f in files], "first_row": starts})
+    frame = pd.DataFrame({"file": [str(f) for f in files], "first_row": starts, "n": rows})
+    frame = frame.loc[frame["n"] > 0, ["file", "first_row"]]
     con.register("_tc_files_frame", frame)
     run(con, f"CREATE OR REPLACE TABLE {FILES} AS SELECT * FROM _tc_files_frame")
     con.unregister("_tc_files_frame")

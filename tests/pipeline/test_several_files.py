@@ -88,6 +88,7 @@ def test_a_parquet_folder_numbers_rows_per_file(tmp_path: Path) -> None:
     folder.mkdir()
     for i, part in enumerate((lines.iloc[:5], lines.iloc[5:6], lines.iloc[6:])):
         part.to_parquet(folder / f"part-{i}.parquet", index=False)
+    lines.iloc[:0].to_parquet(folder / "part-1a.parquet", index=False)  # no rows: starts where part-2 does
     (folder / "_SUCCESS").write_text("")
     lines.to_parquet(tmp_path / "all.parquet", index=False)
     source = {"columns": RETAIL_COLUMNS, "non_product_codes": ["POST"], "timezone": "Europe/London"}
