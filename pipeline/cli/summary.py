@@ -38,7 +38,7 @@ _METRICS = (
 
 
 def print_ingest(console: Console, data: Transactions, quarantine_path: Path, seconds: float | None = None) -> None:
-    console.print(f"input: {data.source}")
+    console.print(f"input: {data.source}{_files_read(data.source)}")
     table = Table(title="Ingestion", show_header=True)
     table.add_column("rows")
     table.add_column("count", justify="right")
@@ -58,6 +58,17 @@ def print_ingest(console: Console, data: Transactions, quarantine_path: Path, se
     if reviews:
         beside = quarantine_path.with_name(f"{quarantine_path.stem}_satisfaction{quarantine_path.suffix}")
         console.print(f"review quarantine -> {beside}")
+
+
+def _files_read(source: str) -> str:
+    """`` (12 files)`` for a folder or pattern source, empty for one file or a database."""
+    from tiercast.pipeline.ingest.paths import is_pattern, source_files
+
+    path = Path(source)
+    if "://" in source or not (is_pattern(source) or path.is_dir()):  # a database URL may hold a '?'
+        return ""
+    n = len(source_files(path))
+    return f" ({n:,} file{'s' if n != 1 else ''})"
 
 
 def _review_rows(data: Transactions) -> list[tuple[str, int]]:

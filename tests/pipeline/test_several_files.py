@@ -166,6 +166,7 @@ def test_validate_on_a_pattern_and_the_fingerprint_of_its_files(tmp_path: Path) 
     assert result.code == 0, result.stderr
     result = invoke("validate", "--config", str(tmp_path / "c.yaml"), cwd=tmp_path)
     assert result.code == 0, result.stderr
+    assert f"input: {pattern} (3 files)" in result.stdout
     quarantine = pd.read_parquet(tmp_path / "outputs" / "quarantine.parquet")
     assert quarantine["source_file"].map(lambda f: Path(f).name).tolist() == [
         "2024-01.csv",
