@@ -24,6 +24,17 @@ def date_arg(value: str | None) -> str | None:
     return parsed.date().isoformat()
 
 
+def month_arg(value: str) -> str:
+    """``--from`` / ``--to`` of ``monitor``: a month YYYY-MM, checked when the command line is read (before the data
+    is)."""
+    from tiercast.pipeline.jobs.monitor import MonitorError, parse_month
+
+    try:
+        return str(parse_month(value))
+    except MonitorError as err:
+        raise typer.BadParameter(f"{err}; e.g. 2010-03") from None
+
+
 def model_arg(value: str | None) -> str | None:
     """A ``--model`` registry URI is checked for its form here and against the registry when it is loaded."""
     from tiercast.pipeline.jobs.score import ModelNotFoundError, check_model_uri

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pandas as pd
 import typer
 
-from tiercast.pipeline.cli.arguments import date_arg, model_arg, out_file
+from tiercast.pipeline.cli.arguments import date_arg, model_arg, month_arg, out_file
 from tiercast.pipeline.cli.base import (
     ConfigOpt,
     EngineOpt,
@@ -257,8 +257,10 @@ def _score_on_spark(
 @handle_errors
 def monitor(
     config: ConfigOpt,
-    start: Annotated[str, typer.Option("--from", help="First month, YYYY-MM (tiers at its first day).")],
-    end: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM (included).")],
+    start: Annotated[
+        str, typer.Option("--from", help="First month, YYYY-MM (tiers at its first day).", callback=month_arg)
+    ],
+    end: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM (included).", callback=month_arg)],
     model: Annotated[
         str | None,
         typer.Option(

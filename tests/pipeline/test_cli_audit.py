@@ -295,3 +295,16 @@ def test_a_run_date_that_is_not_a_date_is_one_line_before_any_work(tmp_path, arg
     result = invoke(args[0], "--config", "config.yaml", *args[1:], "--run-date", "garbage", cwd=tmp_path)
     assert_clean_failure(result, "--run-date", "'garbage' is not a date")
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [("2010-03-01", "month must be YYYY-MM, got '2010-03-01'; e.g. 2010-03"), ("2010-13", "not a month: '2010-13'")],
+)
+def test_a_monitor_month_that_is_not_yyyy_mm_is_one_line_before_any_work(tmp_path, given, needle):
+    """``monitor --from`` / ``--to`` are checked when the command line is read: the data is never opened."""
+    small_config(tmp_path, tmp_path / "never_read.parquet")
+    for args in (("--from", given, "--to", "2010-04"), ("--from", "2010-03", "--to", given)):
+        result = invoke("monitor", "--config", "config.yaml", *args, cwd=tmp_path)
+        assert_clean_failure(result, f"Invalid value for '{args[0] if args[1] == given else args[2]}'", needle)
+        assert not (tmp_path / "out").exists()
