@@ -23,7 +23,7 @@ from tiercast.pipeline.cli.base import (
     local_out,
     usable_folder,
 )
-from tiercast.pipeline.cli.render import print_tier_study, show_frame
+from tiercast.pipeline.cli.render import backtest_bootstrap_line, print_tier_study, show_frame
 from tiercast.pipeline.config import Config, build_playbook
 
 if TYPE_CHECKING:
@@ -386,16 +386,6 @@ def _print_backtest(cfg: Config, table: pd.DataFrame) -> None:
         show_frame(rows[shown], title)
         tc = rows[rows["method"] == "tiercast"]
         if len(tc) and "gini_vs" in tc:
-            r = tc.iloc[0]
-            auc = (  # no AUC where the test window's churn label has one class
-                f"; tiercast - {r['auc_vs']}: ROC AUC {r['auc_diff']:+.4f} [{r['auc_lo']:+.4f}, {r['auc_hi']:+.4f}]"
-                if isinstance(r.get("auc_vs"), str)
-                else ""
-            )
-            console.print(
-                f"  tiercast - {r['gini_vs']}: nGini {r['gini_diff']:+.3f} [{r['gini_lo']:+.3f}, {r['gini_hi']:+.3f}]"
-                f"{auc} (95% paired bootstrap)",
-                highlight=False,
-            )
+            console.print(backtest_bootstrap_line(tc.iloc[0]), highlight=False)
         if first.get("plan_note"):
             console.print(f"  note: {first['plan_note']}", highlight=False)

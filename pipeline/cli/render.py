@@ -155,3 +155,12 @@ def _cdnow_checks(t: dict[str, float], tc: dict[str, dict[str, float]]) -> list[
         else:
             checks.append((label, value, f"<= {target}", value <= target))
     return checks
+
+
+def backtest_bootstrap_line(r: pd.Series) -> str:
+    """tiercast minus the best baselines at one test cutoff (nGini; ROC AUC where the test window's churn label has
+    both classes), with their 95% paired-bootstrap intervals."""
+    text = f"  tiercast - {r['gini_vs']}: nGini {r['gini_diff']:+.3f} [{r['gini_lo']:+.3f}, {r['gini_hi']:+.3f}]"
+    if isinstance(r.get("auc_vs"), str):
+        text += f"; tiercast - {r['auc_vs']}: ROC AUC {r['auc_diff']:+.4f} [{r['auc_lo']:+.4f}, {r['auc_hi']:+.4f}]"
+    return text + " (95% paired bootstrap)"
