@@ -75,13 +75,19 @@ def _review_rows(data: Transactions) -> list[tuple[str, int]]:
     """The reviews' own accounting (Olist with reviews): read, accepted, quarantined by reason. Empty without
     reviews. The reviews are a separate file with their own quarantine, so they get their own lines: a share of
     rejected reviews under the quarantine limit would otherwise pass unmentioned."""
+    from tiercast.pipeline.ingest.common import SATISFACTION_REASONS
+
     ingest = data.ingest
-    if ingest is None or ingest.satisfaction_quarantine is None or ingest.satisfaction is None:
+    quarantine = data.satisfaction_quarantine
+    if quarantine is None and ingest is not None:
+        quarantine = ingest.satisfaction_quarantine
+    if quarantine is None or data.satisfaction is None:
         return []
-    rejected = len(ingest.satisfaction_quarantine)
-    rows = [("reviews read", len(ingest.satisfaction) + rejected), ("reviews accepted", len(ingest.satisfaction))]
+    rejected = len(quarantine)
+    rows = [("reviews read", len(data.satisfaction) + rejected), ("reviews accepted", len(data.satisfaction))]
     rows.append(("reviews quarantined", rejected))
-    rows += [(f"  {reason}", count) for reason, count in ingest.satisfaction_reason_counts().items()]
+    counts = quarantine["reason"].value_counts() if rejected else pd.Series(dtype="int64")
+    rows += [(f"  {r}", int(counts[r])) for r in SATISFACTION_REASONS if r in counts.index]
     return rows
 
 

@@ -69,6 +69,8 @@ class Transactions(ReasonTally):
     fingerprint: Mapping[str, Any]
     run_date: pd.Timestamp | None = None
     satisfaction: pd.DataFrame | None = None
+    #: the rejected rows of ``data.reviews`` (with ``source_row`` and ``reason``); None without that file
+    satisfaction_quarantine: pd.DataFrame | None = None
     #: the row-level ingestion (accepted frame, quarantine rows) when ``data:`` was read; None for engine tables
     ingest: IngestResult | None = field(default=None, repr=False)
     held_quarantine: HeldOutputs | None = field(default=None, repr=False)
@@ -155,15 +157,40 @@ def load_transactions(
     it is held (``held_quarantine``) for the caller's ``on_success`` block, and dropped if the read fails."""
     run = resolve_run_date(config, run_date)
     if config.engine.transactions is not None:
-        return _from_engine_table(config, run)
+        data = _from_engine_table(config, run)
+        return data if config.data.reviews is None else _with_reviews(data, config, run, None, write=write)
     held = HeldOutputs()  # stays empty unless ``hold``
     save = quarantine_writer(config.data.quarantine_path, held if hold else None, write=write)
     try:
         data = _read_source(config, run, save)
+        if config.data.reviews is not None:
+            data = _with_reviews(data, config, run, held if hold else None, write=write)
     except BaseException:
         held.discard()
         raise
     return replace(data, held_quarantine=held) if write and hold else data
+
+
+def _with_reviews(
+    data: Transactions, config: Config, run: pd.Timestamp, held: HeldOutputs | None, *, write: bool
+) -> Transactions:
+    """``data`` with the satisfaction frame of ``data.reviews``; their rejected rows are written beside the
+    transactions' quarantine (``<stem>_satisfaction``, as the Olist layout's reviews), also when too many of them
+    fail the read (:func:`check_quarantine_share`, section ``reviews``)."""
+    from tiercast.pipeline.ingest.reviews import read_reviews
+    from tiercast.pipeline.ingest.rules import check_quarantine_share
+    from tiercast.pipeline.writers.files import write_parquet
+
+    src = config.data.reviews
+    assert src is not None
+    accepted, quarantine = read_reviews(src, timezone=config.data.timezone, run_date=run)
+    if write:
+        path = config.data.quarantine_path
+        beside = path.with_name(f"{path.stem}_satisfaction{path.suffix}")
+        write_parquet(quarantine, held.path_for(beside) if held is not None else beside)
+    n_read, limit = len(accepted) + len(quarantine), config.data.max_quarantine_share
+    check_quarantine_share(quarantine, n_read, str(src.path), limit, None, section="reviews")  # type: ignore[arg-type]
+    return replace(data, satisfaction=accepted, satisfaction_quarantine=quarantine)
 
 
 def _read_source(config: Config, run: pd.Timestamp, save: Callable[[Any], None]) -> Transactions:

@@ -105,7 +105,7 @@ def read_olist(src: OlistSource, run_date: pd.Timestamp | None) -> IngestResult:
     pre = np.where(~found, "unknown_order", np.where(status.isin(src.canceled_statuses), "canceled_order", None))
     rules = [
         ("missing_customer", customer.isna().to_numpy()),
-        ("ambiguous_timestamp", _ambiguous(ts_raw, src.timestamp_format, na)),
+        ("ambiguous_timestamp", ambiguous_dates(ts_raw, src.timestamp_format, na)),
         ("unparseable_timestamp", timestamp.isna().to_numpy()),
         ("non_numeric_amount", price_bad | freight_bad),
         ("zero_price", (price <= 0).to_numpy() if src.zero_amounts == "quarantine" else None),
@@ -265,7 +265,7 @@ def _check_review_times(reviews: pd.DataFrame, src: OlistSource) -> None:
 def _review_times(reviews: pd.DataFrame, src: OlistSource) -> tuple[pd.Series, pd.DataFrame, dict[str, int]]:
     """When each review's score became known: the answer time, else (missing or unparseable) the creation date,
     read with the reviews' format (:attr:`OlistSource.reviews_format`); per column read (a frame of masks), where
-    the value read is a day-month date without a format (:func:`_ambiguous`): the rows' ``ambiguous_timestamp``, as
+    the value read is a day-month date without a format (:func:`ambiguous_dates`): the rows' ``ambiguous_timestamp``, as
     the transactions' rule; and per column, the rows whose time was read from it with a UTC offset (converted to the
     source's zone), for their notice."""
     na, fmt = src.na_values, src.reviews_format
@@ -274,7 +274,7 @@ def _review_times(reviews: pd.DataFrame, src: OlistSource) -> tuple[pd.Series, p
     converted: dict[str, int] = {}
     unread = np.ones(len(reviews), dtype=bool)  # no value read yet: the next column is read
     for c in (c for c in _REVIEW_TIMES if c in reviews.columns):
-        ambiguous[c] = unread & _ambiguous(reviews[c], fmt, na)
+        ambiguous[c] = unread & ambiguous_dates(reviews[c], fmt, na)
         unread &= ~ambiguous[c].to_numpy()
         parsed = parse_timestamp_column(reviews[c], fmt, src.timezone, na)
         aware = carries_offset(parse_text(reviews[c], na), fmt)
@@ -295,7 +295,7 @@ def _warn_ambiguous(reviews: pd.DataFrame, ambiguous: pd.DataFrame, where: str) 
     notices.warn(notices.ambiguous_message(where, counts, example, setting="olist.reviews_timestamp_format"))
 
 
-def _ambiguous(raw: pd.Series, fmt: str | None, na: tuple[str, ...]) -> np.ndarray:
+def ambiguous_dates(raw: pd.Series, fmt: str | None, na: tuple[str, ...]) -> np.ndarray:
     """Text day-month dates read without a format ``fmt`` (never guessed), as the engines mark them."""
     if fmt is not None or not pd.api.types.is_string_dtype(raw.dtype):
         return np.zeros(len(raw), dtype=bool)

@@ -208,7 +208,7 @@ def read_csv_source(path: Path, delimiter: str) -> pd.DataFrame:
     return df
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def read_parquet_source(path: Path) -> pd.DataFrame:
     path = Path(path)
     check_file(path)
     try:

@@ -296,11 +296,56 @@ class OlistSource(_RowRules):
         return str(self.order_items)
 
 
+class ReviewColumns(_Frozen):
+    """Source column names of a reviews file: the customer, when the review was given, and its score (1 to 5)."""
+
+    customer_id: str
+    timestamp: str
+    score: str
+
+
+class ReviewSource(_Frozen):
+    """Customer reviews, survey answers or rated complaints beside ``transactions`` (optional): one row per review,
+    a score from 1 to 5, ``is_complaint`` = score <= ``complaint_max_score``. They give the satisfaction features,
+    as the Olist layout's reviews do: each customer's scores and complaints before the cutoff. CSV (one-character
+    ``delimiter``, also ``.gz``) or Parquet, times in the transactions' ``timezone``; rows that cannot be used are
+    quarantined with a reason, beside the transactions' quarantine (``<quarantine>_satisfaction``)."""
+
+    path: Path
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    delimiter: str = Field(default=",", description="One character.")
+    decimal: Literal[".", ","] = "."
+    timestamp_format: str | None = None
+    na_values: tuple[str, ...] = DEFAULT_NA_VALUES
+    columns: ReviewColumns
+    complaint_max_score: int = Field(default=2, ge=1, le=5)
+    duplicates: Literal["quarantine", "keep"] = "quarantine"
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delim(cls, v: str) -> str:
+        if v == WHITESPACE:
+            raise ValueError("a reviews file takes a one-character delimiter")
+        return _check_delimiter(v)
+
+    def resolved_format(self) -> Literal["csv", "parquet"]:
+        """The format, with ``auto`` resolved from the file suffix."""
+        if self.format != "auto":
+            return self.format
+        fmt = suffix_format(self.path)
+        if fmt not in ("csv", "parquet"):
+            advice = spreadsheet_advice(self.path)
+            unknown = f"cannot tell the format of {self.path} from its suffix; set format: csv | parquet"
+            raise ValueError(advice or unknown)
+        return fmt  # type: ignore[return-value]
+
+
 class DataConfig(_Frozen):
     """The ``data:`` section: the source (``transactions`` or ``olist``) and the quarantine rules."""
 
     transactions: TransactionSource | None = None
     olist: OlistSource | None = None
+    reviews: ReviewSource | None = None
     max_quarantine_share: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Fail the read when a larger share of the lines is quarantined."
     )
@@ -314,6 +359,10 @@ class DataConfig(_Frozen):
     def _one_source(self) -> DataConfig:
         if (self.transactions is None) == (self.olist is None):
             raise ValueError("data: give exactly one of `transactions` or `olist`")
+        if self.reviews is not None and self.transactions is None:
+            raise ValueError("data.reviews goes with `transactions` (the olist layout reads olist.reviews)")
+        if self.reviews is not None:
+            self.reviews.resolved_format()  # an unknown suffix is a config error, not a failure at reading
         return self
 
     @property
