@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 REASON = "reason"
 SOURCE_ROW = "source_row"
+SOURCE_FILE = "source_file"
 OFFSET = "_tc_offset"  # the timestamp carries a UTC offset or zone (converted)
 _TEXT_FIELDS = (CUSTOMER_ID, ORDER_ID, PRODUCT_ID, CATEGORY, CHANNEL)
 
@@ -79,12 +81,15 @@ class SparkIngest(SourceTally):
     @cached_property
     def quarantine(self) -> pa.Table:
         """The quarantined rows as read, then ``source_row`` and ``reason``, in source order; columns named
-        ``source_row`` or ``reason`` in the source become ``src_source_row`` / ``src_reason``."""
-        names = {c: f"src_{c}" if c in (SOURCE_ROW, REASON) else c for c in self.raw.columns}
+        ``source_row`` or ``reason`` in the source become ``src_source_row`` / ``src_reason``. From several files,
+        ``source_file`` before ``source_row`` (the data row in that file), as DuckDB's quarantine."""
+        ours = (SOURCE_FILE, SOURCE_ROW, REASON) if self.raw.files else (SOURCE_ROW, REASON)
+        names = {c: f"src_{c}" if c in ours else c for c in self.raw.columns}
         text = self.raw.csv_path is not None  # CSV cells are never NULL (empty text), as in DuckDB's reader
         schema = pa.schema(
             [
                 *(pa.field(names[c], self.raw.arrow_types.get(c, pa.string()), not text) for c in self.raw.columns),
+                *([pa.field(SOURCE_FILE, pa.string())] if self.raw.files else []),
                 pa.field(SOURCE_ROW, pa.int64()),
                 pa.field(REASON, pa.string(), nullable=False),
             ]
@@ -100,6 +105,13 @@ class SparkIngest(SourceTally):
             *(joined[c].name(names[c]) for c in self.raw.columns), joined[ROW].name(SOURCE_ROW), joined[REASON]
         ).order_by(SOURCE_ROW)
         table = self.con.to_pyarrow(rows)
+        if self.raw.files:  # the file each row came from (the last to start at or before it), its row there
+            at = table.column(SOURCE_ROW).to_numpy()
+            starts = np.array([first for _, first in self.raw.files], dtype="int64")
+            which = np.searchsorted(starts, at, side="right") - 1
+            file = pa.array([self.raw.files[i][0] for i in which], type=pa.string())
+            pos = table.schema.get_field_index(SOURCE_ROW)
+            table = table.set_column(pos, SOURCE_ROW, pa.array(at - starts[which])).add_column(pos, SOURCE_FILE, file)
         return pa.table([_cast(table.column(i), f.type) for i, f in enumerate(schema)], schema=schema)
 
     def write_quarantine(self, path: str | os.PathLike[str]) -> Path:

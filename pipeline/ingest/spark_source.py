@@ -65,38 +65,59 @@ class SparkRaw:
     n_read: int
     where: str
     csv_path: Path | None = None
+    #: read from a folder or pattern: each file and the :data:`ROW` its rows start at (files without rows left out)
+    files: tuple[tuple[str, int], ...] = ()
 
 
 def open_raw(spark: SparkSession, src: TransactionSource) -> SparkRaw:
-    """Read ``src`` (CSV with a one-character delimiter, or Parquet) with Spark and number its rows; raises
-    :class:`InputError` for unreadable files, as the DuckDB reader."""
-    path, where = Path(src.path), src.describe()  # type: ignore[arg-type]
-    if src.several():
-        raise InputError(
-            f"{where}: a folder or pattern of files is read on DuckDB (the default engine); with --engine spark give "
-            "one file, or a folder of Parquet files as engine.transactions (docs/spark.md)"
-        )
+    """Read ``src`` (CSV with a one-character delimiter, or Parquet; a folder's or pattern's files one by one,
+    their rows numbered on in file order) with Spark and number its rows; raises :class:`InputError` for unreadable
+    files, as the DuckDB reader."""
+    from tiercast.pipeline.ingest.paths import NO_FILES
+    from tiercast.pipeline.ingest.raw import same_columns
+
+    where, files = src.describe(), src.files()
+    if not files:
+        raise InputError(f"{where}: {NO_FILES}")
+    parts = [_open_file(spark, path, src) for path in files]
+    first = parts[0]
+    same_columns([list(p.columns) for p in parts], files)
+    for path, part in zip(files[1:], parts[1:], strict=True):
+        if part.arrow_types != first.arrow_types:
+            differ = [c for c in first.columns if part.arrow_types.get(c) != first.arrow_types.get(c)]
+            raise InputError(f"{path}: its column types differ from {files[0]}'s ({differ}); every file needs the same")
+    df, starts, n = first.df, [], 0
+    for i, (path, part) in enumerate(zip(files, parts, strict=True)):
+        if part.n_read:
+            starts.append((str(path), n))
+        if i:
+            df = df.unionByName(part.df.withColumn(ROW, col(ROW) + n))
+        n += part.n_read
+    if n == 0:
+        what = "header but no data rows" if first.csv_path is not None else "no data rows"
+        raise InputError(f"{where}: {what} (columns: {list(first.columns)})")
+    starts_of_files = tuple(starts) if src.several() else ()
+    return SparkRaw(df, first.columns, first.arrow_types, n, where, first.csv_path, starts_of_files)
+
+
+def _open_file(spark: SparkSession, path: Path, src: TransactionSource) -> SparkRaw:
+    """One file read and its rows numbered from 0 (zero rows allowed: a folder's empty part)."""
     check_file(path)
     arrow_types: dict[str, pa.DataType] = {}
-    if src.resolved_format() == "csv":
+    csv = src.resolved_format() == "csv"
+    if csv:
         check_utf8(path)
         df, columns = _read_csv(spark, path, src.delimiter), tuple(_header_names(path, src.delimiter))
+        df, n, extra_row = _number_rows(df, _EXTRA)
+        if extra_row is not None:
+            raise InputError(
+                f"{path}: cannot parse as delimited text in line {extra_row + 2}: expected {len(columns)} fields, "
+                f"saw more{delimiter_hint(path, src.delimiter)}"
+            )
     else:
         df, n, arrow_types = _read_parquet(spark, path)
         columns = tuple(arrow_types)
-    csv = src.resolved_format() == "csv"
-    extra_row = None
-    if csv:
-        df, n, extra_row = _number_rows(df, _EXTRA)
-    if extra_row is not None:
-        raise InputError(
-            f"{path}: cannot parse as delimited text in line {extra_row + 2}: expected {len(columns)} fields, saw "
-            f"more{delimiter_hint(path, src.delimiter)}"
-        )
-    if n == 0:
-        what = "header but no data rows" if csv else "no data rows"
-        raise InputError(f"{where}: {what} (columns: {list(columns)})")
-    return SparkRaw(df, columns, arrow_types, n, where, path if csv else None)
+    return SparkRaw(df, columns, arrow_types, n, str(path), path if csv else None)
 
 
 def _read_parquet(spark: SparkSession, path: Path) -> tuple[DataFrame, int, dict[str, pa.DataType]]:

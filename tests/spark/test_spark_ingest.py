@@ -297,16 +297,29 @@ def _on_both(spark_engine, tmp_path: Path, path: Path, columns: dict) -> tuple[d
     return texts, rows
 
 
-def test_spark_refuses_a_folder_of_files_in_one_line(spark_con, spark_engine, tmp_path: Path) -> None:
-    """A folder or pattern in data.transactions is read on DuckDB; on Spark it fails before reading, naming the
-    setting that reads a Parquet folder there."""
-    folder = tmp_path / "exports"
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_spark_reads_a_folder_of_files_as_duckdb_does(spark_con, spark_engine, tmp_path: Path, fmt: str) -> None:
+    """The CSV fixture split into three files (one of a single row) in a folder, with a part without rows: the
+    same reasons, accepted rows and quarantine, each quarantined row named by its file and its row there."""
+    lines = pd.read_csv(TX / "reasons.csv", dtype=str, keep_default_na=False)
+    folder = tmp_path / "parts"
     folder.mkdir()
-    for i in range(2):
-        (folder / f"{i}.csv").write_text(f"customer,ts,amount\nc{i},2024-01-0{i + 1},5\n")
-    source = {"path": str(folder), "columns": {"customer_id": "customer", "timestamp": "ts", "amount": "amount"}}
-    out = tmp_path / "quarantine.parquet"
-    with pytest.raises(InputError, match="a folder or pattern of files is read on DuckDB") as err:
-        load_transactions(_config(spark_engine, source, out, "spark"))
-    assert "\n" not in str(err.value) and "engine.transactions" in str(err.value)
-    assert not out.exists()
+    for i, part in enumerate((lines.iloc[:5], lines.iloc[5:6], lines.iloc[:0], lines.iloc[6:])):
+        if fmt == "csv":
+            part.to_csv(folder / f"part-{i}.csv", index=False)
+        else:
+            part.to_parquet(folder / f"part-{i}.parquet", index=False)
+    (folder / "_SUCCESS").write_text("")
+    source = {
+        "path": str(folder),
+        "columns": RETAIL_COLUMNS,
+        "non_product_codes": ["POST"],
+        "timezone": "Europe/London",
+    }
+    got = _ingest_both(spark_engine, source, tmp_path, "2030-01-01")
+    (duck, duck_q), (spark, spark_q) = got["duckdb"], got["spark"]
+    assert spark.n_read == duck.n_read == len(lines)
+    assert dict(spark.reasons) == dict(duck.reasons) and len(duck_q) > 3
+    assert duck_q["source_file"].map(lambda f: Path(f).name).nunique() > 1
+    pd.testing.assert_frame_equal(spark_q, duck_q)
+    pd.testing.assert_frame_equal(_accepted(spark), _accepted(duck))
