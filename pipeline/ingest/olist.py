@@ -18,20 +18,19 @@ from tiercast.features.contract import (
     AMOUNT,
     CATEGORY,
     CUSTOMER_ID,
-    IS_COMPLAINT,
     ORDER_ID,
     PRODUCT_ID,
     QUANTITY,
     REVIEW_SCORE,
     TIMESTAMP,
 )
-from tiercast.features.schemas import SATISFACTION, TRANSACTIONS
+from tiercast.features.schemas import TRANSACTIONS
 from tiercast.pipeline.ingest import notices
 from tiercast.pipeline.ingest.common import InputError
 from tiercast.pipeline.ingest.parsing import (
     TS_UNIT,
+    ambiguous_dates,
     carries_offset,
-    day_month_dates,
     parse_ids,
     parse_numbers,
     parse_text,
@@ -43,10 +42,10 @@ from tiercast.pipeline.ingest.readers import (
     require_some_values,
     require_source_columns,
 )
+from tiercast.pipeline.ingest.reviews import satisfaction_rows
 from tiercast.pipeline.ingest.rules import (
     TX_SORT,
     IngestResult,
-    check_accounting,
     ingest_result,
     judge_rows,
     split_rows,
@@ -233,18 +232,9 @@ def _olist_satisfaction(
     ]
     reason = judge_rows(n, rules)
     _warn_ambiguous(reviews, ambiguous.loc[reason == "ambiguous_timestamp"], str(src.reviews))
-    ok_score = score.where(~score_bad, 0).astype("int64")
-    canonical = pd.DataFrame(
-        {
-            CUSTOMER_ID: customer,
-            TIMESTAMP: timestamp,
-            REVIEW_SCORE: ok_score,
-            IS_COMPLAINT: (ok_score <= src.complaint_max_score) & ~score_bad,
-        }
+    return satisfaction_rows(
+        reviews, reason, customer, timestamp, (score, score_bad), src.complaint_max_score, str(src.reviews)
     )
-    accepted, quarantine = split_rows(reviews, reason, canonical, SATISFACTION, [TIMESTAMP, CUSTOMER_ID])
-    check_accounting(accepted, quarantine, n, str(src.reviews))
-    return accepted, quarantine
 
 
 _REVIEW_TIMES = ("review_answer_timestamp", "review_creation_date")
@@ -293,13 +283,6 @@ def _warn_ambiguous(reviews: pd.DataFrame, ambiguous: pd.DataFrame, where: str) 
     first = next(c for c, k in counts.items() if k)
     example = str(reviews.at[ambiguous.index[ambiguous[first].to_numpy()][0], first]).strip()
     notices.warn(notices.ambiguous_message(where, counts, example, setting="olist.reviews_timestamp_format"))
-
-
-def ambiguous_dates(raw: pd.Series, fmt: str | None, na: tuple[str, ...]) -> np.ndarray:
-    """Text day-month dates read without a format ``fmt`` (never guessed), as the engines mark them."""
-    if fmt is not None or not pd.api.types.is_string_dtype(raw.dtype):
-        return np.zeros(len(raw), dtype=bool)
-    return day_month_dates(parse_text(raw, na))
 
 
 def _unique_by(df: pd.DataFrame, key: str, path: Path, na: tuple[str, ...], used: tuple[str, ...]) -> pd.DataFrame:

@@ -225,3 +225,10 @@ def _synthetic_order_ids(customer: pd.Series, timestamp: pd.Series) -> pd.Series
     )
     ts_text = pd.Series(np.where(codes >= 0, text[np.maximum(codes, 0)], None), index=timestamp.index, dtype="str")
     return (customer + "@" + ts_text).astype("str")
+
+
+def ambiguous_dates(raw: pd.Series, fmt: str | None, na: tuple[str, ...]) -> np.ndarray:
+    """Text day-month dates read without a format ``fmt`` (never guessed), as the engines mark them."""
+    if fmt is not None or not pd.api.types.is_string_dtype(raw.dtype):
+        return np.zeros(len(raw), dtype=bool)
+    return day_month_dates(parse_text(raw, na))

@@ -5,13 +5,14 @@ under row rules like the transactions' (a missing customer, an unreadable or fut
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from tiercast.features.contract import CUSTOMER_ID, IS_COMPLAINT, REVIEW_SCORE, TIMESTAMP
 from tiercast.features.schemas import SATISFACTION
 from tiercast.pipeline.ingest import notices
-from tiercast.pipeline.ingest.olist import ambiguous_dates
 from tiercast.pipeline.ingest.parsing import (
+    ambiguous_dates,
     carries_offset,
     parse_ids,
     parse_numbers,
@@ -59,13 +60,29 @@ def read_reviews(
         ("duplicate", raw.duplicated(keep="first").to_numpy() if src.duplicates == "quarantine" else None),
     ]
     reason = judge_rows(len(raw), rules)
+    return satisfaction_rows(raw, reason, customer, timestamp, (score, score_bad), src.complaint_max_score, where)
+
+
+def satisfaction_rows(
+    raw: pd.DataFrame,
+    reason: np.ndarray,
+    customer: pd.Series,
+    timestamp: pd.Series,
+    scored: tuple[pd.Series, np.ndarray],
+    complaint_max_score: int,
+    where: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted satisfaction rows, quarantine) of judged review rows (``reason`` per row of ``raw``; ``scored``:
+    the parsed scores and where they are unusable): the score as an integer, a complaint at or below
+    ``complaint_max_score``; the Olist layout's reviews and a ``data.reviews`` file alike."""
+    score, score_bad = scored
     ok_score = score.where(~score_bad, 0).astype("int64")
     canonical = pd.DataFrame(
         {
             CUSTOMER_ID: customer,
             TIMESTAMP: timestamp,
             REVIEW_SCORE: ok_score,
-            IS_COMPLAINT: (ok_score <= src.complaint_max_score) & ~score_bad,
+            IS_COMPLAINT: (ok_score <= complaint_max_score) & ~score_bad,
         }
     )
     accepted, quarantine = split_rows(raw, reason, canonical, SATISFACTION, [TIMESTAMP, CUSTOMER_ID])
