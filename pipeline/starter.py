@@ -54,7 +54,7 @@ class Sniffed:
 
 
 #: Leading bytes of packed files a transaction export may come as (an .xlsx workbook is a zip archive).
-def _read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The first rows as a frame (text cells for text files) and the reading keys found (delimiter, decimal)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -120,7 +120,7 @@ def _without_currency(text: pd.Series) -> pd.Series:
     return bare.where(marked & bare.str.fullmatch(LOOSE_NUMBER).fillna(False).astype(bool))
 
 
-def _match(columns: list[str], taken: set[str], names: tuple[str, ...]) -> str | None:
+def match_column(columns: list[str], taken: set[str], names: tuple[str, ...]) -> str | None:
     by_norm = {norm_name(c): c for c in columns if c not in taken}
     for n in names:
         if n in by_norm:
@@ -132,7 +132,7 @@ def _match(columns: list[str], taken: set[str], names: tuple[str, ...]) -> str |
     return None
 
 
-def _timestamp_format(values: pd.Series) -> tuple[str | None, str | None]:
+def timestamp_format_of(values: pd.Series) -> tuple[str | None, str | None]:
     """(timestamp_format or None for ISO 8601 / typed timestamps, a note when the choice is a guess)."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return None, None
@@ -283,7 +283,7 @@ def _map_columns(path: Path, frame: pd.DataFrame, overrides: dict[str, str]) -> 
     columns = [str(c) for c in frame.columns]
     mapping = _checked_overrides(path, columns, overrides)
     for name, names in FIELD_NAMES.items():
-        if name not in mapping and (col := _match(columns, set(mapping.values()), names)) is not None:
+        if name not in mapping and (col := match_column(columns, set(mapping.values()), names)) is not None:
             mapping[name] = col
     if ORDER_ID not in mapping and (col := _order_name(frame, set(mapping.values()))) is not None:
         mapping[ORDER_ID] = col
@@ -322,9 +322,9 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
             or f"{first}: unknown file type (expected .csv/.txt/.tsv (or gzip-compressed: .csv.gz ...), "
             ".parquet or .duckdb)"
         )
-    frame, keys = _read_sample(first, fmt)
+    frame, keys = read_sample(first, fmt)
     mapping, notes = _map_columns(first, frame, overrides or {})
-    ts_format, note = _timestamp_format(frame[mapping[TIMESTAMP]])
+    ts_format, note = timestamp_format_of(frame[mapping[TIMESTAMP]])
     if note:
         notes.append(note)
     notes += _currency_notes(frame, mapping, keys.get("decimal", "."))
@@ -344,11 +344,19 @@ def sniff(path: Path, overrides: dict[str, str] | None = None) -> Sniffed:
     return Sniffed(transactions=tx, unmapped=unmapped, notes=tuple(notes))
 
 
-def starter_config(path: Path, overrides: dict[str, str] | None = None) -> tuple[str, Sniffed]:
-    """The starter config's YAML text for data file ``path`` (validated against the packaged defaults)."""
+def starter_config(
+    path: Path, overrides: dict[str, str] | None = None, reviews: Path | None = None
+) -> tuple[str, Sniffed]:
+    """The starter config's YAML text for data file ``path`` (and a reviews file beside it, ``data.reviews``),
+    validated against the packaged defaults."""
+    from tiercast.pipeline.starter_reviews import sniff_reviews
+
     found = sniff(path, overrides)
+    data: dict[str, Any] = {"transactions": found.transactions}
+    if reviews is not None:
+        data["reviews"] = sniff_reviews(reviews)
     body: dict[str, Any] = {
-        "data": {"transactions": found.transactions, "quarantine_path": "outputs/quarantine.parquet"},
+        "data": {**data, "quarantine_path": "outputs/quarantine.parquet"},
         "outputs": {"dir": "outputs"},
     }
     Config.model_validate(deep_merge(read_yaml(preset_path("default")), body))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+import yaml
 
 from tiercast.pipeline.cli.arguments import date_arg
 from tiercast.pipeline.cli.base import (
@@ -41,6 +42,10 @@ def init(
         list[str] | None, typer.Option("--column", help="FIELD=COLUMN, for a field the column names do not reveal.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
+    reviews: Annotated[
+        Path | None,
+        typer.Option(help="A reviews file beside the transactions (customer, time, score 1-5): data.reviews."),
+    ] = None,
 ) -> None:
     """Write a starter config for a transaction file: sniffed format, delimiter, dates and column mapping."""
     from tiercast.pipeline.starter import starter_config
@@ -53,10 +58,13 @@ def init(
     pairs = [c.split("=", 1) for c in column or []]
     if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
         fail("--column takes FIELD=COLUMN, e.g. --column customer_id=client")
-    text, found = starter_config(data, dict(pairs))
+    text, found = starter_config(data, dict(pairs), reviews)
     with atomic_output(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     console.print(f"wrote {out}: " + ", ".join(f"{k} <- {v!r}" for k, v in found.transactions["columns"].items()))
+    if reviews is not None:
+        mapped = yaml.safe_load(text)["data"]["reviews"]["columns"]
+        console.print("reviews: " + ", ".join(f"{k} <- {v!r}" for k, v in mapped.items()))
     for note in found.notes:
         console.print(f"[yellow]check:[/] {note}", highlight=False)
     # soft_wrap: a long path wraps on screen only, so the command pastes as one line

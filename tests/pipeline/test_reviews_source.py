@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from tests.pipeline.cli_harness import assert_clean_failure, invoke
 from tiercast.features.build import build_features
-from tiercast.pipeline.config import Config
+from tiercast.pipeline.config import Config, load_config
 from tiercast.pipeline.ingest.loader import load_transactions
 from tiercast.pipeline.ingest.reviews import read_reviews
 from tiercast.pipeline.ingest.sources import DataConfig, ReviewSource
@@ -136,3 +136,27 @@ def test_a_reviews_file_without_a_mapped_column_names_it(tmp_path: Path) -> None
         f"{tmp_path / 'r.csv'}: missing column 'stars' (reviews.columns.score); columns found: "
         "['client', 'answered', 'rating']"
     )
+
+
+def test_init_proposes_the_reviews_section_and_validate_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "tx.csv").write_text(TX)
+    (tmp_path / "survey.csv").write_text("Member ID;Answered;Rating\nc1;10/02/2024;5\nc6;15/01/2024;2\n")
+    out = tmp_path / "shop.yaml"
+    result = invoke("init", "--data", "tx.csv", "--reviews", "survey.csv", "--out", str(out), cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert "reviews: customer_id <- 'Member ID', timestamp <- 'Answered', score <- 'Rating'" in result.stdout
+    section = load_config(out).data.reviews
+    assert (section.delimiter, section.timestamp_format) == (";", "%d/%m/%Y")
+    assert section.path == (tmp_path / "survey.csv").resolve()
+    result = invoke("validate", "--config", str(out), "--run-date", "2030-01-01", cwd=tmp_path)
+    lines = {" ".join(ln.replace("│", " ").split()) for ln in result.stdout.splitlines()}
+    assert result.code == 0 and {"reviews read 2", "reviews accepted 2"} <= lines, result.stderr
+
+
+def test_init_names_a_reviews_column_it_cannot_place(tmp_path: Path) -> None:
+    (tmp_path / "tx.csv").write_text(TX)
+    (tmp_path / "survey.csv").write_text("client,answered,mood\nc1,2024-02-10,happy\n")
+    out = tmp_path / "shop.yaml"
+    result = invoke("init", "--data", "tx.csv", "--reviews", "survey.csv", "--out", str(out), cwd=tmp_path)
+    assert_clean_failure(result, "survey.csv: cannot tell which column is score", "['client', 'answered', 'mood']")
+    assert not out.exists()
