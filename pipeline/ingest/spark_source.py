@@ -79,7 +79,8 @@ def open_raw(spark: SparkSession, src: TransactionSource) -> SparkRaw:
     where, files = src.describe(), src.files()
     if not files:
         raise InputError(f"{where}: {NO_FILES}")
-    parts = [_open_file(spark, path, src) for path in files]
+    csv = src.resolved_format() == "csv"  # once: for a folder without a suffix it lists the files
+    parts = [_open_file(spark, path, src, csv=csv) for path in files]
     first = parts[0]
     same_columns([list(p.columns) for p in parts], files)
     for path, part in zip(files[1:], parts[1:], strict=True):
@@ -100,11 +101,10 @@ def open_raw(spark: SparkSession, src: TransactionSource) -> SparkRaw:
     return SparkRaw(df, first.columns, first.arrow_types, n, where, first.csv_path, starts_of_files)
 
 
-def _open_file(spark: SparkSession, path: Path, src: TransactionSource) -> SparkRaw:
+def _open_file(spark: SparkSession, path: Path, src: TransactionSource, *, csv: bool) -> SparkRaw:
     """One file read and its rows numbered from 0 (zero rows allowed: a folder's empty part)."""
     check_file(path)
     arrow_types: dict[str, pa.DataType] = {}
-    csv = src.resolved_format() == "csv"
     if csv:
         check_utf8(path)
         df, columns = _read_csv(spark, path, src.delimiter), tuple(_header_names(path, src.delimiter))
