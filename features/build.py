@@ -97,6 +97,7 @@ def feature_names(
         "repeat_purchase_days",
         "first_to_last_days",
         "repeat_spend_mean",
+        "day_spend_mean",
         "monetary_total",
         "monetary_mean_order",
         "monetary_max_order",

@@ -39,12 +39,13 @@ ID_COLUMNS: tuple[str, ...] = (CUSTOMER_ID, CUTOFF)
 #: Days back of the "year ago" summary (:data:`YEAR_AGO_COLUMNS`).
 YEAR_AGO_DAYS = 365
 #: A customer's buy-till-you-die summary as it stood a year before the cutoff (repeat purchase days, first-to-last
-#: purchase days, repeat spend mean; NaN without a transaction by then): features for the seasonal level of the BTYD
-#: model (last year's same window), never inputs of the trees.
+#: purchase days, repeat spend mean, spend mean per purchase day; NaN without a transaction by then): features for
+#: the seasonal level of the BTYD model (last year's same window), never inputs of the trees.
 YEAR_AGO_COLUMNS: tuple[str, ...] = (
     "year_ago_repeat_purchase_days",
     "year_ago_first_to_last_days",
     "year_ago_repeat_spend_mean",
+    "year_ago_day_spend_mean",
 )
 
 FUTURE_VALUE = "future_value"

@@ -63,7 +63,9 @@ def derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike) -> dict[str, ir.Valu
     - ``repeat_purchase_days``: purchase_days - 1, floored at 0 (the model's frequency).
     - ``first_to_last_days``: last purchase - first purchase in days (the model's recency); NaN without a purchase.
     - ``repeat_spend_mean``: mean net purchase spend per purchase day, first purchase day excluded (Gamma-Gamma's
-      monetary value); 0 without a repeat day.
+      monetary value in the lifetimes convention); 0 without a repeat day.
+    - ``day_spend_mean``: mean net purchase spend per purchase day, the first included (the spend model's monetary
+      value when every purchase counts, :class:`~tiercast.models.btyd.forecast.BTYDForecaster`); 0 without a purchase.
 
     Needs ``_purchase_spend`` and ``_last_purchase_ts`` from :mod:`tiercast.features.rfm`.
     """
@@ -75,6 +77,7 @@ def derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike) -> dict[str, ir.Valu
         "repeat_purchase_days": to_float(ibis.greatest(n_days - 1, 0)),
         "first_to_last_days": as_of.days_between(c._last_purchase_ts, c._first_purchase_ts),
         "repeat_spend_mean": ibis.ifelse(n_days > 1, repeat_spend, 0.0),
+        "day_spend_mean": ibis.ifelse(n_days > 0, to_float(c._purchase_spend) / to_float(n_days), 0.0),
     }
 
 
@@ -96,18 +99,21 @@ def year_ago_customer_columns(orders: ir.Table, *, cutoff: as_of.TimeLike) -> di
 
 
 def year_ago_derived_columns(c: ir.Table, *, cutoff: as_of.TimeLike) -> dict[str, ir.Value]:
-    """:data:`YEAR_AGO_COLUMNS`: :func:`derived_columns`' ``repeat_purchase_days``, ``first_to_last_days`` and
-    ``repeat_spend_mean`` as they stood at ``cutoff - 365 days`` (the tenure then is ``tenure_days - 365``); NaN for
-    customers without a transaction by then. With ``spend_365d - spend_{365-h}d`` and ``orders_365d -
-    orders_{365-h}d`` (what they did in the next h days) they let the seasonal level compare what a BTYD model
-    would have predicted for last year's same window with what happened (:mod:`tiercast.models.btyd.seasons`)."""
+    """:data:`YEAR_AGO_COLUMNS`: :func:`derived_columns`' ``repeat_purchase_days``, ``first_to_last_days``,
+    ``repeat_spend_mean`` and ``day_spend_mean`` as they stood at ``cutoff - 365 days`` (the tenure then is
+    ``tenure_days - 365``); NaN for customers without a transaction by then. With ``spend_365d - spend_{365-h}d``
+    and ``orders_365d - orders_{365-h}d`` (what they did in the next h days) they let the seasonal level compare what
+    a BTYD model would have predicted for last year's same window with what happened
+    (:mod:`tiercast.models.btyd.seasons`)."""
     existed = c._first_ts < as_of.shift_days(cutoff, -YEAR_AGO_DAYS)
     n_days = c._ya_purchase_days
     repeat_spend = to_float(c._ya_purchase_spend.coalesce(0) - c._first_day_spend.coalesce(0)) / to_float(n_days - 1)
     none = ibis.null("float64")
-    names = dict(zip(("repeat", "span", "spend"), YEAR_AGO_COLUMNS, strict=True))
+    day_spend = to_float(c._ya_purchase_spend.coalesce(0)) / to_float(n_days)
+    names = dict(zip(("repeat", "span", "spend", "day_spend"), YEAR_AGO_COLUMNS, strict=True))
     return {
         names["repeat"]: ibis.ifelse(existed, to_float(ibis.greatest(n_days - 1, 0)), none),
         names["span"]: ibis.ifelse(existed, as_of.days_between(c._ya_last_purchase_ts, c._first_purchase_ts), none),
         names["spend"]: ibis.ifelse(existed, ibis.ifelse(n_days > 1, repeat_spend, 0.0), none),
+        names["day_spend"]: ibis.ifelse(existed, ibis.ifelse(n_days > 0, day_spend, 0.0), none),
     }

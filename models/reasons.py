@@ -105,6 +105,7 @@ _FIXED: dict[str, Phrase] = {
     "repeat_spend_mean": lambda f: ("average repeat-day spend " + _num(f, "repeat_spend_mean")).where(
         f["repeat_spend_mean"] > 0, "no net spend on repeat days"
     ),
+    "day_spend_mean": lambda f: _day_spend(f),
     "tenure_days": lambda f: "customer for " + _num(f, "tenure_days") + " days",
     "first_to_last_days": lambda f: "active over " + _num(f, "first_to_last_days") + " days",
     # the three refund features read alike at zero, so a customer without refunds hears it once
@@ -123,11 +124,24 @@ _FIXED: dict[str, Phrase] = {
     "btyd_p_no_purchase": _history,
     "btyd_p_alive": _history,
     "btyd_expected_purchases": _history,
-    "btyd_expected_avg_spend": lambda f: ("average repeat-day spend " + _num(f, "repeat_spend_mean")).where(
-        f["repeat_spend_mean"].notna(), "no repeat purchase yet"
+    # the stacked BTYD spend model reads every purchase day (day_spend_mean; models saved before it, repeat days)
+    "btyd_expected_avg_spend": lambda f: (
+        _day_spend(f)
+        if "day_spend_mean" in f.columns
+        else ("average repeat-day spend " + _num(f, "repeat_spend_mean")).where(
+            f["repeat_spend_mean"].notna(), "no repeat purchase yet"
+        )
     ),
     "btyd_expected_value": _history,
 }
+
+
+def _day_spend(f: pd.DataFrame) -> pd.Series:
+    return ("average spend per purchase day " + _num(f, "day_spend_mean")).where(
+        f["day_spend_mean"] > 0, "no purchase yet"
+    )
+
+
 # NaN means "undefined for this customer"; gap-based features are undefined with a single purchase day.
 _MISSING: dict[str, str] = {
     "overdue_ratio": "a single purchase day so far",
@@ -173,6 +187,7 @@ CHURN_DIRECTION: dict[str, int] = {
     "monetary_mean_order": -1,
     "monetary_max_order": -1,
     "repeat_spend_mean": -1,
+    "day_spend_mean": -1,
     "first_to_last_days": -1,
     "n_channels": -1,
     "n_products": -1,

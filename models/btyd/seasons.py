@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.contract import YEAR_AGO_COLUMNS, YEAR_AGO_DAYS, spend_column
+from tiercast.models.btyd.forecast import DAY_SPEND
 
 #: Bounds of the seasonal index (a window a year ago with a quarter or four times the year's average purchases).
 SEASON_CLIP: tuple[float, float] = (0.25, 4.0)
@@ -89,7 +90,8 @@ SEASON_METHODS: tuple[str, ...] = ("all", "alive", "year", "last_year")
 def year_ago_rows(X: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
     """Last year's same window of a cutoff's feature rows: for the customers with a transaction before ``cutoff -
     365 days``, their BTYD summary then (the :data:`~tiercast.features.contract.YEAR_AGO_COLUMNS` as
-    ``repeat_purchase_days``, ``first_to_last_days``, ``repeat_spend_mean``, and ``tenure_days - 365``), their net
+    ``repeat_purchase_days``, ``first_to_last_days``, ``repeat_spend_mean``, ``day_spend_mean`` and ``tenure_days -
+    365``), their net
     spend in ``[cutoff - 365, cutoff - 365 + h)`` and 1.0 where they bought nothing in it. Transactions before the
     cutoff only, so no label of the cutoff is read.
 
@@ -107,13 +109,14 @@ def year_ago_rows(X: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFrame, n
     rows = X.loc[X[YEAR_AGO_COLUMNS[0]].notna().to_numpy() & (tenure > YEAR_AGO_DAYS)]
     if len(rows) == 0 or float(np.nanmax(tenure)) - YEAR_AGO_DAYS < h:
         return None
-    repeat, span, spend = YEAR_AGO_COLUMNS
+    repeat, span, spend, day_spend = YEAR_AGO_COLUMNS
     inputs = pd.DataFrame(
         {
             "repeat_purchase_days": rows[repeat].to_numpy(dtype=float),
             "first_to_last_days": rows[span].to_numpy(dtype=float),
             "tenure_days": rows["tenure_days"].to_numpy(dtype=float) - YEAR_AGO_DAYS,
             "repeat_spend_mean": rows[spend].to_numpy(dtype=float),
+            DAY_SPEND: rows[day_spend].to_numpy(dtype=float),
         },
         index=rows.index,
     )

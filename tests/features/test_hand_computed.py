@@ -91,6 +91,8 @@ EXPECTED = {
     "first_to_last_days": [200.5, 0.0, NaN, 71.0],
     # A: day spends 50 (first), 30 + 20 = 50, 60 -> (50 + 60) / 2 = 55. D: first day 80, then 30 -> 30.
     "repeat_spend_mean": [55.0, 0.0, 0.0, 30.0],
+    # every purchase day: A (50 + 50 + 60) / 3. B: its one day. C: no purchase day. D: (80 + 30) / 2.
+    "day_spend_mean": [160.0 / 3.0, 100.0, 0.0, 55.0],
     # A: 50 + 30 + 20 + 60. D: 80 - 80 + 0 + 30.
     "monetary_total": [160.0, 100.0, -15.0, 30.0],
     # A: 160 / 4. D: (80 + 30) / 2.
@@ -163,7 +165,7 @@ def test_rows_and_types(features):
     [
         ["recency_days", "tenure_days"],
         ["frequency_orders", "purchase_days", "monetary_total", "monetary_mean_order", "monetary_max_order"],
-        ["repeat_purchase_days", "first_to_last_days", "repeat_spend_mean"],
+        ["repeat_purchase_days", "first_to_last_days", "repeat_spend_mean", "day_spend_mean"],
         ["orders_30d", "spend_30d", "orders_60d", "spend_60d", "orders_90d", "spend_90d"],
         ["gap_mean_days", "gap_std_days", "overdue_ratio"],
         ["spend_trend"],

@@ -145,6 +145,7 @@ def oracle_features(tx: pd.DataFrame, cutoff: pd.Timestamp, horizon: int) -> pd.
             "repeat_purchase_days": float(max(len(days) - 1, 0)),
             "first_to_last_days": (buys["ts"].max() - buys["ts"].min()) / DAY if len(buys) else np.nan,
             "repeat_spend_mean": day_spend.iloc[1:].mean() if len(days) > 1 else 0.0,
+            "day_spend_mean": day_spend.mean() if len(days) else 0.0,
             "monetary_total": o["net"].sum() / 100,
             "monetary_mean_order": buys["net"].mean() / 100 if len(buys) else np.nan,
             "monetary_max_order": buys["net"].max() / 100 if len(buys) else np.nan,

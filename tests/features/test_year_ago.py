@@ -54,10 +54,12 @@ EXPECTED = pd.DataFrame(
     {
         # P: 3 purchase days before Y -> 2 repeat days; last 2022-12-31 12:00 - first 2022-03-01 = 305.5 days;
         # repeat spend (30 + 10 + 50) / 2 days. R: a customer a year ago without a purchase (the BTYD convention of
-        # the current summary: 0 repeat days, span undefined, repeat spend 0). S: one purchase day.
+        # the current summary: 0 repeat days, span undefined, repeat spend 0). S: one purchase day. Spend per purchase
+        # day, the first included: P (40 + 30 + 10 + 50) / 3 days, R none (0), S 25.
         "year_ago_repeat_purchase_days": [2.0, NaN, 0.0, 0.0],
         "year_ago_first_to_last_days": [305.5, NaN, NaN, 0.0],
         "year_ago_repeat_spend_mean": [45.0, NaN, 0.0, 0.0],
+        "year_ago_day_spend_mean": [130.0 / 3.0, NaN, 0.0, 25.0],
     },
     index=pd.Index(["P", "Q", "R", "S"], name="customer_id"),
 )
@@ -111,7 +113,6 @@ def test_year_ago_summary_is_the_summary_at_the_cutoff_a_year_back(rows, cutoff_
     then = build_features(tx, cutoff=cutoff - 365 * DAY, windows_days=(365,), horizon_days=30, con=CON)
     then = then.set_index("customer_id")
     assert now.loc[~now.index.isin(then.index), list(YEAR_AGO_COLUMNS)].isna().all().all()
-    for col, was in zip(
-        YEAR_AGO_COLUMNS, ("repeat_purchase_days", "first_to_last_days", "repeat_spend_mean"), strict=True
-    ):
+    summary = ("repeat_purchase_days", "first_to_last_days", "repeat_spend_mean", "day_spend_mean")
+    for col, was in zip(YEAR_AGO_COLUMNS, summary, strict=True):
         np.testing.assert_allclose(now.loc[then.index, col], then[was], rtol=1e-9, atol=1e-9, err_msg=col)

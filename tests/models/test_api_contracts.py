@@ -31,6 +31,7 @@ def feature_rows(n: int, seed: int, cutoff: pd.Timestamp) -> pd.DataFrame:
     year = rng.poisson(4.0, n)
     rate = (repeat + 1.0) / tenure * np.exp(-(tenure - span) / 150.0)
     orders = rng.poisson(rate * HORIZON)
+    repeat_spend = np.where(repeat > 0, rng.lognormal(3.0, 0.5, n), 0.0)
     return pd.DataFrame(
         {
             CUTOFF: cutoff,
@@ -38,7 +39,8 @@ def feature_rows(n: int, seed: int, cutoff: pd.Timestamp) -> pd.DataFrame:
             "repeat_purchase_days": repeat,
             "first_to_last_days": span,
             "tenure_days": tenure,
-            "repeat_spend_mean": np.where(repeat > 0, rng.lognormal(3.0, 0.5, n), 0.0),
+            "repeat_spend_mean": repeat_spend,
+            "day_spend_mean": (repeat * repeat_spend + rng.lognormal(3.0, 0.5, n)) / (repeat + 1.0),
             "orders_365d": year.astype(float),
             "orders_275d": rng.binomial(year, 0.7).astype(float),
             "future_value": orders * rng.lognormal(3.0, 0.5, n),
@@ -176,7 +178,8 @@ def test_fit_btyd_at_refuses_rows_of_several_cutoffs(value_model, frames):
 def test_btyd_forecaster_reads_refund_only_customers_as_no_purchase_yet(frames):
     X = features(frames[2]).copy()
     refunds_only = X.index[X["repeat_purchase_days"] == 0][:5]
-    X.loc[refunds_only, ["first_to_last_days", "repeat_spend_mean"]] = np.nan  # as build_features leaves them
+    # undefined, as the features may leave them
+    X.loc[refunds_only, ["first_to_last_days", "repeat_spend_mean", "day_spend_mean"]] = np.nan
     filled = btyd_inputs(X)
     fitted = BTYDForecaster().fit(X)
     np.testing.assert_array_equal(fitted.predict_value(X, HORIZON), fitted.predict_value(filled, HORIZON))

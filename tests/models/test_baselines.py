@@ -149,6 +149,36 @@ def test_btyd_baseline_matches_the_models_in_weeks() -> None:
     assert b.predict_churn(X, 91) == pytest.approx(direct.prob_no_purchase(13, x, tx, T), rel=1e-6)
 
 
+def test_spend_of_every_purchase_day_reads_the_first_purchase_too() -> None:
+    """``spend="all"``: Gamma-Gamma fitted on (purchase days, ``day_spend_mean``) of everyone who bought, so two
+    one-time buyers of 20 and 200 get different spends (the lifetimes convention gives both the population mean);
+    a customer without a purchase day gets the population mean. The count model is the same."""
+    rng = np.random.default_rng(1)
+    X = synthetic_frame()
+    x = X["repeat_purchase_days"].to_numpy()
+    X["day_spend_mean"] = (x * X["repeat_spend_mean"] + rng.gamma(4.0, 8.0, len(X))) / (x + 1)
+    X.iloc[:3, X.columns.get_loc("repeat_purchase_days")] = 0.0
+    X.iloc[:3, X.columns.get_loc("repeat_spend_mean")] = 0.0
+    X.iloc[:3, X.columns.get_loc("day_spend_mean")] = [20.0, 200.0, 0.0]  # the third: refunds only
+    x, day = X["repeat_purchase_days"].to_numpy(), X["day_spend_mean"].to_numpy()
+    every = BTYDForecaster("bgnbd", spend="all").fit(X)
+    repeat = BTYDForecaster("bgnbd").fit(X)
+    assert every.count_model_.params_ == repeat.count_model_.params_
+    n = np.where(day > 0, x + 1, 0.0)
+    gg = GammaGammaModel().fit(n, day)
+    assert every.gg_.params_ == pytest.approx(gg.params_, rel=1e-9)
+    spend = every.transform(X, 91)["btyd_expected_avg_spend"].to_numpy()
+    assert spend == pytest.approx(gg.conditional_expected_average_profit(n, day), rel=1e-9)
+    p, q, v = (gg.params_[k] for k in "pqv")
+    assert spend[0] == pytest.approx(p * (v + 20.0) / (p + q - 1)) and spend[1] > spend[0]
+    assert spend[2] == pytest.approx(p * v / (q - 1))  # no purchase day: the population mean
+    assert repeat.transform(X, 91)["btyd_expected_avg_spend"].iloc[:3].nunique() == 1
+    with pytest.raises(ValueError, match="day_spend_mean"):
+        BTYDForecaster(spend="all").fit(X.drop(columns="day_spend_mean"))
+    with pytest.raises(ValueError, match="spend must be one of"):
+        BTYDForecaster(spend="first").fit(X)
+
+
 def test_btyd_baseline_ignores_labels_and_is_unit_free() -> None:
     X = synthetic_frame()
     a = BTYDForecaster("paretonbd").fit(X)

@@ -105,6 +105,14 @@ def test_btyd_spend_without_repeat_purchases_reads_as_such():
     ]
 
 
+def test_btyd_spend_of_every_purchase_day_reads_as_such():
+    """The stacked spend model reads every purchase day (``day_spend_mean``), so its reason says that spend."""
+    f = pd.DataFrame({"btyd_expected_avg_spend": [35.0, 20.0], "day_spend_mean": [0.0, 54.6]})
+    f["repeat_spend_mean"] = [np.nan, 20.4]
+    assert phrase_for("btyd_expected_avg_spend")(f).tolist() == ["no purchase yet", "average spend per purchase day 55"]
+    assert phrase_for("day_spend_mean")(f).tolist() == ["no purchase yet", "average spend per purchase day 55"]
+
+
 def test_churn_reasons_say_what_they_raise_and_skip_values_pointing_the_other_way():
     f = pd.DataFrame(
         {

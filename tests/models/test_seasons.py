@@ -116,6 +116,7 @@ def test_year_ago_rows_are_the_btyd_summary_a_year_back_and_what_followed():
             "year_ago_repeat_purchase_days": [2.0, 0.0, np.nan, 0.0],
             "year_ago_first_to_last_days": [20.0, 0.0, np.nan, np.nan],
             "year_ago_repeat_spend_mean": [15.0, 0.0, np.nan, 0.0],
+            "year_ago_day_spend_mean": [14.0, 8.0, np.nan, 0.0],  # a first day of 12, then two of 15; one of 8
             "orders_365d": [5.0, 0.0, 3.0, 1.0],
             "orders_275d": [3.0, 0.0, 3.0, 1.0],
             "spend_365d": [90.0, 0.0, 30.0, 10.0],
@@ -127,6 +128,7 @@ def test_year_ago_rows_are_the_btyd_summary_a_year_back_and_what_followed():
     assert inputs["tenure_days"].tolist() == [35.0, 235.0, 5.0]  # tenure a year ago
     assert inputs["repeat_purchase_days"].tolist() == [2.0, 0.0, 0.0]
     assert inputs["repeat_spend_mean"].tolist() == [15.0, 0.0, 0.0]
+    assert inputs["day_spend_mean"].tolist() == [14.0, 8.0, 0.0]
     # [cutoff - 365, cutoff - 275): spend_365d - spend_275d, and no purchase where orders_365d - orders_275d = 0
     assert value.tolist() == [40.0, 0.0, 0.0]
     assert no_purchase.tolist() == [0.0, 1.0, 1.0]

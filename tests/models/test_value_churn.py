@@ -67,7 +67,7 @@ def test_btyd_churn_attribution_is_hand_computed():
     stacker = SimpleNamespace(btyd_=btyd, time_unit_days=1.0, churn_log_odds=churn_log_odds)
     X = pd.DataFrame(
         {"repeat_purchase_days": [4.0, 0.0], "first_to_last_days": [80.0, 0.0], "tenure_days": [140.0, 50.0]}
-    ).assign(repeat_spend_mean=0.0)
+    ).assign(repeat_spend_mean=0.0, day_spend_mean=0.0)
     rhythm, late, ref = btyd_churn_attribution(stacker, X, 90.0)
     # row 0: gap 20, overdue 3. States (x, tx, T): reference (4, 40, 50) -> 0.8, reference gap overdue 3
     # (4, 40, 70) -> 2.8, own gap on schedule (4, 80, 100) -> 1.8, own (4, 80, 140) -> 5.8.
@@ -93,9 +93,11 @@ def _histories(n: int, seed: int) -> pd.DataFrame:
 def _with_recency(frame: pd.DataFrame) -> pd.DataFrame:
     x, span = frame["repeat_purchase_days"], frame["first_to_last_days"]
     gap, recency = (span / x).where(x > 0), frame["tenure_days"] - span
-    return frame.assign(
-        recency_days=recency, gap_mean_days=gap, overdue_ratio=recency / gap, repeat_spend_mean=40.0
-    ).assign(monetary_total=40.0 * (1 + x))
+    return (
+        frame.assign(recency_days=recency, gap_mean_days=gap, overdue_ratio=recency / gap)
+        .assign(repeat_spend_mean=40.0, day_spend_mean=40.0)
+        .assign(monetary_total=40.0 * (1 + x))
+    )
 
 
 def test_a_btyd_led_churn_model_gives_reasons_for_a_valuable_overdue_customer():
