@@ -333,7 +333,12 @@ def _model_record(models: dict[str, Any]) -> dict[str, Any]:
         "btyd": v.btyd_,
         "seasonal": v.seasonal,
         "btyd_level": v.btyd_level,
-        "value": {"n_trees": v.n_trees_, "weight": v.weight_, "num_leaves": v.params_.get("num_leaves")},
+        "value": {
+            "n_trees": v.n_trees_,
+            "weight": v.weight_,
+            "num_leaves": v.params_.get("num_leaves"),
+            "spend": getattr(v, "spend_", None),
+        },
         "churn": {
             "n_trees": c.n_trees_,
             "weight": c.weight_,

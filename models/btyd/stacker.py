@@ -56,8 +56,8 @@ class BTYDStacker(BaseEstimator):
     and dropouts in calendar time). As a level it leaves the ranking to the BTYD model and the trees. Without a year
     of history the index is 1 (the plain BTYD model).
 
-    ``spend``: the Gamma-Gamma convention (:class:`~tiercast.models.btyd.forecast.BTYDForecaster`); every purchase
-    day by default, the first included, which ranks value better on every data set measured.
+    ``spend``: the Gamma-Gamma convention (:class:`~tiercast.models.btyd.forecast.BTYDForecaster`): ``"repeat"``
+    purchase days, or ``"all"``, the first included (:func:`~tiercast.models.btyd.spend.choose_spend`).
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class BTYDStacker(BaseEstimator):
         time_unit_days: float = 7.0,
         seasonal: bool | str = True,
         season_scale: dict[int, float] | None = None,
-        spend: str = "all",
+        spend: str = "repeat",
     ) -> None:
         self.model = model
         self.time_unit_days = time_unit_days
@@ -216,6 +216,7 @@ def fit_stacker(
     time_unit_days: float,
     seasonal: bool | str = True,
     season_scale: dict[int, float] | None = None,
+    spend: str = "repeat",
 ) -> BTYDStacker:
     """A :class:`BTYDStacker` fitted on X, memoized on the exact BTYD inputs (and seasonal indices; with
     ``"last_year"`` also the year-ago summary and the purchase and spend windows its level reads): the value and
@@ -227,14 +228,13 @@ def fit_stacker(
         inputs = pd.concat([inputs, X[windows].astype("float64")], axis=1)
     digest = hashlib.sha256(np.ascontiguousarray(inputs.to_numpy(dtype=float)).tobytes()).hexdigest()
     season = tuple(sorted(scaled_indices(X, method, season_scale).items()))
-    key = (model, float(time_unit_days), len(inputs), tuple(inputs.columns), digest, season)
+    key = (model, float(time_unit_days), spend, len(inputs), tuple(inputs.columns), digest, season)
     hit = _FIT_CACHE.get(key)
     if hit is not None:
         _FIT_CACHE.move_to_end(key)
         return hit
-    stacker = BTYDStacker(model=model, time_unit_days=time_unit_days, seasonal=seasonal, season_scale=season_scale).fit(
-        X
-    )
+    kw = {"seasonal": seasonal, "season_scale": season_scale, "spend": spend}
+    stacker = BTYDStacker(model=model, time_unit_days=time_unit_days, **kw).fit(X)
     _FIT_CACHE[key] = stacker
     while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
         _FIT_CACHE.popitem(last=False)
@@ -280,8 +280,9 @@ def stacked_btyd(
     label_days: np.ndarray,
     seasonal: bool | str = True,
     season_scale: dict[int, float] | None = None,
+    spend: str = "repeat",
 ) -> tuple[pd.DataFrame, pd.DataFrame, BTYDStacker]:
-    """Fit one BTYD model per cutoff group on that group's rows.
+    """Fit one BTYD model per cutoff group on that group's rows (``spend``: :class:`BTYDStacker`).
 
     Returns the derived features at ``feature_horizon_days`` and the BTYD predictions for each row's own label
     window (``label_days``, the offsets' source), both row-aligned with X (positional, X's index), and the stacker
@@ -295,9 +296,8 @@ def stacked_btyd(
     for g in sorted(keys):
         rows = np.flatnonzero(groups == g)
         part = X.iloc[rows]
-        stacker = fit_stacker(
-            part, model=model, time_unit_days=time_unit_days, seasonal=seasonal, season_scale=season_scale
-        )
+        kw = {"seasonal": seasonal, "season_scale": season_scale, "spend": spend}
+        stacker = fit_stacker(part, model=model, time_unit_days=time_unit_days, **kw)
         feats[rows] = stacker.transform(part, feature_horizon_days).to_numpy()
         for d in np.unique(label_days[rows]):
             sub = rows[label_days[rows] == d]

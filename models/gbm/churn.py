@@ -16,8 +16,9 @@ from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.models.btyd.stacker import BTYDStacker, btyd_inputs
+from tiercast.models.gbm.blend import BLEND_WEIGHTS, choose_weight
 from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
-from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight
+from tiercast.models.gbm.stacked import StackedModel
 from tiercast.models.levels import intercept_shift
 
 _EPS = 1e-6

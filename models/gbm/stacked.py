@@ -23,7 +23,8 @@ churn models therefore learn a *correction* to a BTYD prediction:
   realized, BG/NBD's 0.50);
 * **base**: Pareto/NBD or BG/NBD; ``btyd="auto"`` takes Pareto/NBD unless BG/NBD's P(no purchase in the label
   window) has a clearly lower log loss on the validation cutoffs (:func:`choose_btyd`; label-free fits scored on
-  the labels).
+  the labels); the value model's spend model reads every purchase day where that ranks the validation cutoffs'
+  spend better, else repeat days only (:func:`~tiercast.models.btyd.spend.choose_spend`).
 
 Settings (hyperparameters, tree count, blend weight, calibration) are chosen on the validation cutoff with trees
 fitted only on training cutoffs whose label windows end by it (:func:`purge_mask`); with several validation
@@ -41,7 +42,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import ClassVar
 
 import numpy as np
@@ -51,6 +52,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import CUTOFF, ID_COLUMNS, YEAR_AGO_COLUMNS
 from tiercast.models.btyd.seasons import season_method, season_scale
+from tiercast.models.btyd.spend import DEFAULT_SPEND, choose_spend
 from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
     BTYDStacker,
@@ -61,7 +63,6 @@ from tiercast.models.btyd.stacker import (
     stacked_btyd,
     val_groups,
 )
-from tiercast.models.evaluation import paired_bootstrap
 
 
 class PurgeWarning(UserWarning):
@@ -109,39 +110,6 @@ def _ended_by(groups: np.ndarray, label_days: np.ndarray | None, cutoff: object)
         return None
     ends = pd.to_datetime(groups) + pd.to_timedelta(np.asarray(label_days, dtype=float), unit="D")
     return np.asarray(ends <= pd.Timestamp(cutoff))
-
-
-def choose_weight(
-    score: Callable[[np.ndarray], float], offset: np.ndarray, raw: np.ndarray, weights: Iterable[float]
-) -> tuple[float, dict[float, float]]:
-    """The weight w maximizing ``score(offset + w * raw)`` on the validation cutoff (ties: the larger w, i.e. the
-    model's own trees), and every weight's score."""
-    scores = {float(w): float(score(offset + float(w) * raw)) for w in weights}
-    best = max(scores.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    return best, scores
-
-
-def gain_over_btyd(
-    metric: Callable[[np.ndarray, np.ndarray], float],
-    y: np.ndarray,
-    offset: np.ndarray,
-    raw: np.ndarray,
-    weight: float,
-    *,
-    n_boot: int = 200,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Paired bootstrap over the validation rows of ``metric(y, offset + weight * raw) - metric(y, offset)``: what
-    the trees add to the BTYD model's ranking there (``diff``, 95% interval ``lo``..``hi``).
-
-    The weight is chosen as the best of a grid on these very rows, so a positive difference alone is no
-    evidence; with hundreds of customers a grid choice is mostly noise (a 600-customer world: the trees' best
-    weight cost up to 0.009 nGini on the next window)."""
-    return paired_bootstrap(metric, y, offset + weight * raw, offset, n_boot=n_boot, seed=seed)
-
-
-#: Blend weights tried on the validation cutoff: link(prediction) = offset + w * trees.
-BLEND_WEIGHTS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
 class StackedModel(BaseEstimator, ABC):
@@ -248,27 +216,32 @@ class StackedModel(BaseEstimator, ABC):
         g = groups_of(X, groups)
         days = per_row_days(label_days, len(X), h) if h is not None or label_days is not None else None
         self.btyd_, self.btyd_scores_ = self.btyd, {}
+        # the spend convention of the BTYD part: a value model's "auto" chooses it on the rows that choose the BTYD
+        # model (choose_spend); the churn model's offset, P(no purchase), does not read spend
+        spend = getattr(self, "spend", DEFAULT_SPEND)
+        self.spend_, self.spend_gain_ = (DEFAULT_SPEND if spend == "auto" else spend), {}
         # the seasonal scale reads feature rows only (label-free): every cutoff counts, the validation ones too
         method, rows, rg = season_method(getattr(self, "seasonal", True)), X, g
         if method in ("year", "last_year") and X_val is not None and len(X_val):  # no copy where nothing is scaled
             rows, rg = pd.concat([X, X_val]), np.concatenate([g, groups_of(X_val, None)])
         self.season_scale_ = season_scale(rows, rg, method)
-        if self.stacked and self.btyd == "auto":
+        if self.stacked and (self.btyd == "auto" or spend == "auto"):
             if X_val is not None and len(X_val) and y_val is not None:
                 rows, labels, rg = X_val, y_val, groups_of(X_val, None)
                 rdays = per_row_days(val_label_days, len(X_val), h)
             else:
                 latest = g == max(pd.unique(pd.Series(g)))
                 rows, labels, rg, rdays = X.loc[latest], np.asarray(y)[latest], g[latest], days[latest]
-            self.btyd_, self.btyd_scores_ = choose_btyd(
-                rows,
-                self.no_purchase(np.asarray(labels)),
-                rg,
-                label_days=rdays,
-                time_unit_days=self.time_unit_days,
-                seasonal=getattr(self, "seasonal", True),
-                season_scale=self.season_scale_,
-            )
+            kw = {"time_unit_days": self.time_unit_days, "seasonal": getattr(self, "seasonal", True)}
+            kw["season_scale"] = self.season_scale_
+            if self.btyd == "auto":
+                self.btyd_, self.btyd_scores_ = choose_btyd(
+                    rows, self.no_purchase(np.asarray(labels)), rg, label_days=rdays, **kw
+                )
+            if spend == "auto":
+                self.spend_, self.spend_gain_ = choose_spend(
+                    rows, np.asarray(labels), rg, model=self.btyd_, label_days=rdays, seed=self.random_state, **kw
+                )
         val_cuts = val_groups(X_val)
         if val_cutoff is None and val_cuts is not None and len(np.unique(val_cuts)) == 1:
             val_cutoff = val_cuts[0]
@@ -288,7 +261,7 @@ class StackedModel(BaseEstimator, ABC):
             return self._features(X), None, None if X_val is None else self._features(X_val), None
         kw = {"model": self.btyd_, "time_unit_days": self.time_unit_days, "feature_horizon_days": h}
         kw["seasonal"] = getattr(self, "seasonal", True)
-        kw["season_scale"] = self.season_scale_
+        kw["season_scale"], kw["spend"] = self.season_scale_, self.spend_
         feats, at_label, stacker = stacked_btyd(X, g, label_days=days, **kw)
         train = pd.concat([self._features(X), feats], axis=1)
         val = val_label = None
@@ -359,6 +332,7 @@ class StackedModel(BaseEstimator, ABC):
                 season_scale=self.season_scale_,
                 feature_horizon_days=h,
                 label_days=per_row_days(label_days, len(X), h),
+                spend=getattr(self, "spend_", DEFAULT_SPEND),
             )
             inputs = pd.concat([inputs, feats], axis=1)
             init = self.btyd_offset(at_label)
@@ -385,6 +359,7 @@ class StackedModel(BaseEstimator, ABC):
                 time_unit_days=self.time_unit_days,
                 seasonal=getattr(self, "seasonal", True),
                 season_scale=getattr(self, "season_scale_", None),
+                spend=getattr(self, "spend_", DEFAULT_SPEND),
             )
             self.level_shift_ = 0.0
             if getattr(self, "btyd_level", False):

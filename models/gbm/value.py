@@ -13,8 +13,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.models.btyd.stacker import BTYDStacker, val_groups
 from tiercast.models.evaluation import normalized_gini
+from tiercast.models.gbm.blend import BLEND_WEIGHTS, choose_weight, gain_over_btyd
 from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
-from tiercast.models.gbm.stacked import BLEND_WEIGHTS, StackedModel, choose_weight, gain_over_btyd
+from tiercast.models.gbm.stacked import StackedModel
 from tiercast.models.levels import level_factor
 
 
@@ -41,7 +42,7 @@ class ValueModel(RegressorMixin, StackedModel):
     with ``weight_`` (blend with the BTYD model, maximizing validation normalized Gini) chosen on the validation
     cutoff, and ``intercept_`` restoring the level the unshrunk trees give there. The trees are dropped (weight 0,
     the BTYD model's ranking) unless the paired-bootstrap interval of their validation nGini gain lies above 0
-    (``blend_gain_``, :func:`~tiercast.models.gbm.stacked.gain_over_btyd`): on small data a weight chosen on a
+    (``blend_gain_``, :func:`~tiercast.models.gbm.blend.gain_over_btyd`): on small data a weight chosen on a
     grid over the same rows is mostly noise. Hyperparameters
     come from ``param_grid`` (None: only ``params``), each candidate early-stopped on the validation cutoff and
     rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
@@ -50,6 +51,9 @@ class ValueModel(RegressorMixin, StackedModel):
     the window" clearly better on the validation rows, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the
     model used is ``btyd_``.
     ``seasonal``: True (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.btyd.stacker.season_indices`.
+    ``spend``: the purchase days the BTYD spend model reads, ``"repeat"``, ``"all"`` or ``"auto"`` (every purchase
+    day where it ranks the validation rows' value better, :func:`~tiercast.models.btyd.spend.choose_spend`); the
+    one used is ``spend_``, the comparison ``spend_gain_``.
     With ``btyd_level`` :meth:`fit_btyd_at` puts the total over the rows it is given on the BTYD model's total
     there (``level_shift_``; see :mod:`tiercast.models.gbm.stacked`).
     """
@@ -71,6 +75,7 @@ class ValueModel(RegressorMixin, StackedModel):
         purge: bool = True,
         seasonal: bool | str = True,
         btyd_level: bool = False,
+        spend: str = "auto",
     ) -> None:
         self.params = params
         self.n_estimators = n_estimators
@@ -84,6 +89,7 @@ class ValueModel(RegressorMixin, StackedModel):
         self.purge = purge
         self.seasonal = seasonal
         self.btyd_level = btyd_level
+        self.spend = spend
 
     # size: one fit procedure (folds, settings search, blend weight, level) over shared validation arrays; its
     # steps are already functions of models.gbm.stacked and models.gbm.lgbm, what remains is their order

@@ -322,6 +322,7 @@ def _run_params(plan: CutoffPlan, scorer: TiercastScorer) -> dict[str, Any]:
         "churn_model.blend_weight": getattr(scorer.churn_model, "weight_", 1.0),
         "value_model.btyd": str(getattr(scorer.value_model, "btyd_", None)),
         "churn_model.btyd": str(getattr(scorer.churn_model, "btyd_", None)),
+        "value_model.btyd_spend": str(getattr(scorer.value_model, "spend_", None)),
         "tiers.k_resolved": scorer.scheme.k_,
         "n_features": len(scorer.feature_names),
     }

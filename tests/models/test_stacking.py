@@ -20,15 +20,9 @@ from tiercast.models.btyd.stacker import (
     stacked_btyd,
 )
 from tiercast.models.evaluation import normalized_gini
+from tiercast.models.gbm.blend import BLEND_WEIGHTS, choose_weight, gain_over_btyd
 from tiercast.models.gbm.churn import ChurnModel, _offset_bic_score, _offset_platt, _platt_bic_score
-from tiercast.models.gbm.stacked import (
-    BLEND_WEIGHTS,
-    PurgeWarning,
-    choose_weight,
-    gain_over_btyd,
-    overlaps_validation,
-    purge_mask,
-)
+from tiercast.models.gbm.stacked import PurgeWarning, overlaps_validation, purge_mask
 from tiercast.models.gbm.value import ValueModel
 
 HORIZON = 60

@@ -168,7 +168,7 @@ def test_one_label_window_gives_the_btyd_model_itself(world, btyd):
     expected = ("bgnbd", "paretonbd") if btyd == "auto" else (btyd,)
     assert value.btyd_ in expected and churn.btyd_ in expected
     inputs = btyd_inputs(rows)
-    btyd = BTYDForecaster(model=value.btyd_, spend="all").fit(inputs)  # the stacked spend model reads every day
+    btyd = BTYDForecaster(model=value.btyd_, spend=value.spend_).fit(inputs)  # the spend convention it chose
     np.testing.assert_allclose(value.predict(rows), np.maximum(btyd.predict_value(inputs, 60), 1e-3))
     btyd = BTYDForecaster(model=churn.btyd_).fit(inputs)
     np.testing.assert_allclose(churn.predict_proba(rows)[:, 1], btyd.predict_churn(inputs, 60), atol=1e-4)
