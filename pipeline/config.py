@@ -151,7 +151,8 @@ class ModelConfig(Frozen):
     early_stopping_rounds: int = Field(default=50, gt=0)
     # Stacking on a buy-till-you-die model (see tiercast.models.gbm.stacked): BTYD features per training cutoff, the
     # trees boosted from the BTYD prediction, blended with it by a weight chosen on the validation cutoff. "auto":
-    # BG/NBD or Pareto/NBD, whichever predicts "no purchase" on the validation cutoffs best (log loss, label-free fits);
+    # BG/NBD or Pareto/NBD per model, label-free fits judged on the validation cutoffs: for churn the one predicting
+    # "no purchase" best (log loss), for value the one ranking spend best (nGini; models.btyd.value_choice);
     # "bgnbd" alone trains faster (a Pareto/NBD fit costs about ten BG/NBD fits).
     btyd: Literal["auto", "bgnbd", "paretonbd"] | None = "auto"
     blend: bool = True

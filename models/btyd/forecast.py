@@ -80,7 +80,7 @@ class BTYDForecaster(BaseEstimator):
     ``spend``: which purchase days the Gamma-Gamma model reads. ``"repeat"`` (the lifetimes convention, kept by
     the published baselines): ``repeat_spend_mean`` over ``repeat_purchase_days``, so a one-time buyer gets the
     population's mean spend. ``"all"``: ``day_spend_mean`` over every purchase day, so the first purchase tells
-    big spenders from small ones too. Which ranks better depends on the shop (:mod:`tiercast.models.btyd.spend`).
+    big spenders from small ones too. Which ranks better depends on the shop (:mod:`tiercast.models.btyd.value_choice`).
 
     value = E[purchases in horizon] × E[spend per purchase]; churn = P(no purchase in horizon | history).
     When Gamma-Gamma cannot be fitted (fewer than 3 customers with the spend it reads, or q <= 1), the spend

@@ -57,7 +57,7 @@ class BTYDStacker(BaseEstimator):
     of history the index is 1 (the plain BTYD model).
 
     ``spend``: the Gamma-Gamma convention (:class:`~tiercast.models.btyd.forecast.BTYDForecaster`): ``"repeat"``
-    purchase days, or ``"all"``, the first included (:func:`~tiercast.models.btyd.spend.choose_spend`).
+    purchase days, or ``"all"``, the first included (:func:`~tiercast.models.btyd.value_choice.choose_spend`).
     """
 
     def __init__(

@@ -24,7 +24,7 @@ churn models therefore learn a *correction* to a BTYD prediction:
 * **base**: Pareto/NBD or BG/NBD; ``btyd="auto"`` takes Pareto/NBD unless BG/NBD's P(no purchase in the label
   window) has a clearly lower log loss on the validation cutoffs (:func:`choose_btyd`; label-free fits scored on
   the labels); the value model's spend model reads every purchase day where that ranks the validation cutoffs'
-  spend better, else repeat days only (:func:`~tiercast.models.btyd.spend.choose_spend`).
+  spend better, else repeat days only (:func:`~tiercast.models.btyd.value_choice.choose_spend`).
 
 Settings (hyperparameters, tree count, blend weight, calibration) are chosen on the validation cutoff with trees
 fitted only on training cutoffs whose label windows end by it (:func:`purge_mask`); with several validation
@@ -43,7 +43,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -52,7 +52,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from tiercast.features.contract import CUTOFF, ID_COLUMNS, YEAR_AGO_COLUMNS
 from tiercast.models.btyd.seasons import season_method, season_scale
-from tiercast.models.btyd.spend import DEFAULT_SPEND, choose_spend
 from tiercast.models.btyd.stacker import (
     BTYD_FEATURES,
     BTYDStacker,
@@ -63,6 +62,7 @@ from tiercast.models.btyd.stacker import (
     stacked_btyd,
     val_groups,
 )
+from tiercast.models.btyd.value_choice import DEFAULT_SPEND, choose_spend
 
 
 class PurgeWarning(UserWarning):
@@ -153,6 +153,13 @@ class StackedModel(BaseEstimator, ABC):
     def btyd_level_shift(self, X: pd.DataFrame) -> float:
         """The link-scale shift that puts the predictions' level on X on the BTYD model's there."""
 
+    def _choose_btyd(
+        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, label_days: np.ndarray, **kw: Any
+    ) -> tuple[str, dict[str, float]]:
+        """``btyd="auto"``: the BTYD model chosen on labelled rows and each candidate's score
+        (:func:`choose_btyd`, the log loss of P(no purchase))."""
+        return choose_btyd(X, self.no_purchase(y), groups, label_days=label_days, **kw)
+
     def _btyd_model(self) -> str:
         """The BTYD model in use (``btyd_`` once fitted; models saved before ``"auto"`` existed have ``btyd``)."""
         return getattr(self, "btyd_", self.btyd)
@@ -235,9 +242,7 @@ class StackedModel(BaseEstimator, ABC):
             kw = {"time_unit_days": self.time_unit_days, "seasonal": getattr(self, "seasonal", True)}
             kw["season_scale"] = self.season_scale_
             if self.btyd == "auto":
-                self.btyd_, self.btyd_scores_ = choose_btyd(
-                    rows, self.no_purchase(np.asarray(labels)), rg, label_days=rdays, **kw
-                )
+                self.btyd_, self.btyd_scores_ = self._choose_btyd(rows, np.asarray(labels), rg, rdays, **kw)
             if spend == "auto":
                 self.spend_, self.spend_gain_ = choose_spend(
                     rows, np.asarray(labels), rg, model=self.btyd_, label_days=rdays, seed=self.random_state, **kw

@@ -12,6 +12,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from tiercast.models.btyd.stacker import BTYDStacker, val_groups
+from tiercast.models.btyd.value_choice import choose_value_btyd
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.gbm.blend import BLEND_WEIGHTS, choose_weight, gain_over_btyd
 from tiercast.models.gbm.lgbm import GBMFit, fit_gbm
@@ -47,12 +48,12 @@ class ValueModel(RegressorMixin, StackedModel):
     come from ``param_grid`` (None: only ``params``), each candidate early-stopped on the validation cutoff and
     rated by its validation normalized Gini. Without ``horizon_days`` it is a plain GBM on the given features.
 
-    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (Pareto/NBD unless BG/NBD predicts "no positive spend in
-    the window" clearly better on the validation rows, :func:`~tiercast.models.btyd.stacker.choose_btyd`); the
-    model used is ``btyd_``.
+    ``btyd``: ``"bgnbd"``, ``"paretonbd"`` or ``"auto"`` (Pareto/NBD unless BG/NBD ranks the validation rows' spend
+    better by a paired-bootstrap interval above 0, :func:`~tiercast.models.btyd.value_choice.choose_value_btyd`);
+    the model used is ``btyd_``, each candidate's validation nGini ``btyd_scores_``.
     ``seasonal``: True (``"all"``), ``"alive"`` or False, see :func:`~tiercast.models.btyd.stacker.season_indices`.
     ``spend``: the purchase days the BTYD spend model reads, ``"repeat"``, ``"all"`` or ``"auto"`` (every purchase
-    day where it ranks the validation rows' value better, :func:`~tiercast.models.btyd.spend.choose_spend`); the
+    day where it ranks the validation rows' value better, :func:`~tiercast.models.btyd.value_choice.choose_spend`); the
     one used is ``spend_``, the comparison ``spend_gain_``.
     With ``btyd_level`` :meth:`fit_btyd_at` puts the total over the rows it is given on the BTYD model's total
     there (``level_shift_``; see :mod:`tiercast.models.gbm.stacked`).
@@ -189,6 +190,13 @@ class ValueModel(RegressorMixin, StackedModel):
             if full > 0 and shrunk > 0:
                 self.intercept_ = float(np.log(full / shrunk))
         return self
+
+    def _choose_btyd(
+        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, label_days: np.ndarray, **kw: Any
+    ) -> tuple[str, dict[str, float]]:
+        """``btyd="auto"``: the count model that ranks the labelled rows' spend best, each candidate's nGini
+        (:func:`~tiercast.models.btyd.value_choice.choose_value_btyd`)."""
+        return choose_value_btyd(X, y, groups, label_days=label_days, seed=self.random_state, **kw)
 
     @staticmethod
     def btyd_offset(at_label: pd.DataFrame) -> np.ndarray:

@@ -329,13 +329,14 @@ def _run_params(plan: CutoffPlan, scorer: TiercastScorer) -> dict[str, Any]:
 
 
 def _btyd_choice_metrics(scorer: TiercastScorer) -> dict[str, float]:
-    """With ``models.btyd: auto``, each BTYD candidate's validation log loss per model
-    (``value_model.btyd_log_loss.paretonbd``, ...): what the choice of ``value_model.btyd`` was made on."""
-    models = {"value_model": scorer.value_model, "churn_model": scorer.churn_model}
+    """With ``models.btyd: auto``, what each model's choice of BTYD model was made on: every candidate's
+    validation nGini for the value model (``value_model.btyd_ngini.paretonbd``, ...) and log loss of P(no purchase)
+    for the churn model (``churn_model.btyd_log_loss.paretonbd``, ...)."""
+    models = {"value_model": ("btyd_ngini", scorer.value_model), "churn_model": ("btyd_log_loss", scorer.churn_model)}
     return {
-        f"{part}.btyd_log_loss.{name}": float(loss)
-        for part, model in models.items()
-        for name, loss in (getattr(model, "btyd_scores_", None) or {}).items()
+        f"{part}.{metric}.{name}": float(score)
+        for part, (metric, model) in models.items()
+        for name, score in (getattr(model, "btyd_scores_", None) or {}).items()
     }
 
 

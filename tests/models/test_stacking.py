@@ -19,6 +19,7 @@ from tiercast.models.btyd.stacker import (
     choose_btyd,
     stacked_btyd,
 )
+from tiercast.models.btyd.value_choice import choose_value_btyd
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.gbm.blend import BLEND_WEIGHTS, choose_weight, gain_over_btyd
 from tiercast.models.gbm.churn import ChurnModel, _offset_bic_score, _offset_platt, _platt_bic_score
@@ -584,18 +585,20 @@ def test_choose_btyd_switches_only_for_a_clear_win(monkeypatch, shift, chosen):
 
 @pytest.mark.parametrize("which", ["value", "churn"])
 def test_auto_btyd_is_the_model_it_chooses(which, frames):
-    """btyd="auto" picks a BTYD model on the validation rows (label-free fits, scored on their labels) and is then
-    exactly the model stacked on that choice; without validation rows it picks on the latest training cutoff."""
+    """btyd="auto" picks a BTYD model on the validation rows (label-free fits, scored on their labels: the churn
+    model by the log loss of P(no purchase), the value model by the ranking of spend) and is then exactly the model
+    stacked on that choice; without validation rows it picks on the latest training cutoff."""
     train, val, test, feats = frames
     cls, target = (ValueModel, "future_value") if which == "value" else (ChurnModel, "churned")
     kw = {**FAST, "n_estimators": 60, "horizon_days": HORIZON}
     auto = cls(btyd="auto", **kw).fit(train[feats], train[target], val[feats], val[target])
     assert auto.btyd_ in BTYD_MODELS and set(auto.btyd_scores_) == set(BTYD_MODELS)
-    no_purchase = val["churned"] if which == "churn" else (val["future_value"] <= 0).astype(float)
-    days = np.full(len(val), float(HORIZON))
-    assert choose_btyd(val, no_purchase.to_numpy(), val["cutoff"].to_numpy(), label_days=days, time_unit_days=7.0)[
-        1
-    ] == pytest.approx(auto.btyd_scores_)
+    days, groups = np.full(len(val), float(HORIZON)), val["cutoff"].to_numpy()
+    if which == "churn":
+        chosen = choose_btyd(val, val["churned"].to_numpy(), groups, label_days=days, time_unit_days=7.0)
+    else:
+        chosen = choose_value_btyd(val, val["future_value"].to_numpy(), groups, label_days=days, time_unit_days=7.0)
+    assert chosen == (auto.btyd_, pytest.approx(auto.btyd_scores_))
     fixed = cls(btyd=auto.btyd_, **kw).fit(train[feats], train[target], val[feats], val[target])
     assert fixed.btyd_ == auto.btyd_ and fixed.btyd_scores_ == {}
     out = (lambda m: m.predict(test[feats])) if which == "value" else (lambda m: m.predict_proba(test[feats]))

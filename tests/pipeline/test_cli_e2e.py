@@ -109,11 +109,15 @@ def test_model_version_is_registered(demo_run):
     for method in ("bgnbd_gg", "paretonbd_gg", "lgbm"):
         assert {f"test.{method}.normalized_gini", f"test.{method}.roc_auc"} <= set(run.data.metrics), method
     assert int(run.data.tags["data.data_rows_read"]) > 0
-    # models.btyd: auto -- the base each model stacks on, and the validation log losses it was chosen on
+    # models.btyd: auto -- the base each model stacks on, and the validation scores it was chosen on: the log loss
+    # of P(no purchase) for churn, the ranking of spend for value
     for part in ("value_model", "churn_model"):
         assert run.data.params[f"{part}.btyd"] in ("paretonbd", "bgnbd")
-        losses = {m: run.data.metrics[f"{part}.btyd_log_loss.{m}"] for m in ("paretonbd", "bgnbd")}
-        assert all(0 < loss < 1 for loss in losses.values()), losses
+    losses = {m: run.data.metrics[f"churn_model.btyd_log_loss.{m}"] for m in ("paretonbd", "bgnbd")}
+    assert all(0 < loss < 1 for loss in losses.values()), losses
+    ginis = {m: run.data.metrics[f"value_model.btyd_ngini.{m}"] for m in ("paretonbd", "bgnbd")}
+    assert all(0 < g < 1 for g in ginis.values()), ginis
+    assert run.data.params["value_model.btyd_spend"] in ("repeat", "all")
 
 
 def test_quarantine_plus_accepted_is_rows_read(demo_run, sample):

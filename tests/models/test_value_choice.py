@@ -1,6 +1,6 @@
-"""The spend convention of the stacked value model (:mod:`tiercast.models.btyd.spend`): every purchase day where the
-first purchase says what later ones will be, repeat days only where it does not, and the choice carried by the model
-into prediction."""
+"""The BTYD part of the stacked value model (:mod:`tiercast.models.btyd.value_choice`): every purchase day where
+the first purchase says what later ones will be, repeat days only where it does not; the count model that ranks
+spend; and the choices carried by the model into prediction."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from tiercast.features.contract import CUTOFF
+from tiercast.models.btyd import value_choice
 from tiercast.models.btyd.forecast import BTYDForecaster
-from tiercast.models.btyd.spend import choose_spend
+from tiercast.models.btyd.stacker import BTYD_MODELS
+from tiercast.models.btyd.value_choice import choose_spend, choose_value_btyd
 from tiercast.models.evaluation import normalized_gini
 from tiercast.models.gbm.value import ValueModel
 
@@ -91,3 +93,22 @@ def test_the_value_model_predicts_with_the_convention_it_chose():
     assert model.stacker_.btyd_.spend == "all"
     fixed = ValueModel(**kw, spend="repeat").fit(train, y_train, val, y_val)
     assert fixed.spend_ == "repeat" and fixed.spend_gain_ == {} and fixed.stacker_.btyd_.spend == "repeat"
+
+
+def test_the_value_model_keeps_pareto_nbd_unless_another_ranks_spend_clearly_better(monkeypatch):
+    """Each candidate's nGini on the rows is reported; Pareto/NBD, the first, is kept on a tie or a small lead of
+    BG/NBD, and BG/NBD taken where it ranks the spend better beyond the bootstrap's noise."""
+    X, y = feature_rows(2000, 4, first_like_the_rest=True)
+    groups, days = np.full(len(X), CUT), np.full(len(X), HORIZON)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=len(X))
+
+    def fake(rows, g, label_days, *, model, **kw):  # BG/NBD: the realized spend itself, Pareto/NBD: noise
+        return y + 1e-3 * noise if model == "bgnbd" else np.exp(noise)
+
+    monkeypatch.setattr(value_choice, "_value_predictions", fake)
+    best, scores = choose_value_btyd(X, y, groups, label_days=days, time_unit_days=7.0)
+    assert best == "bgnbd" and set(scores) == set(BTYD_MODELS) and scores["bgnbd"] > scores["paretonbd"]
+    monkeypatch.setattr(value_choice, "_value_predictions", lambda rows, g, label_days, **kw: y + 1e-3 * noise)
+    assert choose_value_btyd(X, y, groups, label_days=days, time_unit_days=7.0)[0] == "paretonbd"
+    assert choose_value_btyd(X, np.zeros(len(X)), groups, label_days=days, time_unit_days=7.0) == ("paretonbd", {})
