@@ -35,6 +35,7 @@ from tiercast.pipeline.config_files import (
     read_yaml,
     replaced_sources,
 )
+from tiercast.pipeline.config_inputs import protect_inputs_of
 from tiercast.pipeline.engine.config import EngineConfig
 from tiercast.pipeline.ingest.sources import DataConfig
 from tiercast.pipeline.playbook_config import PlaybookConfig, build_playbook
@@ -389,10 +390,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         build_playbook(config)
     except PlaybookError as exc:
         rules = holder_of(("playbook", "rules"), sources, Path(path))
-        hint = (
-            f" (the rules come from {rules}: give playbook.rules to fit)"
-            if rules.is_file() and rules != Path(path).resolve()
-            else ""
-        )
+        own = rules.is_file() and rules != Path(path).resolve()
+        hint = f" (the rules come from {rules}: give playbook.rules to fit)" if own else ""
         raise ConfigError(f"{path}: {exc}{hint}") from None
+    protect_inputs_of(Path(path).resolve(), sources, config.data.input_files(), config.data.quarantine_path)
     return config

@@ -57,9 +57,15 @@ class Sniffed:
 def read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The first rows as a frame (text cells for text files) and the reading keys found (delimiter, decimal)."""
     if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        batch = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS), None)
+        if path.stat().st_size == 0:
+            raise ConfigError(f"{path}: file is empty (0 bytes)")
+        try:
+            batch = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS), None)
+        except (pa.ArrowException, OSError) as exc:  # truncated, or another format under a .parquet name
+            raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from None
         if batch is None:
             raise ConfigError(f"{path}: no rows to look at")
         return batch.to_pandas(), {}

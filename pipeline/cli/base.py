@@ -75,6 +75,7 @@ _EXPECTED = frozenset(
         "TableTargetError",
         "ModelNotFoundError",
         "StoreNotFoundError",
+        "OutputIsInputError",
     }
 )
 

@@ -17,6 +17,7 @@ Exactly one of the two is given. Reading, the row rules and the quarantine are i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from pathlib import Path
@@ -364,6 +365,21 @@ class DataConfig(_Frozen):
         if self.reviews is not None:
             self.reviews.resolved_format()  # an unknown suffix is a config error, not a failure at reading
         return self
+
+    def input_files(self) -> dict[Path, str]:
+        """Every file the section reads, with what it is: no output may replace one (an unlisted folder or pattern
+        gives none)."""
+        files: dict[Path, str] = {}
+        if self.transactions is not None and self.transactions.path is not None:
+            # no such folder or pattern yet: reading it fails with its own message
+            with contextlib.suppress(OSError, ValueError):
+                files.update(dict.fromkeys(self.transactions.files(), "the transactions file"))
+        if self.olist is not None:
+            tables = ("orders", "order_items", "customers", "reviews", "products")
+            files.update({p: f"the olist {t} file" for t in tables if (p := getattr(self.olist, t)) is not None})
+        if self.reviews is not None:
+            files[self.reviews.path] = "the reviews file"
+        return files
 
     @property
     def source(self) -> TransactionSource | OlistSource:

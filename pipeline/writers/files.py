@@ -15,6 +15,34 @@ from typing import Any
 
 import pandas as pd
 
+#: The files this process reads as input, with what each is ("the config", "the transactions file", ...): no output
+#: may replace one. Registered by the config loader (:func:`protect_inputs`) and checked where every output is
+#: written (:func:`atomic_output`), the one place a new output option cannot bypass: before, ``--out`` or a
+#: ``quarantine_path`` naming the transactions file or the config replaced it and the command exited 0.
+_INPUTS: dict[str, str] = {}
+
+
+class OutputIsInputError(ValueError):
+    """An output path names a file the command reads."""
+
+
+def _key(path: str | Path) -> str:
+    return os.path.realpath(os.path.expanduser(str(path)))
+
+
+def protect_inputs(inputs: dict[Path, str]) -> None:
+    """Register input files (path -> what it is) that no output of this process may replace."""
+    _INPUTS.update({_key(path): what for path, what in inputs.items()})
+
+
+def check_not_input(path: str | Path) -> None:
+    """Raise :class:`OutputIsInputError` when ``path`` is a registered input (:func:`protect_inputs`)."""
+    what = _INPUTS.get(_key(path))
+    if what is not None:
+        raise OutputIsInputError(
+            f"{path}: is {what} this command reads; writing an output there would destroy it: choose another path"
+        )
+
 
 def temporary_beside(target: Path) -> Path:
     """A new empty temporary in ``target``'s folder, named ``.<name>.<pid>.<random>.tmp`` (so a later write of
@@ -46,7 +74,9 @@ def check_writable_folder(folder: str | Path) -> Path:
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; on success it replaces ``path``, on error it is removed."""
+    """Yield a temporary path in the target's folder; on success it replaces ``path``, on error it is removed. A
+    registered input (:func:`protect_inputs`) is refused before anything is written."""
+    check_not_input(path)
     target = Path(path)
     tmp_path = temporary_beside(target)
     try:

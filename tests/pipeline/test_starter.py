@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.pipeline.cli_harness import assert_clean_failure, invoke
 from tiercast.pipeline.cli import app
 from tiercast.pipeline.config import ConfigError, load_config
 from tiercast.pipeline.ingest.transactions import read_transactions
@@ -325,3 +326,18 @@ def test_numeric_timestamps_get_the_advice_validate_gives(tmp_path, values, what
     (note,) = sniff(tmp_path / "n.csv").notes
     assert note.startswith(f"the timestamps are numbers (e.g. {values[0]!r}): they look like {what}, which no ")
     assert "convert them to dates first" in note and "set timestamp_format" not in note
+
+
+@pytest.mark.parametrize("case", ["truncated", "empty", "csv_named_parquet"])
+def test_an_unreadable_parquet_file_is_one_line_naming_it(tmp_path: Path, case: str) -> None:
+    """A truncated Parquet file, an empty one and a CSV under a .parquet name: `init` names the file and writes
+    nothing, as `validate` does (before: "unexpected ArrowInvalid", exit 1)."""
+    whole = tmp_path / "whole.parquet"
+    pd.DataFrame({"customer_id": ["a"] * 50, "timestamp": pd.date_range("2023-01-01", periods=50)}).to_parquet(whole)
+    bad = tmp_path / "lines.parquet"
+    content = {"truncated": whole.read_bytes()[:300], "empty": b"", "csv_named_parquet": b"customer_id,amount\na,1\n"}
+    bad.write_bytes(content[case])
+    result = invoke("init", "--data", str(bad), "--out", str(tmp_path / "c.yaml"), cwd=tmp_path)
+    reason = "file is empty (0 bytes)" if case == "empty" else "not a readable Parquet file"
+    assert_clean_failure(result, str(bad), reason)
+    assert not (tmp_path / "c.yaml").exists()
