@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -109,6 +110,25 @@ def check_share(
             f"(top reasons: {reasons}){f'; {hint}' if hint else ''}",
             result=result,
         )
+    for reason in READING_REASONS:
+        n = counts.get(reason, 0)
+        if n >= max(READING_NOTICE_SHARE * n_read, READING_NOTICE_ROWS):
+            hint = reason_hint(reason, section, reviews=reviews)
+            warnings.warn(
+                f"{where}: {n:,} of {n_read:,} rows ({n / n_read:.1%}) quarantined as {reason}, below "
+                f"max_quarantine_share but more than stray bad values: is the column read as it is written? {hint}",
+                stacklevel=2,
+            )
+
+
+#: Reasons that, on more than a stray row, say a column is read with the wrong setting (a decimal comma read as a
+#: dot, a time format that fits a third of the rows) rather than that the data is bad: a share of them under
+#: ``max_quarantine_share`` still gets a warning, which ``--quiet`` keeps (half of the amounts of a file mixing
+#: decimal commas and dots were quarantined, and the model trained, without a word).
+READING_REASONS: tuple[str, ...] = ("non_numeric_amount", "unparseable_timestamp", "ambiguous_timestamp")
+READING_NOTICE_SHARE = 0.01
+#: ... and on at least this many rows: one bad value of three is a stray one.
+READING_NOTICE_ROWS = 10
 
 
 #: What to check or set when most quarantined rows share one reason (a setting of the source, not bad data).
