@@ -26,7 +26,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from tiercast.pipeline.ingest.raw import RAW
+from tiercast.features.contract import AMOUNT, QUANTITY
+from tiercast.pipeline.ingest.raw import RAW, ident
 
 #: The raw customer id of a row whose id had surrounding whitespace (NULL on the other rows), and its parsed id.
 PADDED, PADDED_ID = "_tc_padded", "_tc_padded_id"
@@ -240,3 +241,26 @@ def opposite_signs_ibis(con: ibis.BaseBackend, t: ir.Table) -> tuple[int, str]:
     bad = t.filter((t.quantity < 0) & (t.amount > 0))
     found = con.execute(bad.aggregate(n=bad.count(), order=bad.order_id.min()))
     return int(found["n"].iloc[0]), str(found["order"].iloc[0])
+
+
+#: The raw values a dotted-thousands check reads (as `tiercast init` reads the first rows of a file).
+DOTTED_SAMPLE_ROWS = 5_000
+
+
+def warn_dotted_thousands(
+    con: duckdb.DuckDBPyConnection, where: str, mapped: Mapping[str, str], kinds: Mapping[str, str], decimal: str
+) -> None:
+    """Warn, as `tiercast init` notes, where a text number column's first values use '.' as a thousands mark
+    ('1.978' beside '382'): with the decimal point '.' they are read 1000 times too small, without a quarantined
+    row to show it (:func:`tiercast.pipeline.starter_notes.dotted_thousands_notes`). ``mapped``: field -> raw
+    column; ``kinds``: raw column -> its kind (only text columns are read as written)."""
+    from tiercast.pipeline.starter_notes import dotted_thousands_notes
+
+    fields = (AMOUNT, QUANTITY, "unit_price")
+    numbers = {f: c for f, c in mapped.items() if f in fields and kinds.get(c) == "text"}
+    if decimal != "." or not numbers:
+        return
+    cols = ", ".join(ident(c) for c in dict.fromkeys(numbers.values()))
+    sample = con.execute(f"SELECT {cols} FROM {RAW} LIMIT {DOTTED_SAMPLE_ROWS}").df()
+    for note in dotted_thousands_notes(sample, dict(numbers), decimal):
+        warn(f"{where}: {note}")

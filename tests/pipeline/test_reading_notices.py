@@ -1,6 +1,7 @@
 """A share of rows quarantined for a reason that says a column is read with the wrong setting (amounts with decimal
 commas read with a dot, a time format that fits only some rows) gets a warning even below max_quarantine_share;
-stray bad values and data facts (missing customers) do not."""
+stray bad values and data facts (missing customers) do not. Amounts with '.' marking thousands, which parse and are
+read 1000 times too small, get the warning `tiercast init` gives."""
 
 from __future__ import annotations
 
@@ -55,3 +56,28 @@ def test_stray_values_and_data_facts_are_not(tmp_path: Path, case: str) -> None:
     if case == "missing_customers":
         customers = ["" if i % 4 == 0 else f"c{i % 40}" for i in range(200)]  # 25% without a customer id
     assert _load(tmp_path, _lines(tmp_path, amounts, customers)) == []
+
+
+def _warnings(tmp_path: Path, path: Path) -> list[str]:
+    source = {"path": str(path), "delimiter": ";", "columns": COLUMNS}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = load_transactions(config(tmp_path, source), run_date="2030-01-01")
+    assert result.n_quarantined == 0  # every value parses: only a warning can tell
+    return [str(w.message) for w in seen]
+
+
+def test_dots_marking_thousands_are_a_warning_as_in_init(tmp_path: Path) -> None:
+    """'1.978' beside '382': '.' marks thousands, and the decimal point '.' reads it 1000 times too small; `init`
+    noted it, and now `validate` and `run` warn too."""
+    amounts = [f"{1 + i % 9}.{100 + i:03d}" if i % 3 else f"{100 + i}" for i in range(60)]
+    (notice,) = [w for w in _warnings(tmp_path, _lines(tmp_path, amounts)) if "marked thousands" in w]
+    assert notice.startswith(f"{tmp_path / 'lines.csv'}: 40 of the first 60 values of column 'amount'")
+    assert "would be read as decimals ('2.101' as 2.101, not 2101)" in notice
+
+
+def test_prices_with_cents_or_all_to_the_thousandth_are_not(tmp_path: Path) -> None:
+    cents = [f"{10 + i}.50" if i % 3 else f"{100 + i}" for i in range(60)]
+    thousandths = [f"{1 + i % 9}.{100 + i:03d}" for i in range(60)]  # no plain integer beside them: a currency to 0.001
+    for amounts in (cents, thousandths):
+        assert not [w for w in _warnings(tmp_path, _lines(tmp_path, amounts)) if "marked thousands" in w]
