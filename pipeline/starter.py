@@ -104,15 +104,18 @@ def read_sample(path: Path, fmt: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         header_names(path, keys["delimiter"])
     except InputError as exc:
         raise ConfigError(str(exc)) from None
-    if best != "," and _decimal_comma(frame):
+    if _decimal_comma(frame, quoted=best == ","):
         keys["decimal"] = ","
     return frame, keys
 
 
-def _decimal_comma(frame: pd.DataFrame) -> bool:
+def _decimal_comma(frame: pd.DataFrame, *, quoted: bool = False) -> bool:
     """Whether most values of a text column are numbers with a decimal comma: '12,50', '41,09 €' (a currency mark
-    gets a note, see _currency_notes) or, with thousands marks, '1.161,52' (a note too, see _grouped_notes)."""
-    pattern = r"-?(\d+|\d{1,3}(\.\d{3})+),\d+"
+    gets a note, see _currency_notes) or, with thousands marks, '1.161,52' (a note too, see _grouped_notes).
+
+    ``quoted``: in a comma-delimited file, where such values are quoted ('"65,94"'), only a comma followed by one
+    or two digits counts: '1,234' may be a thousands mark there."""
+    pattern = r"-?\d+,\d{1,2}" if quoted else r"-?(\d+|\d{1,3}(\.\d{3})+),\d+"
     for _, values in frame.items():
         if len(values) and _without_currency(values).fillna(values).str.fullmatch(pattern).mean() > 0.5:
             return True

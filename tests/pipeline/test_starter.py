@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tests.pipeline.cli_harness import assert_clean_failure, invoke
 from tiercast.pipeline.cli import app
 from tiercast.pipeline.config import ConfigError, load_config
+from tiercast.pipeline.ingest.sources import DataConfig
 from tiercast.pipeline.ingest.transactions import read_transactions
 from tiercast.pipeline.starter import sniff
 
@@ -341,3 +342,25 @@ def test_an_unreadable_parquet_file_is_one_line_naming_it(tmp_path: Path, case: 
     reason = "file is empty (0 bytes)" if case == "empty" else "not a readable Parquet file"
     assert_clean_failure(result, str(bad), reason)
     assert not (tmp_path / "c.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("amounts", "decimal"), [(['"65,94"', '"9,5"', '"120,00"'], ","), (['"1,234"', '"12,345"', '"7"'], None)]
+)
+def test_quoted_decimal_commas_in_a_comma_delimited_file(
+    tmp_path: Path, amounts: list[str], decimal: str | None
+) -> None:
+    """'"65,94"' in a comma-delimited file is a decimal comma (before, no decimal was set and no amount was read);
+    '"1,234"' may be a thousands mark, so it sets none."""
+    rows = [f"c{i},2023-01-{1 + i:02d} 10:00,{amounts[i % 3]},o{i}" for i in range(30)]
+    path = tmp_path / "shop.csv"
+    path.write_text("customer_id,timestamp,amount,order_id\n" + "\n".join(rows) + "\n")
+    found = sniff(path)
+    assert found.transactions["delimiter"] == ","
+    assert found.transactions.get("decimal") == decimal
+    if decimal:  # the proposed source reads every amount
+        data = DataConfig.model_validate(
+            {"transactions": found.transactions, "quarantine_path": str(tmp_path / "q.parquet")}
+        )
+        result = read_transactions(data, run_date=pd.Timestamp("2030-01-01"))
+        assert result.n_quarantined == 0 and sorted(result.accepted["amount"].unique()) == [9.5, 65.94, 120.0]
