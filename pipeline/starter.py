@@ -287,6 +287,10 @@ def _guest_ids(frame: pd.DataFrame, mapping: dict[str, str], given: bool) -> str
     )
 
 
+def _all_empty(values: pd.Series) -> bool:
+    return bool((values.isna() | (values.astype("str").str.strip() == "")).all())
+
+
 def _map_columns(path: Path, frame: pd.DataFrame, overrides: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """Field -> column for the file (the overrides, then by name and values), and notes on the choice."""
     columns = [str(c) for c in frame.columns]
@@ -297,6 +301,11 @@ def _map_columns(path: Path, frame: pd.DataFrame, overrides: dict[str, str]) -> 
     if ORDER_ID not in mapping and (col := _order_name(frame, set(mapping.values()))) is not None:
         mapping[ORDER_ID] = col
     notes = []
+    if ORDER_ID in mapping and ORDER_ID not in overrides and _all_empty(frame[mapping[ORDER_ID]]):
+        notes.append(  # mapped, every line would be quarantined as missing_order_id
+            f"column {mapping.pop(ORDER_ID)!r} is empty in the first {len(frame):,} rows: not mapped as the order id; "
+            "lines of one customer at one timestamp are taken to be one order"
+        )
     if CUSTOMER_ID in mapping and (note := _guest_ids(frame, mapping, CUSTOMER_ID in overrides)) is not None:
         notes.append(note)
     if AMOUNT not in overrides and (note := _line_amounts(frame, mapping)) is not None:

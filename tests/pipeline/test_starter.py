@@ -364,3 +364,22 @@ def test_quoted_decimal_commas_in_a_comma_delimited_file(
         )
         result = read_transactions(data, run_date=pd.Timestamp("2030-01-01"))
         assert result.n_quarantined == 0 and sorted(result.accepted["amount"].unique()) == [9.5, 65.94, 120.0]
+
+
+def test_an_empty_order_id_column_is_not_mapped(tmp_path: Path) -> None:
+    """An `order_id` column with no value in the sample (a Parquet export's all-null column): mapped, every line
+    would be quarantined as missing_order_id; it is left out with a note, and orders are a customer's timestamp."""
+    path = tmp_path / "lines.parquet"
+    pd.DataFrame(
+        {
+            "customer_id": [f"c{i % 7}" for i in range(40)],
+            "timestamp": pd.date_range("2023-01-01", periods=40, freq="D"),
+            "amount": [10.0 + i for i in range(40)],
+            "order_id": pd.Series([None] * 40, dtype="object"),
+        }
+    ).to_parquet(path)
+    found = sniff(path)
+    assert "order_id" not in found.transactions["columns"]
+    assert "column 'order_id' is empty in the first 40 rows: not mapped as the order id" in found.notes[0]
+    data = DataConfig.model_validate({"transactions": found.transactions, "quarantine_path": str(tmp_path / "q.pq")})
+    assert read_transactions(data, run_date=pd.Timestamp("2030-01-01")).n_quarantined == 0
