@@ -26,7 +26,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from tiercast.features.contract import AMOUNT, QUANTITY
+from tiercast.features.contract import AMOUNT, CUSTOMER_ID, QUANTITY
 from tiercast.pipeline.ingest.raw import RAW, ident
 
 #: The raw customer id of a row whose id had surrounding whitespace (NULL on the other rows), and its parsed id.
@@ -245,6 +245,49 @@ def opposite_signs_ibis(con: ibis.BaseBackend, t: ir.Table) -> tuple[int, str]:
 
 #: The raw values a dotted-thousands check reads (as `tiercast init` reads the first rows of a file).
 DOTTED_SAMPLE_ROWS = 5_000
+
+
+def warn_read_as_written(
+    con: duckdb.DuckDBPyConnection, where: str, mapped: Mapping[str, str], kinds: Mapping[str, str], decimal: str
+) -> None:
+    """The notices of values that parse but may not mean what they say: :func:`warn_dotted_thousands` and
+    :func:`warn_merged_float_ids`."""
+    if kinds.get(mapped[CUSTOMER_ID]) == "text":
+        warn_merged_float_ids(con, where, mapped[CUSTOMER_ID])
+    warn_dotted_thousands(con, where, mapped, kinds, decimal)
+
+
+def warn_merged_float_ids(con: duckdb.DuckDBPyConnection, where: str, column: str) -> None:
+    """Warn where raw customer ids become one id once a float's '.0' is dropped ('12' and '12.0': a float id saved
+    as text is read as the integer it was), and where ids look like numbers a spreadsheet rounded ('1.23457E+11'):
+    the parsing keeps both, but different customers may have become one."""
+    v = f"trim(CAST({ident(column)} AS VARCHAR))"
+    rounded = "contains(upper(raw), 'E+') AND regexp_full_match(raw, '[0-9]([.][0-9]+)?[eE][+][0-9]+')"
+    # the distinct ids with a '.' or an exponent first (few, usually none: one cheap scan), then their plain
+    # spellings (a scan joined with that small set); at 10M rows a DISTINCT of every id cost 1.2 s
+    spellings, ids, example, n_sci, sci = con.execute(
+        f"WITH d AS (SELECT DISTINCT {v} AS raw FROM {RAW} WHERE contains({v}, '.') OR contains(upper({v}), 'E+')), "
+        r"m AS (SELECT raw, regexp_replace(raw, '^(\p{Nd}+)\.0*$', '\1') AS id FROM d "
+        r"WHERE regexp_full_match(raw, '\p{Nd}+\.0*')), "
+        f"p AS (SELECT DISTINCT {v} AS raw FROM {RAW} WHERE {v} IN (SELECT id FROM m)), "
+        "a AS (SELECT raw, id FROM m UNION ALL SELECT raw, raw AS id FROM p), "
+        "g AS (SELECT id, count(*) AS k, string_agg(raw, ', ' ORDER BY raw) AS raws FROM a GROUP BY id HAVING k > 1) "
+        "SELECT (SELECT coalesce(sum(k), 0) FROM g), (SELECT count(*) FROM g), "
+        "(SELECT first(raws || ' are customer ' || id ORDER BY id) FROM g), "
+        f"(SELECT count(*) FROM d WHERE {rounded}), (SELECT min(raw) FROM d WHERE {rounded})"
+    ).fetchall()[0]
+    if ids:
+        warn(
+            f"{where}: {int(spellings):,} distinct raw ids of column {column!r} merge into {int(ids):,} customer "
+            f"{'id' if ids == 1 else 'ids'} "
+            f"once a float's '.0' is dropped (e.g. {example}); if they are different customers, export the ids as text"
+        )
+    if n_sci:
+        warn(
+            f"{where}: {int(n_sci):,} distinct customer {'id' if n_sci == 1 else 'ids'} of column {column!r} written "
+            f"like a rounded number (e.g. {sci!r}), as a spreadsheet shows long numbers: different customers may "
+            "share one; export the ids as text"
+        )
 
 
 def warn_dotted_thousands(

@@ -150,7 +150,7 @@ def ingest(con: duckdb.DuckDBPyConnection, src: TransactionSource, run_date: pd.
     _require_parsed(con, src, raw, mapped, result)
     _notify(con, src, raw, mapped, joins[0] if joins else None, padded=n_padded > 0)
     kinds = {c: col.kind(t) for c, t in raw.columns.items()}
-    notices.warn_dotted_thousands(con, raw.where, mapped, kinds, src.decimal)
+    notices.warn_read_as_written(con, raw.where, mapped, kinds, src.decimal)
     if result.reasons.get("non_numeric_amount"):
         _notify_grouped_numbers(con, src, raw, mapped)
     return result

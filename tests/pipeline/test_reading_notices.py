@@ -81,3 +81,20 @@ def test_prices_with_cents_or_all_to_the_thousandth_are_not(tmp_path: Path) -> N
     thousandths = [f"{1 + i % 9}.{100 + i:03d}" for i in range(60)]  # no plain integer beside them: a currency to 0.001
     for amounts in (cents, thousandths):
         assert not [w for w in _warnings(tmp_path, _lines(tmp_path, amounts)) if "marked thousands" in w]
+
+
+def test_ids_made_one_by_a_dropped_float_zero_or_rounded_by_a_spreadsheet_are_a_warning(tmp_path: Path) -> None:
+    """'12' and '12.0' are read as one customer (a float id saved as text), and '1.23457E+11' is what a spreadsheet
+    shows of a long number: both are kept, with a warning that different customers may have become one."""
+    customers = [f"c{i % 40}" for i in range(200)]
+    customers[:6] = ["12", "12.0", "12.00", "1.23457E+11", "1.23457E+11", "7.0"]
+    amounts = [f"{10 + i}.50" for i in range(200)]
+    seen = _warnings(tmp_path, _lines(tmp_path, amounts, customers))
+    (merged,) = [w for w in seen if "merge into" in w]
+    assert "3 distinct raw ids of column 'customer' merge into 1 customer id" in merged
+    assert "(e.g. 12, 12.0, 12.00 are customer 12)" in merged  # '7.0' alone merges with nothing
+    (rounded,) = [w for w in seen if "rounded number" in w]
+    assert "1 distinct customer id of column 'customer' written like a rounded number" in rounded
+    assert "(e.g. '1.23457E+11')" in rounded
+    clean = _warnings(tmp_path, _lines(tmp_path, amounts))
+    assert not [w for w in clean if "merge into" in w or "rounded number" in w]
