@@ -27,6 +27,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from tiercast.features.contract import AMOUNT, CUSTOMER_ID, QUANTITY
+from tiercast.pipeline.ingest.columns import id_step
 from tiercast.pipeline.ingest.raw import RAW, ident
 
 #: The raw customer id of a row whose id had surrounding whitespace (NULL on the other rows), and its parsed id.
@@ -260,15 +261,15 @@ def warn_read_as_written(
 def warn_merged_float_ids(con: duckdb.DuckDBPyConnection, where: str, column: str) -> None:
     """Warn where raw customer ids become one id once a float's '.0' is dropped ('12' and '12.0': a float id saved
     as text is read as the integer it was), and where ids look like numbers a spreadsheet rounded ('1.23457E+11'):
-    the parsing keeps both, but different customers may have become one."""
+    the parsing keeps both, but different customers may have become one. The ids are made by the reader's own step
+    (:func:`tiercast.pipeline.ingest.columns.id_step`)."""
     v = f"trim(CAST({ident(column)} AS VARCHAR))"
     rounded = "contains(upper(raw), 'E+') AND regexp_full_match(raw, '[0-9]([.][0-9]+)?[eE][+][0-9]+')"
     # the distinct ids with a '.' or an exponent first (few, usually none: one cheap scan), then their plain
     # spellings (a scan joined with that small set); at 10M rows a DISTINCT of every id cost 1.2 s
     spellings, ids, example, n_sci, sci = con.execute(
         f"WITH d AS (SELECT DISTINCT {v} AS raw FROM {RAW} WHERE contains({v}, '.') OR contains(upper({v}), 'E+')), "
-        r"m AS (SELECT raw, regexp_replace(raw, '^(\p{Nd}+)\.0*$', '\1') AS id FROM d "
-        r"WHERE regexp_full_match(raw, '\p{Nd}+\.0*')), "
+        f"m AS (SELECT * FROM (SELECT raw, {id_step('VARCHAR').replace('{x}', 'raw')} AS id FROM d) WHERE id <> raw), "
         f"p AS (SELECT DISTINCT {v} AS raw FROM {RAW} WHERE {v} IN (SELECT id FROM m)), "
         "a AS (SELECT raw, id FROM m UNION ALL SELECT raw, raw AS id FROM p), "
         "g AS (SELECT id, count(*) AS k, string_agg(raw, ', ' ORDER BY raw) AS raws FROM a GROUP BY id HAVING k > 1) "
